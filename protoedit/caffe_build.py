@@ -1,0 +1,308 @@
+"""Build pycaffe from Caffe's source package and install it into a virtual environment.
+
+Caffe has no usable wheel and no Debian 12 package, so protoedit builds it from the source
+package ``brocolli-caffe`` on PyPI (upstream BVLC Caffe plus a few extra layers), CPU only,
+with the Makefile it ships.  The build is cached outside the repository, keyed by the source
+package version and the Python version, so a second setup only re-links the cache into the
+virtual environment.
+
+Run as ``python -m protoedit.caffe_build install`` (what ``make`` does) or ``... where``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+SOURCE_PACKAGE = "brocolli-caffe"
+SOURCE_VERSION = "9.0.2"
+
+#: Debian packages the Caffe build needs (headers and libraries).
+DEBIAN_PACKAGES = (
+    "libboost-system-dev",
+    "libboost-thread-dev",
+    "libboost-filesystem-dev",
+    "libboost-regex-dev",
+    "libboost-python-dev",
+    "libgoogle-glog-dev",
+    "libgflags-dev",
+    "libprotobuf-dev",
+    "protobuf-compiler",
+    "libhdf5-dev",
+    "libopenblas-dev",
+)
+
+#: Headers or programs whose presence shows that each package above is installed.
+_DEBIAN_PROBES = (
+    "/usr/include/boost/python.hpp",
+    "/usr/include/glog/logging.h",
+    "/usr/include/gflags/gflags.h",
+    "/usr/include/google/protobuf/message.h",
+    "/usr/bin/protoc",
+    "/usr/include/hdf5/serial/hdf5.h",
+    "/usr/include/x86_64-linux-gnu/openblas-pthread/cblas.h",
+)
+
+_BUILT_STAMP = ".protoedit-built"
+
+
+class CaffeBuildError(RuntimeError):
+    """The Caffe build or install could not be completed; the message says what to do."""
+
+
+def cache_root() -> Path:
+    """The cache folder: ``$PROTOEDIT_CACHE``, else ``$XDG_CACHE_HOME/protoedit`` (~/.cache)."""
+    explicit = os.environ.get("PROTOEDIT_CACHE")
+    if explicit:
+        return Path(explicit)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "protoedit"
+
+
+def build_key() -> str:
+    """Cache key: source package version and the Python version it was built for."""
+    return f"{SOURCE_PACKAGE}-{SOURCE_VERSION}-py{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def source_dir() -> Path:
+    """The unpacked Caffe source package (also where it is built)."""
+    return cache_root() / "caffe" / build_key() / "src"
+
+
+def is_built() -> bool:
+    """True when a complete build for this Python is in the cache."""
+    return (source_dir() / _BUILT_STAMP).is_file()
+
+
+def build_dir() -> Path:
+    """Caffe's release build directory (this fork names it ``.temp_release``)."""
+    return source_dir() / ".temp_release"
+
+
+def tool_path(name: str) -> Path:
+    """Path of one of Caffe's own command-line tools, e.g. ``upgrade_net_proto_text``."""
+    path = build_dir() / "tools" / f"{name}.bin"
+    if not path.is_file():
+        raise CaffeBuildError(f"Caffe tool {name!r} not found at {path}; run `make setup` first")
+    return path
+
+
+def models_dir() -> Path:
+    """The ``models/`` folder shipped in the source package (AlexNet, CaffeNet, GoogLeNet, ...)."""
+    return source_dir() / "models"
+
+
+def caffe_proto_path() -> Path:
+    """The ``caffe.proto`` of the source package."""
+    return source_dir() / "src" / "caffe" / "proto" / "caffe.proto"
+
+
+def _log(message: str) -> None:
+    print(f"[caffe] {message}", file=sys.stderr, flush=True)
+
+
+def missing_debian_packages() -> list[str]:
+    """The build packages that look absent (probing files, not dpkg, so it is fast)."""
+    if all(Path(p).exists() for p in _DEBIAN_PROBES):
+        return []
+    try:
+        out = subprocess.run(
+            ["dpkg-query", "-W", "-f=${Package} ${db:Status-Status}\n", *DEBIAN_PACKAGES],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+    except FileNotFoundError:
+        return list(DEBIAN_PACKAGES)
+    installed = {line.split()[0] for line in out.splitlines() if line.endswith(" installed")}
+    return [p for p in DEBIAN_PACKAGES if p not in installed]
+
+
+def ensure_debian_packages() -> None:
+    """Install the build's Debian packages when running as root; otherwise say what to run."""
+    missing = missing_debian_packages()
+    if not missing:
+        return
+    command = "apt-get install -y " + " ".join(missing)
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        raise CaffeBuildError(
+            "the Caffe build needs these Debian packages, and this user cannot install them:\n"
+            f"    sudo apt-get update && sudo {command}\n"
+            "then run the setup again"
+        )
+    _log(f"installing Debian packages: {' '.join(missing)}")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True, env=env)
+
+
+def _download_source(dest: Path) -> None:
+    """Download and unpack the source package into ``dest`` (atomically: via a sibling temp dir)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
+        _log(f"downloading {SOURCE_PACKAGE}=={SOURCE_VERSION} (source package)")
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                f"{SOURCE_PACKAGE}=={SOURCE_VERSION}",
+                "-d",
+                tmp,
+            ],
+            check=True,
+        )
+        archives = list(Path(tmp).glob("*.tar.gz"))
+        if len(archives) != 1:
+            raise CaffeBuildError(f"expected one source archive, found {archives}")
+        with tarfile.open(archives[0]) as tar:
+            tar.extractall(tmp, filter="data")
+        unpacked = Path(tmp) / f"{SOURCE_PACKAGE}-{SOURCE_VERSION}"
+        if dest.exists():
+            shutil.rmtree(dest)
+        unpacked.rename(dest)
+
+
+def _makefile_config(src: Path) -> str:
+    """Our Makefile.config: CPU only, no OpenCV/LevelDB/LMDB, OpenBLAS, this Python."""
+    import numpy  # the build environment has numpy; imported lazily for `where`
+
+    multiarch = subprocess.run(
+        ["gcc", "-print-multiarch"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    py_include = sysconfig.get_paths()["include"]
+    py_libdir = sysconfig.get_config_var("LIBDIR") or ""
+    ver = f"{sys.version_info.major}{sys.version_info.minor}"
+    dotted = f"{sys.version_info.major}.{sys.version_info.minor}"
+    lib_dir = src / ".temp_release" / "lib"
+    return "\n".join(
+        [
+            "# Written by protoedit.caffe_build; do not edit.",
+            "CPU_ONLY := 1",
+            "USE_OPENCV := 0",
+            "USE_LEVELDB := 0",
+            "USE_LMDB := 0",
+            "BLAS := open",
+            "WITH_PYTHON_LAYER := 1",
+            f"PYTHON_INCLUDE := {py_include} {numpy.get_include()}",
+            f"PYTHON_LIBRARIES := boost_python{ver} python{dotted}",
+            "INCLUDE_DIRS := $(PYTHON_INCLUDE) /usr/local/include /usr/include/hdf5/serial",
+            f"LIBRARY_DIRS := {py_libdir} /usr/local/lib /usr/lib "
+            f"/usr/lib/{multiarch} /usr/lib/{multiarch}/hdf5/serial",
+            # Absolute rpaths: _caffe.so and the tools find libcaffe and libpython with no
+            # LD_LIBRARY_PATH (the Makefile's own relative rpath points at a `build/` link
+            # this fork does not create).
+            f"LINKFLAGS := -Wl,-rpath,{lib_dir} -Wl,-rpath,{py_libdir}",
+            "BUILD_DIR := build",
+            "DISTRIBUTE_DIR := distribute",
+            "Q ?= @",
+            "",
+        ]
+    )
+
+
+def _run_make(src: Path, log_path: Path) -> None:
+    """Run ``make all pycaffe`` with a progress line every few compiled files."""
+    jobs = str((os.cpu_count() or 2) + 1)
+    _log(f"compiling Caffe with make -j{jobs} (about 5 minutes on 2 cores); log: {log_path}")
+    total = sum(1 for _ in (src / "src").rglob("*.cpp")) + sum(
+        1 for _ in (src / "tools").glob("*.cpp")
+    )
+    started = time.monotonic()
+    done = 0
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            ["make", f"-j{jobs}", "all", "pycaffe"],
+            cwd=src,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            log.write(line)
+            if line.startswith(("CXX ", "CXX/LD", "LD ")):
+                done += 1
+                if done % 25 == 0:
+                    elapsed = time.monotonic() - started
+                    _log(f"  {done}/~{total} steps, {elapsed:.0f} s")
+        code = proc.wait()
+    if code != 0:
+        tail = "".join(log_path.read_text().splitlines(keepends=True)[-30:])
+        raise CaffeBuildError(f"make failed (exit {code}); last lines of {log_path}:\n{tail}")
+    _log(f"compiled in {time.monotonic() - started:.0f} s")
+
+
+def _regenerate_python_proto(src: Path) -> None:
+    """The shipped ``caffe_pb2.py`` is stale generated code; regenerate it with this protoc."""
+    subprocess.run(
+        ["protoc", "--proto_path=src", "--python_out=python", "src/caffe/proto/caffe.proto"],
+        cwd=src,
+        check=True,
+    )
+
+
+def build() -> Path:
+    """Make sure a complete build is in the cache; return the source directory."""
+    src = source_dir()
+    if is_built():
+        _log(f"cached build found: {src}")
+        return src
+    ensure_debian_packages()
+    if not (src / "Makefile").is_file():
+        _download_source(src)
+    (src / "Makefile.config").write_text(_makefile_config(src))
+    _run_make(src, src.parent / "build.log")
+    _regenerate_python_proto(src)
+    (src / _BUILT_STAMP).write_text(f"{build_key()}\n")
+    return src
+
+
+def install(site_packages: Path) -> None:
+    """Make ``import caffe`` work in the environment owning ``site_packages`` (a .pth file)."""
+    src = build()
+    pth = site_packages / "protoedit-pycaffe.pth"
+    pth.write_text(f"{src / 'python'}\n")
+    check = subprocess.run(
+        [sys.executable, "-c", "import caffe, caffe.proto.caffe_pb2; print(caffe.__file__)"],
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"},
+        check=False,
+    )
+    if check.returncode != 0:
+        raise CaffeBuildError(f"pycaffe was installed but does not import:\n{check.stderr}")
+    _log(f"pycaffe ready: {check.stdout.strip()}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: ``install`` (build if needed, then link into this Python) or ``where``."""
+    parser = argparse.ArgumentParser(prog="python -m protoedit.caffe_build", description=__doc__)
+    parser.add_argument("action", choices=["install", "where"])
+    args = parser.parse_args(argv)
+    try:
+        if args.action == "install":
+            install(Path(sysconfig.get_paths()["purelib"]))
+        else:
+            print(source_dir())
+    except (CaffeBuildError, subprocess.CalledProcessError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

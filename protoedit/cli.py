@@ -1,0 +1,124 @@
+"""The ``protoedit`` command line: thin front ends over the library."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Sequence
+
+from protoedit.validate import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT, validate
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+
+
+def parse_size(text: str) -> int:
+    """``4G``, ``512M``, ``1.5GiB`` or a byte count; ``0`` means no limit."""
+    match = _SIZE.match(text)
+    if match is None:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (try 4G or 512M)")
+    number, unit = match.groups()
+    return int(float(number) * _SIZE_UNITS[unit.lower()])
+
+
+def _input_pair(text: str) -> tuple[str, str]:
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"expected BLOB=FILE.npy, got {text!r}")
+    return name, path
+
+
+def _add_validate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    cmd = commands.add_parser(
+        "validate",
+        help="load a net in Caffe, run forward and backward, check the input gradient",
+        description="Instantiate NET in Caffe in a child process, fill its inputs, run forward "
+        "and backward, and report blob shapes, losses and input gradients. Exit 0 valid, "
+        "1 validation failed, 2 could not run.",
+    )
+    cmd.add_argument("net", metavar="NET.prototxt")
+    cmd.add_argument("--weights", metavar="MODEL.caffemodel")
+    cmd.add_argument("--phase", choices=["TEST", "TRAIN"], default="TEST", type=str.upper)
+    cmd.add_argument("--json", action="store_true", help="print one JSON object")
+    cmd.add_argument(
+        "--input",
+        action="append",
+        type=_input_pair,
+        default=[],
+        metavar="BLOB=FILE.npy",
+        help="data for an input blob (others get seeded random data); repeatable",
+    )
+    cmd.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
+    cmd.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"kill Caffe after this long (default {DEFAULT_TIMEOUT:g})",
+    )
+    cmd.add_argument(
+        "--memory-limit",
+        type=parse_size,
+        default=DEFAULT_MEMORY_LIMIT,
+        metavar="SIZE",
+        help="address-space limit of the Caffe process, e.g. 8G; 0 for none (default 4G)",
+    )
+    cmd.add_argument(
+        "--allow-python-layers",
+        action="store_true",
+        help='run nets with type: "Python" layers (they execute user code on load)',
+    )
+    cmd.add_argument(
+        "--random-weights",
+        action="store_true",
+        help="fill every parameter with seeded random values (for a net without weights)",
+    )
+    cmd.add_argument(
+        "--save-gradients",
+        metavar="DIR",
+        help="write each input gradient to DIR as BLOB.npy and a picture, BLOB.png",
+    )
+    cmd.set_defaults(run=_run_validate)
+
+
+def _run_validate(args: argparse.Namespace) -> int:
+    if sys.stderr.isatty():
+        print(f"validating {args.net} in Caffe ...", file=sys.stderr, flush=True)
+    report = validate(
+        args.net,
+        weights=args.weights,
+        phase=args.phase,
+        inputs=dict(args.input),
+        seed=args.seed,
+        timeout=args.timeout,
+        memory_limit=args.memory_limit,
+        allow_python_layers=args.allow_python_layers,
+        random_weights=args.random_weights,
+        save_gradients=args.save_gradients,
+    )
+    print(report.to_json() if args.json else report.format_text())
+    if report.status == "error":
+        print(f"protoedit: error: {report.reason}", file=sys.stderr)
+    return report.exit_code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="protoedit", description="Parse, rewrite and validate Caffe .prototxt files."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_validate(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (2 for usage errors, as argparse does)."""
+    args = build_parser().parse_args(argv)
+    code: int = args.run(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,285 @@
+"""The child side of validation: load the net in pycaffe, run forward and backward, write facts.
+
+Runs as ``python -m protoedit.validate.child REQUEST.json RESULT.json``.  Caffe aborts the
+whole process on a failed CHECK, which is why this runs in its own process: the parent reads
+the glog line from our stderr when we die, and our result file when we do not.  Progress goes
+to stdout as ``stage: NAME`` lines so the parent can say where a crash or a timeout happened.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+_LIBRARY_HEADROOM = 256 * 2**20
+_PYTHON_TYPE = re.compile(r"""\btype\s*:\s*(?:"Python"|'Python'|PYTHON\b)""")
+_FORCE_BACKWARD = re.compile(r"\bforce_backward\s*:\s*true\b")
+
+
+def _limit_address_space(budget: int) -> None:
+    """Allow ``budget`` bytes of address space beyond what the imports already took.
+
+    Set here rather than before exec, and with headroom for the BLAS working buffers that are
+    mapped on first use: OpenBLAS hangs instead of failing when those do not fit, and the
+    budget is meant for the net, not for Python and its libraries.
+    """
+    if not budget:
+        return
+    import resource
+
+    status = Path("/proc/self/status").read_text()
+    kib = int(re.search(r"^VmSize:\s+(\d+) kB", status, re.MULTILINE).group(1))  # type: ignore[union-attr]
+    limit = kib * 1024 + budget + _LIBRARY_HEADROOM
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def _stage(name: str) -> None:
+    print(f"stage: {name}", flush=True)
+
+
+def _scan_net(text: str, caffe_pb2: Any) -> tuple[list[str], bool]:
+    """Names of Python layers and the ``force_backward`` flag, read without running Caffe."""
+    from google.protobuf import text_format
+
+    try:
+        param = text_format.Parse(text, caffe_pb2.NetParameter())
+    except text_format.ParseError:
+        # Caffe will report the syntax error itself; fall back to a textual scan here.
+        python_layers = ["?"] if _PYTHON_TYPE.search(text) else []
+        return python_layers, bool(_FORCE_BACKWARD.search(text))
+    python_layers = [layer.name for layer in param.layer if layer.type == "Python"]
+    python_layers += [
+        layer.name for layer in param.layers if layer.type == caffe_pb2.V1LayerParameter.PYTHON
+    ]
+    return python_layers, param.force_backward
+
+
+def _zero_gradient_reason(
+    force_backward: bool, losses: dict[str, float], params_all_zero: bool
+) -> str:
+    """Why the input gradient is most likely zero, in a user's terms."""
+    causes = []
+    if not force_backward:
+        causes.append(
+            "the net does not set 'force_backward: true', so Caffe never backpropagates "
+            "into input blobs"
+        )
+    if not losses:
+        causes.append("no top has a loss_weight, so every top diff is zero (add a loss head)")
+    if not causes and params_all_zero:
+        causes.append(
+            "every learnable parameter is zero (no weights were given and the net's fillers "
+            "are the default constant 0): pass --weights or --random-weights"
+        )
+    if not causes:
+        causes.append(
+            "the loss does not depend on this input here (a Softmax output seeded uniformly, "
+            "a dead ReLU path, or a loss that ignores the input)"
+        )
+    return "; and ".join(causes)
+
+
+def _over_budget(net: Any, budget: int) -> str:
+    """A reason if data and diff of every blob and parameter would not fit in ``budget``."""
+    needed = sum(b.count for b in net.blobs.values()) * 4 * 2
+    needed += sum(p.count for layer in net.layers for p in layer.blobs) * 4 * 2
+    if not budget or needed <= budget:
+        return ""
+    return (
+        f"over the memory budget: the net's blobs and parameters need {needed / 2**30:.2f} GiB, "
+        f"the budget is {budget / 2**30:.2f} GiB (raise it with --memory-limit)"
+    )
+
+
+def _params_all_zero(net: Any) -> bool:
+    """True when the net has parameters and every one of them is exactly zero."""
+    import numpy as np
+
+    params = [p.data for layer in net.layers for p in layer.blobs]
+    return bool(params) and not any(np.any(p) for p in params)
+
+
+def _randomize_params(net: Any, rng: Any) -> None:
+    """Seeded random parameters, so a deploy net without weights computes something non-trivial.
+
+    Weights are He-normal over their fan-in; 1-D blobs (biases, slopes) small noise around 0,
+    Scale's multipliers around 1; BatchNorm gets mean 0, variance 1 and scale factor 1.
+    """
+    for layer in net.layers:
+        if layer.type == "BatchNorm":
+            for index, value in enumerate((0.0, 1.0, 1.0)[: len(layer.blobs)]):
+                layer.blobs[index].data[...] = value
+            continue
+        for index, blob in enumerate(layer.blobs):
+            shape = blob.data.shape
+            if len(shape) >= 2:
+                fan_in = max(1, blob.count // shape[0])
+                values = rng.standard_normal(shape) * (2.0 / fan_in) ** 0.5
+            else:
+                centre = 1.0 if layer.type == "Scale" and index == 0 else 0.0
+                values = centre + 0.1 * rng.standard_normal(shape)
+            blob.data[...] = values
+
+
+def _save_gradient(folder: Path, blob: str, diff: Any) -> None:
+    """Write an input gradient as ``BLOB.npy`` and as a picture, ``BLOB.png``."""
+    import numpy as np
+
+    from protoedit.picture import gradient_picture, write_png
+
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = re.sub(r"[^\w.-]", "_", blob)
+    np.save(folder / f"{stem}.npy", diff)
+    write_png(folder / f"{stem}.png", gradient_picture(diff))
+
+
+def run(request: dict[str, Any]) -> dict[str, Any]:
+    """Do the validation described by ``request``; return the result fields."""
+    net_path = request["net"]
+    text = Path(net_path).read_text(encoding="utf-8", errors="replace")
+    _stage("import")
+    try:
+        import caffe
+        import caffe.proto.caffe_pb2 as caffe_pb2
+        import numpy as np
+    except Exception as exc:  # any import failure means the same thing to the user
+        return {
+            "status": "error",
+            "reason": f"pycaffe cannot be imported ({type(exc).__name__}: {exc}); "
+            "run `make setup` to build and install it",
+        }
+
+    _limit_address_space(request["memory_limit"])
+    python_layers, force_backward = _scan_net(text, caffe_pb2)
+    result: dict[str, Any] = {"force_backward": force_backward}
+    if python_layers and not request["allow_python_layers"]:
+        names = ", ".join(python_layers)
+        return result | {
+            "status": "error",
+            "reason": f"the net has Python layers ({names}), which run user code when the net "
+            "loads; pass --allow-python-layers to run them",
+        }
+    if python_layers:
+        # Python layers import their module by name; look beside the net first.
+        sys.path.insert(0, str(Path(net_path).resolve().parent))
+
+    caffe.set_mode_cpu()
+    caffe.set_random_seed(request["seed"])
+    phase = caffe.TEST if request["phase"] == "TEST" else caffe.TRAIN
+    _stage("load")
+    net = caffe.Net(net_path, phase, weights=request["weights"])
+
+    # Caffe allocates blob memory lazily, on first use: check the budget before touching any.
+    over = _over_budget(net, request["memory_limit"])
+    if over:
+        return result | {"status": "error", "reason": over}
+
+    _stage("inputs")
+    rng = np.random.default_rng(request["seed"])
+    if request["random_weights"]:
+        _randomize_params(net, np.random.default_rng([request["seed"], 1]))
+    given: dict[str, str] = request["inputs"]
+    unknown = sorted(set(given) - set(net.inputs))
+    if unknown:
+        return result | {
+            "status": "error",
+            "reason": f"--input names {', '.join(unknown)}, but the net's input blobs are: "
+            f"{', '.join(net.inputs) or 'none'}",
+        }
+    reshaped = False
+    for name in net.inputs:
+        blob = net.blobs[name]
+        if name in given:
+            array = np.load(given[name]).astype(np.float32)
+            if tuple(array.shape) != tuple(blob.data.shape):
+                blob.reshape(*array.shape)
+                reshaped = True
+        else:
+            array = rng.standard_normal(blob.data.shape).astype(np.float32)
+        blob.data[...] = array
+    if reshaped:
+        net.reshape()
+        over = _over_budget(net, request["memory_limit"])
+        if over:
+            return result | {"status": "error", "reason": over}
+
+    _stage("forward")
+    net.forward()
+    weights = net.blob_loss_weights
+    losses = {
+        name: float(weights[name] * np.sum(net.blobs[name].data, dtype=np.float64))
+        for name in net.blobs
+        if weights.get(name, 0.0) != 0.0
+    }
+    _stage("backward")
+    net.backward()
+
+    gradients = []
+    save_dir = request.get("save_gradients")
+    for name in net.inputs:
+        diff = net.blobs[name].diff
+        if save_dir:
+            _save_gradient(Path(save_dir), name, diff)
+        finite = bool(np.isfinite(diff).all())
+        norm = float(np.linalg.norm(diff.astype(np.float64))) if finite else math.inf
+        gradients.append(
+            {"blob": name, "norm": norm, "finite": finite, "nonzero": bool(np.any(diff != 0))}
+        )
+    result |= {
+        "blobs": {name: list(b.data.shape) for name, b in net.blobs.items()},
+        "losses": losses,
+        "input_gradients": gradients,
+    }
+    bad_losses = [name for name, value in losses.items() if not math.isfinite(value)]
+    not_finite = [g["blob"] for g in gradients if not g["finite"]]
+    zero = [g["blob"] for g in gradients if g["finite"] and not g["nonzero"]]
+    if bad_losses:
+        return result | {
+            "status": "failed",
+            "reason": f"loss is not finite: {', '.join(bad_losses)}",
+        }
+    if not_finite:
+        return result | {
+            "status": "failed",
+            "reason": f"input gradient is not finite: {', '.join(not_finite)}",
+        }
+    if zero:
+        return result | {
+            "status": "failed",
+            "reason": f"input gradient is zero for {', '.join(zero)}: "
+            + _zero_gradient_reason(force_backward, losses, _params_all_zero(net)),
+        }
+    if not gradients:
+        return result | {
+            "status": "valid",
+            "reason": "forward and backward ran; the net has no input blobs",
+        }
+    return result | {
+        "status": "valid",
+        "reason": "forward and backward ran; every input gradient is finite and non-zero",
+    }
+
+
+def main(argv: list[str]) -> int:
+    """Entry point: read the request, write the result; crashes are the parent's to read."""
+    request_path, result_path = argv
+    request = json.loads(Path(request_path).read_text())
+    try:
+        result = run(request)
+    except MemoryError:
+        result = {"status": "error", "reason": "over the memory budget: an allocation failed"}
+    except Exception as exc:  # a Python-level failure (bad .npy, pycaffe error): report it
+        result = {"status": "error", "reason": f"{type(exc).__name__}: {exc}"}
+    tmp = result_path + ".tmp"
+    Path(tmp).write_text(json.dumps(result))
+    os.replace(tmp, result_path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,102 @@
+"""The facts a validation run found, as a report object, plain text and JSON."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Status = Literal["valid", "failed", "error"]
+
+#: Exit code of ``protoedit validate`` for each status.
+EXIT_CODES: dict[str, int] = {"valid": 0, "failed": 1, "error": 2}
+
+
+@dataclass(frozen=True)
+class FatalLog:
+    """Caffe's fatal glog line (``F... file.cpp:NN] message``) from an aborted child."""
+
+    file: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.message}"
+
+
+@dataclass(frozen=True)
+class InputGradient:
+    """The gradient that reached one input blob after backward."""
+
+    blob: str
+    norm: float
+    finite: bool
+    nonzero: bool
+
+    @property
+    def ok(self) -> bool:
+        """A usable gradient: finite everywhere and not identically zero."""
+        return self.finite and self.nonzero
+
+
+@dataclass
+class ValidationReport:
+    """Outcome of instantiating a net in Caffe and running forward and backward once."""
+
+    net: str
+    phase: str
+    status: Status = "error"
+    reason: str = ""
+    blobs: dict[str, list[int]] = field(default_factory=dict)
+    losses: dict[str, float] = field(default_factory=dict)
+    input_gradients: list[InputGradient] = field(default_factory=list)
+    force_backward: bool | None = None
+    fatal: FatalLog | None = None
+    seconds: float = 0.0
+    stderr_tail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """True when the net is valid: it ran and every input received a usable gradient."""
+        return self.status == "valid"
+
+    @property
+    def exit_code(self) -> int:
+        """0 valid, 1 validation failed, 2 could not run."""
+        return EXIT_CODES[self.status]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for JSON: every field, plus ``exit_code``."""
+        data = asdict(self)
+        data["exit_code"] = self.exit_code
+        return data
+
+    def to_json(self) -> str:
+        """One JSON object with the same facts as the text report."""
+        return json.dumps(self.to_dict(), indent=2, allow_nan=True)
+
+    def format_text(self) -> str:
+        """A human-readable report: shapes, losses, input gradients, verdict."""
+        lines = [f"net: {self.net} (phase {self.phase})"]
+        if self.blobs:
+            width = max(len(name) for name in self.blobs)
+            lines.append("blobs:")
+            for name, shape in self.blobs.items():
+                dims = " x ".join(str(d) for d in shape) if shape else "scalar"
+                lines.append(f"  {name:<{width}}  {dims}")
+        if self.status != "error" or self.losses:
+            if self.losses:
+                lines.append("losses:")
+                for name, value in self.losses.items():
+                    lines.append(f"  {name} = {value:.6g}")
+            else:
+                lines.append("losses: none (no top has a loss_weight)")
+        if self.input_gradients:
+            lines.append("input gradients:")
+            for grad in self.input_gradients:
+                verdict = "ok" if grad.ok else ("NOT FINITE" if not grad.finite else "ZERO")
+                lines.append(f"  {grad.blob}: |grad| = {grad.norm:.6g}  {verdict}")
+        if self.fatal is not None and str(self.fatal) not in self.reason:
+            lines.append(f"caffe aborted: {self.fatal}")
+        lines.append(f"{self.status}: {self.reason}" if self.reason else self.status)
+        return "\n".join(lines)

@@ -1,0 +1,171 @@
+"""The parent side of validation: run the child under a timeout and a memory limit, read it back.
+
+Caffe aborts its whole process on a failed CHECK, so the net is never loaded in this process.
+The child is killed with its whole process group on timeout; a crash is explained from the
+fatal glog line it printed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from protoedit.validate.report import FatalLog, InputGradient, ValidationReport
+
+GiB = 2**30
+DEFAULT_TIMEOUT = 600.0
+DEFAULT_MEMORY_LIMIT = 4 * GiB
+
+# glog: "F20261126 11:40:00.123456 12345 net.cpp:123] Check failed: ..." (older: "F1126 ...")
+_GLOG_FATAL = re.compile(r"^F\d{4,8} [\d:.]+\s+\d+ ([^:\s]+):(\d+)\] (.*)$", re.MULTILINE)
+# glog error before the parse CHECK: "... Error parsing text-format caffe.NetParameter: 12:5: ..."
+_PARSE_ERROR = re.compile(r"Error parsing text-format caffe\.\w+: (\d+):(\d+): (.*)$", re.MULTILINE)
+_STAGE = re.compile(r"^stage: (\w+)$", re.MULTILINE)
+_MEMORY_SIGNS = ("host allocation of size", "std::bad_alloc", "MemoryError", "Cannot allocate")
+
+
+def _unreadable(path: str, what: str) -> str:
+    """Empty if ``path`` is a readable file, else a one-line reason."""
+    try:
+        with open(path, "rb") as handle:
+            handle.read(1)
+    except OSError as exc:
+        return f"cannot read {what} {path}: {exc.strerror or exc}"
+    return ""
+
+
+def validate(
+    net: str | os.PathLike[str],
+    *,
+    weights: str | os.PathLike[str] | None = None,
+    phase: str = "TEST",
+    inputs: Mapping[str, str | os.PathLike[str]] | None = None,
+    seed: int = 0,
+    timeout: float = DEFAULT_TIMEOUT,
+    memory_limit: int = DEFAULT_MEMORY_LIMIT,
+    allow_python_layers: bool = False,
+    random_weights: bool = False,
+    save_gradients: str | os.PathLike[str] | None = None,
+) -> ValidationReport:
+    """Instantiate ``net`` in Caffe in a child process, run forward and backward, report.
+
+    Inputs are filled with seeded standard-normal data unless ``inputs`` maps an input blob to
+    a ``.npy`` file.  ``random_weights`` replaces every parameter with seeded random values
+    (a deploy net without weights otherwise has all-zero parameters).  ``save_gradients``
+    names a folder that receives each input gradient as ``BLOB.npy`` and ``BLOB.png``.
+
+    The report's status is ``valid`` when every input blob received a finite, non-zero
+    gradient, ``failed`` when the net ran but the gradient is unusable, and ``error`` when it
+    could not run (unreadable file, Caffe abort, timeout, memory budget).
+    """
+    phase = phase.upper()
+    report = ValidationReport(net=str(net), phase=phase)
+    if phase not in ("TEST", "TRAIN"):
+        report.reason = f"phase must be TEST or TRAIN, not {phase!r}"
+        return report
+    given = {name: str(path) for name, path in (inputs or {}).items()}
+    checks = [(str(net), "net file")]
+    checks += [(str(weights), "weights file")] if weights is not None else []
+    checks += [(path, f"input {name!r}") for name, path in given.items()]
+    for path, what in checks:
+        problem = _unreadable(path, what)
+        if problem:
+            report.reason = problem
+            return report
+
+    request = {
+        "net": str(Path(net).resolve()),
+        "weights": str(Path(weights).resolve()) if weights is not None else None,
+        "phase": phase,
+        "inputs": {name: str(Path(path).resolve()) for name, path in given.items()},
+        "seed": seed,
+        "memory_limit": memory_limit,
+        "allow_python_layers": allow_python_layers,
+        "random_weights": random_weights,
+        "save_gradients": str(Path(save_gradients).resolve()) if save_gradients else None,
+    }
+    env = dict(os.environ)
+    env.setdefault("GLOG_minloglevel", "2")  # errors and fatals only: we read the fatal line
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="protoedit-validate-") as tmp:
+        request_path = Path(tmp) / "request.json"
+        result_path = Path(tmp) / "result.json"
+        request_path.write_text(json.dumps(request))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "protoedit.validate.child", str(request_path), str(result_path)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+            env=env,
+            start_new_session=True,
+        )
+        timed_out = False
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            os.killpg(proc.pid, signal.SIGKILL)
+            stdout, stderr = proc.communicate()
+        report.seconds = round(time.monotonic() - started, 3)
+        report.stderr_tail = "\n".join(stderr.splitlines()[-20:])
+        stages = _STAGE.findall(stdout)
+        stage = stages[-1] if stages else "start"
+        if timed_out:
+            report.reason = f"timed out after {timeout:g} s (during {stage}); the child was killed"
+            return report
+        if result_path.is_file():
+            _fill_from_result(report, json.loads(result_path.read_text()))
+            return report
+        _explain_crash(report, proc.returncode, stage, stderr, memory_limit)
+        return report
+
+
+def _fill_from_result(report: ValidationReport, result: dict[str, object]) -> None:
+    """Copy the child's result fields into the report."""
+    report.status = result["status"]  # type: ignore[assignment]
+    report.reason = str(result.get("reason", ""))
+    report.force_backward = result.get("force_backward")  # type: ignore[assignment]
+    report.blobs = result.get("blobs", {})  # type: ignore[assignment]
+    report.losses = result.get("losses", {})  # type: ignore[assignment]
+    grads = result.get("input_gradients", [])
+    report.input_gradients = [InputGradient(**g) for g in grads]  # type: ignore[attr-defined]
+
+
+def _explain_crash(
+    report: ValidationReport, code: int, stage: str, stderr: str, memory_limit: int
+) -> None:
+    """The child died without a result: say why, from glog's fatal line or the signal."""
+    fatal = _GLOG_FATAL.findall(stderr)
+    if fatal:
+        file, line, message = fatal[-1]
+        report.fatal = FatalLog(file=file, line=int(line), message=message.strip())
+    if any(sign in stderr for sign in _MEMORY_SIGNS):
+        report.reason = (
+            f"over the memory budget ({memory_limit / GiB:.2f} GiB) during {stage}: "
+            "an allocation failed (raise it with --memory-limit)"
+        )
+        return
+    parse = _PARSE_ERROR.search(stderr)
+    if parse is not None:
+        line, column, message = parse.groups()
+        report.reason = f"{report.net}:{line}:{column}: Caffe cannot parse the file: {message}"
+        return
+    if report.fatal is not None:
+        report.reason = f"Caffe aborted during {stage}: {report.fatal}"
+        return
+    if code < 0:
+        name = signal.Signals(-code).name
+        report.reason = f"the Caffe process died with {name} during {stage}"
+    else:
+        last = stderr.strip().splitlines()[-1:] or ["no output"]
+        report.reason = f"the Caffe process exited with code {code} during {stage}: {last[0]}"

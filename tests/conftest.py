@@ -1,0 +1,45 @@
+"""Shared test fixtures: where Caffe, its source package and the shared corpus are."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+
+from protoedit import caffe_build
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
+CORPUS = ROOT.parent / "shared" / "corpus"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def _missing(reason: str) -> None:
+    """Caffe tests fail in CI and skip elsewhere when what they need is absent."""
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: Caffe tests must run)", pytrace=False)
+    pytest.skip(reason)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("caffe") and importlib.util.find_spec("caffe") is None:
+        _missing("pycaffe is not importable; run `make setup`")
+
+
+@pytest.fixture(scope="session")
+def caffe_models() -> Path:
+    """The ``models/`` folder of the Caffe source package that setup unpacked."""
+    models = caffe_build.models_dir()
+    if not models.is_dir():
+        _missing(f"the Caffe source package is not unpacked at {models}; run `make setup`")
+    return models
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    """``../shared/corpus``: present in CI, absent in a user's clone (those tests skip)."""
+    if not CORPUS.is_dir():
+        pytest.skip(f"shared corpus not found at {CORPUS}")
+    return CORPUS

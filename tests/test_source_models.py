@@ -1,0 +1,74 @@
+"""The five real nets shipped in Caffe's source package load and run in Caffe.
+
+Without ``force_backward`` Caffe sends no gradient to the input, even with a loss; with it
+(and a loss head) the gradient arrives.  This pins down the behaviour the project exists for.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from protoedit.quickaux import channel_mean_aux_text
+from protoedit.validate import validate
+
+pytestmark = pytest.mark.caffe
+
+MODELS = [
+    "bvlc_alexnet",
+    "bvlc_reference_caffenet",
+    "bvlc_googlenet",
+    "bvlc_reference_rcnn_ilsvrc13",
+    "finetune_flickr_style",
+]
+#: The last blob before the classifier's softmax (a loss on a Softmax output has zero gradient).
+LOGITS = {
+    "bvlc_alexnet": ("fc8", 1000),
+    "bvlc_reference_caffenet": ("fc8", 1000),
+    "bvlc_googlenet": ("loss3/classifier", 1000),
+    "bvlc_reference_rcnn_ilsvrc13": ("fc-rcnn", 200),
+    "finetune_flickr_style": ("fc8_flickr", 20),
+}
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_deploy_net_runs_and_input_gradient_is_zero(caffe_models: Path, model: str) -> None:
+    report = validate(caffe_models / model / "deploy.prototxt")
+    assert report.status == "failed", report.reason
+    assert report.blobs, "forward ran, so every blob has a shape"
+    logits, classes = LOGITS[model]
+    assert report.blobs[logits][1] == classes
+    [grad] = report.input_gradients
+    assert grad.finite and not grad.nonzero
+    assert "force_backward" in report.reason
+
+
+def test_zero_parameters_are_named_as_the_cause(caffe_models: Path, tmp_path: Path) -> None:
+    # A deploy net without weights has all-zero parameters: no gradient even with a loss head.
+    text = (caffe_models / "bvlc_alexnet" / "deploy.prototxt").read_text()
+    aux = tmp_path / "aux.prototxt"
+    aux.write_text(channel_mean_aux_text(text, "fc8", 1, 1000, force_backward=True))
+    report = validate(aux)
+    assert report.status == "failed"
+    assert "every learnable parameter is zero" in report.reason
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("force_backward", [False, True])
+def test_loss_head_needs_force_backward(
+    caffe_models: Path, model: str, force_backward: bool, tmp_path: Path
+) -> None:
+    logits, classes = LOGITS[model]
+    text = (caffe_models / model / "deploy.prototxt").read_text()
+    aux = tmp_path / "aux.prototxt"
+    aux.write_text(channel_mean_aux_text(text, logits, 1, classes, force_backward))
+    report = validate(aux, random_weights=True)
+    [grad] = report.input_gradients
+    assert "aux_loss" in report.losses
+    if force_backward:
+        assert report.status == "valid", report.reason
+        assert grad.ok and grad.norm > 0
+    else:
+        assert report.status == "failed" and not grad.nonzero
+        assert "force_backward" in report.reason and "loss_weight" not in report.reason

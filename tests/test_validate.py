@@ -1,0 +1,198 @@
+"""protoedit.validate and `protoedit validate`: real Caffe in a child process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from protoedit.cli import main as cli_main
+from protoedit.validate import validate
+
+from .conftest import FIXTURES
+
+pytestmark = pytest.mark.caffe
+VALIDATE = FIXTURES / "validate"
+LENET = FIXTURES / "lenet_deploy.prototxt"
+
+
+def _euclidean_expectation(data: np.ndarray, target: np.ndarray) -> tuple[float, float]:
+    """EuclideanLoss = sum((a-b)^2) / (2N); d/d data = (a-b)/N: loss and gradient norm."""
+    diff = data.astype(np.float64) - target.astype(np.float64)
+    n = data.shape[0]
+    return float((diff**2).sum() / (2 * n)), float(np.linalg.norm(diff / n))
+
+
+def test_deploy_net_as_written_has_zero_input_gradient() -> None:
+    report = validate(LENET)
+    assert report.status == "failed" and report.exit_code == 1
+    assert report.blobs["data"] == [2, 1, 28, 28]
+    assert report.blobs["conv1"] == [2, 8, 24, 24]
+    assert report.blobs["prob"] == [2, 10]
+    assert report.losses == {}
+    [grad] = report.input_gradients
+    assert grad.blob == "data" and grad.norm == 0.0 and not grad.nonzero
+    assert "force_backward" in report.reason and "loss_weight" in report.reason
+    assert report.force_backward is False
+
+
+def test_valid_net_reports_loss_and_gradient_from_seeded_inputs() -> None:
+    report = validate(VALIDATE / "euclidean_force_backward.prototxt", seed=7)
+    assert report.status == "valid", report.reason
+    rng = np.random.default_rng(7)  # the child fills inputs in net.inputs order
+    data = rng.standard_normal((2, 3)).astype(np.float32)
+    target = rng.standard_normal((2, 3)).astype(np.float32)
+    loss, grad_norm = _euclidean_expectation(data, target)
+    assert report.losses["loss"] == pytest.approx(loss, rel=1e-5)
+    grads = {g.blob: g for g in report.input_gradients}
+    assert grads["data"].norm == pytest.approx(grad_norm, rel=1e-5)
+    assert grads["target"].ok
+
+
+def test_given_npy_inputs_are_used_and_may_reshape(tmp_path: Path) -> None:
+    data = np.arange(8, dtype=np.float32).reshape(4, 2)
+    target = np.zeros((4, 2), dtype=np.float32)
+    np.save(tmp_path / "data.npy", data)
+    np.save(tmp_path / "target.npy", target)
+    report = validate(
+        VALIDATE / "euclidean_force_backward.prototxt",
+        inputs={"data": tmp_path / "data.npy", "target": tmp_path / "target.npy"},
+    )
+    assert report.status == "valid", report.reason
+    assert report.blobs["data"] == [4, 2]
+    loss, _ = _euclidean_expectation(data, target)
+    assert report.losses["loss"] == pytest.approx(loss, rel=1e-6)
+
+
+def test_unknown_input_name_is_an_error(tmp_path: Path) -> None:
+    np.save(tmp_path / "x.npy", np.zeros((2, 3), dtype=np.float32))
+    report = validate(
+        VALIDATE / "euclidean_force_backward.prototxt", inputs={"image": tmp_path / "x.npy"}
+    )
+    assert report.status == "error"
+    assert "image" in report.reason and "data, target" in report.reason
+
+
+def test_missing_bottom_aborts_caffe_and_reports_the_glog_line() -> None:
+    report = validate(VALIDATE / "missing_bottom.prototxt")
+    assert report.status == "error" and report.exit_code == 2
+    assert report.fatal is not None
+    assert report.fatal.file.endswith(".cpp") and report.fatal.line > 0
+    assert "Unknown bottom blob 'image'" in report.fatal.message
+    assert "during load" in report.reason
+
+
+def test_accuracy_under_force_backward_aborts_in_backward() -> None:
+    report = validate(VALIDATE / "accuracy_force_backward.prototxt")
+    assert report.status == "error"
+    assert report.fatal is not None and "Not Implemented" in report.fatal.message
+    assert "during backward" in report.reason
+
+
+def test_syntax_error_is_reported_with_line_and_column(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.prototxt"
+    bad.write_text('name: "x"\nlayer {\n  name: "a"\n  type "Input"\n}\n')
+    report = validate(bad)
+    assert report.status == "error"
+    assert report.reason.startswith(f"{bad}:4:")
+
+
+def test_unreadable_file_is_an_error_without_running_caffe(tmp_path: Path) -> None:
+    report = validate(tmp_path / "absent.prototxt")
+    assert report.status == "error" and report.seconds == 0.0
+    assert "cannot read net file" in report.reason
+
+
+def test_python_layers_are_refused_unless_allowed() -> None:
+    net = VALIDATE / "python_layer.prototxt"
+    refused = validate(net)
+    assert refused.status == "error" and "--allow-python-layers" in refused.reason
+    assert "double" in refused.reason and refused.blobs == {}
+    allowed = validate(net, allow_python_layers=True)
+    assert allowed.status == "failed", allowed.reason  # it ran; no force_backward, no loss
+    assert allowed.blobs["doubled"] == [1, 3]
+
+
+def test_timeout_kills_the_child_and_says_so() -> None:
+    report = validate(
+        VALIDATE / "sleepy_python_layer.prototxt", allow_python_layers=True, timeout=3
+    )
+    assert report.status == "error"
+    assert report.reason.startswith("timed out after 3 s (during forward)")
+    assert report.seconds < 30
+
+
+def test_over_the_memory_budget_is_a_clear_error() -> None:
+    report = validate(VALIDATE / "huge_blobs.prototxt", memory_limit=2 * 2**30)
+    assert report.status == "error"
+    assert "over the memory budget" in report.reason and "2.00 GiB" in report.reason
+
+
+def test_failed_allocation_beyond_the_estimate_is_a_budget_error() -> None:
+    # The blobs fit in 512 MiB, the convolution's hidden im2col buffer (1.6 GB) does not.
+    report = validate(VALIDATE / "big_im2col.prototxt", memory_limit=512 * 2**20, timeout=120)
+    assert report.status == "error"
+    assert report.reason.startswith("over the memory budget (0.50 GiB) during forward")
+    assert report.fatal is not None and "allocation" in report.fatal.message
+
+
+def test_small_budget_still_runs_a_small_net() -> None:
+    # The budget is for the net: Python and its libraries are not charged against it.
+    report = validate(LENET, memory_limit=16 * 2**20, timeout=120)
+    assert report.status == "failed", report.reason
+
+
+def test_cli_json_and_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli_main(["validate", str(LENET), "--json"])
+    assert code == 1
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["status"] == "failed" and payload["exit_code"] == 1
+    assert payload["input_gradients"][0]["blob"] == "data"
+    assert payload["blobs"]["ip2"] == [2, 10]
+
+
+def test_cli_error_prints_one_line_reason_on_stderr() -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "protoedit.cli",
+            "validate",
+            str(VALIDATE / "missing_bottom.prototxt"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 2
+    [line] = proc.stderr.strip().splitlines()
+    assert line.startswith("protoedit: error: Caffe aborted during load:")
+
+
+def test_gradients_are_saved_as_arrays_and_pictures(tmp_path: Path) -> None:
+    report = validate(VALIDATE / "euclidean_force_backward.prototxt", save_gradients=tmp_path)
+    assert report.ok
+    for grad in report.input_gradients:
+        array = np.load(tmp_path / f"{grad.blob}.npy")
+        assert float(np.linalg.norm(array.astype(np.float64))) == pytest.approx(grad.norm)
+        assert (tmp_path / f"{grad.blob}.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_random_weights_give_a_gradient_through_zero_filled_layers(tmp_path: Path) -> None:
+    # Without fillers every parameter is 0 and so is the gradient; random weights fix that.
+    net = tmp_path / "net.prototxt"
+    net.write_text(
+        'force_backward: true\nlayer { name: "data" type: "Input" top: "data"\n'
+        "  input_param { shape { dim: 2 dim: 4 } } }\n"
+        'layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip"\n'
+        "  inner_product_param { num_output: 3 } }\n"
+        'layer { name: "loss" type: "Reduction" bottom: "ip" top: "loss" loss_weight: 1\n'
+        "  reduction_param { operation: SUMSQ axis: 0 } }\n"
+    )
+    zero = validate(net)
+    assert zero.status == "failed" and "every learnable parameter is zero" in zero.reason
+    assert validate(net, random_weights=True).ok
