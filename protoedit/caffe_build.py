@@ -214,6 +214,21 @@ def _makefile_config(src: Path) -> str:
     )
 
 
+#: Generated files shipped in the source package, made by an old protoc.  The stale header in
+#: ``include/`` shadows the one the build generates, and whether a parallel make compiles
+#: against it is a race, so they are removed before every build.
+_STALE_GENERATED = (
+    "include/caffe/proto/caffe.pb.h",
+    "src/caffe/proto/caffe.pb.cc",
+    "python/caffe/proto/caffe_pb2.py",
+)
+
+
+def _remove_stale_generated(src: Path) -> None:
+    for relative in _STALE_GENERATED:
+        (src / relative).unlink(missing_ok=True)
+
+
 def _run_make(src: Path, log_path: Path) -> None:
     """Run ``make all pycaffe`` with a progress line every few compiled files."""
     jobs = str((os.cpu_count() or 2) + 1)
@@ -264,6 +279,10 @@ def build() -> Path:
     ensure_debian_packages()
     if not (src / "Makefile").is_file():
         _download_source(src)
+    elif build_dir().exists():
+        _log("an earlier build did not finish; starting it afresh")
+        shutil.rmtree(build_dir())
+    _remove_stale_generated(src)
     (src / "Makefile.config").write_text(_makefile_config(src))
     _run_make(src, src.parent / "build.log")
     _regenerate_python_proto(src)

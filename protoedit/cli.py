@@ -103,12 +103,63 @@ def _run_validate(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
+def _add_format(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    cmd = commands.add_parser(
+        "format",
+        help="rewrite files in the canonical layout (comments kept)",
+        description="Canonical layout: two-space indentation, one field per line, comments kept "
+        "where they belong. Prints to stdout unless -i. Exit 0 nothing to do, 1 --check found "
+        "changes, 2 error.",
+    )
+    cmd.add_argument("files", nargs="*", metavar="FILE", help="files, or - for stdin")
+    cmd.add_argument("--check", action="store_true", help="only say which files would change")
+    cmd.add_argument("--diff", action="store_true", help="print a unified diff of the changes")
+    cmd.add_argument("-i", "--in-place", action="store_true", help="rewrite the files")
+    cmd.add_argument("--stdin-filename", metavar="NAME", help="name to use for stdin in messages")
+    cmd.set_defaults(run=_run_format)
+
+
+def _run_format(args: argparse.Namespace) -> int:
+    from protoedit.commands import format_files
+
+    return format_files(
+        args.files or ["-"], check=args.check, diff=args.diff, in_place=args.in_place,
+        stdin_name=args.stdin_filename,
+    )  # fmt: skip
+
+
+def _add_check(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    cmd = commands.add_parser(
+        "check",
+        help="report syntax, schema and net problems, one line each",
+        description="Parse, check against the schema and lint the net. One line per finding: "
+        "path:line:col: CODE message. Exit 1 on errors (or on warnings with --strict), "
+        "2 when a file cannot be read.",
+    )
+    cmd.add_argument("files", nargs="+", metavar="FILE")
+    cmd.add_argument("--strict", action="store_true", help="warnings fail the check too")
+    cmd.add_argument("--proto", metavar="PATH", help="a fork's caffe.proto instead of the built-in")
+    cmd.add_argument("--type", dest="message_type", metavar="MESSAGE",
+                     help="the file's message type (default: NetParameter or SolverParameter "
+                     "by content)")  # fmt: skip
+    cmd.set_defaults(run=_run_check)
+
+
+def _run_check(args: argparse.Namespace) -> int:
+    from protoedit.commands import check_files
+
+    return check_files(args.files, strict=args.strict, schema=args.proto,
+                       message_type=args.message_type)  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
         prog="protoedit", description="Parse, rewrite and validate Caffe .prototxt files."
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_format(commands)
+    _add_check(commands)
     _add_validate(commands)
     return parser
 

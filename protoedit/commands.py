@@ -1,0 +1,133 @@
+"""What the ``format`` and ``check`` commands do, apart from argument parsing."""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from pathlib import Path
+
+from protoedit.document import Document, detect_type, read_text, write_atomic
+from protoedit.errors import ProtoeditError
+from protoedit.lint import CAFFE_LAYER_TYPES, net_findings
+from protoedit.schema import BUILTIN_PROTO, load_schema
+from protoedit.syntax import parse
+from protoedit.syntax.formatter import format_tree
+from protoedit.syntax.parser import ParseError
+from protoedit.syntax.tree import Block, Field, Scalar
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+def format_text(text: str, name: str) -> str:
+    """Canonical text for ``text``; checks that the result parses to the same fields."""
+    tree = parse(text, name)
+    formatted = format_tree(tree)
+    again = parse(formatted, name)
+    if _shape(again.fields) != _shape(tree.fields):  # pragma: no cover - a formatter bug
+        raise ProtoeditError(f"{name}: formatting would change the content; file left as is")
+    return formatted
+
+
+def _shape(fields: list[Field]) -> list[object]:
+    """Names and raw values, nested: equal shapes mean equal content."""
+    out: list[object] = []
+    for field in fields:
+        value = field.value
+        if isinstance(value, Scalar):
+            out.append((field.name.text, value.raw))
+        elif isinstance(value, Block):
+            out.append((field.name.text, _shape(value.fields)))
+        else:
+            for item in value.items:
+                if isinstance(item, Block):
+                    out.append((field.name.text, _shape(item.fields)))
+            scalars = [item.raw for item in value.items if isinstance(item, Scalar)]
+            if scalars or not value.items:
+                out.append((field.name.text, scalars))
+    return out
+
+
+def format_files(
+    files: list[str], check: bool, diff: bool, in_place: bool, stdin_name: str | None
+) -> int:
+    """Format each file; see ``protoedit format --help`` for the exit codes."""
+    changed = failed = 0
+    for name in files:
+        is_stdin = name == "-"
+        shown = (stdin_name or "<stdin>") if is_stdin else name
+        try:
+            text = sys.stdin.read() if is_stdin else read_text(name)
+            formatted = format_text(text, shown)
+        except ProtoeditError as exc:
+            _say(f"protoedit: error: {exc}")
+            failed += 1
+            continue
+        if formatted == text:
+            if not (check or diff or in_place):
+                sys.stdout.write(formatted)
+            continue
+        changed += 1
+        if diff:
+            sys.stdout.writelines(difflib.unified_diff(
+                text.splitlines(keepends=True), formatted.splitlines(keepends=True),
+                f"{shown} (original)", f"{shown} (formatted)",
+            ))  # fmt: skip
+        if check:
+            _say(f"would reformat {shown}")
+        elif in_place and not is_stdin:
+            write_atomic(Path(name), formatted)
+            _say(f"reformatted {shown}")
+        elif not diff:
+            sys.stdout.write(formatted)
+    if failed:
+        return 2
+    return 1 if check and changed else 0
+
+
+def check_files(
+    files: list[str], strict: bool, schema: str | None, message_type: str | None
+) -> int:
+    """Print every finding of every file; exit 1 on errors (warnings too with ``strict``)."""
+    errors = warnings = unreadable = 0
+    try:
+        resolved = load_schema(schema)
+    except ProtoeditError as exc:
+        _say(f"protoedit: error: {exc}")
+        return 2
+    known_types = CAFFE_LAYER_TYPES if resolved.path == str(BUILTIN_PROTO) else None
+    for name in files:
+        try:
+            text = read_text(name)
+        except ProtoeditError as exc:
+            _say(f"protoedit: error: {exc}")
+            unreadable += 1
+            continue
+        try:
+            tree = parse(text, name)
+        except ParseError as exc:
+            print(f"{exc.location}: E001 {exc.message}")
+            errors += 1
+            continue
+        kind = resolved.qualified(message_type) if message_type else detect_type(tree, resolved)
+        doc = Document(tree, resolved, kind)
+        findings = doc.diagnostics()
+        if doc.message_type.endswith(".NetParameter"):
+            # Lint the net even past unknown fields: bind leniently for that pass.
+            lint_doc = Document(tree, resolved, doc.message_type, lenient=True)
+            if not any(d.severity == "error" for d in lint_doc.diagnostics()):
+                findings += list(net_findings(lint_doc, known_types))
+        findings.sort(key=lambda f: f.pos)
+        for finding in findings:
+            print(doc.describe(finding))
+            if finding.severity == "error":
+                errors += 1
+            else:
+                warnings += 1
+    if unreadable:
+        return 2
+    return 1 if errors or (strict and warnings) else 0
+
+
+__all__ = ["check_files", "format_files", "format_text"]

@@ -1,0 +1,238 @@
+"""``protoedit check``: syntax, schema and net lint findings, each with a code and a place.
+
+Codes: ``E0xx`` syntax, ``E1xx``/``W1xx`` schema (see :mod:`protoedit.schema.binding`),
+``E2xx``/``W2xx`` net structure.  Errors are what Caffe would refuse; warnings are legacy
+but valid constructs (Caffe upgrades them on load) and style.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from protoedit.document import Document
+from protoedit.schema.binding import Diagnostic, suggest
+from protoedit.syntax.tree import Block, Field
+
+#: Layer types registered by BVLC Caffe master (``REGISTER_LAYER_CLASS`` names).
+CAFFE_LAYER_TYPES = frozenset(
+    [
+        "AbsVal",
+        "Accuracy",
+        "ArgMax",
+        "BNLL",
+        "BatchNorm",
+        "BatchReindex",
+        "Bias",
+        "Clip",
+        "Concat",
+        "ContrastiveLoss",
+        "Convolution",
+        "Crop",
+        "Data",
+        "Deconvolution",
+        "Dropout",
+        "DummyData",
+        "ELU",
+        "Eltwise",
+        "Embed",
+        "EuclideanLoss",
+        "Exp",
+        "Filter",
+        "Flatten",
+        "HDF5Data",
+        "HDF5Output",
+        "HingeLoss",
+        "Im2col",
+        "ImageData",
+        "InfogainLoss",
+        "InnerProduct",
+        "Input",
+        "LRN",
+        "LSTM",
+        "LSTMUnit",
+        "Log",
+        "MVN",
+        "MemoryData",
+        "MultinomialLogisticLoss",
+        "PReLU",
+        "Parameter",
+        "Pooling",
+        "Power",
+        "Python",
+        "RNN",
+        "ReLU",
+        "Reduction",
+        "Reshape",
+        "SPP",
+        "Scale",
+        "Sigmoid",
+        "SigmoidCrossEntropyLoss",
+        "Silence",
+        "Slice",
+        "Softmax",
+        "SoftmaxWithLoss",
+        "Split",
+        "Swish",
+        "TanH",
+        "Threshold",
+        "Tile",
+        "WindowData",
+    ]
+)
+
+PHASES = ("TRAIN", "TEST")
+
+
+@dataclass(frozen=True)
+class NetState:
+    """Caffe's ``NetState``: the phase, level and stages a net is built for."""
+
+    phase: str
+    level: int = 0
+    stages: frozenset[str] = frozenset()
+
+
+def rule_met(rule: Any, state: NetState, phase_names: dict[int, str]) -> bool:
+    """Caffe's ``StateMeetsRule``: check only the fields the rule sets."""
+    if rule.HasField("phase") and phase_names[rule.phase] != state.phase:
+        return False
+    if rule.HasField("min_level") and state.level < rule.min_level:
+        return False
+    if rule.HasField("max_level") and state.level > rule.max_level:
+        return False
+    if any(stage not in state.stages for stage in rule.stage):
+        return False
+    return not any(stage in state.stages for stage in rule.not_stage)
+
+
+def layer_included(layer: Any, state: NetState, phase_names: dict[int, str]) -> bool:
+    """Caffe's ``FilterNet`` decision for one layer: include rules, else exclude rules."""
+    if len(layer.include):
+        return any(rule_met(rule, state, phase_names) for rule in layer.include)
+    return not any(rule_met(rule, state, phase_names) for rule in layer.exclude)
+
+
+def _layer_type(layer: Any, legacy: bool) -> str:
+    if not legacy:
+        return str(layer.type)
+    return str(layer.DESCRIPTOR.fields_by_name["type"].enum_type.values_by_number[layer.type].name)
+
+
+def _state_problems(
+    layers: Any, state: NetState, phase_names: dict[int, str], inputs: Any, legacy: bool
+) -> Iterator[tuple[str, int, str]]:
+    """(code, layer index, detail) for each problem of the net Caffe builds for ``state``."""
+    available = set(inputs)
+    names: set[str] = set()
+    for index, layer in enumerate(layers):
+        if not layer_included(layer, state, phase_names):
+            continue
+        if layer.name in names and not legacy:
+            yield ("W203", index, layer.name)
+        names.add(layer.name)
+        for nth, bottom in enumerate(layer.bottom):
+            if bottom not in available:
+                yield ("E202", index, f"{nth}:{bottom}")
+        for nth, top in enumerate(layer.top):
+            in_place = nth < len(layer.bottom) and layer.bottom[nth] == top
+            if top in available and not in_place:
+                yield ("E203", index, f"{nth}:{top}")
+            available.add(top)
+
+
+class _Places:
+    """Source offsets of layers and their bottoms/tops, matched to the message by order."""
+
+    def __init__(self, doc: Document, field_name: str) -> None:
+        self.layers: list[Field] = [f for f in doc.tree.fields if f.name.text == field_name]
+
+    def layer(self, index: int) -> int:
+        return self.layers[index].pos if index < len(self.layers) else 0
+
+    def child(self, index: int, name: str, nth: int) -> int:
+        block = self.layers[index].value if index < len(self.layers) else None
+        if not isinstance(block, Block):
+            return self.layer(index)
+        named = [f for f in block.fields if f.name.text == name]
+        return named[nth].pos if nth < len(named) else self.layer(index)
+
+
+def net_findings(doc: Document, known_types: frozenset[str] | None) -> Iterator[Diagnostic]:
+    """Structural problems of a ``NetParameter`` document, per phase where it matters."""
+    net = doc.message
+    fields = {f.name.text: f for f in reversed(doc.tree.fields)}  # first of each name
+    if len(net.layer) and len(net.layers):
+        yield Diagnostic(
+            "E201", "the net mixes 'layer' and legacy 'layers' (V1): Caffe refuses this; "
+            "upgrade the 'layers' entries", fields["layers"].pos,
+        )  # fmt: skip
+        return
+    for name in ("input", "input_dim", "input_shape"):
+        if name in fields:
+            yield Diagnostic(
+                "W201", f"legacy '{name}:' header: an Input layer is the current form "
+                "(`protoedit upgrade` rewrites it)", fields[name].pos, "warning",
+            )  # fmt: skip
+            break
+    legacy = bool(len(net.layers))
+    layers = net.layers if legacy else net.layer
+    places = _Places(doc, "layers" if legacy else "layer")
+    if legacy:
+        v0 = any(layer.HasField("layer") for layer in net.layers)
+        kind = "V0 ('layers { layer { ... } }')" if v0 else "V1 ('layers' with enum types)"
+        yield Diagnostic(
+            "W202", f"legacy {kind} layer format: Caffe upgrades it on load "
+            "(`protoedit upgrade` rewrites it)", fields["layers"].pos, "warning",
+        )  # fmt: skip
+    else:
+        for index, layer in enumerate(layers):
+            if known_types is not None and layer.type not in known_types:
+                hint = suggest(layer.type, sorted(known_types))
+                yield Diagnostic(
+                    "E205", f"unknown layer type '{layer.type}' (layer '{layer.name}'){hint}",
+                    places.child(index, "type", 0),
+                )  # fmt: skip
+    phase_names = {0: "TRAIN", 1: "TEST"}
+    stages = sorted(
+        {stage for layer in layers for rule in (*layer.include, *layer.exclude)
+         for stage in (*rule.stage, *rule.not_stage)}
+    )  # fmt: skip
+    # A problem counts in a phase only if it occurs in every state of that phase in which the
+    # layer runs: files often rely on stages ("test-on-train") that a solver sets.
+    problems: dict[tuple[str, int, str, str], int] = {}
+    runs: dict[tuple[int, str], int] = {}
+    for phase in PHASES:
+        for stage in [None, *stages]:
+            state = NetState(phase, 0, frozenset([stage]) if stage else frozenset())
+            for key in _state_problems(layers, state, phase_names, net.input, legacy):
+                problems[(*key, phase)] = problems.get((*key, phase), 0) + 1
+            for index, layer in enumerate(layers):
+                if layer_included(layer, state, phase_names):
+                    runs[(index, phase)] = runs.get((index, phase), 0) + 1
+    seen: dict[tuple[str, int, str], list[str]] = {}
+    for (code, index, what, phase), count in problems.items():
+        if count == runs.get((index, phase), 0):
+            seen.setdefault((code, index, what), []).append(phase)
+    for (code, index, what), phases in sorted(seen.items(), key=lambda item: item[0][1]):
+        layer = layers[index]
+        where = "" if len(set(phases)) == len(PHASES) else f" (phase {phases[0]})"
+        if code == "W203":
+            yield Diagnostic(
+                "W203", f"duplicate layer name '{layer.name}'{where}: weights are matched "
+                "to layers by name", places.layer(index), "warning",
+            )  # fmt: skip
+            continue
+        nth_text, _, blob = what.partition(":")
+        nth = int(nth_text)
+        if code == "E202":
+            yield Diagnostic(
+                "E202", f"bottom '{blob}' of layer '{layer.name}' is produced by no "
+                f"earlier layer{where}", places.child(index, "bottom", nth),
+            )  # fmt: skip
+        else:
+            yield Diagnostic(
+                "E203", f"top '{blob}' of layer '{layer.name}' is already produced by "
+                f"another layer and this is not in place{where}", places.child(index, "top", nth),
+            )  # fmt: skip

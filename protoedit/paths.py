@@ -1,0 +1,127 @@
+"""Field paths: ``layer[name=conv1].convolution_param.num_output``, ``layer[2].top[0]``.
+
+A path is dot-separated segments; each names a field and may select among the fields of
+that name with ``[N]`` (0-based, negative from the end) or ``[key=value]`` (the block whose
+scalar field ``key`` equals ``value``; quotes around the value are optional).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from protoedit.errors import InputError
+from protoedit.syntax.tree import Block, Document, Field, Scalar
+
+_SEGMENT = re.compile(
+    r"""(?P<name>[A-Za-z_][A-Za-z0-9_]*)
+        (?:\[(?:(?P<index>-?\d+)|(?P<key>[A-Za-z_][A-Za-z0-9_]*)\s*=\s*(?P<value>"[^"]*"|'[^']*'|[^\]]*))\])?
+    """,
+    re.VERBOSE,
+)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One step of a path: a field name and an optional selector."""
+
+    name: str
+    index: int | None = None
+    key: str | None = None
+    value: str | None = None
+
+    def __str__(self) -> str:
+        if self.index is not None:
+            return f"{self.name}[{self.index}]"
+        if self.key is not None:
+            return f"{self.name}[{self.key}={self.value}]"
+        return self.name
+
+
+def parse_path(path: str) -> list[Segment]:
+    """Split a path into segments; a malformed path is an :class:`InputError`."""
+    segments = []
+    position = 0
+    while position < len(path):
+        match = _SEGMENT.match(path, position)
+        if match is None:
+            raise InputError(f"bad path {path!r} at character {position + 1}")
+        value = match["value"]
+        if value is not None and value[:1] in "\"'":
+            value = value[1:-1]
+        index = int(match["index"]) if match["index"] is not None else None
+        segments.append(Segment(match["name"], index, match["key"], value))
+        position = match.end()
+        if position < len(path):
+            if path[position] != ".":
+                raise InputError(f"bad path {path!r}: expected '.' at character {position + 1}")
+            position += 1
+    if not segments:
+        raise InputError("empty path")
+    return segments
+
+
+def scalar_text(scalar: Scalar) -> str:
+    """A scalar's value as text: strings unquoted (escapes left as written), others raw."""
+    if scalar.is_string():
+        return "".join(part.text[1:-1] for part in scalar.parts)
+    return scalar.raw
+
+
+def _matches(field: Field, segment: Segment) -> bool:
+    if segment.key is None:
+        return True
+    if not isinstance(field.value, Block):
+        return False
+    for child in field.value.fields:
+        if child.name.text == segment.key and isinstance(child.value, Scalar):
+            if scalar_text(child.value) == segment.value:
+                return True
+    return False
+
+
+def select(fields: list[Field], segment: Segment) -> list[Field]:
+    """The fields of ``fields`` that one segment picks."""
+    named = [f for f in fields if f.name.text == segment.name and _matches(f, segment)]
+    if segment.index is not None:
+        try:
+            return [named[segment.index]]
+        except IndexError:
+            return []
+    return named
+
+
+@dataclass
+class Resolved:
+    """Where a path leads: the container holding the last segment's fields, and those fields."""
+
+    container: Document | Block
+    fields: list[Field]
+    last: Segment
+    names: list[str]  # the field names along the path, for schema look-ups
+
+
+def resolve(doc: Document, path: str) -> Resolved:
+    """Follow ``path``; every segment but the last must pick exactly one block."""
+    segments = parse_path(path)
+    container: Document | Block = doc
+    names = []
+    for depth, segment in enumerate(segments):
+        names.append(segment.name)
+        picked = select(container.fields, segment)
+        if depth == len(segments) - 1:
+            return Resolved(container, picked, segment, names)
+        walked = ".".join(str(s) for s in segments[: depth + 1])
+        if not picked:
+            raise InputError(f"no field at {walked!r}")
+        if len(picked) > 1:
+            raise InputError(
+                f"{walked!r} matches {len(picked)} fields; add [N] or [key=value] to pick one"
+            )
+        value = picked[0].value
+        if not isinstance(value, Block):
+            raise InputError(
+                f"{walked!r} is not a message, so it has no field {segments[depth + 1].name!r}"
+            )
+        container = value
+    raise AssertionError("unreachable")

@@ -1,0 +1,285 @@
+"""Lossless tree -> typed protobuf message, with located, plain-words errors.
+
+Every problem is a :class:`Diagnostic` with a code (``E1xx`` errors, ``W1xx`` warnings) and a
+source offset.  In lenient mode unknown fields are warnings: the message skips them, while
+the tree keeps them verbatim, so they survive every edit and print.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf import text_encoding
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
+
+from protoedit.syntax.tree import Block, Document, Field, ListValue, Scalar
+
+FD = FieldDescriptor
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One finding at one place: ``severity`` is ``error`` or ``warning``."""
+
+    code: str
+    message: str
+    pos: int
+    severity: str = "error"
+
+
+_INT_RANGES = {
+    FD.TYPE_INT32: (-(2**31), 2**31 - 1), FD.TYPE_SINT32: (-(2**31), 2**31 - 1),
+    FD.TYPE_SFIXED32: (-(2**31), 2**31 - 1), FD.TYPE_UINT32: (0, 2**32 - 1),
+    FD.TYPE_FIXED32: (0, 2**32 - 1), FD.TYPE_INT64: (-(2**63), 2**63 - 1),
+    FD.TYPE_SINT64: (-(2**63), 2**63 - 1), FD.TYPE_SFIXED64: (-(2**63), 2**63 - 1),
+    FD.TYPE_UINT64: (0, 2**64 - 1), FD.TYPE_FIXED64: (0, 2**64 - 1),
+}  # fmt: skip
+_TYPE_NAMES = {
+    FD.TYPE_DOUBLE: "double", FD.TYPE_FLOAT: "float", FD.TYPE_INT64: "int64",
+    FD.TYPE_UINT64: "uint64", FD.TYPE_INT32: "int32", FD.TYPE_FIXED64: "fixed64",
+    FD.TYPE_FIXED32: "fixed32", FD.TYPE_BOOL: "bool", FD.TYPE_STRING: "string",
+    FD.TYPE_BYTES: "bytes", FD.TYPE_UINT32: "uint32", FD.TYPE_SFIXED32: "sfixed32",
+    FD.TYPE_SFIXED64: "sfixed64", FD.TYPE_SINT32: "sint32", FD.TYPE_SINT64: "sint64",
+}  # fmt: skip
+_OCTAL = re.compile(r"-?0[0-7]+$")
+_FLOAT_WORDS = {"inf": math.inf, "infinity": math.inf, "nan": math.nan}
+# The spellings protobuf's text parsers accept.
+_BOOLS = {"true": True, "True": True, "t": True, "1": True,
+          "false": False, "False": False, "f": False, "0": False}  # fmt: skip
+
+
+class _ValueProblem(Exception):
+    """A scalar's text does not fit its field's type; the message says how."""
+
+
+def type_label(fd: FieldDescriptor) -> str:
+    """A field's type as a user writes it: ``int32``, ``caffe.Phase``, ``caffe.BlobShape``."""
+    if fd.message_type is not None:
+        return str(fd.message_type.full_name)
+    if fd.enum_type is not None:
+        return str(fd.enum_type.full_name)
+    return _TYPE_NAMES[fd.type]
+
+
+def _parse_int(raw: str, fd: FieldDescriptor) -> int:
+    try:
+        value = int(raw, 8) if _OCTAL.match(raw) else int(raw, 0)
+    except ValueError:
+        raise _ValueProblem(f"expected an integer ({type_label(fd)}), found '{raw}'") from None
+    low, high = _INT_RANGES[fd.type]
+    if not low <= value <= high:
+        raise _ValueProblem(f"{value} is out of range for {type_label(fd)}")
+    return value
+
+
+def _parse_float(raw: str, fd: FieldDescriptor) -> float:
+    text = raw.lower()
+    sign = -1.0 if text.startswith("-") else 1.0
+    word = text.lstrip("-")
+    if word in _FLOAT_WORDS:
+        return sign * _FLOAT_WORDS[word]
+    if text.endswith("f") and not text.startswith(("0x", "-0x")):
+        text = text[:-1]
+    try:
+        return float(text)
+    except ValueError:
+        try:
+            return float(int(text, 0))
+        except ValueError:
+            raise _ValueProblem(f"expected a number ({type_label(fd)}), found '{raw}'") from None
+
+
+def _parse_bool(raw: str, fd: FieldDescriptor) -> bool:
+    value = _BOOLS.get(raw)
+    if value is None:
+        raise _ValueProblem(f"expected true or false, found '{raw}'")
+    return value
+
+
+def _string_bytes(scalar: Scalar) -> bytes:
+    try:
+        return b"".join(text_encoding.CUnescape(part.text[1:-1]) for part in scalar.parts)
+    except Exception as exc:
+        raise _ValueProblem(f"bad escape in string: {exc}") from None
+
+
+def _convert(scalar: Scalar, fd: FieldDescriptor) -> Any:
+    """The Python value of ``scalar`` for field ``fd``, or :class:`_ValueProblem`."""
+    kind = fd.type
+    if kind in (FD.TYPE_STRING, FD.TYPE_BYTES):
+        if not scalar.is_string():
+            raise _ValueProblem(f"expected a quoted string, found '{scalar.raw}'")
+        data = _string_bytes(scalar)
+        if kind == FD.TYPE_BYTES:
+            return data
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise _ValueProblem("the string is not valid UTF-8") from None
+    raw = scalar.parts[0].text
+    if scalar.is_string() or len(scalar.parts) > 1:
+        raise _ValueProblem(f"expected a {type_label(fd)} value, found a string")
+    if kind in _INT_RANGES:
+        return _parse_int(raw, fd)
+    if kind in (FD.TYPE_FLOAT, FD.TYPE_DOUBLE):
+        return _parse_float(raw, fd)
+    if kind == FD.TYPE_BOOL:
+        return _parse_bool(raw, fd)
+    if kind == FD.TYPE_ENUM:
+        enum = fd.enum_type
+        assert enum is not None
+        value = enum.values_by_name.get(raw)
+        if value is not None:
+            return value.number
+        if re.match(r"-?\d+$", raw) and int(raw) in enum.values_by_number:
+            return int(raw)
+        names = ", ".join(v.name for v in enum.values)
+        raise _ValueProblem(
+            f"unknown value '{raw}' for enum {enum.full_name}; expected one of {names}"
+        )
+    raise _ValueProblem(f"unsupported field type {kind}")  # groups: not used by Caffe
+
+
+@dataclass(frozen=True)
+class _Slot:
+    fd: FieldDescriptor
+    name: str
+    is_message: bool
+    repeated: bool
+
+
+def _slots_of(descriptor: Any) -> dict[str, _Slot]:
+    """What binding needs to know about each field name of one message type."""
+    return {
+        fd.name: _Slot(fd, fd.name, fd.type == FD.TYPE_MESSAGE, is_repeated(fd))
+        for fd in descriptor.fields
+    }
+
+
+def is_repeated(fd: FieldDescriptor) -> bool:
+    """Whether a field is repeated (protobuf >= 6 has ``is_repeated``; older ones ``label``)."""
+    flag = getattr(fd, "is_repeated", None)
+    if flag is not None:
+        return bool(flag)
+    return bool(fd.label == FD.LABEL_REPEATED)  # type: ignore[attr-defined]
+
+
+def suggest(name: str, candidates: list[str]) -> str:
+    """`` (did you mean 'x'?)`` for the nearest names, or an empty string."""
+    close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
+    if not close:
+        return ""
+    quoted = " or ".join(f"'{c}'" for c in close)
+    return f" (did you mean {quoted}?)"
+
+
+class Binder:
+    """Fills a message from tree fields, reporting every problem found along the way."""
+
+    def __init__(self, lenient: bool = False) -> None:
+        self.lenient = lenient
+        self.diagnostics: list[Diagnostic] = []
+        # By full name: upb hands out short-lived descriptor wrappers, so id() is no key.
+        self._slots: dict[str, dict[str, _Slot]] = {}
+
+    def _report(self, code: str, message: str, pos: int, severity: str = "error") -> None:
+        self.diagnostics.append(Diagnostic(code, message, pos, severity))
+
+    def bind_fields(self, fields: list[Field], message: Message) -> None:
+        descriptor = message.DESCRIPTOR
+        slots = self._slots.get(descriptor.full_name)
+        if slots is None:
+            slots = self._slots[descriptor.full_name] = _slots_of(descriptor)
+        seen: set[str] = set()
+        for field in fields:
+            name = field.name.text
+            slot = slots.get(name)
+            if slot is None:
+                hint = suggest(name, list(slots))
+                text = f"unknown field '{name}' in {descriptor.full_name}{hint}"
+                if self.lenient:
+                    self._report("W101", text + "; kept as written", field.pos, "warning")
+                else:
+                    self._report("E101", text, field.pos)
+                continue
+            value = field.value
+            if not slot.repeated:
+                if name in seen:
+                    self._report(
+                        "E104", f"'{name}' is given twice, but it is not a repeated field",
+                        field.pos,
+                    )  # fmt: skip
+                    continue
+                seen.add(name)
+            if isinstance(value, ListValue):
+                if not slot.repeated:
+                    self._report(
+                        "E106", f"'{name}' is not a repeated field: a [list] is not allowed",
+                        value.pos,
+                    )  # fmt: skip
+                    continue
+                items: list[Scalar | Block] = value.items
+            else:
+                items = [value]
+            if slot.is_message:
+                self._bind_messages(field, slot, items, message)
+            else:
+                self._bind_scalars(field, slot, items, message)
+
+    def _bind_messages(
+        self, field: Field, slot: _Slot, items: list[Scalar | Block], message: Message
+    ) -> None:
+        for item in items:
+            if not isinstance(item, Block):
+                self._report(
+                    "E105",
+                    f"'{slot.name}' is a message ({type_label(slot.fd)}): expected '{{', "
+                    f"found '{item.raw}'",
+                    item.pos,
+                )
+                continue
+            target = getattr(message, slot.name)
+            sub = target.add() if slot.repeated else target
+            if not slot.repeated:
+                sub.SetInParent()
+            self.bind_fields(item.fields, sub)
+
+    def _bind_scalars(
+        self, field: Field, slot: _Slot, items: list[Scalar | Block], message: Message
+    ) -> None:
+        for item in items:
+            if isinstance(item, Block):
+                self._report(
+                    "E105",
+                    f"'{slot.name}' is a {type_label(slot.fd)} field, not a message: "
+                    "expected a value, found '{'",
+                    item.pos,
+                )
+                continue
+            try:
+                value = _convert(item, slot.fd)
+                if slot.repeated:
+                    getattr(message, slot.name).append(value)
+                else:
+                    setattr(message, slot.name, value)
+            except _ValueProblem as problem:
+                code = "E103" if slot.fd.type == FD.TYPE_ENUM else "E102"
+                self._report(code, f"'{slot.name}': {problem}", item.pos)
+            except (ValueError, TypeError) as exc:
+                self._report("E102", f"'{slot.name}': {exc}", item.pos)
+
+
+def bind(
+    doc: Document, message_class: Callable[[], Message], lenient: bool = False
+) -> tuple[Message, list[Diagnostic]]:
+    """Build the typed message of ``doc``; return it with every diagnostic found."""
+    message = message_class()
+    binder = Binder(lenient)
+    binder.bind_fields(doc.fields, message)
+    return message, binder.diagnostics

@@ -1,0 +1,214 @@
+"""A ``.proto`` file (proto2, as ``caffe.proto`` and its forks write it) -> protobuf descriptors.
+
+Parsed by ``grammars/proto.lark`` into a ``FileDescriptorProto``, type names resolved with
+protobuf's scoping rules, then loaded into a fresh ``DescriptorPool``: no ``protoc`` needed.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import Any
+
+from google.protobuf import descriptor_pb2
+from lark import Lark, Token, Transformer
+from lark.exceptions import UnexpectedInput
+
+from protoedit.errors import Location, ProtoeditError
+from protoedit.syntax.parser import GRAMMARS, excerpt
+
+F = descriptor_pb2.FieldDescriptorProto
+SCALAR_TYPES = {
+    "double": F.TYPE_DOUBLE, "float": F.TYPE_FLOAT, "int64": F.TYPE_INT64,
+    "uint64": F.TYPE_UINT64, "int32": F.TYPE_INT32, "fixed64": F.TYPE_FIXED64,
+    "fixed32": F.TYPE_FIXED32, "bool": F.TYPE_BOOL, "string": F.TYPE_STRING,
+    "bytes": F.TYPE_BYTES, "uint32": F.TYPE_UINT32, "sfixed32": F.TYPE_SFIXED32,
+    "sfixed64": F.TYPE_SFIXED64, "sint32": F.TYPE_SINT32, "sint64": F.TYPE_SINT64,
+}  # fmt: skip
+LABELS = {"optional": F.LABEL_OPTIONAL, "required": F.LABEL_REQUIRED, "repeated": F.LABEL_REPEATED}
+
+
+class SchemaError(ProtoeditError):
+    """A schema file could not be parsed or its types do not resolve."""
+
+
+def _string(token: str) -> str:
+    """The value of a quoted proto string literal (C escapes, as Python reads them)."""
+    return str(ast.literal_eval(token))
+
+
+class _ToDescriptor(Transformer[Token, Any]):
+    """Builds descriptor protos bottom-up; type names stay unresolved until :func:`_resolve`."""
+
+    def start(self, items: list[Any]) -> descriptor_pb2.FileDescriptorProto:
+        fdp = descriptor_pb2.FileDescriptorProto(syntax="proto2")
+        for kind, value in (item for item in items if item is not None):
+            if kind == "syntax":
+                fdp.syntax = value
+            elif kind == "package":
+                fdp.package = value
+            elif kind == "message":
+                fdp.message_type.append(value)
+            elif kind == "enum":
+                fdp.enum_type.append(value)
+        return fdp
+
+    def syntax(self, items: list[Token]) -> tuple[str, str]:
+        return ("syntax", _string(items[0]))
+
+    def package(self, items: list[str]) -> tuple[str, str]:
+        return ("package", items[0])
+
+    def import_(self, items: list[Any]) -> tuple[str, str]:
+        return ("import", _string(items[-1]))
+
+    def option(self, items: list[Any]) -> tuple[str, Any]:
+        return ("option", items)
+
+    def full_ident(self, items: list[Token]) -> str:
+        return ".".join(items)
+
+    def type_name(self, items: list[Any]) -> str:
+        return "".join(str(item) for item in items)
+
+    def option_name(self, items: list[Any]) -> str:
+        return ".".join(str(item) for item in items)
+
+    def constant(self, items: list[Any]) -> str:
+        if len(items) == 2:  # SIGN full_ident, e.g. -inf
+            return f"{items[0]}{items[1]}"
+        token = items[0]
+        if isinstance(token, Token) and token.type == "STRING":
+            return "\0" + _string(token)  # marks a string constant
+        return str(token)
+
+    def field_option(self, items: list[Any]) -> tuple[str, str]:
+        return (items[0], items[1])
+
+    def field_options(self, items: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        return items
+
+    def field(self, items: list[Any]) -> tuple[str, descriptor_pb2.FieldDescriptorProto]:
+        label, type_name, name, number, options = items
+        field = F(name=str(name), number=int(number, 0), label=LABELS[str(label)])
+        if type_name in SCALAR_TYPES:
+            field.type = SCALAR_TYPES[type_name]
+        else:
+            field.type_name = type_name  # resolved later
+        for key, value in options or []:
+            if key == "default":
+                field.default_value = value.lstrip("\0")
+            elif key == "packed":
+                field.options.packed = value == "true"
+            elif key == "deprecated":
+                field.options.deprecated = value == "true"
+        return ("field", field)
+
+    def enum_value(self, items: list[Any]) -> tuple[str, descriptor_pb2.EnumValueDescriptorProto]:
+        return ("value", descriptor_pb2.EnumValueDescriptorProto(
+            name=str(items[0]), number=int(items[1], 0)))  # fmt: skip
+
+    def enum(self, items: list[Any]) -> tuple[str, descriptor_pb2.EnumDescriptorProto]:
+        enum = descriptor_pb2.EnumDescriptorProto(name=str(items[0]))
+        for kind, value in (item for item in items[1:] if item is not None):
+            if kind == "value":
+                enum.value.append(value)
+            elif kind == "option" and value[0] == "allow_alias":
+                enum.options.allow_alias = value[1] == "true"
+        return ("enum", enum)
+
+    def message(self, items: list[Any]) -> tuple[str, descriptor_pb2.DescriptorProto]:
+        message = descriptor_pb2.DescriptorProto(name=str(items[0]))
+        for kind, value in (item for item in items[1:] if item is not None):
+            if kind == "field":
+                message.field.append(value)
+            elif kind == "message":
+                message.nested_type.append(value)
+            elif kind == "enum":
+                message.enum_type.append(value)
+            elif kind == "extensions":
+                for start, end in value:
+                    message.extension_range.add(start=start, end=end)
+            elif kind == "reserved":
+                for start, end in value:
+                    message.reserved_range.add(start=start, end=end)
+        return ("message", message)
+
+    def range(self, items: list[Any]) -> tuple[int, int]:
+        start = int(items[0], 0)
+        if len(items) < 2 or items[1] is None:
+            return (start, start + 1)
+        end = 536870912 if items[1] == "max" else int(items[1], 0) + 1
+        return (start, end)
+
+    def extensions(self, items: list[tuple[int, int]]) -> tuple[str, list[tuple[int, int]]]:
+        return ("extensions", items)
+
+    def reserved(self, items: list[Any]) -> tuple[str, list[tuple[int, int]]]:
+        return ("reserved", [item for item in items if isinstance(item, tuple)])
+
+
+def _resolve(fdp: descriptor_pb2.FileDescriptorProto, path: str) -> None:
+    """Give every message/enum-typed field its fully qualified type name and its kind."""
+    package = f".{fdp.package}" if fdp.package else ""
+    kinds: dict[str, int] = {}
+
+    def collect(scope: str, messages: Any, enums: Any) -> None:
+        for enum in enums:
+            kinds[f"{scope}.{enum.name}"] = F.TYPE_ENUM
+        for message in messages:
+            name = f"{scope}.{message.name}"
+            kinds[name] = F.TYPE_MESSAGE
+            collect(name, message.nested_type, message.enum_type)
+
+    collect(package, fdp.message_type, fdp.enum_type)
+
+    def lookup(scope: str, name: str) -> str | None:
+        if name.startswith("."):
+            return name if name in kinds else None
+        first, _, rest = name.partition(".")
+        while True:
+            candidate = f"{scope}.{first}"
+            if candidate in kinds or any(k.startswith(candidate + ".") for k in kinds):
+                full = f"{candidate}.{rest}" if rest else candidate
+                return full if full in kinds else None
+            if not scope:
+                return None
+            scope = scope.rpartition(".")[0]
+
+    def visit(scope: str, messages: Any) -> None:
+        for message in messages:
+            inner = f"{scope}.{message.name}"
+            for field in message.field:
+                if field.type_name and not field.type:
+                    full = lookup(inner, field.type_name)
+                    if full is None:
+                        raise SchemaError(
+                            f"unknown type '{field.type_name}' of field "
+                            f"'{inner[1:]}.{field.name}'", Location(path))  # fmt: skip
+                    field.type_name = full
+                    field.type = kinds[full]
+            visit(inner, message.nested_type)
+
+    visit(package, fdp.message_type)
+
+
+_PARSER: Lark | None = None
+
+
+def parse_proto(text: str, path: str = "<schema>") -> descriptor_pb2.FileDescriptorProto:
+    """Parse proto2 schema text into a resolved ``FileDescriptorProto``."""
+    global _PARSER
+    if _PARSER is None:
+        _PARSER = Lark((GRAMMARS / "proto.lark").read_text(), parser="lalr")
+    try:
+        tree = _PARSER.parse(text)
+    except UnexpectedInput as exc:
+        line, col = exc.line, exc.column
+        raise SchemaError(
+            "cannot parse the schema here", Location(path, line, col), excerpt(text, line, col)
+        ) from None
+    fdp: descriptor_pb2.FileDescriptorProto = _ToDescriptor().transform(tree)
+    fdp.name = Path(path).name if path != "<schema>" else "schema.proto"
+    _resolve(fdp, path)
+    return fdp

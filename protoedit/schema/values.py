@@ -1,0 +1,56 @@
+"""Python values -> text-format spellings, guided by the field's schema type."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from google.protobuf.descriptor import FieldDescriptor
+
+from protoedit.errors import InputError
+
+FD = FieldDescriptor
+
+
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def quote(text: str) -> str:
+    """A double-quoted text-format string literal."""
+    return '"' + "".join(_ESCAPES.get(ch, ch) for ch in text) + '"'
+
+
+def format_float(value: float) -> str:
+    """Shortest round-tripping spelling; ``inf``/``-inf``/``nan`` as text format writes them."""
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    text = repr(float(value))
+    return text[:-2] if text.endswith(".0") else text
+
+
+def render_value(value: Any, fd: FieldDescriptor | None) -> str:
+    """The raw text for ``value`` in field ``fd`` (``None``: guess from the Python type)."""
+    kind = fd.type if fd is not None else None
+    if kind == FD.TYPE_MESSAGE:
+        raise InputError(f"'{fd.name}' is a message: insert it as text instead")  # type: ignore[union-attr]
+    if kind == FD.TYPE_ENUM:
+        assert fd is not None and fd.enum_type is not None
+        if isinstance(value, int) and not isinstance(value, bool):
+            found = fd.enum_type.values_by_number.get(value)
+        else:
+            found = fd.enum_type.values_by_name.get(str(value))
+        if found is None:
+            names = ", ".join(v.name for v in fd.enum_type.values)
+            raise InputError(f"'{value}' is not a value of {fd.enum_type.full_name} ({names})")
+        return str(found.name)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if kind in (FD.TYPE_STRING, FD.TYPE_BYTES) or (kind is None and isinstance(value, str)):
+        return quote(value.decode("latin-1") if isinstance(value, bytes) else str(value))
+    if kind in (FD.TYPE_FLOAT, FD.TYPE_DOUBLE) or isinstance(value, float):
+        return format_float(float(value))
+    if isinstance(value, int):
+        return str(value)
+    raise InputError(f"cannot write {value!r} as a text-format value")

@@ -1,0 +1,189 @@
+"""Tree edits that keep every untouched byte: insert, remove and replace fields.
+
+New nodes copy the style around them (indentation, line ending, one-line blocks); a removed
+field takes its own comments (the block directly above it and its same-line comment) and
+leaves a detached comment block (one followed by a blank line) where it was.
+"""
+
+from __future__ import annotations
+
+from protoedit.syntax.formatter import detect_newline
+from protoedit.syntax.parser import parse
+from protoedit.syntax.tree import Block, Document, Field, Scalar, Tok
+
+Container = Document | Block
+
+
+def _fields(container: Container) -> list[Field]:
+    return container.fields
+
+
+def _indent_of(field: Field) -> str:
+    """The indentation before a field's name (what follows the last newline of its leading)."""
+    return field.leading.rsplit("\n", 1)[-1] if "\n" in field.leading else field.leading
+
+
+def _is_one_line(block: Block) -> bool:
+    """``{ a: 1 b: 2 }``: no newline between the braces."""
+    if "\n" in block.open_trailing or "\n" in block.close.pre:
+        return False
+    return all("\n" not in f.leading and "\n" not in f.trailing for f in block.fields)
+
+
+def guess_unit(doc: Document) -> str:
+    """The file's indentation step: the first nested field's indentation, else two spaces."""
+    for field in doc.fields:
+        value = field.value
+        if isinstance(value, Block) and value.fields:
+            indent = _indent_of(value.fields[0])
+            if indent.strip() == "" and indent:
+                return indent
+    return "  "
+
+
+class Style:
+    """How new text should look in one document: newline and indentation step."""
+
+    def __init__(self, doc: Document) -> None:
+        self.newline = detect_newline(doc.source)
+        self.unit = guess_unit(doc)
+
+
+def _line_starts(fields: list[Field], first_starts_line: bool) -> list[bool]:
+    """For each field, whether it is the first thing on its line."""
+    starts = []
+    at_start = first_starts_line
+    for field in fields:
+        starts.append(at_start or "\n" in field.leading)
+        at_start = field.trailing.endswith("\n")
+    return starts
+
+
+def _container_indent(doc: Document, container: Container, style: Style) -> str:
+    """The indentation of fields directly inside ``container``."""
+    if isinstance(container, Document):
+        return ""
+    starts = _line_starts(container.fields, container.open_trailing.endswith("\n"))
+    for field, starts_line in zip(container.fields, starts, strict=True):
+        if starts_line:
+            return _indent_of(field)
+    if "\n" in container.close.pre:
+        return container.close.pre.rsplit("\n", 1)[-1] + style.unit
+    return (_owner_indent(doc.fields, True, container, "") or "") + style.unit
+
+
+def _owner_indent(
+    fields: list[Field], first_starts_line: bool, block: Block, inherited: str
+) -> str | None:
+    """The indentation of the line where ``block`` opens, found by searching the tree."""
+    for field, starts_line in zip(fields, _line_starts(fields, first_starts_line), strict=True):
+        line = _indent_of(field) if starts_line else inherited
+        value = field.value
+        items = [value] if isinstance(value, Block) else (
+            value.items if not isinstance(value, Scalar) else [])  # fmt: skip
+        for item in items:
+            if item is block:
+                return line
+            if isinstance(item, Block):
+                found = _owner_indent(item.fields, item.open_trailing.endswith("\n"), block, line)
+                if found is not None:
+                    return found
+    return None
+
+
+def reindent(fields: list[Field], indent: str, unit: str, newline: str) -> None:
+    """Give parsed fields (from a snippet) the indentation of their new home, recursively."""
+    for field in fields:
+        comment_lines = [line.strip() for line in field.leading.split("\n")]
+        comments = [line for line in comment_lines if line.startswith("#")]
+        field.leading = "".join(f"{indent}{c}{newline}" for c in comments) + indent
+        same_line = field.trailing.strip()
+        field.trailing = (f" {same_line}" if same_line else "") + newline
+        value = field.value
+        if isinstance(value, Block):
+            value.open.pre = " "
+            value.open_trailing = (
+                f" {value.open_trailing.strip()}" if value.open_trailing.strip() else ""
+            ) + newline
+            reindent(value.fields, indent + unit, unit, newline)
+            value.close.pre = indent
+        if field.colon is not None:
+            field.colon.pre = ""
+            if isinstance(value, Block):
+                field.colon = None
+        if field.sep is not None:
+            field.sep = None
+
+
+def parse_fields(text: str) -> list[Field]:
+    """Fields from a text-format snippet (e.g. a whole ``layer { ... }``)."""
+    return parse(text, "<snippet>").fields
+
+
+def insert_fields(
+    doc: Document, container: Container, new: list[Field], index: int | None = None
+) -> None:
+    """Insert ``new`` fields into ``container`` at ``index`` (default: the end), styled to fit."""
+    style = Style(doc)
+    fields = _fields(container)
+    index = len(fields) if index is None else max(0, min(index, len(fields)))
+    if isinstance(container, Block) and _is_one_line(container) and container.fields:
+        for field in new:
+            reindent([field], "", style.unit, style.newline)
+            field.leading = " "
+            field.trailing = ""
+        fields[index:index] = new
+        return
+    indent = _container_indent(doc, container, style)
+    reindent(new, indent, style.unit, style.newline)
+    if isinstance(container, Block) and not fields and "\n" not in container.open_trailing:
+        # An empty block `{}` opens up into a multi-line one.
+        container.open_trailing = style.newline
+        container.close.pre = indent[: len(indent) - len(style.unit)]
+    previous = fields[index - 1] if index > 0 else None
+    if previous is not None and not previous.trailing.endswith("\n"):
+        previous.trailing += style.newline  # e.g. the last line of a file with no final newline
+    fields[index:index] = new
+
+
+def _split_detached(leading: str) -> tuple[str, str]:
+    """(detached part, own part) of a leading: own = the comment block directly above.
+
+    The detached part ends at the last blank line; a comment block followed by a blank
+    line belongs to no field.
+    """
+    lines = leading.split("\n")
+    # lines[-1] is the indentation before the name; look for the last blank line above it.
+    for i in range(len(lines) - 2, -1, -1):
+        if lines[i].strip() == "" and i > 0:
+            detached = "\n".join(lines[: i + 1]) + "\n"
+            return detached, "\n".join(lines[i + 1 :])
+        if lines[i].strip() == "" and i == 0:
+            break
+    return "", leading
+
+
+def remove_field(container: Container, field: Field) -> None:
+    """Remove ``field`` with its own comments; a detached comment block above it stays."""
+    fields = _fields(container)
+    index = next(i for i, f in enumerate(fields) if f is field)
+    detached, _ = _split_detached(field.leading)
+    del fields[index]
+    if index < len(fields):
+        fields[index].leading = detached + fields[index].leading
+    elif isinstance(container, Block):
+        container.close.pre = detached + container.close.pre
+    else:
+        container.end = detached + container.end
+
+
+def replace_value(field: Field, raw: str) -> None:
+    """Give a scalar field a new value (raw text), keeping the trivia around it."""
+    value = field.value
+    pre = value.parts[0].pre if isinstance(value, Scalar) else " "
+    field.value = Scalar([Tok(raw, pre)])
+
+
+def new_scalar_field(name: str, raw: str) -> Field:
+    """``name: raw`` as a field node (trivia set when inserted)."""
+    return Field(Tok(name), Scalar([Tok(raw, " ")]), Tok(":"))

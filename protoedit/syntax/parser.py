@@ -1,0 +1,420 @@
+"""Text format -> lossless tree, with Lark (LALR) and ``grammars/prototxt.lark``.
+
+The grammar ignores whitespace and comments; the tokenizer keeps them as each token's leading
+trivia, and the builder hands every gap to its owner (see the attachment rules in
+:mod:`protoedit.syntax.tree`).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from lark import Lark
+from lark.parsers.lalr_analysis import Shift
+
+from protoedit.errors import Location, ProtoeditError
+from protoedit.syntax.tree import Block, Document, Field, ListValue, Scalar, Tok
+
+GRAMMARS = Path(__file__).resolve().parent.parent / "grammars"
+
+_CLOSER = {"{": "}", "<": ">"}
+
+
+class ParseError(ProtoeditError):
+    """The text is not valid protobuf text format; the message says what was expected where."""
+
+
+def split_gap(gap: str) -> tuple[str, str]:
+    """Split trivia after a token into (rest of that line, what belongs to the next node)."""
+    newline = gap.find("\n")
+    if newline >= 0:
+        return gap[: newline + 1], gap[newline + 1 :]
+    if "#" in gap:  # a comment with no newline after it: only at the end of the file
+        return gap, ""
+    return "", gap
+
+
+def attach_trivia(fields: list[Field], head: str, tail: str, in_block: bool) -> tuple[str, str]:
+    """Move each field's leading gap and the closing gap to their owners.
+
+    ``head`` is the gap before the first field (or before ``tail`` when there are none),
+    ``tail`` the gap before the closing brace or end of file.  Returns what stays with the
+    opener (the rest of its line, for a block) and with the closer.
+    """
+    opener = ""
+    if not fields:
+        if in_block:
+            opener, rest = split_gap(tail)
+            return opener, rest
+        return "", tail
+    previous: Field | None = None
+    for field in fields:
+        gap = field.name.pre
+        field.name.pre = ""
+        if previous is not None:
+            previous.trailing, field.leading = split_gap(gap)
+        elif in_block:
+            opener, field.leading = split_gap(gap)
+        else:
+            field.leading = gap
+        previous = field
+    fields[-1].trailing, closer = split_gap(tail)
+    return opener, closer
+
+
+class _Builder:
+    """Reduce actions named after the grammar's rules; tokens arrive as :class:`Tok` objects."""
+
+    def __init__(self) -> None:
+        self.tail = ""  # trivia after the last token, set by the driver before $END
+
+    def strings(self, children: list[Tok]) -> Scalar:
+        return Scalar(children)
+
+    def number(self, children: list[Tok]) -> Scalar:
+        return Scalar(children)
+
+    identifier = number
+
+    def separator(self, children: list[Tok]) -> Tok:
+        return children[0]
+
+    def scalar_field(self, children: list[Any]) -> Field:
+        sep = children[3] if len(children) > 3 else None
+        return Field(children[0], children[2], children[1], sep)
+
+    def message_field(self, children: list[Any]) -> Field:
+        if isinstance(children[1], Tok):
+            colon, block, rest = children[1], children[2], children[3:]
+        else:
+            colon, block, rest = None, children[1], children[2:]
+        return Field(children[0], block, colon, rest[0] if rest else None)
+
+    def block(self, children: list[Any]) -> Block:
+        open_tok, close_tok = children[0], children[-1]
+        if _CLOSER[open_tok.text] != close_tok.text:
+            raise _BracketMismatch(open_tok, close_tok)
+        fields: list[Field] = children[1:-1]
+        head = fields[0].name.pre if fields else ""
+        opener, close_tok.pre = attach_trivia(fields, head, close_tok.pre, in_block=True)
+        return Block(open_tok, fields, close_tok, opener)
+
+    def bracketed(self, children: list[Any]) -> ListValue:
+        items: list[Scalar | Block] = []
+        commas: list[Tok] = []
+        for child in children[1:-1]:
+            if isinstance(child, Tok):
+                commas.append(child)
+            elif child is not None:
+                items.append(child)
+        return ListValue(children[0], items, commas, children[-1])
+
+    def start(self, children: list[Field]) -> tuple[list[Field], str]:
+        _, end = attach_trivia(children, "", self.tail, in_block=False)
+        return children, end
+
+
+def _reducer(rule: Any, builder: _Builder) -> tuple[int, str, Any]:
+    """(size, origin, action) for one grammar rule, mirroring Lark's tree shaping.
+
+    Children from ``_inlined`` rules are spliced into their parent (a left-recursive list
+    rule appends in place, so long lists stay linear); a ``?rule`` with one child passes it
+    through; other rules call the builder method of their name (or alias).
+    """
+    origin = str(rule.origin.name)
+    symbols = [str(symbol.name) for symbol in rule.expansion]
+    splice = {
+        index for index, symbol in enumerate(rule.expansion)
+        if not symbol.is_term and str(symbol.name).startswith("_")
+    }  # fmt: skip
+    size = len(symbols)
+
+    def flatten(children: list[Any]) -> list[Any]:
+        flat: list[Any] = []
+        for index, child in enumerate(children):
+            if index in splice:
+                flat.extend(child)
+            else:
+                flat.append(child)
+        return flat
+
+    if origin.startswith("_"):
+        if symbols and symbols[0] == origin:  # _list: _list item -> append in place
+
+            def grow(children: list[Any]) -> Any:
+                head = children[0]
+                head.extend(children[1:])
+                return head
+
+            return size, origin, grow
+        return size, origin, (flatten if splice else list)
+    if rule.options.expand1 and size == 1:
+        return size, origin, (lambda children: children[0])
+    handler = getattr(builder, str(rule.alias or origin))
+    if splice:
+        return size, origin, (lambda children: handler(flatten(children)))
+    return size, origin, handler
+
+
+class _BracketMismatch(Exception):
+    def __init__(self, open_tok: Tok, close_tok: Tok) -> None:
+        super().__init__("bracket mismatch")
+        self.open_tok = open_tok
+        self.close_tok = close_tok
+
+
+class _SyntaxFailure(Exception):
+    """Raised by the driver: no action for ``token`` in ``state``."""
+
+    def __init__(self, kind: str, token: Tok, expected: list[str], previous: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
+        self.token = token
+        self.expected = expected
+        self.previous = previous
+
+
+class _Parser:
+    """Lark builds the LALR tables and reduce callbacks from the grammar; we drive them.
+
+    Lark's own lexer and parser loop are general and, for this grammar, slower than
+    ``text_format``; this driver runs the same tables over a single-regex tokenizer derived
+    from the grammar's terminals, and hands trivia to tokens as it lexes.
+    """
+
+    def __init__(self) -> None:
+        self.builder = _Builder()
+        lark = Lark((GRAMMARS / "prototxt.lark").read_text(), parser="lalr", lexer="basic")
+        table = lark.parser.parser.parser.parse_table
+        # Plain tables: a shift is the next state (>= 0), a reduce is ~rule_index (< 0).
+        rules: list[tuple[int, str, Any]] = []
+        rule_index: dict[Any, int] = {}
+        self.actions: dict[int, dict[str, int]] = {}
+        self.goto: dict[int, dict[str, int]] = {}
+        for state, entries in table.states.items():
+            acts: dict[str, int] = {}
+            gotos: dict[str, int] = {}
+            for symbol, (action, arg) in entries.items():
+                name = str(symbol)
+                if action is Shift:
+                    (acts if name.isupper() or name == "$END" else gotos)[name] = arg
+                else:
+                    if arg not in rule_index:
+                        rule_index[arg] = len(rules)
+                        rules.append(_reducer(arg, self.builder))
+                    acts[name] = ~rule_index[arg]
+            self.actions[state] = acts
+            self.goto[state] = gotos
+        self.rules = rules
+        self.start_state: int = table.start_states["start"]
+        terminals = {t.name: t.pattern.to_regexp() for t in lark.terminals}
+        trivia = "|".join(terminals[name] for name in lark.ignore_tokens)
+        tokens = "|".join(
+            f"(?P<{name}>{regexp})"
+            for name, regexp in terminals.items()
+            if name not in lark.ignore_tokens
+        )
+        # Atomic trivia: a regex must never backtrack into a comment to find a token in it.
+        self.trivia = re.compile(f"(?>(?:{trivia})*)")
+        self.token = re.compile(f"((?>(?:{trivia})*))(?:{tokens})")
+        self.lock = threading.Lock()
+
+    def tokens(self, text: str) -> Iterator[tuple[str, Tok]]:
+        """(terminal name, token) pairs; a final ``$END`` token carries the trailing trivia."""
+        match = self.token.match
+        pos = 0
+        size = len(text)
+        while True:
+            m = match(text, pos)
+            if m is None:
+                end = self.trivia.match(text, pos).end()  # type: ignore[union-attr]
+                if end >= size:
+                    yield "$END", Tok("", text[pos:], size)
+                    return
+                raise _SyntaxFailure("char", Tok(text[end], text[pos:end], end), [], "")
+            kind = m.lastgroup
+            assert kind is not None
+            start = m.start(kind)
+            yield kind, Tok(m.group(kind), m.group(1), start)
+            pos = m.end()
+
+    def parse(self, text: str, path: str) -> Document:
+        with self.lock:
+            try:
+                fields, end = self._drive(text)
+            except _BracketMismatch as exc:
+                doc = Document([], "", text, path)
+                line, col = doc.line_col(exc.open_tok.pos)
+                raise _error(
+                    doc, exc.close_tok.pos,
+                    f"'{exc.open_tok.text}' opened at {line}:{col} is closed by "
+                    f"'{exc.close_tok.text}'; expected '{_CLOSER[exc.open_tok.text]}'",
+                ) from None  # fmt: skip
+            except _SyntaxFailure as exc:
+                raise _explain(exc, text, path) from None
+        return Document(fields, end, text, path)
+
+    def _drive(self, text: str) -> tuple[list[Field], str]:
+        """The LALR loop: shift tokens, reduce with the rules' actions, until ``$END``."""
+        actions, goto, rules = self.actions, self.goto, self.rules
+        state_stack = [self.start_state]
+        value_stack: list[Any] = []
+        previous = ""
+        for kind, tok in self.tokens(text):
+            if kind == "$END":
+                self.builder.tail = tok.pre
+            while True:
+                act = actions[state_stack[-1]].get(kind)
+                if act is None:
+                    expected = list(actions[state_stack[-1]])
+                    raise _SyntaxFailure("token", tok, expected, previous)
+                if act >= 0:
+                    if kind == "$END":
+                        return value_stack[-1]  # type: ignore[no-any-return]
+                    state_stack.append(act)
+                    value_stack.append(tok)
+                    previous = kind
+                    break
+                size, origin, action = rules[~act]
+                if size:
+                    children = value_stack[-size:]
+                    del value_stack[-size:]
+                    del state_stack[-size:]
+                else:
+                    children = []
+                value = action(children)
+                if origin == "start":
+                    return value  # type: ignore[no-any-return]
+                value_stack.append(value)
+                state_stack.append(goto[state_stack[-1]][origin])
+        raise AssertionError("the token stream always ends with $END")
+
+
+@lru_cache(maxsize=1)
+def _parser() -> _Parser:
+    return _Parser()
+
+
+def parse(text: str, path: str = "<string>") -> Document:
+    """Parse protobuf text format into a lossless :class:`Document`; raise :class:`ParseError`."""
+    return _parser().parse(text, path)
+
+
+def excerpt(source: str, line: int, col: int) -> str:
+    """The source line and a caret under ``col`` (tabs kept so the caret lines up)."""
+    lines = source.splitlines()
+    if not 1 <= line <= len(lines):
+        return ""
+    text = lines[line - 1]
+    pad = "".join("\t" if ch == "\t" else " " for ch in text[: col - 1])
+    return f"  {text}\n  {pad}^"
+
+
+def _error(doc: Document, pos: int, message: str) -> ParseError:
+    line, col = doc.line_col(pos)
+    return ParseError(message, Location(doc.path, line, col), excerpt(doc.source, line, col))
+
+
+_PLAIN = {
+    "NAME": "a field name",
+    "NUMBER": "a number",
+    "STRING": "a string",
+    "COLON": "':'",
+    "OPEN": "'{'",
+    "CLOSE": "'}'",
+    "LSQB": "'['",
+    "RSQB": "']'",
+    "COMMA": "','",
+    "SEMICOLON": "';'",
+    "$END": "the end of the file",
+}
+
+
+def _describe(token: Tok) -> str:
+    if not token.text:
+        return "the end of the file"
+    if token.text[0].isalpha() or token.text[0] == "_":
+        return f"'{token.text}'"
+    return f"'{token.text}'"
+
+
+def _open_brackets(text: str, upto: int) -> list[tuple[str, int]]:
+    """The brackets still open at offset ``upto`` (re-lexing; only used on the error path)."""
+    stack: list[tuple[str, int]] = []
+    try:
+        for kind, token in _parser().tokens(text):
+            if token.pos >= upto or kind == "$END":
+                break
+            if kind in ("OPEN", "LSQB"):
+                stack.append((token.text, token.pos))
+            elif kind in ("CLOSE", "RSQB") and stack:
+                stack.pop()
+    except _SyntaxFailure:
+        pass
+    return stack
+
+
+def _explain(exc: _SyntaxFailure, text: str, path: str) -> ParseError:
+    """Turn a driver failure into a plain-words message at the right place."""
+    doc = Document([], "", text, path)
+    token = exc.token
+    pos = token.pos
+    if exc.kind == "char":
+        if token.text in "\"'":
+            return _error(doc, pos, "unterminated string (a string must end on its own line)")
+        if token.text in "-.0123456789":
+            word = re.match(r"[^\s,;:\[\]{}<>#]+", text[pos:])
+            return _error(doc, pos, f"malformed number '{word.group() if word else token.text}'")
+        return _error(doc, pos, f"unexpected character {token.text!r}")
+    expected = set(exc.expected)
+    previous = exc.previous
+    if not token.text:  # end of file
+        stack = _open_brackets(text, len(text))
+        if stack:
+            bracket, open_pos = stack[-1]
+            line, col = doc.line_col(open_pos)
+            closer = {"{": "}", "<": ">", "[": "]"}[bracket]
+            return _error(
+                doc, len(text.rstrip()),
+                f"unclosed '{bracket}' opened at {line}:{col} (expected '{closer}' before the "
+                "end of the file)",
+            )  # fmt: skip
+        if previous == "COLON":
+            return _error(doc, len(text.rstrip()), "expected a value after ':'")
+        return _error(doc, len(text.rstrip()), "unexpected end of the file")
+    if previous == "COLON" and "NUMBER" in expected:
+        return _error(doc, pos, f"expected a value after ':', found {_describe(token)}")
+    if previous == "NAME" and "COLON" in expected:
+        name = _previous_name(text, pos)
+        return _error(
+            doc, pos,
+            f"expected ':' or '{{' after field name '{name}', found {_describe(token)}",
+        )  # fmt: skip
+    if previous == "COMMA" and "RSQB" not in expected and "NAME" in expected:
+        return _error(doc, pos, f"expected a list item after ',', found {_describe(token)}")
+    if token.text in ("}", ">", "]") and "CLOSE" not in expected and "RSQB" not in expected:
+        return _error(doc, pos, f"unmatched '{token.text}'")
+    if "RSQB" in expected and "COMMA" in expected:
+        return _error(doc, pos, f"expected ',' or ']' in the list, found {_describe(token)}")
+    if "NAME" in expected and previous in ("", "CLOSE", "NUMBER", "STRING", "NAME", "RSQB"):
+        return _error(doc, pos, f"expected a field name, found {_describe(token)}")
+    wanted = sorted({_PLAIN.get(name, name) for name in expected})
+    return _error(doc, pos, f"unexpected {_describe(token)}; expected {' or '.join(wanted)}")
+
+
+def _previous_name(text: str, upto: int) -> str:
+    name = ""
+    try:
+        for kind, token in _parser().tokens(text):
+            if token.pos >= upto or kind == "$END":
+                break
+            if kind == "NAME":
+                name = token.text
+    except _SyntaxFailure:
+        pass
+    return name
