@@ -173,7 +173,7 @@ def net_findings(doc: Document, known_types: frozenset[str] | None) -> Iterator[
         if name in fields:
             yield Diagnostic(
                 "W201", f"legacy '{name}:' header: an Input layer is the current form "
-                "(`protoedit upgrade` rewrites it)", fields[name].pos, "warning",
+                "(Caffe converts it on load)", fields[name].pos, "warning",
             )  # fmt: skip
             break
     legacy = bool(len(net.layers))
@@ -183,8 +183,8 @@ def net_findings(doc: Document, known_types: frozenset[str] | None) -> Iterator[
         v0 = any(layer.HasField("layer") for layer in net.layers)
         kind = "V0 ('layers { layer { ... } }')" if v0 else "V1 ('layers' with enum types)"
         yield Diagnostic(
-            "W202", f"legacy {kind} layer format: Caffe upgrades it on load "
-            "(`protoedit upgrade` rewrites it)", fields["layers"].pos, "warning",
+            "W202", f"legacy {kind} layer format: Caffe upgrades it on load",
+            fields["layers"].pos, "warning",
         )  # fmt: skip
     else:
         for index, layer in enumerate(layers):

@@ -73,11 +73,12 @@ def _matches(field: Field, segment: Segment) -> bool:
         return True
     if not isinstance(field.value, Block):
         return False
-    for child in field.value.fields:
-        if child.name.text == segment.key and isinstance(child.value, Scalar):
-            if scalar_text(child.value) == segment.value:
-                return True
-    return False
+    return any(
+        child.name.text == segment.key
+        and isinstance(child.value, Scalar)
+        and scalar_text(child.value) == segment.value
+        for child in field.value.fields
+    )
 
 
 def select(fields: list[Field], segment: Segment) -> list[Field]:

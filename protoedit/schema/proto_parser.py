@@ -7,6 +7,8 @@ protobuf's scoping rules, then loaded into a fresh ``DescriptorPool``: no ``prot
 from __future__ import annotations
 
 import ast
+import math
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,27 @@ class SchemaError(ProtoeditError):
 def _string(token: str) -> str:
     """The value of a quoted proto string literal (C escapes, as Python reads them)."""
     return str(ast.literal_eval(token))
+
+
+def _normal_default(text: str, kind: int) -> str:
+    """A default value spelled as protoc writes it into descriptors (``1.`` -> ``1``,
+    ``0.7`` in a float field -> ``0.699999988``), so descriptors compare equal."""
+    if kind in (F.TYPE_FLOAT, F.TYPE_DOUBLE):
+        try:
+            value = float(text)
+        except ValueError:
+            return text  # inf, -inf, nan
+        if math.isinf(value) or math.isnan(value):
+            return text
+        if kind == F.TYPE_FLOAT:  # protoc prints the float32 value with 9 digits
+            return f"{struct.unpack('f', struct.pack('f', value))[0]:.9g}"
+        return f"{value:.17g}"
+    if kind in SCALAR_TYPES.values() and kind not in (F.TYPE_STRING, F.TYPE_BYTES, F.TYPE_BOOL):
+        try:
+            return str(int(text, 0))
+        except ValueError:
+            return text
+    return text
 
 
 class _ToDescriptor(Transformer[Token, Any]):
@@ -97,7 +120,7 @@ class _ToDescriptor(Transformer[Token, Any]):
             field.type_name = type_name  # resolved later
         for key, value in options or []:
             if key == "default":
-                field.default_value = value.lstrip("\0")
+                field.default_value = _normal_default(value.lstrip("\0"), field.type)
             elif key == "packed":
                 field.options.packed = value == "true"
             elif key == "deprecated":
@@ -180,7 +203,7 @@ def _resolve(fdp: descriptor_pb2.FileDescriptorProto, path: str) -> None:
         for message in messages:
             inner = f"{scope}.{message.name}"
             for field in message.field:
-                if field.type_name and not field.type:
+                if field.type_name and not field.HasField("type"):
                     full = lookup(inner, field.type_name)
                     if full is None:
                         raise SchemaError(

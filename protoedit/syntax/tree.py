@@ -19,7 +19,6 @@ The syntax layer knows nothing about Caffe.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Union
 
 
 class Tok:
@@ -95,7 +94,7 @@ class ListValue:
         return self.open.pos
 
 
-Value = Union[Scalar, Block, ListValue]
+Value = Scalar | Block | ListValue
 
 
 class Field:

@@ -1,0 +1,107 @@
+"""Tree -> typed message: located errors, lenient mode, and text_format as the reference."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from google.protobuf import text_format
+
+from protoedit import BindError, ProtoeditError, builtin_schema, load, loads
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "message"),
+    [
+        ('layer { name: "c" convolution_param { kernal_size: 3 } }', "1:39",
+         "unknown field 'kernal_size' in caffe.ConvolutionParameter (did you mean 'kernel_size'"),
+        ('layer { convolution_param { num_output: "ten" } }', "1:41",
+         "'num_output': expected a uint32 value, found a string"),
+        ("layer { convolution_param { num_output: -1 } }", "1:41",
+         "'num_output': -1 is out of range for uint32"),
+        ("layer { convolution_param { num_output: 1.5 } }", "1:41",
+         "'num_output': expected an integer (uint32), found '1.5'"),
+        ("layer { pooling_param { pool: MEDIAN } }", "1:31",
+         "'pool': unknown value 'MEDIAN' for enum caffe.PoolingParameter.PoolMethod; "
+         "expected one of MAX, AVE, STOCHASTIC"),
+        ('name: "a"\nname: "b"\n', "2:1", "'name' is given twice, but it is not a repeated field"),
+        ("layer: 3", "1:8", "'layer' is a message (caffe.LayerParameter): expected '{', found '3'"),
+        ("force_backward { }", "1:16",
+         "'force_backward' is a bool field, not a message: expected a value, found '{'"),
+        ("force_backward: [true]", "1:17",
+         "'force_backward' is not a repeated field: a [list] is not allowed"),
+        ("force_backward: yes", "1:17", "'force_backward': expected true or false, found 'yes'"),
+        ('name: "\\xff"', "1:7", "'name': the string is not valid UTF-8"),
+    ],
+)  # fmt: skip
+def test_schema_errors_are_typed_and_located(text: str, where: str, message: str) -> None:
+    with pytest.raises(BindError) as error:
+        loads(text, path="net.prototxt")
+    assert str(error.value).startswith(f"net.prototxt:{where}: {message}")
+    assert isinstance(error.value, ProtoeditError)
+
+
+def test_every_error_is_reported_not_just_the_first() -> None:
+    with pytest.raises(BindError) as error:
+        loads("bogus: 1\nlayer { nme: 'x' }\nforce_backward: maybe\n")
+    assert len(error.value.others) == 2
+    assert "(and 2 more)" in str(error.value)
+
+
+def test_values_of_every_kind() -> None:
+    doc = loads(
+        "name: 'a' \"b\"\nforce_backward: True\ninput_dim: 010\ninput_dim: 0x10\n"
+        "layer { type: 'ReLU' relu_param { negative_slope: -inf }\n"
+        "  param { lr_mult: 1. decay_mult: 2e-1 } phase: 1 }\n"
+    )
+    net = doc.message
+    assert net.name == "ab" and net.force_backward is True
+    assert list(net.input_dim) == [8, 16]
+    assert net.layer[0].relu_param.negative_slope == float("-inf")
+    assert net.layer[0].param[0].decay_mult == pytest.approx(0.2)
+    assert net.layer[0].phase == 1
+
+
+def test_lenient_mode_keeps_unknown_fields_through_edits() -> None:
+    text = 'name: "x"\nlayer {\n  name: "a"\n  fancy_param { alpha: 2 }  # fork-only\n}\n'
+    with pytest.raises(BindError):
+        loads(text)
+    doc = loads(text, lenient=True)
+    assert [w.code for w in doc.warnings] == ["W101"]
+    assert "kept as written" in doc.warnings[0].message
+    doc.set("name", "y")
+    assert doc.dumps() == text.replace('"x"', '"y"')
+    assert doc.message.name == "y" and doc.message.layer[0].name == "a"
+
+
+def test_solver_files_are_detected_by_content() -> None:
+    doc = loads('net: "train_val.prototxt"\nbase_lr: 0.01\nlr_policy: "step"\n')
+    assert doc.message_type == "caffe.SolverParameter"
+    assert doc.message.base_lr == pytest.approx(0.01)
+
+
+def test_differential_against_text_format(corpus: Path) -> None:
+    """Where text_format accepts a corpus file, our message is equal; where it rejects, we do."""
+    schema = builtin_schema()
+    accepted = rejected = 0
+    for path in sorted(corpus.glob("*.prototxt")):
+        text = path.read_bytes().decode("utf-8")
+        try:
+            ours = load(path).message
+            kind = ours.DESCRIPTOR.full_name
+        except ProtoeditError as error:
+            ours, kind = None, "caffe.NetParameter"
+            assert error.location is not None and error.location.line > 0, path.name
+        try:
+            reference = text_format.Parse(text, schema.message_class(kind)())
+        except text_format.ParseError:
+            reference = None
+        assert (ours is None) == (reference is None), path.name
+        if ours is None:
+            rejected += 1
+            continue
+        assert ours.SerializeToString(deterministic=True) == reference.SerializeToString(
+            deterministic=True
+        ), path.name
+        accepted += 1
+    assert accepted >= 30 and rejected >= 5

@@ -1,0 +1,152 @@
+"""`protoedit format` and `protoedit check`, and the pre-commit hooks that run them."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from protoedit.cli import main
+
+from .conftest import FIXTURES, ROOT
+
+FEATURES = FIXTURES / "syntax" / "all_features.prototxt"
+
+
+def _run(
+    *args: str, stdin: str | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    bindir = str(Path(sys.executable).parent)
+    env = dict(os.environ, PATH=bindir + os.pathsep + os.environ.get("PATH", ""))
+    return subprocess.run(
+        ["protoedit", *args], input=stdin, capture_output=True, text=True, env=env, cwd=cwd,
+        check=False,
+    )  # fmt: skip
+
+
+def test_format_prints_canonical_text_and_a_second_pass_changes_nothing(tmp_path: Path) -> None:
+    first = _run("format", str(FEATURES))
+    assert first.returncode == 0
+    assert "layer {  # colon before a brace, comment after it\n" in first.stdout
+    assert "  param {\n    lr_mult: 1\n    decay_mult: 0\n  }\n" in first.stdout
+    formatted = tmp_path / "f.prototxt"
+    formatted.write_text(first.stdout)
+    assert _run("format", "--check", str(formatted)).returncode == 0
+    assert _run("format", str(formatted)).stdout == first.stdout
+
+
+def test_format_check_diff_and_in_place(tmp_path: Path) -> None:
+    target = tmp_path / "net.prototxt"
+    target.write_text("layer { name: 'a' }\n")
+    checked = _run("format", "--check", str(target))
+    assert checked.returncode == 1 and f"would reformat {target}" in checked.stderr
+    diffed = _run("format", "--diff", str(target))
+    assert diffed.returncode == 0 and "+  name: 'a'" in diffed.stdout
+    assert target.read_text() == "layer { name: 'a' }\n"
+    assert _run("format", "-i", str(target)).returncode == 0
+    assert target.read_text() == "layer {\n  name: 'a'\n}\n"
+    assert _run("format", "--check", str(target)).returncode == 0
+
+
+def test_format_reads_stdin_and_reports_errors_with_its_name() -> None:
+    done = _run("format", "-", stdin="a:1")
+    assert done.returncode == 0 and done.stdout == "a: 1\n"
+    failed = _run("format", "--stdin-filename", "model.prototxt", "-", stdin="a {")
+    assert failed.returncode == 2
+    assert "model.prototxt:1:4: unclosed '{' opened at 1:3" in failed.stderr
+
+
+def test_format_leaves_a_broken_file_untouched(tmp_path: Path) -> None:
+    target = tmp_path / "broken.prototxt"
+    target.write_text("layer {\n  name: 'a'\n")
+    assert _run("format", "-i", str(target)).returncode == 2
+    assert target.read_text() == "layer {\n  name: 'a'\n"
+
+
+def test_format_is_idempotent_and_keeps_comments_over_the_corpus(corpus: Path) -> None:
+    from protoedit.commands import format_text
+
+    for path in sorted(corpus.glob("*.prototxt")):
+        text = path.read_bytes().decode("utf-8")
+        if "${" in text:
+            continue
+        once = format_text(text, path.name)
+        assert format_text(once, path.name) == once, path.name
+        comments = [line[line.index("#") :].strip() for line in text.splitlines() if "#" in line]
+        for comment in comments:
+            assert comment in once, (path.name, comment)
+
+
+@pytest.mark.parametrize(
+    ("name", "code", "codes"),
+    [
+        ("problems", 1, ["E205", "E202", "W203", "E203"]),
+        ("legacy", 0, ["W201", "W202"]),
+        ("mixed", 1, ["E201"]),
+        ("phases", 1, ["E202"]),
+    ],
+)
+def test_check_findings(
+    name: str, code: int, codes: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = FIXTURES / "lint" / f"{name}.prototxt"
+    assert main(["check", str(path)]) == code
+    lines = capsys.readouterr().out.splitlines()
+    found = [re.match(rf"^{re.escape(str(path))}:\d+:\d+: (\w\d+) ", line) for line in lines]
+    assert all(found), lines
+    assert [m.group(1) for m in found if m] == codes
+
+
+def test_check_strict_fails_on_warnings(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "--strict", str(FIXTURES / "lint" / "legacy.prototxt")]) == 1
+
+
+def test_check_reports_syntax_and_schema_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = tmp_path / "broken.prototxt"
+    broken.write_text("layer {\n  name: \n}\n")
+    typo = tmp_path / "typo.prototxt"
+    typo.write_text('layer { name: "a" type: "Input" top: "a" inputparam { } }\n')
+    assert main(["check", str(broken), str(typo)]) == 1
+    out = capsys.readouterr().out
+    assert f"{broken}:3:1: E001 expected a value after ':', found '}}'" in out
+    assert f"{typo}:1:42: E101 unknown field 'inputparam'" in out
+    assert main(["check", str(tmp_path / "missing.prototxt")]) == 2
+
+
+def test_check_with_a_fork_schema(corpus: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from protoedit.caffe_build import caffe_proto_path
+
+    if not caffe_proto_path().is_file():
+        pytest.skip("Caffe source package not unpacked")
+    ssd = corpus / "chuanqi305__MobileNet-SSD__voc__MobileNetSSD_deploy.prototxt"
+    assert main(["check", str(ssd)]) == 1
+    assert main(["check", "--proto", str(caffe_proto_path()), str(ssd)]) == 0
+
+
+def test_pre_commit_hooks_are_declared_and_run(tmp_path: Path) -> None:
+    hooks = {
+        hook["id"]: hook for hook in yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
+    }
+    assert set(hooks) == {"protoedit-format", "protoedit-check"}
+    for hook in hooks.values():
+        pattern = re.compile(hook["files"])
+        assert pattern.search("models/net.prototxt") and pattern.search("a/b.pbtxt")
+        assert not pattern.search("net.prototxt.bak") and not pattern.search("net.proto")
+    unformatted = tmp_path / "net.prototxt"
+    unformatted.write_text(
+        "layer { name: 'a' type: 'Input' top: 'a' input_param { shape { dim: 1 } } }\n"
+    )
+    formatter = _run(*hooks["protoedit-format"]["entry"].split()[1:], str(unformatted))
+    assert formatter.returncode == 0 and unformatted.read_text().startswith("layer {\n")
+    checker = _run(*hooks["protoedit-check"]["entry"].split()[1:], str(unformatted))
+    assert checker.returncode == 0, checker.stdout
+    bad = tmp_path / "bad.prototxt"
+    bad.write_text("layer { bottom: 'nothing' }\n")
+    assert _run(*hooks["protoedit-check"]["entry"].split()[1:], str(bad)).returncode == 1
