@@ -109,9 +109,26 @@ def _string_bytes(scalar: Scalar) -> bytes:
         raise _ValueProblem(f"bad escape in string: {exc}") from None
 
 
+_FLOATS = (FD.TYPE_FLOAT, FD.TYPE_DOUBLE)
+
+
 def _convert(scalar: Scalar, fd: FieldDescriptor) -> Any:
     """The Python value of ``scalar`` for field ``fd``, or :class:`_ValueProblem`."""
     kind = fd.type
+    if len(scalar.parts) == 1:  # fast paths for the common spellings
+        text = scalar.parts[0].text
+        first = text[0]
+        if kind == FD.TYPE_STRING and first in "\"'" and "\\" not in text:
+            return text[1:-1]
+        if kind in _FLOATS and first not in "\"'":
+            try:
+                return float(text)
+            except ValueError:
+                pass
+        elif first in "123456789" and text.isdigit() and kind in _INT_RANGES:
+            value = int(text)
+            if _INT_RANGES[kind][1] >= value:
+                return value
     if kind in (FD.TYPE_STRING, FD.TYPE_BYTES):
         if not scalar.is_string():
             raise _ValueProblem(f"expected a quoted string, found '{scalar.raw}'")
@@ -134,9 +151,9 @@ def _convert(scalar: Scalar, fd: FieldDescriptor) -> Any:
     if kind == FD.TYPE_ENUM:
         enum = fd.enum_type
         assert enum is not None
-        value = enum.values_by_name.get(raw)
-        if value is not None:
-            return value.number
+        named = enum.values_by_name.get(raw)
+        if named is not None:
+            return named.number
         if re.match(r"-?\d+$", raw) and int(raw) in enum.values_by_number:
             return int(raw)
         names = ", ".join(v.name for v in enum.values)
@@ -187,6 +204,7 @@ class Binder:
         self.diagnostics: list[Diagnostic] = []
         # By full name: upb hands out short-lived descriptor wrappers, so id() is no key.
         self._slots: dict[str, dict[str, _Slot]] = {}
+        self._hints: dict[tuple[str, str], str] = {}  # unknown names recur (lenient mode)
 
     def _report(self, code: str, message: str, pos: int, severity: str = "error") -> None:
         self.diagnostics.append(Diagnostic(code, message, pos, severity))
@@ -201,7 +219,10 @@ class Binder:
             name = field.name.text
             slot = slots.get(name)
             if slot is None:
-                hint = suggest(name, list(slots))
+                key = (descriptor.full_name, name)
+                hint = self._hints.get(key)
+                if hint is None:
+                    hint = self._hints[key] = suggest(name, list(slots))
                 text = f"unknown field '{name}' in {descriptor.full_name}{hint}"
                 if self.lenient:
                     self._report("W101", text + "; kept as written", field.pos, "warning")

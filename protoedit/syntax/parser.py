@@ -73,13 +73,13 @@ class _Builder:
     def __init__(self) -> None:
         self.tail = ""  # trivia after the last token, set by the driver before $END
 
-    def strings(self, children: list[Tok]) -> Scalar:
+    def scalar(self, children: list[Tok]) -> Scalar:
         return Scalar(children)
 
-    def number(self, children: list[Tok]) -> Scalar:
-        return Scalar(children)
-
-    identifier = number
+    def more_strings(self, children: list[Any]) -> Scalar:
+        scalar: Scalar = children[0]
+        scalar.parts.append(children[1])
+        return scalar
 
     def separator(self, children: list[Tok]) -> Tok:
         return children[0]
@@ -153,7 +153,7 @@ def _reducer(rule: Any, builder: _Builder) -> tuple[int, str, Any]:
 
             return size, origin, grow
         return size, origin, (flatten if splice else list)
-    if rule.options.expand1 and size == 1:
+    if rule.options.expand1 and size == 1 and rule.alias is None:
         return size, origin, (lambda children: children[0])
     handler = getattr(builder, str(rule.alias or origin))
     if splice:
@@ -260,39 +260,56 @@ class _Parser:
         return Document(fields, end, text, path)
 
     def _drive(self, text: str) -> tuple[list[Field], str]:
-        """The LALR loop: shift tokens, reduce with the rules' actions, until ``$END``."""
+        """The LALR loop over the tokenizer: shift tokens, reduce with the rules' actions.
+
+        The tokenizer is inlined (this loop is the hot path of every load).
+        """
         actions, goto, rules = self.actions, self.goto, self.rules
-        state_stack = [self.start_state]
+        match = self.token.match
+        size = len(text)
+        pos = 0
+        state = self.start_state
+        state_stack = [state]
         value_stack: list[Any] = []
         previous = ""
-        for kind, tok in self.tokens(text):
-            if kind == "$END":
+        while True:
+            m = match(text, pos)
+            if m is not None:
+                kind = m.lastgroup
+                assert kind is not None
+                pre, raw = m.group(1, kind)
+                tok = Tok(raw, pre, m.end(1))
+                pos = m.end()
+            else:
+                end = self.trivia.match(text, pos).end()  # type: ignore[union-attr]
+                if end < size:
+                    raise _SyntaxFailure("char", Tok(text[end], text[pos:end], end), [], "")
+                kind = "$END"
+                tok = Tok("", text[pos:], size)
                 self.builder.tail = tok.pre
             while True:
-                act = actions[state_stack[-1]].get(kind)
+                act = actions[state].get(kind)
                 if act is None:
-                    expected = list(actions[state_stack[-1]])
-                    raise _SyntaxFailure("token", tok, expected, previous)
+                    raise _SyntaxFailure("token", tok, list(actions[state]), previous)
                 if act >= 0:
-                    if kind == "$END":
-                        return value_stack[-1]  # type: ignore[no-any-return]
-                    state_stack.append(act)
+                    state = act
+                    state_stack.append(state)
                     value_stack.append(tok)
                     previous = kind
                     break
-                size, origin, action = rules[~act]
-                if size:
-                    children = value_stack[-size:]
-                    del value_stack[-size:]
-                    del state_stack[-size:]
+                size_, origin, action = rules[~act]
+                if size_:
+                    children = value_stack[-size_:]
+                    del value_stack[-size_:]
+                    del state_stack[-size_:]
                 else:
                     children = []
                 value = action(children)
                 if origin == "start":
                     return value  # type: ignore[no-any-return]
                 value_stack.append(value)
-                state_stack.append(goto[state_stack[-1]][origin])
-        raise AssertionError("the token stream always ends with $END")
+                state = goto[state_stack[-1]][origin]
+                state_stack.append(state)
 
 
 @lru_cache(maxsize=1)
@@ -395,6 +412,10 @@ def _explain(exc: _SyntaxFailure, text: str, path: str) -> ParseError:
             doc, pos,
             f"expected ':' or '{{' after field name '{name}', found {_describe(token)}",
         )  # fmt: skip
+    stack = _open_brackets(text, pos)
+    in_list = bool(stack) and stack[-1][0] == "["
+    if not in_list:
+        expected.discard("RSQB")  # LALR merges states: a list's lookaheads leak out of lists
     if previous == "COMMA" and "RSQB" not in expected and "NAME" in expected:
         return _error(doc, pos, f"expected a list item after ',', found {_describe(token)}")
     if token.text in ("}", ">", "]") and "CLOSE" not in expected and "RSQB" not in expected:
