@@ -239,6 +239,15 @@ def _run_make(src: Path, log_path: Path) -> None:
     started = time.monotonic()
     done = 0
     with open(log_path, "w") as log:
+        # This fork's object rule does not depend on the generated protobuf header, so a
+        # parallel make can compile a file that includes it before protoc has written it:
+        # generate it first.
+        first = subprocess.run(
+            ["make", "proto"], cwd=src, stdout=log, stderr=subprocess.STDOUT, check=False
+        )
+        if first.returncode != 0:
+            raise CaffeBuildError(f"make proto failed (exit {first.returncode}); see {log_path}")
+        log.flush()
         proc = subprocess.Popen(
             ["make", f"-j{jobs}", "all", "pycaffe"],
             cwd=src,
