@@ -6,6 +6,7 @@ import argparse
 import re
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from protoedit.validate import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT, validate
 
@@ -123,9 +124,12 @@ def _run_format(args: argparse.Namespace) -> int:
     from protoedit.commands import format_files
 
     return format_files(
-        args.files or ["-"], check=args.check, diff=args.diff, in_place=args.in_place,
+        args.files or ["-"],
+        check=args.check,
+        diff=args.diff,
+        in_place=args.in_place,
         stdin_name=args.stdin_filename,
-    )  # fmt: skip
+    )
 
 
 def _add_check(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -139,17 +143,141 @@ def _add_check(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     cmd.add_argument("files", nargs="+", metavar="FILE")
     cmd.add_argument("--strict", action="store_true", help="warnings fail the check too")
     cmd.add_argument("--proto", metavar="PATH", help="a fork's caffe.proto instead of the built-in")
-    cmd.add_argument("--type", dest="message_type", metavar="MESSAGE",
-                     help="the file's message type (default: NetParameter or SolverParameter "
-                     "by content)")  # fmt: skip
+    cmd.add_argument(
+        "--type",
+        dest="message_type",
+        metavar="MESSAGE",
+        help="the file's message type (default: NetParameter or SolverParameter by content)",
+    )
     cmd.set_defaults(run=_run_check)
 
 
 def _run_check(args: argparse.Namespace) -> int:
     from protoedit.commands import check_files
 
-    return check_files(args.files, strict=args.strict, schema=args.proto,
-                       message_type=args.message_type)  # fmt: skip
+    return check_files(
+        args.files, strict=args.strict, schema=args.proto, message_type=args.message_type
+    )
+
+
+def _rewrite_command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str, help: str
+) -> argparse.ArgumentParser:
+    cmd = commands.add_parser(
+        name,
+        help=help,
+        description=help + ". Comments and untouched text are kept; the report goes to stderr.",
+    )
+    cmd.add_argument("file", metavar="FILE", help="a .prototxt, or - for stdin")
+    out = cmd.add_mutually_exclusive_group()
+    out.add_argument("-o", "--output", metavar="OUT", help="write here instead of stdout")
+    out.add_argument("-i", "--in-place", action="store_true", help="rewrite FILE itself")
+    out.add_argument("--diff", action="store_true", help="print a unified diff instead")
+    cmd.add_argument("--proto", metavar="PATH", help="a fork's caffe.proto instead of the built-in")
+    return cmd
+
+
+def _head_arguments(cmd: argparse.ArgumentParser) -> None:
+    what = cmd.add_mutually_exclusive_group()
+    what.add_argument("--channel", type=int, metavar="K", help="one channel (default 0)")
+    what.add_argument("--class", dest="logit", type=int, metavar="K", help="one class logit")
+    what.add_argument("--sumsq", action="store_true", help="the whole blob's squared norm")
+    cmd.add_argument(
+        "--reduce",
+        choices=["mean", "sum"],
+        default="mean",
+        help="over the batch and positions (default mean)",
+    )
+    cmd.add_argument("--weight", type=float, default=1.0, help="loss weight (negative: minimise)")
+    cmd.add_argument(
+        "--channels",
+        type=int,
+        metavar="N",
+        help="channels of the target when the layers do not tell",
+    )
+    cmd.add_argument(
+        "--after-inplace",
+        action="store_true",
+        help="the value after the in-place layers that follow the target",
+    )
+
+
+def _head(args: argparse.Namespace) -> Any:
+    from protoedit.rewrites import LossHead
+
+    if args.sumsq:
+        return LossHead("sumsq", 0, args.reduce, args.weight)
+    if args.logit is not None:
+        return LossHead("logit", args.logit, args.reduce, args.weight)
+    return LossHead("channel", args.channel or 0, args.reduce, args.weight)
+
+
+def _add_rewrites(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from protoedit import rewrites
+
+    def run(fn: Any) -> Any:
+        def runner(args: argparse.Namespace) -> int:
+            from protoedit.commands import rewrite_file
+
+            return rewrite_file(
+                args.file,
+                lambda doc: fn(doc, args),
+                args.output,
+                args.in_place,
+                args.diff,
+                args.proto,
+            )
+
+        return runner
+
+    cmd = _rewrite_command(commands, "force-backward", "set force_backward: true")
+    cmd.set_defaults(run=run(lambda doc, args: rewrites.force_backward(doc)))
+
+    cmd = _rewrite_command(commands, "filter", "keep the layers Caffe builds for one state")
+    cmd.add_argument("--phase", choices=["TEST", "TRAIN"], default="TEST", type=str.upper)
+    cmd.add_argument("--level", type=int, default=0)
+    cmd.add_argument("--stage", action="append", default=[], metavar="S")
+    cmd.set_defaults(
+        run=run(
+            lambda doc, args: rewrites.filter_net(doc, args.phase, args.level, tuple(args.stage))
+        )
+    )
+
+    cmd = _rewrite_command(commands, "truncate", "keep exactly what computes a target")
+    cmd.add_argument(
+        "--at",
+        required=True,
+        metavar="TARGET",
+        help="a layer or blob name (layer:NAME / blob:NAME when both exist)",
+    )
+    cmd.add_argument(
+        "--after-inplace",
+        action="store_true",
+        help="keep the in-place layers after the target (post-activation)",
+    )
+    cmd.set_defaults(run=run(lambda doc, args: rewrites.truncate(doc, args.at, args.after_inplace)))
+
+    cmd = _rewrite_command(commands, "add-loss", "append an activation-loss head")
+    cmd.add_argument("--blob", required=True, metavar="TARGET", help="the value to measure")
+    _head_arguments(cmd)
+    cmd.set_defaults(
+        run=run(
+            lambda doc, args: rewrites.add_loss(
+                doc, args.blob, _head(args), args.after_inplace, args.channels
+            )
+        )
+    )
+
+    cmd = _rewrite_command(commands, "aux", "make the auxiliary net for one unit, in one step")
+    cmd.add_argument("--target", required=True, metavar="LAYER")
+    _head_arguments(cmd)
+    cmd.set_defaults(
+        run=run(
+            lambda doc, args: rewrites.aux(
+                doc, args.target, _head(args), args.after_inplace, args.channels
+            )
+        )
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -160,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_format(commands)
     _add_check(commands)
+    _add_rewrites(commands)
     _add_validate(commands)
     return parser
 

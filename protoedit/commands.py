@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import difflib
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
-from protoedit.document import Document, detect_type, read_text, write_atomic
+from protoedit.document import Document, detect_type, loads, read_text, write_atomic
 from protoedit.errors import ProtoeditError
 from protoedit.lint import CAFFE_LAYER_TYPES, net_findings
+from protoedit.rewrites import RewriteReport
 from protoedit.schema import BUILTIN_PROTO, load_schema
 from protoedit.syntax import parse
 from protoedit.syntax.formatter import format_tree
@@ -130,4 +132,42 @@ def check_files(
     return 1 if errors or (strict and warnings) else 0
 
 
-__all__ = ["check_files", "format_files", "format_text"]
+def rewrite_file(
+    name: str,
+    rewrite: Callable[[Document], RewriteReport],
+    output: str | None,
+    in_place: bool,
+    diff: bool,
+    schema: str | None = None,
+) -> int:
+    """Load ``name`` (or stdin), apply ``rewrite``, write the result where asked.
+
+    Stdout by default, ``output`` or the file itself with ``in_place``; ``diff`` prints a
+    unified diff instead.  The report goes to stderr.  Nothing is written on an error.
+    """
+    try:
+        text = sys.stdin.read() if name == "-" else read_text(name)
+        doc = loads(text, schema=schema, path="<stdin>" if name == "-" else name)
+        report = rewrite(doc)
+        result = doc.dumps()
+        loads(result, schema=schema, path=name)  # the result must still be a valid file
+    except ProtoeditError as exc:
+        _say(f"protoedit: error: {exc}")
+        return 2
+    for line in report.lines():
+        _say(line)
+    if diff:
+        sys.stdout.writelines(difflib.unified_diff(
+            text.splitlines(keepends=True), result.splitlines(keepends=True),
+            f"{name} (original)", f"{name} (rewritten)",
+        ))  # fmt: skip
+    elif in_place and name != "-":
+        write_atomic(Path(name), result)
+    elif output:
+        write_atomic(Path(output), result)
+    else:
+        sys.stdout.write(result)
+    return 0
+
+
+__all__ = ["check_files", "format_files", "format_text", "rewrite_file"]

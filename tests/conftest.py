@@ -43,3 +43,14 @@ def corpus() -> Path:
     if not CORPUS.is_dir():
         pytest.skip(f"shared corpus not found at {CORPUS}")
     return CORPUS
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the aux-net proof report (targets tried, passed, refused per net)."""
+    from tests.test_aux_caffe import aux_report_lines
+
+    lines = aux_report_lines()
+    if lines:
+        terminalreporter.section("aux net proof in Caffe")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -104,7 +104,7 @@ def _params_all_zero(net: Any) -> bool:
     return bool(params) and not any(np.any(p) for p in params)
 
 
-def _randomize_params(net: Any, rng: Any) -> None:
+def randomize_params(net: Any, rng: Any) -> None:
     """Seeded random parameters, so a deploy net without weights computes something non-trivial.
 
     Weights are He-normal over their fan-in; 1-D blobs (biases, slopes) small noise around 0,
@@ -182,7 +182,7 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     _stage("inputs")
     rng = np.random.default_rng(request["seed"])
     if request["random_weights"]:
-        _randomize_params(net, np.random.default_rng([request["seed"], 1]))
+        randomize_params(net, np.random.default_rng([request["seed"], 1]))
     given: dict[str, str] = request["inputs"]
     unknown = sorted(set(given) - set(net.inputs))
     if unknown:

@@ -1,0 +1,167 @@
+"""A read-only view of a net: layers, versioned blobs, producers, consumers, ancestry.
+
+A blob name can stand for several values when in-place layers (``top == bottom``) rewrite
+it; a :class:`BlobVersion` names one of them: the blob and the layer that wrote it.  Layer
+names and blob names are separate namespaces: :meth:`NetView.resolve` decides which one a
+user's target means, or refuses with both candidates named.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from protoedit.document import Document
+from protoedit.errors import InputError
+from protoedit.lint import NetState, layer_included
+from protoedit.schema.binding import suggest
+from protoedit.syntax.tree import Field
+
+INPUT = -1  # the producer index of blobs declared by a legacy ``input:`` header
+
+
+class LegacyNetError(InputError):
+    """The net uses V0/V1 ``layers``: rewrites work on the current ``layer`` format."""
+
+
+@dataclass(frozen=True)
+class BlobVersion:
+    """One value of a blob: its name and the index of the layer that wrote it."""
+
+    blob: str
+    producer: int
+
+
+@dataclass
+class LayerInfo:
+    """One layer with its place in the file and the blob versions it reads and writes."""
+
+    index: int
+    name: str
+    type: str
+    param: Any  # the caffe.LayerParameter
+    node: Field  # the `layer { ... }` field in the tree
+    reads: list[BlobVersion] = field(default_factory=list)
+    writes: list[BlobVersion] = field(default_factory=list)
+
+    @property
+    def in_place(self) -> bool:
+        """True when some top is the bottom of the same index (Caffe's in-place rule)."""
+        bottoms = list(self.param.bottom)
+        return any(i < len(bottoms) and bottoms[i] == t for i, t in enumerate(self.param.top))
+
+
+class NetView:
+    """Layers in file order with their data flow, for one document (``layer`` format)."""
+
+    def __init__(self, doc: Document, state: NetState | None = None) -> None:
+        net = doc.message
+        if len(net.layers):
+            raise LegacyNetError(
+                "the net uses legacy 'layers' (V0/V1); upgrade it to the 'layer' format first",
+                doc.location(next(f for f in doc.tree.fields if f.name.text == "layers").pos),
+            )
+        self.doc = doc
+        nodes = [f for f in doc.tree.fields if f.name.text == "layer"]
+        phase_names = {0: "TRAIN", 1: "TEST"}
+        self.layers: list[LayerInfo] = []
+        latest: dict[str, BlobVersion] = {b: BlobVersion(b, INPUT) for b in net.input}
+        self.unresolved: list[tuple[int, str]] = []
+        for index, (param, node) in enumerate(zip(net.layer, nodes, strict=True)):
+            if state is not None and not layer_included(param, state, phase_names):
+                continue
+            info = LayerInfo(index, param.name, param.type, param, node)
+            for bottom in param.bottom:
+                version = latest.get(bottom)
+                if version is None:
+                    self.unresolved.append((index, bottom))
+                    version = BlobVersion(bottom, INPUT)
+                info.reads.append(version)
+            for top in param.top:
+                version = BlobVersion(top, index)
+                info.writes.append(version)
+                latest[top] = version
+            self.layers.append(info)
+        self.by_index = {info.index: info for info in self.layers}
+        self.final = latest
+
+    # -- look-ups ------------------------------------------------------------------------
+
+    def layer_named(self, name: str) -> LayerInfo | None:
+        """The first layer called ``name``."""
+        return next((info for info in self.layers if info.name == name), None)
+
+    def consumers(self, version: BlobVersion) -> list[LayerInfo]:
+        """The layers that read exactly this value."""
+        return [info for info in self.layers if version in info.reads]
+
+    def inplace_chain(self, version: BlobVersion) -> list[LayerInfo]:
+        """The in-place layers that rewrite ``version`` one after another (BN, Scale, ReLU ...)."""
+        chain = []
+        current = version
+        for info in self.layers:
+            if info.index <= current.producer:
+                continue
+            for nth, read in enumerate(info.reads):
+                if (
+                    read == current
+                    and nth < len(info.writes)
+                    and info.writes[nth].blob == read.blob
+                ):
+                    chain.append(info)
+                    current = info.writes[nth]
+                    break
+        return chain
+
+    def resolve(self, target: str) -> BlobVersion:
+        """The value a user's target names: ``layer:NAME``, ``blob:NAME`` or a bare name.
+
+        A bare name that is a layer gives that layer's first top as the layer wrote it
+        (before any in-place layer); one that is only a blob gives the blob's value as first
+        written.  A name that is a layer and also a blob the layer does not write is refused.
+        """
+        kind, _, name = target.rpartition(":")
+        layer = self.layer_named(name) if kind in ("", "layer") else None
+        writers = [i for i in self.layers if any(w.blob == name for w in i.writes)]
+        is_blob = kind in ("", "blob") and bool(writers)
+        if kind == "" and layer is not None and is_blob:
+            if not any(w.blob == name for w in layer.writes):
+                raise InputError(
+                    f"'{name}' is both a layer (writing '{layer.writes[0].blob}') and a blob "
+                    f"(written by layer '{writers[0].name}'); say layer:{name} or blob:{name}"
+                )
+        if layer is not None:
+            if not layer.writes:
+                raise InputError(f"layer '{name}' has no top to target")
+            return layer.writes[0]
+        if is_blob:
+            return writers[0].writes[[w.blob for w in writers[0].writes].index(name)]
+        names = [i.name for i in self.layers] + [w.blob for i in self.layers for w in i.writes]
+        raise InputError(f"no layer or blob named '{name}'" + suggest(name, sorted(set(names))))
+
+    def ancestors(self, versions: list[BlobVersion]) -> set[int]:
+        """Indices of every layer needed to compute ``versions`` (DAG walk, not a prefix)."""
+        needed: set[int] = set()
+        stack = [v.producer for v in versions if v.producer != INPUT]
+        while stack:
+            index = stack.pop()
+            if index in needed:
+                continue
+            needed.add(index)
+            stack.extend(r.producer for r in self.by_index[index].reads if r.producer != INPUT)
+        return needed
+
+    def descendants(self, version: BlobVersion) -> set[int]:
+        """Indices of every layer whose inputs depend on ``version``."""
+        found: set[int] = set()
+        frontier = {version}
+        for info in self.layers:
+            if any(read in frontier for read in info.reads):
+                found.add(info.index)
+                frontier.update(info.writes)
+        return found
+
+    def outputs(self) -> list[BlobVersion]:
+        """Final blob values no layer reads: what Caffe makes ``net.outputs``."""
+        read = {r for info in self.layers for r in info.reads}
+        return [v for v in self.final.values() if v not in read and v.producer != INPUT]

@@ -1,0 +1,24 @@
+"""Rewrites: functions that edit a :class:`~protoedit.document.Document` in place.
+
+Each keeps comments and untouched text (only changed nodes are re-rendered), returns a
+:class:`RewriteReport` of what it did, dropped or flagged, and refuses with a located error
+rather than guessing.  They know nothing of the command line.
+"""
+
+from protoedit.rewrites.add_loss import HEAD_PREFIX, LOSS_TOP, LossHead, add_loss
+from protoedit.rewrites.aux import aux
+from protoedit.rewrites.basic import filter_net, force_backward
+from protoedit.rewrites.report import RewriteReport
+from protoedit.rewrites.truncate import truncate
+
+__all__ = [
+    "HEAD_PREFIX",
+    "LOSS_TOP",
+    "LossHead",
+    "RewriteReport",
+    "add_loss",
+    "aux",
+    "filter_net",
+    "force_backward",
+    "truncate",
+]

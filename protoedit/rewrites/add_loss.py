@@ -1,0 +1,211 @@
+"""``add_loss``: an activation-loss head from stock Caffe layers only.
+
+The head's loss is exactly the chosen activation: one channel's mean or sum, the whole
+blob's squared norm, or a class logit (a channel of a 2-D blob), times a weight (negative to
+minimise).  Its top is a scalar (``Reduction`` over every axis) so the loss weight lives in a
+blob that never grows.  Pieces the head does not use, and every other dangling top, go to a
+``Silence`` layer, so the head is the net's only output.  Head layer names start with
+:data:`HEAD_PREFIX`, which no trained model uses, so weights copied by name never land there.
+When the wanted value is later rewritten in place (e.g. by a ReLU), the in-place layers are
+moved to a new blob name so the head reads the value before them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from protoedit.document import Document
+from protoedit.errors import InputError
+from protoedit.net.view import INPUT, BlobVersion, NetView
+from protoedit.rewrites.report import RewriteReport
+from protoedit.rewrites.truncate import target_value
+from protoedit.schema.values import format_float, quote
+
+HEAD_PREFIX = "protoedit_aux_"
+LOSS_TOP = f"{HEAD_PREFIX}loss"
+
+#: Layers whose output has as many channels as their first input.
+_SAME_CHANNELS = frozenset(
+    [
+        "ReLU",
+        "PReLU",
+        "ELU",
+        "Sigmoid",
+        "TanH",
+        "AbsVal",
+        "BNLL",
+        "Power",
+        "Exp",
+        "Log",
+        "Swish",
+        "Clip",
+        "Threshold",
+        "Dropout",
+        "BatchNorm",
+        "Scale",
+        "Bias",
+        "LRN",
+        "MVN",
+        "Pooling",
+        "Split",
+        "Eltwise",
+        "Softmax",
+        "Crop",
+    ]
+)
+
+Reduce = Literal["mean", "sum"]
+
+
+@dataclass(frozen=True)
+class LossHead:
+    """What the head measures: ``channel`` (with ``reduce``), ``sumsq`` or ``logit``."""
+
+    kind: Literal["channel", "sumsq", "logit"] = "channel"
+    index: int = 0  # the channel or class
+    reduce: Reduce = "mean"
+    weight: float = 1.0
+
+
+def infer_channels(view: NetView, version: BlobVersion) -> int | None:
+    """The size of axis 1 of a value, from the layer parameters (None when unknown)."""
+    if version.producer == INPUT:
+        return None
+    info = view.by_index[version.producer]
+    param = info.param
+    if info.type in ("Convolution", "Deconvolution"):
+        return int(param.convolution_param.num_output)
+    if info.type == "InnerProduct":
+        return int(param.inner_product_param.num_output)
+    if info.type == "Input":
+        nth = [w.blob for w in info.writes].index(version.blob)
+        shapes = param.input_param.shape
+        shape = shapes[nth] if len(shapes) > 1 else shapes[0]
+        return int(shape.dim[1]) if len(shape.dim) > 1 else None
+    if (info.type == "Concat" and param.concat_param.axis in (1, -3)) or (
+        info.type == "Concat" and not param.concat_param.HasField("axis")
+    ):
+        sizes = [infer_channels(view, read) for read in info.reads]
+        return None if None in sizes else sum(s for s in sizes if s is not None)
+    if info.type in _SAME_CHANNELS and info.reads:
+        return infer_channels(view, info.reads[0])
+    return None
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    candidate, n = name, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{name}_{n}"
+    taken.add(candidate)
+    return candidate
+
+
+def _move_inplace_chain(doc: Document, view: NetView, version: BlobVersion) -> str | None:
+    """Give the in-place layers after ``version`` a new blob; return its name (None if none).
+
+    The first of them reads ``version`` and writes the new name; the rest of the chain and
+    every later reader of the chain's result use the new name.  ``version`` then keeps its
+    name and its value (the pre-activation) to the end of the net.
+    """
+    chain = view.inplace_chain(version)
+    if not chain:
+        return None
+    blobs = {w.blob for info in view.layers for w in info.writes}
+    new = _unique(f"{version.blob}_after_{chain[0].name}".replace("/", "_"), blobs)
+    # Values the chain writes: every reader of them (the chain itself included) moves over.
+    chain_versions = {w for info in chain for w in info.writes if w.blob == version.blob}
+    for info in view.layers:
+        for nth, read in enumerate(info.reads):
+            if read in chain_versions:
+                doc.set(f"layer[{info.index}].bottom[{nth}]", new)
+        for nth, write in enumerate(info.writes):
+            if write in chain_versions:
+                doc.set(f"layer[{info.index}].top[{nth}]", new)
+    return new
+
+
+def _layer(name: str, kind: str, bottoms: list[str], tops: list[str], extra: str = "") -> str:
+    lines = [f"  name: {quote(name)}", f"  type: {quote(kind)}"]
+    lines += [f"  bottom: {quote(b)}" for b in bottoms]
+    lines += [f"  top: {quote(t)}" for t in tops]
+    if extra:
+        lines.append(extra)
+    return "layer {\n" + "\n".join(lines) + "\n}"
+
+
+def add_loss(
+    doc: Document,
+    target: str,
+    head: LossHead,
+    after_inplace: bool = False,
+    channels: int | None = None,
+) -> RewriteReport:
+    """Append a loss head that measures ``head`` on the ``target`` value."""
+    view = NetView(doc)
+    version = target_value(view, target, after_inplace)
+    report = RewriteReport()
+    names = {info.name for info in view.layers}
+    if any(name.startswith(HEAD_PREFIX) for name in names):
+        raise InputError("the net already has a protoedit loss head; add_loss once per net")
+    moved = _move_inplace_chain(doc, view, version) if not after_inplace else None
+    if moved:
+        report.changed.append(
+            f"in-place layers after '{version.blob}' now write '{moved}', so the head reads "
+            f"'{version.blob}' before them"
+        )
+    blob = version.blob
+    texts: list[str] = []
+    unused: list[str] = []
+    reduced = blob
+    what = f"squared norm of '{blob}'"
+    if head.kind in ("channel", "logit"):
+        count = channels if channels is not None else infer_channels(view, version)
+        if count is None:
+            raise InputError(
+                f"cannot tell how many channels '{blob}' has from the layer parameters; "
+                "give them (--channels N)"
+            )
+        if not 0 <= head.index < count:
+            raise InputError(f"channel {head.index} is out of range: '{blob}' has {count}")
+        what = f"{head.reduce} of channel {head.index} of '{blob}'"
+        if head.kind == "logit":
+            what = f"logit {head.index} of '{blob}' ({head.reduce} over the batch)"
+        if count > 1:
+            pieces, points = [], []
+            if head.index > 0:
+                pieces.append(f"{HEAD_PREFIX}before")
+                points.append(head.index)
+            reduced = f"{HEAD_PREFIX}picked"
+            pieces.append(reduced)
+            if head.index < count - 1:
+                pieces.append(f"{HEAD_PREFIX}after")
+                points.append(head.index + 1)
+            unused = [p for p in pieces if p != reduced]
+            slice_param = (
+                "  slice_param {\n    axis: 1\n"
+                + "".join(f"    slice_point: {p}\n" for p in points)
+                + "  }"
+            )
+            texts.append(_layer(f"{HEAD_PREFIX}slice", "Slice", [blob], pieces, slice_param))
+    operation = {"channel": head.reduce.upper(), "logit": head.reduce.upper(), "sumsq": "SUMSQ"}
+    reduction = (
+        f"  loss_weight: {format_float(head.weight)}\n"
+        f"  reduction_param {{\n    operation: {operation[head.kind]}\n    axis: 0\n  }}"
+    )
+    texts.append(_layer(f"{HEAD_PREFIX}loss", "Reduction", [reduced], [LOSS_TOP], reduction))
+    # Every other dangling top must not be an output: silence it (the view is re-read
+    # because the in-place chain may have moved to a new name).
+    after = NetView(doc) if moved else view
+    dangling = [v.blob for v in after.outputs() if v.blob != blob]
+    silenced = sorted(set(unused + dangling))
+    if silenced:
+        texts.append(_layer(f"{HEAD_PREFIX}silence", "Silence", silenced, []))
+    for text in texts:
+        doc.insert("", text)
+    report.changed.append(
+        f"loss '{LOSS_TOP}' = {format_float(head.weight)} x {what}"
+        + (f"; silenced {', '.join(silenced)}" if silenced else "")
+    )
+    return report

@@ -1,0 +1,78 @@
+"""``aux``: the whole recipe that turns a model into an auxiliary net for one unit.
+
+Filter for the TEST phase, drop what cannot run backward, ``force_backward``, truncate at
+the target, add the loss head.  Legacy (V0/V1) files and nets fed by data layers need the
+``upgrade`` and ``to-deploy`` rewrites, which are not in this version: they are refused.
+"""
+
+from __future__ import annotations
+
+from protoedit.document import Document
+from protoedit.errors import InputError
+from protoedit.net.view import NetView
+from protoedit.rewrites.add_loss import LossHead, add_loss
+from protoedit.rewrites.basic import filter_net, force_backward
+from protoedit.rewrites.report import RewriteReport
+from protoedit.rewrites.truncate import target_value, truncate
+
+#: Layers that read files or databases: a deploy net has an Input layer instead.
+DATA_LAYERS = frozenset(
+    ["Data", "ImageData", "HDF5Data", "MemoryData", "WindowData", "VideoData", "AnnotatedData"]
+)
+#: Layers that abort or need labels in backward; harmless to drop when not an ancestor.
+NO_BACKWARD = frozenset(
+    [
+        "Accuracy",
+        "ArgMax",
+        "Threshold",
+        "Filter",
+        "BatchReindex",
+        "Embed",
+        "SoftmaxWithLoss",
+        "EuclideanLoss",
+        "SigmoidCrossEntropyLoss",
+        "InfogainLoss",
+        "HingeLoss",
+        "MultinomialLogisticLoss",
+        "ContrastiveLoss",
+        "Silence",
+        "HDF5Output",
+    ]
+)
+
+
+def aux(
+    doc: Document,
+    target: str,
+    head: LossHead,
+    after_inplace: bool = False,
+    channels: int | None = None,
+) -> RewriteReport:
+    """Make ``doc`` the auxiliary net whose loss is ``head`` measured on ``target``."""
+    report = RewriteReport()
+    view = NetView(doc)  # refuses legacy V0/V1 files with a located error
+    data = [info for info in view.layers if info.type in DATA_LAYERS]
+    if data:
+        first = data[0]
+        raise InputError(
+            f"layer '{first.name}' ({first.type}) reads a dataset: convert the net to deploy "
+            "form (an Input layer) first",
+            doc.location(first.node.pos),
+        )
+    report.extend(filter_net(doc, "TEST"))
+    view = NetView(doc)
+    version = target_value(view, target, after_inplace)
+    needed = view.ancestors([version])
+    for info in view.layers:
+        if info.index in needed and info.type in NO_BACKWARD:
+            raise InputError(
+                f"layer '{info.name}' ({info.type}) cannot run backward, and the target "
+                "depends on it",
+                doc.location(info.node.pos),
+            )
+        if info.index in needed and info.type == "Python":
+            report.flagged.append(f"layer '{info.name}' is a Python layer: it runs user code")
+    report.extend(force_backward(doc))
+    report.extend(truncate(doc, target, after_inplace))
+    report.extend(add_loss(doc, target, head, after_inplace, channels))
+    return report

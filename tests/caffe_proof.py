@@ -1,0 +1,115 @@
+"""Run in a child process by the tests: does an aux net's loss equal the target activation?
+
+    python tests/caffe_proof.py REQUEST.json   (prints one JSON result per target)
+
+For one original net (``rewrite``: ``aux``, or ``add_loss`` on the whole net): seeded random weights (saved as a .caffemodel), a seeded input at
+batch 2; for each target layer and channel, the expected value is the mean of that channel
+of the layer's output from a forward of the *original* net stopped at that layer (so before
+any in-place layer), and the aux net made by ``protoedit.rewrites.aux`` must report it as
+its loss, with a finite, non-zero input gradient.  With ``finite_differences``, a sample of
+input positions is also checked against central differences.  A child process, because
+Caffe aborts its whole process on a failed CHECK.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("GLOG_minloglevel", "2")
+
+import caffe
+import numpy as np
+
+from protoedit import ProtoeditError, load
+from protoedit.rewrites import LOSS_TOP, LossHead, add_loss, aux, force_backward
+from protoedit.validate.child import randomize_params
+
+
+def _prepare(net: caffe.Net, batch: int) -> str:
+    """Reshape the (single) input to ``batch`` items; return its name."""
+    name = net.inputs[0]
+    shape = list(net.blobs[name].data.shape)
+    shape[0] = batch
+    net.blobs[name].reshape(*shape)
+    net.reshape()
+    return str(name)
+
+
+def main(request_path: str) -> int:
+    request = json.loads(Path(request_path).read_text())
+    caffe.set_mode_cpu()
+    original = caffe.Net(request["net"], caffe.TEST)
+    randomize_params(original, np.random.default_rng(request["seed"]))
+    data = _prepare(original, request.get("batch", 2))
+    x = (
+        np.random.default_rng(request["seed"] + 1)
+        .standard_normal(original.blobs[data].data.shape)
+        .astype(np.float32)
+    )
+    work = Path(tempfile.mkdtemp(prefix="protoedit-proof-"))
+    weights = work / "weights.caffemodel"
+    original.save(str(weights))
+    for target, channel in request["targets"]:
+        result: dict[str, object] = {"target": target, "channel": channel}
+        try:
+            doc = load(request["net"], schema=request.get("schema"))
+            if request.get("rewrite") == "add_loss":  # the full net, head on the pre-activation
+                force_backward(doc)
+                add_loss(doc, target, LossHead("channel", channel))
+            else:
+                aux(doc, target, LossHead("channel", channel))
+        except ProtoeditError as exc:
+            print(json.dumps(result | {"status": "refused", "reason": str(exc).splitlines()[0]}))
+            continue
+        path = work / f"aux_{len(os.listdir(work))}.prototxt"
+        doc.save(path)
+        original.blobs[data].data[...] = x
+        original.forward(end=target)
+        top = original.top_names[target][0]
+        expected = float(original.blobs[top].data[:, channel].astype(np.float64).mean())
+        net = caffe.Net(str(path), caffe.TEST, weights=str(weights))
+        _prepare(net, x.shape[0])
+        net.blobs[data].data[...] = x
+        net.forward()
+        loss = float(net.blobs[LOSS_TOP].data)
+        net.backward()
+        grad = net.blobs[data].diff.astype(np.float64)
+        result |= {
+            "loss": loss,
+            "expected": expected,
+            "grad_norm": float(np.linalg.norm(grad)),
+            "grad_finite": bool(np.isfinite(grad).all()),
+            "layers": len(net.layers),
+        }
+        if request.get("finite_differences"):
+            result["finite_differences"] = _finite_differences(net, data, x, grad)
+        close = abs(loss - expected) <= 1e-4 * max(1.0, abs(expected))
+        ok = close and result["grad_finite"] and result["grad_norm"] > 0
+        print(json.dumps(result | {"status": "passed" if ok else "failed"}), flush=True)
+    return 0
+
+
+def _finite_differences(net: caffe.Net, data: str, x: np.ndarray, grad: np.ndarray) -> list:
+    """[analytic, numeric] at a seeded sample of input positions (central differences)."""
+    rng = np.random.default_rng(7)
+    step = 1e-2
+    pairs = []
+    flat = x.reshape(-1)
+    for index in rng.choice(flat.size, size=12, replace=False):
+        values = []
+        for sign in (1, -1):
+            probe = flat.copy()
+            probe[index] += sign * step
+            net.blobs[data].data[...] = probe.reshape(x.shape)
+            net.forward()
+            values.append(float(net.blobs[LOSS_TOP].data))
+        pairs.append([float(grad.reshape(-1)[index]), (values[0] - values[1]) / (2 * step)])
+    return pairs
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

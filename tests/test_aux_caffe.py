@@ -1,0 +1,146 @@
+"""Proof in Caffe: the aux net's loss is the target activation, and gradients reach the input.
+
+Each net runs in a child process (tests/caffe_proof.py); results are collected into a report
+printed at the end of the test run (counts per net: tried, passed, refused with reason).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from protoedit import load
+from protoedit.caffe_build import models_dir
+
+from .conftest import CORPUS, FIXTURES, ROOT
+
+pytestmark = pytest.mark.caffe
+PROOF = Path(__file__).with_name("caffe_proof.py")
+REPORT: dict[str, dict[str, object]] = {}
+TARGETS_PER_NET = 6
+
+SOURCE_NETS = [
+    "bvlc_alexnet", "bvlc_reference_caffenet", "bvlc_googlenet",
+    "bvlc_reference_rcnn_ilsvrc13", "finetune_flickr_style",
+]  # fmt: skip
+CORPUS_NETS = [
+    "KaimingHe__deep-residual-networks__prototxt__ResNet-50-deploy.prototxt",
+    "forresti__SqueezeNet__SqueezeNet_v1.1__deploy.prototxt",
+    "shicai__MobileNet-Caffe__mobilenet_deploy.prototxt",
+    "BVLC__caffe__examples__mnist__lenet.prototxt",
+]
+
+
+def _targets(path: Path) -> list[tuple[str, int]]:
+    """Up to TARGETS_PER_NET Convolution/InnerProduct layers, evenly spread, with a channel."""
+    net = load(path).message
+    layers = [layer for layer in net.layer if layer.type in ("Convolution", "InnerProduct")]
+    if len(layers) > TARGETS_PER_NET:
+        step = (len(layers) - 1) / (TARGETS_PER_NET - 1)
+        layers = [layers[round(i * step)] for i in range(TARGETS_PER_NET)]
+    picked = []
+    for number, layer in enumerate(layers):
+        outputs = (
+            layer.convolution_param.num_output
+            if layer.type == "Convolution"
+            else layer.inner_product_param.num_output
+        )
+        picked.append((layer.name, (3 * number + 1) % outputs))
+    return picked
+
+
+def _prove(name: str, path: Path, tmp_path: Path, **extra: object) -> list[dict[str, object]]:
+    request = {"net": str(path), "seed": 0, "targets": _targets(path), **extra}
+    request_path = tmp_path / "request.json"
+    request_path.write_text(json.dumps(request))
+    proc = subprocess.run(
+        [sys.executable, str(PROOF), str(request_path)], capture_output=True, text=True,
+        cwd=ROOT, timeout=900, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    REPORT[name] = {
+        "tried": len(results),
+        "passed": sum(r["status"] == "passed" for r in results),
+        "refused": [f"{r['target']}: {r['reason']}" for r in results if r["status"] == "refused"],
+    }
+    return results
+
+
+def _check(results: list[dict[str, object]]) -> None:
+    assert results
+    for result in results:
+        assert result["status"] == "passed", result
+
+
+@pytest.mark.parametrize("model", SOURCE_NETS)
+def test_aux_head_measures_the_target_on_source_package_nets(
+    model: str, caffe_models: Path, tmp_path: Path
+) -> None:
+    _check(_prove(model, caffe_models / model / "deploy.prototxt", tmp_path))
+
+
+@pytest.mark.parametrize("name", CORPUS_NETS)
+def test_aux_head_measures_the_target_on_corpus_nets(name: str, tmp_path: Path) -> None:
+    if not CORPUS.is_dir():
+        pytest.skip("shared corpus not present")
+    _check(_prove(name.split("__")[-1], CORPUS / name, tmp_path))
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "KaimingHe__deep-residual-networks__prototxt__ResNet-50-deploy.prototxt",
+        "BVLC__caffe__models__bvlc_googlenet__deploy.prototxt",
+    ],
+)
+def test_add_loss_on_the_whole_net_reads_the_pre_activation(name: str, tmp_path: Path) -> None:
+    # Targets followed by in-place BatchNorm/Scale/ReLU (ResNet) or ReLU (GoogLeNet): the
+    # in-place chain is moved to a new blob, so the head sees the layer's own output.
+    if not CORPUS.is_dir():
+        pytest.skip("shared corpus not present")
+    _check(_prove(f"{name.split('__')[-1]} (add-loss, whole net)", CORPUS / name, tmp_path,
+                  rewrite="add_loss"))  # fmt: skip
+
+
+def test_input_gradient_matches_finite_differences_on_a_smooth_net(tmp_path: Path) -> None:
+    results = _prove(
+        "smooth fixture (finite differences)", FIXTURES / "smooth_deploy.prototxt", tmp_path,
+        finite_differences=True, batch=1,
+    )  # fmt: skip
+    _check(results)
+    for result in results:
+        for analytic, numeric in result["finite_differences"]:  # type: ignore[union-attr]
+            assert numeric == pytest.approx(analytic, rel=1e-2, abs=1e-5), result["target"]
+
+
+def test_input_gradient_matches_finite_differences_away_from_kinks(tmp_path: Path) -> None:
+    # ReLU and max pooling have kinks: a step can cross one, so most points, not all, agree.
+    results = _prove(
+        "lenet fixture (finite differences)", FIXTURES / "lenet_deploy.prototxt", tmp_path,
+        finite_differences=True, batch=1,
+    )  # fmt: skip
+    _check(results)
+    for result in results:
+        pairs = result["finite_differences"]
+        agree = [n == pytest.approx(a, rel=2e-2, abs=2e-4) for a, n in pairs]  # type: ignore[union-attr]
+        assert sum(agree) >= len(agree) - 2, (result["target"], pairs)
+
+
+def aux_report_lines() -> list[str]:
+    """The report printed at the end of the test run (see conftest)."""
+    lines = []
+    for name, counts in REPORT.items():
+        lines.append(
+            f"{name}: {counts['tried']} targets tried, {counts['passed']} passed, "
+            f"{len(counts['refused'])} refused"
+        )  # type: ignore[arg-type]
+        lines += [f"    refused {reason}" for reason in counts["refused"]]  # type: ignore[attr-defined]
+    return lines
+
+
+__all__ = ["aux_report_lines", "models_dir"]
