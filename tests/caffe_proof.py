@@ -2,11 +2,12 @@
 
     python tests/caffe_proof.py REQUEST.json   (prints one JSON result per target)
 
-For one original net (``rewrite``: ``aux``, or ``add_loss`` on the whole net): seeded random weights (saved as a .caffemodel), a seeded input at
+For one original net: seeded random weights (saved as a .caffemodel), a seeded input at
 batch 2; for each target layer and channel, the expected value is the mean of that channel
 of the layer's output from a forward of the *original* net stopped at that layer (so before
-any in-place layer), and the aux net made by ``protoedit.rewrites.aux`` must report it as
-its loss, with a finite, non-zero input gradient.  With ``finite_differences``, a sample of
+any in-place layer), and the net made by ``protoedit.rewrites.aux`` (or, with ``rewrite``
+``add_loss``, by force_backward and add_loss on the whole net) must report it as its loss,
+with a finite, non-zero input gradient.  With ``finite_differences``, a sample of
 input positions is also checked against central differences.  A child process, because
 Caffe aborts its whole process on a failed CHECK.
 """

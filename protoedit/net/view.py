@@ -124,12 +124,16 @@ class NetView:
         layer = self.layer_named(name) if kind in ("", "layer") else None
         writers = [i for i in self.layers if any(w.blob == name for w in i.writes)]
         is_blob = kind in ("", "blob") and bool(writers)
-        if kind == "" and layer is not None and is_blob:
-            if not any(w.blob == name for w in layer.writes):
-                raise InputError(
-                    f"'{name}' is both a layer (writing '{layer.writes[0].blob}') and a blob "
-                    f"(written by layer '{writers[0].name}'); say layer:{name} or blob:{name}"
-                )
+        if (
+            kind == ""
+            and layer is not None
+            and is_blob
+            and not any(w.blob == name for w in layer.writes)
+        ):
+            raise InputError(
+                f"'{name}' is both a layer (writing '{layer.writes[0].blob}') and a blob "
+                f"(written by layer '{writers[0].name}'); say layer:{name} or blob:{name}"
+            )
         if layer is not None:
             if not layer.writes:
                 raise InputError(f"layer '{name}' has no top to target")
