@@ -2,11 +2,9 @@
 
 1. Validate the deploy net as written: the gradient at the input is zero (no force_backward,
    no loss).
-2. Make an auxiliary net: ``force_backward: true`` plus a loss head whose value is the mean of
-   one conv1 channel, then validate it: the input gradient is now non-zero.
-
-Step 2 uses protobuf ``text_format`` for now (comments are lost); the lossless rewrite engine
-replaces it with ``protoedit aux`` in a later issue.
+2. ``protoedit aux``: force_backward, truncate at ``conv2``, and a loss head whose value is the
+   mean of one ``conv2`` channel; the file keeps its comments.  Validate it: the input
+   gradient is now non-zero, and it is saved as a picture.
 """
 
 from __future__ import annotations
@@ -15,7 +13,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from protoedit.quickaux import channel_mean_aux_text
+from protoedit import load
+from protoedit.rewrites import LossHead, aux
 from protoedit.validate import ValidationReport, validate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,28 +30,27 @@ def main(argv: list[str] | None = None) -> int:
     """Run both validations and say what changed; exit 0 when the story holds."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("net", nargs="?", type=Path, default=DEFAULT_NET)
-    parser.add_argument("--blob", default="conv1", help="blob whose channel is the target")
+    parser.add_argument("--target", default="conv2", help="layer whose channel is the target")
     parser.add_argument("--channel", type=int, default=3)
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "demo")
     args = parser.parse_args(argv)
 
-    print(f"protoedit demo: the gradient of one '{args.blob}' channel with respect to the input")
+    print(f"protoedit demo: the gradient of one '{args.target}' channel with respect to the input")
     before = validate(args.net)
     _show(f"1. {args.net.name} as written", before)
     if before.status == "error":
         return 2
 
-    channels = before.blobs[args.blob][1]
+    doc = load(args.net)
+    report = aux(doc, args.target, LossHead("channel", args.channel))
     args.out.mkdir(parents=True, exist_ok=True)
-    aux_path = args.out / f"{args.net.stem}_aux_{args.blob}_c{args.channel}.prototxt"
-    aux_path.write_text(
-        channel_mean_aux_text(args.net.read_text(), args.blob, args.channel, channels)
-    )
-    print(
-        f"\nwrote {aux_path}: force_backward: true, loss = mean of {args.blob}[:, {args.channel}]"
-    )
+    aux_path = args.out / f"{args.net.stem}_aux_{args.target}_c{args.channel}.prototxt"
+    doc.save(aux_path)
+    print(f"\n=== 2. protoedit aux {args.net.name} --target {args.target} --channel {args.channel}")
+    print("\n".join(report.lines()))
+    print(f"wrote {aux_path}")
     after = validate(aux_path, save_gradients=args.out)
-    _show(f"2. {aux_path.name}", after)
+    _show(f"3. {aux_path.name}", after)
 
     grad_before = before.input_gradients[0]
     grad_after = after.input_gradients[0] if after.input_gradients else None
@@ -60,10 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"as written:  |d loss / d {grad_before.blob}| = {grad_before.norm:.6g}")
     if grad_after is not None:
         print(
-            f"aux net:     |d {args.blob}[{args.channel}] / d {grad_after.blob}| = "
+            f"aux net:     |d mean({args.target}[:, {args.channel}]) / d {grad_after.blob}| = "
             f"{grad_after.norm:.6g}"
         )
-    print(f"picture of d {args.blob}[{args.channel}] / d data: {args.out / 'data.png'}")
+        print(f"picture of that gradient: {args.out / (grad_after.blob + '.png')}")
     story_holds = (not before.ok) and after.ok
     print("the aux net delivers an input gradient" if story_holds else "UNEXPECTED RESULT")
     return 0 if story_holds else 1

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from protoedit.quickaux import channel_mean_aux_text
+from protoedit import load
+from protoedit.rewrites import LossHead, add_loss, force_backward
 from protoedit.validate import validate
 
 pytestmark = pytest.mark.caffe
@@ -44,29 +45,36 @@ def test_deploy_net_runs_and_input_gradient_is_zero(caffe_models: Path, model: s
     assert "force_backward" in report.reason
 
 
+def _with_head(source: Path, blob: str, with_force_backward: bool, out: Path) -> Path:
+    doc = load(source)
+    if with_force_backward:
+        force_backward(doc)
+    add_loss(doc, blob, LossHead("channel", 1))
+    doc.save(out)
+    return out
+
+
 def test_zero_parameters_are_named_as_the_cause(caffe_models: Path, tmp_path: Path) -> None:
     # A deploy net without weights has all-zero parameters: no gradient even with a loss head.
-    text = (caffe_models / "bvlc_alexnet" / "deploy.prototxt").read_text()
-    aux = tmp_path / "aux.prototxt"
-    aux.write_text(channel_mean_aux_text(text, "fc8", 1, 1000, force_backward=True))
-    report = validate(aux)
+    source = caffe_models / "bvlc_alexnet" / "deploy.prototxt"
+    report = validate(_with_head(source, "fc8", True, tmp_path / "aux.prototxt"))
     assert report.status == "failed"
     assert "every learnable parameter is zero" in report.reason
 
 
 @pytest.mark.parametrize("model", MODELS)
-@pytest.mark.parametrize("force_backward", [False, True])
+@pytest.mark.parametrize("with_force_backward", [False, True])
 def test_loss_head_needs_force_backward(
-    caffe_models: Path, model: str, force_backward: bool, tmp_path: Path
+    caffe_models: Path, model: str, with_force_backward: bool, tmp_path: Path
 ) -> None:
     logits, classes = LOGITS[model]
-    text = (caffe_models / model / "deploy.prototxt").read_text()
-    aux = tmp_path / "aux.prototxt"
-    aux.write_text(channel_mean_aux_text(text, logits, 1, classes, force_backward))
+    source = caffe_models / model / "deploy.prototxt"
+    aux = _with_head(source, logits, with_force_backward, tmp_path / "aux.prototxt")
     report = validate(aux, random_weights=True)
     [grad] = report.input_gradients
-    assert "aux_loss" in report.losses
-    if force_backward:
+    assert list(report.losses) == ["protoedit_aux_loss"]
+    assert report.blobs[logits][1] == classes
+    if with_force_backward:
         assert report.status == "valid", report.reason
         assert grad.ok and grad.norm > 0
     else:
