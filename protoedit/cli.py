@@ -230,6 +230,9 @@ def _add_rewrites(commands: argparse._SubParsersAction[argparse.ArgumentParser])
 
         return runner
 
+    cmd = _rewrite_command(commands, "upgrade", "upgrade a legacy net file as Caffe does")
+    cmd.set_defaults(run=run(lambda doc, args: rewrites.upgrade(doc)))
+
     cmd = _rewrite_command(commands, "force-backward", "set force_backward: true")
     cmd.set_defaults(run=run(lambda doc, args: rewrites.force_backward(doc)))
 

@@ -10,6 +10,7 @@ from protoedit.rewrites.aux import aux
 from protoedit.rewrites.basic import filter_net, force_backward
 from protoedit.rewrites.report import RewriteReport
 from protoedit.rewrites.truncate import truncate
+from protoedit.rewrites.upgrade import needs_upgrade, upgrade
 
 __all__ = [
     "HEAD_PREFIX",
@@ -20,5 +21,7 @@ __all__ = [
     "aux",
     "filter_net",
     "force_backward",
+    "needs_upgrade",
     "truncate",
+    "upgrade",
 ]

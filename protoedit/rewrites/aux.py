@@ -1,8 +1,8 @@
 """``aux``: the whole recipe that turns a model into an auxiliary net for one unit.
 
-Filter for the TEST phase, drop what cannot run backward, ``force_backward``, truncate at
-the target, add the loss head.  Legacy (V0/V1) files and nets fed by data layers need the
-``upgrade`` and ``to-deploy`` rewrites, which are not in this version: they are refused.
+Upgrade a legacy file, filter for the TEST phase, refuse a target that depends on a layer
+without backward, ``force_backward``, truncate at the target, add the loss head.  Nets fed by
+data layers need the ``to-deploy`` rewrite, which is not in this version: they are refused.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from protoedit.rewrites.add_loss import LossHead, add_loss
 from protoedit.rewrites.basic import filter_net, force_backward
 from protoedit.rewrites.report import RewriteReport
 from protoedit.rewrites.truncate import target_value, truncate
+from protoedit.rewrites.upgrade import needs_upgrade, upgrade
 
 #: Layers that read files or databases: a deploy net has an Input layer instead.
 DATA_LAYERS = frozenset(
@@ -50,7 +51,9 @@ def aux(
 ) -> RewriteReport:
     """Make ``doc`` the auxiliary net whose loss is ``head`` measured on ``target``."""
     report = RewriteReport()
-    view = NetView(doc)  # refuses legacy V0/V1 files with a located error
+    if needs_upgrade(doc):
+        report.extend(upgrade(doc))
+    view = NetView(doc)
     data = [info for info in view.layers if info.type in DATA_LAYERS]
     if data:
         first = data[0]

@@ -1,0 +1,208 @@
+"""``upgrade``: legacy net files to the current format, as Caffe's own upgrader does it.
+
+The steps and their order follow Caffe's ``UpgradeNetAsNeeded``: old data-transformation
+fields move into ``transform_param``; V1 ``layers { type: ENUM }`` become ``layer { type:
+"Name" }`` with ``blobs_lr``/``weight_decay``/``param``/``blob_share_mode`` folded into
+``param { ... }`` blocks; an ``input:``/``input_dim:``/``input_shape:`` header becomes an
+``Input`` layer named ``input`` in front of the others; BatchNorm layers lose the three
+``param`` specs the old definition required.  The edits are made on the lossless tree, so
+comments and untouched text stay.  V0 files (``layers { layer { ... } }``) are refused.
+"""
+
+from __future__ import annotations
+
+from protoedit.document import Document
+from protoedit.errors import InputError
+from protoedit.rewrites.report import RewriteReport
+from protoedit.schema.values import quote
+from protoedit.syntax.edit import insert_fields, parse_fields, remove_field
+from protoedit.syntax.tree import Block, Field, Scalar, Tok
+
+#: V1 layer type enum -> the type string the current format uses (Caffe's table).
+V1_TYPES = {
+    "NONE": "", "ABSVAL": "AbsVal", "ACCURACY": "Accuracy", "ARGMAX": "ArgMax", "BNLL": "BNLL",
+    "CONCAT": "Concat", "CONTRASTIVE_LOSS": "ContrastiveLoss", "CONVOLUTION": "Convolution",
+    "DECONVOLUTION": "Deconvolution", "DATA": "Data", "DROPOUT": "Dropout",
+    "DUMMY_DATA": "DummyData", "EUCLIDEAN_LOSS": "EuclideanLoss", "ELTWISE": "Eltwise",
+    "EXP": "Exp", "FLATTEN": "Flatten", "HDF5_DATA": "HDF5Data", "HDF5_OUTPUT": "HDF5Output",
+    "HINGE_LOSS": "HingeLoss", "IM2COL": "Im2col", "IMAGE_DATA": "ImageData",
+    "INFOGAIN_LOSS": "InfogainLoss", "INNER_PRODUCT": "InnerProduct", "LRN": "LRN",
+    "MEMORY_DATA": "MemoryData", "MULTINOMIAL_LOGISTIC_LOSS": "MultinomialLogisticLoss",
+    "MVN": "MVN", "POOLING": "Pooling", "POWER": "Power", "RELU": "ReLU", "SIGMOID": "Sigmoid",
+    "SIGMOID_CROSS_ENTROPY_LOSS": "SigmoidCrossEntropyLoss", "SILENCE": "Silence",
+    "SOFTMAX": "Softmax", "SOFTMAX_LOSS": "SoftmaxWithLoss", "SPLIT": "Split", "SLICE": "Slice",
+    "TANH": "TanH", "WINDOW_DATA": "WindowData", "THRESHOLD": "Threshold",
+}  # fmt: skip
+
+#: V1 fields Caffe carries over unchanged (same name and type in LayerParameter).
+_COPIED = frozenset(
+    ["name", "bottom", "top", "include", "exclude", "blobs", "loss_weight", "accuracy_param", "argmax_param", "concat_param", "contrastive_loss_param", "convolution_param", "data_param", "dropout_param", "dummy_data_param", "eltwise_param", "exp_param", "hdf5_data_param", "hdf5_output_param", "hinge_loss_param", "image_data_param", "infogain_loss_param", "inner_product_param", "lrn_param", "memory_data_param", "mvn_param", "pooling_param", "power_param", "relu_param", "sigmoid_param", "softmax_param", "slice_param", "tanh_param", "threshold_param", "window_data_param", "transform_param", "loss_param"]
+)
+_PARAM_SPEC = {"param": "name", "blob_share_mode": "share_mode", "blobs_lr": "lr_mult",
+               "weight_decay": "decay_mult"}  # fmt: skip
+_DATA_TYPES = {"DATA": "data_param", "IMAGE_DATA": "image_data_param",
+               "WINDOW_DATA": "window_data_param"}  # fmt: skip
+_TRANSFORM_FIELDS = ("scale", "mean_file", "crop_size", "mirror")
+
+
+def _block(field: Field) -> Block:
+    assert isinstance(field.value, Block)
+    return field.value
+
+
+def _named(block: Block, name: str) -> list[Field]:
+    return [f for f in block.fields if f.name.text == name]
+
+
+def _raw(field: Field) -> str:
+    assert isinstance(field.value, Scalar)
+    return field.value.raw
+
+
+def needs_upgrade(doc: Document) -> bool:
+    """Caffe's ``NetNeedsUpgrade``: legacy layers, old transform fields, input header, BN."""
+    net = doc.message
+    return bool(
+        len(net.layers)
+        or len(net.input)
+        or any(layer.type == "BatchNorm" and len(layer.param) == 3 for layer in net.layer)
+    )
+
+
+def upgrade(doc: Document) -> RewriteReport:
+    """Upgrade ``doc`` in place; report each step taken (nothing when already current)."""
+    report = RewriteReport()
+    tree = doc.tree
+    net = doc.message
+    v1 = [f for f in tree.fields if f.name.text == "layers"]
+    if v1 and len(net.layer):
+        raise InputError(
+            "the net mixes 'layer' and 'layers'; Caffe refuses to upgrade it",
+            doc.location(v1[0].pos),
+        )
+    if any(_named(_block(f), "layer") for f in v1):
+        raise InputError(
+            "V0 layers ('layers { layer { ... } }') are not upgraded by this version",
+            doc.location(v1[0].pos),
+        )
+    for field in v1:
+        _upgrade_data_transform(doc, field, report)
+    for field in v1:
+        _upgrade_v1_layer(doc, field, report)
+    _upgrade_input(doc, report)
+    _upgrade_batch_norm(doc, report)
+    doc.changed()
+    return report
+
+
+def _upgrade_data_transform(doc: Document, field: Field, report: RewriteReport) -> None:
+    block = _block(field)
+    types = [_raw(f) for f in _named(block, "type")]
+    if not types or types[-1] not in _DATA_TYPES:
+        return
+    params = _named(block, _DATA_TYPES[types[-1]])
+    if not params:
+        return
+    moving = [f for f in _block(params[-1]).fields if f.name.text in _TRANSFORM_FIELDS]
+    if not moving:
+        return
+    existing = _named(block, "transform_param")
+    text = "\n".join(f"{f.name.text}: {_raw(f)}" for f in moving)
+    for moved in moving:
+        remove_field(_block(params[-1]), moved)
+    if existing:
+        insert_fields(doc.tree, _block(existing[-1]), parse_fields(text))
+    else:
+        where = block.fields.index(params[-1])
+        insert_fields(doc.tree, block, parse_fields(f"transform_param {{\n{text}\n}}"), where)
+    report.changed.append(
+        f"layer {_name(block)}: {', '.join(f.name.text for f in moving)} moved to transform_param"
+    )
+
+
+def _name(block: Block) -> str:
+    names = _named(block, "name")
+    return _raw(names[0]) if names else "(unnamed)"
+
+
+def _upgrade_v1_layer(doc: Document, field: Field, report: RewriteReport) -> None:
+    block = _block(field)
+    field.name = Tok("layer", field.name.pre, field.name.pos)
+    for type_field in _named(block, "type"):
+        enum = _raw(type_field)
+        if enum not in V1_TYPES:
+            raise InputError(f"unknown V1 layer type {enum}", doc.location(type_field.pos))
+        type_field.value = Scalar([Tok(quote(V1_TYPES[enum]), type_field.value.parts[0].pre)])  # type: ignore[union-attr]
+    specs: dict[int, list[str]] = {}
+    for key, target in _PARAM_SPEC.items():
+        for nth, spec_field in enumerate(_named(block, key)):
+            specs.setdefault(nth, []).append(f"{target}: {_raw(spec_field)}")
+    dropped = [
+        f for f in block.fields
+        if f.name.text in _PARAM_SPEC or (f.name.text not in _COPIED and f.name.text != "type")
+    ]  # fmt: skip
+    # The param blocks go where the first folded field was, among the fields that stay.
+    first = next((i for i, f in enumerate(block.fields) if f.name.text in _PARAM_SPEC), 0)
+    where = sum(1 for f in block.fields[:first] if f not in dropped)
+    for gone in dropped:
+        if gone.name.text not in _PARAM_SPEC:
+            report.dropped.append(f"layer {_name(block)}: '{gone.name.text}' (Caffe drops it)")
+        remove_field(block, gone)
+    if specs:
+        text = "\n".join(f"param {{\n{chr(10).join(specs[i])}\n}}" for i in sorted(specs))
+        insert_fields(doc.tree, block, parse_fields(text), where)
+    report.changed.append(f"layer {_name(block)}: V1 'layers' entry upgraded")
+
+
+def _upgrade_input(doc: Document, report: RewriteReport) -> None:
+    tree = doc.tree
+    net = doc.message
+    header = [f for f in tree.fields if f.name.text in ("input", "input_dim", "input_shape")]
+    if not header:
+        return
+    inputs = list(net.input)
+    shapes: list[list[int]] = []
+    if len(net.input_shape):
+        shapes = [list(shape.dim) for shape in net.input_shape]
+    elif len(net.input_dim):
+        dims = list(net.input_dim)
+        shapes = [dims[4 * i : 4 * i + 4] for i in range(len(inputs))]
+    first_layer = next((i for i, f in enumerate(tree.fields) if f.name.text in ("layer", "layers")),
+                       len(tree.fields))  # fmt: skip
+    where = min(tree.fields.index(header[0]), first_layer)
+    # The header is replaced, not deleted: its comments go with the Input layer that takes its
+    # place (or to whatever follows when there is no layer to make).
+    comments = "".join(f.leading for f in header)
+    for gone in header:
+        remove_field(tree, gone)
+    where = min(where, len(tree.fields))
+    if shapes:
+        tops = "\n".join(f"top: {quote(name)}" for name in inputs)
+        blocks = "\n".join(
+            "shape {\n" + "\n".join(f"dim: {d}" for d in shape) + "\n}" for shape in shapes
+        )
+        text = f'layer {{\nname: "input"\ntype: "Input"\n{tops}\ninput_param {{\n{blocks}\n}}\n}}'
+        insert_fields(tree, tree, parse_fields(text), where)
+        tree.fields[where].leading = comments + tree.fields[where].leading
+        report.changed.append(f"input header -> Input layer 'input' ({', '.join(inputs)})")
+    else:
+        if where < len(tree.fields):
+            tree.fields[where].leading = comments + tree.fields[where].leading
+        else:
+            tree.end = comments + tree.end
+        report.changed.append("input header without shapes removed")
+
+
+def _upgrade_batch_norm(doc: Document, report: RewriteReport) -> None:
+    for field in doc.tree.fields:
+        if field.name.text != "layer" or not isinstance(field.value, Block):
+            continue
+        block = field.value
+        types = [_raw(f).strip("'\"") for f in _named(block, "type")]
+        if types[-1:] != ["BatchNorm"]:
+            continue
+        params = _named(block, "param")
+        if len(params) == 3:
+            for gone in params:
+                remove_field(block, gone)
+            report.changed.append(f"layer {_name(block)}: BatchNorm's three param specs removed")
