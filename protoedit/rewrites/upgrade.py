@@ -36,7 +36,13 @@ V1_TYPES = {
 
 #: V1 fields Caffe carries over unchanged (same name and type in LayerParameter).
 _COPIED = frozenset(
-    ["name", "bottom", "top", "include", "exclude", "blobs", "loss_weight", "accuracy_param", "argmax_param", "concat_param", "contrastive_loss_param", "convolution_param", "data_param", "dropout_param", "dummy_data_param", "eltwise_param", "exp_param", "hdf5_data_param", "hdf5_output_param", "hinge_loss_param", "image_data_param", "infogain_loss_param", "inner_product_param", "lrn_param", "memory_data_param", "mvn_param", "pooling_param", "power_param", "relu_param", "sigmoid_param", "softmax_param", "slice_param", "tanh_param", "threshold_param", "window_data_param", "transform_param", "loss_param"]
+    """name bottom top include exclude blobs loss_weight accuracy_param argmax_param
+    concat_param contrastive_loss_param convolution_param data_param dropout_param
+    dummy_data_param eltwise_param exp_param hdf5_data_param hdf5_output_param
+    hinge_loss_param image_data_param infogain_loss_param inner_product_param lrn_param
+    memory_data_param mvn_param pooling_param power_param relu_param sigmoid_param
+    softmax_param slice_param tanh_param threshold_param window_data_param transform_param
+    loss_param""".split()  # noqa: SIM905
 )
 _PARAM_SPEC = {"param": "name", "blob_share_mode": "share_mode", "blobs_lr": "lr_mult",
                "weight_decay": "decay_mult"}  # fmt: skip
