@@ -6,7 +6,8 @@ fields move into ``transform_param``; V1 ``layers { type: ENUM }`` become ``laye
 ``param { ... }`` blocks; an ``input:``/``input_dim:``/``input_shape:`` header becomes an
 ``Input`` layer named ``input`` in front of the others; BatchNorm layers lose the three
 ``param`` specs the old definition required.  The edits are made on the lossless tree, so
-comments and untouched text stay.  V0 files (``layers { layer { ... } }``) are refused.
+comments and untouched text stay; V0 files (``layers { layer { ... } }``) go through
+:mod:`protoedit.rewrites.upgrade_v0` first.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 from protoedit.document import Document
 from protoedit.errors import InputError
 from protoedit.rewrites.report import RewriteReport
+from protoedit.rewrites.upgrade_v0 import is_v0, upgrade_v0
 from protoedit.schema.values import quote
 from protoedit.syntax.edit import insert_fields, parse_fields, remove_field
 from protoedit.syntax.tree import Block, Field, Scalar, Tok
@@ -86,11 +88,10 @@ def upgrade(doc: Document) -> RewriteReport:
             "the net mixes 'layer' and 'layers'; Caffe refuses to upgrade it",
             doc.location(v1[0].pos),
         )
-    if any(_named(_block(f), "layer") for f in v1):
-        raise InputError(
-            "V0 layers ('layers { layer { ... } }') are not upgraded by this version",
-            doc.location(v1[0].pos),
-        )
+    if is_v0(tree.fields):
+        upgrade_v0(doc, report)
+        net = doc.message
+        v1 = [f for f in tree.fields if f.name.text == "layers"]
     for field in v1:
         _upgrade_data_transform(doc, field, report)
     for field in v1:
