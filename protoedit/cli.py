@@ -212,6 +212,16 @@ def _head(args: argparse.Namespace) -> Any:
     return LossHead("channel", args.channel or 0, args.reduce, args.weight)
 
 
+def _dims(text: str) -> list[int]:
+    try:
+        dims = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N,C,H,W (integers), got {text!r}") from None
+    if not dims or any(d <= 0 for d in dims):
+        raise argparse.ArgumentTypeError(f"dimensions must be positive, got {text!r}")
+    return dims
+
+
 def _add_rewrites(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from protoedit import rewrites
 
@@ -232,6 +242,14 @@ def _add_rewrites(commands: argparse._SubParsersAction[argparse.ArgumentParser])
 
     cmd = _rewrite_command(commands, "upgrade", "upgrade a legacy net file as Caffe does")
     cmd.set_defaults(run=run(lambda doc, args: rewrites.upgrade(doc)))
+
+    cmd = _rewrite_command(commands, "to-deploy", "turn a train/val net into its deploy net")
+    cmd.add_argument("--phase", choices=["TEST", "TRAIN"], default="TEST", type=str.upper)
+    cmd.add_argument("--shape", type=_dims, metavar="N,C,H,W", help="the Input layer's shape")
+    cmd.add_argument("--channels", type=int, metavar="C", help="channels, when not derivable")
+    cmd.set_defaults(
+        run=run(lambda doc, args: rewrites.to_deploy(doc, args.phase, args.shape, args.channels))
+    )
 
     cmd = _rewrite_command(commands, "force-backward", "set force_backward: true")
     cmd.set_defaults(run=run(lambda doc, args: rewrites.force_backward(doc)))
@@ -274,10 +292,28 @@ def _add_rewrites(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     cmd = _rewrite_command(commands, "aux", "make the auxiliary net for one unit, in one step")
     cmd.add_argument("--target", required=True, metavar="LAYER")
     _head_arguments(cmd)
+    cmd.add_argument(
+        "--shape",
+        type=_dims,
+        metavar="N,C,H,W",
+        help="input shape, when a train/val net's data layer does not tell",
+    )
+    cmd.add_argument(
+        "--input-channels",
+        type=int,
+        metavar="C",
+        help="input channels, when a train/val net's data layer does not tell",
+    )
     cmd.set_defaults(
         run=run(
             lambda doc, args: rewrites.aux(
-                doc, args.target, _head(args), args.after_inplace, args.channels
+                doc,
+                args.target,
+                _head(args),
+                args.after_inplace,
+                args.channels,
+                args.shape,
+                args.input_channels,
             )
         )
     )

@@ -21,7 +21,7 @@ from .conftest import CORPUS, FIXTURES, ROOT
 pytestmark = pytest.mark.caffe
 PROOF = Path(__file__).with_name("caffe_proof.py")
 REPORT: dict[str, dict[str, object]] = {}
-TARGETS_PER_NET = 6
+TARGETS_PER_NET = 10
 
 SOURCE_NETS = [
     "bvlc_alexnet", "bvlc_reference_caffenet", "bvlc_googlenet",
@@ -32,6 +32,8 @@ CORPUS_NETS = [
     "forresti__SqueezeNet__SqueezeNet_v1.1__deploy.prototxt",
     "shicai__MobileNet-Caffe__mobilenet_deploy.prototxt",
     "BVLC__caffe__examples__mnist__lenet.prototxt",
+    "soeaver__caffe-model__cls__inception__deploy_inception-v3.prototxt",
+    "shicai__MobileNet-Caffe__mobilenet_v2_deploy.prototxt",
 ]
 
 
@@ -88,7 +90,7 @@ def test_aux_head_measures_the_target_on_source_package_nets(
 def test_aux_head_measures_the_target_on_corpus_nets(name: str, tmp_path: Path) -> None:
     if not CORPUS.is_dir():
         pytest.skip("shared corpus not present")
-    _check(_prove(name.split("__")[-1], CORPUS / name, tmp_path))
+    _check(_prove("/".join(name.split("__")[-2:]), CORPUS / name, tmp_path))
 
 
 @pytest.mark.parametrize(
@@ -103,8 +105,8 @@ def test_add_loss_on_the_whole_net_reads_the_pre_activation(name: str, tmp_path:
     # in-place chain is moved to a new blob, so the head sees the layer's own output.
     if not CORPUS.is_dir():
         pytest.skip("shared corpus not present")
-    _check(_prove(f"{name.split('__')[-1]} (add-loss, whole net)", CORPUS / name, tmp_path,
-                  rewrite="add_loss"))  # fmt: skip
+    label = "/".join(name.split("__")[-2:])
+    _check(_prove(f"{label} (add-loss, whole net)", CORPUS / name, tmp_path, rewrite="add_loss"))
 
 
 def test_input_gradient_matches_finite_differences_on_a_smooth_net(tmp_path: Path) -> None:

@@ -22,7 +22,9 @@ from protoedit.rewrites import (
     aux,
     filter_net,
     force_backward,
+    to_deploy,
     truncate,
+    upgrade,
 )
 from protoedit.syntax import Block, Field, Scalar, parse
 from protoedit.syntax.printer import render_field
@@ -61,6 +63,10 @@ def apply(rewrite: str, doc: Document, args: dict[str, Any]) -> RewriteReport:
         return truncate(doc, args["target"], after)
     if rewrite == "add_loss":
         return add_loss(doc, args["target"], _head(args), after, args.get("channels"))
+    if rewrite == "upgrade":
+        return upgrade(doc)
+    if rewrite == "to_deploy":
+        return to_deploy(doc, args.get("phase", "TEST"), args.get("shape"), args.get("channels"))
     if rewrite == "aux":
         return aux(doc, args["target"], _head(args), after, args.get("channels"))
     raise AssertionError(rewrite)
@@ -90,7 +96,7 @@ def test_golden(case: Path) -> None:
             continue
         for comment in _comments(render_field(field)):
             assert comment in result, (case.name, comment)
-    if rewrite in ("force_backward", "filter", "truncate"):
+    if rewrite in ("force_backward", "filter", "truncate", "upgrade"):
         again = loads(result)
         apply(rewrite, again, args)
         assert again.dumps() == result
@@ -117,13 +123,21 @@ def test_unknown_target_suggests_names() -> None:
         truncate(doc, "conv2")
 
 
-def test_aux_refuses_what_it_cannot_do(corpus: Path) -> None:
-    with pytest.raises(InputError, match="legacy 'layers'"):
-        aux(loads((corpus / "ethereon__netscope__presets__vgg-16.prototxt").read_text()),
-            "conv1_1", LossHead())  # fmt: skip
-    train = loads((corpus / "BVLC__caffe__examples__mnist__lenet_train_test.prototxt").read_text())
-    with pytest.raises(InputError, match=r"layer 'mnist' \(Data\) reads a dataset"):
-        aux(train, "conv1", LossHead())
+def test_aux_upgrades_and_converts_to_deploy_as_needed(corpus: Path) -> None:
+    vgg = loads((corpus / "ethereon__netscope__presets__vgg-16.prototxt").read_text())
+    report = aux(vgg, "conv1_1", LossHead("channel", 0))
+    assert any("input header -> Input layer" in line for line in report.changed)
+    assert [layer.type for layer in vgg.message.layer] == ["Input", "Convolution", "Slice",
+                                                           "Reduction", "Silence"]  # fmt: skip
+    text = (corpus / "BVLC__caffe__examples__mnist__lenet_train_test.prototxt").read_text()
+    with pytest.raises(InputError, match=r"cannot tell the input's C/H/W .* give --shape"):
+        aux(loads(text), "conv1", LossHead())
+    train = loads(text)
+    aux(train, "conv2", LossHead("channel", 3), shape=[1, 1, 28, 28])
+    assert train.message.layer[0].input_param.shape[0].dim == [1, 1, 28, 28]
+
+
+def test_aux_refuses_a_target_that_needs_a_layer_without_backward() -> None:
     embed = loads(
         'layer { name: "ids" type: "Input" top: "ids" input_param { shape { dim: 2 } } }\n'
         'layer { name: "emb" type: "Embed" bottom: "ids" top: "emb"\n'

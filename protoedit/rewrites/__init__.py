@@ -9,6 +9,7 @@ from protoedit.rewrites.add_loss import HEAD_PREFIX, LOSS_TOP, LossHead, add_los
 from protoedit.rewrites.aux import aux
 from protoedit.rewrites.basic import filter_net, force_backward
 from protoedit.rewrites.report import RewriteReport
+from protoedit.rewrites.to_deploy import to_deploy
 from protoedit.rewrites.truncate import truncate
 from protoedit.rewrites.upgrade import needs_upgrade, upgrade
 
@@ -22,6 +23,7 @@ __all__ = [
     "filter_net",
     "force_backward",
     "needs_upgrade",
+    "to_deploy",
     "truncate",
     "upgrade",
 ]

@@ -1,8 +1,8 @@
 """``aux``: the whole recipe that turns a model into an auxiliary net for one unit.
 
-Upgrade a legacy file, filter for the TEST phase, refuse a target that depends on a layer
-without backward, ``force_backward``, truncate at the target, add the loss head.  Nets fed by
-data layers need the ``to-deploy`` rewrite, which is not in this version: they are refused.
+Upgrade a legacy file, turn a train/val net into its deploy form (or just filter for the
+TEST phase), refuse a target that depends on a layer without backward, ``force_backward``,
+truncate at the target, add the loss head.
 """
 
 from __future__ import annotations
@@ -48,21 +48,23 @@ def aux(
     head: LossHead,
     after_inplace: bool = False,
     channels: int | None = None,
+    shape: list[int] | None = None,
+    input_channels: int | None = None,
 ) -> RewriteReport:
-    """Make ``doc`` the auxiliary net whose loss is ``head`` measured on ``target``."""
+    """Make ``doc`` the auxiliary net whose loss is ``head`` measured on ``target``.
+
+    ``shape`` / ``input_channels`` serve ``to_deploy`` when the net has data layers.
+    """
     report = RewriteReport()
     if needs_upgrade(doc):
         report.extend(upgrade(doc))
     view = NetView(doc)
-    data = [info for info in view.layers if info.type in DATA_LAYERS]
-    if data:
-        first = data[0]
-        raise InputError(
-            f"layer '{first.name}' ({first.type}) reads a dataset: convert the net to deploy "
-            "form (an Input layer) first",
-            doc.location(first.node.pos),
-        )
-    report.extend(filter_net(doc, "TEST"))
+    if any(info.type in DATA_LAYERS for info in view.layers):
+        from protoedit.rewrites.to_deploy import to_deploy
+
+        report.extend(to_deploy(doc, "TEST", shape, input_channels))
+    else:
+        report.extend(filter_net(doc, "TEST"))
     view = NetView(doc)
     version = target_value(view, target, after_inplace)
     needed = view.ancestors([version])
