@@ -236,6 +236,7 @@ def _add_rewrites(commands: argparse._SubParsersAction[argparse.ArgumentParser])
                 args.in_place,
                 args.diff,
                 args.proto,
+                getattr(args, "validate", False),
             )
 
         return runner
@@ -303,6 +304,11 @@ def _add_rewrites(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         type=int,
         metavar="C",
         help="input channels, when a train/val net's data layer does not tell",
+    )
+    cmd.add_argument(
+        "--validate",
+        action="store_true",
+        help="also run the result through `protoedit validate` (exit code: the validation's)",
     )
     cmd.set_defaults(
         run=run(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -139,11 +140,14 @@ def rewrite_file(
     in_place: bool,
     diff: bool,
     schema: str | None = None,
+    validate_result: bool = False,
 ) -> int:
     """Load ``name`` (or stdin), apply ``rewrite``, write the result where asked.
 
     Stdout by default, ``output`` or the file itself with ``in_place``; ``diff`` prints a
     unified diff instead.  The report goes to stderr.  Nothing is written on an error.
+    With ``validate_result`` the result also runs through :func:`protoedit.validate` (its
+    report on stderr) and the exit code is the validation's.
     """
     try:
         text = sys.stdin.read() if name == "-" else read_text(name)
@@ -167,7 +171,24 @@ def rewrite_file(
         write_atomic(Path(output), result)
     else:
         sys.stdout.write(result)
+    if validate_result:
+        return _validate_text(result, Path(name).parent if name != "-" else Path("."))
     return 0
+
+
+def _validate_text(text: str, folder: Path) -> int:
+    """Validate a rewritten net in Caffe (from a temporary file beside the original, so
+    relative paths in it still resolve); print the report on stderr."""
+    import tempfile
+
+    from protoedit.validate import validate
+
+    with tempfile.TemporaryDirectory(dir=folder if os.access(folder, os.W_OK) else None) as tmp:
+        path = Path(tmp) / "rewritten.prototxt"
+        path.write_text(text, encoding="utf-8")
+        report = validate(path)
+    _say(report.format_text().replace(str(path), "(rewritten net)"))
+    return report.exit_code
 
 
 __all__ = ["check_files", "format_files", "format_text", "rewrite_file"]
