@@ -8,7 +8,7 @@ import sys
 
 os.environ.setdefault("GLOG_minloglevel", "2")
 
-import caffe  # noqa: E402
+import caffe
 
 
 def main(net: str, states_json: str) -> int:
