@@ -182,6 +182,12 @@ def _head_arguments(cmd: argparse.ArgumentParser) -> None:
     what.add_argument("--channel", type=int, metavar="K", help="one channel (default 0)")
     what.add_argument("--class", dest="logit", type=int, metavar="K", help="one class logit")
     what.add_argument("--sumsq", action="store_true", help="the whole blob's squared norm")
+    what.add_argument(
+        "--unit",
+        type=_dims_or_zero,
+        metavar="K[,H,W]",
+        help="one unit: channel K at H,W (default the centre), averaged over the batch",
+    )
     cmd.add_argument(
         "--reduce",
         choices=["mean", "sum"],
@@ -207,6 +213,9 @@ def _head(args: argparse.Namespace) -> Any:
 
     if args.sumsq:
         return LossHead("sumsq", 0, args.reduce, args.weight)
+    if args.unit is not None:
+        position = tuple(args.unit[1:]) or None
+        return LossHead("unit", args.unit[0], args.reduce, args.weight, position)
     if args.logit is not None:
         return LossHead("logit", args.logit, args.reduce, args.weight)
     return LossHead("channel", args.channel or 0, args.reduce, args.weight)
@@ -219,6 +228,16 @@ def _dims(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected N,C,H,W (integers), got {text!r}") from None
     if not dims or any(d <= 0 for d in dims):
         raise argparse.ArgumentTypeError(f"dimensions must be positive, got {text!r}")
+    return dims
+
+
+def _dims_or_zero(text: str) -> list[int]:
+    try:
+        dims = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected K or K,H,W (integers), got {text!r}") from None
+    if any(d < 0 for d in dims):
+        raise argparse.ArgumentTypeError(f"indices must not be negative, got {text!r}")
     return dims
 
 

@@ -2,7 +2,8 @@
 
     python tests/caffe_proof.py REQUEST.json   (prints one JSON result per target)
 
-For one original net: seeded random weights (saved as a .caffemodel), a seeded input at
+For one original net (a channel head, or with ``head: unit`` the unit at the centre of that
+channel): seeded random weights (saved as a .caffemodel), a seeded input at
 batch 2; for each target layer and channel, the expected value is the mean of that channel
 of the layer's output from a forward of the *original* net stopped at that layer (so before
 any in-place layer), and the net made by ``protoedit.rewrites.aux`` (or, with ``rewrite``
@@ -54,15 +55,17 @@ def main(request_path: str) -> int:
     work = Path(tempfile.mkdtemp(prefix="protoedit-proof-"))
     weights = work / "weights.caffemodel"
     original.save(str(weights))
+    unit = request.get("head") == "unit"
     for target, channel in request["targets"]:
         result: dict[str, object] = {"target": target, "channel": channel}
         try:
             doc = load(request["net"], schema=request.get("schema"))
+            head = LossHead("unit" if unit else "channel", channel)
             if request.get("rewrite") == "add_loss":  # the full net, head on the pre-activation
                 force_backward(doc)
-                add_loss(doc, target, LossHead("channel", channel))
+                add_loss(doc, target, head)
             else:
-                aux(doc, target, LossHead("channel", channel))
+                aux(doc, target, head)
         except ProtoeditError as exc:
             print(json.dumps(result | {"status": "refused", "reason": str(exc).splitlines()[0]}))
             continue
@@ -71,7 +74,10 @@ def main(request_path: str) -> int:
         original.blobs[data].data[...] = x
         original.forward(end=target)
         top = original.top_names[target][0]
-        expected = float(original.blobs[top].data[:, channel].astype(np.float64).mean())
+        activation = original.blobs[top].data[:, channel].astype(np.float64)
+        if unit:  # the centre position of each spatial axis
+            activation = activation[tuple([slice(None)] + [s // 2 for s in activation.shape[1:]])]
+        expected = float(activation.mean())
         net = caffe.Net(str(path), caffe.TEST, weights=str(weights))
         _prepare(net, x.shape[0])
         net.blobs[data].data[...] = x

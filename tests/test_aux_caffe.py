@@ -109,6 +109,18 @@ def test_add_loss_on_the_whole_net_reads_the_pre_activation(name: str, tmp_path:
     _check(_prove(f"{label} (add-loss, whole net)", CORPUS / name, tmp_path, rewrite="add_loss"))
 
 
+@pytest.mark.parametrize(
+    "name",
+    ["KaimingHe__deep-residual-networks__prototxt__ResNet-50-deploy.prototxt",
+     "BVLC__caffe__models__bvlc_googlenet__deploy.prototxt"],
+)  # fmt: skip
+def test_unit_head_measures_one_neuron(name: str, tmp_path: Path) -> None:
+    if not CORPUS.is_dir():
+        pytest.skip("shared corpus not present")
+    label = "/".join(name.split("__")[-2:])
+    _check(_prove(f"{label} (one unit, centre)", CORPUS / name, tmp_path, head="unit"))
+
+
 def test_input_gradient_matches_finite_differences_on_a_smooth_net(tmp_path: Path) -> None:
     results = _prove(
         "smooth fixture (finite differences)", FIXTURES / "smooth_deploy.prototxt", tmp_path,

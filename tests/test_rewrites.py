@@ -47,8 +47,10 @@ def _layer_name(field: Field) -> str | None:
 
 
 def _head(args: dict[str, Any]) -> LossHead:
-    return LossHead(args.get("kind", "channel"), args.get("index", 0), args.get("reduce", "mean"),
-                    args.get("weight", 1.0))  # fmt: skip
+    position = tuple(args["position"]) if "position" in args else None
+    kind = args.get("kind", "channel")
+    return LossHead(kind, args.get("index", 0), args.get("reduce", "mean"), args.get("weight", 1.0),
+                    position)  # fmt: skip
 
 
 def apply(rewrite: str, doc: Document, args: dict[str, Any]) -> RewriteReport:
@@ -153,8 +155,8 @@ def test_aux_refuses_a_target_that_needs_a_layer_without_backward() -> None:
 def test_channel_count_unknown_is_refused_unless_given() -> None:
     doc = loads(
         'layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 6 } } }\n'
-        'layer { name: "r" type: "Reshape" bottom: "data" top: "r"\n'
-        "  reshape_param { shape { dim: 0 dim: 3 dim: 2 } } }\n"
+        'layer { name: "r" type: "Tile" bottom: "data" top: "r"\n'
+        "  tile_param { axis: 1 tiles: 3 } }\n"
     )
     with pytest.raises(InputError, match="give them"):
         add_loss(doc, "r", LossHead("channel", 1))

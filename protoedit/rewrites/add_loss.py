@@ -1,7 +1,8 @@
 """``add_loss``: an activation-loss head from stock Caffe layers only.
 
-The head's loss is exactly the chosen activation: one channel's mean or sum, the whole
-blob's squared norm, or a class logit (a channel of a 2-D blob), times a weight (negative to
+The head's loss is exactly the chosen activation: one channel's mean or sum, one unit (a
+channel at one position, the centre by default, averaged over the batch), the whole blob's
+squared norm, or a class logit (a channel of a 2-D blob), times a weight (negative to
 minimise).  Its top is a scalar (``Reduction`` over every axis) so the loss weight lives in a
 blob that never grows.  Pieces the head does not use, and every other dangling top, go to a
 ``Silence`` layer, so the head is the net's only output.  Head layer names start with
@@ -17,6 +18,7 @@ from typing import Literal
 
 from protoedit.document import Document
 from protoedit.errors import InputError
+from protoedit.net.shapes import infer_shapes
 from protoedit.net.view import INPUT, BlobVersion, NetView
 from protoedit.rewrites.report import RewriteReport
 from protoedit.rewrites.truncate import target_value
@@ -60,16 +62,21 @@ Reduce = Literal["mean", "sum"]
 
 @dataclass(frozen=True)
 class LossHead:
-    """What the head measures: ``channel`` (with ``reduce``), ``sumsq`` or ``logit``."""
+    """What the head measures: a ``channel`` (mean or sum, per ``reduce``), one ``unit``
+    (channel ``index`` at ``position``, default the centre), a ``logit`` or ``sumsq``."""
 
-    kind: Literal["channel", "sumsq", "logit"] = "channel"
-    index: int = 0  # the channel or class
+    kind: Literal["channel", "unit", "sumsq", "logit"] = "channel"
+    index: int = 0  # the channel, or the class
     reduce: Reduce = "mean"
     weight: float = 1.0
+    position: tuple[int, ...] | None = None  # spatial indices of a unit
 
 
 def infer_channels(view: NetView, version: BlobVersion) -> int | None:
     """The size of axis 1 of a value, from the layer parameters (None when unknown)."""
+    shape = infer_shapes(view).get(version)
+    if shape is not None and len(shape) > 1:
+        return shape[1]
     if version.producer == INPUT:
         return None
     info = view.by_index[version.producer]
@@ -135,6 +142,37 @@ def _layer(name: str, kind: str, bottoms: list[str], tops: list[str], extra: str
     return "layer {\n" + "\n".join(lines) + "\n}"
 
 
+def _pick(
+    texts: list[str], unused: list[str], blob: str, axis: int, index: int, size: int, suffix: str
+) -> str:
+    """Add a Slice that takes entry ``index`` of ``axis``; return the picked blob's name.
+
+    Pieces before and after it (none when the index is at an edge) go to ``unused``; a size-1
+    axis needs no slice at all.
+    """
+    if not 0 <= index < size:
+        raise InputError(f"index {index} is out of range on axis {axis} (size {size})")
+    if size == 1:
+        return blob
+    picked = f"{HEAD_PREFIX}picked{suffix}"
+    pieces, points = [], []
+    if index > 0:
+        pieces.append(f"{HEAD_PREFIX}before{suffix}")
+        points.append(index)
+    pieces.append(picked)
+    if index < size - 1:
+        pieces.append(f"{HEAD_PREFIX}after{suffix}")
+        points.append(index + 1)
+    unused.extend(p for p in pieces if p != picked)
+    slice_param = (
+        f"  slice_param {{\n    axis: {axis}\n"
+        + "".join(f"    slice_point: {p}\n" for p in points)
+        + "  }"
+    )
+    texts.append(_layer(f"{HEAD_PREFIX}slice{suffix}", "Slice", [blob], pieces, slice_param))
+    return picked
+
+
 def add_loss(
     doc: Document,
     target: str,
@@ -167,29 +205,27 @@ def add_loss(
                 f"cannot tell how many channels '{blob}' has from the layer parameters; "
                 "give them (--channels N)"
             )
-        if not 0 <= head.index < count:
-            raise InputError(f"channel {head.index} is out of range: '{blob}' has {count}")
         what = f"{head.reduce} of channel {head.index} of '{blob}'"
         if head.kind == "logit":
             what = f"logit {head.index} of '{blob}' ({head.reduce} over the batch)"
-        if count > 1:
-            pieces, points = [], []
-            if head.index > 0:
-                pieces.append(f"{HEAD_PREFIX}before")
-                points.append(head.index)
-            reduced = f"{HEAD_PREFIX}picked"
-            pieces.append(reduced)
-            if head.index < count - 1:
-                pieces.append(f"{HEAD_PREFIX}after")
-                points.append(head.index + 1)
-            unused = [p for p in pieces if p != reduced]
-            slice_param = (
-                "  slice_param {\n    axis: 1\n"
-                + "".join(f"    slice_point: {p}\n" for p in points)
-                + "  }"
+        reduced = _pick(texts, unused, blob, 1, head.index, count, "")
+    elif head.kind == "unit":
+        shape = infer_shapes(view).get(version)
+        if shape is None or len(shape) < 2:
+            raise InputError(f"cannot tell the shape of '{blob}' from the layer parameters")
+        spatial = list(head.position) if head.position else [size // 2 for size in shape[2:]]
+        if len(spatial) != len(shape) - 2:
+            raise InputError(
+                f"'{blob}' has shape {'x'.join(map(str, shape))}: give the unit as "
+                f"K{',I' * (len(shape) - 2)} ({len(shape) - 1} indices)"
             )
-            texts.append(_layer(f"{HEAD_PREFIX}slice", "Slice", [blob], pieces, slice_param))
-    operation = {"channel": head.reduce.upper(), "logit": head.reduce.upper(), "sumsq": "SUMSQ"}
+        where = [head.index, *spatial]
+        what = f"{head.reduce} over the batch of unit {tuple(where)} of '{blob}'"
+        for axis, (index, size) in enumerate(zip(where, shape[1:], strict=True), start=1):
+            suffix = "" if axis == 1 else f"_axis{axis}"
+            reduced = _pick(texts, unused, reduced, axis, index, size, suffix)
+    operation = {"channel": head.reduce.upper(), "logit": head.reduce.upper(),
+                 "unit": head.reduce.upper(), "sumsq": "SUMSQ"}  # fmt: skip
     reduction = (
         f"  loss_weight: {format_float(head.weight)}\n"
         f"  reduction_param {{\n    operation: {operation[head.kind]}\n    axis: 0\n  }}"
