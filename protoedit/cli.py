@@ -184,7 +184,7 @@ def _head_arguments(cmd: argparse.ArgumentParser) -> None:
     what.add_argument("--sumsq", action="store_true", help="the whole blob's squared norm")
     what.add_argument(
         "--unit",
-        type=_dims_or_zero,
+        type=_unit,
         metavar="K[,H,W]",
         help="one unit: channel K at H,W (default the centre), averaged over the batch",
     )
@@ -221,24 +221,24 @@ def _head(args: argparse.Namespace) -> Any:
     return LossHead("channel", args.channel or 0, args.reduce, args.weight)
 
 
+def _int_list(text: str, minimum: int, form: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {form} (integers), got {text!r}") from None
+    if any(v < minimum for v in values):
+        raise argparse.ArgumentTypeError(f"values must be at least {minimum}, got {text!r}")
+    return values
+
+
 def _dims(text: str) -> list[int]:
-    try:
-        dims = [int(part) for part in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected N,C,H,W (integers), got {text!r}") from None
-    if not dims or any(d <= 0 for d in dims):
-        raise argparse.ArgumentTypeError(f"dimensions must be positive, got {text!r}")
-    return dims
+    """``N,C,H,W``: positive dimensions."""
+    return _int_list(text, 1, "N,C,H,W")
 
 
-def _dims_or_zero(text: str) -> list[int]:
-    try:
-        dims = [int(part) for part in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected K or K,H,W (integers), got {text!r}") from None
-    if any(d < 0 for d in dims):
-        raise argparse.ArgumentTypeError(f"indices must not be negative, got {text!r}")
-    return dims
+def _unit(text: str) -> list[int]:
+    """``K`` or ``K,H,W``: indices."""
+    return _int_list(text, 0, "K or K,H,W")
 
 
 def _add_rewrites(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -16,7 +16,7 @@ import pytest
 from protoedit import load
 from protoedit.caffe_build import models_dir
 
-from .conftest import CORPUS, FIXTURES, ROOT
+from .conftest import FIXTURES, ROOT
 
 pytestmark = pytest.mark.caffe
 PROOF = Path(__file__).with_name("caffe_proof.py")
@@ -86,11 +86,16 @@ def test_aux_head_measures_the_target_on_source_package_nets(
     _check(_prove(model, caffe_models / model / "deploy.prototxt", tmp_path))
 
 
+def _label(name: str) -> str:
+    """A corpus file's name as repository folder/file, for the report."""
+    return "/".join(name.split("__")[-2:])
+
+
 @pytest.mark.parametrize("name", CORPUS_NETS)
-def test_aux_head_measures_the_target_on_corpus_nets(name: str, tmp_path: Path) -> None:
-    if not CORPUS.is_dir():
-        pytest.skip("shared corpus not present")
-    _check(_prove("/".join(name.split("__")[-2:]), CORPUS / name, tmp_path))
+def test_aux_head_measures_the_target_on_corpus_nets(
+    name: str, corpus: Path, tmp_path: Path
+) -> None:
+    _check(_prove(_label(name), corpus / name, tmp_path))
 
 
 @pytest.mark.parametrize(
@@ -100,13 +105,13 @@ def test_aux_head_measures_the_target_on_corpus_nets(name: str, tmp_path: Path) 
         "BVLC__caffe__models__bvlc_googlenet__deploy.prototxt",
     ],
 )
-def test_add_loss_on_the_whole_net_reads_the_pre_activation(name: str, tmp_path: Path) -> None:
+def test_add_loss_on_the_whole_net_reads_the_pre_activation(
+    name: str, corpus: Path, tmp_path: Path
+) -> None:
     # Targets followed by in-place BatchNorm/Scale/ReLU (ResNet) or ReLU (GoogLeNet): the
     # in-place chain is moved to a new blob, so the head sees the layer's own output.
-    if not CORPUS.is_dir():
-        pytest.skip("shared corpus not present")
-    label = "/".join(name.split("__")[-2:])
-    _check(_prove(f"{label} (add-loss, whole net)", CORPUS / name, tmp_path, rewrite="add_loss"))
+    label = f"{_label(name)} (add-loss, whole net)"
+    _check(_prove(label, corpus / name, tmp_path, rewrite="add_loss"))
 
 
 @pytest.mark.parametrize(
@@ -114,11 +119,8 @@ def test_add_loss_on_the_whole_net_reads_the_pre_activation(name: str, tmp_path:
     ["KaimingHe__deep-residual-networks__prototxt__ResNet-50-deploy.prototxt",
      "BVLC__caffe__models__bvlc_googlenet__deploy.prototxt"],
 )  # fmt: skip
-def test_unit_head_measures_one_neuron(name: str, tmp_path: Path) -> None:
-    if not CORPUS.is_dir():
-        pytest.skip("shared corpus not present")
-    label = "/".join(name.split("__")[-2:])
-    _check(_prove(f"{label} (one unit, centre)", CORPUS / name, tmp_path, head="unit"))
+def test_unit_head_measures_one_neuron(name: str, corpus: Path, tmp_path: Path) -> None:
+    _check(_prove(f"{_label(name)} (one unit, centre)", corpus / name, tmp_path, head="unit"))
 
 
 def test_input_gradient_matches_finite_differences_on_a_smooth_net(tmp_path: Path) -> None:
