@@ -174,6 +174,11 @@ def _rewrite_command(
     out.add_argument("-i", "--in-place", action="store_true", help="rewrite FILE itself")
     out.add_argument("--diff", action="store_true", help="print a unified diff instead")
     cmd.add_argument("--proto", metavar="PATH", help="a fork's caffe.proto instead of the built-in")
+    cmd.add_argument(
+        "--lenient",
+        action="store_true",
+        help="tolerate fields the schema lacks (kept verbatim, with a warning)",
+    )
     return cmd
 
 
@@ -256,6 +261,7 @@ def _add_rewrites(commands: argparse._SubParsersAction[argparse.ArgumentParser])
                 args.diff,
                 args.proto,
                 getattr(args, "validate", False),
+                args.lenient,
             )
 
         return runner

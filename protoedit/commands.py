@@ -141,6 +141,7 @@ def rewrite_file(
     diff: bool,
     schema: str | None = None,
     validate_result: bool = False,
+    lenient: bool = False,
 ) -> int:
     """Load ``name`` (or stdin), apply ``rewrite``, write the result where asked.
 
@@ -151,10 +152,12 @@ def rewrite_file(
     """
     try:
         text = sys.stdin.read() if name == "-" else read_text(name)
-        doc = loads(text, schema=schema, path="<stdin>" if name == "-" else name)
+        doc = loads(text, schema=schema, lenient=lenient, path="<stdin>" if name == "-" else name)
+        for warning in doc.warnings:
+            _say(f"warning: {doc.describe(warning)}")
         report = rewrite(doc)
         result = doc.dumps()
-        loads(result, schema=schema, path=name)  # the result must still be a valid file
+        loads(result, schema=schema, lenient=lenient, path=name)  # still a valid file
     except ProtoeditError as exc:
         _say(f"protoedit: error: {exc}")
         return 2

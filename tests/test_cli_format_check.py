@@ -150,3 +150,19 @@ def test_pre_commit_hooks_are_declared_and_run(tmp_path: Path) -> None:
     bad = tmp_path / "bad.prototxt"
     bad.write_text("layer { bottom: 'nothing' }\n")
     assert _run(*hooks["protoedit-check"]["entry"].split()[1:], str(bad)).returncode == 1
+
+
+def test_rewrites_carry_unknown_fields_verbatim_when_lenient(tmp_path: Path) -> None:
+    net = tmp_path / "fork.prototxt"
+    net.write_text(
+        'layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 } } }\n'
+        'layer { name: "up" type: "ReLU" bottom: "data" top: "up"\n'
+        "  fork_only_param { factor: 2 }  # a fork's field\n}\n"
+    )
+    strict = _run("force-backward", str(net))
+    assert strict.returncode == 2 and "unknown field 'fork_only_param'" in strict.stderr
+    lenient = _run("force-backward", "--lenient", str(net))
+    assert lenient.returncode == 0
+    assert "warning: " in lenient.stderr and "W101" in lenient.stderr
+    assert "  fork_only_param { factor: 2 }  # a fork's field\n" in lenient.stdout
+    assert lenient.stdout.startswith("force_backward: true\n")
