@@ -123,12 +123,17 @@ def test_unit_head_measures_one_neuron(name: str, corpus: Path, tmp_path: Path) 
     _check(_prove(f"{_label(name)} (one unit, centre)", corpus / name, tmp_path, head="unit"))
 
 
-def test_input_gradient_matches_finite_differences_on_a_smooth_net(tmp_path: Path) -> None:
-    results = _prove(
-        "smooth fixture (finite differences)", FIXTURES / "smooth_deploy.prototxt", tmp_path,
-        finite_differences=True, batch=1,
-    )  # fmt: skip
+def _finite_differences(label: str, fixture: str, tmp_path: Path) -> list[dict[str, object]]:
+    """Aux heads on a fixture net, each with [analytic, numeric] input-gradient pairs."""
+    results = _prove(label, FIXTURES / fixture, tmp_path, finite_differences=True, batch=1)
     _check(results)
+    return results
+
+
+def test_input_gradient_matches_finite_differences_on_a_smooth_net(tmp_path: Path) -> None:
+    results = _finite_differences(
+        "smooth fixture (finite differences)", "smooth_deploy.prototxt", tmp_path
+    )
     for result in results:
         for analytic, numeric in result["finite_differences"]:  # type: ignore[union-attr]
             assert numeric == pytest.approx(analytic, rel=1e-2, abs=1e-5), result["target"]
@@ -136,11 +141,9 @@ def test_input_gradient_matches_finite_differences_on_a_smooth_net(tmp_path: Pat
 
 def test_input_gradient_matches_finite_differences_away_from_kinks(tmp_path: Path) -> None:
     # ReLU and max pooling have kinks: a step can cross one, so most points, not all, agree.
-    results = _prove(
-        "lenet fixture (finite differences)", FIXTURES / "lenet_deploy.prototxt", tmp_path,
-        finite_differences=True, batch=1,
-    )  # fmt: skip
-    _check(results)
+    results = _finite_differences(
+        "lenet fixture (finite differences)", "lenet_deploy.prototxt", tmp_path
+    )
     for result in results:
         pairs = result["finite_differences"]
         agree = [n == pytest.approx(a, rel=2e-2, abs=2e-4) for a, n in pairs]  # type: ignore[union-attr]
