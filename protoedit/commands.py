@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from protoedit.document import Document, detect_type, loads, read_text, write_atomic
+from protoedit.document import Document, loads, message_type_of, read_text, write_atomic
 from protoedit.errors import ProtoeditError
 from protoedit.lint import CAFFE_LAYER_TYPES, net_findings
 from protoedit.rewrites import RewriteReport
@@ -113,8 +113,7 @@ def check_files(
             print(f"{exc.location}: E001 {exc.message}")
             errors += 1
             continue
-        kind = resolved.qualified(message_type) if message_type else detect_type(tree, resolved)
-        doc = Document(tree, resolved, kind)
+        doc = Document(tree, resolved, message_type_of(tree, resolved, message_type))
         findings = doc.diagnostics()
         if doc.message_type.endswith(".NetParameter"):
             # Lint the net even past unknown fields: bind leniently for that pass.

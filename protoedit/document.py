@@ -56,6 +56,11 @@ def detect_type(tree: Tree, schema: Schema) -> str:
     return fits[0] if len(fits) == 1 else schema.qualified(_DETECTABLE[0])
 
 
+def message_type_of(tree: Tree, schema: Schema, message_type: str | None) -> str:
+    """The qualified message type: the one asked for, else what the content says."""
+    return schema.qualified(message_type) if message_type else detect_type(tree, schema)
+
+
 class Document:
     """A ``.prototxt`` as a lossless tree plus its typed protobuf message.
 
@@ -291,8 +296,7 @@ def loads(
     """Parse text into a :class:`Document` and bind it (raises :class:`ProtoeditError`)."""
     tree = parse(text, path)
     resolved = load_schema(schema)  # type: ignore[arg-type]
-    kind = resolved.qualified(message_type) if message_type else detect_type(tree, resolved)
-    doc = Document(tree, resolved, kind, lenient)
+    doc = Document(tree, resolved, message_type_of(tree, resolved, message_type), lenient)
     doc.message  # bind now: a file that does not fit the schema is an error at load  # noqa: B018
     return doc
 

@@ -18,7 +18,7 @@ from typing import Literal
 
 from protoedit.document import Document
 from protoedit.errors import InputError
-from protoedit.net.shapes import infer_shapes
+from protoedit.net.shapes import SAME_SHAPE, Shape, infer_shapes
 from protoedit.net.view import INPUT, BlobVersion, NetView
 from protoedit.rewrites.report import RewriteReport
 from protoedit.rewrites.truncate import target_value
@@ -27,35 +27,8 @@ from protoedit.schema.values import format_float, quote
 HEAD_PREFIX = "protoedit_aux_"
 LOSS_TOP = f"{HEAD_PREFIX}loss"
 
-#: Layers whose output has as many channels as their first input.
-_SAME_CHANNELS = frozenset(
-    [
-        "ReLU",
-        "PReLU",
-        "ELU",
-        "Sigmoid",
-        "TanH",
-        "AbsVal",
-        "BNLL",
-        "Power",
-        "Exp",
-        "Log",
-        "Swish",
-        "Clip",
-        "Threshold",
-        "Dropout",
-        "BatchNorm",
-        "Scale",
-        "Bias",
-        "LRN",
-        "MVN",
-        "Pooling",
-        "Split",
-        "Eltwise",
-        "Softmax",
-        "Crop",
-    ]
-)
+#: Layers whose output has as many channels as their first input (whatever its size).
+_SAME_CHANNELS = SAME_SHAPE | {"Pooling", "Crop"}
 
 Reduce = Literal["mean", "sum"]
 
@@ -72,9 +45,16 @@ class LossHead:
     position: tuple[int, ...] | None = None  # spatial indices of a unit
 
 
-def infer_channels(view: NetView, version: BlobVersion) -> int | None:
-    """The size of axis 1 of a value, from the layer parameters (None when unknown)."""
-    shape = infer_shapes(view).get(version)
+def infer_channels(
+    view: NetView, version: BlobVersion, shapes: dict[BlobVersion, Shape | None] | None = None
+) -> int | None:
+    """The size of axis 1 of a value, from the layer parameters (None when unknown).
+
+    The inferred shape when there is one; else what the layers tell about channels alone
+    (``num_output``, Concat sums, channel-keeping layers), which needs no spatial sizes.
+    """
+    shapes = infer_shapes(view) if shapes is None else shapes
+    shape = shapes.get(version)
     if shape is not None and len(shape) > 1:
         return shape[1]
     if version.producer == INPUT:
@@ -85,18 +65,12 @@ def infer_channels(view: NetView, version: BlobVersion) -> int | None:
         return int(param.convolution_param.num_output)
     if info.type == "InnerProduct":
         return int(param.inner_product_param.num_output)
-    if info.type == "Input":
-        nth = [w.blob for w in info.writes].index(version.blob)
-        shapes = param.input_param.shape
-        shape = shapes[nth] if len(shapes) > 1 else shapes[0]
-        return int(shape.dim[1]) if len(shape.dim) > 1 else None
-    if (info.type == "Concat" and param.concat_param.axis in (1, -3)) or (
-        info.type == "Concat" and not param.concat_param.HasField("axis")
-    ):
-        sizes = [infer_channels(view, read) for read in info.reads]
+    concat = param.concat_param
+    if info.type == "Concat" and (not concat.HasField("axis") or concat.axis in (1, -3)):
+        sizes = [infer_channels(view, read, shapes) for read in info.reads]
         return None if None in sizes else sum(s for s in sizes if s is not None)
     if info.type in _SAME_CHANNELS and info.reads:
-        return infer_channels(view, info.reads[0])
+        return infer_channels(view, info.reads[0], shapes)
     return None
 
 

@@ -353,11 +353,7 @@ _PLAIN = {
 
 
 def _describe(token: Tok) -> str:
-    if not token.text:
-        return "the end of the file"
-    if token.text[0].isalpha() or token.text[0] == "_":
-        return f"'{token.text}'"
-    return f"'{token.text}'"
+    return f"'{token.text}'" if token.text else "the end of the file"
 
 
 def _open_brackets(text: str, upto: int) -> list[tuple[str, int]]:
