@@ -83,6 +83,8 @@ CAFFE_LAYER_TYPES = frozenset(
 )
 
 PHASES = ("TRAIN", "TEST")
+#: Caffe's Phase enum values by number.
+PHASE_NAMES = {0: "TRAIN", 1: "TEST"}
 
 
 @dataclass(frozen=True)
@@ -194,7 +196,6 @@ def net_findings(doc: Document, known_types: frozenset[str] | None) -> Iterator[
                     "E205", f"unknown layer type '{layer.type}' (layer '{layer.name}'){hint}",
                     places.child(index, "type", 0),
                 )  # fmt: skip
-    phase_names = {0: "TRAIN", 1: "TEST"}
     stages = sorted(
         {stage for layer in layers for rule in (*layer.include, *layer.exclude)
          for stage in (*rule.stage, *rule.not_stage)}
@@ -206,10 +207,10 @@ def net_findings(doc: Document, known_types: frozenset[str] | None) -> Iterator[
     for phase in PHASES:
         for stage in [None, *stages]:
             state = NetState(phase, 0, frozenset([stage]) if stage else frozenset())
-            for key in _state_problems(layers, state, phase_names, net.input, legacy):
+            for key in _state_problems(layers, state, PHASE_NAMES, net.input, legacy):
                 problems[(*key, phase)] = problems.get((*key, phase), 0) + 1
             for index, layer in enumerate(layers):
-                if layer_included(layer, state, phase_names):
+                if layer_included(layer, state, PHASE_NAMES):
                     runs[(index, phase)] = runs.get((index, phase), 0) + 1
     seen: dict[tuple[str, int, str], list[str]] = {}
     for (code, index, what, phase), count in problems.items():

@@ -13,7 +13,7 @@ from typing import Any
 
 from protoedit.document import Document
 from protoedit.errors import InputError
-from protoedit.lint import NetState, layer_included
+from protoedit.lint import PHASE_NAMES, NetState, layer_included
 from protoedit.schema.binding import suggest
 from protoedit.syntax.tree import Field
 
@@ -63,12 +63,11 @@ class NetView:
             )
         self.doc = doc
         nodes = [f for f in doc.tree.fields if f.name.text == "layer"]
-        phase_names = {0: "TRAIN", 1: "TEST"}
         self.layers: list[LayerInfo] = []
         latest: dict[str, BlobVersion] = {b: BlobVersion(b, INPUT) for b in net.input}
         self.unresolved: list[tuple[int, str]] = []
         for index, (param, node) in enumerate(zip(net.layer, nodes, strict=True)):
-            if state is not None and not layer_included(param, state, phase_names):
+            if state is not None and not layer_included(param, state, PHASE_NAMES):
                 continue
             info = LayerInfo(index, param.name, param.type, param, node)
             for bottom in param.bottom:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from protoedit.document import Document
-from protoedit.lint import NetState, layer_included
+from protoedit.lint import PHASE_NAMES, NetState, layer_included
 from protoedit.net.view import NetView
 from protoedit.rewrites.report import RewriteReport
 from protoedit.syntax.edit import remove_field
@@ -26,9 +26,8 @@ def filter_net(
     state = NetState(phase.upper(), level, frozenset(stages))
     view = NetView(doc)
     report = RewriteReport()
-    phase_names = {0: "TRAIN", 1: "TEST"}
     for info in reversed(view.layers):
-        if not layer_included(info.param, state, phase_names):
+        if not layer_included(info.param, state, PHASE_NAMES):
             remove_field(doc.tree, info.node)
             report.dropped.append(f"layer '{info.name}' ({info.type}): not in {_describe(state)}")
     report.dropped.reverse()
