@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -24,6 +25,8 @@ from pathlib import Path
 
 SOURCE_PACKAGE = "brocolli-caffe"
 SOURCE_VERSION = "9.0.2"
+#: Bumped whenever our patches to the source change, so that caches built without them rebuild.
+BUILD_REVISION = 2
 
 #: Debian packages the Caffe build needs (headers and libraries).
 DEBIAN_PACKAGES = (
@@ -68,8 +71,9 @@ def cache_root() -> Path:
 
 
 def build_key() -> str:
-    """Cache key: source package version and the Python version it was built for."""
-    return f"{SOURCE_PACKAGE}-{SOURCE_VERSION}-py{sys.version_info.major}.{sys.version_info.minor}"
+    """Cache key: source package version, our patch revision and the Python version."""
+    py = f"py{sys.version_info.major}.{sys.version_info.minor}"
+    return f"{SOURCE_PACKAGE}-{SOURCE_VERSION}-r{BUILD_REVISION}-{py}"
 
 
 def source_dir() -> Path:
@@ -229,6 +233,26 @@ def _remove_stale_generated(src: Path) -> None:
         (src / relative).unlink(missing_ok=True)
 
 
+#: The fork caps a binary proto read at 512 MiB (``SetTotalBytesLimit(536870912)`` in
+#: ``io.cpp``), so VGG-16/19 weights (528/548 MB) abort on load; BVLC reads up to INT_MAX.
+_PROTO_LIMIT_FILE = "src/caffe/util/io.cpp"
+_PROTO_LIMIT = re.compile(r"SetTotalBytesLimit\(\s*536870912\s*\)")
+
+
+def _patch_proto_read_limit(src: Path) -> None:
+    """Raise the binary proto read limit to INT_MAX, as in BVLC Caffe."""
+    path = src / _PROTO_LIMIT_FILE
+    text = path.read_text()
+    if "SetTotalBytesLimit(INT_MAX)" in text:
+        return
+    patched, count = _PROTO_LIMIT.subn("SetTotalBytesLimit(INT_MAX)", text)
+    if count == 0:
+        raise CaffeBuildError(f"{path}: the 512 MiB proto read limit to patch was not found")
+    if "<climits>" not in patched:
+        patched = "#include <climits>\n" + patched
+    path.write_text(patched)
+
+
 def _run_make(src: Path, log_path: Path) -> None:
     """Run ``make all pycaffe`` with a progress line every few compiled files."""
     jobs = str((os.cpu_count() or 2) + 1)
@@ -292,6 +316,7 @@ def build() -> Path:
         _log("an earlier build did not finish; starting it afresh")
         shutil.rmtree(build_dir())
     _remove_stale_generated(src)
+    _patch_proto_read_limit(src)
     (src / "Makefile.config").write_text(_makefile_config(src))
     _run_make(src, src.parent / "build.log")
     _regenerate_python_proto(src)
