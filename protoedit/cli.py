@@ -350,6 +350,29 @@ def _add_rewrites(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     )
 
 
+def _add_setup_caffe(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    cmd = commands.add_parser(
+        "setup-caffe",
+        help="build pycaffe (or reuse the cached build) and install it into this Python",
+        description="Build pycaffe from Caffe's source package, CPU only, into the cache "
+        "(~/.cache/protoedit, or $PROTOEDIT_CACHE), or reuse the build found there, and link it "
+        "into the environment running protoedit. Needs protoedit's `caffe` extra; as root it "
+        "installs the Debian packages the build needs. Exit 0 ready, 2 error.",
+    )
+
+    def run(args: argparse.Namespace) -> int:
+        from protoedit import caffe_build
+
+        try:
+            caffe_build.setup()
+        except caffe_build.CaffeBuildError as exc:
+            print(f"protoedit: error: {exc}", file=sys.stderr)
+            return 2
+        return 0
+
+    cmd.set_defaults(run=run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -360,6 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_check(commands)
     _add_rewrites(commands)
     _add_validate(commands)
+    _add_setup_caffe(commands)
     return parser
 
 
