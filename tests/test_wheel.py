@@ -141,6 +141,39 @@ def test_make_sets_up_again_when_a_setup_input_changes(tmp_path: Path, changed: 
     assert "setup.sh" in _make_plan(tmp_path, "test")
 
 
+def _script(path: Path, body: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("#!/usr/bin/env bash\n" + body)
+    path.chmod(0o755)
+
+
+def test_setup_sh_remakes_a_venv_without_pip_and_names_the_venv_package(tmp_path: Path) -> None:
+    shutil.copy(ROOT / "scripts" / "setup.sh", _mkdir(tmp_path / "scripts") / "setup.sh")
+    _script(tmp_path / ".venv" / "bin" / "python", "exit 1\n")  # a venv left without pip
+    bin_dir = tmp_path / "bin"
+    # Debian's Python without python3.X-venv: `venv` makes a half venv, then fails.
+    _script(
+        bin_dir / "python3",
+        'if [ "$1" = -m ] && [ "$2" = venv ]; then mkdir -p "$3/bin"; exit 1; fi\n'
+        f'exec {sys.executable} "$@"\n',
+    )
+    _script(bin_dir / "id", "echo 1000\n")  # not root: print the apt-get line, do not run it
+    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", PYTHON="python3")
+    proc = subprocess.run(
+        ["bash", "scripts/setup.sh"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "setup: creating .venv" in proc.stderr
+    package = f"python{sys.version_info.major}.{sys.version_info.minor}-venv"
+    assert f"sudo apt-get install -y {package}" in proc.stderr
+    assert not (tmp_path / ".venv").exists()
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def _run(
     argv: list[str | Path], env: dict[str, str], cwd: Path
 ) -> subprocess.CompletedProcess[str]:
