@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -115,6 +116,18 @@ def test_missing_build_tools_are_named_for_apt_get_in_one_line(
     assert "sudo apt-get install -y " in message and " g++" in message
 
 
+def test_debians_python_without_its_headers_needs_the_dev_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(caffe_build.sys, "base_prefix", "/usr")  # Debian's own Python
+    paths = dict(sysconfig.get_paths(), include=str(tmp_path))  # ... with no Python.h
+    monkeypatch.setattr(caffe_build.sysconfig, "get_paths", lambda: paths)
+    package = f"python{sys.version_info.major}.{sys.version_info.minor}-dev"
+    assert package in caffe_build.missing_debian_packages()
+    (tmp_path / "Python.h").touch()
+    assert package not in caffe_build.missing_debian_packages()
+
+
 SETUP_INPUTS = ["Makefile", "pyproject.toml", "scripts/setup.sh", "protoedit/caffe_build.py"]
 
 
@@ -216,9 +229,19 @@ def test_wheel_in_a_fresh_venv_sets_up_caffe_from_the_cache(tmp_path: Path) -> N
     _run([sys.executable, "-m", "venv", venv], env, tmp_path)
     python, protoedit = venv / "bin" / "python", venv / "bin" / "protoedit"
     pip = [python, "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-    _run([*pip, "--find-links", dist, f"{wheel}[caffe]"], env, tmp_path)
+    _run([*pip, "--find-links", dist, wheel], env, tmp_path)  # first without the extra
     where = _run([python, "-c", "import protoedit; print(protoedit.__file__)"], env, tmp_path)
     assert Path(where.stdout.strip()).is_relative_to(venv)  # the wheel's code, not the clone's
+
+    refused = subprocess.run(
+        [protoedit, "setup-caffe"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
+    command = refused.stderr.split("install them with `")[1].rstrip("`\n")
+    assert shlex.split(command)[:4] == [str(python), "-m", "pip", "install"]
+    assert "scikit-image>=0.21" in shlex.split(command)  # from the wheel's metadata
+    _run([*shlex.split(command), "-q", "--disable-pip-version-check"], env, tmp_path)
+    _run([*pip, "--find-links", dist, f"{wheel}[caffe]"], env, tmp_path)  # as the README says
     installed = time.monotonic()
 
     setup = _run([protoedit, "setup-caffe"], env, tmp_path)
