@@ -98,8 +98,8 @@ def write_atomic(target: str | os.PathLike[str], text: str) -> None:
     except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp.path)
-        if isinstance(exc, OSError):
-            raise InputError(f"cannot write: {exc.strerror}", Location(shown)) from None
+        if isinstance(exc, OSError):  # a full disk, a read-only folder, ...
+            raise InputError(f"cannot write: {exc.strerror or exc}", Location(shown)) from exc
         raise
     _sync_folder(path.parent)
 
