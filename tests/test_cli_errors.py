@@ -43,7 +43,10 @@ CRASH_ROWS = [
 ]
 
 
-@pytest.mark.parametrize(("argv", "said"), CRASH_ROWS, ids=lambda row: " ".join(row)[:60])
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [pytest.param(*row, id=" ".join(Path(arg).name for arg in row[0])) for row in CRASH_ROWS],
+)
 def test_bad_input_is_one_error_line_and_exit_2(tmp_path: Path, argv: list[str], said: str) -> None:
     done = _run(*(arg.replace("{tmp}", str(tmp_path)) for arg in argv), stdin="name: 'x'\n")
     assert done.returncode == 2, done.stderr
