@@ -86,42 +86,36 @@ def write_atomic(target: str | os.PathLike[str], text: str) -> None:
         mode = None
     except OSError as exc:
         raise InputError(f"cannot write: {exc.strerror}", Location(shown)) from None
-    tmp = _create_temporary(path, mode, shown)
+    fd, tmp = _create_temporary(path, mode, shown)
     try:
-        with open(tmp.fd, "wb") as handle:
+        with open(fd, "wb") as handle:
             handle.write(encode(text))
             handle.flush()
             os.fsync(handle.fileno())
         if mode is not None:
-            os.chmod(tmp.path, mode)
-        os.replace(tmp.path, path)
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
     except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp.path)
+            os.unlink(tmp)
         if isinstance(exc, OSError):  # a full disk, a read-only folder, ...
             raise InputError(f"cannot write: {exc.strerror or exc}", Location(shown)) from exc
         raise
     _sync_folder(path.parent)
 
 
-class _Temporary:
-    """An open, newly created temporary file: its descriptor and path."""
+def _create_temporary(path: Path, mode: int | None, shown: str) -> tuple[int, Path]:
+    """A new file beside ``path``, open for writing: its descriptor and path.
 
-    def __init__(self, fd: int, path: Path) -> None:
-        self.fd = fd
-        self.path = path
-
-
-def _create_temporary(path: Path, mode: int | None, shown: str) -> _Temporary:
-    """A new file beside ``path``.  A brand-new target is created with 0o666 so the kernel
-    applies the umask (no process-wide umask change, which would race with other threads);
-    a replacement starts private and gets the old file's mode before the rename."""
+    For a brand-new target it is created with 0o666 so the kernel applies the umask (no
+    process-wide umask change, which would race with other threads); a replacement starts
+    private and gets the old file's mode before the rename.
+    """
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     for _ in range(100):
         candidate = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
         try:
-            fd = os.open(candidate, flags, 0o666 if mode is None else 0o600)
-            return _Temporary(fd, candidate)
+            return os.open(candidate, flags, 0o666 if mode is None else 0o600), candidate
         except FileExistsError:
             continue
         except OSError as exc:
