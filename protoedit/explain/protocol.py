@@ -17,7 +17,10 @@ _HEADER = struct.Struct(">I")
 def send(stream: IO[bytes], message: dict[str, Any]) -> None:
     """Write one message and flush."""
     body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(_HEADER.pack(len(body)) + body)
+    view = memoryview(_HEADER.pack(len(body)) + body)
+    while view:  # an unbuffered pipe may take less than all of it at once
+        written = stream.write(view)
+        view = view[written if written is not None else len(view) :]
     stream.flush()
 
 

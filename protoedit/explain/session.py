@@ -67,6 +67,7 @@ class CaffeSession:
         env.setdefault("GLOG_minloglevel", "2")
         self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
             [sys.executable, "-m", "protoedit.explain.worker"],
+            bufsize=0,  # no read-ahead: select() on the pipe must see every unread byte
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,
