@@ -74,6 +74,27 @@ def test_target_without_backward(capsys: pytest.CaptureFixture[str], tmp_path: P
     assert f"{net}:" in line
 
 
+def test_loss_must_be_a_loss(capsys: pytest.CaptureFixture[str], digit_npy: Path) -> None:
+    argv = ["grad", str(FIXTURES / "train.prototxt"), "--weights", "w"]
+    argv += ["--input", f"data={digit_npy}", "--input", f"label={digit_npy}"]
+    line = _one_error_line(capsys, [*argv, "--loss", "ip2"])
+    assert "'ip2' is not a loss" in line
+
+
+def test_loss_fed_by_a_data_layer(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    net = tmp_path / "lmdb.prototxt"
+    net.write_text(
+        'layer { name: "mnist" type: "Data" top: "data" top: "label"\n'
+        '  data_param { source: "train_lmdb" batch_size: 4 backend: LMDB } }\n'
+        'layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip"\n'
+        "  inner_product_param { num_output: 10 } }\n"
+        'layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "loss" }\n'
+    )
+    argv = ["grad", str(net), "--weights", "w", "--input", "x.npy", "--loss", "loss"]
+    line = _one_error_line(capsys, argv)
+    assert f"{net}:1:1: layer 'mnist' (Data) reads its data from files" in line
+
+
 def test_input_of_the_wrong_shape(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     np.save(tmp_path / "big.npy", np.zeros((1, 1, 9, 9), dtype=np.float32))
     argv = ["grad", str(DEPLOY), "--weights", "w", "--input", str(tmp_path / "big.npy")]

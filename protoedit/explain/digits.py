@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from protoedit.caffe_build import build_key, cache_root
+from protoedit.errors import InputError, Location
 from protoedit.explain.session import CaffeRunError
 
 #: Bump when the training procedure changes in a way the hashed files do not show.
@@ -61,10 +62,19 @@ class TrainedDigits:
 
 
 def cache_key(fixtures: Path = FIXTURES) -> str:
-    """A hash of the net and solver files, the training script, its version and Caffe's build."""
+    """A hash of the net and solver files, the training script, its version and Caffe's build.
+
+    ``fixtures`` defaults to ``fixtures/digits`` of the source checkout this module is in.
+    """
     digest = hashlib.sha256(f"v{TRAINING_VERSION} {build_key()}\n".encode())
     for name in FILES:
-        digest.update(name.encode() + b"\0" + (fixtures / name).read_bytes() + b"\0")
+        try:
+            text = (fixtures / name).read_bytes()
+        except OSError as exc:
+            raise InputError(
+                f"cannot read the digits net: {exc.strerror or exc}", Location(str(fixtures / name))
+            ) from None
+        digest.update(name.encode() + b"\0" + text + b"\0")
     digest.update(_SCRIPT.read_bytes())
     return digest.hexdigest()[:16]
 

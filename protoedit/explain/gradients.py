@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -23,8 +22,8 @@ from protoedit.explain.session import DEFAULT_TIMEOUT, CaffeSession
 from protoedit.net.param_roles import param_key
 from protoedit.net.shapes import infer_shapes
 from protoedit.net.view import NetView
-from protoedit.rewrites import LossHead, aux, force_backward, truncate
-from protoedit.rewrites.aux import NO_BACKWARD
+from protoedit.rewrites import LossHead, aux, filter_net, force_backward, truncate
+from protoedit.rewrites.aux import DATA_LAYERS, NO_BACKWARD
 from protoedit.rewrites.report import RewriteReport
 from protoedit.rewrites.upgrade import needs_upgrade, upgrade
 
@@ -97,17 +96,29 @@ def _document(net: NetSource) -> Document:
 
 
 def loss_net(doc: Document, loss: str) -> RewriteReport:
-    """Make ``doc`` compute only the net's own loss ``loss`` (a blob), with input gradients."""
+    """Make ``doc`` compute only the net's own loss ``loss`` (a blob), with input gradients.
+
+    The net is filtered for the TEST phase (the phase the worker runs), must be fed through
+    Input layers (data layers read files a gradient call has no use for), and may contain
+    loss layers with labels but nothing else that cannot run backward.
+    """
     report = RewriteReport()
     if needs_upgrade(doc):
         report.extend(upgrade(doc))
+    report.extend(filter_net(doc, "TEST"))
     view = NetView(doc)
     version = view.resolve(loss)
     producer = view.by_index.get(version.producer)
     if producer is None or not (producer.type.endswith("Loss") or len(producer.param.loss_weight)):
         raise InputError(f"'{loss}' is not a loss: no loss layer or loss_weight produces it")
-    for index in view.ancestors([version]):
+    for index in sorted(view.ancestors([version])):
         info = view.by_index[index]
+        if info.type in DATA_LAYERS:
+            raise InputError(
+                f"layer '{info.name}' ({info.type}) reads its data from files; a gradient "
+                "needs the data given: feed the net through Input layers",
+                doc.location(info.node.pos),
+            )
         if info.type in NO_BACKWARD and not info.type.endswith("Loss"):
             raise InputError(
                 f"layer '{info.name}' ({info.type}) cannot run backward, and the loss "
@@ -218,10 +229,6 @@ def gradients(
         net, target=target, head=head, loss=loss, after_inplace=after_inplace, channels=channels
     )
     arrays = load_inputs(doc, inputs, preprocess or Preprocess())
-    if weights is not None and not Path(weights).is_file():
-        from protoedit.explain.weights import WeightsError
-
-        raise WeightsError("cannot read weights file: no such file", Location(str(weights)))
     with CaffeSession(doc.dumps(), weights=weights, net_path=doc.path, timeout=timeout) as session:
         result = session.run(arrays, backward=True, param_norms=True)
         warnings = [
