@@ -141,6 +141,22 @@ def test_every_gradient_matches_finite_differences(
         assert abs(numeric - analytic) <= tolerance, (key, analytic, numeric, tolerance)
 
 
+def test_a_session_serves_repeated_requests_alike(digits_model: TrainedDigits) -> None:
+    """Caffe adds parameter gradients into their diffs; every request must start from zero."""
+    x = _held_out(digits_model, 3)[0]
+    doc, _ = prepare(digits_model.deploy, target="ip2", head=LossHead("logit", 7))
+    with CaffeSession(doc.dumps(), weights=digits_model.weights) as session:
+        first = session.run({"data": x})
+        inputs_only = session.run({"data": x[:1]}, param_grads=False)
+        again = session.run({"data": x})
+    assert "params" not in inputs_only and inputs_only["inputs"]["data"].shape == (1, 1, 8, 8)
+    assert again["loss"] == first["loss"]
+    for layer, roles in first["params"].items():
+        for role, grad in roles.items():
+            np.testing.assert_array_equal(again["params"][layer][role], grad)
+    np.testing.assert_array_equal(again["inputs"]["data"], first["inputs"]["data"])
+
+
 def _expected_keys(doc: Any) -> set[str]:
     """LAYER/ROLE for every layer with parameters, from the prototxt alone."""
     keys = set()

@@ -157,13 +157,20 @@ class CaffeSession:
         *,
         backward: bool = True,
         blobs: tuple[str, ...] = (),
+        param_grads: bool = True,
         param_norms: bool = False,
     ) -> dict[str, Any]:
-        """Forward (and backward) once: ``loss``, ``losses``; with backward ``params``
-        (layer -> role -> gradient) and ``inputs`` (blob -> gradient); ``blobs`` data."""
+        """Forward (and backward) once: ``loss``, ``losses``; with backward ``inputs`` (blob ->
+        gradient) and, unless ``param_grads`` is false (an input-only loop), ``params`` (layer
+        -> role -> gradient); ``blobs``: those blobs' data after forward."""
         arrays = {name: np.ascontiguousarray(a, dtype=np.float32) for name, a in inputs.items()}
         return self.request(
-            "run", inputs=arrays, backward=backward, blobs=list(blobs), param_norms=param_norms
+            "run",
+            inputs=arrays,
+            backward=backward,
+            blobs=list(blobs),
+            param_grads=param_grads,
+            param_norms=param_norms,
         )
 
     def get_params(

@@ -103,10 +103,14 @@ class Worker:
         }
         result: dict[str, Any] = {"losses": losses, "loss": float(sum(losses.values()))}
         if request.get("backward", True):
-            for layer in net.layers:  # Caffe accumulates parameter diffs: start from zero
-                for blob in layer.blobs:
-                    blob.diff[...] = 0
+            param_grads = request.get("param_grads", True)
+            if param_grads:
+                for layer in net.layers:  # Caffe accumulates parameter diffs: start from zero
+                    for blob in layer.blobs:
+                        blob.diff[...] = 0
             net.backward()
+            result["inputs"] = {name: net.blobs[name].diff.copy() for name in net.inputs}
+        if request.get("backward", True) and request.get("param_grads", True):
             result["params"] = {
                 name: {
                     role: blob.diff.copy()
@@ -114,7 +118,6 @@ class Worker:
                 }
                 for name, layer in self.layers.items()
             }
-            result["inputs"] = {name: net.blobs[name].diff.copy() for name in net.inputs}
         if request.get("param_norms"):
             result["param_norms"] = {
                 name: {
