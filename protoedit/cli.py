@@ -443,7 +443,10 @@ def _run_grad(args: argparse.Namespace) -> int:
         if args.output:
             result.save(args.output)
     except ProtoeditError as exc:
-        print(f"protoedit: error: {str(exc).splitlines()[0]}", file=sys.stderr)
+        line = str(exc).splitlines()[0]
+        if "name each one" in line:
+            line += " with --input BLOB=FILE"
+        print(f"protoedit: error: {line}", file=sys.stderr)
         return 2
     for line in result.report.lines():
         print(line, file=sys.stderr)

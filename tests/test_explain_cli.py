@@ -95,6 +95,12 @@ def test_loss_fed_by_a_data_layer(capsys: pytest.CaptureFixture[str], tmp_path: 
     assert f"{net}:1:1: layer 'mnist' (Data) reads its data from files" in line
 
 
+def test_several_inputs_need_names(capsys: pytest.CaptureFixture[str], digit_npy: Path) -> None:
+    argv = ["grad", str(FIXTURES / "train.prototxt"), "--weights", "w"]
+    line = _one_error_line(capsys, [*argv, "--input", str(digit_npy), "--loss", "loss"])
+    assert "several input blobs (data, label): name each one with --input BLOB=FILE" in line
+
+
 def test_input_of_the_wrong_shape(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     np.save(tmp_path / "big.npy", np.zeros((1, 1, 9, 9), dtype=np.float32))
     argv = ["grad", str(DEPLOY), "--weights", "w", "--input", str(tmp_path / "big.npy")]
