@@ -419,6 +419,121 @@ class _VersionAction(argparse.Action):
         parser.exit()
 
 
+def _floats(text: str) -> tuple[float, ...]:
+    """``B,G,R`` (or one value): numbers."""
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers like 104,117,123: {text!r}") from None
+
+
+def _add_grad(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    cmd = commands.add_parser(
+        "grad",
+        help="gradients of a loss by layer name: every parameter and every input",
+        description="Rewrite NET in memory for a loss (an activation head on --target, or the "
+        "net's own --loss blob), run one forward and backward in Caffe in a child process, and "
+        "print layer, role, shape, |grad| and |grad|/|param| for every learnable blob and "
+        "input. -o writes them as .npz (keys LAYER/ROLE and input/BLOB). Exit 0, 2 on error.",
+    )
+    cmd.add_argument("net", metavar="NET.prototxt")
+    cmd.add_argument("--weights", required=True, metavar="MODEL.caffemodel")
+    cmd.add_argument(
+        "--input",
+        action="append",
+        required=True,
+        metavar="[BLOB=]FILE",
+        help="an image (PNG/JPEG) or .npy for the input blob; BLOB=FILE when there are several",
+    )
+    what = cmd.add_mutually_exclusive_group(required=True)
+    what.add_argument("--target", metavar="LAYER", help="the layer the loss head measures")
+    what.add_argument("--loss", metavar="BLOB", help="the net's own loss blob instead")
+    _head_arguments(cmd)
+    cmd.add_argument("--rgb", action="store_true", help="keep RGB (default: BGR, as Caffe)")
+    mean = cmd.add_mutually_exclusive_group()
+    mean.add_argument("--mean", type=_floats, metavar="B,G,R", help="mean per channel")
+    mean.add_argument("--mean-file", metavar="MEAN.binaryproto", help="a mean image")
+    cmd.add_argument(
+        "--scale", type=float, default=1.0, help="multiplier after the mean (default 1: 0-255)"
+    )
+    cmd.add_argument(
+        "--crop",
+        action="store_true",
+        help="scale the shorter side and centre-crop (default: resize to the input size)",
+    )
+    cmd.add_argument("-o", "--output", metavar="GRADS.npz", help="write every gradient here")
+    cmd.add_argument(
+        "--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS", help="Caffe's limit"
+    )
+    cmd.set_defaults(run=_run_grad)
+
+
+def _grad_inputs(given: list[str]) -> Any:
+    """``FILE`` alone for the only input blob, else ``BLOB=FILE`` pairs."""
+    import os
+
+    from protoedit.errors import ProtoeditError
+
+    pairs = {}
+    for text in given:
+        name, sep, path = text.partition("=")
+        if not sep or os.path.exists(text):
+            if len(given) == 1:
+                return text
+            raise ProtoeditError(f"name the blob of each input: BLOB=FILE, not {text!r}")
+        pairs[name] = path
+    return pairs
+
+
+def _run_grad(args: argparse.Namespace) -> int:
+    from protoedit.errors import ProtoeditError
+    from protoedit.explain import Preprocess, gradients
+
+    pre = Preprocess(
+        rgb=args.rgb,
+        mean=args.mean,
+        mean_file=args.mean_file,
+        scale=args.scale,
+        fit="crop" if args.crop else "resize",
+    )
+    try:
+        result = gradients(
+            args.net,
+            weights=args.weights,
+            inputs=_grad_inputs(args.input),
+            target=args.target,
+            head=_head(args) if args.target else None,
+            loss=args.loss,
+            preprocess=pre,
+            after_inplace=args.after_inplace,
+            channels=args.channels,
+            timeout=args.timeout,
+        )
+        if args.output:
+            result.save(args.output)
+    except ProtoeditError as exc:
+        line = str(exc).splitlines()[0]
+        if "name each one" in line:
+            line += " with --input BLOB=FILE"
+        print(f"protoedit: error: {line}", file=sys.stderr)
+        return 2
+    for line in result.report.lines():
+        print(line, file=sys.stderr)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    rows = [("layer", "role", "shape", "|grad|", "|grad|/|param|")]
+    for layer, role, shape, norm, ratio in result.rows():
+        dims = "x".join(map(str, shape))
+        rows.append((layer, role, dims, f"{norm:.6g}", "-" if ratio is None else f"{ratio:.6g}"))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    print(f"loss: {result.loss:.9g}")
+    if args.output:
+        print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -434,6 +549,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_rewrites(commands)
     _add_validate(commands)
     _add_setup_caffe(commands)
+    _add_grad(commands)
     return parser
 
 

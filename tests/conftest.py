@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from protoedit import caffe_build
+from protoedit.explain.digits import TrainedDigits, trained_digits
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
@@ -54,3 +55,13 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.section("aux net proof in Caffe")
         for line in lines:
             terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def digits_model() -> TrainedDigits:
+    """The digits net trained in Caffe (cached): ``.deploy``, ``.weights``, ``.split``, ..."""
+    if importlib.util.find_spec("caffe") is None:
+        _missing("pycaffe is not importable; run `make setup`")
+    if importlib.util.find_spec("sklearn") is None:
+        _missing("scikit-learn is not installed (the dev extra)")
+    return trained_digits()

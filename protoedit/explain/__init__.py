@@ -1,0 +1,22 @@
+"""Explaining trained nets: gradients by layer name (later saliency maps and visualisation).
+
+Every Caffe computation runs in a worker process (:class:`CaffeSession`); the net is rewritten
+in memory with :mod:`protoedit.rewrites`; images are preprocessed by
+:mod:`protoedit.explain.preprocess`, the Caffe way.
+"""
+
+from protoedit.explain.gradients import Gradients, gradients, prepare
+from protoedit.explain.preprocess import Preprocess, load_input
+from protoedit.explain.session import CaffeRunError, CaffeSession
+from protoedit.explain.weights import WeightsError
+
+__all__ = [
+    "CaffeRunError",
+    "CaffeSession",
+    "Gradients",
+    "Preprocess",
+    "WeightsError",
+    "gradients",
+    "load_input",
+    "prepare",
+]

@@ -1,0 +1,207 @@
+"""The Caffe side of a :class:`~protoedit.explain.session.CaffeSession`: one net, many requests.
+
+Runs as ``python -m protoedit.explain.worker``: reads framed requests on stdin, answers on the
+original stdout (fd 1 is pointed at stderr first, so nothing Caffe prints can corrupt the
+stream).  Caffe aborts the whole process on a failed CHECK; the parent then explains the death
+from the glog line on our stderr.  Requests: ``load`` (net file, weights, stored blob shapes),
+``run`` (inputs; forward, optionally backward; loss, parameter and input gradients, chosen
+blobs), ``get_params`` / ``set_params`` (by layer and role), ``close``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import IO, Any
+
+from protoedit.explain import protocol
+from protoedit.explain.weights import misfits
+from protoedit.net.param_roles import param_roles
+
+
+class _Refused(Exception):
+    """A request that cannot be served; the message goes back to the parent as an error."""
+
+    def __init__(self, message: str, kind: str = "input") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class Worker:
+    """Holds the loaded net between requests."""
+
+    def __init__(self) -> None:
+        import caffe
+
+        self.caffe = caffe
+        self.net: Any = None
+        self.layers: dict[str, Any] = {}  # layer name -> layer, for layers with parameters
+        self.roles: dict[str, list[str]] = {}
+
+    def load(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Build the net (no weights yet), check the stored shapes fit, then copy the weights."""
+        caffe = self.caffe
+        caffe.set_mode_cpu()
+        caffe.set_random_seed(int(request.get("seed", 0)))
+        net = caffe.Net(request["net"], caffe.TEST)
+        names = list(net._layer_names)
+        self.layers, self.roles, expected = {}, {}, {}
+        for name, layer in zip(names, net.layers, strict=True):
+            if len(layer.blobs):
+                bottoms = len(net.bottom_names.get(name, []))
+                self.layers[name] = layer
+                self.roles[name] = param_roles(layer.type, len(layer.blobs), bottoms)
+                expected[name] = [tuple(b.data.shape) for b in layer.blobs]
+        weights = request.get("weights")
+        missing: list[str] = []
+        if weights is not None:
+            stored = request["stored_shapes"]
+            problems = misfits(expected, stored, self.roles)
+            if problems:
+                raise _Refused("; ".join(problems), "weights")
+            missing = [name for name in expected if name not in stored]
+            net.copy_from(weights)
+        self.net = net
+        return {
+            "inputs": {name: list(net.blobs[name].data.shape) for name in net.inputs},
+            "params": {
+                name: {
+                    role: list(shape)
+                    for role, shape in zip(self.roles[name], expected[name], strict=True)
+                }
+                for name in expected
+            },
+            "missing": missing,
+            "loss_blobs": [n for n, w in net.blob_loss_weights.items() if w != 0.0],
+        }
+
+    def run(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Forward (and backward) on the given inputs; report what was asked for."""
+        import numpy as np
+
+        net = self.net
+        given: dict[str, Any] = request["inputs"]
+        unknown = sorted(set(given) - set(net.inputs))
+        if unknown:
+            raise _Refused(f"no input blob named {', '.join(map(repr, unknown))}")
+        reshaped = False
+        for name, array in given.items():
+            blob = net.blobs[name]
+            if tuple(array.shape) != tuple(blob.data.shape):
+                blob.reshape(*array.shape)
+                reshaped = True
+        if reshaped:
+            net.reshape()
+        for name, array in given.items():
+            net.blobs[name].data[...] = array
+        net.forward()
+        weights = net.blob_loss_weights
+        losses = {
+            name: float(w * np.sum(net.blobs[name].data, dtype=np.float64))
+            for name, w in weights.items()
+            if w != 0.0
+        }
+        result: dict[str, Any] = {"losses": losses, "loss": float(sum(losses.values()))}
+        if request.get("backward", True):
+            param_grads = request.get("param_grads", True)
+            if param_grads:
+                for layer in net.layers:  # Caffe accumulates parameter diffs: start from zero
+                    for blob in layer.blobs:
+                        blob.diff[...] = 0
+            net.backward()
+            result["inputs"] = {name: net.blobs[name].diff.copy() for name in net.inputs}
+        if request.get("backward", True) and request.get("param_grads", True):
+            result["params"] = {
+                name: {
+                    role: blob.diff.copy()
+                    for role, blob in zip(self.roles[name], layer.blobs, strict=True)
+                }
+                for name, layer in self.layers.items()
+            }
+        if request.get("param_norms"):
+            result["param_norms"] = {
+                name: {
+                    role: float(np.linalg.norm(blob.data.astype(np.float64)))
+                    for role, blob in zip(self.roles[name], layer.blobs, strict=True)
+                }
+                for name, layer in self.layers.items()
+            }
+        blobs: list[str] = request.get("blobs", [])
+        absent = [b for b in blobs if b not in net.blobs]
+        if absent:
+            raise _Refused(f"no blob named {', '.join(map(repr, absent))}")
+        result["blobs"] = {name: net.blobs[name].data.copy() for name in blobs}
+        return result
+
+    def _param(self, layer: str, role: str) -> Any:
+        if layer not in self.layers or role not in self.roles[layer]:
+            raise _Refused(f"no parameter '{layer}/{role}' in the net")
+        return self.layers[layer].blobs[self.roles[layer].index(role)]
+
+    def get_params(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Current values of the named parameters (all when none are named)."""
+        wanted = request.get("params") or {n: self.roles[n] for n in self.layers}
+        return {
+            "params": {
+                layer: {role: self._param(layer, role).data.copy() for role in roles}
+                for layer, roles in wanted.items()
+            }
+        }
+
+    def set_params(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Overwrite parameter values (shapes must match)."""
+        for layer, roles in request["params"].items():
+            for role, array in roles.items():
+                blob = self._param(layer, role)
+                if tuple(array.shape) != tuple(blob.data.shape):
+                    raise _Refused(
+                        f"'{layer}/{role}' has shape {tuple(blob.data.shape)}, "
+                        f"not {tuple(array.shape)}"
+                    )
+                blob.data[...] = array
+        return {}
+
+
+def serve(requests: IO[bytes], answers: IO[bytes]) -> None:
+    """The request loop: one answer per request, ``{"error": ..., "kind": ...}`` on refusal."""
+    try:
+        worker = Worker()
+    except Exception as exc:  # any import failure means the same thing to the user
+        protocol.send(answers, {"error": f"{type(exc).__name__}: {exc}", "kind": "import"})
+        return
+    protocol.send(answers, {"ready": True})
+    handlers = {
+        "load": worker.load,
+        "run": worker.run,
+        "get_params": worker.get_params,
+        "set_params": worker.set_params,
+    }
+    while True:
+        request = protocol.receive(requests)
+        if request is None or request.get("op") == "close":
+            return
+        op = request.get("op", "")
+        try:
+            if op not in handlers:
+                raise _Refused(f"unknown request {op!r}", "internal")
+            if op != "load" and worker.net is None:
+                raise _Refused("no net is loaded", "internal")
+            answer = handlers[op](request)
+        except _Refused as exc:
+            answer = {"error": str(exc), "kind": exc.kind}
+        except Exception as exc:  # a pycaffe-level error (bad shapes, ...): report it
+            answer = {"error": f"{type(exc).__name__}: {exc}", "kind": "caffe"}
+        protocol.send(answers, answer)
+
+
+def main() -> int:
+    """Keep the protocol stream on a private descriptor; everything else prints to stderr."""
+    answers = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    serve(sys.stdin.buffer, answers)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
