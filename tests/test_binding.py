@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import pytest
 from google.protobuf import text_format
 
-from protoedit import BindError, ProtoeditError, builtin_schema, load, loads
+from protoedit import BindError, Document, Location, ProtoeditError, builtin_schema, load, loads
+from protoedit.syntax import parse
 
 
 @pytest.mark.parametrize(
@@ -105,3 +107,87 @@ def test_differential_against_text_format(corpus: Path) -> None:
         ), path.name
         accepted += 1
     assert accepted >= 30 and rejected >= 5
+
+
+def _subclasses(cls: type[ProtoeditError]) -> list[type[ProtoeditError]]:
+    found = [cls]
+    for sub in cls.__subclasses__():
+        found += _subclasses(sub)
+    return found
+
+
+def test_every_error_survives_pickling() -> None:
+    from protoedit.net.view import LegacyNetError
+
+    classes = _subclasses(ProtoeditError)
+    assert LegacyNetError in classes
+    assert {"BindError", "ParseError", "SchemaError", "InputError"} <= {c.__name__ for c in classes}
+    for cls in classes:
+        error = cls("it broke", Location("net.prototxt", 3, 7), "  detail ^")
+        if isinstance(error, BindError):
+            error.others = ["net.prototxt:4:1: E101 another"]
+        again = pickle.loads(pickle.dumps(error))
+        assert type(again) is cls
+        assert again.__dict__ == error.__dict__, cls
+        assert str(again) == str(error) == "net.prototxt:3:7: it broke\n  detail ^"
+        assert again.args == error.args
+    with pytest.raises(BindError) as raised:
+        loads("bogus: 1\nnme: 2\n")
+    real = raised.value
+    again = pickle.loads(pickle.dumps(real))
+    assert (again.location, again.others, str(again)) == (real.location, real.others, str(real))
+
+
+def test_bind_error_lives_next_to_binding_and_keeps_its_old_home() -> None:
+    import protoedit.document
+    import protoedit.schema.binding
+
+    assert protoedit.document.BindError is protoedit.schema.binding.BindError is BindError
+
+
+def test_lenient_mode_keeps_unknown_enum_values_like_unknown_fields() -> None:
+    text = (
+        'layer {\n  name: "loss"\n  type: "SoftmaxWithLoss"\n'
+        "  loss_param { normalization: PRE_FIXED ignore_label: 0 }  # a fork's value\n}\n"
+    )
+    with pytest.raises(BindError, match=r"net.prototxt:4:31: 'normalization': unknown value"):
+        loads(text, path="net.prototxt")
+    doc = loads(text, lenient=True, path="net.prototxt")
+    (warning,) = doc.warnings
+    assert warning.code == "W102" and warning.severity == "warning"
+    assert doc.describe(warning).startswith(
+        "net.prototxt:4:31: W102 'normalization': unknown value 'PRE_FIXED' for enum "
+        "caffe.LossParameter.NormalizationMode"
+    )
+    assert warning.message.endswith("; kept as written")
+    param = doc.message.layer[0].loss_param
+    assert not param.HasField("normalization") and param.ignore_label == 0
+    doc.set("layer[0].name", "fork_loss")
+    assert doc.dumps() == text.replace('"loss"', '"fork_loss"')  # the value travels verbatim
+    # A value of the wrong kind is still an error, lenient or not.
+    with pytest.raises(BindError, match=r"'normalization': unknown value '1\.5'"):
+        loads(text.replace("PRE_FIXED", "1.5"), lenient=True)
+
+
+def test_best_effort_binding_keeps_what_binds_and_lists_what_it_dropped() -> None:
+    text = (
+        'name: "n"\nlayer { name: "a" type: "Pooling" pooling_param { pool: MAXX stride: 2 } }\n'
+        'layer { name: "b" convolution_param { num_output: "x" kernel_size: 3 } fancy: 1 }\n'
+    )
+    tree = parse(text, "net.prototxt")
+    schema = builtin_schema()
+    with pytest.raises(BindError):
+        Document(tree, schema, "caffe.NetParameter", lenient=True).message  # noqa: B018
+    doc = Document(tree, schema, "caffe.NetParameter", best_effort=True)
+    net = doc.message
+    assert [layer.name for layer in net.layer] == ["a", "b"]
+    assert net.layer[0].pooling_param.stride == 2
+    assert not net.layer[0].pooling_param.HasField("pool")
+    assert net.layer[1].convolution_param.kernel_size == [3]
+    assert not net.layer[1].convolution_param.HasField("num_output")
+    assert [d.code for d in doc.dropped] == ["E103", "E102", "E101"]
+    assert doc.warnings == []
+    lenient = Document(tree, schema, "caffe.NetParameter", lenient=True, best_effort=True)
+    assert lenient.message == net
+    assert [d.code for d in lenient.dropped] == ["E102"]
+    assert [d.code for d in lenient.warnings] == ["W102", "W101"]

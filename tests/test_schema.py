@@ -141,3 +141,11 @@ def test_schema_from_text_binds_a_document() -> None:
     )
     doc = loads("v: 1 v: [2, 3]", schema=schema, message_type="Top")
     assert list(doc.message.v) == [1, 2, 3]
+
+
+def test_a_schema_the_descriptor_pool_refuses_keeps_the_pool_error_as_cause() -> None:
+    text = 'syntax = "proto2"; package p; message A { optional int32 a = 1; optional bool b = 1; }'
+    with pytest.raises(SchemaError, match=r"x\.proto: the schema is inconsistent") as error:
+        Schema(text, "x.proto")
+    cause = error.value.__cause__
+    assert cause is not None and "duplicate field number" in str(cause)

@@ -1,8 +1,10 @@
 """Lossless tree -> typed protobuf message, with located, plain-words errors.
 
 Every problem is a :class:`Diagnostic` with a code (``E1xx`` errors, ``W1xx`` warnings) and a
-source offset.  In lenient mode unknown fields are warnings: the message skips them, while
-the tree keeps them verbatim, so they survive every edit and print.
+source offset.  In lenient mode unknown fields and unknown enum values are warnings: the
+message skips them, while the tree keeps them verbatim, so they survive every edit and print.
+Binding never stops at a problem: the message it returns holds every value that did bind
+(the best-effort message a lint can still read).
 """
 
 from __future__ import annotations
@@ -18,9 +20,24 @@ from google.protobuf import text_encoding
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
+from protoedit.errors import Location, ProtoeditError
 from protoedit.syntax.tree import Block, Document, Field, ListValue, Scalar
 
 FD = FieldDescriptor
+
+
+class BindError(ProtoeditError):
+    """The text parses but does not fit the schema (unknown field, wrong type, ...)."""
+
+    def __init__(
+        self,
+        message: str,
+        location: Location | None = None,
+        detail: str = "",
+        others: list[str] | None = None,
+    ) -> None:
+        super().__init__(message, location, detail)
+        self.others = others or []  # the further problems, formatted, after this first one
 
 
 @dataclass(frozen=True)
@@ -54,8 +71,12 @@ _BOOLS = {"true": True, "True": True, "t": True, "1": True,
           "false": False, "False": False, "f": False, "0": False}  # fmt: skip
 
 
-class _ValueProblem(Exception):
+class ValueProblem(Exception):
     """A scalar's text does not fit its field's type; the message says how."""
+
+
+class UnknownEnumValue(ValueProblem):
+    """A name or number the enum lacks (a fork's value, kept as written in lenient mode)."""
 
 
 def type_label(fd: FieldDescriptor) -> str:
@@ -71,10 +92,10 @@ def _parse_int(raw: str, fd: FieldDescriptor) -> int:
     try:
         value = int(raw, 8) if _OCTAL.match(raw) else int(raw, 0)
     except ValueError:
-        raise _ValueProblem(f"expected an integer ({type_label(fd)}), found '{raw}'") from None
+        raise ValueProblem(f"expected an integer ({type_label(fd)}), found '{raw}'") from None
     low, high = _INT_RANGES[fd.type]
     if not low <= value <= high:
-        raise _ValueProblem(f"{value} is out of range for {type_label(fd)}")
+        raise ValueProblem(f"{value} is out of range for {type_label(fd)}")
     return value
 
 
@@ -92,13 +113,13 @@ def _parse_float(raw: str, fd: FieldDescriptor) -> float:
         try:
             return float(int(text, 0))
         except ValueError:
-            raise _ValueProblem(f"expected a number ({type_label(fd)}), found '{raw}'") from None
+            raise ValueProblem(f"expected a number ({type_label(fd)}), found '{raw}'") from None
 
 
 def _parse_bool(raw: str, fd: FieldDescriptor) -> bool:
     value = _BOOLS.get(raw)
     if value is None:
-        raise _ValueProblem(f"expected true or false, found '{raw}'")
+        raise ValueProblem(f"expected true or false, found '{raw}'")
     return value
 
 
@@ -106,14 +127,14 @@ def _string_bytes(scalar: Scalar) -> bytes:
     try:
         return b"".join(text_encoding.CUnescape(part.text[1:-1]) for part in scalar.parts)
     except Exception as exc:
-        raise _ValueProblem(f"bad escape in string: {exc}") from None
+        raise ValueProblem(f"bad escape in string: {exc}") from None
 
 
 _FLOATS = (FD.TYPE_FLOAT, FD.TYPE_DOUBLE)
 
 
-def _convert(scalar: Scalar, fd: FieldDescriptor) -> Any:
-    """The Python value of ``scalar`` for field ``fd``, or :class:`_ValueProblem`."""
+def convert(scalar: Scalar, fd: FieldDescriptor) -> Any:
+    """The Python value of ``scalar`` for field ``fd``, or :class:`ValueProblem`."""
     kind = fd.type
     if len(scalar.parts) == 1:  # fast paths for the common spellings
         text = scalar.parts[0].text
@@ -131,17 +152,17 @@ def _convert(scalar: Scalar, fd: FieldDescriptor) -> Any:
                 return value
     if kind in (FD.TYPE_STRING, FD.TYPE_BYTES):
         if not scalar.is_string():
-            raise _ValueProblem(f"expected a quoted string, found '{scalar.raw}'")
+            raise ValueProblem(f"expected a quoted string, found '{scalar.raw}'")
         data = _string_bytes(scalar)
         if kind == FD.TYPE_BYTES:
             return data
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError:
-            raise _ValueProblem("the string is not valid UTF-8") from None
+            raise ValueProblem("the string is not valid UTF-8") from None
     raw = scalar.parts[0].text
     if scalar.is_string() or len(scalar.parts) > 1:
-        raise _ValueProblem(f"expected a {type_label(fd)} value, found a string")
+        raise ValueProblem(f"expected a {type_label(fd)} value, found a string")
     if kind in _INT_RANGES:
         return _parse_int(raw, fd)
     if kind in (FD.TYPE_FLOAT, FD.TYPE_DOUBLE):
@@ -157,10 +178,10 @@ def _convert(scalar: Scalar, fd: FieldDescriptor) -> Any:
         if re.match(r"-?\d+$", raw) and int(raw) in enum.values_by_number:
             return int(raw)
         names = ", ".join(v.name for v in enum.values)
-        raise _ValueProblem(
-            f"unknown value '{raw}' for enum {enum.full_name}; expected one of {names}"
-        )
-    raise _ValueProblem(f"unsupported field type {kind}")  # groups: not used by Caffe
+        # A name or a number could be a fork's value; anything else is just the wrong type.
+        problem = UnknownEnumValue if re.match(r"-?(\d+|[A-Za-z_]\w*)$", raw) else ValueProblem
+        raise problem(f"unknown value '{raw}' for enum {enum.full_name}; expected one of {names}")
+    raise ValueProblem(f"unsupported field type {kind}")  # groups: not used by Caffe
 
 
 @dataclass(frozen=True)
@@ -284,12 +305,18 @@ class Binder:
                 )
                 continue
             try:
-                value = _convert(item, slot.fd)
+                value = convert(item, slot.fd)
                 if slot.repeated:
                     getattr(message, slot.name).append(value)
                 else:
                     setattr(message, slot.name, value)
-            except _ValueProblem as problem:
+            except UnknownEnumValue as problem:
+                if self.lenient:
+                    text = f"'{slot.name}': {problem}; kept as written"
+                    self._report("W102", text, item.pos, "warning")
+                else:
+                    self._report("E103", f"'{slot.name}': {problem}", item.pos)
+            except ValueProblem as problem:
                 code = "E103" if slot.fd.type == FD.TYPE_ENUM else "E102"
                 self._report(code, f"'{slot.name}': {problem}", item.pos)
             except (ValueError, TypeError) as exc:
@@ -299,7 +326,10 @@ class Binder:
 def bind(
     doc: Document, message_class: Callable[[], Message], lenient: bool = False
 ) -> tuple[Message, list[Diagnostic]]:
-    """Build the typed message of ``doc``; return it with every diagnostic found."""
+    """Build the typed message of ``doc``; return it with every diagnostic found.
+
+    The message holds every value that bound; those with an error diagnostic are left out.
+    """
     message = message_class()
     binder = Binder(lenient)
     binder.bind_fields(doc.fields, message)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 from google.protobuf.descriptor import FieldDescriptor
@@ -45,12 +46,17 @@ def render_value(value: Any, fd: FieldDescriptor | None) -> str:
             names = ", ".join(v.name for v in fd.enum_type.values)
             raise InputError(f"'{value}' is not a value of {fd.enum_type.full_name} ({names})")
         return str(found.name)
+    if kind == FD.TYPE_BOOL and not isinstance(value, bool):
+        raise InputError(f"expected True or False for a bool field, given {value!r}")
     if isinstance(value, bool):
         return "true" if value else "false"
+    type_name = "bytes" if kind == FD.TYPE_BYTES else "string"
     if kind in (FD.TYPE_STRING, FD.TYPE_BYTES) or (kind is None and isinstance(value, str)):
-        return quote(value.decode("latin-1") if isinstance(value, bytes) else str(value))
-    if kind in (FD.TYPE_FLOAT, FD.TYPE_DOUBLE) or isinstance(value, float):
+        if not isinstance(value, (str, bytes) if kind == FD.TYPE_BYTES else str):
+            raise InputError(f"expected a str for a {type_name} field, given {value!r}")
+        return quote(value.decode("latin-1") if isinstance(value, bytes) else value)
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if isinstance(value, numbers.Real):
         return format_float(float(value))
-    if isinstance(value, int):
-        return str(value)
     raise InputError(f"cannot write {value!r} as a text-format value")
