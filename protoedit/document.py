@@ -17,10 +17,9 @@ from protoedit.schema import Schema, load_schema
 from protoedit.schema.binding import (
     Binder,
     Diagnostic,
-    ValueProblem,
     bind,
-    convert,
     is_repeated,
+    scalar_value,
     suggest,
     type_label,
 )
@@ -291,8 +290,8 @@ class Document:
                 out.append(self._bind_block(item, fd.message_type))
                 continue
             try:
-                out.append(convert(item, fd))
-            except ValueProblem as problem:
+                out.append(scalar_value(item, fd))
+            except ValueError as problem:
                 code = "E103" if fd.enum_type is not None else "E102"
                 diagnostic = Diagnostic(code, f"'{fd.name}': {problem}", item.pos)
                 raise _bind_error([diagnostic], self.tree) from None
@@ -328,8 +327,8 @@ class Document:
             raise BindError(f"{given}: {exc.message}", location, detail) from None
         if fd is not None:
             try:
-                convert(Scalar([Tok(raw)]), fd)
-            except ValueProblem as problem:
+                scalar_value(Scalar([Tok(raw)]), fd)
+            except ValueError as problem:
                 raise BindError(f"{given}: {problem}", location, detail) from None
         return raw
 

@@ -71,11 +71,11 @@ _BOOLS = {"true": True, "True": True, "t": True, "1": True,
           "false": False, "False": False, "f": False, "0": False}  # fmt: skip
 
 
-class ValueProblem(Exception):
+class _ValueProblem(Exception):
     """A scalar's text does not fit its field's type; the message says how."""
 
 
-class UnknownEnumValue(ValueProblem):
+class UnknownEnumValue(_ValueProblem):
     """A name or number the enum lacks (a fork's value, kept as written in lenient mode)."""
 
 
@@ -92,10 +92,10 @@ def _parse_int(raw: str, fd: FieldDescriptor) -> int:
     try:
         value = int(raw, 8) if _OCTAL.match(raw) else int(raw, 0)
     except ValueError:
-        raise ValueProblem(f"expected an integer ({type_label(fd)}), found '{raw}'") from None
+        raise _ValueProblem(f"expected an integer ({type_label(fd)}), found '{raw}'") from None
     low, high = _INT_RANGES[fd.type]
     if not low <= value <= high:
-        raise ValueProblem(f"{value} is out of range for {type_label(fd)}")
+        raise _ValueProblem(f"{value} is out of range for {type_label(fd)}")
     return value
 
 
@@ -113,13 +113,13 @@ def _parse_float(raw: str, fd: FieldDescriptor) -> float:
         try:
             return float(int(text, 0))
         except ValueError:
-            raise ValueProblem(f"expected a number ({type_label(fd)}), found '{raw}'") from None
+            raise _ValueProblem(f"expected a number ({type_label(fd)}), found '{raw}'") from None
 
 
 def _parse_bool(raw: str, fd: FieldDescriptor) -> bool:
     value = _BOOLS.get(raw)
     if value is None:
-        raise ValueProblem(f"expected true or false, found '{raw}'")
+        raise _ValueProblem(f"expected true or false, found '{raw}'")
     return value
 
 
@@ -127,14 +127,14 @@ def _string_bytes(scalar: Scalar) -> bytes:
     try:
         return b"".join(text_encoding.CUnescape(part.text[1:-1]) for part in scalar.parts)
     except Exception as exc:
-        raise ValueProblem(f"bad escape in string: {exc}") from None
+        raise _ValueProblem(f"bad escape in string: {exc}") from None
 
 
 _FLOATS = (FD.TYPE_FLOAT, FD.TYPE_DOUBLE)
 
 
-def convert(scalar: Scalar, fd: FieldDescriptor) -> Any:
-    """The Python value of ``scalar`` for field ``fd``, or :class:`ValueProblem`."""
+def _convert(scalar: Scalar, fd: FieldDescriptor) -> Any:
+    """The Python value of ``scalar`` for field ``fd``, or :class:`_ValueProblem`."""
     kind = fd.type
     if len(scalar.parts) == 1:  # fast paths for the common spellings
         text = scalar.parts[0].text
@@ -152,17 +152,17 @@ def convert(scalar: Scalar, fd: FieldDescriptor) -> Any:
                 return value
     if kind in (FD.TYPE_STRING, FD.TYPE_BYTES):
         if not scalar.is_string():
-            raise ValueProblem(f"expected a quoted string, found '{scalar.raw}'")
+            raise _ValueProblem(f"expected a quoted string, found '{scalar.raw}'")
         data = _string_bytes(scalar)
         if kind == FD.TYPE_BYTES:
             return data
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError:
-            raise ValueProblem("the string is not valid UTF-8") from None
+            raise _ValueProblem("the string is not valid UTF-8") from None
     raw = scalar.parts[0].text
     if scalar.is_string() or len(scalar.parts) > 1:
-        raise ValueProblem(f"expected a {type_label(fd)} value, found a string")
+        raise _ValueProblem(f"expected a {type_label(fd)} value, found a string")
     if kind in _INT_RANGES:
         return _parse_int(raw, fd)
     if kind in (FD.TYPE_FLOAT, FD.TYPE_DOUBLE):
@@ -179,9 +179,17 @@ def convert(scalar: Scalar, fd: FieldDescriptor) -> Any:
             return int(raw)
         names = ", ".join(v.name for v in enum.values)
         # A name or a number could be a fork's value; anything else is just the wrong type.
-        problem = UnknownEnumValue if re.match(r"-?(\d+|[A-Za-z_]\w*)$", raw) else ValueProblem
+        problem = UnknownEnumValue if re.match(r"-?(\d+|[A-Za-z_]\w*)$", raw) else _ValueProblem
         raise problem(f"unknown value '{raw}' for enum {enum.full_name}; expected one of {names}")
-    raise ValueProblem(f"unsupported field type {kind}")  # groups: not used by Caffe
+    raise _ValueProblem(f"unsupported field type {kind}")  # groups: not used by Caffe
+
+
+def scalar_value(scalar: Scalar, fd: FieldDescriptor) -> Any:
+    """The Python value of ``scalar`` for field ``fd``; a :class:`ValueError` says why not."""
+    try:
+        return _convert(scalar, fd)
+    except _ValueProblem as problem:
+        raise ValueError(str(problem)) from None
 
 
 @dataclass(frozen=True)
@@ -305,7 +313,7 @@ class Binder:
                 )
                 continue
             try:
-                value = convert(item, slot.fd)
+                value = _convert(item, slot.fd)
                 if slot.repeated:
                     getattr(message, slot.name).append(value)
                 else:
@@ -316,7 +324,7 @@ class Binder:
                     self._report("W102", text, item.pos, "warning")
                 else:
                     self._report("E103", f"'{slot.name}': {problem}", item.pos)
-            except ValueProblem as problem:
+            except _ValueProblem as problem:
                 code = "E103" if slot.fd.type == FD.TYPE_ENUM else "E102"
                 self._report(code, f"'{slot.name}': {problem}", item.pos)
             except (ValueError, TypeError) as exc:
