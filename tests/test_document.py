@@ -170,6 +170,8 @@ def test_set_checks_the_value_against_the_schema_before_editing(
          "unknown field 'kernal' in caffe.LayerParameter (not inserted"),
         ("", "layer { convolution_param { num_output: -1 } }", "1:41",
          "'num_output': -1 is out of range for uint32"),
+        ("", 'layer {\n  name: "head"\n  reduction_param { operation: AVG }\n}', "3:32",
+         "'operation': unknown value 'AVG' for enum caffe.ReductionParameter.ReductionOp"),
         ("layer[name=conv1]", 'top: "b"\nname: "x"', "2:1",
          "'name' is already set there, and it is not a repeated field"),
         ("layer[name=conv1].convolution_param", "pad: 1 pad: two", "1:13",
