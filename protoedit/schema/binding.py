@@ -10,13 +10,12 @@ Binding never stops at a problem: the message it returns holds every value that 
 from __future__ import annotations
 
 import difflib
-import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from google.protobuf import text_encoding
+from google.protobuf import text_encoding, text_format
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
@@ -64,11 +63,13 @@ _TYPE_NAMES = {
     FD.TYPE_BYTES: "bytes", FD.TYPE_UINT32: "uint32", FD.TYPE_SFIXED32: "sfixed32",
     FD.TYPE_SFIXED64: "sfixed64", FD.TYPE_SINT32: "sint32", FD.TYPE_SINT64: "sint64",
 }  # fmt: skip
-_OCTAL = re.compile(r"-?0[0-7]+$")
-_FLOAT_WORDS = {"inf": math.inf, "infinity": math.inf, "nan": math.nan}
-# The spellings protobuf's text parsers accept.
-_BOOLS = {"true": True, "True": True, "t": True, "1": True,
-          "false": False, "False": False, "f": False, "0": False}  # fmt: skip
+# Scalars are parsed by text_format's helpers, with guards where they are laxer than
+# protobuf's C++ parser (the one Caffe uses).
+_SIGNED = {FD.TYPE_INT32, FD.TYPE_SINT32, FD.TYPE_SFIXED32, FD.TYPE_INT64, FD.TYPE_SINT64,
+           FD.TYPE_SFIXED64}  # fmt: skip
+_WIDE = {FD.TYPE_INT64, FD.TYPE_SINT64, FD.TYPE_SFIXED64, FD.TYPE_UINT64, FD.TYPE_FIXED64}
+_INTEGER = re.compile(r"-?(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)$")
+_SUFFIXED_WORD = re.compile(r"-?(inf|infinity|nan)f$", re.IGNORECASE)  # C++ refuses `inff`
 
 
 class _ValueProblem(Exception):
@@ -89,38 +90,36 @@ def type_label(fd: FieldDescriptor) -> str:
 
 
 def _parse_int(raw: str, fd: FieldDescriptor) -> int:
+    signed = fd.type in _SIGNED
     try:
-        value = int(raw, 8) if _OCTAL.match(raw) else int(raw, 0)
+        if signed or not raw.startswith("-"):  # C++ takes no sign at all on unsigned types
+            return int(text_format.ParseInteger(raw, is_signed=signed, is_long=fd.type in _WIDE))
     except ValueError:
-        raise _ValueProblem(f"expected an integer ({type_label(fd)}), found '{raw}'") from None
-    low, high = _INT_RANGES[fd.type]
-    if not low <= value <= high:
-        raise _ValueProblem(f"{value} is out of range for {type_label(fd)}")
-    return value
+        pass
+    if _INTEGER.match(raw):
+        raise _ValueProblem(f"{raw} is out of range for {type_label(fd)}")
+    raise _ValueProblem(f"expected an integer ({type_label(fd)}), found '{raw}'")
 
 
 def _parse_float(raw: str, fd: FieldDescriptor) -> float:
-    text = raw.lower()
-    sign = -1.0 if text.startswith("-") else 1.0
-    word = text.lstrip("-")
-    if word in _FLOAT_WORDS:
-        return sign * _FLOAT_WORDS[word]
-    if text.endswith("f") and not text.startswith(("0x", "-0x")):
-        text = text[:-1]
     try:
-        return float(text)
+        if not _SUFFIXED_WORD.match(raw):
+            return float(text_format.ParseFloat(raw))
     except ValueError:
-        try:
-            return float(int(text, 0))
-        except ValueError:
-            raise _ValueProblem(f"expected a number ({type_label(fd)}), found '{raw}'") from None
+        pass
+    raise _ValueProblem(f"expected a number ({type_label(fd)}), found '{raw}'")
 
 
 def _parse_bool(raw: str, fd: FieldDescriptor) -> bool:
-    value = _BOOLS.get(raw)
-    if value is None:
-        raise _ValueProblem(f"expected true or false, found '{raw}'")
-    return value
+    try:
+        return bool(text_format.ParseBool(raw))
+    except ValueError:
+        pass
+    if _INTEGER.match(raw) and not raw.startswith("-"):  # C++ also reads 0 and 1 as 0x1, 00
+        number = text_format.ParseInteger(raw, is_long=True)
+        if number in (0, 1):
+            return bool(number)
+    raise _ValueProblem(f"expected true or false, found '{raw}'")
 
 
 def _string_bytes(scalar: Scalar) -> bytes:
@@ -142,10 +141,7 @@ def _convert(scalar: Scalar, fd: FieldDescriptor) -> Any:
         if kind == FD.TYPE_STRING and first in "\"'" and "\\" not in text:
             return text[1:-1]
         if kind in _FLOATS and first not in "\"'":
-            try:
-                return float(text)
-            except ValueError:
-                pass
+            return _parse_float(text, fd)
         elif first in "123456789" and text.isdigit() and kind in _INT_RANGES:
             value = int(text)
             if _INT_RANGES[kind][1] >= value:
@@ -175,11 +171,16 @@ def _convert(scalar: Scalar, fd: FieldDescriptor) -> Any:
         named = enum.values_by_name.get(raw)
         if named is not None:
             return named.number
-        if re.match(r"-?\d+$", raw) and int(raw) in enum.values_by_number:
-            return int(raw)
+        try:  # a number, spelled as C++ reads it (text_format.ParseEnum refuses octal)
+            number: int | None = int(text_format.ParseInteger(raw, is_signed=True))
+        except ValueError:
+            number = None
+        if number in enum.values_by_number:
+            return number
         names = ", ".join(v.name for v in enum.values)
         # A name or a number could be a fork's value; anything else is just the wrong type.
-        problem = UnknownEnumValue if re.match(r"-?(\d+|[A-Za-z_]\w*)$", raw) else _ValueProblem
+        unknown = number is not None or re.match(r"[A-Za-z_]\w*$", raw)
+        problem = UnknownEnumValue if unknown else _ValueProblem
         raise problem(f"unknown value '{raw}' for enum {enum.full_name}; expected one of {names}")
     raise _ValueProblem(f"unsupported field type {kind}")  # groups: not used by Caffe
 

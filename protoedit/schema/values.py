@@ -6,6 +6,7 @@ import math
 import numbers
 from typing import Any
 
+from google.protobuf import text_encoding
 from google.protobuf.descriptor import FieldDescriptor
 
 from protoedit.errors import InputError
@@ -13,12 +14,12 @@ from protoedit.errors import InputError
 FD = FieldDescriptor
 
 
-_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
-
-
-def quote(text: str) -> str:
-    """A double-quoted text-format string literal."""
-    return '"' + "".join(_ESCAPES.get(ch, ch) for ch in text) + '"'
+def quote(text: str | bytes) -> str:
+    """A double-quoted text-format string literal, escaped as text_format writes one (text
+    stays UTF-8; bytes that are not text become octal escapes)."""
+    is_text = isinstance(text, str)
+    data = text.encode("utf-8", "surrogateescape") if isinstance(text, str) else text
+    return '"' + text_encoding.CEscape(data, as_utf8=is_text) + '"'
 
 
 def format_float(value: float) -> str:
@@ -54,7 +55,7 @@ def render_value(value: Any, fd: FieldDescriptor | None) -> str:
     if kind in (FD.TYPE_STRING, FD.TYPE_BYTES) or (kind is None and isinstance(value, str)):
         if not isinstance(value, (str, bytes) if kind == FD.TYPE_BYTES else str):
             raise InputError(f"expected a str for a {type_name} field, given {value!r}")
-        return quote(value.decode("latin-1") if isinstance(value, bytes) else value)
+        return quote(value)
     if isinstance(value, numbers.Integral):
         return str(int(value))
     if isinstance(value, numbers.Real):
