@@ -77,54 +77,6 @@ def test_paths_that_do_not_pick_one_field_are_refused() -> None:
     assert doc.delete("layer[name=z]") == 0
 
 
-def test_new_fields_follow_the_file_style() -> None:
-    text = 'layer {\r\n\tname: "a"\r\n\tconvolution_param {\r\n\t\tnum_output: 1\r\n\t}\r\n}'
-    doc = loads(text)
-    doc.set("layer[0].convolution_param.kernel_size", 3)
-    doc.insert("", 'layer { name: "b" }')
-    assert doc.dumps() == (
-        'layer {\r\n\tname: "a"\r\n\tconvolution_param {\r\n\t\tnum_output: 1\r\n'
-        '\t\tkernel_size: 3\r\n\t}\r\n}\r\nlayer {\r\n\tname: "b"\r\n}\r\n'
-    )
-
-
-def test_save_is_atomic_and_keeps_permissions(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    target = tmp_path / "net.prototxt"
-    target.write_text('name: "old"\n')
-    target.chmod(0o640)
-    doc = load(target)
-    doc.set("name", "new")
-
-    def fail(*_: object) -> None:
-        raise OSError("disk full")
-
-    monkeypatch.setattr(os, "replace", fail)
-    with pytest.raises(OSError, match="disk full"):
-        doc.save()
-    assert target.read_text() == 'name: "old"\n'
-    assert [p.name for p in tmp_path.iterdir()] == ["net.prototxt"]  # no temp file left
-    monkeypatch.undo()
-    doc.save()
-    assert target.read_text() == 'name: "new"\n'
-    assert target.stat().st_mode & 0o777 == 0o640
-
-
-def test_write_atomic_creates_new_files(tmp_path: Path) -> None:
-    write_atomic(tmp_path / "a.prototxt", "x: 1\n")
-    assert (tmp_path / "a.prototxt").read_text() == "x: 1\n"
-
-
-def test_unreadable_and_non_utf8_files_are_located_errors(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="cannot read"):
-        load(tmp_path / "missing.prototxt")
-    bad = tmp_path / "bad.prototxt"
-    bad.write_bytes(b'name: "ok"\nname: "\xff"\n')
-    with pytest.raises(InputError, match=r"bad\.prototxt:2:8: the file is not valid UTF-8"):
-        load(bad)
-
-
 CONV = (
     'name: "n"\n'
     'layer {\n  name: "data"\n  type: "Input"\n  top: "data"\n'
@@ -336,3 +288,51 @@ def test_check_lints_the_net_past_bad_values(
     codes = [line.split(": ")[1].split()[0] for line in capsys.readouterr().out.splitlines()]
     # conv1's E202 is real: the data layer runs in TEST only.
     assert codes == ["E202", "E102", "E103", "E205", "E202", "E203"]
+
+
+def test_new_fields_follow_the_file_style() -> None:
+    text = 'layer {\r\n\tname: "a"\r\n\tconvolution_param {\r\n\t\tnum_output: 1\r\n\t}\r\n}'
+    doc = loads(text)
+    doc.set("layer[0].convolution_param.kernel_size", 3)
+    doc.insert("", 'layer { name: "b" }')
+    assert doc.dumps() == (
+        'layer {\r\n\tname: "a"\r\n\tconvolution_param {\r\n\t\tnum_output: 1\r\n'
+        '\t\tkernel_size: 3\r\n\t}\r\n}\r\nlayer {\r\n\tname: "b"\r\n}\r\n'
+    )
+
+
+def test_save_is_atomic_and_keeps_permissions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "net.prototxt"
+    target.write_text('name: "old"\n')
+    target.chmod(0o640)
+    doc = load(target)
+    doc.set("name", "new")
+
+    def fail(*_: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", fail)
+    with pytest.raises(OSError, match="disk full"):
+        doc.save()
+    assert target.read_text() == 'name: "old"\n'
+    assert [p.name for p in tmp_path.iterdir()] == ["net.prototxt"]  # no temp file left
+    monkeypatch.undo()
+    doc.save()
+    assert target.read_text() == 'name: "new"\n'
+    assert target.stat().st_mode & 0o777 == 0o640
+
+
+def test_write_atomic_creates_new_files(tmp_path: Path) -> None:
+    write_atomic(tmp_path / "a.prototxt", "x: 1\n")
+    assert (tmp_path / "a.prototxt").read_text() == "x: 1\n"
+
+
+def test_unreadable_and_non_utf8_files_are_located_errors(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="cannot read"):
+        load(tmp_path / "missing.prototxt")
+    bad = tmp_path / "bad.prototxt"
+    bad.write_bytes(b'name: "ok"\nname: "\xff"\n')
+    with pytest.raises(InputError, match=r"bad\.prototxt:2:8: the file is not valid UTF-8"):
+        load(bad)
