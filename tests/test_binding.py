@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import pickle
+import pkgutil
 import re
 from pathlib import Path
 
@@ -137,8 +139,11 @@ def _instance(cls: type[ProtoeditError]) -> ProtoeditError:
 
 
 def test_every_error_survives_pickling() -> None:
+    import protoedit
     from protoedit.net.view import LegacyNetError
 
+    for module in pkgutil.walk_packages(protoedit.__path__, "protoedit."):
+        importlib.import_module(module.name)  # every module's error classes
     classes = _subclasses(ProtoeditError)
     assert LegacyNetError in classes
     assert {"BindError", "ParseError", "SchemaError", "InputError"} <= {c.__name__ for c in classes}
