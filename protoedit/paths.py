@@ -156,7 +156,9 @@ def absent(walked: Walk) -> InputError:
     fields = walked.container.fields
     named = [f for f in fields if f.name.text == segment.name]
     if segment.index is not None and named:
-        hint = f" (there are {len(named)} '{segment.name}' fields)"
+        count = len(named)
+        hint = f" (there {'is' if count == 1 else 'are'} {count} '{segment.name}' field"
+        hint += ")" if count == 1 else "s)"
     elif segment.key is not None and named:
         values = sorted({
             scalar_text(child.value) for f in named if isinstance(f.value, Block)
