@@ -345,10 +345,8 @@ class Document:
         for field in snippet.fields:
             fd = descriptor.fields_by_name.get(field.name.text)
             if fd is not None and not is_repeated(fd) and fd.name in present:
-                errors.append(Diagnostic(
-                    "E104", f"'{fd.name}' is already set there, and it is not a repeated "
-                    "field (set() changes it)", field.pos,
-                ))  # fmt: skip
+                text = f"'{fd.name}' is already set there, and it is not a repeated field"
+                errors.append(Diagnostic("E104", text + " (set() changes it)", field.pos))
         if errors:
             errors.sort(key=lambda d: d.pos)
             into = f"{path!r}" if path else "the top level"

@@ -150,6 +150,17 @@ def walk(doc: Document, path: str) -> Walk:
     raise AssertionError("unreachable")
 
 
+def _key_values(fields: list[Field], key: str) -> set[str]:
+    """The values of scalar field ``key`` in the blocks of ``fields``."""
+    return {
+        scalar_text(child.value)
+        for field in fields
+        if isinstance(field.value, Block)
+        for child in field.value.fields
+        if child.name.text == key and isinstance(child.value, Scalar)
+    }
+
+
 def absent(walked: Walk) -> InputError:
     """``no field at 'layer[name=z]'``, with what the container does hold."""
     segment = walked.segments[walked.depth]
@@ -160,16 +171,12 @@ def absent(walked: Walk) -> InputError:
         hint = f" (there {'is' if count == 1 else 'are'} {count} '{segment.name}' field"
         hint += ")" if count == 1 else "s)"
     elif segment.key is not None and named:
-        values = sorted({
-            scalar_text(child.value) for f in named if isinstance(f.value, Block)
-            for child in f.value.fields
-            if child.name.text == segment.key and isinstance(child.value, Scalar)
-        })  # fmt: skip
+        values = sorted(_key_values(named, segment.key))
         close = difflib.get_close_matches(segment.value or "", values, n=3, cutoff=0.6)
-        hint = (
-            " (did you mean " + " or ".join(f"{segment.key}={v}" for v in close) + "?)"
-            if close else f" (no '{segment.name}' has {segment.key}={segment.value})"
-        )  # fmt: skip
+        if close:
+            hint = " (did you mean " + " or ".join(f"{segment.key}={v}" for v in close) + "?)"
+        else:
+            hint = f" (no '{segment.name}' has {segment.key}={segment.value})"
     else:
         names = sorted({f.name.text for f in fields})
         close = difflib.get_close_matches(segment.name, names, n=3, cutoff=0.6)

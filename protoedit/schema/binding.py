@@ -65,9 +65,8 @@ _TYPE_NAMES = {
 }  # fmt: skip
 # Scalars are parsed by text_format's helpers, with guards where they are laxer than
 # protobuf's C++ parser (the one Caffe uses).
-_SIGNED = {FD.TYPE_INT32, FD.TYPE_SINT32, FD.TYPE_SFIXED32, FD.TYPE_INT64, FD.TYPE_SINT64,
-           FD.TYPE_SFIXED64}  # fmt: skip
-_WIDE = {FD.TYPE_INT64, FD.TYPE_SINT64, FD.TYPE_SFIXED64, FD.TYPE_UINT64, FD.TYPE_FIXED64}
+_SIGNED = {kind for kind, (low, _) in _INT_RANGES.items() if low < 0}
+_WIDE = {kind for kind, (_, high) in _INT_RANGES.items() if high >= 2**32}  # 64-bit
 _INTEGER = re.compile(r"-?(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)$")
 _SUFFIXED_WORD = re.compile(r"-?(inf|infinity|nan)f$", re.IGNORECASE)  # C++ refuses `inff`
 
