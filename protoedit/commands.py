@@ -132,10 +132,9 @@ def check_files(
         doc = Document(tree, resolved, message_type_of(tree, resolved, message_type))
         findings = doc.diagnostics()
         if doc.message_type.endswith(".NetParameter"):
-            # Lint the net even past unknown fields: bind leniently for that pass.
-            lint_doc = Document(tree, resolved, doc.message_type, lenient=True)
-            if not any(d.severity == "error" for d in lint_doc.diagnostics()):
-                findings += list(net_findings(lint_doc, known_types))
+            # Lint the net even past schema problems: what fails to bind is left out of it.
+            lint_doc = Document(tree, resolved, doc.message_type, lenient=True, best_effort=True)
+            findings += list(net_findings(lint_doc, known_types))
         findings.sort(key=lambda f: f.pos)
         for finding in findings:
             print(doc.describe(finding))

@@ -6,36 +6,32 @@ import os
 from pathlib import Path
 from typing import Any
 
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
-from protoedit.errors import InputError, Location, ProtoeditError
+from protoedit.errors import InputError, Location
 from protoedit.files import read_text, write_atomic  # re-exported: the old home of file I/O
-from protoedit.paths import parse_path, resolve
+from protoedit.paths import Segment, Walk, absent, parse_path, resolve, walk
 from protoedit.schema import Schema, load_schema
-from protoedit.schema.binding import Diagnostic, bind, suggest
+from protoedit.schema.binding import (
+    Binder,
+    Diagnostic,
+    bind,
+    is_repeated,
+    scalar_value,
+    suggest,
+    type_label,
+)
+from protoedit.schema.binding import BindError as BindError  # re-exported: its old home
 from protoedit.schema.values import render_value
 from protoedit.syntax import parse, render
-from protoedit.syntax.edit import (
-    insert_fields,
-    new_scalar_field,
-    parse_fields,
-    remove_field,
-    replace_value,
-)
+from protoedit.syntax.edit import insert_fields, remove_field, replace_value
 from protoedit.syntax.parser import excerpt
-from protoedit.syntax.tree import Block, Field, Scalar
+from protoedit.syntax.tree import Block, Field, ListValue, Scalar, Tok
 from protoedit.syntax.tree import Document as Tree
 
 #: Top-level message types tried, in order, when a file does not say what it is.
 _DETECTABLE = ("NetParameter", "SolverParameter")
-
-
-class BindError(ProtoeditError):
-    """The text parses but does not fit the schema (unknown field, wrong type, ...)."""
-
-    def __init__(self, message: str, location: Location, detail: str, others: list[str]) -> None:
-        super().__init__(message, location, detail)
-        self.others = others  # the further problems, formatted, after this first one
 
 
 def detect_type(tree: Tree, schema: Schema) -> str:
@@ -64,8 +60,9 @@ class Document:
     """A ``.prototxt`` as a lossless tree plus its typed protobuf message.
 
     ``dumps()`` is byte-identical to the input while the tree is untouched; edits (see
-    :mod:`protoedit.edit`) re-render only what they change.  ``message`` is rebuilt from the
-    tree on first access after an edit.
+    :mod:`protoedit.syntax.edit`) re-render only what they change.  ``message`` is rebuilt from
+    the tree on first access after an edit.  With ``best_effort``, ``message`` never raises:
+    values that fail to bind are left out of it and listed in ``dropped``.
     """
 
     def __init__(
@@ -74,13 +71,16 @@ class Document:
         schema: Schema,
         message_type: str,
         lenient: bool = False,
+        best_effort: bool = False,
     ) -> None:
         self.tree = tree
         self.schema = schema
         self.message_type = message_type
         self.lenient = lenient
+        self.best_effort = best_effort
         self._message: Message | None = None
         self.warnings: list[Diagnostic] = []
+        self.dropped: list[Diagnostic] = []  # best-effort mode: the errors left out
 
     @property
     def path(self) -> str:
@@ -100,14 +100,9 @@ class Document:
         message, diagnostics = bind(self.tree, cls, self.lenient)
         errors = [d for d in diagnostics if d.severity == "error"]
         self.warnings = [d for d in diagnostics if d.severity != "error"]
-        if errors:
-            first = errors[0]
-            line, col = self.tree.line_col(first.pos)
-            others = [self.describe(d) for d in errors[1:]]
-            detail = excerpt(self.tree.source, line, col)
-            if others:
-                detail += f"\n  (and {len(others)} more)"
-            raise BindError(first.message, Location(self.path, line, col), detail, others)
+        self.dropped = errors if self.best_effort else []
+        if errors and not self.best_effort:
+            raise _bind_error(errors, self.tree)
         return message
 
     def diagnostics(self) -> list[Diagnostic]:
@@ -124,66 +119,104 @@ class Document:
         """``path:line:col: CODE message``."""
         return f"{self.location(diagnostic.pos)}: {diagnostic.code} {diagnostic.message}"
 
-    def changed(self) -> None:
-        """Call after editing the tree: the message is rebuilt on next access."""
+    def invalidate(self) -> None:
+        """Call after editing the tree directly: the message is rebuilt on next access."""
         self._message = None
+
+    def changed(self) -> None:
+        """Deprecated name of :meth:`invalidate` (it reads like a question)."""
+        self.invalidate()
 
     def dumps(self) -> str:
         """The document's text (byte-identical to the input when untouched)."""
         return render(self.tree)
 
-    # -- editing ----------------------------------------------------------------------------
+    # -- reading and editing by path ---------------------------------------------------------
 
     def find(self, path: str) -> list[Field]:
         """The fields at ``path`` (see :mod:`protoedit.paths`), possibly none."""
         return resolve(self.tree, path).fields
 
     def get(self, path: str) -> Any:
-        """The value at ``path`` as the typed message holds it (a scalar, list or message)."""
-        target: Any = self.message
-        for segment in parse_path(path):
-            value = getattr(target, segment.name)
-            if segment.key is not None:
-                matches = [v for v in value if str(getattr(v, segment.key)) == segment.value]
-                if len(matches) != 1:
-                    raise InputError(f"{segment} matches {len(matches)} entries in {path!r}")
-                value = matches[0]
-            elif segment.index is not None:
-                value = value[segment.index]
-            target = value
-        return target
+        """The typed value at ``path``: a scalar (enums as numbers), a message, or a list for
+        a repeated field without a selector.  It reads the nodes :meth:`find` finds; a field
+        the file leaves out reads as its default, as in the message."""
+        segments = parse_path(path)
+        fds = self._descriptors(segments, path, InputError)
+        walked = walk(self.tree, path)
+        last = segments[-1]
+        fd = fds[-1]
+        assert fd is not None  # strict look-up: unknown names raised above
+        if walked.complete and walked.picked:
+            values = [v for field in walked.picked for v in self._values(field, fd)]
+            if last.index is None and last.key is None and is_repeated(fd):
+                return values
+            if len(walked.picked) > 1:
+                raise InputError(
+                    f"{path!r} matches {len(walked.picked)} fields; add [N] to pick one"
+                )
+            return values[0] if len(values) == 1 else values  # one field may hold a [list]
+        missing = _missing(walked, fds)
+        value: Any = self._container_message(walked.container, fds[: walked.depth])
+        for segment in missing:
+            value = getattr(value, segment.name)
+        return list(value) if is_repeated(fd) else value
 
     def set(self, path: str, value: Any) -> None:
-        """Set a scalar field, inserting it if absent; the rest of the text is untouched."""
-        where = resolve(self.tree, path)
-        fd = self._field_descriptor(where.names)
-        raw = render_value(value, fd)
-        if len(where.fields) > 1:
-            raise InputError(f"{path!r} matches {len(where.fields)} fields; pick one with [N]")
-        if where.fields:
-            target = where.fields[0]
-            if not isinstance(target.value, Scalar):
-                raise InputError(f"{path!r} is a message or list; set its fields instead")
+        """Set a scalar field, inserting it (and missing parent messages) if absent; the rest
+        of the text is untouched.  A value the field's type refuses is a :class:`BindError`,
+        raised before anything changes."""
+        segments = parse_path(path)
+        fds = self._descriptors(segments, path, BindError, allow_unknown=self.lenient)
+        fd = fds[-1]
+        if fd is not None and fd.message_type is not None:
+            raise BindError(
+                f"{path!r} is a message ({type_label(fd)}): insert its fields as text instead"
+            )
+        walked = walk(self.tree, path)
+        if walked.complete and len(walked.picked) > 1:
+            raise InputError(f"{path!r} matches {len(walked.picked)} fields; pick one with [N]")
+        target = walked.picked[0] if walked.complete and walked.picked else None
+        if target is not None and not isinstance(target.value, Scalar):
+            raise InputError(f"{path!r} is a message or list; set its fields instead")
+        where = target.value.pos if target is not None else _pos_of(walked.container)
+        raw = self._render(path, value, fd, where)
+        if target is not None:
             replace_value(target, raw)
-        else:
-            if where.last.index is not None or where.last.key is not None:
-                raise InputError(f"no field at {path!r}")
-            self._insert(where.container, [new_scalar_field(where.last.name, raw)], None, True)
-        self.changed()
+            self.invalidate()
+            return
+        missing = _missing(walked, fds)
+        text = f"{missing[-1].name}: {raw}"
+        for segment in reversed(missing[:-1]):
+            text = f"{segment.name} {{ {text} }}"
+        fields = _detached(parse(text, "<set>").fields)
+        self._insert(walked.container, fields, None, len(missing) == 1)
+        self.invalidate()
 
     def insert(self, path: str, text: str, index: int | None = None) -> None:
         """Insert fields written as text (e.g. ``'layer { name: "x" ... }'``) into the
-        message at ``path`` (``""`` for the top level), at ``index`` or after its kind."""
+        message at ``path`` (``""`` for the top level), at ``index`` or after its kind.
+
+        The snippet is bound against the schema in its new place first: a problem is a
+        :class:`BindError` located in the snippet, and the tree is left as it was."""
         container: Tree | Block = self.tree
+        descriptor: Descriptor | None = self.schema.descriptor(self.message_type)
         if path:
+            fds = self._descriptors(parse_path(path), path, BindError, allow_unknown=self.lenient)
             where = resolve(self.tree, path)
             if len(where.fields) != 1 or not isinstance(where.fields[0].value, Block):
                 raise InputError(f"{path!r} must name exactly one message to insert into")
             container = where.fields[0].value
-        fields = parse_fields(text)
+            descriptor = fds[-1].message_type if fds[-1] is not None else None
+        snippet = parse(text, "<snippet>")
+        if descriptor is not None:
+            self._check_snippet(snippet, container, descriptor, path)
+        fields = _detached(snippet.fields)
+        if not fields:
+            return
         scalars_first = all(isinstance(f.value, Scalar) for f in fields)
         self._insert(container, fields, index, scalars_first)
-        self.changed()
+        self.invalidate()
 
     def delete(self, path: str) -> int:
         """Remove every field at ``path`` with its own comments; return how many."""
@@ -191,7 +224,7 @@ class Document:
         for field in where.fields:
             remove_field(where.container, field)
         if where.fields:
-            self.changed()
+            self.invalidate()
         return len(where.fields)
 
     def _insert(
@@ -201,24 +234,187 @@ class Document:
             index = _default_position(container.fields, fields[0].name.text, scalar)
         insert_fields(self.tree, container, fields, index)
 
-    def _field_descriptor(self, names: list[str]) -> Any:
-        descriptor = self.schema.descriptor(self.message_type)
-        fd = None
-        for name in names:
-            fd = descriptor.fields_by_name.get(name)
+    def _descriptors(
+        self,
+        segments: list[Segment],
+        path: str,
+        error: type[InputError] | type[BindError],
+        allow_unknown: bool = False,
+    ) -> list[FieldDescriptor | None]:
+        """The schema field each segment names; ``None`` past a field the schema lacks
+        (only with ``allow_unknown``: lenient documents keep such fields)."""
+        descriptor: Descriptor | None = self.schema.descriptor(self.message_type)
+        fds: list[FieldDescriptor | None] = []
+        for depth, segment in enumerate(segments):
+            walked = ".".join(str(s) for s in segments[: depth + 1])
+            if descriptor is None:
+                fds.append(None)
+                continue
+            fd = descriptor.fields_by_name.get(segment.name)
             if fd is None:
-                raise InputError(
-                    f"{descriptor.full_name} has no field '{name}'"
-                    + suggest(name, list(descriptor.fields_by_name))
+                if allow_unknown:
+                    fds.append(None)
+                    descriptor = None
+                    continue
+                raise error(
+                    f"{path!r}: {descriptor.full_name} has no field '{segment.name}'"
+                    + suggest(segment.name, list(descriptor.fields_by_name))
                 )
-            if fd.message_type is not None:
-                descriptor = fd.message_type
-        return fd
+            sub = fd.message_type
+            if segment.key is not None:
+                keys = list(sub.fields_by_name) if sub is not None else []
+                if segment.key not in keys:
+                    what = sub.full_name if sub is not None else f"'{walked}' ({type_label(fd)})"
+                    raise error(
+                        f"{path!r}: {what} has no field '{segment.key}' to select by"
+                        + suggest(segment.key, keys)
+                    )
+            if depth < len(segments) - 1 and sub is None:
+                raise error(
+                    f"{path!r}: '{walked}' is a {type_label(fd)} field, not a message, "
+                    f"so it has no field '{segments[depth + 1].name}'"
+                )
+            fds.append(fd)
+            descriptor = sub
+        return fds
+
+    def _values(self, field: Field, fd: FieldDescriptor) -> list[Any]:
+        """The typed values one tree field holds (several for a ``[list]``)."""
+        value = field.value
+        items: list[Scalar | Block] = value.items if isinstance(value, ListValue) else [value]
+        out: list[Any] = []
+        for item in items:
+            if isinstance(item, Block):
+                assert fd.message_type is not None
+                out.append(self._bind_block(item, fd.message_type))
+                continue
+            try:
+                out.append(scalar_value(item, fd))
+            except ValueError as problem:
+                code = "E103" if fd.enum_type is not None else "E102"
+                diagnostic = Diagnostic(code, f"'{fd.name}': {problem}", item.pos)
+                raise _bind_error([diagnostic], self.tree) from None
+        return out
+
+    def _bind_block(self, block: Block | Tree, descriptor: Descriptor) -> Message:
+        """The message one block of the tree binds to (a document's top level, or a block)."""
+        message = self.schema.message_class(descriptor.full_name)()
+        binder = Binder(self.lenient)
+        binder.bind_fields(block.fields, message)
+        errors = [d for d in binder.diagnostics if d.severity == "error"]
+        if errors and not self.best_effort:
+            raise _bind_error(errors, self.tree)
+        return message
+
+    def _container_message(
+        self, container: Tree | Block, fds: list[FieldDescriptor | None]
+    ) -> Message:
+        if isinstance(container, Tree):
+            return self.message  # type: ignore[no-any-return]
+        descriptor = fds[-1].message_type if fds and fds[-1] is not None else None
+        assert descriptor is not None
+        return self._bind_block(container, descriptor)
+
+    def _render(self, path: str, value: Any, fd: FieldDescriptor | None, pos: int) -> str:
+        """The text for ``value`` in field ``fd``, checked the way binding will check it."""
+        location = self.location(pos) if pos >= 0 else Location(self.path)
+        detail = excerpt(self.tree.source, location.line, location.column) if pos >= 0 else ""
+        given = f"cannot set {path!r} to {value!r}"
+        try:
+            raw = render_value(value, fd)
+        except InputError as exc:
+            raise BindError(f"{given}: {exc.message}", location, detail) from None
+        if fd is not None:
+            try:
+                scalar_value(Scalar([Tok(raw)]), fd)
+            except ValueError as problem:
+                raise BindError(f"{given}: {problem}", location, detail) from None
+        return raw
+
+    def _check_snippet(
+        self, snippet: Tree, container: Tree | Block, descriptor: Descriptor, path: str
+    ) -> None:
+        """Bind a snippet where it would go: its own problems, and a non-repeated field the
+        container already has."""
+        message = self.schema.message_class(descriptor.full_name)()
+        binder = Binder(self.lenient)
+        binder.bind_fields(snippet.fields, message)
+        errors = [d for d in binder.diagnostics if d.severity == "error"]
+        present = {f.name.text for f in container.fields}
+        for field in snippet.fields:
+            fd = descriptor.fields_by_name.get(field.name.text)
+            if fd is not None and not is_repeated(fd) and fd.name in present:
+                text = f"'{fd.name}' is already set there, and it is not a repeated field"
+                errors.append(Diagnostic("E104", text + " (set() changes it)", field.pos))
+        if errors:
+            errors.sort(key=lambda d: d.pos)
+            into = f"{path!r}" if path else "the top level"
+            raise _bind_error(errors, snippet, f" (not inserted into {into} of {self.path})")
 
     def save(self, path: str | os.PathLike[str] | None = None) -> None:
-        """Write the text atomically (temp file in the same folder, then rename)."""
+        """Write the text atomically (temp file in the same folder, then rename); text that
+        no longer fits the schema is a :class:`BindError` and nothing is written."""
         target = Path(path) if path is not None else Path(self.path)
-        write_atomic(target, self.dumps())
+        text = self.dumps()
+        check = Document(parse(text, str(target)), self.schema, self.message_type, self.lenient)
+        check.bind()
+        write_atomic(target, text)
+
+
+def _bind_error(errors: list[Diagnostic], tree: Tree, suffix: str = "") -> BindError:
+    """The first of ``errors`` as a located :class:`BindError` (the rest counted in it)."""
+    first = errors[0]
+    line, col = tree.line_col(first.pos)
+
+    def where(pos: int) -> Location:
+        return Location(tree.path, *tree.line_col(pos))
+
+    others = [f"{where(d.pos)}: {d.code} {d.message}" for d in errors[1:]]
+    detail = excerpt(tree.source, line, col) if line > 0 else ""
+    if others:
+        detail += f"\n  (and {len(others)} more)"
+    return BindError(first.message + suffix, Location(tree.path, line, col), detail, others)
+
+
+def _missing(walked: Walk, fds: list[FieldDescriptor | None]) -> list[Segment]:
+    """The segments past the end of the tree; only plain names of singular messages the
+    schema knows (and the last field) may be missing: their defaults, or new blocks."""
+    segments = walked.segments
+    for depth in range(walked.depth, len(segments)):
+        segment, fd = segments[depth], fds[depth]
+        parent = depth < len(segments) - 1
+        if (
+            segment.index is not None
+            or segment.key is not None
+            or (parent and (fd is None or is_repeated(fd)))
+        ):
+            raise absent(Walk(walked.container, walked.depth, [], segments))
+    return segments[walked.depth :]
+
+
+def _pos_of(container: Tree | Block) -> int:
+    """Where new fields of ``container`` would go, for messages: its opening brace."""
+    return container.open.pos if isinstance(container, Block) else -1
+
+
+def _detached(fields: list[Field]) -> list[Field]:
+    """Forget the snippet offsets of new fields: they would point into the wrong text."""
+    for field in fields:
+        tokens = [field.name, field.colon, field.sep]
+        value = field.value
+        items: list[Scalar | Block] = value.items if isinstance(value, ListValue) else [value]
+        if isinstance(value, ListValue):
+            tokens += [value.open, value.close, *value.commas]
+        for item in items:
+            if isinstance(item, Scalar):
+                tokens += item.parts
+            else:
+                tokens += [item.open, item.close]
+                _detached(item.fields)
+        for token in tokens:
+            if token is not None:
+                token.pos = -1
+    return fields
 
 
 def _default_position(fields: list[Field], name: str, scalar: bool) -> int:

@@ -30,9 +30,21 @@ class ProtoeditError(Exception):
         self.detail = detail  # extra lines (source excerpt with a caret, hints)
         super().__init__(self.__str__())
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Rebuild from the attributes, not from ``args``: subclasses take other arguments, and
+        # an error must survive pickling (e.g. when raised in a process pool).
+        return (_rebuild, (type(self), self.args), self.__dict__)
+
     def __str__(self) -> str:
         head = f"{self.location}: {self.message}" if self.location else self.message
         return f"{head}\n{self.detail}" if self.detail else head
+
+
+def _rebuild(cls: type[ProtoeditError], args: tuple[object, ...]) -> ProtoeditError:
+    """An empty instance of ``cls``; pickle then restores its attributes."""
+    error = cls.__new__(cls)
+    error.args = args
+    return error
 
 
 class InputError(ProtoeditError):

@@ -7,6 +7,7 @@ scalar field ``key`` equals ``value``; quotes around the value are optional).
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass
 
@@ -102,19 +103,40 @@ class Resolved:
     names: list[str]  # the field names along the path, for schema look-ups
 
 
-def resolve(doc: Document, path: str) -> Resolved:
-    """Follow ``path``; every segment but the last must pick exactly one block."""
+@dataclass
+class Walk:
+    """How far a path goes in the tree: ``segments[depth]`` picks ``picked`` in ``container``.
+
+    ``depth`` is the last segment's index, or that of the first segment that picks nothing.
+    """
+
+    container: Document | Block
+    depth: int
+    picked: list[Field]
+    segments: list[Segment]
+
+    @property
+    def complete(self) -> bool:
+        """Whether every segment before the last picked its block."""
+        return self.depth == len(self.segments) - 1
+
+    def walked(self, depth: int | None = None) -> str:
+        """The path up to and including ``segments[depth]`` (default: ``self.depth``)."""
+        end = self.depth if depth is None else depth
+        return ".".join(str(s) for s in self.segments[: end + 1])
+
+
+def walk(doc: Document, path: str) -> Walk:
+    """Follow ``path`` as far as the tree has it; a segment that picks several blocks, or a
+    scalar, on the way is an :class:`InputError`."""
     segments = parse_path(path)
     container: Document | Block = doc
-    names = []
     for depth, segment in enumerate(segments):
-        names.append(segment.name)
         picked = select(container.fields, segment)
-        if depth == len(segments) - 1:
-            return Resolved(container, picked, segment, names)
-        walked = ".".join(str(s) for s in segments[: depth + 1])
-        if not picked:
-            raise InputError(f"no field at {walked!r}")
+        here = Walk(container, depth, picked, segments)
+        if depth == len(segments) - 1 or not picked:
+            return here
+        walked = here.walked()
         if len(picked) > 1:
             raise InputError(
                 f"{walked!r} matches {len(picked)} fields; add [N] or [key=value] to pick one"
@@ -126,3 +148,48 @@ def resolve(doc: Document, path: str) -> Resolved:
             )
         container = value
     raise AssertionError("unreachable")
+
+
+def _key_values(fields: list[Field], key: str) -> set[str]:
+    """The values of scalar field ``key`` in the blocks of ``fields``."""
+    return {
+        scalar_text(child.value)
+        for field in fields
+        if isinstance(field.value, Block)
+        for child in field.value.fields
+        if child.name.text == key and isinstance(child.value, Scalar)
+    }
+
+
+def absent(walked: Walk) -> InputError:
+    """``no field at 'layer[name=z]'``, with what the container does hold."""
+    segment = walked.segments[walked.depth]
+    fields = walked.container.fields
+    named = [f for f in fields if f.name.text == segment.name]
+    if segment.index is not None and named:
+        count = len(named)
+        hint = f" (there {'is' if count == 1 else 'are'} {count} '{segment.name}' field"
+        hint += ")" if count == 1 else "s)"
+    elif segment.key is not None and named:
+        values = sorted(_key_values(named, segment.key))
+        close = difflib.get_close_matches(segment.value or "", values, n=3, cutoff=0.6)
+        if close:
+            hint = " (did you mean " + " or ".join(f"{segment.key}={v}" for v in close) + "?)"
+        else:
+            hint = f" (no '{segment.name}' has {segment.key}={segment.value})"
+    else:
+        names = sorted({f.name.text for f in fields})
+        close = difflib.get_close_matches(segment.name, names, n=3, cutoff=0.6)
+        hint = " (did you mean " + " or ".join(f"'{c}'" for c in close) + "?)" if close else ""
+    full = walked.walked(len(walked.segments) - 1)
+    inside = f" in {full!r}" if walked.depth < len(walked.segments) - 1 else ""
+    return InputError(f"no field at {walked.walked()!r}{inside}{hint}")
+
+
+def resolve(doc: Document, path: str) -> Resolved:
+    """Follow ``path``; every segment but the last must pick exactly one block."""
+    walked = walk(doc, path)
+    if not walked.complete:
+        raise absent(walked)
+    segments = walked.segments
+    return Resolved(walked.container, walked.picked, segments[-1], [s.name for s in segments])

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from protoedit import InputError, load, loads
+from protoedit import BindError, InputError, load, loads
+from protoedit.cli import main
 from protoedit.document import write_atomic
+from protoedit.syntax.edit import replace_value
 
 from .conftest import FIXTURES
 
@@ -60,9 +62,9 @@ def test_set_renders_values_by_schema_type() -> None:
     doc.set("layer[0].loss_weight", 0.5)
     assert doc.message.layer[0].pooling_param.pool == 1
     assert 'name: "a \\"quoted\\" name"' in doc.dumps()
-    with pytest.raises(InputError, match=r"not a value of caffe\.PoolingParameter\.PoolMethod"):
+    with pytest.raises(BindError, match=r"not a value of caffe\.PoolingParameter\.PoolMethod"):
         doc.set("layer[0].pooling_param.pool", "MEDIAN")
-    with pytest.raises(InputError, match="has no field 'kernal_size'"):
+    with pytest.raises(BindError, match="has no field 'kernal_size'"):
         doc.set("layer[0].pooling_param.kernal_size", 3)
 
 
@@ -73,6 +75,216 @@ def test_paths_that_do_not_pick_one_field_are_refused() -> None:
     with pytest.raises(InputError, match="no field at 'layer\\[name=z\\]'"):
         doc.set("layer[name=z].name", "x")
     assert doc.delete("layer[name=z]") == 0
+
+
+CONV = (
+    'name: "n"\n'
+    'layer {\n  name: "data"\n  type: "Input"\n  top: "data"\n'
+    "  input_param { shape { dim: 1 dim: 3 dim: 8 dim: 8 } }\n"
+    "  include { phase: TEST }\n}\n"
+    'layer {\n  name: "conv1"\n  type: "Convolution"\n  bottom: "data"\n  top: "conv1"\n'
+    "  convolution_param {\n    num_output: 4  # channels\n  }\n}\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "problem"),
+    [
+        ("layer[name=conv1].convolution_param.num_output", True,
+         "expected an integer (uint32), found 'true'"),
+        ("layer[name=conv1].convolution_param.num_output", -5, "-5 is out of range for uint32"),
+        ("layer[name=conv1].convolution_param.num_output", 3.5,
+         "expected an integer (uint32), found '3.5'"),
+        ("layer[name=conv1].convolution_param.num_output", "4", "cannot write '4'"),
+        ("layer[name=conv1].name", 5, "expected a str for a string field, given 5"),
+        ("layer[name=conv1].convolution_param.bias_term", 1, "expected True or False"),
+    ],
+)  # fmt: skip
+def test_set_checks_the_value_against_the_schema_before_editing(
+    path: str, value: object, problem: str
+) -> None:
+    doc = loads(CONV, path="net.prototxt")
+    with pytest.raises(BindError) as error:
+        doc.set(path, value)
+    message = str(error.value)
+    assert f"cannot set {path!r} to {value!r}: {problem}" in message
+    if "num_output" in path:  # located at the value it would replace, with the line shown
+        assert message.startswith("net.prototxt:15:17: ")
+        assert "num_output: 4  # channels" in error.value.detail
+    assert doc.dumps() == CONV  # nothing changed
+    assert doc.message.layer[1].convolution_param.num_output == 4
+
+
+@pytest.mark.parametrize(
+    ("path", "snippet", "where", "problem"),
+    [
+        ("", 'layer { name: "z" kernal: 3 }', "1:19",
+         "unknown field 'kernal' in caffe.LayerParameter (not inserted"),
+        ("", "layer { convolution_param { num_output: -1 } }", "1:41",
+         "'num_output': -1 is out of range for uint32"),
+        ("", 'layer {\n  name: "head"\n  reduction_param { operation: AVG }\n}', "3:32",
+         "'operation': unknown value 'AVG' for enum caffe.ReductionParameter.ReductionOp"),
+        ("layer[name=conv1]", 'top: "b"\nname: "x"', "2:1",
+         "'name' is already set there, and it is not a repeated field"),
+        ("layer[name=conv1].convolution_param", "pad: 1 pad: two", "1:13",
+         "'pad': expected an integer (uint32), found 'two'"),
+    ],
+)  # fmt: skip
+def test_insert_binds_the_snippet_where_it_would_go(
+    path: str, snippet: str, where: str, problem: str
+) -> None:
+    doc = loads(CONV, path="net.prototxt")
+    with pytest.raises(BindError) as error:
+        doc.insert(path, snippet)
+    assert str(error.value).startswith(f"<snippet>:{where}: {problem}")
+    into = repr(path) if path else "the top level"
+    assert f"(not inserted into {into} of net.prototxt)" in str(error.value)
+    assert doc.dumps() == CONV
+
+
+def test_inserted_text_is_never_located_in_the_file_by_its_snippet_offsets() -> None:
+    header = "# A header comment, long enough to hold offset 19 and more.\n"
+    doc = loads(header + CONV, lenient=True, path="cm.prototxt")
+    doc.insert("", 'layer { name: "z" kernal: 3 }')  # lenient: kept, with a warning
+    assert [w.code for w in doc.warnings] == []  # not bound yet
+    assert doc.message.layer[-1].name == "z"
+    (warning,) = doc.warnings
+    assert warning.code == "W101"
+    assert doc.describe(warning).startswith("cm.prototxt: W101 unknown field 'kernal'")
+
+
+def test_save_never_writes_a_file_that_does_not_bind(tmp_path: Path) -> None:
+    target = tmp_path / "net.prototxt"
+    target.write_text(CONV)
+    doc = load(target)
+    field = doc.find("layer[name=conv1].convolution_param.num_output")[0]
+    replace_value(field, "true")  # a direct tree edit skips set()'s checks
+    doc.invalidate()
+    with pytest.raises(BindError, match="'num_output': expected an integer"):
+        doc.save()
+    with pytest.raises(BindError):
+        doc.save(tmp_path / "copy.prototxt")
+    assert target.read_text() == CONV
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.prototxt"]
+    lenient = loads(CONV.replace("num_output: 4", "num_output: 4 fancy: 1"), lenient=True)
+    lenient.save(tmp_path / "fork.prototxt")  # unknown fields travel in lenient mode
+    assert "fancy: 1" in (tmp_path / "fork.prototxt").read_text()
+
+
+def test_set_creates_missing_parent_messages_the_schema_knows() -> None:
+    doc = loads(CONV)
+    doc.set("layer[name=conv1].convolution_param.weight_filler.type", "xavier")
+    doc.set("layer[name=data].convolution_param.bias_filler.std", 0.5)
+    assert doc.dumps() == CONV.replace(
+        "    num_output: 4  # channels\n",
+        '    num_output: 4  # channels\n    weight_filler {\n      type: "xavier"\n    }\n',
+    ).replace(
+        "  include { phase: TEST }\n",
+        "  include { phase: TEST }\n  convolution_param {\n    bias_filler {\n"
+        "      std: 0.5\n    }\n  }\n",
+    )
+    assert doc.get("layer[name=conv1].convolution_param.weight_filler.type") == "xavier"
+    assert doc.message.layer[0].convolution_param.bias_filler.std == 0.5
+    with pytest.raises(InputError, match=r"no field at 'layer\[name=conv1\]\.param'"):
+        doc.set("layer[name=conv1].param.lr_mult", 1.0)  # repeated: which one?
+    with pytest.raises(BindError, match="has no field 'weight_filer'"):
+        doc.set("layer[name=conv1].convolution_param.weight_filer.type", "xavier")
+    before = doc.dumps()
+    with pytest.raises(BindError, match="cannot set"):
+        doc.set("layer[name=conv1].convolution_param.bias_filler.std", "wide")
+    assert doc.dumps() == before  # no empty parent left behind
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "layer[0].include[phase=TEST]", "layer[1].include[phase=TEST]", "layer[name=conv1]",
+        "layer[-1].top[0]", "layer[name=data].input_param.shape.dim[2]", "layer[type=Input]",
+        "layer[name=conv1].convolution_param.num_output",
+    ],
+)  # fmt: skip
+def test_get_reads_the_nodes_find_finds(path: str) -> None:
+    doc = loads(CONV)
+    found = doc.find(path)
+    if not found:
+        with pytest.raises(InputError, match="no field at"):
+            doc.get(path)
+        return
+    assert len(found) == 1
+    value = doc.get(path)
+    if hasattr(value, "DESCRIPTOR"):  # a message: the one that node binds to
+        assert value == _bound(doc, path)
+    else:
+        assert str(value) in found[0].value.raw  # type: ignore[union-attr]
+
+
+def _bound(doc: object, path: str) -> object:
+    """The message element ``path`` picks, found through the whole message."""
+    net = doc.message  # type: ignore[attr-defined]
+    return {
+        "layer[0].include[phase=TEST]": lambda: net.layer[0].include[0],
+        "layer[name=conv1]": lambda: net.layer[1],
+        "layer[type=Input]": lambda: net.layer[0],
+    }[path]()
+
+
+@pytest.mark.parametrize(
+    ("path", "error"),
+    [
+        ("layer[99].name", r"no field at 'layer\[99\]' in 'layer\[99\]\.name' \(there are 2"),
+        ("layer[name=conv1].convolution_param.kernal_size",
+         r"caffe\.ConvolutionParameter has no field 'kernal_size' \(did you mean 'kernel_size'"),
+        ("layer[name=conv2].name", r"no field at 'layer\[name=conv2\]'.*did you mean name=conv1"),
+        ("layr[0]", r"caffe\.NetParameter has no field 'layr' \(did you mean 'layer'"),
+        ("layer[nme=conv1]", r"caffe\.LayerParameter has no field 'nme' to select by"),
+        ("layer[0].name.x", r"'layer\[0\]\.name' is a string field, not a message"),
+        ("layer.name", r"'layer' matches 2 fields"),
+        ("layer[1].param.lr_mult", r"no field at 'layer\[1\]\.param'"),
+    ],
+)  # fmt: skip
+def test_get_errors_name_the_path_the_failing_part_and_the_nearest_names(
+    path: str, error: str
+) -> None:
+    with pytest.raises(InputError, match=error):
+        loads(CONV).get(path)
+
+
+def test_get_reads_values_typed_and_defaults_as_the_message_does() -> None:
+    doc = loads(CONV + "input_dim: [1, 3]\n")
+    assert doc.get("layer[name=data].input_param.shape.dim") == [1, 3, 8, 8]
+    assert doc.get("layer[name=data].input_param.shape.dim[0]") == 1
+    assert doc.get("layer[0].include[0].phase") == 1  # TEST, as a number like the message
+    assert doc.get("input_dim") == [1, 3]
+    assert doc.get("force_backward") is False  # absent: the default
+    assert doc.get("layer[1].convolution_param.bias_filler.std") == 1.0  # absent parents too
+    assert doc.get("layer[1].bottom") == ["data"]
+    assert doc.get("layer[0].bottom") == []
+
+
+def test_invalidate_replaces_changed_and_the_old_name_still_works() -> None:
+    doc = loads(CONV)
+    for call, name in ((doc.invalidate, "m"), (doc.changed, "k")):
+        assert doc.message.name != name  # bound: a cached message
+        replace_value(doc.find("name")[0], f'"{name}"')  # a direct tree edit
+        assert doc.message.name != name  # the cache does not know
+        call()
+        assert doc.message.name == name
+
+
+def test_check_lints_the_net_past_bad_values(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    net = tmp_path / "net.prototxt"
+    net.write_text(
+        CONV.replace("num_output: 4", 'num_output: "four"')
+        + 'layer {\n  name: "pool"\n  type: "Pooling"\n  bottom: "conv1"\n  top: "pool"\n'
+        "  pooling_param { pool: MAXX }\n}\n"
+        'layer {\n  name: "drop"\n  type: "DropOut"\n  bottom: "missing"\n  top: "pool"\n}\n'
+    )
+    assert main(["check", str(net)]) == 1
+    codes = [line.split(": ")[1].split()[0] for line in capsys.readouterr().out.splitlines()]
+    # conv1's E202 is real: the data layer runs in TEST only.
+    assert codes == ["E202", "E102", "E103", "E205", "E202", "E203"]
 
 
 def test_new_fields_follow_the_file_style() -> None:

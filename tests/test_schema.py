@@ -135,6 +135,14 @@ def test_schema_errors_are_located(tmp_path: Path) -> None:
         Schema.from_file(unknown)
 
 
+def test_a_schema_the_descriptor_pool_refuses_keeps_the_pool_error_as_cause() -> None:
+    text = 'syntax = "proto2"; package p; message A { optional int32 a = 1; optional bool b = 1; }'
+    with pytest.raises(SchemaError, match=r"x\.proto: the schema is inconsistent") as error:
+        Schema(text, "x.proto")
+    cause = error.value.__cause__
+    assert cause is not None and "duplicate field number" in str(cause)
+
+
 def test_schema_from_text_binds_a_document() -> None:
     schema = Schema(
         'syntax = "proto2";\npackage t;\nmessage Top { repeated int32 v = 1; }\n', "t.proto"

@@ -26,7 +26,7 @@ class Schema:
         try:
             self.pool.AddSerializedFile(self.file.SerializeToString())
         except Exception as exc:  # the pool's own consistency checks (duplicate numbers, ...)
-            raise SchemaError(f"the schema is inconsistent: {exc}", Location(path)) from None
+            raise SchemaError(f"the schema is inconsistent: {exc}", Location(path)) from exc
         self._classes: dict[str, type[Message]] = {}
 
     def qualified(self, name: str) -> str:

@@ -1,26 +1,42 @@
 """Lossless tree -> typed protobuf message, with located, plain-words errors.
 
 Every problem is a :class:`Diagnostic` with a code (``E1xx`` errors, ``W1xx`` warnings) and a
-source offset.  In lenient mode unknown fields are warnings: the message skips them, while
-the tree keeps them verbatim, so they survive every edit and print.
+source offset.  In lenient mode unknown fields and unknown enum values are warnings: the
+message skips them, while the tree keeps them verbatim, so they survive every edit and print.
+Binding never stops at a problem: the message it returns holds every value that did bind
+(the best-effort message a lint can still read).
 """
 
 from __future__ import annotations
 
 import difflib
-import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from google.protobuf import text_encoding
+from google.protobuf import text_encoding, text_format
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
+from protoedit.errors import Location, ProtoeditError
 from protoedit.syntax.tree import Block, Document, Field, ListValue, Scalar
 
 FD = FieldDescriptor
+
+
+class BindError(ProtoeditError):
+    """The text parses but does not fit the schema (unknown field, wrong type, ...)."""
+
+    def __init__(
+        self,
+        message: str,
+        location: Location | None = None,
+        detail: str = "",
+        others: list[str] | None = None,
+    ) -> None:
+        super().__init__(message, location, detail)
+        self.others = others or []  # the further problems, formatted, after this first one
 
 
 @dataclass(frozen=True)
@@ -47,15 +63,20 @@ _TYPE_NAMES = {
     FD.TYPE_BYTES: "bytes", FD.TYPE_UINT32: "uint32", FD.TYPE_SFIXED32: "sfixed32",
     FD.TYPE_SFIXED64: "sfixed64", FD.TYPE_SINT32: "sint32", FD.TYPE_SINT64: "sint64",
 }  # fmt: skip
-_OCTAL = re.compile(r"-?0[0-7]+$")
-_FLOAT_WORDS = {"inf": math.inf, "infinity": math.inf, "nan": math.nan}
-# The spellings protobuf's text parsers accept.
-_BOOLS = {"true": True, "True": True, "t": True, "1": True,
-          "false": False, "False": False, "f": False, "0": False}  # fmt: skip
+# Scalars are parsed by text_format's helpers, with guards where they are laxer than
+# protobuf's C++ parser (the one Caffe uses).
+_SIGNED = {kind for kind, (low, _) in _INT_RANGES.items() if low < 0}
+_WIDE = {kind for kind, (_, high) in _INT_RANGES.items() if high >= 2**32}  # 64-bit
+_INTEGER = re.compile(r"-?(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)$")
+_SUFFIXED_WORD = re.compile(r"-?(inf|infinity|nan)f$", re.IGNORECASE)  # C++ refuses `inff`
 
 
 class _ValueProblem(Exception):
     """A scalar's text does not fit its field's type; the message says how."""
+
+
+class UnknownEnumValue(_ValueProblem):
+    """A name or number the enum lacks (a fork's value, kept as written in lenient mode)."""
 
 
 def type_label(fd: FieldDescriptor) -> str:
@@ -68,38 +89,36 @@ def type_label(fd: FieldDescriptor) -> str:
 
 
 def _parse_int(raw: str, fd: FieldDescriptor) -> int:
+    signed = fd.type in _SIGNED
     try:
-        value = int(raw, 8) if _OCTAL.match(raw) else int(raw, 0)
+        if signed or not raw.startswith("-"):  # C++ takes no sign at all on unsigned types
+            return int(text_format.ParseInteger(raw, is_signed=signed, is_long=fd.type in _WIDE))
     except ValueError:
-        raise _ValueProblem(f"expected an integer ({type_label(fd)}), found '{raw}'") from None
-    low, high = _INT_RANGES[fd.type]
-    if not low <= value <= high:
-        raise _ValueProblem(f"{value} is out of range for {type_label(fd)}")
-    return value
+        pass
+    if _INTEGER.match(raw):
+        raise _ValueProblem(f"{raw} is out of range for {type_label(fd)}")
+    raise _ValueProblem(f"expected an integer ({type_label(fd)}), found '{raw}'")
 
 
 def _parse_float(raw: str, fd: FieldDescriptor) -> float:
-    text = raw.lower()
-    sign = -1.0 if text.startswith("-") else 1.0
-    word = text.lstrip("-")
-    if word in _FLOAT_WORDS:
-        return sign * _FLOAT_WORDS[word]
-    if text.endswith("f") and not text.startswith(("0x", "-0x")):
-        text = text[:-1]
     try:
-        return float(text)
+        if not _SUFFIXED_WORD.match(raw):
+            return float(text_format.ParseFloat(raw))
     except ValueError:
-        try:
-            return float(int(text, 0))
-        except ValueError:
-            raise _ValueProblem(f"expected a number ({type_label(fd)}), found '{raw}'") from None
+        pass
+    raise _ValueProblem(f"expected a number ({type_label(fd)}), found '{raw}'")
 
 
 def _parse_bool(raw: str, fd: FieldDescriptor) -> bool:
-    value = _BOOLS.get(raw)
-    if value is None:
-        raise _ValueProblem(f"expected true or false, found '{raw}'")
-    return value
+    try:
+        return bool(text_format.ParseBool(raw))
+    except ValueError:
+        pass
+    if _INTEGER.match(raw) and not raw.startswith("-"):  # C++ also reads 0 and 1 as 0x1, 00
+        number = text_format.ParseInteger(raw, is_long=True)
+        if number in (0, 1):
+            return bool(number)
+    raise _ValueProblem(f"expected true or false, found '{raw}'")
 
 
 def _string_bytes(scalar: Scalar) -> bytes:
@@ -135,10 +154,7 @@ def _convert(scalar: Scalar, fd: FieldDescriptor) -> Any:
                 return text[1:-1]
             raise _ValueProblem(_stray_byte(text))
         if kind in _FLOATS and first not in "\"'":
-            try:
-                return float(text)
-            except ValueError:
-                pass
+            return _parse_float(text, fd)
         elif first in "123456789" and text.isdigit() and kind in _INT_RANGES:
             value = int(text)
             if _INT_RANGES[kind][1] >= value:
@@ -168,13 +184,26 @@ def _convert(scalar: Scalar, fd: FieldDescriptor) -> Any:
         named = enum.values_by_name.get(raw)
         if named is not None:
             return named.number
-        if re.match(r"-?\d+$", raw) and int(raw) in enum.values_by_number:
-            return int(raw)
+        try:  # a number, spelled as C++ reads it (text_format.ParseEnum refuses octal)
+            number: int | None = int(text_format.ParseInteger(raw, is_signed=True))
+        except ValueError:
+            number = None
+        if number in enum.values_by_number:
+            return number
         names = ", ".join(v.name for v in enum.values)
-        raise _ValueProblem(
-            f"unknown value '{raw}' for enum {enum.full_name}; expected one of {names}"
-        )
+        # A name or a number could be a fork's value; anything else is just the wrong type.
+        unknown = number is not None or re.match(r"[A-Za-z_]\w*$", raw)
+        problem = UnknownEnumValue if unknown else _ValueProblem
+        raise problem(f"unknown value '{raw}' for enum {enum.full_name}; expected one of {names}")
     raise _ValueProblem(f"unsupported field type {kind}")  # groups: not used by Caffe
+
+
+def scalar_value(scalar: Scalar, fd: FieldDescriptor) -> Any:
+    """The Python value of ``scalar`` for field ``fd``; a :class:`ValueError` says why not."""
+    try:
+        return _convert(scalar, fd)
+    except _ValueProblem as problem:
+        raise ValueError(str(problem)) from None
 
 
 @dataclass(frozen=True)
@@ -303,6 +332,12 @@ class Binder:
                     getattr(message, slot.name).append(value)
                 else:
                     setattr(message, slot.name, value)
+            except UnknownEnumValue as problem:
+                if self.lenient:
+                    text = f"'{slot.name}': {problem}; kept as written"
+                    self._report("W102", text, item.pos, "warning")
+                else:
+                    self._report("E103", f"'{slot.name}': {problem}", item.pos)
             except _ValueProblem as problem:
                 code = "E103" if slot.fd.type == FD.TYPE_ENUM else "E102"
                 self._report(code, f"'{slot.name}': {problem}", item.pos)
@@ -313,7 +348,10 @@ class Binder:
 def bind(
     doc: Document, message_class: Callable[[], Message], lenient: bool = False
 ) -> tuple[Message, list[Diagnostic]]:
-    """Build the typed message of ``doc``; return it with every diagnostic found."""
+    """Build the typed message of ``doc``; return it with every diagnostic found.
+
+    The message holds every value that bound; those with an error diagnostic are left out.
+    """
     message = message_class()
     binder = Binder(lenient)
     binder.bind_fields(doc.fields, message)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
+from google.protobuf import text_encoding
 from google.protobuf.descriptor import FieldDescriptor
 
 from protoedit.errors import InputError
@@ -12,12 +14,12 @@ from protoedit.errors import InputError
 FD = FieldDescriptor
 
 
-_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
-
-
-def quote(text: str) -> str:
-    """A double-quoted text-format string literal."""
-    return '"' + "".join(_ESCAPES.get(ch, ch) for ch in text) + '"'
+def quote(text: str | bytes) -> str:
+    """A double-quoted text-format string literal, escaped as text_format writes one (text
+    stays UTF-8; bytes that are not text become octal escapes)."""
+    is_text = isinstance(text, str)
+    data = text.encode("utf-8", "surrogateescape") if isinstance(text, str) else text
+    return '"' + text_encoding.CEscape(data, as_utf8=is_text) + '"'
 
 
 def format_float(value: float) -> str:
@@ -45,12 +47,17 @@ def render_value(value: Any, fd: FieldDescriptor | None) -> str:
             names = ", ".join(v.name for v in fd.enum_type.values)
             raise InputError(f"'{value}' is not a value of {fd.enum_type.full_name} ({names})")
         return str(found.name)
+    if kind == FD.TYPE_BOOL and not isinstance(value, bool):
+        raise InputError(f"expected True or False for a bool field, given {value!r}")
     if isinstance(value, bool):
         return "true" if value else "false"
+    type_name = "bytes" if kind == FD.TYPE_BYTES else "string"
     if kind in (FD.TYPE_STRING, FD.TYPE_BYTES) or (kind is None and isinstance(value, str)):
-        return quote(value.decode("latin-1") if isinstance(value, bytes) else str(value))
-    if kind in (FD.TYPE_FLOAT, FD.TYPE_DOUBLE) or isinstance(value, float):
+        if not isinstance(value, (str, bytes) if kind == FD.TYPE_BYTES else str):
+            raise InputError(f"expected a str for a {type_name} field, given {value!r}")
+        return quote(value)
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if isinstance(value, numbers.Real):
         return format_float(float(value))
-    if isinstance(value, int):
-        return str(value)
     raise InputError(f"cannot write {value!r} as a text-format value")
