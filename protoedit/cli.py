@@ -6,9 +6,12 @@ import argparse
 import re
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from protoedit.validate import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT, validate
+
+if TYPE_CHECKING:
+    from protoedit.rewrites import LossHead
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
@@ -168,6 +171,7 @@ def _rewrite_command(
         help=help,
         description=help + ". Comments and untouched text are kept; the report goes to stderr.",
     )
+    cmd.set_defaults(rewrite_name=name)
     cmd.add_argument("file", metavar="FILE", help="a .prototxt, or - for stdin")
     out = cmd.add_mutually_exclusive_group()
     out.add_argument("-o", "--output", metavar="OUT", help="write here instead of stdout")
@@ -196,8 +200,8 @@ def _head_arguments(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument(
         "--reduce",
         choices=["mean", "sum"],
-        default="mean",
-        help="over the batch and positions (default mean)",
+        help="over the batch and positions (default mean; sum for --sumsq, where mean "
+        "averages the squares)",
     )
     cmd.add_argument("--weight", type=float, default=1.0, help="loss weight (negative: minimise)")
     cmd.add_argument(
@@ -213,7 +217,7 @@ def _head_arguments(cmd: argparse.ArgumentParser) -> None:
     )
 
 
-def _head(args: argparse.Namespace) -> Any:
+def _head(args: argparse.Namespace) -> LossHead:
     from protoedit.rewrites import LossHead
 
     if args.sumsq:
@@ -224,6 +228,39 @@ def _head(args: argparse.Namespace) -> Any:
     if args.logit is not None:
         return LossHead("logit", args.logit, args.reduce, args.weight)
     return LossHead("channel", args.channel or 0, args.reduce, args.weight)
+
+
+def _state_arguments(cmd: argparse.ArgumentParser) -> None:
+    """``--phase``, ``--level`` and ``--stage``: the NetState to build the net for."""
+    cmd.add_argument("--phase", choices=["TEST", "TRAIN"], default="TEST", type=str.upper)
+    cmd.add_argument("--level", type=int, default=0, help="the net state's level (default 0)")
+    cmd.add_argument(
+        "--stage",
+        action="append",
+        default=[],
+        metavar="S",
+        help="a stage of the net state (repeatable); one that some include/exclude rule names",
+    )
+
+
+#: Library parameter -> the option that supplies it, per rewrite command (for hints).
+_FLAGS: dict[str, dict[str, str]] = {
+    "to-deploy": {"shape": "--shape N,C,H,W", "channels": "--channels C",
+                  "batch": "--batch N", "stages": "--stage S"},
+    "aux": {"shape": "--shape N,C,H,W", "input_channels": "--input-channels C",
+            "channels": "--channels N", "batch": "--batch N", "stages": "--stage S",
+            "reduce": "--reduce mean|sum"},
+    "add-loss": {"channels": "--channels N", "reduce": "--reduce mean|sum"},
+    "filter": {"stages": "--stage S"},
+}  # fmt: skip
+
+
+def _positive(text: str) -> int:
+    """One integer of at least 1."""
+    values = _int_list(text, 1, "N")
+    if len(values) != 1:
+        raise argparse.ArgumentTypeError(f"expected one integer, got {text!r}")
+    return values[0]
 
 
 def _int_list(text: str, minimum: int, form: str) -> list[int]:
@@ -262,6 +299,8 @@ def _add_rewrites(commands: argparse._SubParsersAction[argparse.ArgumentParser])
                 args.proto,
                 getattr(args, "validate", False),
                 args.lenient,
+                _FLAGS.get(args.rewrite_name, {}),
+                _validate_options(args) if getattr(args, "validate", False) else None,
             )
 
         return runner
@@ -270,20 +309,31 @@ def _add_rewrites(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     cmd.set_defaults(run=run(lambda doc, args: rewrites.upgrade(doc)))
 
     cmd = _rewrite_command(commands, "to-deploy", "turn a train/val net into its deploy net")
-    cmd.add_argument("--phase", choices=["TEST", "TRAIN"], default="TEST", type=str.upper)
+    _state_arguments(cmd)
     cmd.add_argument("--shape", type=_dims, metavar="N,C,H,W", help="the Input layer's shape")
     cmd.add_argument("--channels", type=int, metavar="C", help="channels, when not derivable")
+    cmd.add_argument(
+        "--batch", type=_positive, metavar="N", help="batch size (default: the data layer's)"
+    )
     cmd.set_defaults(
-        run=run(lambda doc, args: rewrites.to_deploy(doc, args.phase, args.shape, args.channels))
+        run=run(
+            lambda doc, args: rewrites.to_deploy(
+                doc,
+                args.phase,
+                args.shape,
+                args.channels,
+                level=args.level,
+                stages=args.stage,
+                batch=args.batch,
+            )
+        )
     )
 
     cmd = _rewrite_command(commands, "force-backward", "set force_backward: true")
     cmd.set_defaults(run=run(lambda doc, args: rewrites.force_backward(doc)))
 
     cmd = _rewrite_command(commands, "filter", "keep the layers Caffe builds for one state")
-    cmd.add_argument("--phase", choices=["TEST", "TRAIN"], default="TEST", type=str.upper)
-    cmd.add_argument("--level", type=int, default=0)
-    cmd.add_argument("--stage", action="append", default=[], metavar="S")
+    _state_arguments(cmd)
     cmd.set_defaults(
         run=run(
             lambda doc, args: rewrites.filter_net(doc, args.phase, args.level, tuple(args.stage))
@@ -331,9 +381,33 @@ def _add_rewrites(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         help="input channels, when a train/val net's data layer does not tell",
     )
     cmd.add_argument(
+        "--batch", type=_positive, metavar="N", help="batch size (default: the data layer's)"
+    )
+    _state_arguments(cmd)
+    check = cmd.add_argument_group("validation (with --validate)")
+    check.add_argument(
         "--validate",
         action="store_true",
-        help="also run the result through `protoedit validate` (exit code: the validation's)",
+        help="also run the result through `protoedit validate` (exit code: the validation's; "
+        "-i keeps the original when it fails)",
+    )
+    check.add_argument("--weights", metavar="MODEL.caffemodel")
+    check.add_argument(
+        "--random-weights", action="store_true", help="seeded random values for every parameter"
+    )
+    check.add_argument(
+        "--memory-limit",
+        type=parse_size,
+        default=DEFAULT_MEMORY_LIMIT,
+        metavar="SIZE",
+        help="address-space limit of the Caffe process, e.g. 8G; 0 for none (default 4G)",
+    )
+    check.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"kill Caffe after this long (default {DEFAULT_TIMEOUT:g})",
     )
     cmd.set_defaults(
         run=run(
@@ -345,9 +419,23 @@ def _add_rewrites(commands: argparse._SubParsersAction[argparse.ArgumentParser])
                 args.channels,
                 args.shape,
                 args.input_channels,
+                phase=args.phase,
+                level=args.level,
+                stages=args.stage,
+                batch=args.batch,
             )
         )
     )
+
+
+def _validate_options(args: argparse.Namespace) -> dict[str, Any]:
+    """What ``aux --validate`` passes on to :func:`protoedit.validate`."""
+    return {
+        "weights": args.weights,
+        "random_weights": args.random_weights,
+        "memory_limit": args.memory_limit,
+        "timeout": args.timeout,
+    }
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import difflib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from protoedit.document import Document, loads, message_type_of, read_text, write_atomic
 from protoedit.errors import ProtoeditError
@@ -141,27 +142,50 @@ def rewrite_file(
     schema: str | None = None,
     validate_result: bool = False,
     lenient: bool = False,
+    flags: Mapping[str, str] | None = None,
+    validate_options: Mapping[str, Any] | None = None,
 ) -> int:
     """Load ``name`` (or stdin), apply ``rewrite``, write the result where asked.
 
     Stdout by default, ``output`` or the file itself with ``in_place``; ``diff`` prints a
-    unified diff instead.  The report goes to stderr.  Nothing is written on an error.
-    With ``validate_result`` the result also runs through :func:`protoedit.validate` (its
-    report on stderr) and the exit code is the validation's.
+    unified diff instead.  The report goes to stderr.  Nothing is written on an error; an
+    error that names a missing parameter gets a hint with its option from ``flags``
+    (parameter -> ``--flag METAVAR``).  With ``validate_result`` the result also runs
+    through :func:`protoedit.validate` (with ``validate_options``; its report on stderr),
+    the exit code is the validation's, and ``in_place`` leaves the file alone when the
+    validation fails.  With ``lenient``, unknown fields are reported where they survive.
     """
+    doc = None
     try:
         text = sys.stdin.read() if name == "-" else read_text(name)
         doc = loads(text, schema=schema, lenient=lenient, path="<stdin>" if name == "-" else name)
-        for warning in doc.warnings:
-            _say(f"warning: {doc.describe(warning)}")
         report = rewrite(doc)
         result = doc.dumps()
-        loads(result, schema=schema, lenient=lenient, path=name)  # still a valid file
+        shown = _result_name(name, output, in_place, diff)
+        again = loads(result, schema=schema, lenient=lenient, path=shown)  # still a valid file
     except ProtoeditError as exc:
+        for warning in doc.warnings if doc is not None else []:
+            _say(f"warning: {doc.describe(warning)}")  # type: ignore[union-attr]
         _say(f"protoedit: error: {exc}")
+        hint = _hint(exc, flags or {})
+        if hint:
+            _say(f"hint: {hint}")
         return 2
+    for warning in again.warnings:
+        _say(f"warning: {again.describe(warning)}")
+    if len(doc.warnings) > len(again.warnings):
+        gone = len(doc.warnings) - len(again.warnings)
+        _say(f"note: {gone} more unknown field{'s' if gone != 1 else ''} went with what the "
+             "rewrite removed")  # fmt: skip
     for line in report.lines():
         _say(line)
+    code = 0
+    if validate_result:
+        code = _validate_text(result, Path(name).parent if name != "-" else Path("."),
+                              **dict(validate_options or {}))  # fmt: skip
+        if code and in_place and name != "-":
+            _say(f"protoedit: {name} left as it was: the rewritten net did not validate")
+            return code
     if diff:
         sys.stdout.writelines(difflib.unified_diff(
             text.splitlines(keepends=True), result.splitlines(keepends=True),
@@ -173,14 +197,34 @@ def rewrite_file(
         write_atomic(Path(output), result)
     else:
         sys.stdout.write(result)
-    if validate_result:
-        return _validate_text(result, Path(name).parent if name != "-" else Path("."))
-    return 0
+    return code
 
 
-def _validate_text(text: str, folder: Path) -> int:
+def _result_name(name: str, output: str | None, in_place: bool, diff: bool) -> str:
+    """What to call the rewritten text in messages about it."""
+    if diff:
+        return f"{name} (rewritten)"
+    if in_place and name != "-":
+        return name
+    return output or "<stdout>"
+
+
+def _hint(exc: ProtoeditError, flags: Mapping[str, str]) -> str | None:
+    """``pass --stage test-on-test`` for an error that says which parameter would help."""
+    needs: Mapping[str, str | None] = getattr(exc, "needs", None) or {}
+    options = []
+    for parameter, value in needs.items():
+        flag = flags.get(parameter)
+        if flag is None:
+            continue
+        options.append(f"{flag.split()[0]} {value}" if value is not None else flag)
+    return f"pass {' or '.join(options)}" if options else None
+
+
+def _validate_text(text: str, folder: Path, **options: Any) -> int:
     """Validate a rewritten net in Caffe (from a temporary file beside the original, so
-    relative paths in it still resolve); print the report on stderr."""
+    relative paths in it still resolve); print the report on stderr.  ``options`` go to
+    :func:`protoedit.validate` (weights, random_weights, memory_limit, timeout, ...)."""
     import tempfile
 
     from protoedit.validate import validate
@@ -188,7 +232,7 @@ def _validate_text(text: str, folder: Path) -> int:
     with tempfile.TemporaryDirectory(dir=folder if os.access(folder, os.W_OK) else None) as tmp:
         path = Path(tmp) / "rewritten.prototxt"
         path.write_text(text, encoding="utf-8")
-        report = validate(path)
+        report = validate(path, **options)
     _say(report.format_text().replace(str(path), "(rewritten net)"))
     return report.exit_code
 

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from protoedit import Document, InputError, loads
+from protoedit.errors import MissingArgumentError
 from protoedit.rewrites import (
     LossHead,
     RewriteReport,
@@ -49,7 +50,7 @@ def _layer_name(field: Field) -> str | None:
 def _head(args: dict[str, Any]) -> LossHead:
     position = tuple(args["position"]) if "position" in args else None
     kind = args.get("kind", "channel")
-    return LossHead(kind, args.get("index", 0), args.get("reduce", "mean"), args.get("weight", 1.0),
+    return LossHead(kind, args.get("channel", 0), args.get("reduce"), args.get("weight", 1.0),
                     position)  # fmt: skip
 
 
@@ -67,10 +68,14 @@ def apply(rewrite: str, doc: Document, args: dict[str, Any]) -> RewriteReport:
         return add_loss(doc, args["target"], _head(args), after, args.get("channels"))
     if rewrite == "upgrade":
         return upgrade(doc)
+    state = {"level": args.get("level", 0), "stages": tuple(args.get("stages", ()))}
     if rewrite == "to_deploy":
-        return to_deploy(doc, args.get("phase", "TEST"), args.get("shape"), args.get("channels"))
+        return to_deploy(doc, args.get("phase", "TEST"), args.get("shape"), args.get("channels"),
+                         batch=args.get("batch"), **state)  # fmt: skip
     if rewrite == "aux":
-        return aux(doc, args["target"], _head(args), after, args.get("channels"))
+        return aux(doc, args["target"], _head(args), after, args.get("channels"),
+                   args.get("shape"), args.get("input_channels"), phase=args.get("phase", "TEST"),
+                   batch=args.get("batch"), **state)  # fmt: skip
     raise AssertionError(rewrite)
 
 
@@ -84,10 +89,13 @@ def test_golden(case: Path) -> None:
     report = apply(rewrite, doc, args)
     result = doc.dumps()
     expected_path = case.parent / f"{stem}.out.prototxt"
+    report_path = case.parent / f"{stem}.report"
+    lines = "".join(f"{line}\n" for line in report.lines())
     if os.environ.get("PROTOEDIT_REGOLD"):  # regenerate on purpose, then review the diff
         expected_path.write_text(result)
+        report_path.write_text(lines)
     assert result == expected_path.read_text()
-    assert report.changed or report.dropped
+    assert lines == report_path.read_text()  # the report is output too: pinned line by line
     loads(result)  # still a valid net
     # Comments of the nodes that survive are still there, word for word; a removed layer
     # takes its own comments with it.
@@ -132,8 +140,10 @@ def test_aux_upgrades_and_converts_to_deploy_as_needed(corpus: Path) -> None:
     assert [layer.type for layer in vgg.message.layer] == ["Input", "Convolution", "Slice",
                                                            "Reduction", "Silence"]  # fmt: skip
     text = (corpus / "BVLC__caffe__examples__mnist__lenet_train_test.prototxt").read_text()
-    with pytest.raises(InputError, match=r"cannot tell the input's C/H/W .* give --shape"):
+    refusal = r"cannot tell the input's C/H/W .* give the shape$"
+    with pytest.raises(MissingArgumentError, match=refusal) as caught:
         aux(loads(text), "conv1", LossHead())
+    assert caught.value.needs == {"shape": None}
     train = loads(text)
     aux(train, "conv2", LossHead("channel", 3), shape=[1, 1, 28, 28])
     assert train.message.layer[0].input_param.shape[0].dim == [1, 1, 28, 28]
@@ -158,7 +168,8 @@ def test_channel_count_unknown_is_refused_unless_given() -> None:
         'layer { name: "r" type: "Tile" bottom: "data" top: "r"\n'
         "  tile_param { axis: 1 tiles: 3 } }\n"
     )
-    with pytest.raises(InputError, match="give them"):
+    with pytest.raises(MissingArgumentError, match="give the channel count") as caught:
         add_loss(doc, "r", LossHead("channel", 1))
+    assert caught.value.needs == {"channels": None}
     add_loss(doc, "r", LossHead("channel", 1), channels=3)
     assert doc.message.layer[-2].type == "Reduction"
