@@ -13,6 +13,7 @@ from protoedit.document import Document, loads, message_type_of, read_text, writ
 from protoedit.errors import ProtoeditError
 from protoedit.lint import CAFFE_LAYER_TYPES, net_findings
 from protoedit.rewrites import RewriteReport
+from protoedit.schema.binding import Diagnostic
 from protoedit.schema import BUILTIN_PROTO, load_schema
 from protoedit.syntax import parse
 from protoedit.syntax.formatter import format_tree
@@ -156,27 +157,24 @@ def rewrite_file(
     validation fails.  With ``lenient``, unknown fields are reported where they survive.
     """
     doc = None
+    unknown: list[Diagnostic] = []
     try:
         text = sys.stdin.read() if name == "-" else read_text(name)
         doc = loads(text, schema=schema, lenient=lenient, path="<stdin>" if name == "-" else name)
+        unknown = list(doc.warnings)
         report = rewrite(doc)
         result = doc.dumps()
         shown = _result_name(name, output, in_place, diff)
         again = loads(result, schema=schema, lenient=lenient, path=shown)  # still a valid file
     except ProtoeditError as exc:
-        for warning in doc.warnings if doc is not None else []:
+        for warning in unknown if doc is not None else []:
             _say(f"warning: {doc.describe(warning)}")  # type: ignore[union-attr]
         _say(f"protoedit: error: {exc}")
         hint = _hint(exc, flags or {})
         if hint:
             _say(f"hint: {hint}")
         return 2
-    for warning in again.warnings:
-        _say(f"warning: {again.describe(warning)}")
-    if len(doc.warnings) > len(again.warnings):
-        gone = len(doc.warnings) - len(again.warnings)
-        _say(f"note: {gone} more unknown field{'s' if gone != 1 else ''} went with what the "
-             "rewrite removed")  # fmt: skip
+    _warn_surviving(doc, again, len(unknown))
     for line in report.lines():
         _say(line)
     code = 0
@@ -198,6 +196,21 @@ def rewrite_file(
     else:
         sys.stdout.write(result)
     return code
+
+
+def _warn_surviving(doc: Document, result: Document, before: int) -> None:
+    """Warn about the unknown fields that are still in the result (``--lenient``), where the
+    input has them; count, not list, the ones that went with removed layers."""
+    doc.message  # noqa: B018 - bind the edited tree: its warnings are what survived
+    kept = doc.warnings
+    if any(w.pos < 0 for w in kept):  # re-rendered text: say where the result has them
+        doc, kept = result, result.warnings
+    for warning in kept:
+        _say(f"warning: {doc.describe(warning)}")
+    if before > len(kept):
+        gone = before - len(kept)
+        _say(f"note: {gone} unknown field{'s' if gone != 1 else ''} of the input went with "
+             "the layers the rewrite removed")  # fmt: skip
 
 
 def _result_name(name: str, output: str | None, in_place: bool, diff: bool) -> str:

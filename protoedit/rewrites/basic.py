@@ -138,19 +138,21 @@ def filter_net(
     data = {info.index for info in view.layers if is_data_layer(info.param)}
     no_data = bool(data) and data <= set(gone)
     hint = stages_that_include(doc, data, state) if no_data else []
-    ruled = 0
+    ruled: list[str] = []
     for info in view.layers:
         if info.index in kept and isinstance(info.node.value, Block):
             rules = [f for f in info.node.value.fields if f.name.text in _RULES]
             for rule in rules:
                 remove_field(info.node.value, rule)
-            ruled += bool(rules)
+            ruled += [info.name] if rules else []
     drop_layers(doc, view, gone, report)
     if ruled:
         doc.changed()
+        names = ", ".join(f"'{name}'" for name in ruled[:3])
+        more = f" and {len(ruled) - 3} more" if len(ruled) > 3 else ""
         report.changed.append(
-            "removed the include/exclude rules of the kept layers: the file is the net for "
-            + describe_state(state)
+            f"include/exclude rules removed from layer{'s' if len(ruled) > 1 else ''} "
+            f"{names}{more} (met by {describe_state(state)}): the file is that state's net"
         )
     if no_data:
         report.flagged.append(
