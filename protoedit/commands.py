@@ -13,8 +13,8 @@ from protoedit.document import Document, loads, message_type_of, read_text, writ
 from protoedit.errors import ProtoeditError
 from protoedit.lint import CAFFE_LAYER_TYPES, net_findings
 from protoedit.rewrites import RewriteReport
-from protoedit.schema.binding import Diagnostic
 from protoedit.schema import BUILTIN_PROTO, load_schema
+from protoedit.schema.binding import Diagnostic
 from protoedit.syntax import parse
 from protoedit.syntax.formatter import format_tree
 from protoedit.syntax.parser import ParseError

@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from protoedit import Document, InputError, loads
-from protoedit.errors import MissingArgumentError
+from protoedit import Document, InputError, cli, load, loads
+from protoedit.errors import BrokenResultError, MissingArgumentError
+from protoedit.lint import net_findings
 from protoedit.rewrites import (
     LossHead,
     RewriteReport,
@@ -173,3 +174,288 @@ def test_channel_count_unknown_is_refused_unless_given() -> None:
     assert caught.value.needs == {"channels": None}
     add_loss(doc, "r", LossHead("channel", 1), channels=3)
     assert doc.message.layer[-2].type == "Reduction"
+
+
+# -- results that would not load are refused, with what to pass ---------------------------
+
+LRCN = "LisaAnne__lisa-caffe-public__examples__LRCN_activity_recognition__train_test_lstm_RGB"
+AUTOENCODER = "BVLC__caffe__examples__mnist__mnist_autoencoder.prototxt"
+
+
+def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = cli.main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_aux_refuses_stage_gated_data_and_names_the_stage(
+    corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = corpus / f"{LRCN}.prototxt"
+    with pytest.raises(MissingArgumentError, match="they need stage 'test-on-test'") as caught:
+        aux(load(source), "conv2", LossHead("channel", 3))
+    assert caught.value.needs == {"stages": "test-on-test"}
+    out = tmp_path / "lrcn.prototxt"
+    args = ["aux", str(source), "--target", "conv2", "--channel", "3", "-o", str(out)]
+    code, _, err = _cli(args, capsys)
+    assert code == 2 and not out.exists()
+    assert "hint: pass --stage test-on-test" in err
+    # Following the hint: the reader is a Python layer, so the shape is asked for next.
+    code, _, err = _cli([*args, "--stage", "test-on-test"], capsys)
+    assert code == 2 and "hint: pass --shape N,C,H,W" in err
+    code, _, err = _cli([*args, "--stage", "test-on-test", "--shape", "1,3,227,227"], capsys)
+    assert code == 0, err
+    result = load(out)
+    assert not [f for f in net_findings(result, None) if f.severity == "error"]
+    assert result.message.layer[0].type == "Input"
+
+
+def test_to_deploy_without_the_stage_says_which_stages_not_deploy_net(corpus: Path) -> None:
+    doc = load(corpus / AUTOENCODER)
+    with pytest.raises(
+        MissingArgumentError,
+        match=r"no data layer of the net runs in phase TEST: they need stage 'test-on-test' or "
+        r"'test-on-train'",
+    ):
+        to_deploy(doc)
+    report = to_deploy(doc, stages=["test-on-test"], shape=[1, 1, 28, 28])
+    assert doc.message.layer[0].input_param.shape[0].dim == [1, 1, 28, 28]
+    assert any("stages test-on-test" in line for line in report.changed)
+
+
+def test_a_broken_result_is_refused() -> None:
+    doc = loads(
+        'layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 1 dim: 2 } } }\n'
+        'layer { name: "a" type: "ReLU" bottom: "x" top: "a" }\n'
+        'layer { name: "b" type: "Eltwise" bottom: "a" bottom: "nowhere" top: "b" }\n'
+    )
+    with pytest.raises(BrokenResultError, match="bottom 'nowhere' of layer 'b'") as caught:
+        truncate(doc, "b")
+    assert caught.value.findings[0].startswith("E202")
+
+
+def test_add_loss_on_a_value_of_one_phase_is_refused() -> None:
+    doc = loads(
+        'layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 2 dim: 4 } } }\n'
+        'layer { name: "t" type: "InnerProduct" bottom: "x" top: "t"\n'
+        "  inner_product_param { num_output: 3 } include { phase: TEST } }\n"
+    )
+    with pytest.raises(BrokenResultError, match=r"produced by no earlier layer \(phase TRAIN\)"):
+        add_loss(doc, "t", LossHead("logit", 1))
+
+
+def test_truncate_keeps_the_data_layer_of_every_phase(corpus: Path) -> None:
+    doc = load(corpus / "BVLC__caffe__examples__mnist__lenet_train_test.prototxt")
+    truncate(doc, "conv1")
+    layers = [(layer.name, layer.include[0].phase if len(layer.include) else None)
+              for layer in doc.message.layer]  # fmt: skip
+    assert layers == [("mnist", 0), ("mnist", 1), ("conv1", None)]
+
+
+def test_python_data_layers_are_replaced_by_the_given_shape(corpus: Path) -> None:
+    doc = load(corpus / "shelhamer__fcn.berkeleyvision.org__voc-fcn8s__train.prototxt")
+    assert doc.message.layer[0].type == "Python"
+    aux(doc, "conv2_1", LossHead("channel", 3), shape=[1, 3, 100, 100])
+    first = doc.message.layer[0]
+    assert (first.type, list(first.input_param.shape[0].dim)) == ("Input", [1, 3, 100, 100])
+    assert "Python" not in {layer.type for layer in doc.message.layer}
+
+
+def test_aux_refuses_a_shape_for_a_net_without_data_layers() -> None:
+    deploy = loads((FIXTURES / "lenet_deploy.prototxt").read_text())
+    with pytest.raises(InputError, match="shape given, but the net has no data layer"):
+        aux(deploy, "conv1", LossHead(), shape=[1, 1, 28, 28])
+
+
+# -- states: phase, level, stages ---------------------------------------------------------
+
+
+def test_filter_output_stands_alone(corpus: Path) -> None:
+    doc = load(corpus / AUTOENCODER)
+    filter_net(doc, "TEST", stages=("test-on-train",))
+    again = loads(doc.dumps())
+    assert not [f for f in net_findings(again, None) if f.severity == "error"]
+    assert not any(len(layer.include) or len(layer.exclude) for layer in again.message.layer)
+    assert [layer.data_param.source for layer in again.message.layer[:1]] == [
+        "examples/mnist/mnist_train_lmdb"
+    ]
+
+
+def test_unknown_states_are_refused(corpus: Path) -> None:
+    doc = load(corpus / AUTOENCODER)
+    with pytest.raises(InputError, match="not one string"):
+        filter_net(doc, stages="test-on-train")  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="unknown phase 'VAL'"):
+        filter_net(doc, phase="VAL")
+    with pytest.raises(InputError, match=r"no include or exclude rule names stage 'bogus' "
+                       r"\(the net's rules name 'test-on-test', 'test-on-train'\)"):  # fmt: skip
+        filter_net(doc, stages=("bogus",))
+    with pytest.raises(InputError, match="did you mean 'test-on-test'"):
+        to_deploy(doc, stages=("test-on-tset",))
+    assert len(doc.message.layer) == len(load(corpus / AUTOENCODER).message.layer)
+
+
+def test_filter_flags_a_state_without_data_layers(corpus: Path) -> None:
+    report = filter_net(load(corpus / AUTOENCODER), "TEST")
+    assert report.flagged == [
+        "no data layer is left for phase TEST (they need stage 'test-on-test' or 'test-on-train')"
+    ]
+
+
+def test_state_options_reach_to_deploy_and_aux(
+    corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "ae.prototxt"
+    source = str(corpus / AUTOENCODER)
+    code, _, err = _cli(["to-deploy", source, "--stage", "test-on-train", "--shape",
+                         "3,1,28,28", "-o", str(out)], capsys)  # fmt: skip
+    assert code == 0, err
+    assert load(out).message.layer[0].input_param.shape[0].dim == [3, 1, 28, 28]
+    code, _, err = _cli(["aux", source, "--target", "encode1", "--stage", "test-on-test",
+                         "--phase", "test", "--level", "0", "--shape", "2,1,28,28", "--batch",
+                         "5", "-o", str(out)], capsys)  # fmt: skip
+    assert code == 0, err
+    assert load(out).message.layer[0].input_param.shape[0].dim == [5, 1, 28, 28]
+    code, _, err = _cli(["aux", source, "--target", "encode1", "--stage", "bogus"], capsys)
+    assert code == 2 and "stage 'bogus'" in err
+
+
+# -- hints name the options of the command in use -----------------------------------------
+
+
+def test_hints_name_the_flag_of_the_command_in_use(
+    corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = str(corpus / "BVLC__caffe__models__bvlc_alexnet__train_val.prototxt")
+    out = tmp_path / "out.prototxt"
+    code, _, err = _cli(["aux", source, "--target", "conv3", "-o", str(out)], capsys)
+    assert code == 2
+    assert "hint: pass --shape N,C,H,W or --input-channels C" in err
+    assert "--" not in err.split("hint:")[0]  # the library's message names no option
+    code, _, err = _cli(["aux", source, "--target", "conv3", "--channels", "3"], capsys)
+    assert code == 2 and "--input-channels C" in err  # aux's --channels is the target's
+    code, _, err = _cli(["aux", source, "--target", "conv3", "--input-channels", "3",
+                         "-o", str(out)], capsys)  # fmt: skip
+    assert code == 0, err
+    assert load(out).message.layer[0].input_param.shape[0].dim == [50, 3, 227, 227]
+    code, _, err = _cli(["to-deploy", source, "-o", str(out)], capsys)
+    assert code == 2 and "hint: pass --shape N,C,H,W or --channels C" in err
+
+
+def test_add_loss_hint_names_channels(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    net = tmp_path / "tile.prototxt"
+    net.write_text(
+        'layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 } } }\n'
+        'layer { name: "r" type: "Tile" bottom: "data" top: "r"\n'
+        "  tile_param { axis: 1 tiles: 3 } }\n"
+    )
+    code, _, err = _cli(["add-loss", str(net), "--blob", "r", "--channel", "1"], capsys)
+    assert code == 2 and "hint: pass --channels N" in err
+
+
+# -- heads --------------------------------------------------------------------------------
+
+CONV_NET = (
+    'layer { name: "data" type: "Input" top: "data"\n'
+    "  input_param { shape { dim: 2 dim: 3 dim: 8 dim: 8 } } }\n"
+    'layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"\n'
+    "  convolution_param { num_output: 4 kernel_size: 3 } }\n"
+    'layer { name: "fc" type: "InnerProduct" bottom: "conv" top: "fc"\n'
+    "  inner_product_param { num_output: 5 } }\n"
+    'layer { name: "prob" type: "Softmax" bottom: "fc" top: "prob" }\n'
+)
+
+
+def test_loss_head_validates_its_kind_and_reduction() -> None:
+    assert LossHead("class", 3) == LossHead("logit", 3)
+    assert LossHead("sumsq").reduce == "sum" and LossHead("channel").reduce == "mean"
+    with pytest.raises(InputError, match=r"unknown head kind 'bogus'"):
+        LossHead("bogus")
+    with pytest.raises(InputError, match=r"unknown reduction 'avg' \(mean or sum\)"):
+        LossHead("channel", 3, reduce="avg")  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="a position applies to a unit head"):
+        LossHead("channel", 1, position=(2, 2))
+
+
+def test_a_class_head_needs_a_2d_logit_blob() -> None:
+    with pytest.raises(InputError, match=r"'conv' has shape 2x4x6x6: a class head needs a 2-D"):
+        add_loss(loads(CONV_NET), "conv", LossHead("class", 1))
+    probability = r"'prob' is a probability .* the logits before it \('fc'\)"
+    with pytest.raises(InputError, match=probability):
+        add_loss(loads(CONV_NET), "prob", LossHead("class", 1))
+    doc = loads(CONV_NET)
+    report = add_loss(doc, "fc", LossHead("class", 4))
+    assert report.changed[-1].startswith("loss 'protoedit_aux_loss' = 1 x logit 4 of 'fc'")
+
+
+def test_sumsq_mean_averages_the_squares() -> None:
+    doc = loads(CONV_NET)
+    report = add_loss(doc, "conv", LossHead("sumsq", reduce="mean"))
+    reduction = doc.message.layer[-2].reduction_param
+    assert (reduction.operation, reduction.axis) == (reduction.SUMSQ, 0)
+    # float32, as Caffe stores it: 1 / (2 x 4 x 6 x 6) within one float32 rounding.
+    assert reduction.coeff == pytest.approx(1 / (2 * 4 * 6 * 6), rel=2**-23)
+    assert "mean square of 'conv'" in report.changed[-1]
+    plain = loads(CONV_NET)
+    add_loss(plain, "conv", LossHead("sumsq"))
+    assert not plain.message.layer[-2].reduction_param.HasField("coeff")
+
+
+def test_unit_wording() -> None:
+    report = add_loss(loads(CONV_NET), "fc", LossHead("unit", 2))
+    assert "mean over the batch of unit 2 of 'fc'" in report.changed[-1]
+    with pytest.raises(InputError, match=r"give the unit as K \(1 index\)"):
+        add_loss(loads(CONV_NET), "fc", LossHead("unit", 2, position=(1,)))
+    with pytest.raises(InputError, match=r"give the unit as K,I,I \(3 indices\)"):
+        add_loss(loads(CONV_NET), "conv", LossHead("unit", 2, position=(1,)))
+
+
+# -- targets and report truth -------------------------------------------------------------
+
+
+def test_a_blob_target_naming_a_layer_says_so(corpus: Path) -> None:
+    doc = load(corpus / "KaimingHe__deep-residual-networks__prototxt__ResNet-50-deploy.prototxt")
+    explained = (
+        r"no blob named 'bn_conv1': that is a layer, writing 'conv1' in place; "
+        r"say layer:bn_conv1 for its output, or blob:conv1$"
+    )
+    with pytest.raises(InputError, match=explained):
+        truncate(doc, "blob:bn_conv1")
+    small = loads(
+        'layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 1 } } }\n'
+        'layer { name: "relu" type: "ReLU" bottom: "x" top: "y" }\n'
+    )
+    with pytest.raises(InputError, match=r"^no layer named 'y': that is a blob, written by "
+                       r"layer 'relu'; say blob:y or layer:relu$"):  # fmt: skip
+        truncate(small, "layer:y")
+    with pytest.raises(InputError, match=r"^no blob named 'relu2'$"):
+        truncate(small, "blob:relu2")  # look-alikes come from the blob names only
+
+
+def test_aux_target_dropped_by_to_deploy_says_why(corpus: Path) -> None:
+    text = (corpus / "BVLC__caffe__examples__mnist__lenet_train_test.prototxt").read_text()
+    with pytest.raises(InputError, match=r"layer 'accuracy' was dropped .* \(it needs labels\)"):
+        aux(loads(text), "accuracy", LossHead(), shape=[1, 1, 28, 28])
+    with pytest.raises(InputError, match=r"layer 'loss' was dropped .*Softmax 'prob' took"):
+        aux(loads(text), "loss", LossHead(), shape=[1, 1, 28, 28])
+
+
+def test_aux_flags_describe_the_final_net(corpus: Path) -> None:
+    text = (corpus / "BVLC__caffe__models__bvlc_googlenet__train_val.prototxt").read_text()
+    deploy = to_deploy(loads(text), channels=3)
+    assert any("outputs (loss1/classifier" in line for line in deploy.flagged)
+    report = aux(loads(text), "inception_4c/output", LossHead("unit", 5), input_channels=3)
+    assert not any("outputs" in line for line in report.flagged)
+
+
+def test_lenient_warns_only_about_fields_that_survive(
+    corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = str(corpus / "chuanqi305__MobileNet-SSD__voc__MobileNetSSD_deploy.prototxt")
+    out = tmp_path / "out.prototxt"
+    code, _, err = _cli(["aux", source, "--lenient", "--target", "conv1", "-o", str(out)], capsys)
+    assert code == 0, err
+    assert "W101" not in err
+    assert "note: 19 unknown fields of the input went with the layers the rewrite removed" in err
+    code, _, err = _cli(["force-backward", source, "--lenient", "-o", str(out)], capsys)
+    assert code == 0 and err.count("W101") == 19 and "note:" not in err
