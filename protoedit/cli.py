@@ -246,9 +246,10 @@ def _state_arguments(cmd: argparse.ArgumentParser) -> None:
 #: Library parameter -> the option that supplies it, per rewrite command (for hints).
 _FLAGS: dict[str, dict[str, str]] = {
     "to-deploy": {"shape": "--shape N,C,H,W", "channels": "--channels C",
-                  "batch": "--batch N", "stages": "--stage S"},
+                  "batch": "--batch N", "stages": "--stage S", "phase": "--phase P"},
     "aux": {"shape": "--shape N,C,H,W", "input_channels": "--input-channels C",
             "channels": "--channels N", "batch": "--batch N", "stages": "--stage S",
+            "phase": "--phase P",
             "reduce": "--reduce mean|sum"},
     "add-loss": {"channels": "--channels N", "reduce": "--reduce mean|sum"},
     "filter": {"stages": "--stage S"},

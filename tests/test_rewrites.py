@@ -18,6 +18,7 @@ from protoedit import Document, InputError, cli, load, loads
 from protoedit.errors import BrokenResultError, MissingArgumentError
 from protoedit.lint import net_findings
 from protoedit.rewrites import (
+    LOSS_TOP,
     LossHead,
     RewriteReport,
     add_loss,
@@ -224,14 +225,31 @@ def test_to_deploy_without_the_stage_says_which_stages_not_deploy_net(corpus: Pa
 
 
 def test_a_broken_result_is_refused() -> None:
-    doc = loads(
+    text = (
         'layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 1 dim: 2 } } }\n'
         'layer { name: "a" type: "ReLU" bottom: "x" top: "a" }\n'
         'layer { name: "b" type: "Eltwise" bottom: "a" bottom: "nowhere" top: "b" }\n'
+        'layer { name: "c" type: "ReLU" bottom: "x" top: "c" }\n'
     )
     with pytest.raises(BrokenResultError, match="bottom 'nowhere' of layer 'b'") as caught:
-        truncate(doc, "b")
-    assert caught.value.findings[0].startswith("E202")
+        aux(loads(text), "b", LossHead())  # an aux net is meant to run: the input's problem
+    assert caught.value.findings == [
+        "E202 bottom 'nowhere' of layer 'b' is produced by no earlier layer"
+    ]
+    doc = loads(text)
+    truncate(doc, "b")  # truncate is not blamed for what the input already had
+    assert [layer.name for layer in doc.message.layer] == ["in", "a", "b"]
+
+
+def test_a_data_layer_of_the_other_phase_is_named(
+    corpus: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = corpus / "chuanqi305__MobileNet-SSD__voc__MobileNetSSD_train.prototxt"
+    with pytest.raises(MissingArgumentError, match="they run in phase TRAIN") as caught:
+        to_deploy(load(source, lenient=True))
+    assert caught.value.needs == {"phase": "TRAIN"}
+    code, _, err = _cli(["to-deploy", str(source), "--lenient"], capsys)
+    assert code == 2 and "hint: pass --phase TRAIN" in err
 
 
 def test_add_loss_on_a_value_of_one_phase_is_refused() -> None:
@@ -459,3 +477,50 @@ def test_lenient_warns_only_about_fields_that_survive(
     assert "note: 19 unknown fields of the input went with the layers the rewrite removed" in err
     code, _, err = _cli(["force-backward", source, "--lenient", "-o", str(out)], capsys)
     assert code == 0 and err.count("W101") == 19 and "note:" not in err
+
+
+# -- in Caffe -----------------------------------------------------------------------------
+
+
+@pytest.mark.caffe
+def test_aux_in_place_keeps_the_original_when_validation_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    net = tmp_path / "lenet.prototxt"
+    original = (FIXTURES / "lenet_deploy.prototxt").read_text()
+    net.write_text(original)
+    args = ["aux", str(net), "--target", "conv2", "--channel", "3", "-i", "--validate"]
+    # A timeout too short to import Caffe: validate's option reaches it, and the run fails.
+    code, _, err = _cli([*args, "--timeout", "0.05"], capsys)
+    assert code == 2, err
+    assert "left as it was" in err
+    assert net.read_text() == original
+    code, _, err = _cli([*args, "--memory-limit", "2G"], capsys)
+    assert code == 0, err
+    assert net.read_text() != original and load(net).message.force_backward
+
+
+@pytest.mark.caffe
+def test_sumsq_mean_is_the_mean_square_in_caffe(tmp_path: Path) -> None:
+    import numpy as np
+
+    from protoedit.validate import validate
+
+    doc = loads(
+        'layer { name: "data" type: "Input" top: "data"\n'
+        "  input_param { shape { dim: 2 dim: 3 dim: 4 dim: 5 } } }\n"
+        'layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"\n'
+        "  convolution_param { num_output: 2 kernel_size: 1\n"
+        '    weight_filler { type: "constant" value: 1 } } }\n'
+    )
+    force_backward(doc)
+    add_loss(doc, "data", LossHead("sumsq", reduce="mean"))
+    net = tmp_path / "net.prototxt"
+    doc.save(net)
+    values = np.random.default_rng(0).standard_normal((2, 3, 4, 5)).astype(np.float32)
+    np.save(tmp_path / "data.npy", values)
+    report = validate(net, inputs={"data": tmp_path / "data.npy"})
+    assert report.status == "valid", report.reason
+    expected = float(np.mean(values.astype(np.float64) ** 2))
+    # float32: 120 squares summed (about 120 roundings of 2^-24 each), then one product.
+    assert report.losses[LOSS_TOP] == pytest.approx(expected, rel=122 * 2**-24)

@@ -21,7 +21,7 @@ from protoedit.document import Document
 from protoedit.errors import InputError, MissingArgumentError
 from protoedit.net.shapes import SAME_SHAPE, Shape, infer_shapes
 from protoedit.net.view import INPUT, BlobVersion, NetView
-from protoedit.rewrites.check import check_result
+from protoedit.rewrites.check import check_result, lint_errors
 from protoedit.rewrites.report import RewriteReport
 from protoedit.rewrites.truncate import target_value
 from protoedit.schema.binding import suggest
@@ -225,6 +225,7 @@ def add_loss(
     view = NetView(doc)
     version = target_value(view, target, after_inplace)
     report = RewriteReport()
+    baseline = lint_errors(doc)
     names = {info.name for info in view.layers}
     if any(name.startswith(HEAD_PREFIX) for name in names):
         raise InputError("the net already has a protoedit loss head; add_loss once per net")
@@ -303,5 +304,5 @@ def add_loss(
         f"loss '{LOSS_TOP}' = {format_float(head.weight)} x {description}"
         + (f"; silenced {', '.join(silenced)}" if silenced else "")
     )
-    check_result(doc, "add_loss")
+    check_result(doc, "add_loss", baseline=baseline)
     return report

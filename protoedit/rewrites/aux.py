@@ -15,6 +15,7 @@ from protoedit.errors import InputError, MissingArgumentError
 from protoedit.net.view import BlobVersion, NetView
 from protoedit.rewrites.add_loss import LossHead, add_loss
 from protoedit.rewrites.basic import filter_net, force_backward
+from protoedit.rewrites.check import check_result
 from protoedit.rewrites.layer_kinds import DATA_LAYERS, NO_BACKWARD, is_data_layer
 from protoedit.rewrites.report import RewriteReport
 from protoedit.rewrites.to_deploy import deploy_net
@@ -89,6 +90,7 @@ def aux(
     report.extend(force_backward(doc))
     report.extend(truncate(doc, target, after_inplace))
     report.extend(add_loss(doc, target, head, after_inplace, channels))
+    check_result(doc, "aux")  # the input's problems too: an aux net is meant to run
     return report
 
 

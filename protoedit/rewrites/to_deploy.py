@@ -17,6 +17,7 @@ from typing import Any
 
 from protoedit.document import Document
 from protoedit.errors import InputError, MissingArgumentError
+from protoedit.lint import PHASES, NetState
 from protoedit.net.view import LayerInfo, NetView
 from protoedit.rewrites.basic import describe_state, filter_net, net_state, stages_that_include
 from protoedit.rewrites.check import check_result
@@ -125,10 +126,14 @@ def deploy_net(
     sources = {info.index for info in original.layers if is_data_layer(info.param)}
     if sources and not sources & {info.index for info in NetView(doc, state).layers}:
         hint = stages_that_include(doc, sources, state)
+        needs: dict[str, str | None] = {"stages": hint[0] if hint else None}
+        why = f": they need stage {' or '.join(repr(s) for s in hint)}" if hint else ""
+        other = NetState(PHASES[1 - PHASES.index(state.phase)], state.level, state.stages)
+        if not hint and sources & {info.index for info in NetView(doc, other).layers}:
+            needs, why = {"phase": other.phase}, f": they run in phase {other.phase}"
         raise MissingArgumentError(
-            f"no data layer of the net runs in {describe_state(state)}"
-            + (f": they need stage {' or '.join(repr(s) for s in hint)}" if hint else ""),
-            {"stages": hint[0] if hint else None},
+            f"no data layer of the net runs in {describe_state(state)}{why}",
+            needs,
             doc.location(original.by_index[min(sources)].node.pos),
         )
     report.extend(filter_net(doc, phase, level, stages))

@@ -14,7 +14,7 @@ from protoedit.errors import InputError
 from protoedit.lint import PHASES, NetState
 from protoedit.net.view import BlobVersion, NetView
 from protoedit.rewrites.basic import rule_stages
-from protoedit.rewrites.check import check_result
+from protoedit.rewrites.check import check_result, lint_errors
 from protoedit.rewrites.cleanup import drop_layers
 from protoedit.rewrites.report import RewriteReport
 
@@ -65,6 +65,7 @@ def truncate(doc: Document, target: str, after_inplace: bool = False) -> Rewrite
     view = NetView(doc)
     version = target_value(view, target, after_inplace)
     keep = needed_layers(doc, target, after_inplace)
+    baseline = lint_errors(doc)
     report = RewriteReport()
     gone = {info.index: "not needed for the target" for info in view.layers}
     drop_layers(doc, view, {i: why for i, why in gone.items() if i not in keep}, report)
@@ -76,5 +77,5 @@ def truncate(doc: Document, target: str, after_inplace: bool = False) -> Rewrite
         f"{len(view.layers)} layers"
     )
     doc.changed()
-    check_result(doc, "truncate")
+    check_result(doc, "truncate", baseline=baseline)
     return report
