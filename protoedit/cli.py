@@ -232,7 +232,13 @@ def _head(args: argparse.Namespace) -> LossHead:
 
 def _state_arguments(cmd: argparse.ArgumentParser) -> None:
     """``--phase``, ``--level`` and ``--stage``: the NetState to build the net for."""
-    cmd.add_argument("--phase", choices=["TEST", "TRAIN"], default="TEST", type=str.upper)
+    cmd.add_argument(
+        "--phase",
+        choices=["TEST", "TRAIN"],
+        default="TEST",
+        type=str.upper,
+        help="the net state's phase (default TEST)",
+    )
     cmd.add_argument("--level", type=int, default=0, help="the net state's level (default 0)")
     cmd.add_argument(
         "--stage",
@@ -291,6 +297,12 @@ def _add_rewrites(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         def runner(args: argparse.Namespace) -> int:
             from protoedit.commands import rewrite_file
 
+            if hasattr(args, "random_weights") and not args.validate:
+                unused = [_VALIDATE_FLAGS[key] for key in _validate_options(args)]
+                if unused:
+                    print(f"protoedit: error: {', '.join(unused)} only apply with --validate",
+                          file=sys.stderr)  # fmt: skip
+                    return 2
             return rewrite_file(
                 args.file,
                 lambda doc: fn(doc, args),
@@ -399,14 +411,12 @@ def _add_rewrites(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     check.add_argument(
         "--memory-limit",
         type=parse_size,
-        default=DEFAULT_MEMORY_LIMIT,
         metavar="SIZE",
         help="address-space limit of the Caffe process, e.g. 8G; 0 for none (default 4G)",
     )
     check.add_argument(
         "--timeout",
         type=float,
-        default=DEFAULT_TIMEOUT,
         metavar="SECONDS",
         help=f"kill Caffe after this long (default {DEFAULT_TIMEOUT:g})",
     )
@@ -430,13 +440,19 @@ def _add_rewrites(commands: argparse._SubParsersAction[argparse.ArgumentParser])
 
 
 def _validate_options(args: argparse.Namespace) -> dict[str, Any]:
-    """What ``aux --validate`` passes on to :func:`protoedit.validate`."""
-    return {
+    """What ``aux --validate`` passes on to :func:`protoedit.validate` (the options given)."""
+    given = {
         "weights": args.weights,
-        "random_weights": args.random_weights,
+        "random_weights": args.random_weights or None,
         "memory_limit": args.memory_limit,
         "timeout": args.timeout,
     }
+    return {key: value for key, value in given.items() if value is not None}
+
+
+#: aux's validation options, by the name :func:`_validate_options` gives them.
+_VALIDATE_FLAGS = {"weights": "--weights", "random_weights": "--random-weights",
+                   "memory_limit": "--memory-limit", "timeout": "--timeout"}  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

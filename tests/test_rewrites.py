@@ -360,6 +360,13 @@ def test_hints_name_the_flag_of_the_command_in_use(
     assert code == 2 and "hint: pass --shape N,C,H,W or --channels C" in err
 
 
+def test_validation_options_need_validate(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["aux", str(FIXTURES / "lenet_deploy.prototxt"), "--target", "conv2"]
+    code, out, err = _cli([*args, "--random-weights", "--memory-limit", "8G"], capsys)
+    assert code == 2 and not out
+    assert "--random-weights, --memory-limit only apply with --validate" in err
+
+
 def test_add_loss_hint_names_channels(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     net = tmp_path / "tile.prototxt"
     net.write_text(
