@@ -150,12 +150,17 @@ def _layer(name: str, kind: str, bottoms: list[str], tops: list[str], extra: str
 
 
 class _HeadLayers:
-    """The head's layers as text, plus the slice pieces nothing reads (to be silenced)."""
+    """The head being built: its layers as text, the slice pieces nothing reads (to be
+    silenced), the blob the final ``Reduction`` reads, that reduction's coefficient and
+    the words for what it measures."""
 
     def __init__(self, blob: str) -> None:
         self.blob = blob
         self.texts: list[str] = []
         self.unused: list[str] = []
+        self.measured = blob
+        self.coeff = 1.0
+        self.description = f"squared norm of '{blob}'"
 
     def take(self, source: str, *, axis: int, index: int, size: int) -> str:
         """Slice entry ``index`` of ``axis`` out of ``source``; return the picked blob.
@@ -214,6 +219,77 @@ def _indices(count: int) -> str:
     return f"{count} ind{'ex' if count == 1 else 'ices'}"
 
 
+def _measure_channel(
+    head_layers: _HeadLayers,
+    view: NetView,
+    version: BlobVersion,
+    head: LossHead,
+    channels: int | None,
+    report: RewriteReport,
+) -> None:
+    """A channel's (or a logit's) slice of axis 1."""
+    blob = version.blob
+    shapes = None
+    if head.kind == "logit":
+        shapes = infer_shapes(view)
+        note = _check_logit(view, version, shapes.get(version))
+        if note:
+            report.flagged.append(note)
+    count = channels if channels is not None else infer_channels(view, version, shapes)
+    if count is None:
+        raise MissingArgumentError(
+            f"cannot tell how many channels '{blob}' has from the layer parameters: "
+            "give the channel count",
+            {"channels": None},
+        )
+    head_layers.description = f"{head.reduce} of channel {head.channel} of '{blob}'"
+    if head.kind == "logit":
+        head_layers.description = f"logit {head.channel} of '{blob}' ({head.reduce} over the batch)"
+    head_layers.measured = head_layers.take(blob, axis=1, index=head.channel, size=count)
+
+
+def _measure_unit(
+    head_layers: _HeadLayers, view: NetView, version: BlobVersion, head: LossHead
+) -> None:
+    """One position of one channel: a slice per axis after the batch."""
+    blob = version.blob
+    shape = infer_shapes(view).get(version)
+    if shape is None or len(shape) < 2:
+        raise InputError(f"cannot tell the shape of '{blob}' from the layer parameters")
+    spatial = list(head.position) if head.position else [size // 2 for size in shape[2:]]
+    if len(spatial) != len(shape) - 2:
+        raise InputError(
+            f"'{blob}' has shape {'x'.join(map(str, shape))}: give the unit as "
+            f"K{',I' * (len(shape) - 2)} ({_indices(len(shape) - 1)})"
+        )
+    at = f" at ({', '.join(map(str, spatial))})" if spatial else ""
+    head_layers.description = f"{head.reduce} over the batch of unit {head.channel}{at} of '{blob}'"
+    where = [head.channel, *spatial]
+    for axis, (index, size) in enumerate(zip(where, shape[1:], strict=True), start=1):
+        head_layers.measured = head_layers.take(
+            head_layers.measured, axis=axis, index=index, size=size
+        )
+
+
+def _measure_sumsq(
+    head_layers: _HeadLayers, view: NetView, version: BlobVersion, head: LossHead
+) -> None:
+    """The whole blob; its mean square scales the sum by one over the element count."""
+    if head.reduce != "mean":
+        return
+    blob = version.blob
+    shape = infer_shapes(view).get(version)
+    if shape is None:
+        raise MissingArgumentError(
+            f"cannot tell the size of '{blob}' from the layer parameters, so not the "
+            "mean of its squares; the sum needs no size",
+            {"reduce": "sum"},
+        )
+    count = math.prod(shape)
+    head_layers.coeff = 1.0 / count
+    head_layers.description = f"mean square of '{blob}' (squared norm / {count})"
+
+
 def add_loss(
     doc: Document,
     target: str,
@@ -229,62 +305,25 @@ def add_loss(
     names = {info.name for info in view.layers}
     if any(name.startswith(HEAD_PREFIX) for name in names):
         raise InputError("the net already has a protoedit loss head; add_loss once per net")
-    blob = version.blob
-    head_layers = _HeadLayers(blob)
-    measured = blob  # the blob the final Reduction reads
-    description = f"squared norm of '{blob}'"
-    coeff = 1.0
+    head_layers = _HeadLayers(version.blob)
     if head.kind in ("channel", "logit"):
-        shapes = None
-        if head.kind == "logit":
-            shapes = infer_shapes(view)
-            note = _check_logit(view, version, shapes.get(version))
-            if note:
-                report.flagged.append(note)
-        count = channels if channels is not None else infer_channels(view, version, shapes)
-        if count is None:
-            raise MissingArgumentError(
-                f"cannot tell how many channels '{blob}' has from the layer parameters: "
-                "give the channel count",
-                {"channels": None},
-            )
-        description = f"{head.reduce} of channel {head.channel} of '{blob}'"
-        if head.kind == "logit":
-            description = f"logit {head.channel} of '{blob}' ({head.reduce} over the batch)"
-        measured = head_layers.take(blob, axis=1, index=head.channel, size=count)
+        _measure_channel(head_layers, view, version, head, channels, report)
     elif head.kind == "unit":
-        shape = infer_shapes(view).get(version)
-        if shape is None or len(shape) < 2:
-            raise InputError(f"cannot tell the shape of '{blob}' from the layer parameters")
-        spatial = list(head.position) if head.position else [size // 2 for size in shape[2:]]
-        if len(spatial) != len(shape) - 2:
-            raise InputError(
-                f"'{blob}' has shape {'x'.join(map(str, shape))}: give the unit as "
-                f"K{',I' * (len(shape) - 2)} ({_indices(len(shape) - 1)})"
-            )
-        where = [head.channel, *spatial]
-        at = f" at ({', '.join(map(str, spatial))})" if spatial else ""
-        description = f"{head.reduce} over the batch of unit {head.channel}{at} of '{blob}'"
-        for axis, (index, size) in enumerate(zip(where, shape[1:], strict=True), start=1):
-            measured = head_layers.take(measured, axis=axis, index=index, size=size)
-    elif head.reduce == "mean":
-        shape = infer_shapes(view).get(version)
-        if shape is None:
-            raise MissingArgumentError(
-                f"cannot tell the size of '{blob}' from the layer parameters, so not the "
-                "mean of its squares; the sum needs no size",
-                {"reduce": "sum"},
-            )
-        coeff = 1.0 / math.prod(shape)
-        description = f"mean square of '{blob}' (squared norm / {math.prod(shape)})"
+        _measure_unit(head_layers, view, version, head)
+    else:
+        _measure_sumsq(head_layers, view, version, head)
+    blob = version.blob
     operation = "SUMSQ" if head.kind == "sumsq" else str(head.reduce).upper()
+    coeff = head_layers.coeff
     scale = f"    coeff: {format_float(coeff)}\n" if coeff != 1.0 else ""
     reduction = (
         f"  loss_weight: {format_float(head.weight)}\n"
         f"  reduction_param {{\n    operation: {operation}\n    axis: 0\n{scale}  }}"
     )
     texts = head_layers.texts
-    texts.append(_layer(f"{HEAD_PREFIX}loss", "Reduction", [measured], [LOSS_TOP], reduction))
+    texts.append(
+        _layer(f"{HEAD_PREFIX}loss", "Reduction", [head_layers.measured], [LOSS_TOP], reduction)
+    )
     moved = _move_inplace_chain(doc, view, version) if not after_inplace else None
     if moved:
         report.changed.append(
@@ -301,7 +340,7 @@ def add_loss(
     for text in texts:
         doc.insert("", text)
     report.changed.append(
-        f"loss '{LOSS_TOP}' = {format_float(head.weight)} x {description}"
+        f"loss '{LOSS_TOP}' = {format_float(head.weight)} x {head_layers.description}"
         + (f"; silenced {', '.join(silenced)}" if silenced else "")
     )
     check_result(doc, "add_loss", baseline=baseline)
