@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from protoedit import Document, InputError, cli, load, loads
-from protoedit.errors import BrokenResultError, MissingArgumentError
+from protoedit.errors import BrokenResultError, Location, MissingArgumentError
 from protoedit.lint import net_findings
 from protoedit.rewrites import (
     LOSS_TOP,
@@ -239,6 +240,16 @@ def test_a_broken_result_is_refused() -> None:
     doc = loads(text)
     truncate(doc, "b")  # truncate is not blamed for what the input already had
     assert [layer.name for layer in doc.message.layer] == ["in", "a", "b"]
+
+
+def test_the_structured_errors_survive_pickling() -> None:
+    missing = MissingArgumentError("give the shape", {"shape": None}, Location("n.prototxt", 3))
+    broken = BrokenResultError("would not load", ["E202 bottom 'x' ..."], {"stages": "a"})
+    for error in (missing, broken, missing.renamed({"shape": "input_shape"})):
+        again = pickle.loads(pickle.dumps(error))
+        assert (type(again), str(again), again.needs) == (type(error), str(error), error.needs)
+    assert missing.renamed({"shape": "input_shape"}).needs == {"input_shape": None}
+    assert pickle.loads(pickle.dumps(broken)).findings == broken.findings
 
 
 def test_a_data_layer_of_the_other_phase_is_named(
