@@ -68,7 +68,7 @@ def net_state(
         raise InputError(f"unknown phase {phase!r}: Caffe's phases are TRAIN and TEST")
     if not isinstance(level, int):
         raise InputError(f"the level must be an integer, not {level!r}")
-    known = rule_stages(NetView(doc).layers)
+    known = rule_stages(NetView(doc).layers) if stages else set()
     for stage in stages:
         if stage not in known:
             named = (
