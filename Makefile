@@ -7,9 +7,16 @@ STAMP := $(VENV)/.protoedit-setup
 
 .PHONY: setup demo test lint bench clean
 
-setup: $(STAMP)
+# `make setup` always runs (it re-links a cached build in seconds, and repairs a .venv whose
+# pycaffe went missing); the other targets set up only when the stamp is older than a file
+# that changes the setup.
+SETUP_INPUTS := Makefile pyproject.toml scripts/setup.sh protoedit/caffe_build.py
 
-$(STAMP): pyproject.toml scripts/setup.sh protoedit/caffe_build.py
+setup:
+	bash scripts/setup.sh
+	touch $(STAMP)
+
+$(STAMP): $(SETUP_INPUTS)
 	bash scripts/setup.sh
 	touch $@
 

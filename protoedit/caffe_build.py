@@ -6,14 +6,17 @@ with the Makefile it ships.  The build is cached outside the repository, keyed b
 package version and the Python version, so a second setup only re-links the cache into the
 virtual environment.
 
-Run as ``python -m protoedit.caffe_build install`` (what ``make`` does) or ``... where``.
+Run as ``protoedit setup-caffe`` (from a wheel), ``python -m protoedit.caffe_build install``
+(what ``make setup`` does; the same code) or ``... where``.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -21,7 +24,11 @@ import sysconfig
 import tarfile
 import tempfile
 import time
+import tomllib
 from pathlib import Path
+from typing import Any
+
+from protoedit.errors import ProtoeditError
 
 SOURCE_PACKAGE = "brocolli-caffe"
 SOURCE_VERSION = "9.0.2"
@@ -54,11 +61,32 @@ _DEBIAN_PROBES = (
     "/usr/include/x86_64-linux-gnu/openblas-pthread/cblas.h",
 )
 
+#: Build tools the Caffe Makefile runs, found on PATH: program -> Debian package.
+_DEBIAN_TOOLS = {"make": "make", "g++": "g++"}
+
 _BUILT_STAMP = ".protoedit-built"
 
+#: The extra of protoedit holding what pycaffe imports.
+CAFFE_EXTRA = "caffe"
 
-class CaffeBuildError(RuntimeError):
+_CLONE_ROOT = Path(__file__).resolve().parent.parent
+
+
+class CaffeBuildError(ProtoeditError):
     """The Caffe build or install could not be completed; the message says what to do."""
+
+
+def _in_clone() -> bool:
+    """True when this protoedit runs from a clone of its repository (not from a wheel)."""
+    return (_CLONE_ROOT / "scripts" / "setup.sh").is_file()
+
+
+def setup_hint() -> str:
+    """How to set up pycaffe, for every "Caffe is missing" message (the one place saying it)."""
+    hint = "run `protoedit setup-caffe` to build and install it"
+    if _in_clone():
+        hint += " (in a clone, `make setup` does the same)"
+    return hint
 
 
 def cache_root() -> Path:
@@ -95,7 +123,7 @@ def tool_path(name: str) -> Path:
     """Path of one of Caffe's own command-line tools, e.g. ``upgrade_net_proto_text``."""
     path = build_dir() / "tools" / f"{name}.bin"
     if not path.is_file():
-        raise CaffeBuildError(f"Caffe tool {name!r} not found at {path}; run `make setup` first")
+        raise CaffeBuildError(f"Caffe tool {name!r} not found at {path}; {setup_hint()}")
     return path
 
 
@@ -113,10 +141,19 @@ def _log(message: str) -> None:
     print(f"[caffe] {message}", file=sys.stderr, flush=True)
 
 
+def _python_dev_packages() -> list[str]:
+    """Debian's headers package for this Python, when it is Debian's Python and they are absent."""
+    if sys.base_prefix != "/usr" or (Path(sysconfig.get_paths()["include"]) / "Python.h").exists():
+        return []
+    return [f"python{sys.version_info.major}.{sys.version_info.minor}-dev"]
+
+
 def missing_debian_packages() -> list[str]:
     """The build packages that look absent (probing files, not dpkg, so it is fast)."""
+    missing = [package for tool, package in _DEBIAN_TOOLS.items() if shutil.which(tool) is None]
+    missing += _python_dev_packages()
     if all(Path(p).exists() for p in _DEBIAN_PROBES):
-        return []
+        return missing
     try:
         out = subprocess.run(
             ["dpkg-query", "-W", "-f=${Package} ${db:Status-Status}\n", *DEBIAN_PACKAGES],
@@ -125,9 +162,9 @@ def missing_debian_packages() -> list[str]:
             check=False,
         ).stdout
     except FileNotFoundError:
-        return list(DEBIAN_PACKAGES)
+        return missing + list(DEBIAN_PACKAGES)
     installed = {line.split()[0] for line in out.splitlines() if line.endswith(" installed")}
-    return [p for p in DEBIAN_PACKAGES if p not in installed]
+    return missing + [p for p in DEBIAN_PACKAGES if p not in installed]
 
 
 def ensure_debian_packages() -> None:
@@ -138,14 +175,82 @@ def ensure_debian_packages() -> None:
     command = "apt-get install -y " + " ".join(missing)
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         raise CaffeBuildError(
-            "the Caffe build needs these Debian packages, and this user cannot install them:\n"
-            f"    sudo apt-get update && sudo {command}\n"
-            "then run the setup again"
+            "the Caffe build needs Debian packages this user cannot install; run "
+            f"`sudo apt-get update && sudo {command}`, then run the setup again"
         )
     _log(f"installing Debian packages: {' '.join(missing)}")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-    subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True, env=env)
+    _run(["apt-get", "update", "-qq"], "apt-get update", env=env)
+    _run(["apt-get", "install", "-y", "-qq", *missing], "apt-get install", env=env)
+
+
+def _run(command: list[str], what: str, **kwargs: Any) -> None:
+    """Run a build step; a failure becomes a :class:`CaffeBuildError` naming the step."""
+    try:
+        subprocess.run(command, check=True, **kwargs)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise CaffeBuildError(f"{what} failed: {exc}") from exc
+
+
+_REQUIREMENT = re.compile(r"\s*([A-Za-z0-9][\w.-]*)(?:\[[^]]*\])?\s*(?:>=\s*(\d+(?:\.\d+)*))?")
+_RELEASE = re.compile(r"\d+(?:\.\d+)*")
+
+
+def _release(version: str) -> tuple[int, ...]:
+    """The numeric release part of a version: ``"1.16.0rc1"`` -> ``(1, 16, 0)``."""
+    match = _RELEASE.match(version)
+    return tuple(int(part) for part in match.group(0).split(".")) if match else ()
+
+
+def _requirement_met(requirement: str) -> bool:
+    """Whether ``name>=version`` (or a bare name) is installed; other operators: by name only."""
+    match = _REQUIREMENT.match(requirement)
+    if match is None:
+        return True
+    name, minimum = match.groups()
+    try:
+        installed = importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return minimum is None or _release(installed) >= _release(minimum)
+
+
+def unmet_requirements(requires: list[str], extra: str) -> list[str]:
+    """The requirements of ``extra`` in a metadata ``Requires-Dist`` list that are not installed."""
+    wanted = []
+    for line in requires:
+        spec, _, marker = line.partition(";")
+        if re.search(rf"""extra\s*==\s*["']{re.escape(extra)}["']""", marker):
+            wanted.append(spec.strip())
+    return [spec for spec in wanted if not _requirement_met(spec)]
+
+
+def _caffe_extra_requires() -> list[str]:
+    """``Requires-Dist`` of the installed protoedit, else the extra in a clone's pyproject."""
+    try:
+        return importlib.metadata.requires("protoedit") or []
+    except importlib.metadata.PackageNotFoundError:
+        pyproject = _CLONE_ROOT / "pyproject.toml"
+        if not pyproject.is_file():
+            return []
+        extras = tomllib.loads(pyproject.read_text())["project"]["optional-dependencies"]
+        return [f'{spec}; extra == "{CAFFE_EXTRA}"' for spec in extras.get(CAFFE_EXTRA, [])]
+
+
+def missing_python_dependencies() -> list[str]:
+    """What pycaffe imports (protoedit's ``caffe`` extra) and this environment lacks."""
+    return unmet_requirements(_caffe_extra_requires(), CAFFE_EXTRA)
+
+
+def ensure_python_dependencies() -> None:
+    """Refuse, with the exact pip command, when the ``caffe`` extra is not installed here."""
+    missing = missing_python_dependencies()
+    if missing:
+        command = shlex.join([sys.executable, "-m", "pip", "install", *missing])
+        raise CaffeBuildError(
+            f"pycaffe needs Python packages this environment lacks (protoedit's "
+            f"`{CAFFE_EXTRA}` extra): {', '.join(missing)}; install them with `{command}`"
+        )
 
 
 def _download_source(dest: Path) -> None:
@@ -153,7 +258,7 @@ def _download_source(dest: Path) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
         _log(f"downloading {SOURCE_PACKAGE}=={SOURCE_VERSION} (source package)")
-        subprocess.run(
+        _run(
             [
                 sys.executable,
                 "-m",
@@ -167,7 +272,7 @@ def _download_source(dest: Path) -> None:
                 "-d",
                 tmp,
             ],
-            check=True,
+            "downloading the Caffe source package",
         )
         archives = list(Path(tmp).glob("*.tar.gz"))
         if len(archives) != 1:
@@ -184,9 +289,12 @@ def _makefile_config(src: Path) -> str:
     """Our Makefile.config: CPU only, no OpenCV/LevelDB/LMDB, OpenBLAS, this Python."""
     import numpy  # the build environment has numpy; imported lazily for `where`
 
-    multiarch = subprocess.run(
-        ["gcc", "-print-multiarch"], capture_output=True, text=True, check=True
-    ).stdout.strip()
+    try:
+        multiarch = subprocess.run(
+            ["gcc", "-print-multiarch"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise CaffeBuildError(f"gcc -print-multiarch failed: {exc}") from exc
     py_include = sysconfig.get_paths()["include"]
     py_libdir = sysconfig.get_config_var("LIBDIR") or ""
     ver = f"{sys.version_info.major}{sys.version_info.minor}"
@@ -289,17 +397,20 @@ def _run_make(src: Path, log_path: Path) -> None:
                     _log(f"  {done}/~{total} steps, {elapsed:.0f} s")
         code = proc.wait()
     if code != 0:
-        tail = "".join(log_path.read_text().splitlines(keepends=True)[-30:])
-        raise CaffeBuildError(f"make failed (exit {code}); last lines of {log_path}:\n{tail}")
+        for line in log_path.read_text().splitlines()[-30:]:
+            _log(f"  {line}")
+        raise CaffeBuildError(
+            f"make failed (exit {code}); the last lines are above, all in {log_path}"
+        )
     _log(f"compiled in {time.monotonic() - started:.0f} s")
 
 
 def _regenerate_python_proto(src: Path) -> None:
     """The shipped ``caffe_pb2.py`` is stale generated code; regenerate it with this protoc."""
-    subprocess.run(
+    _run(
         ["protoc", "--proto_path=src", "--python_out=python", "src/caffe/proto/caffe.proto"],
+        "protoc (regenerating caffe_pb2.py)",
         cwd=src,
-        check=True,
     )
 
 
@@ -328,7 +439,12 @@ def install(site_packages: Path) -> None:
     """Make ``import caffe`` work in the environment owning ``site_packages`` (a .pth file)."""
     src = build()
     pth = site_packages / "protoedit-pycaffe.pth"
-    pth.write_text(f"{src / 'python'}\n")
+    try:
+        pth.write_text(f"{src / 'python'}\n")
+    except OSError as exc:
+        raise CaffeBuildError(
+            f"cannot link pycaffe into this Python ({exc}); use a virtual environment"
+        ) from exc
     check = subprocess.run(
         [sys.executable, "-c", "import caffe, caffe.proto.caffe_pb2; print(caffe.__file__)"],
         capture_output=True,
@@ -337,8 +453,18 @@ def install(site_packages: Path) -> None:
         check=False,
     )
     if check.returncode != 0:
-        raise CaffeBuildError(f"pycaffe was installed but does not import:\n{check.stderr}")
+        lines = check.stderr.strip().splitlines() or ["(no output)"]
+        for line in lines:
+            _log(f"  {line}")
+        raise CaffeBuildError(f"pycaffe was installed but does not import: {lines[-1]}")
     _log(f"pycaffe ready: {check.stdout.strip()}")
+
+
+def setup(site_packages: Path | None = None) -> None:
+    """``protoedit setup-caffe``: check pycaffe's Python dependencies, build or reuse the cached
+    build, and link it into the running environment (``site_packages``: its purelib)."""
+    ensure_python_dependencies()
+    install(site_packages or Path(sysconfig.get_paths()["purelib"]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -348,10 +474,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.action == "install":
-            install(Path(sysconfig.get_paths()["purelib"]))
+            setup()
         else:
             print(source_dir())
-    except (CaffeBuildError, subprocess.CalledProcessError) as exc:
+    except CaffeBuildError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import re
 import sys
+import traceback
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from protoedit.errors import ProtoeditError
+from protoedit.files import STDIN
 from protoedit.validate import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT, validate
 
 if TYPE_CHECKING:
@@ -107,27 +112,44 @@ def _run_validate(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
+def _add_exclude(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="skip matching files and folders (gitignore syntax, relative to the current "
+        "folder; also for files named one by one); repeatable",
+    )
+
+
 def _add_format(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     cmd = commands.add_parser(
         "format",
         help="rewrite files in the canonical layout (comments kept)",
         description="Canonical layout: two-space indentation, one field per line, comments kept "
-        "where they belong. Prints to stdout unless -i. Exit 0 nothing to do, 1 --check found "
-        "changes, 2 error.",
+        "where they belong. Prints to stdout unless -i; a folder stands for the .prototxt and "
+        ".pbtxt files under it. Exit 0 nothing to do, 1 --check found changes, 2 error.",
     )
-    cmd.add_argument("files", nargs="*", metavar="FILE", help="files, or - for stdin")
+    cmd.add_argument("files", nargs="*", metavar="FILE", help="files or folders, or - for stdin")
     cmd.add_argument("--check", action="store_true", help="only say which files would change")
     cmd.add_argument("--diff", action="store_true", help="print a unified diff of the changes")
-    cmd.add_argument("-i", "--in-place", action="store_true", help="rewrite the files")
+    cmd.add_argument(
+        "-i", "--in-place", action="store_true", help="rewrite the files (not with --check/--diff)"
+    )
     cmd.add_argument("--stdin-filename", metavar="NAME", help="name to use for stdin in messages")
-    cmd.set_defaults(run=_run_format)
+    _add_exclude(cmd)
+    cmd.set_defaults(run=_run_format, usage_error=cmd.error)
 
 
 def _run_format(args: argparse.Namespace) -> int:
     from protoedit.commands import format_files
+    from protoedit.discover import net_files
 
+    if args.in_place and (args.check or args.diff):
+        args.usage_error("-i/--in-place cannot be combined with --check or --diff (never written)")
     return format_files(
-        args.files or ["-"],
+        net_files(args.files or ["-"], args.exclude),
         check=args.check,
         diff=args.diff,
         in_place=args.in_place,
@@ -140,10 +162,10 @@ def _add_check(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "check",
         help="report syntax, schema and net problems, one line each",
         description="Parse, check against the schema and lint the net. One line per finding: "
-        "path:line:col: CODE message. Exit 1 on errors (or on warnings with --strict), "
-        "2 when a file cannot be read.",
+        "path:line:col: CODE message. A folder stands for the .prototxt and .pbtxt files under "
+        "it. Exit 1 on errors (or on warnings with --strict), 2 when a file cannot be read.",
     )
-    cmd.add_argument("files", nargs="+", metavar="FILE")
+    cmd.add_argument("files", nargs="+", metavar="FILE", help="files or folders, or - for stdin")
     cmd.add_argument("--strict", action="store_true", help="warnings fail the check too")
     cmd.add_argument("--proto", metavar="PATH", help="a fork's caffe.proto instead of the built-in")
     cmd.add_argument(
@@ -152,14 +174,21 @@ def _add_check(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="MESSAGE",
         help="the file's message type (default: NetParameter or SolverParameter by content)",
     )
+    cmd.add_argument("--stdin-filename", metavar="NAME", help="name to use for stdin in messages")
+    _add_exclude(cmd)
     cmd.set_defaults(run=_run_check)
 
 
 def _run_check(args: argparse.Namespace) -> int:
     from protoedit.commands import check_files
+    from protoedit.discover import net_files
 
     return check_files(
-        args.files, strict=args.strict, schema=args.proto, message_type=args.message_type
+        net_files(args.files, args.exclude),
+        strict=args.strict,
+        schema=args.proto,
+        message_type=args.message_type,
+        stdin_name=args.stdin_filename,
     )
 
 
@@ -455,24 +484,152 @@ _VALIDATE_FLAGS = {"weights": "--weights", "random_weights": "--random-weights",
                    "memory_limit": "--memory-limit", "timeout": "--timeout"}  # fmt: skip
 
 
+def _add_setup_caffe(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    cmd = commands.add_parser(
+        "setup-caffe",
+        help="build pycaffe (or reuse the cached build) and install it into this Python",
+        description="Build pycaffe from Caffe's source package, CPU only, into the cache "
+        "(~/.cache/protoedit, or $PROTOEDIT_CACHE), or reuse the build found there, and link it "
+        "into the environment running protoedit. Needs protoedit's `caffe` extra; as root it "
+        "installs the Debian packages the build needs. Exit 0 ready, 2 error.",
+    )
+
+    def run(args: argparse.Namespace) -> int:
+        from protoedit import caffe_build
+
+        caffe_build.setup()  # a CaffeBuildError is a ProtoeditError: main() reports it
+        return 0
+
+    cmd.set_defaults(run=run)
+
+
+def _version() -> str:
+    """protoedit's version from the installed package's metadata (no heavy imports)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("protoedit")
+    except PackageNotFoundError:  # pragma: no cover - running from an uninstalled tree
+        return "unknown (not installed)"
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: print and exit; the metadata is read only when asked for."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        print(f"protoedit {_version()}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
-        prog="protoedit", description="Parse, rewrite and validate Caffe .prototxt files."
+        prog="protoedit",
+        description="Parse, rewrite and validate Caffe .prototxt files.",
+        epilog="Exit codes: 0 success, 1 check or validation failed, 2 error (bad input or "
+        "arguments), 123 internal error (a bug: please report it).",
     )
+    parser.add_argument("--version", action=_VersionAction, help="print the version and exit")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_format(commands)
     _add_check(commands)
     _add_rewrites(commands)
     _add_validate(commands)
+    _add_setup_caffe(commands)
     return parser
 
 
+#: Exit codes of :func:`main` beyond a command's own 0 (success) and 1 (check failed).
+EXIT_ERROR = 2
+EXIT_INTERNAL = 123  # as Black: a bug in protoedit, never to be read as "check failed"
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what `yes | head -1` reports for `yes`
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code (2 for usage errors, as argparse does)."""
-    args = build_parser().parse_args(argv)
-    code: int = args.run(args)
-    return code
+    """Run the command line and return its exit code.
+
+    The one error boundary: a :class:`ProtoeditError` or an ``OSError`` is one line on
+    stderr and exit 2; any other exception is an internal error (a short report, exit 123);
+    Ctrl-C exits 130; a reader closing the pipe (``| head``) ends the command quietly (141).
+    """
+    _text_streams()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _refuse_in_place_stdin(parser, args)
+    try:
+        try:
+            code = int(args.run(args))
+            sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+            return code
+        except ProtoeditError as exc:
+            _error(str(exc))
+            return EXIT_ERROR
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            _error(f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc))
+            return EXIT_ERROR
+        except Exception as exc:
+            _internal_error(args.command, exc)
+            return EXIT_INTERNAL
+        except KeyboardInterrupt:
+            _error("interrupted")
+            return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return _quiet_after_broken_pipe()
+
+
+def _error(message: str) -> None:
+    print(f"protoedit: error: {message}", file=sys.stderr)
+
+
+def _internal_error(command: str, exc: Exception) -> None:
+    """A short report of a bug: the command, the exception and where it was raised (the
+    whole traceback with ``PROTOEDIT_TRACEBACK=1``)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f"\n  raised at {frames[-1].filename}:{frames[-1].lineno} in {frames[-1].name}"
+    print(
+        f"protoedit: internal error in `protoedit {command}`: {type(exc).__name__}: {exc}"
+        f"{where if frames else ''}\n"
+        f"  protoedit {_version()}, Python {sys.version.split()[0]}; please report this (the "
+        "command line and, if you can, the input file; PROTOEDIT_TRACEBACK=1 shows the "
+        "traceback)",
+        file=sys.stderr,
+    )
+    if os.environ.get("PROTOEDIT_TRACEBACK"):
+        traceback.print_exception(exc, file=sys.stderr)
+
+
+def _quiet_after_broken_pipe() -> int:
+    """The reader of our output went away: point stdout and stderr at /dev/null so nothing
+    else fails on the way out (the recipe of Python's ``signal`` docs) and exit as SIGPIPE."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # not a real file (a test's capture)
+            os.dup2(devnull, stream.fileno())
+    os.close(devnull)
+    return EXIT_BROKEN_PIPE
+
+
+def _text_streams() -> None:
+    """Net text goes to stdout as UTF-8, with the stray bytes :mod:`protoedit.files` kept
+    (``surrogateescape``) written back as they were read."""
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(encoding="utf-8", errors="surrogateescape")
+
+
+def _refuse_in_place_stdin(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """``-i`` with stdin has no file to rewrite: a usage error rather than stdout."""
+    if not getattr(args, "in_place", False):
+        return
+    names = getattr(args, "files", None) or [getattr(args, "file", "-")]
+    if STDIN in names:
+        parser.error(f"{args.command}: -i/--in-place needs a file, not - (stdin)")
 
 
 if __name__ == "__main__":

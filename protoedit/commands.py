@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from protoedit.document import Document, loads, message_type_of, read_text, write_atomic
+from protoedit.document import Document, loads, message_type_of
 from protoedit.errors import ProtoeditError
+from protoedit.files import encode, read_source, source_name, write_atomic
 from protoedit.lint import CAFFE_LAYER_TYPES, net_findings
 from protoedit.rewrites import RewriteReport
 from protoedit.schema import BUILTIN_PROTO, load_schema
@@ -28,7 +30,8 @@ def _say(line: str) -> None:
 def format_text(text: str, name: str) -> str:
     """Canonical text for ``text``; checks that the result parses to the same fields."""
     tree = parse(text, name)
-    formatted = format_tree(tree)
+    bom = _BOM if text.startswith(_BOM) else ""  # the formatter drops leading trivia
+    formatted = bom + format_tree(tree)
     again = parse(formatted, name)
     if _shape(again.fields) != _shape(tree.fields):  # pragma: no cover - a formatter bug
         raise ProtoeditError(f"{name}: formatting would change the content; file left as is")
@@ -57,14 +60,19 @@ def _shape(fields: list[Field]) -> list[object]:
 def format_files(
     files: list[str], check: bool, diff: bool, in_place: bool, stdin_name: str | None
 ) -> int:
-    """Format each file; see ``protoedit format --help`` for the exit codes."""
+    """Format each file (``-``: stdin); see ``protoedit format --help`` for the exit codes.
+
+    ``check`` and ``diff`` only report; ``in_place`` writes (the CLI refuses it with either).
+    """
     changed = failed = 0
     for name in files:
-        is_stdin = name == "-"
-        shown = (stdin_name or "<stdin>") if is_stdin else name
+        shown = source_name(name, stdin_name)
         try:
-            text = sys.stdin.read() if is_stdin else read_text(name)
+            text = read_source(name, shown)
             formatted = format_text(text, shown)
+            if formatted != text and in_place and not (check or diff):
+                write_atomic(name, formatted)
+                _say(f"reformatted {shown}")
         except ProtoeditError as exc:
             _say(f"protoedit: error: {exc}")
             failed += 1
@@ -81,10 +89,7 @@ def format_files(
             ))  # fmt: skip
         if check:
             _say(f"would reformat {shown}")
-        elif in_place and not is_stdin:
-            write_atomic(Path(name), formatted)
-            _say(f"reformatted {shown}")
-        elif not diff:
+        elif not (diff or in_place):
             sys.stdout.write(formatted)
     if failed:
         return 2
@@ -92,25 +97,36 @@ def format_files(
 
 
 def check_files(
-    files: list[str], strict: bool, schema: str | None, message_type: str | None
+    files: list[str],
+    strict: bool,
+    schema: str | None,
+    message_type: str | None,
+    stdin_name: str | None = None,
 ) -> int:
-    """Print every finding of every file; exit 1 on errors (warnings too with ``strict``)."""
+    """Print every finding of every file (``-``: stdin); exit 1 on errors (warnings too with
+    ``strict``), 2 when the schema, the message type or a file cannot be read."""
     errors = warnings = unreadable = 0
     try:
         resolved = load_schema(schema)
+        if message_type:
+            resolved.descriptor(message_type)
     except ProtoeditError as exc:
-        _say(f"protoedit: error: {exc}")
+        hint = " (--type takes a message of the schema, e.g. NetParameter)" if message_type else ""
+        _say(f"protoedit: error: {exc}{hint}")
         return 2
-    known_types = CAFFE_LAYER_TYPES if resolved.path == str(BUILTIN_PROTO) else None
+    builtin = resolved.path == str(BUILTIN_PROTO)
+    known_types = CAFFE_LAYER_TYPES if builtin else None
+    unknown_types: set[str] = set()
     for name in files:
+        shown = source_name(name, stdin_name)
         try:
-            text = read_text(name)
+            text = read_source(name, shown)
         except ProtoeditError as exc:
             _say(f"protoedit: error: {exc}")
             unreadable += 1
             continue
         try:
-            tree = parse(text, name)
+            tree = parse(text, shown)
         except ParseError as exc:
             print(f"{exc.location}: E001 {exc.message}")
             errors += 1
@@ -125,13 +141,49 @@ def check_files(
         findings.sort(key=lambda f: f.pos)
         for finding in findings:
             print(doc.describe(finding))
+            if finding.code == "E205":
+                unknown_types.update(_UNKNOWN_TYPE.findall(finding.message))
             if finding.severity == "error":
                 errors += 1
             else:
                 warnings += 1
+    if unknown_types and builtin:
+        _suggest_installed_schema(unknown_types)
     if unreadable:
         return 2
     return 1 if errors or (strict and warnings) else 0
+
+
+_BOM = "\ufeff"
+_UNKNOWN_TYPE = re.compile(r"^unknown layer type '([^']+)'")
+_REGISTERED = re.compile(r"^[ \t]*REGISTER_LAYER_(?:CLASS|CREATOR)\(\s*(\w+)", re.MULTILINE)
+
+
+def _suggest_installed_schema(unknown: set[str]) -> None:
+    """When the installed Caffe (a fork) registers layer types the built-in BVLC list lacks,
+    say which and how to check against that Caffe's own schema."""
+    from protoedit import caffe_build
+
+    proto = caffe_build.caffe_proto_path()
+    if not proto.is_file():
+        return
+    registered = installed_layer_types(caffe_build.source_dir())
+    found = sorted(unknown & registered)
+    if found:
+        _say(
+            f"hint: the installed Caffe registers {', '.join(found)}; check against its schema "
+            f"with --proto {proto}"
+        )
+
+
+def installed_layer_types(source: Path) -> frozenset[str]:
+    """The layer types a Caffe source tree registers (``REGISTER_LAYER_CLASS``/``_CREATOR``
+    lines, commented-out ones excluded): what ``type:`` names its layer factory accepts."""
+    types: set[str] = set()
+    for path in sorted((source / "src" / "caffe").rglob("*.c[pu]*")):
+        if path.suffix in (".cpp", ".cu"):
+            types.update(_REGISTERED.findall(path.read_text(encoding="utf-8", errors="replace")))
+    return frozenset(types)
 
 
 def rewrite_file(
@@ -159,13 +211,15 @@ def rewrite_file(
     doc = None
     unknown: list[Diagnostic] = []
     try:
-        text = sys.stdin.read() if name == "-" else read_text(name)
+        text = read_source(name)
         doc = loads(text, schema=schema, lenient=lenient, path="<stdin>" if name == "-" else name)
         unknown = list(doc.warnings)
         report = rewrite(doc)
         result = doc.dumps()
         shown = _result_name(name, output, in_place, diff)
         again = loads(result, schema=schema, lenient=lenient, path=shown)  # still a valid file
+        if not diff and (output or in_place) and not validate_result:
+            write_atomic(output or name, result)  # first: a report into a closed pipe stops us
     except ProtoeditError as exc:
         for warning in unknown if doc is not None else []:
             _say(f"warning: {doc.describe(warning)}")  # type: ignore[union-attr]
@@ -181,19 +235,17 @@ def rewrite_file(
     if validate_result:
         code = _validate_text(result, Path(name).parent if name != "-" else Path("."),
                               **dict(validate_options or {}))  # fmt: skip
-        if code and in_place and name != "-":
+        if code and in_place:
             _say(f"protoedit: {name} left as it was: the rewritten net did not validate")
             return code
+        if not diff and (output or in_place):
+            write_atomic(output or name, result)
     if diff:
         sys.stdout.writelines(difflib.unified_diff(
             text.splitlines(keepends=True), result.splitlines(keepends=True),
             f"{name} (original)", f"{name} (rewritten)",
         ))  # fmt: skip
-    elif in_place and name != "-":
-        write_atomic(Path(name), result)
-    elif output:
-        write_atomic(Path(output), result)
-    else:
+    elif not (output or in_place):
         sys.stdout.write(result)
     return code
 
@@ -244,7 +296,7 @@ def _validate_text(text: str, folder: Path, **options: Any) -> int:
 
     with tempfile.TemporaryDirectory(dir=folder if os.access(folder, os.W_OK) else None) as tmp:
         path = Path(tmp) / "rewritten.prototxt"
-        path.write_text(text, encoding="utf-8")
+        path.write_bytes(encode(text))
         report = validate(path, **options)
     _say(report.format_text().replace(str(path), "(rewritten net)"))
     return report.exit_code

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from google.protobuf.message import Message
 
 from protoedit.errors import InputError, Location, ProtoeditError
+from protoedit.files import read_text, write_atomic  # re-exported: the old home of file I/O
 from protoedit.paths import parse_path, resolve
 from protoedit.schema import Schema, load_schema
 from protoedit.schema.binding import Diagnostic, bind, suggest
@@ -234,56 +233,6 @@ def _default_position(fields: list[Field], name: str, scalar: bool) -> int:
             index += 1
         return index
     return len(fields)
-
-
-def write_atomic(target: Path, text: str) -> None:
-    """Replace ``target`` with ``text`` so that a reader never sees a half-written file.
-
-    The new content goes to a temporary file beside the target (same file system), is
-    flushed to disk, takes over the target's permissions, and is renamed over it.
-    """
-    target = Path(target)
-    folder = target.parent if str(target.parent) else Path(".")
-    try:
-        mode = target.stat().st_mode & 0o7777
-    except FileNotFoundError:
-        mode = 0o666 & ~_umask()
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise InputError(f"cannot write: {exc.strerror}", Location(str(target))) from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def read_text(path: str | os.PathLike[str]) -> str:
-    """A model file's text, exactly (no newline translation); errors name the file."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror}", Location(str(path))) from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        before = data[: exc.start]
-        line = before.count(b"\n") + 1
-        col = exc.start - (before.rfind(b"\n") + 1) + 1
-        raise InputError("the file is not valid UTF-8", Location(str(path), line, col)) from None
 
 
 def loads(

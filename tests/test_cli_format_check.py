@@ -166,3 +166,86 @@ def test_rewrites_carry_unknown_fields_verbatim_when_lenient(tmp_path: Path) -> 
     assert "warning: " in lenient.stderr and "W101" in lenient.stderr
     assert "  fork_only_param { factor: 2 }  # a fork's field\n" in lenient.stdout
     assert lenient.stdout.startswith("force_backward: true\n")
+
+
+def _tree(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+
+
+UNFORMATTED = "layer { name: 'a' }\n"
+
+
+def test_folders_are_walked_sorted_minus_hidden_gitignored_and_excluded(tmp_path: Path) -> None:
+    _tree(tmp_path, {
+        "b.prototxt": UNFORMATTED, "a/x.pbtxt": UNFORMATTED, "a/notes.txt": UNFORMATTED,
+        "a/skip_me.prototxt": UNFORMATTED, "a/keep_me.prototxt": UNFORMATTED,
+        "a/.gitignore": "skip_*.prototxt\n", ".gitignore": "build/\n*.bak\n",
+        "build/gen.prototxt": UNFORMATTED, ".hidden/h.prototxt": UNFORMATTED,
+        "ssd/labelmap.prototxt": UNFORMATTED, "ssd/deploy.prototxt": UNFORMATTED,
+    })  # fmt: skip
+    done = _run("format", "--check", ".", "--exclude", "labelmap.prototxt", cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        f"would reformat ./{name}"
+        for name in ["a/keep_me.prototxt", "a/x.pbtxt", "b.prototxt", "ssd/deploy.prototxt"]
+    ]
+    assert _run("format", "-i", "a", "--exclude", "/a/keep_*", cwd=tmp_path).returncode == 0
+    assert (tmp_path / "a" / "x.pbtxt").read_text() == "layer {\n  name: 'a'\n}\n"
+    assert (tmp_path / "a" / "keep_me.prototxt").read_text() == UNFORMATTED
+    assert (tmp_path / "a" / "skip_me.prototxt").read_text() == UNFORMATTED
+
+
+LABELMAP = 'item {\n  name: "none_of_the_above"\n  label: 0\n  display_name: "background"\n}\n'
+
+
+def test_the_check_hook_can_skip_a_labelmap_given_by_name(tmp_path: Path) -> None:
+    _tree(tmp_path, {"ssd/labelmap.prototxt": LABELMAP, "ssd/deploy.prototxt": ""})
+    names = ["ssd/labelmap.prototxt", "ssd/deploy.prototxt"]  # as pre-commit passes them
+    entry = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())[1]["entry"].split()
+    assert entry[:2] == ["protoedit", "check"]
+    failed = _run(*entry[1:], *names, cwd=tmp_path)
+    assert failed.returncode == 1 and "E101 unknown field 'item'" in failed.stdout
+    skipped = _run(*entry[1:], "--exclude", "labelmap.prototxt", *names, cwd=tmp_path)
+    assert skipped.returncode == 0 and skipped.stdout == ""
+    assert _run(*entry[1:], "--type", "NetParameter", "ssd", cwd=tmp_path).returncode == 1
+
+
+def test_check_reads_stdin_under_its_name() -> None:
+    net = "layer { name: 'c' type: 'ReLU' bottom: 'x' top: 'x' }\n"
+    done = _run("check", "-", stdin=net)
+    assert done.returncode == 1
+    assert done.stdout.startswith("<stdin>:1:32: E202 bottom 'x' of layer 'c'")
+    named = _run("check", "--stdin-filename", "net.prototxt", "-", stdin=net)
+    assert named.stdout.startswith("net.prototxt:1:32: E202 ")
+
+
+def test_format_diff_never_writes_even_with_check(tmp_path: Path) -> None:
+    target = tmp_path / "net.prototxt"
+    target.write_text(UNFORMATTED)
+    done = _run("format", "--diff", "--check", str(target))
+    assert done.returncode == 1 and "+  name: 'a'\n" in done.stdout
+    assert f"would reformat {target}" in done.stderr
+    assert target.read_text() == UNFORMATTED
+
+
+@pytest.mark.caffe
+def test_check_suggests_the_installed_caffes_schema_for_its_layer_types(
+    corpus: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from protoedit.caffe_build import caffe_proto_path, source_dir
+    from protoedit.commands import installed_layer_types
+
+    registered = installed_layer_types(source_dir())
+    assert {"Convolution", "Python", "Permute", "PriorBox"} <= registered
+    assert "Inception" not in registered  # a commented-out registration
+    ssd = corpus / "chuanqi305__MobileNet-SSD__voc__MobileNetSSD_deploy.prototxt"
+    assert main(["check", str(ssd)]) == 1
+    hint = capsys.readouterr().err.splitlines()[-1]
+    assert hint == (
+        "hint: the installed Caffe registers DetectionOutput, Permute, PriorBox; check against "
+        f"its schema with --proto {caffe_proto_path()}"
+    )
+    assert main(["check", str(FIXTURES / "lint" / "problems.prototxt")]) == 1
+    assert "hint:" not in capsys.readouterr().err  # a typo ('Convolutoin') is no fork type

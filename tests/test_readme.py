@@ -1,4 +1,5 @@
-"""The README's examples run: console sessions (output lines and exit codes) and Python blocks."""
+"""The README's examples run: console sessions (whole output, or cut with ``…`` lines, and
+exit codes) and Python blocks."""
 
 from __future__ import annotations
 
@@ -51,11 +52,31 @@ def test_console_example(example: tuple[str, list[str], int]) -> None:
     env = dict(os.environ, PATH=bindir + os.pathsep + os.environ.get("PATH", ""))
     proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, env=env, check=False)
     assert proc.returncode == code, proc.stdout + proc.stderr
-    lines = (proc.stdout + proc.stderr).splitlines()
-    position = 0
-    for line in expected:  # every shown line appears, in order
-        assert line in lines[position:], f"{line!r} not in output:\n{proc.stdout}{proc.stderr}"
-        position = lines.index(line, position) + 1
+    output = proc.stdout + proc.stderr
+    assert shown_output_matches(expected, output.splitlines()), (
+        "README shows:\n" + "\n".join(expected) + "\nthe command printed:\n" + output
+    )
+
+
+#: A README output line that stands for lines left out (any number, maybe none).
+CUT = "…"
+
+
+def shown_output_matches(shown: list[str], lines: list[str]) -> bool:
+    """The output is exactly the shown lines, where a line ``…`` stands for a cut."""
+    pattern = "".join("(?:.*\n)*?" if line == CUT else re.escape(line) + "\n" for line in shown)
+    return re.fullmatch(pattern, "".join(line + "\n" for line in lines)) is not None
+
+
+def test_shown_output_is_whole_unless_cut_with_an_ellipsis() -> None:
+    printed = ["net: a", "blobs:", "  data 1", "done"]
+    assert shown_output_matches(printed, printed)
+    assert not shown_output_matches(["net: a", "done"], printed)  # a silent excerpt
+    assert shown_output_matches(["net: a", CUT, "done"], printed)
+    assert shown_output_matches([CUT, "  data 1", CUT], printed)
+    assert shown_output_matches(["net: a", CUT, "blobs:", CUT, "done"], printed)  # cut of none
+    assert not shown_output_matches(["blobs:", CUT], printed)
+    assert not shown_output_matches(["net: a", CUT, "  data 2", CUT], printed)
 
 
 @pytest.mark.caffe

@@ -110,6 +110,18 @@ def _string_bytes(scalar: Scalar) -> bytes:
 
 
 _FLOATS = (FD.TYPE_FLOAT, FD.TYPE_DOUBLE)
+#: A byte that was not UTF-8 in the file (``protoedit.files`` keeps it as a lone surrogate).
+_STRAY_BYTE = re.compile("[\udc80-\udcff]")
+
+
+def _stray_byte(text: str) -> str:
+    """Why a string with a non-UTF-8 byte cannot be a protobuf string, and the fix."""
+    found = _STRAY_BYTE.search(text)
+    byte = ord(found.group()) - 0xDC00 if found else 0
+    return (
+        f"byte 0x{byte:02X} in this string is not UTF-8 (Latin-1?); convert the file with "
+        "`iconv -f latin1 -t utf-8`"
+    )
 
 
 def _convert(scalar: Scalar, fd: FieldDescriptor) -> Any:
@@ -119,7 +131,9 @@ def _convert(scalar: Scalar, fd: FieldDescriptor) -> Any:
         text = scalar.parts[0].text
         first = text[0]
         if kind == FD.TYPE_STRING and first in "\"'" and "\\" not in text:
-            return text[1:-1]
+            if text.isascii() or not _STRAY_BYTE.search(text):
+                return text[1:-1]
+            raise _ValueProblem(_stray_byte(text))
         if kind in _FLOATS and first not in "\"'":
             try:
                 return float(text)

@@ -148,10 +148,11 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
         import caffe.proto.caffe_pb2 as caffe_pb2
         import numpy as np
     except Exception as exc:  # any import failure means the same thing to the user
+        from protoedit.caffe_build import setup_hint
+
         return {
             "status": "error",
-            "reason": f"pycaffe cannot be imported ({type(exc).__name__}: {exc}); "
-            "run `make setup` to build and install it",
+            "reason": f"pycaffe cannot be imported ({type(exc).__name__}: {exc}); {setup_hint()}",
         }
 
     _limit_address_space(request["memory_limit"])
