@@ -1,6 +1,7 @@
 """Golden rewrites: fixtures/rewrites/<rewrite>/<case>.in.prototxt -> .out.prototxt.
 
-Arguments sit beside each case in ``<case>.args.json``; cases are found automatically.
+Arguments sit beside each case in ``<case>.args.json`` and the report's lines in
+``<case>.report`` (both regenerated with ``PROTOEDIT_REGOLD=1``); cases are found automatically.
 Each case also checks that comments of surviving nodes survive and that a second run of an
 idempotent rewrite changes nothing.
 """
