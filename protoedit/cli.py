@@ -9,11 +9,14 @@ import re
 import sys
 import traceback
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from protoedit.errors import ProtoeditError
 from protoedit.files import STDIN
 from protoedit.validate import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT, validate
+
+if TYPE_CHECKING:
+    from protoedit.rewrites import LossHead
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
@@ -197,6 +200,7 @@ def _rewrite_command(
         help=help,
         description=help + ". Comments and untouched text are kept; the report goes to stderr.",
     )
+    cmd.set_defaults(rewrite_name=name)
     cmd.add_argument("file", metavar="FILE", help="a .prototxt, or - for stdin")
     out = cmd.add_mutually_exclusive_group()
     out.add_argument("-o", "--output", metavar="OUT", help="write here instead of stdout")
@@ -225,8 +229,8 @@ def _head_arguments(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument(
         "--reduce",
         choices=["mean", "sum"],
-        default="mean",
-        help="over the batch and positions (default mean)",
+        help="over the batch and positions (default mean; sum for --sumsq, where mean "
+        "averages the squares)",
     )
     cmd.add_argument("--weight", type=float, default=1.0, help="loss weight (negative: minimise)")
     cmd.add_argument(
@@ -242,7 +246,7 @@ def _head_arguments(cmd: argparse.ArgumentParser) -> None:
     )
 
 
-def _head(args: argparse.Namespace) -> Any:
+def _head(args: argparse.Namespace) -> LossHead:
     from protoedit.rewrites import LossHead
 
     if args.sumsq:
@@ -253,6 +257,46 @@ def _head(args: argparse.Namespace) -> Any:
     if args.logit is not None:
         return LossHead("logit", args.logit, args.reduce, args.weight)
     return LossHead("channel", args.channel or 0, args.reduce, args.weight)
+
+
+def _state_arguments(cmd: argparse.ArgumentParser) -> None:
+    """``--phase``, ``--level`` and ``--stage``: the NetState to build the net for."""
+    cmd.add_argument(
+        "--phase",
+        choices=["TEST", "TRAIN"],
+        default="TEST",
+        type=str.upper,
+        help="the net state's phase (default TEST)",
+    )
+    cmd.add_argument("--level", type=int, default=0, help="the net state's level (default 0)")
+    cmd.add_argument(
+        "--stage",
+        action="append",
+        default=[],
+        metavar="S",
+        help="a stage of the net state (repeatable); one that some include/exclude rule names",
+    )
+
+
+#: Library parameter -> the option that supplies it, per rewrite command (for hints).
+_FLAGS: dict[str, dict[str, str]] = {
+    "to-deploy": {"shape": "--shape N,C,H,W", "channels": "--channels C",
+                  "batch": "--batch N", "stages": "--stage S", "phase": "--phase P"},
+    "aux": {"shape": "--shape N,C,H,W", "input_channels": "--input-channels C",
+            "channels": "--channels N", "batch": "--batch N", "stages": "--stage S",
+            "phase": "--phase P",
+            "reduce": "--reduce mean|sum"},
+    "add-loss": {"channels": "--channels N", "reduce": "--reduce mean|sum"},
+    "filter": {"stages": "--stage S"},
+}  # fmt: skip
+
+
+def _positive(text: str) -> int:
+    """One integer of at least 1."""
+    values = _int_list(text, 1, "N")
+    if len(values) != 1:
+        raise argparse.ArgumentTypeError(f"expected one integer, got {text!r}")
+    return values[0]
 
 
 def _int_list(text: str, minimum: int, form: str) -> list[int]:
@@ -282,6 +326,12 @@ def _add_rewrites(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         def runner(args: argparse.Namespace) -> int:
             from protoedit.commands import rewrite_file
 
+            if hasattr(args, "random_weights") and not args.validate:
+                unused = [_VALIDATE_FLAGS[key] for key in _validate_options(args)]
+                if unused:
+                    print(f"protoedit: error: {', '.join(unused)} only apply with --validate",
+                          file=sys.stderr)  # fmt: skip
+                    return 2
             return rewrite_file(
                 args.file,
                 lambda doc: fn(doc, args),
@@ -291,6 +341,8 @@ def _add_rewrites(commands: argparse._SubParsersAction[argparse.ArgumentParser])
                 args.proto,
                 getattr(args, "validate", False),
                 args.lenient,
+                _FLAGS.get(args.rewrite_name, {}),
+                _validate_options(args) if getattr(args, "validate", False) else None,
             )
 
         return runner
@@ -299,20 +351,31 @@ def _add_rewrites(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     cmd.set_defaults(run=run(lambda doc, args: rewrites.upgrade(doc)))
 
     cmd = _rewrite_command(commands, "to-deploy", "turn a train/val net into its deploy net")
-    cmd.add_argument("--phase", choices=["TEST", "TRAIN"], default="TEST", type=str.upper)
+    _state_arguments(cmd)
     cmd.add_argument("--shape", type=_dims, metavar="N,C,H,W", help="the Input layer's shape")
     cmd.add_argument("--channels", type=int, metavar="C", help="channels, when not derivable")
+    cmd.add_argument(
+        "--batch", type=_positive, metavar="N", help="batch size (default: the data layer's)"
+    )
     cmd.set_defaults(
-        run=run(lambda doc, args: rewrites.to_deploy(doc, args.phase, args.shape, args.channels))
+        run=run(
+            lambda doc, args: rewrites.to_deploy(
+                doc,
+                args.phase,
+                args.shape,
+                args.channels,
+                level=args.level,
+                stages=args.stage,
+                batch=args.batch,
+            )
+        )
     )
 
     cmd = _rewrite_command(commands, "force-backward", "set force_backward: true")
     cmd.set_defaults(run=run(lambda doc, args: rewrites.force_backward(doc)))
 
     cmd = _rewrite_command(commands, "filter", "keep the layers Caffe builds for one state")
-    cmd.add_argument("--phase", choices=["TEST", "TRAIN"], default="TEST", type=str.upper)
-    cmd.add_argument("--level", type=int, default=0)
-    cmd.add_argument("--stage", action="append", default=[], metavar="S")
+    _state_arguments(cmd)
     cmd.set_defaults(
         run=run(
             lambda doc, args: rewrites.filter_net(doc, args.phase, args.level, tuple(args.stage))
@@ -360,9 +423,31 @@ def _add_rewrites(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         help="input channels, when a train/val net's data layer does not tell",
     )
     cmd.add_argument(
+        "--batch", type=_positive, metavar="N", help="batch size (default: the data layer's)"
+    )
+    _state_arguments(cmd)
+    check = cmd.add_argument_group("validation (with --validate)")
+    check.add_argument(
         "--validate",
         action="store_true",
-        help="also run the result through `protoedit validate` (exit code: the validation's)",
+        help="also run the result through `protoedit validate` (exit code: the validation's; "
+        "-i keeps the original when it fails)",
+    )
+    check.add_argument("--weights", metavar="MODEL.caffemodel")
+    check.add_argument(
+        "--random-weights", action="store_true", help="seeded random values for every parameter"
+    )
+    check.add_argument(
+        "--memory-limit",
+        type=parse_size,
+        metavar="SIZE",
+        help="address-space limit of the Caffe process, e.g. 8G; 0 for none (default 4G)",
+    )
+    check.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help=f"kill Caffe after this long (default {DEFAULT_TIMEOUT:g})",
     )
     cmd.set_defaults(
         run=run(
@@ -374,9 +459,29 @@ def _add_rewrites(commands: argparse._SubParsersAction[argparse.ArgumentParser])
                 args.channels,
                 args.shape,
                 args.input_channels,
+                phase=args.phase,
+                level=args.level,
+                stages=args.stage,
+                batch=args.batch,
             )
         )
     )
+
+
+def _validate_options(args: argparse.Namespace) -> dict[str, Any]:
+    """What ``aux --validate`` passes on to :func:`protoedit.validate` (the options given)."""
+    given = {
+        "weights": args.weights,
+        "random_weights": args.random_weights or None,
+        "memory_limit": args.memory_limit,
+        "timeout": args.timeout,
+    }
+    return {key: value for key, value in given.items() if value is not None}
+
+
+#: aux's validation options, by the name :func:`_validate_options` gives them.
+_VALIDATE_FLAGS = {"weights": "--weights", "random_weights": "--random-weights",
+                   "memory_limit": "--memory-limit", "timeout": "--timeout"}  # fmt: skip
 
 
 def _add_setup_caffe(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -6,8 +6,9 @@ import difflib
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from protoedit.document import Document, loads, message_type_of
 from protoedit.errors import ProtoeditError
@@ -15,6 +16,7 @@ from protoedit.files import encode, read_source, source_name, write_atomic
 from protoedit.lint import CAFFE_LAYER_TYPES, net_findings
 from protoedit.rewrites import RewriteReport
 from protoedit.schema import BUILTIN_PROTO, load_schema
+from protoedit.schema.binding import Diagnostic
 from protoedit.syntax import parse
 from protoedit.syntax.formatter import format_tree
 from protoedit.syntax.parser import ParseError
@@ -192,29 +194,51 @@ def rewrite_file(
     schema: str | None = None,
     validate_result: bool = False,
     lenient: bool = False,
+    flags: Mapping[str, str] | None = None,
+    validate_options: Mapping[str, Any] | None = None,
 ) -> int:
     """Load ``name`` (or stdin), apply ``rewrite``, write the result where asked.
 
     Stdout by default, ``output`` or the file itself with ``in_place``; ``diff`` prints a
-    unified diff instead.  The report goes to stderr.  Nothing is written on an error.
-    With ``validate_result`` the result also runs through :func:`protoedit.validate` (its
-    report on stderr) and the exit code is the validation's.
+    unified diff instead.  The report goes to stderr.  Nothing is written on an error; an
+    error that names a missing parameter gets a hint with its option from ``flags``
+    (parameter -> ``--flag METAVAR``).  With ``validate_result`` the result also runs
+    through :func:`protoedit.validate` (with ``validate_options``; its report on stderr),
+    the exit code is the validation's, and ``in_place`` leaves the file alone when the
+    validation fails.  With ``lenient``, unknown fields are reported where they survive.
     """
+    doc = None
+    unknown: list[Diagnostic] = []
     try:
         text = read_source(name)
         doc = loads(text, schema=schema, lenient=lenient, path="<stdin>" if name == "-" else name)
-        for warning in doc.warnings:
-            _say(f"warning: {doc.describe(warning)}")
+        unknown = list(doc.warnings)
         report = rewrite(doc)
         result = doc.dumps()
-        loads(result, schema=schema, lenient=lenient, path=name)  # still a valid file
-        if not diff and (output or in_place):  # first: a report into a closed pipe stops us
-            write_atomic(output or name, result)
+        shown = _result_name(name, output, in_place, diff)
+        again = loads(result, schema=schema, lenient=lenient, path=shown)  # still a valid file
+        if not diff and (output or in_place) and not validate_result:
+            write_atomic(output or name, result)  # first: a report into a closed pipe stops us
     except ProtoeditError as exc:
+        for warning in unknown if doc is not None else []:
+            _say(f"warning: {doc.describe(warning)}")  # type: ignore[union-attr]
         _say(f"protoedit: error: {exc}")
+        hint = _hint(exc, flags or {})
+        if hint:
+            _say(f"hint: {hint}")
         return 2
+    _warn_surviving(doc, again, len(unknown))
     for line in report.lines():
         _say(line)
+    code = 0
+    if validate_result:
+        code = _validate_text(result, Path(name).parent if name != "-" else Path("."),
+                              **dict(validate_options or {}))  # fmt: skip
+        if code and in_place:
+            _say(f"protoedit: {name} left as it was: the rewritten net did not validate")
+            return code
+        if not diff and (output or in_place):
+            write_atomic(output or name, result)
     if diff:
         sys.stdout.writelines(difflib.unified_diff(
             text.splitlines(keepends=True), result.splitlines(keepends=True),
@@ -222,14 +246,49 @@ def rewrite_file(
         ))  # fmt: skip
     elif not (output or in_place):
         sys.stdout.write(result)
-    if validate_result:
-        return _validate_text(result, Path(name).parent if name != "-" else Path("."))
-    return 0
+    return code
 
 
-def _validate_text(text: str, folder: Path) -> int:
+def _warn_surviving(doc: Document, result: Document, before: int) -> None:
+    """Warn about the unknown fields that are still in the result (``--lenient``), where the
+    input has them; count, not list, the ones that went with removed layers."""
+    doc.message  # noqa: B018 - bind the edited tree: its warnings are what survived
+    kept = doc.warnings
+    if any(w.pos < 0 for w in kept):  # re-rendered text: say where the result has them
+        doc, kept = result, result.warnings
+    for warning in kept:
+        _say(f"warning: {doc.describe(warning)}")
+    if before > len(kept):
+        gone = before - len(kept)
+        _say(f"note: {gone} unknown field{'s' if gone != 1 else ''} of the input went with "
+             "the layers the rewrite removed")  # fmt: skip
+
+
+def _result_name(name: str, output: str | None, in_place: bool, diff: bool) -> str:
+    """What to call the rewritten text in messages about it."""
+    if diff:
+        return f"{name} (rewritten)"
+    if in_place and name != "-":
+        return name
+    return output or "<stdout>"
+
+
+def _hint(exc: ProtoeditError, flags: Mapping[str, str]) -> str | None:
+    """``pass --stage test-on-test`` for an error that says which parameter would help."""
+    needs: Mapping[str, str | None] = getattr(exc, "needs", None) or {}
+    options = []
+    for parameter, value in needs.items():
+        flag = flags.get(parameter)
+        if flag is None:
+            continue
+        options.append(f"{flag.split()[0]} {value}" if value is not None else flag)
+    return f"pass {' or '.join(options)}" if options else None
+
+
+def _validate_text(text: str, folder: Path, **options: Any) -> int:
     """Validate a rewritten net in Caffe (from a temporary file beside the original, so
-    relative paths in it still resolve); print the report on stderr."""
+    relative paths in it still resolve); print the report on stderr.  ``options`` go to
+    :func:`protoedit.validate` (weights, random_weights, memory_limit, timeout, ...)."""
     import tempfile
 
     from protoedit.validate import validate
@@ -237,7 +296,7 @@ def _validate_text(text: str, folder: Path) -> int:
     with tempfile.TemporaryDirectory(dir=folder if os.access(folder, os.W_OK) else None) as tmp:
         path = Path(tmp) / "rewritten.prototxt"
         path.write_bytes(encode(text))
-        report = validate(path)
+        report = validate(path, **options)
     _say(report.format_text().replace(str(path), "(rewritten net)"))
     return report.exit_code
 

@@ -53,3 +53,49 @@ class InputError(ProtoeditError):
 
 class CaffeUnavailableError(ProtoeditError):
     """pycaffe cannot be imported in the child process (not built or not installed)."""
+
+
+class MissingArgumentError(InputError):
+    """A rewrite cannot go on without a value it cannot derive from the file.
+
+    ``needs`` maps each parameter that would supply it (any one of them does) to a suggested
+    value, or ``None`` when there is nothing to suggest; a front end turns the parameter
+    names into its own options.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        needs: dict[str, str | None],
+        location: Location | None = None,
+        detail: str = "",
+    ) -> None:
+        self.needs = needs
+        super().__init__(message, location, detail)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.message, self.needs, self.location, self.detail))
+
+    def renamed(self, names: dict[str, str]) -> MissingArgumentError:
+        """The same error with parameters renamed: a recipe that passes a value on to a
+        step under another name reports its own parameter."""
+        needs = {names.get(key, key): value for key, value in self.needs.items()}
+        return MissingArgumentError(self.message, needs, self.location, self.detail)
+
+
+class BrokenResultError(MissingArgumentError):
+    """A rewrite's result would not load in Caffe (``findings``: its lint errors); nothing
+    is written.  ``needs`` says what would fix it, when that is known."""
+
+    def __init__(
+        self,
+        message: str,
+        findings: list[str],
+        needs: dict[str, str | None] | None = None,
+        location: Location | None = None,
+    ) -> None:
+        self.findings = findings
+        super().__init__(message, needs or {}, location, "\n".join(f"  {f}" for f in findings))
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.message, self.findings, self.needs, self.location))

@@ -26,24 +26,30 @@ def test_train_val_becomes_the_shipped_deploy_net(
     model: str, caffe_models: Path, tmp_path: Path
 ) -> None:
     doc = load(caffe_models / model / "train_val.prototxt")
-    report = to_deploy(doc, channels=3)
+    report = to_deploy(doc, channels=3, batch=2)
     deploy = load(caffe_models / model / "deploy.prototxt").message
     ours = doc.message
-    # The shipped deploy nets add a Softmax "prob" on top; everything else is the same.
-    expected = [layer for layer in _layers(deploy) if layer[1] != "Softmax"]
-    assert _layers(ours) == expected
+    # Layer for layer the shipped deploy net, down to the Softmax "prob" on top.
+    assert _layers(ours) == _layers(deploy)
+    assert ours.layer[-1].type == "Softmax"
     original = {
         layer.name: layer
         for layer in load(caffe_models / model / "train_val.prototxt").message.layer
     }
-    for mine in ours.layer[1:]:  # kept layers are untouched (shipped deploy files vary here)
+    for mine in ours.layer[1:-1]:  # kept layers are untouched (shipped deploy files vary here)
         assert mine == original[mine.name], mine.name
     assert list(ours.layer[0].input_param.shape[0].dim)[1:] == [3, 227, 227]
     assert any("data layers -> Input layer" in line for line in report.changed)
     # Caffe builds and runs the result (zero input gradient: no loss, no force_backward).
     path = tmp_path / "deploy.prototxt"
-    doc.set("layer[0].input_param.shape.dim[0]", 2)
     doc.save(path)
     result = validate(path)
     assert result.status == "failed", result.reason
-    assert result.blobs[ours.layer[-1].top[0]][0] == 2
+    assert result.blobs["prob"] == [2, int(ours.layer[-2].inner_product_param.num_output)]
+
+
+def test_batch_replaces_the_data_layers_batch(caffe_models: Path) -> None:
+    doc = load(caffe_models / "bvlc_googlenet" / "train_val.prototxt")
+    report = to_deploy(doc, channels=3, batch=1)
+    assert list(doc.message.layer[0].input_param.shape[0].dim) == [1, 3, 224, 224]
+    assert "(data: 1 x 3 x 224 x 224)" in report.changed[-1]

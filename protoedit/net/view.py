@@ -139,8 +139,28 @@ class NetView:
             return layer.writes[0]
         if is_blob:
             return writers[0].writes[[w.blob for w in writers[0].writes].index(name)]
-        names = [i.name for i in self.layers] + [w.blob for i in self.layers for w in i.writes]
-        raise InputError(f"no layer or blob named '{name}'" + suggest(name, sorted(set(names))))
+        raise InputError(self._unresolved(kind, name))
+
+    def _unresolved(self, kind: str, name: str) -> str:
+        """Why ``kind:name`` names nothing: the other namespace's meaning, or look-alikes."""
+        layer = self.layer_named(name)
+        writers = [i for i in self.layers if any(w.blob == name for w in i.writes)]
+        if kind == "blob" and layer is not None and layer.writes:
+            top = layer.writes[0].blob
+            how = " in place" if layer.in_place else ""
+            return (
+                f"no blob named '{name}': that is a layer, writing '{top}'{how}; say "
+                f"layer:{name} for its output, or blob:{top}"
+            )
+        if kind == "layer" and writers:
+            return (
+                f"no layer named '{name}': that is a blob, written by layer "
+                f"'{writers[0].name}'; say blob:{name} or layer:{writers[0].name}"
+            )
+        layers = [i.name for i in self.layers] if kind in ("", "layer") else []
+        blobs = [w.blob for i in self.layers for w in i.writes] if kind in ("", "blob") else []
+        what = {"layer": "layer", "blob": "blob"}.get(kind, "layer or blob")
+        return f"no {what} named '{name}'" + suggest(name, sorted(set(layers + blobs)))
 
     def ancestors(self, versions: list[BlobVersion]) -> set[int]:
         """Indices of every layer needed to compute ``versions`` (DAG walk, not a prefix)."""

@@ -7,7 +7,7 @@ rather than guessing.  They know nothing of the command line.
 
 from protoedit.rewrites.add_loss import HEAD_PREFIX, LOSS_TOP, LossHead, add_loss
 from protoedit.rewrites.aux import aux
-from protoedit.rewrites.basic import filter_net, force_backward
+from protoedit.rewrites.basic import filter_net, force_backward, net_state
 from protoedit.rewrites.report import RewriteReport
 from protoedit.rewrites.to_deploy import to_deploy
 from protoedit.rewrites.truncate import truncate
@@ -23,6 +23,7 @@ __all__ = [
     "filter_net",
     "force_backward",
     "needs_upgrade",
+    "net_state",
     "to_deploy",
     "truncate",
     "upgrade",

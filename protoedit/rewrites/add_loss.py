@@ -13,15 +13,18 @@ moved to a new blob name so the head reads the value before them.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
 from protoedit.document import Document
-from protoedit.errors import InputError
+from protoedit.errors import InputError, MissingArgumentError
 from protoedit.net.shapes import SAME_SHAPE, Shape, infer_shapes
 from protoedit.net.view import INPUT, BlobVersion, NetView
+from protoedit.rewrites.check import check_result, lint_errors
 from protoedit.rewrites.report import RewriteReport
 from protoedit.rewrites.truncate import target_value
+from protoedit.schema.binding import suggest
 from protoedit.schema.values import format_float, quote
 
 HEAD_PREFIX = "protoedit_aux_"
@@ -31,18 +34,48 @@ LOSS_TOP = f"{HEAD_PREFIX}loss"
 _SAME_CHANNELS = SAME_SHAPE | {"Pooling", "Crop"}
 
 Reduce = Literal["mean", "sum"]
+#: Head kinds; ``class`` is the command line's spelling of ``logit``.
+KINDS = ("channel", "unit", "logit", "sumsq")
+_ALIASES = {"class": "logit"}
 
 
 @dataclass(frozen=True)
 class LossHead:
-    """What the head measures: a ``channel`` (mean or sum, per ``reduce``), one ``unit``
-    (channel ``index`` at ``position``, default the centre), a ``logit`` or ``sumsq``."""
+    """What the head measures, on axis 1 (``channel``) of the target value.
 
-    kind: Literal["channel", "unit", "sumsq", "logit"] = "channel"
-    index: int = 0  # the channel, or the class
-    reduce: Reduce = "mean"
+    - ``channel``: that channel's mean (or sum, per ``reduce``) over batch and positions;
+    - ``unit``: that channel at one spatial ``position`` (default the centre), over the batch;
+    - ``logit`` (alias ``class``): entry ``channel`` of a 2-D N x K logit blob (the class);
+    - ``sumsq``: the squared norm of the whole blob (``channel`` unused); ``reduce`` defaults
+      to ``sum`` for it, and ``mean`` averages the squares.
+
+    Invalid kinds, reductions and indices raise :class:`~protoedit.errors.InputError`.
+    """
+
+    kind: str = "channel"
+    channel: int = 0
+    reduce: Reduce | None = None
     weight: float = 1.0
-    position: tuple[int, ...] | None = None  # spatial indices of a unit
+    position: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        kind = _ALIASES.get(self.kind, self.kind)
+        if kind not in KINDS:
+            raise InputError(
+                f"unknown head kind {self.kind!r} (one of {', '.join(KINDS)}, or class)"
+                + suggest(str(self.kind), [*KINDS, *_ALIASES])
+            )
+        object.__setattr__(self, "kind", kind)
+        if self.reduce is None:
+            object.__setattr__(self, "reduce", "sum" if kind == "sumsq" else "mean")
+        elif self.reduce not in ("mean", "sum"):
+            raise InputError(f"unknown reduction {self.reduce!r} (mean or sum)")
+        if not isinstance(self.channel, int) or self.channel < 0:
+            raise InputError(f"the channel must be an index (0 or more), not {self.channel!r}")
+        if self.position is not None and kind != "unit":
+            raise InputError(f"a position applies to a unit head, not to a {kind} head")
+        if self.position is not None and any(i < 0 for i in self.position):
+            raise InputError(f"a unit's position is indices (0 or more), not {self.position}")
 
 
 def infer_channels(
@@ -116,35 +149,145 @@ def _layer(name: str, kind: str, bottoms: list[str], tops: list[str], extra: str
     return "layer {\n" + "\n".join(lines) + "\n}"
 
 
-def _pick(
-    texts: list[str], unused: list[str], blob: str, axis: int, index: int, size: int, suffix: str
-) -> str:
-    """Add a Slice that takes entry ``index`` of ``axis``; return the picked blob's name.
+class _HeadLayers:
+    """The head being built: its layers as text, the slice pieces nothing reads (to be
+    silenced), the blob the final ``Reduction`` reads, that reduction's coefficient and
+    the words for what it measures."""
 
-    Pieces before and after it (none when the index is at an edge) go to ``unused``; a size-1
-    axis needs no slice at all.
-    """
-    if not 0 <= index < size:
-        raise InputError(f"index {index} is out of range on axis {axis} (size {size})")
-    if size == 1:
-        return blob
-    picked = f"{HEAD_PREFIX}picked{suffix}"
-    pieces, points = [], []
-    if index > 0:
-        pieces.append(f"{HEAD_PREFIX}before{suffix}")
-        points.append(index)
-    pieces.append(picked)
-    if index < size - 1:
-        pieces.append(f"{HEAD_PREFIX}after{suffix}")
-        points.append(index + 1)
-    unused.extend(p for p in pieces if p != picked)
-    slice_param = (
-        f"  slice_param {{\n    axis: {axis}\n"
-        + "".join(f"    slice_point: {p}\n" for p in points)
-        + "  }"
-    )
-    texts.append(_layer(f"{HEAD_PREFIX}slice{suffix}", "Slice", [blob], pieces, slice_param))
-    return picked
+    def __init__(self, blob: str) -> None:
+        self.blob = blob
+        self.texts: list[str] = []
+        self.unused: list[str] = []
+        self.measured = blob
+        self.coeff = 1.0
+        self.description = f"squared norm of '{blob}'"
+
+    def take(self, source: str, *, axis: int, index: int, size: int) -> str:
+        """Slice entry ``index`` of ``axis`` out of ``source``; return the picked blob.
+
+        A size-1 axis needs no slice (``source`` itself); the pieces before and after the
+        entry (none at an edge) are unused.
+        """
+        if not 0 <= index < size:
+            what = f"channel {index}" if axis == 1 else f"index {index} on axis {axis}"
+            raise InputError(f"{what} is out of range: '{self.blob}' has {size} there")
+        if size == 1:
+            return source
+        suffix = "" if axis == 1 else f"_axis{axis}"
+        picked = f"{HEAD_PREFIX}picked{suffix}"
+        pieces, points = [], []
+        if index > 0:
+            pieces.append(f"{HEAD_PREFIX}before{suffix}")
+            points.append(index)
+        pieces.append(picked)
+        if index < size - 1:
+            pieces.append(f"{HEAD_PREFIX}after{suffix}")
+            points.append(index + 1)
+        self.unused.extend(p for p in pieces if p != picked)
+        slice_param = (
+            f"  slice_param {{\n    axis: {axis}\n"
+            + "".join(f"    slice_point: {p}\n" for p in points)
+            + "  }"
+        )
+        self.texts.append(
+            _layer(f"{HEAD_PREFIX}slice{suffix}", "Slice", [source], pieces, slice_param)
+        )
+        return picked
+
+
+def _check_logit(view: NetView, version: BlobVersion, shape: Shape | None) -> str | None:
+    """Refuse a class head on what is not an N x K logit blob; a note when unverifiable."""
+    writer = view.by_index.get(version.producer)
+    if writer is not None and writer.type == "Softmax":
+        before = writer.reads[0].blob if writer.reads else "its input"
+        raise InputError(
+            f"'{version.blob}' is a probability (written by Softmax layer '{writer.name}'): "
+            f"a class head needs the logits before it ('{before}')"
+        )
+    if shape is None:
+        return f"could not tell that '{version.blob}' is a 2-D N x K logit blob; assumed it is"
+    if len(shape) != 2:
+        raise InputError(
+            f"'{version.blob}' has shape {'x'.join(map(str, shape))}: a class head needs a "
+            "2-D N x K logit blob (e.g. an InnerProduct's output); measure a channel or a "
+            "unit of this one"
+        )
+    return None
+
+
+def _indices(count: int) -> str:
+    return f"{count} ind{'ex' if count == 1 else 'ices'}"
+
+
+def _measure_channel(
+    head_layers: _HeadLayers,
+    view: NetView,
+    version: BlobVersion,
+    head: LossHead,
+    channels: int | None,
+    report: RewriteReport,
+) -> None:
+    """A channel's (or a logit's) slice of axis 1."""
+    blob = version.blob
+    shapes = None
+    if head.kind == "logit":
+        shapes = infer_shapes(view)
+        note = _check_logit(view, version, shapes.get(version))
+        if note:
+            report.flagged.append(note)
+    count = channels if channels is not None else infer_channels(view, version, shapes)
+    if count is None:
+        raise MissingArgumentError(
+            f"cannot tell how many channels '{blob}' has from the layer parameters: "
+            "give the channel count",
+            {"channels": None},
+        )
+    head_layers.description = f"{head.reduce} of channel {head.channel} of '{blob}'"
+    if head.kind == "logit":
+        head_layers.description = f"logit {head.channel} of '{blob}' ({head.reduce} over the batch)"
+    head_layers.measured = head_layers.take(blob, axis=1, index=head.channel, size=count)
+
+
+def _measure_unit(
+    head_layers: _HeadLayers, view: NetView, version: BlobVersion, head: LossHead
+) -> None:
+    """One position of one channel: a slice per axis after the batch."""
+    blob = version.blob
+    shape = infer_shapes(view).get(version)
+    if shape is None or len(shape) < 2:
+        raise InputError(f"cannot tell the shape of '{blob}' from the layer parameters")
+    spatial = list(head.position) if head.position else [size // 2 for size in shape[2:]]
+    if len(spatial) != len(shape) - 2:
+        raise InputError(
+            f"'{blob}' has shape {'x'.join(map(str, shape))}: give the unit as "
+            f"K{',I' * (len(shape) - 2)} ({_indices(len(shape) - 1)})"
+        )
+    at = f" at ({', '.join(map(str, spatial))})" if spatial else ""
+    head_layers.description = f"{head.reduce} over the batch of unit {head.channel}{at} of '{blob}'"
+    where = [head.channel, *spatial]
+    for axis, (index, size) in enumerate(zip(where, shape[1:], strict=True), start=1):
+        head_layers.measured = head_layers.take(
+            head_layers.measured, axis=axis, index=index, size=size
+        )
+
+
+def _measure_sumsq(
+    head_layers: _HeadLayers, view: NetView, version: BlobVersion, head: LossHead
+) -> None:
+    """The whole blob; its mean square scales the sum by one over the element count."""
+    if head.reduce != "mean":
+        return
+    blob = version.blob
+    shape = infer_shapes(view).get(version)
+    if shape is None:
+        raise MissingArgumentError(
+            f"cannot tell the size of '{blob}' from the layer parameters, so not the "
+            "mean of its squares; the sum needs no size",
+            {"reduce": "sum"},
+        )
+    count = math.prod(shape)
+    head_layers.coeff = 1.0 / count
+    head_layers.description = f"mean square of '{blob}' (squared norm / {count})"
 
 
 def add_loss(
@@ -158,64 +301,47 @@ def add_loss(
     view = NetView(doc)
     version = target_value(view, target, after_inplace)
     report = RewriteReport()
+    baseline = lint_errors(doc)
     names = {info.name for info in view.layers}
     if any(name.startswith(HEAD_PREFIX) for name in names):
         raise InputError("the net already has a protoedit loss head; add_loss once per net")
+    head_layers = _HeadLayers(version.blob)
+    if head.kind in ("channel", "logit"):
+        _measure_channel(head_layers, view, version, head, channels, report)
+    elif head.kind == "unit":
+        _measure_unit(head_layers, view, version, head)
+    else:
+        _measure_sumsq(head_layers, view, version, head)
+    blob = version.blob
+    operation = "SUMSQ" if head.kind == "sumsq" else str(head.reduce).upper()
+    coeff = head_layers.coeff
+    scale = f"    coeff: {format_float(coeff)}\n" if coeff != 1.0 else ""
+    reduction = (
+        f"  loss_weight: {format_float(head.weight)}\n"
+        f"  reduction_param {{\n    operation: {operation}\n    axis: 0\n{scale}  }}"
+    )
+    texts = head_layers.texts
+    texts.append(
+        _layer(f"{HEAD_PREFIX}loss", "Reduction", [head_layers.measured], [LOSS_TOP], reduction)
+    )
     moved = _move_inplace_chain(doc, view, version) if not after_inplace else None
     if moved:
         report.changed.append(
             f"in-place layers after '{version.blob}' now write '{moved}', so the head reads "
             f"'{version.blob}' before them"
         )
-    blob = version.blob
-    texts: list[str] = []
-    unused: list[str] = []
-    reduced = blob
-    what = f"squared norm of '{blob}'"
-    if head.kind in ("channel", "logit"):
-        count = channels if channels is not None else infer_channels(view, version)
-        if count is None:
-            raise InputError(
-                f"cannot tell how many channels '{blob}' has from the layer parameters; "
-                "give them (--channels N)"
-            )
-        what = f"{head.reduce} of channel {head.index} of '{blob}'"
-        if head.kind == "logit":
-            what = f"logit {head.index} of '{blob}' ({head.reduce} over the batch)"
-        reduced = _pick(texts, unused, blob, 1, head.index, count, "")
-    elif head.kind == "unit":
-        shape = infer_shapes(view).get(version)
-        if shape is None or len(shape) < 2:
-            raise InputError(f"cannot tell the shape of '{blob}' from the layer parameters")
-        spatial = list(head.position) if head.position else [size // 2 for size in shape[2:]]
-        if len(spatial) != len(shape) - 2:
-            raise InputError(
-                f"'{blob}' has shape {'x'.join(map(str, shape))}: give the unit as "
-                f"K{',I' * (len(shape) - 2)} ({len(shape) - 1} indices)"
-            )
-        where = [head.index, *spatial]
-        what = f"{head.reduce} over the batch of unit {tuple(where)} of '{blob}'"
-        for axis, (index, size) in enumerate(zip(where, shape[1:], strict=True), start=1):
-            suffix = "" if axis == 1 else f"_axis{axis}"
-            reduced = _pick(texts, unused, reduced, axis, index, size, suffix)
-    operation = {"channel": head.reduce.upper(), "logit": head.reduce.upper(),
-                 "unit": head.reduce.upper(), "sumsq": "SUMSQ"}  # fmt: skip
-    reduction = (
-        f"  loss_weight: {format_float(head.weight)}\n"
-        f"  reduction_param {{\n    operation: {operation[head.kind]}\n    axis: 0\n  }}"
-    )
-    texts.append(_layer(f"{HEAD_PREFIX}loss", "Reduction", [reduced], [LOSS_TOP], reduction))
     # Every other dangling top must not be an output: silence it (the view is re-read
     # because the in-place chain may have moved to a new name).
     after = NetView(doc) if moved else view
     dangling = [v.blob for v in after.outputs() if v.blob != blob]
-    silenced = sorted(set(unused + dangling))
+    silenced = sorted(set(head_layers.unused + dangling))
     if silenced:
         texts.append(_layer(f"{HEAD_PREFIX}silence", "Silence", silenced, []))
     for text in texts:
         doc.insert("", text)
     report.changed.append(
-        f"loss '{LOSS_TOP}' = {format_float(head.weight)} x {what}"
+        f"loss '{LOSS_TOP}' = {format_float(head.weight)} x {head_layers.description}"
         + (f"; silenced {', '.join(silenced)}" if silenced else "")
     )
+    check_result(doc, "add_loss", baseline=baseline)
     return report

@@ -1,45 +1,28 @@
 """``aux``: the whole recipe that turns a model into an auxiliary net for one unit.
 
-Upgrade a legacy file, turn a train/val net into its deploy form (or just filter for the
-TEST phase), refuse a target that depends on a layer without backward, ``force_backward``,
-truncate at the target, add the loss head.
+Upgrade a legacy file, turn a train/val net into its deploy form (or just filter a net
+without data layers for the state), refuse a target that depends on a layer without
+backward, ``force_backward``, truncate at the target, add the loss head.  Each step
+checks its result, so a net Caffe would not load is an error, never the output.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from protoedit.document import Document
-from protoedit.errors import InputError
-from protoedit.net.view import NetView
+from protoedit.errors import InputError, MissingArgumentError
+from protoedit.net.view import BlobVersion, NetView
 from protoedit.rewrites.add_loss import LossHead, add_loss
 from protoedit.rewrites.basic import filter_net, force_backward
+from protoedit.rewrites.check import check_result
+from protoedit.rewrites.layer_kinds import DATA_LAYERS, NO_BACKWARD, is_data_layer
 from protoedit.rewrites.report import RewriteReport
+from protoedit.rewrites.to_deploy import deploy_net
 from protoedit.rewrites.truncate import target_value, truncate
 from protoedit.rewrites.upgrade import needs_upgrade, upgrade
 
-#: Layers that read files or databases: a deploy net has an Input layer instead.
-DATA_LAYERS = frozenset(
-    ["Data", "ImageData", "HDF5Data", "MemoryData", "WindowData", "VideoData", "AnnotatedData"]
-)
-#: Layers that abort or need labels in backward; harmless to drop when not an ancestor.
-NO_BACKWARD = frozenset(
-    [
-        "Accuracy",
-        "ArgMax",
-        "Threshold",
-        "Filter",
-        "BatchReindex",
-        "Embed",
-        "SoftmaxWithLoss",
-        "EuclideanLoss",
-        "SigmoidCrossEntropyLoss",
-        "InfogainLoss",
-        "HingeLoss",
-        "MultinomialLogisticLoss",
-        "ContrastiveLoss",
-        "Silence",
-        "HDF5Output",
-    ]
-)
+__all__ = ["DATA_LAYERS", "NO_BACKWARD", "aux"]
 
 
 def aux(
@@ -48,25 +31,52 @@ def aux(
     head: LossHead,
     after_inplace: bool = False,
     channels: int | None = None,
-    shape: list[int] | None = None,
+    shape: Sequence[int] | None = None,
     input_channels: int | None = None,
+    *,
+    phase: str = "TEST",
+    level: int = 0,
+    stages: Sequence[str] = (),
+    batch: int | None = None,
 ) -> RewriteReport:
     """Make ``doc`` the auxiliary net whose loss is ``head`` measured on ``target``.
 
-    ``shape`` / ``input_channels`` serve ``to_deploy`` when the net has data layers.
+    ``channels`` is the target's channel count, for when the layers do not tell;
+    ``shape``, ``input_channels`` and ``batch`` serve the deploy step when the net has data
+    layers (they are refused for a net without any); ``phase``, ``level`` and ``stages``
+    pick the state the net is built for.
     """
     report = RewriteReport()
     if needs_upgrade(doc):
         report.extend(upgrade(doc))
-    view = NetView(doc)
-    if any(info.type in DATA_LAYERS for info in view.layers):
-        from protoedit.rewrites.to_deploy import to_deploy
-
-        report.extend(to_deploy(doc, "TEST", shape, input_channels))
+    before = NetView(doc)
+    if any(is_data_layer(info.param) for info in before.layers):
+        try:
+            report.extend(
+                deploy_net(
+                    doc, phase, shape, input_channels, level=level, stages=stages, batch=batch
+                )
+            )
+        except MissingArgumentError as exc:
+            raise exc.renamed({"channels": "input_channels"}) from None
     else:
-        report.extend(filter_net(doc, "TEST"))
+        given = [
+            name
+            for name, value in (("shape", shape), ("input_channels", input_channels),
+                                ("batch", batch))
+            if value is not None
+        ]  # fmt: skip
+        if given:
+            raise InputError(
+                f"{' and '.join(given)} given, but the net has no data layer to replace: its "
+                "inputs already have their shapes"
+            )
+        report.extend(filter_net(doc, phase, level, stages))
     view = NetView(doc)
-    version = target_value(view, target, after_inplace)
+    try:
+        version = target_value(view, target, after_inplace)
+    except InputError as exc:
+        raise _dropped(before, target, report) or exc from None
     needed = view.ancestors([version])
     for info in view.layers:
         if info.index in needed and info.type in NO_BACKWARD:
@@ -80,4 +90,27 @@ def aux(
     report.extend(force_backward(doc))
     report.extend(truncate(doc, target, after_inplace))
     report.extend(add_loss(doc, target, head, after_inplace, channels))
+    check_result(doc, "aux")  # the input's problems too: an aux net is meant to run
     return report
+
+
+def _dropped(before: NetView, target: str, report: RewriteReport) -> InputError | None:
+    """Why a target that the input has is gone: the layer that wrote it was dropped."""
+    try:
+        version: BlobVersion = before.resolve(target)
+    except InputError:
+        return None
+    writer = before.by_index.get(version.producer)
+    if writer is None or writer.name not in report.removed:
+        return None
+    why = report.removed[writer.name]
+    name = target.rpartition(":")[2]
+    what = (
+        f"layer '{writer.name}'"
+        if name == writer.name
+        else f"'{name}' is written by layer '{writer.name}', which"
+    )
+    return InputError(
+        f"{what} was dropped while making the net for the target ({why}); an aux net "
+        "measures a value that the deploy net computes"
+    )
