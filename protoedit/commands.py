@@ -10,7 +10,8 @@ from pathlib import Path
 
 from protoedit.document import Document, loads, message_type_of, read_text, write_atomic
 from protoedit.errors import ProtoeditError
-from protoedit.lint import CAFFE_LAYER_TYPES, net_findings
+from protoedit.lint import CAFFE_LAYER_TYPES
+from protoedit.lint import findings as lint_findings
 from protoedit.rewrites import RewriteReport
 from protoedit.schema import BUILTIN_PROTO, load_schema
 from protoedit.syntax import parse
@@ -115,11 +116,11 @@ def check_files(
             continue
         doc = Document(tree, resolved, message_type_of(tree, resolved, message_type))
         findings = doc.diagnostics()
-        if doc.message_type.endswith(".NetParameter"):
+        if doc.message_type.endswith((".NetParameter", ".SolverParameter")):
             # Lint the net even past unknown fields: bind leniently for that pass.
             lint_doc = Document(tree, resolved, doc.message_type, lenient=True)
             if not any(d.severity == "error" for d in lint_doc.diagnostics()):
-                findings += list(net_findings(lint_doc, known_types))
+                findings += list(lint_findings(lint_doc, known_types))
         findings.sort(key=lambda f: f.pos)
         for finding in findings:
             print(doc.describe(finding))

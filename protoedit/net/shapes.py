@@ -140,10 +140,15 @@ def infer_shapes(view: NetView) -> dict[BlobVersion, Shape | None]:
     return shapes
 
 
-def header_shapes(doc_message: Any) -> dict[str, Shape]:
-    """Shapes declared by a legacy ``input:`` header (``input_shape`` or ``input_dim``)."""
-    names = list(doc_message.input)
-    if len(doc_message.input_shape):
-        return {n: list(s.dim) for n, s in zip(names, doc_message.input_shape, strict=False)}
-    dims = list(doc_message.input_dim)
-    return {n: dims[4 * i : 4 * i + 4] for i, n in enumerate(names)}
+def legacy_input_shapes(net: Any) -> list[Shape]:
+    """The shapes a legacy header declares, one per ``input:`` (as Caffe's ``UpgradeNetInput``
+    reads them): the ``input_shape`` entries, else ``input_dim`` in groups of four."""
+    if len(net.input_shape):
+        return [list(shape.dim) for shape in net.input_shape]
+    dims = list(net.input_dim)
+    return [dims[4 * i : 4 * i + 4] for i in range(len(net.input))] if dims else []
+
+
+def header_shapes(net: Any) -> dict[str, Shape]:
+    """Shapes declared by a legacy ``input:`` header, by input name."""
+    return dict(zip(net.input, legacy_input_shapes(net), strict=False))

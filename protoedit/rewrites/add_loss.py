@@ -157,7 +157,7 @@ def add_loss(
     """Append a loss head that measures ``head`` on the ``target`` value."""
     view = NetView(doc)
     version = target_value(view, target, after_inplace)
-    report = RewriteReport()
+    report = RewriteReport(changed=list(view.normalised))
     names = {info.name for info in view.layers}
     if any(name.startswith(HEAD_PREFIX) for name in names):
         raise InputError("the net already has a protoedit loss head; add_loss once per net")

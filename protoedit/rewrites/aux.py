@@ -59,6 +59,7 @@ def aux(
     if needs_upgrade(doc):
         report.extend(upgrade(doc))
     view = NetView(doc)
+    report.changed += view.normalised
     if any(info.type in DATA_LAYERS for info in view.layers):
         from protoedit.rewrites.to_deploy import to_deploy
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from protoedit.document import Document
-from protoedit.lint import PHASE_NAMES, NetState, layer_included
+from protoedit.lint import NetState, layer_included
 from protoedit.net.view import NetView
 from protoedit.rewrites.report import RewriteReport
 from protoedit.syntax.edit import remove_field
@@ -25,9 +25,9 @@ def filter_net(
     """Keep the layers Caffe's ``FilterNet`` keeps for this state; remove the others."""
     state = NetState(phase.upper(), level, frozenset(stages))
     view = NetView(doc)
-    report = RewriteReport()
+    report = RewriteReport(changed=list(view.normalised))
     for info in reversed(view.layers):
-        if not layer_included(info.param, state, PHASE_NAMES):
+        if not layer_included(info.param, state):
             remove_field(doc.tree, info.node)
             report.dropped.append(f"layer '{info.name}' ({info.type}): not in {_describe(state)}")
     report.dropped.reverse()

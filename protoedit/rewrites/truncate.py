@@ -29,7 +29,7 @@ def truncate(doc: Document, target: str, after_inplace: bool = False) -> Rewrite
     view = NetView(doc)
     version = target_value(view, target, after_inplace)
     keep = view.ancestors([version])
-    report = RewriteReport()
+    report = RewriteReport(changed=list(view.normalised))
     for info in reversed(view.layers):
         if info.index not in keep:
             remove_field(doc.tree, info.node)
