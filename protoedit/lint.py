@@ -83,8 +83,6 @@ CAFFE_LAYER_TYPES = frozenset(
     ]
 )
 
-PHASES = ("TRAIN", "TEST")
-
 
 @dataclass(frozen=True)
 class NetState:
@@ -244,7 +242,9 @@ def _net_findings(
     # layer runs: files often rely on stages ("test-on-train") that a solver sets.
     problems: dict[tuple[str, int, str, str], int] = {}
     runs: dict[tuple[int, str], int] = {}
-    for phase in PHASES:
+    phase_enum = net.DESCRIPTOR.fields_by_name["state"].message_type.fields_by_name["phase"]
+    all_phases = [value.name for value in phase_enum.enum_type.values]
+    for phase in all_phases:
         for stage in [None, *stages]:
             state = NetState(phase, 0, frozenset([stage]) if stage else frozenset())
             for key in _state_problems(layers, state, net.input, legacy):
@@ -258,7 +258,7 @@ def _net_findings(
             seen.setdefault((code, index, what), []).append(phase)
     for (code, index, what), phases in sorted(seen.items(), key=lambda item: item[0][1]):
         layer = layers[index]
-        where = "" if len(set(phases)) == len(PHASES) else f" (phase {phases[0]})"
+        where = "" if len(set(phases)) == len(all_phases) else f" (phase {phases[0]})"
         if code == "W203":
             yield Diagnostic(
                 "W203", f"duplicate layer name '{layer.name}'{where}: weights are matched "

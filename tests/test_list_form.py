@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protoedit import InputError, loads
+from protoedit.cli import main
 from protoedit.document import Document
 from protoedit.lint import net_findings
 from protoedit.net import NetView
@@ -282,3 +284,22 @@ def test_upgrade_of_list_form_v0_layers() -> None:
 def test_a_mixed_layer_and_layers_net_is_still_refused() -> None:
     with pytest.raises(InputError, match="mixes"):
         upgrade(loads('layer: [{ name: "a" }]\nlayers { name: "b" type: RELU }\n'))
+
+
+def test_upgrade_drops_list_form_batch_norm_params() -> None:
+    doc = loads(
+        'layer { name: "bn" type: "BatchNorm" bottom: "x" top: "x" '
+        "param: [{ lr_mult: 0 }, { lr_mult: 0 }, { lr_mult: 0 }] }\n"
+    )
+    report = upgrade(doc)
+    assert report.changed == ['layer "bn": BatchNorm\'s three param specs removed']
+    assert len(doc.message.layer[0].param) == 0
+
+
+def test_cli_rewrites_a_list_form_net(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "list.prototxt"
+    path.write_text(LIST_NET)
+    assert main(["filter", str(path), "--phase", "TEST"]) == 0
+    captured = capsys.readouterr()
+    assert "changed: list-form 'layer: [...]' (line 2) written as 3 'layer' fields" in captured.err
+    assert loads(captured.out).message == loads(LIST_NET).message
