@@ -168,7 +168,20 @@ def findings(doc: Document, known_types: frozenset[str] | None) -> Iterator[Diag
 
 
 #: SolverParameter fields that hold a whole net inline.
-_INLINE_NETS = ("net_param", "train_net_param", "test_net_param")
+INLINE_NETS = ("net_param", "train_net_param", "test_net_param")
+
+
+def inline_nets(doc: Document) -> list[tuple[str, Field, Block, Any]]:
+    """(field name, field, block, NetParameter) of each net a solver holds inline."""
+    solver = doc.message
+    found = []
+    for name in INLINE_NETS:
+        value = getattr(solver, name)
+        messages = list(value) if name == "test_net_param" else [value]
+        for net, (field, block) in zip(messages, elements(doc.tree.fields, name), strict=False):
+            if isinstance(block, Block):
+                found.append((name, field, block, net))
+    return found
 
 
 def solver_findings(doc: Document, known_types: frozenset[str] | None) -> Iterator[Diagnostic]:
@@ -185,12 +198,8 @@ def solver_findings(doc: Document, known_types: frozenset[str] | None) -> Iterat
                 "W204", f"legacy 'solver_type: {name}': the current form is the string field "
                 "'type' (Caffe converts it on load)", field.pos, "warning",
             )  # fmt: skip
-    for name in _INLINE_NETS:
-        nets = getattr(solver, name)
-        messages = list(nets) if name == "test_net_param" else [nets]
-        for net, (_, block) in zip(messages, elements(doc.tree.fields, name), strict=False):
-            if isinstance(block, Block):
-                yield from _net_findings(net, block.fields, known_types)
+    for _, _, block, net in inline_nets(doc):
+        yield from _net_findings(net, block.fields, known_types)
 
 
 def net_findings(doc: Document, known_types: frozenset[str] | None) -> Iterator[Diagnostic]:

@@ -16,6 +16,7 @@ from typing import Any
 
 from protoedit.document import Document
 from protoedit.errors import InputError
+from protoedit.lint import inline_nets
 from protoedit.net.shapes import legacy_input_shapes
 from protoedit.net.view import split_layer_lists
 from protoedit.rewrites.report import RewriteReport
@@ -60,8 +61,6 @@ _TRANSFORM_FIELDS = ("scale", "mean_file", "crop_size", "mirror")
 #: SolverParameter's legacy ``solver_type`` enum -> its ``type`` string (Caffe's table).
 SOLVER_TYPES = {"SGD": "SGD", "NESTEROV": "Nesterov", "ADAGRAD": "AdaGrad",
                 "RMSPROP": "RMSProp", "ADADELTA": "AdaDelta", "ADAM": "Adam"}  # fmt: skip
-#: SolverParameter fields that hold a whole net inline.
-_INLINE_NETS = ("net_param", "train_net_param", "test_net_param")
 
 
 def _block(field: Field) -> Block:
@@ -88,21 +87,12 @@ def _net_needs_upgrade(net: Any) -> bool:
     return bool(len(net.layers) or len(net.input) or any(map(_old_batch_norm, net.layer)))
 
 
-def _inline_nets(doc: Document) -> list[tuple[str, Field, Block, Any]]:
-    """(field name, field, block, message) of each net written inline in a solver."""
-    solver = doc.message
-    found = []
-    for name in _INLINE_NETS:
-        value = getattr(solver, name)
-        messages = list(value) if name == "test_net_param" else [value]
-        for net, (field, block) in zip(messages, elements(doc.tree.fields, name), strict=False):
-            if isinstance(block, Block):
-                found.append((name, field, block, net))
-    return found
-
-
 def _is_solver(doc: Document) -> bool:
     return doc.message_type.endswith(".SolverParameter")
+
+
+def _is_net(doc: Document) -> bool:
+    return doc.message_type.endswith(".NetParameter")
 
 
 def needs_upgrade(doc: Document) -> bool:
@@ -110,9 +100,9 @@ def needs_upgrade(doc: Document) -> bool:
     solver with ``solver_type`` (``SolverNeedsTypeUpgrade``) or a legacy inline net."""
     if _is_solver(doc):
         return doc.message.HasField("solver_type") or any(
-            _net_needs_upgrade(net) for *_, net in _inline_nets(doc)
+            _net_needs_upgrade(net) for *_, net in inline_nets(doc)
         )
-    return _net_needs_upgrade(doc.message)
+    return _is_net(doc) and _net_needs_upgrade(doc.message)
 
 
 def upgrade(doc: Document) -> RewriteReport:
@@ -121,7 +111,7 @@ def upgrade(doc: Document) -> RewriteReport:
     if _is_solver(doc):
         return _upgrade_solver(doc)
     report = RewriteReport()
-    if _net_needs_upgrade(doc.message):
+    if _is_net(doc) and _net_needs_upgrade(doc.message):
         _upgrade_net(doc, report)
     return report
 
@@ -169,7 +159,7 @@ def _upgrade_solver(doc: Document) -> RewriteReport:
         field.name = Tok("type", field.name.pre, field.name.pos)
         field.value = Scalar([Tok(quote(SOLVER_TYPES[old]), field.value.parts[0].pre)])
         report.changed.append(f"solver_type: {old} -> type: {quote(SOLVER_TYPES[old])}")
-    for name, field, block, net in _inline_nets(doc):
+    for name, field, block, net in inline_nets(doc):
         if not _net_needs_upgrade(net):
             continue
         # The net's own indentation step, from its first line (the file may mix styles).
