@@ -303,3 +303,21 @@ def test_cli_rewrites_a_list_form_net(tmp_path: Path, capsys: pytest.CaptureFixt
     captured = capsys.readouterr()
     assert "changed: list-form 'layer: [...]' (line 2) written as 3 'layer' fields" in captured.err
     assert loads(captured.out).message == loads(LIST_NET).message
+
+
+def test_split_list_keeps_comments_in_order() -> None:
+    from protoedit.syntax import parse, render
+    from protoedit.syntax.split import split_list
+
+    tree = parse(
+        'a: 1\nlayer: [  # first\n  { name: "x" },  # second\n  {\n    name: "y"\n'
+        "  }  # after y\n] # end\nlast {\n  bottom: []  # empty\n  top: 1\n}\n",
+        "t",
+    )
+    split_list(tree, tree, tree.fields[1])
+    last = tree.fields[-1].value
+    split_list(tree, last, last.fields[0])  # type: ignore[union-attr]
+    assert render(tree) == (
+        'a: 1\n# first\nlayer { name: "x" }\n# second\nlayer {\n  name: "y"\n} # end\n'
+        "# after y\nlast {\n  # empty\n  top: 1\n}\n"
+    )
