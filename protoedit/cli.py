@@ -319,6 +319,16 @@ def _unit(text: str) -> list[int]:
     return _int_list(text, 0, "K or K,H,W")
 
 
+def _upgrade(doc: Any) -> Any:
+    """:func:`protoedit.rewrites.upgrade`, saying so when the file is already current."""
+    from protoedit import rewrites
+
+    report = rewrites.upgrade(doc)
+    if not report.lines():
+        print("nothing to upgrade", file=sys.stderr)
+    return report
+
+
 def _add_rewrites(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from protoedit import rewrites
 
@@ -347,8 +357,8 @@ def _add_rewrites(commands: argparse._SubParsersAction[argparse.ArgumentParser])
 
         return runner
 
-    cmd = _rewrite_command(commands, "upgrade", "upgrade a legacy net file as Caffe does")
-    cmd.set_defaults(run=run(lambda doc, args: rewrites.upgrade(doc)))
+    cmd = _rewrite_command(commands, "upgrade", "upgrade a legacy net or solver file as Caffe does")
+    cmd.set_defaults(run=run(lambda doc, args: _upgrade(doc)))
 
     cmd = _rewrite_command(commands, "to-deploy", "turn a train/val net into its deploy net")
     _state_arguments(cmd)

@@ -13,7 +13,8 @@ from typing import Any
 from protoedit.document import Document, loads, message_type_of
 from protoedit.errors import ProtoeditError
 from protoedit.files import encode, read_source, source_name, write_atomic
-from protoedit.lint import CAFFE_LAYER_TYPES, net_findings
+from protoedit.lint import CAFFE_LAYER_TYPES
+from protoedit.lint import findings as lint_findings
 from protoedit.rewrites import RewriteReport
 from protoedit.schema import BUILTIN_PROTO, load_schema
 from protoedit.schema.binding import Diagnostic
@@ -133,10 +134,10 @@ def check_files(
             continue
         doc = Document(tree, resolved, message_type_of(tree, resolved, message_type))
         findings = doc.diagnostics()
-        if doc.message_type.endswith(".NetParameter"):
+        if doc.message_type.endswith((".NetParameter", ".SolverParameter")):
             # Lint the net even past schema problems: what fails to bind is left out of it.
             lint_doc = Document(tree, resolved, doc.message_type, lenient=True, best_effort=True)
-            findings += list(net_findings(lint_doc, known_types))
+            findings += list(lint_findings(lint_doc, known_types))
         findings.sort(key=lambda f: f.pos)
         for finding in findings:
             print(doc.describe(finding))

@@ -13,6 +13,7 @@ from typing import Any
 
 from protoedit.document import Document
 from protoedit.schema.binding import Diagnostic, suggest
+from protoedit.syntax.split import element_pos, elements
 from protoedit.syntax.tree import Block, Field
 
 #: Layer types registered by BVLC Caffe master (``REGISTER_LAYER_CLASS`` names).
@@ -82,10 +83,6 @@ CAFFE_LAYER_TYPES = frozenset(
     ]
 )
 
-PHASES = ("TRAIN", "TEST")
-#: Caffe's Phase enum values by number.
-PHASE_NAMES = {0: "TRAIN", 1: "TEST"}
-
 
 @dataclass(frozen=True)
 class NetState:
@@ -96,9 +93,28 @@ class NetState:
     stages: frozenset[str] = frozenset()
 
 
-def rule_met(rule: Any, state: NetState, phase_names: dict[int, str]) -> bool:
+def _schema_phases() -> tuple[str, ...]:
+    """Caffe's phases in enum order (TRAIN, TEST), read from the built-in schema's ``Phase``."""
+    from protoedit.schema import builtin_schema
+
+    enum = builtin_schema().descriptor("NetStateRule").fields_by_name["phase"].enum_type
+    assert enum is not None  # the built-in schema declares it
+    return tuple(value.name for value in sorted(enum.values, key=lambda v: v.number))
+
+
+#: The phase names a ``NetState`` may have.
+PHASES = _schema_phases()
+
+
+def phase_name(rule: Any) -> str:
+    """The name of a ``NetStateRule``'s phase, from the schema's own ``Phase`` enum."""
+    enum = rule.DESCRIPTOR.fields_by_name["phase"].enum_type
+    return str(enum.values_by_number[rule.phase].name)
+
+
+def rule_met(rule: Any, state: NetState) -> bool:
     """Caffe's ``StateMeetsRule``: check only the fields the rule sets."""
-    if rule.HasField("phase") and phase_names[rule.phase] != state.phase:
+    if rule.HasField("phase") and phase_name(rule) != state.phase:
         return False
     if rule.HasField("min_level") and state.level < rule.min_level:
         return False
@@ -109,27 +125,21 @@ def rule_met(rule: Any, state: NetState, phase_names: dict[int, str]) -> bool:
     return not any(stage in state.stages for stage in rule.not_stage)
 
 
-def layer_included(layer: Any, state: NetState, phase_names: dict[int, str]) -> bool:
+def layer_included(layer: Any, state: NetState) -> bool:
     """Caffe's ``FilterNet`` decision for one layer: include rules, else exclude rules."""
     if len(layer.include):
-        return any(rule_met(rule, state, phase_names) for rule in layer.include)
-    return not any(rule_met(rule, state, phase_names) for rule in layer.exclude)
-
-
-def _layer_type(layer: Any, legacy: bool) -> str:
-    if not legacy:
-        return str(layer.type)
-    return str(layer.DESCRIPTOR.fields_by_name["type"].enum_type.values_by_number[layer.type].name)
+        return any(rule_met(rule, state) for rule in layer.include)
+    return not any(rule_met(rule, state) for rule in layer.exclude)
 
 
 def _state_problems(
-    layers: Any, state: NetState, phase_names: dict[int, str], inputs: Any, legacy: bool
+    layers: Any, state: NetState, inputs: Any, legacy: bool
 ) -> Iterator[tuple[str, int, str]]:
     """(code, layer index, detail) for each problem of the net Caffe builds for ``state``."""
     available = set(inputs)
     names: set[str] = set()
     for index, layer in enumerate(layers):
-        if not layer_included(layer, state, phase_names):
+        if not layer_included(layer, state):
             continue
         if layer.name in names and not legacy:
             yield ("W203", index, layer.name)
@@ -145,26 +155,76 @@ def _state_problems(
 
 
 class _Places:
-    """Source offsets of layers and their bottoms/tops, matched to the message by order."""
+    """Source offsets of layers and their bottoms/tops: the N-th layer of the message is the
+    N-th element of the ``layer`` fields (a list-form field gives one per item), as bound."""
 
-    def __init__(self, doc: Document, field_name: str) -> None:
-        self.layers: list[Field] = [f for f in doc.tree.fields if f.name.text == field_name]
+    def __init__(self, fields: list[Field], field_name: str) -> None:
+        self.layers = elements(fields, field_name)
 
     def layer(self, index: int) -> int:
-        return self.layers[index].pos if index < len(self.layers) else 0
+        return element_pos(*self.layers[index]) if index < len(self.layers) else 0
 
     def child(self, index: int, name: str, nth: int) -> int:
-        block = self.layers[index].value if index < len(self.layers) else None
+        block = self.layers[index][1] if index < len(self.layers) else None
         if not isinstance(block, Block):
             return self.layer(index)
-        named = [f for f in block.fields if f.name.text == name]
-        return named[nth].pos if nth < len(named) else self.layer(index)
+        named = elements(block.fields, name)
+        return element_pos(*named[nth]) if nth < len(named) else self.layer(index)
+
+
+def findings(doc: Document, known_types: frozenset[str] | None) -> Iterator[Diagnostic]:
+    """The lint findings of a net or solver document (nothing for other message types)."""
+    if doc.message_type.endswith(".NetParameter"):
+        yield from net_findings(doc, known_types)
+    elif doc.message_type.endswith(".SolverParameter"):
+        yield from solver_findings(doc, known_types)
+
+
+#: SolverParameter fields that hold a whole net inline.
+INLINE_NETS = ("net_param", "train_net_param", "test_net_param")
+
+
+def inline_nets(doc: Document) -> list[tuple[str, Field, Block, Any]]:
+    """(field name, field, block, NetParameter) of each net a solver holds inline."""
+    solver = doc.message
+    found = []
+    for name in INLINE_NETS:
+        value = getattr(solver, name)
+        messages = list(value) if name == "test_net_param" else [value]
+        for net, (field, block) in zip(messages, elements(doc.tree.fields, name), strict=False):
+            if isinstance(block, Block):
+                found.append((name, field, block, net))
+    return found
+
+
+def solver_findings(doc: Document, known_types: frozenset[str] | None) -> Iterator[Diagnostic]:
+    """Legacy solver fields, and the net findings of every net written inline."""
+    solver = doc.message
+    for field in doc.tree.fields:
+        if field.name.text == "solver_type":
+            name = (
+                solver.DESCRIPTOR.fields_by_name["solver_type"]
+                .enum_type.values_by_number[solver.solver_type]
+                .name
+            )
+            yield Diagnostic(
+                "W204", f"legacy 'solver_type: {name}': the current form is the string field "
+                "'type' (Caffe converts it on load)", field.pos, "warning",
+            )  # fmt: skip
+    for _, _, block, net in inline_nets(doc):
+        yield from _net_findings(net, block.fields, known_types)
 
 
 def net_findings(doc: Document, known_types: frozenset[str] | None) -> Iterator[Diagnostic]:
     """Structural problems of a ``NetParameter`` document, per phase where it matters."""
-    net = doc.message
-    fields = {f.name.text: f for f in reversed(doc.tree.fields)}  # first of each name
+    yield from _net_findings(doc.message, doc.tree.fields, known_types)
+
+
+def _net_findings(
+    net: Any, tree_fields: list[Field], known_types: frozenset[str] | None
+) -> Iterator[Diagnostic]:
+    """:func:`net_findings` of one net: its message and the fields it was bound from."""
+    fields = {f.name.text: f for f in reversed(tree_fields)}  # first of each name
     if len(net.layer) and len(net.layers):
         yield Diagnostic(
             "E201", "the net mixes 'layer' and legacy 'layers' (V1): Caffe refuses this; "
@@ -180,7 +240,7 @@ def net_findings(doc: Document, known_types: frozenset[str] | None) -> Iterator[
             break
     legacy = bool(len(net.layers))
     layers = net.layers if legacy else net.layer
-    places = _Places(doc, "layers" if legacy else "layer")
+    places = _Places(tree_fields, "layers" if legacy else "layer")
     if legacy:
         v0 = any(layer.HasField("layer") for layer in net.layers)
         kind = "V0 ('layers { layer { ... } }')" if v0 else "V1 ('layers' with enum types)"
@@ -204,13 +264,15 @@ def net_findings(doc: Document, known_types: frozenset[str] | None) -> Iterator[
     # layer runs: files often rely on stages ("test-on-train") that a solver sets.
     problems: dict[tuple[str, int, str, str], int] = {}
     runs: dict[tuple[int, str], int] = {}
-    for phase in PHASES:
+    phase_enum = net.DESCRIPTOR.fields_by_name["state"].message_type.fields_by_name["phase"]
+    all_phases = [value.name for value in phase_enum.enum_type.values]
+    for phase in all_phases:
         for stage in [None, *stages]:
             state = NetState(phase, 0, frozenset([stage]) if stage else frozenset())
-            for key in _state_problems(layers, state, PHASE_NAMES, net.input, legacy):
+            for key in _state_problems(layers, state, net.input, legacy):
                 problems[(*key, phase)] = problems.get((*key, phase), 0) + 1
             for index, layer in enumerate(layers):
-                if layer_included(layer, state, PHASE_NAMES):
+                if layer_included(layer, state):
                     runs[(index, phase)] = runs.get((index, phase), 0) + 1
     seen: dict[tuple[str, int, str], list[str]] = {}
     for (code, index, what, phase), count in problems.items():
@@ -218,7 +280,7 @@ def net_findings(doc: Document, known_types: frozenset[str] | None) -> Iterator[
             seen.setdefault((code, index, what), []).append(phase)
     for (code, index, what), phases in sorted(seen.items(), key=lambda item: item[0][1]):
         layer = layers[index]
-        where = "" if len(set(phases)) == len(PHASES) else f" (phase {phases[0]})"
+        where = "" if len(set(phases)) == len(all_phases) else f" (phase {phases[0]})"
         if code == "W203":
             yield Diagnostic(
                 "W203", f"duplicate layer name '{layer.name}'{where}: weights are matched "

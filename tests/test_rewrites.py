@@ -31,6 +31,7 @@ from protoedit.rewrites import (
     truncate,
     upgrade,
 )
+from protoedit.rewrites.check import lint_errors
 from protoedit.syntax import Block, Field, Scalar, parse
 from protoedit.syntax.printer import render_field
 
@@ -543,3 +544,23 @@ def test_sumsq_mean_is_the_mean_square_in_caffe(tmp_path: Path) -> None:
     expected = float(np.mean(values.astype(np.float64) ** 2))
     # float32: 120 squares summed (about 120 roundings of 2^-24 each), then one product.
     assert report.losses[LOSS_TOP] == pytest.approx(expected, rel=122 * 2**-24)
+
+
+def test_a_dangling_top_of_one_phase_is_silenced_in_that_phase_only() -> None:
+    text = (
+        'layer { name: "input" type: "Input" top: "data"\n'
+        "  input_param { shape { dim: [1, 3, 4, 4] } } }\n"
+        'layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"\n'
+        "  convolution_param { num_output: 2 kernel_size: 1 } }\n"
+        'layer { name: "side" type: "ReLU" bottom: "data" top: "side" include { phase: TRAIN } }\n'
+        'layer { name: "both" type: "ReLU" bottom: "data" top: "both" }\n'
+    )
+    doc = loads(text)
+    add_loss(doc, "conv", LossHead("channel", 0))
+    silences = [layer for layer in doc.message.layer if layer.type == "Silence"]
+    by_rules = {
+        tuple(str(rule.phase) for rule in layer.include): list(layer.bottom) for layer in silences
+    }
+    assert by_rules[("0",)] == ["side"]  # TRAIN is phase 0: silenced where it is made
+    assert "both" in by_rules[()] and "side" not in by_rules[()]
+    assert not lint_errors(loads(doc.dumps()))

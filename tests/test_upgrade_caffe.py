@@ -63,3 +63,11 @@ def test_upgrade_keeps_comments_and_untouched_text(corpus: Path) -> None:
     upgrade(doc)
     tail = text[text.index("layer {") :]
     assert doc.dumps().endswith(tail)
+
+
+def test_v0_report_names_each_layer(corpus: Path) -> None:
+    doc = load(corpus / "BVLC__caffe__examples__lenet__lenet_train.prototxt")
+    lines = [line for line in upgrade(doc).changed if "V0 layer re-written" in line]
+    assert len(lines) == len(doc.message.layer) == 9
+    assert [line.split("'")[1] for line in lines] == [layer.name for layer in doc.message.layer]
+    assert "" not in [layer.name for layer in doc.message.layer]

@@ -12,6 +12,7 @@ import itertools
 import math
 from typing import Any
 
+from protoedit.errors import InputError
 from protoedit.net.view import INPUT, BlobVersion, NetView
 
 Shape = list[int]
@@ -23,23 +24,32 @@ SAME_SHAPE = frozenset(
 )
 
 
-def _spatial(values: Any, single: int, h: int, w: int, axes: int, default: int) -> list[int]:
+class _Problem(Exception):
+    """A layer's parameters do not give a valid shape for its inputs (Caffe would refuse)."""
+
+
+def _spatial(values: Any, h: int, w: int, axes: int, default: int, what: str) -> list[int]:
     """Per-spatial-axis values from Caffe's repeated field plus its _h/_w variants."""
     if h or w:
+        if axes != 2:
+            raise _Problem(f"{what}_h/{what}_w need a 4-D input, this one has {axes + 2} axes")
         return [h, w]
     items = list(values)
     if not items:
-        return [single or default] * axes if single else [default] * axes
+        return [default] * axes
+    if len(items) not in (1, axes):
+        raise _Problem(f"{what} has {len(items)} values for {axes} spatial axes")
     return items * axes if len(items) == 1 else items
 
 
 def _conv(param: Any, shape: Shape, deconv: bool) -> Shape:
     axes = len(shape) - 2
-    kernel = _spatial(param.kernel_size, 0, param.kernel_h, param.kernel_w, axes, 0)
-    pad = _spatial(param.pad, 0, param.pad_h, param.pad_w, axes, 0)
-    stride = _spatial(param.stride, 0, param.stride_h, param.stride_w, axes, 1)
-    dilation = list(param.dilation) * axes if len(param.dilation) == 1 else list(param.dilation)
-    dilation = dilation or [1] * axes
+    kernel = _spatial(param.kernel_size, param.kernel_h, param.kernel_w, axes, 0, "kernel")
+    pad = _spatial(param.pad, param.pad_h, param.pad_w, axes, 0, "pad")
+    stride = _spatial(param.stride, param.stride_h, param.stride_w, axes, 1, "stride")
+    dilation = _spatial(param.dilation, 0, 0, axes, 1, "dilation")
+    if 0 in kernel or 0 in stride or 0 in dilation:
+        raise _Problem("kernel size, stride and dilation must be positive")
     out = []
     for size, k, p, s, d in zip(shape[2:], kernel, pad, stride, dilation, strict=True):
         extent = d * (k - 1) + 1
@@ -48,11 +58,15 @@ def _conv(param: Any, shape: Shape, deconv: bool) -> Shape:
 
 
 def _pool(param: Any, shape: Shape) -> Shape:
+    if len(shape) != 4:
+        raise _Problem(f"pooling needs a 4-D input, this one has {len(shape)} axes")
     if param.global_pooling:
         return [*shape[:2], 1, 1]
     kh, kw = (param.kernel_h, param.kernel_w) if param.kernel_h else (param.kernel_size,) * 2
     ph, pw = (param.pad_h, param.pad_w) if param.pad_h or param.pad_w else (param.pad,) * 2
     sh, sw = (param.stride_h, param.stride_w) if param.stride_h else (param.stride,) * 2
+    if 0 in (kh, kw, sh, sw):
+        raise _Problem("kernel size and stride must be positive")
     floor = param.HasField("round_mode") and param.round_mode == 1  # FLOOR
     out = []
     for size, k, p, s in ((shape[2], kh, ph, sh), (shape[3], kw, pw, sw)):
@@ -65,19 +79,48 @@ def _pool(param: Any, shape: Shape) -> Shape:
 
 
 def _axis(axis: int, rank: int) -> int:
+    """Caffe's ``CanonicalAxisIndex``: a negative axis counts from the end."""
+    if not -rank <= axis < rank:
+        raise _Problem(f"axis {axis} is out of range for a {rank}-D input")
     return axis + rank if axis < 0 else axis
 
 
 def _reshape(param: Any, shape: Shape) -> Shape | None:
-    start = _axis(param.axis, len(shape) + 1) if param.axis < 0 else param.axis
+    start = _axis(param.axis, len(shape) + 1)
     end = len(shape) if param.num_axes == -1 else start + param.num_axes
+    if end > len(shape):
+        raise _Problem(f"axis {param.axis} and num_axes {param.num_axes} pass the input's end")
     dims = list(param.shape.dim)
+    if dims.count(-1) > 1:
+        raise _Problem("at most one dimension can be -1")
+    if any(start + i >= len(shape) for i, d in enumerate(dims) if d == 0):
+        raise _Problem("a 0 (copy) dimension has no input axis to copy")
     new = [shape[start + i] if d == 0 else d for i, d in enumerate(dims)]
     result = shape[:start] + new + shape[end:]
     if -1 in result:
         known = math.prod(d for d in result if d != -1)
-        result[result.index(-1)] = math.prod(shape) // known if known else 0
+        if not known or math.prod(shape) % known:
+            raise _Problem(f"{math.prod(shape)} values do not reshape to {new}")
+        result[result.index(-1)] = math.prod(shape) // known
+    if math.prod(result) != math.prod(shape):
+        raise _Problem(f"{math.prod(shape)} values do not reshape to {new}")
     return result
+
+
+def _slice(param: Any, first: Shape, tops: int) -> list[Shape | None]:
+    axis = _axis(param.axis, len(first))
+    size = first[axis]
+    if len(param.slice_point):
+        if len(param.slice_point) != tops - 1:
+            raise _Problem(f"{len(param.slice_point)} slice points for {tops} tops")
+        points = [0, *param.slice_point, size]
+        if any(b <= a for a, b in itertools.pairwise(points)):
+            raise _Problem(f"slice points {list(param.slice_point)} do not split {size} entries")
+    else:
+        if size % tops:
+            raise _Problem(f"{size} entries do not split evenly into {tops} tops")
+        points = [size * i // tops for i in range(tops + 1)]
+    return [[*first[:axis], b - a, *first[axis + 1 :]] for a, b in itertools.pairwise(points)]
 
 
 def _layer_shapes(info: Any, ins: list[Shape]) -> list[Shape | None]:
@@ -85,6 +128,10 @@ def _layer_shapes(info: Any, ins: list[Shape]) -> list[Shape | None]:
     kind, param, tops = info.type, info.param, len(info.writes)
     if kind == "Input":
         shapes = [list(s.dim) for s in param.input_param.shape]
+        if not shapes:
+            return [None] * tops  # Caffe leaves the tops unshaped: the caller reshapes them
+        if len(shapes) not in (1, tops):
+            raise _Problem(f"{len(shapes)} shapes for {tops} tops")
         return [shapes[i] if len(shapes) > 1 else shapes[0] for i in range(tops)]
     if not ins:
         return [None] * tops
@@ -101,6 +148,9 @@ def _layer_shapes(info: Any, ins: list[Shape]) -> list[Shape | None]:
     if kind == "Concat":
         concat = param.concat_param
         axis = _axis(concat.axis if concat.HasField("axis") else concat.concat_dim or 1, len(first))
+        if any(len(s) != len(first) or s[:axis] + s[axis + 1 :] != first[:axis] + first[axis + 1 :]
+               for s in ins):  # fmt: skip
+            raise _Problem(f"inputs {ins} differ outside the concat axis {axis}")
         out = list(first)
         out[axis] = sum(s[axis] for s in ins)
         return [out]
@@ -111,11 +161,7 @@ def _layer_shapes(info: Any, ins: list[Shape]) -> list[Shape | None]:
     if kind == "Reshape":
         return [_reshape(param.reshape_param, first)]
     if kind == "Slice":
-        axis = _axis(param.slice_param.axis, len(first))
-        points = [0, *param.slice_param.slice_point, first[axis]]
-        if len(points) == 2:
-            points = [first[axis] * i // tops for i in range(tops + 1)]
-        return [[*first[:axis], b - a, *first[axis + 1 :]] for a, b in itertools.pairwise(points)]
+        return _slice(param.slice_param, first, tops)
     if kind == "Crop" and len(ins) == 2:
         axis = _axis(param.crop_param.axis, len(first))
         return [[*first[:axis], *ins[1][axis:]]]
@@ -124,26 +170,81 @@ def _layer_shapes(info: Any, ins: list[Shape]) -> list[Shape | None]:
     return [None] * tops
 
 
+def layer_shapes(view: NetView, info: Any, ins: list[Shape]) -> list[Shape | None]:
+    """:func:`_layer_shapes`, with every failure an :class:`InputError` located at the layer."""
+    try:
+        outs = _layer_shapes(info, ins)
+        least = 1 if info.type in ("Convolution", "Deconvolution", "Pooling") else 0
+        bad = next((s for s in outs if s is not None and any(d < least for d in s)), None)
+        if bad is not None:
+            raise _Problem(f"the output would be {'x'.join(map(str, bad))}")
+    except (_Problem, ArithmeticError, IndexError, ValueError, TypeError) as exc:
+        inputs = ", ".join("x".join(map(str, s)) for s in ins) or "none"
+        raise InputError(
+            f"cannot infer the shape of layer '{info.name}' ({info.type}, inputs {inputs}): {exc}",
+            view.doc.location(info.node.pos),
+        ) from None
+    return outs
+
+
+class _LazyShapes(dict[BlobVersion, Shape | None]):
+    """Shapes inferred on first look-up, of the asked value's ancestors only: a value does
+    not depend on a broken or unknown layer elsewhere in the net."""
+
+    def __init__(self, view: NetView) -> None:
+        super().__init__()
+        self.view = view
+        self.header = header_shapes(view.doc.message)
+        self.done: set[int] = set()
+
+    def _infer(self, version: BlobVersion) -> None:
+        for index in sorted(self.view.ancestors([version]) - self.done):
+            info = self.view.by_index[index]
+            ins = [
+                self.header.get(r.blob) if r.producer == INPUT else dict.get(self, r)
+                for r in info.reads
+            ]
+            known = [s for s in ins if s is not None]
+            if len(known) == len(ins):
+                outs = layer_shapes(self.view, info, known)
+            else:
+                outs = [None] * len(info.writes)
+            for write, shape in zip(info.writes, outs, strict=False):
+                dict.__setitem__(self, write, shape)
+            self.done.add(index)
+
+    def __missing__(self, version: BlobVersion) -> Shape | None:
+        if version.producer == INPUT:
+            return self.header.get(version.blob)
+        if version.producer not in self.view.by_index:
+            raise KeyError(version)
+        self._infer(version)
+        return dict.get(self, version)
+
+    def get(self, version: BlobVersion, default: Any = None) -> Any:
+        """The shape of ``version`` (inferred now if needed), ``default`` if not in the net."""
+        try:
+            return self[version]
+        except KeyError:
+            return default
+
+
 def infer_shapes(view: NetView) -> dict[BlobVersion, Shape | None]:
-    """The shape of every value in the net (``None`` where it cannot be known statically)."""
-    shapes: dict[BlobVersion, Shape | None] = {}
-    header = header_shapes(view.doc.message)
-    for info in view.layers:
-        ins = [
-            shapes.get(read) if read.producer != INPUT else header.get(read.blob)
-            for read in info.reads
-        ]
-        known = [s for s in ins if s is not None]
-        outs = _layer_shapes(info, known) if len(known) == len(ins) else [None] * len(info.writes)
-        for version, shape in zip(info.writes, outs, strict=False):
-            shapes[version] = shape
-    return shapes
+    """The shape of each value in the net (``None`` where it cannot be known statically),
+    inferred when first asked for.  A layer whose parameters give no valid shape raises a
+    located :class:`InputError` ("cannot infer the shape of layer X: ...")."""
+    return _LazyShapes(view)
 
 
-def header_shapes(doc_message: Any) -> dict[str, Shape]:
-    """Shapes declared by a legacy ``input:`` header (``input_shape`` or ``input_dim``)."""
-    names = list(doc_message.input)
-    if len(doc_message.input_shape):
-        return {n: list(s.dim) for n, s in zip(names, doc_message.input_shape, strict=False)}
-    dims = list(doc_message.input_dim)
-    return {n: dims[4 * i : 4 * i + 4] for i, n in enumerate(names)}
+def legacy_input_shapes(net: Any) -> list[Shape]:
+    """The shapes a legacy header declares, one per ``input:`` (as Caffe's ``UpgradeNetInput``
+    reads them): the ``input_shape`` entries, else ``input_dim`` in groups of four."""
+    if len(net.input_shape):
+        return [list(shape.dim) for shape in net.input_shape]
+    dims = list(net.input_dim)
+    return [dims[4 * i : 4 * i + 4] for i in range(len(net.input))] if dims else []
+
+
+def header_shapes(net: Any) -> dict[str, Shape]:
+    """Shapes declared by a legacy ``input:`` header, by input name."""
+    return dict(zip(net.input, legacy_input_shapes(net), strict=False))

@@ -13,9 +13,10 @@ from typing import Any
 
 from protoedit.document import Document
 from protoedit.errors import InputError
-from protoedit.lint import PHASE_NAMES, NetState, layer_included
+from protoedit.lint import NetState, layer_included
 from protoedit.schema.binding import suggest
-from protoedit.syntax.tree import Field
+from protoedit.syntax.split import elements, split_list
+from protoedit.syntax.tree import Block, Field, ListValue
 
 INPUT = -1  # the producer index of blobs declared by a legacy ``input:`` header
 
@@ -51,10 +52,53 @@ class LayerInfo:
         return any(i < len(bottoms) and bottoms[i] == t for i, t in enumerate(self.param.top))
 
 
+#: Fields inside a layer that rewrites edit one entry at a time.
+_EDITED_IN_LAYERS = ("bottom", "top")
+
+
+def split_layer_lists(doc: Document) -> list[str]:
+    """Write list-form ``layer: [{..}, {..}]`` / ``layers: [..]`` (and list-form bottoms and
+    tops inside layers) as one field per entry; the message stays the same.
+
+    Rewrites edit and remove layers one node each, so every layer needs a field of its own.
+    Returns a report line per list split (none when the file has no list form).
+    """
+    tree = doc.tree
+    lines = []
+    for node in list(tree.fields):
+        if node.name.text in ("layer", "layers") and isinstance(node.value, ListValue):
+            line, _ = tree.line_col(node.pos)
+            count = len(node.value.items)
+            split_list(tree, tree, node)
+            lines.append(
+                f"list-form '{node.name.text}: [...]' (line {line}) written as {count} "
+                f"'{node.name.text}' fields"
+            )
+    for _, block in elements(tree.fields, "layer") + elements(tree.fields, "layers"):
+        if not isinstance(block, Block):
+            continue
+        for child in list(block.fields):
+            if child.name.text in _EDITED_IN_LAYERS and isinstance(child.value, ListValue):
+                line, _ = tree.line_col(child.pos)
+                split_list(tree, block, child)
+                lines.append(
+                    f"list-form '{child.name.text}: [...]' (line {line}) written as "
+                    f"separate '{child.name.text}' fields"
+                )
+    if lines:
+        doc.changed()
+    return lines
+
+
 class NetView:
-    """Layers in file order with their data flow, for one document (``layer`` format)."""
+    """Layers in file order with their data flow, for one document (``layer`` format).
+
+    List-form layers are split first (:func:`split_layer_lists`, listed in
+    ``normalised``), so each layer's ``node`` is a ``layer { ... }`` field of its own.
+    """
 
     def __init__(self, doc: Document, state: NetState | None = None) -> None:
+        self.normalised = split_layer_lists(doc)
         net = doc.message
         if len(net.layers):
             raise LegacyNetError(
@@ -62,12 +106,12 @@ class NetView:
                 doc.location(next(f for f in doc.tree.fields if f.name.text == "layers").pos),
             )
         self.doc = doc
-        nodes = [f for f in doc.tree.fields if f.name.text == "layer"]
+        nodes = [node for node, _ in elements(doc.tree.fields, "layer")]
         self.layers: list[LayerInfo] = []
         latest: dict[str, BlobVersion] = {b: BlobVersion(b, INPUT) for b in net.input}
         self.unresolved: list[tuple[int, str]] = []
         for index, (param, node) in enumerate(zip(net.layer, nodes, strict=True)):
-            if state is not None and not layer_included(param, state, PHASE_NAMES):
+            if state is not None and not layer_included(param, state):
                 continue
             info = LayerInfo(index, param.name, param.type, param, node)
             for bottom in param.bottom:

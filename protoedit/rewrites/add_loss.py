@@ -17,6 +17,8 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+from google.protobuf import text_format
+
 from protoedit.document import Document
 from protoedit.errors import InputError, MissingArgumentError
 from protoedit.net.shapes import SAME_SHAPE, Shape, infer_shapes
@@ -147,6 +149,32 @@ def _layer(name: str, kind: str, bottoms: list[str], tops: list[str], extra: str
     if extra:
         lines.append(extra)
     return "layer {\n" + "\n".join(lines) + "\n}"
+
+
+def _rules_text(param: object) -> str:
+    """A layer's include/exclude rules as prototxt lines (empty when it has none)."""
+    lines = []
+    for kind in ("include", "exclude"):
+        for rule in getattr(param, kind):
+            body = text_format.MessageToString(rule, as_one_line=True)
+            lines.append(f"  {kind} {{ {body} }}")
+    return "\n".join(lines)
+
+
+def _silence_groups(view: NetView, blobs: list[str]) -> dict[str, list[str]]:
+    """Blobs to silence, grouped by the rules of the layer that first writes each one.
+
+    A blob that only some phases or stages produce must be silenced by a layer with the same
+    rules, or the Silence layer would read a blob that the other states never make.
+    """
+    first_writer: dict[str, str] = {}
+    for info in view.layers:
+        for top in info.param.top:
+            first_writer.setdefault(top, _rules_text(info.param))
+    groups: dict[str, list[str]] = {}
+    for name in blobs:
+        groups.setdefault(first_writer.get(name, ""), []).append(name)
+    return groups
 
 
 class _HeadLayers:
@@ -300,7 +328,7 @@ def add_loss(
     """Append a loss head that measures ``head`` on the ``target`` value."""
     view = NetView(doc)
     version = target_value(view, target, after_inplace)
-    report = RewriteReport()
+    report = RewriteReport(changed=list(view.normalised))
     baseline = lint_errors(doc)
     names = {info.name for info in view.layers}
     if any(name.startswith(HEAD_PREFIX) for name in names):
@@ -335,8 +363,10 @@ def add_loss(
     after = NetView(doc) if moved else view
     dangling = [v.blob for v in after.outputs() if v.blob != blob]
     silenced = sorted(set(head_layers.unused + dangling))
-    if silenced:
-        texts.append(_layer(f"{HEAD_PREFIX}silence", "Silence", silenced, []))
+    groups = _silence_groups(after, silenced)
+    for number, (rules, blobs) in enumerate(sorted(groups.items())):
+        name = f"{HEAD_PREFIX}silence" + (f"_{number}" if number else "")
+        texts.append(_layer(name, "Silence", blobs, [], rules))
     for text in texts:
         doc.insert("", text)
     report.changed.append(

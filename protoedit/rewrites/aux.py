@@ -50,6 +50,7 @@ def aux(
     if needs_upgrade(doc):
         report.extend(upgrade(doc))
     before = NetView(doc)
+    report.changed += before.normalised
     if any(is_data_layer(info.param) for info in before.layers):
         try:
             report.extend(

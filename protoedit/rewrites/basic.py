@@ -129,10 +129,10 @@ def filter_net(
     The result stands alone: the include/exclude rules of the kept layers (all met by this
     state) are removed too, so the file is the net of this state whatever state loads it.
     """
-    state = net_state(doc, phase, level, stages)
     view = NetView(doc)
+    report = RewriteReport(changed=list(view.normalised))
+    state = net_state(doc, phase, level, stages)
     kept = {info.index for info in NetView(doc, state).layers}
-    report = RewriteReport()
     why = f"not in {describe_state(state)}"
     gone = {info.index: why for info in view.layers if info.index not in kept}
     data = {info.index for info in view.layers if is_data_layer(info.param)}

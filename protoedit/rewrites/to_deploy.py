@@ -121,8 +121,9 @@ def deploy_net(
     report = RewriteReport()
     if needs_upgrade(doc):
         report.extend(upgrade(doc))
-    state = net_state(doc, phase, level, stages)
     original = NetView(doc)
+    report.changed += original.normalised
+    state = net_state(doc, phase, level, stages)
     sources = {info.index for info in original.layers if is_data_layer(info.param)}
     if sources and not sources & {info.index for info in NetView(doc, state).layers}:
         hint = stages_that_include(doc, sources, state)

@@ -66,7 +66,7 @@ def truncate(doc: Document, target: str, after_inplace: bool = False) -> Rewrite
     version = target_value(view, target, after_inplace)
     keep = needed_layers(doc, target, after_inplace)
     baseline = lint_errors(doc)
-    report = RewriteReport()
+    report = RewriteReport(changed=list(view.normalised))
     gone = {info.index: "not needed for the target" for info in view.layers}
     drop_layers(doc, view, {i: why for i, why in gone.items() if i not in keep}, report)
     producer = (

@@ -12,13 +12,20 @@ comments and untouched text stay; V0 files (``layers { layer { ... } }``) go thr
 
 from __future__ import annotations
 
+from typing import Any
+
 from protoedit.document import Document
 from protoedit.errors import InputError
+from protoedit.lint import inline_nets
+from protoedit.net.shapes import legacy_input_shapes
+from protoedit.net.view import split_layer_lists
 from protoedit.rewrites.report import RewriteReport
 from protoedit.rewrites.upgrade_v0 import is_v0, upgrade_v0
 from protoedit.schema.values import quote
-from protoedit.syntax.edit import insert_fields, parse_fields, remove_field
+from protoedit.syntax.edit import Style, _indent_of, insert_fields, parse_fields, remove_field
+from protoedit.syntax.split import elements, indent_block
 from protoedit.syntax.tree import Block, Field, Scalar, Tok
+from protoedit.syntax.tree import Document as Tree
 
 #: V1 layer type enum -> the type string the current format uses (Caffe's table).
 V1_TYPES = {
@@ -51,6 +58,9 @@ _PARAM_SPEC = {"param": "name", "blob_share_mode": "share_mode", "blobs_lr": "lr
 _DATA_TYPES = {"DATA": "data_param", "IMAGE_DATA": "image_data_param",
                "WINDOW_DATA": "window_data_param"}  # fmt: skip
 _TRANSFORM_FIELDS = ("scale", "mean_file", "crop_size", "mirror")
+#: SolverParameter's legacy ``solver_type`` enum -> its ``type`` string (Caffe's table).
+SOLVER_TYPES = {"SGD": "SGD", "NESTEROV": "Nesterov", "ADAGRAD": "AdaGrad",
+                "RMSPROP": "RMSProp", "ADADELTA": "AdaDelta", "ADAM": "Adam"}  # fmt: skip
 
 
 def _block(field: Field) -> Block:
@@ -67,19 +77,47 @@ def _raw(field: Field) -> str:
     return field.value.raw
 
 
-def needs_upgrade(doc: Document) -> bool:
+def _old_batch_norm(layer: Any) -> bool:
+    """A BatchNorm layer with the three ``param`` specs its old definition required."""
+    return layer.type == "BatchNorm" and len(layer.param) == 3
+
+
+def _net_needs_upgrade(net: Any) -> bool:
     """Caffe's ``NetNeedsUpgrade``: legacy layers, old transform fields, input header, BN."""
-    net = doc.message
-    return bool(
-        len(net.layers)
-        or len(net.input)
-        or any(layer.type == "BatchNorm" and len(layer.param) == 3 for layer in net.layer)
-    )
+    return bool(len(net.layers) or len(net.input) or any(map(_old_batch_norm, net.layer)))
+
+
+def _is_solver(doc: Document) -> bool:
+    return doc.message_type.endswith(".SolverParameter")
+
+
+def _is_net(doc: Document) -> bool:
+    return doc.message_type.endswith(".NetParameter")
+
+
+def needs_upgrade(doc: Document) -> bool:
+    """Whether :func:`upgrade` has work: a legacy net (Caffe's ``NetNeedsUpgrade``), or a
+    solver with ``solver_type`` (``SolverNeedsTypeUpgrade``) or a legacy inline net."""
+    if _is_solver(doc):
+        return doc.message.HasField("solver_type") or any(
+            _net_needs_upgrade(net) for *_, net in inline_nets(doc)
+        )
+    return _is_net(doc) and _net_needs_upgrade(doc.message)
 
 
 def upgrade(doc: Document) -> RewriteReport:
-    """Upgrade ``doc`` in place; report each step taken (nothing when already current)."""
+    """Upgrade ``doc`` (a net or a solver) in place; report each step taken (nothing when
+    already current)."""
+    if _is_solver(doc):
+        return _upgrade_solver(doc)
     report = RewriteReport()
+    if _is_net(doc) and _net_needs_upgrade(doc.message):
+        _upgrade_net(doc, report)
+    return report
+
+
+def _upgrade_net(doc: Document, report: RewriteReport) -> None:
+    report.changed += split_layer_lists(doc)
     tree = doc.tree
     net = doc.message
     v1 = [f for f in tree.fields if f.name.text == "layers"]
@@ -90,14 +128,54 @@ def upgrade(doc: Document) -> RewriteReport:
         )
     if is_v0(tree.fields):
         upgrade_v0(doc, report)
-        net = doc.message
         v1 = [f for f in tree.fields if f.name.text == "layers"]
     for field in v1:
         _upgrade_data_transform(doc, field, report)
     for field in v1:
         _upgrade_v1_layer(doc, field, report)
+    doc.changed()
     _upgrade_input(doc, report)
+    doc.changed()
     _upgrade_batch_norm(doc, report)
+    doc.changed()
+
+
+def _upgrade_solver(doc: Document) -> RewriteReport:
+    """Caffe's ``UpgradeSolverAsNeeded`` (``solver_type`` enum -> ``type`` string), and
+    every inline net upgraded as a net file would be."""
+    report = RewriteReport()
+    solver = doc.message
+    for field in [f for f in doc.tree.fields if f.name.text == "solver_type"]:
+        if solver.HasField("type"):
+            raise InputError(
+                "the solver gives both 'solver_type' and 'type'; Caffe refuses to upgrade it",
+                doc.location(field.pos),
+            )
+        enum = solver.DESCRIPTOR.fields_by_name["solver_type"].enum_type
+        old = enum.values_by_number[solver.solver_type].name
+        if old not in SOLVER_TYPES:
+            raise InputError(f"unknown solver_type {old}", doc.location(field.pos))
+        assert isinstance(field.value, Scalar)
+        field.name = Tok("type", field.name.pre, field.name.pos)
+        field.value = Scalar([Tok(quote(SOLVER_TYPES[old]), field.value.parts[0].pre)])
+        report.changed.append(f"solver_type: {old} -> type: {quote(SOLVER_TYPES[old])}")
+    for name, field, block, net in inline_nets(doc):
+        if not _net_needs_upgrade(net):
+            continue
+        # The net's own indentation step, from its first line (the file may mix styles).
+        outer = _indent_of(field)
+        first = _indent_of(block.fields[0]) if block.fields else ""
+        style = Style(doc.tree)
+        unit = first[len(outer) :] if first.startswith(outer) and len(first) > len(outer) else ""
+        sub = Document(Tree(block.fields, "", doc.tree.source, doc.tree.path), doc.schema,
+                       doc.schema.qualified("NetParameter"), doc.lenient)  # fmt: skip
+        inner = RewriteReport()
+        _upgrade_net(sub, inner)
+        if sub.tree.end.strip():
+            block.close.pre = sub.tree.end + block.close.pre
+        indent_block(block, outer, unit or style.unit, style.newline)
+        report.changed += [f"{name}: {line}" for line in inner.changed]
+        report.dropped += [f"{name}: {line}" for line in inner.dropped]
     doc.changed()
     return report
 
@@ -142,8 +220,9 @@ def _upgrade_v1_layer(doc: Document, field: Field, report: RewriteReport) -> Non
         type_field.value = Scalar([Tok(quote(V1_TYPES[enum]), type_field.value.parts[0].pre)])  # type: ignore[union-attr]
     specs: dict[int, list[str]] = {}
     for key, target in _PARAM_SPEC.items():
-        for nth, spec_field in enumerate(_named(block, key)):
-            specs.setdefault(nth, []).append(f"{target}: {_raw(spec_field)}")
+        for nth, (_, item) in enumerate(elements(block.fields, key)):
+            assert isinstance(item, Scalar)  # binding refuses a block for these fields
+            specs.setdefault(nth, []).append(f"{target}: {item.raw}")
     dropped = [
         f for f in block.fields
         if f.name.text in _PARAM_SPEC or (f.name.text not in _COPIED and f.name.text != "type")
@@ -168,12 +247,7 @@ def _upgrade_input(doc: Document, report: RewriteReport) -> None:
     if not header:
         return
     inputs = list(net.input)
-    shapes: list[list[int]] = []
-    if len(net.input_shape):
-        shapes = [list(shape.dim) for shape in net.input_shape]
-    elif len(net.input_dim):
-        dims = list(net.input_dim)
-        shapes = [dims[4 * i : 4 * i + 4] for i in range(len(inputs))]
+    shapes = legacy_input_shapes(net)
     first_layer = next((i for i, f in enumerate(tree.fields) if f.name.text in ("layer", "layers")),
                        len(tree.fields))  # fmt: skip
     where = min(tree.fields.index(header[0]), first_layer)
@@ -201,15 +275,9 @@ def _upgrade_input(doc: Document, report: RewriteReport) -> None:
 
 
 def _upgrade_batch_norm(doc: Document, report: RewriteReport) -> None:
-    for field in doc.tree.fields:
-        if field.name.text != "layer" or not isinstance(field.value, Block):
-            continue
-        block = field.value
-        types = [_raw(f).strip("'\"") for f in _named(block, "type")]
-        if types[-1:] != ["BatchNorm"]:
-            continue
-        params = _named(block, "param")
-        if len(params) == 3:
-            for gone in params:
+    nodes = elements(doc.tree.fields, "layer")
+    for layer, (_, block) in zip(doc.message.layer, nodes, strict=True):
+        if _old_batch_norm(layer) and isinstance(block, Block):
+            for gone in _named(block, "param"):
                 remove_field(block, gone)
             report.changed.append(f"layer {_name(block)}: BatchNorm's three param specs removed")

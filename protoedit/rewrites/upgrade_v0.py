@@ -171,7 +171,7 @@ def upgrade_v0(doc: Document, report: RewriteReport) -> None:
         reindent([new], "", "  ", "\n")
         assert isinstance(new.value, Block) and isinstance(field.value, Block)
         field.value = new.value
-        report.changed.append(f"layer '{layer.name}': V0 layer re-written as V1")
+        report.changed.append(f"layer '{connection.layer.name}': V0 layer re-written as V1")
     # UpgradeV0Net keeps only these net-level fields.
     for field in list(doc.tree.fields):
         if field.name.text not in _NET_FIELDS_KEPT:

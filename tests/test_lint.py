@@ -1,0 +1,82 @@
+"""Net and solver lint findings: codes and places (list-form fields and inline nets too)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from protoedit import loads
+from protoedit.lint import CAFFE_LAYER_TYPES, NetState, findings, layer_included
+
+
+def _found(text: str, known: frozenset[str] | None = None) -> list[tuple[str, int]]:
+    """(code, source offset) of each finding."""
+    return [(f.code, f.pos) for f in findings(loads(text), known)]
+
+
+def _at(text: str, snippet: str, nth: int = 0) -> int:
+    """The offset of the ``nth`` occurrence of ``snippet``."""
+    pos = -1
+    for _ in range(nth + 1):
+        pos = text.index(snippet, pos + 1)
+    return pos
+
+
+def test_legacy_solver_type_is_w204_at_its_field() -> None:
+    doc = loads("base_lr: 0.01\n# the solver\nsolver_type: ADAM\n")
+    [finding] = findings(doc, None)
+    assert finding.code == "W204" and finding.severity == "warning"
+    assert doc.tree.line_col(finding.pos) == (3, 1)
+    assert "'solver_type: ADAM'" in finding.message and "'type'" in finding.message
+    assert list(findings(loads('base_lr: 0.01\ntype: "Adam"\n'), None)) == []
+
+
+def test_inline_nets_of_a_solver_are_linted_where_they_are() -> None:
+    text = (
+        "base_lr: 0.01\n"
+        "net_param {\n"
+        '  name: "n"\n'
+        '  layers { name: "relu" type: RELU bottom: "x" top: "x" }\n'
+        "}\n"
+        "test_net_param {\n"
+        '  layer { name: "a" type: "ReLU" bottom: "x" top: "y" }\n'
+        "}\n"
+        "test_net_param {\n"
+        '  layer { name: "b" type: "ReLU" bottom: "nothing" top: "y" }\n'
+        "}\n"
+    )
+    assert sorted(_found(text)) == [
+        ("E202", _at(text, 'bottom: "x"')),  # the V1 net's
+        ("E202", _at(text, 'bottom: "x"', 1)),  # the first test net's
+        ("E202", _at(text, 'bottom: "nothing"')),
+        ("W202", _at(text, "layers {")),
+    ]
+
+
+def test_corpus_consolidated_solver_flags_its_v1_net(corpus: Path) -> None:
+    path = corpus / "BVLC__caffe__examples__mnist__lenet_consolidated_solver.prototxt"
+    doc = loads(path.read_text(), path=str(path))
+    codes = [(f.code, doc.tree.line_col(f.pos)) for f in findings(doc, None)]
+    text = path.read_text().splitlines()
+    [(_, (line, col))] = [c for c in codes if c[0] == "W202"]
+    assert text[line - 1][col - 1 :].startswith("layers {")
+
+
+def test_findings_in_list_form_point_at_the_item() -> None:
+    text = (
+        "layer: [\n"
+        '  { name: "in" type: "Input" top: "data" },\n'
+        '  { name: "conv" type: "Convlution" bottom: ["data", "nope"] top: "conv" },\n'
+        '  { name: "conv" type: "ReLU" bottom: "conv" top: "conv" }\n'
+        "]\n"
+    )
+    assert sorted(_found(text, CAFFE_LAYER_TYPES)) == [
+        ("E202", _at(text, '"nope"')),
+        ("E205", _at(text, 'type: "Convlution"')),
+        ("W203", _at(text, '{ name: "conv"', 1)),
+    ]
+
+
+def test_phase_rules_read_phase_names_from_the_schema() -> None:
+    layer = loads('layer { name: "a" include { phase: TEST } }').message.layer[0]
+    assert layer_included(layer, NetState("TEST"))
+    assert not layer_included(layer, NetState("TRAIN"))
