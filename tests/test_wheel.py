@@ -148,9 +148,10 @@ def test_make_sets_up_again_when_a_setup_input_changes(tmp_path: Path, changed: 
     stamp = tmp_path / ".venv" / ".protoedit-setup"
     stamp.parent.mkdir()
     stamp.touch()
+    os.utime(stamp, (1_500_000_000, 1_500_000_000))  # explicit times: no race on clock ticks
     assert "setup.sh" not in _make_plan(tmp_path, "test")  # the stamp is newer: no setup
     assert "setup.sh" in _make_plan(tmp_path, "setup")  # an explicit setup always runs
-    os.utime(tmp_path / changed)  # now newer than the stamp
+    os.utime(tmp_path / changed, (1_600_000_000, 1_600_000_000))  # now newer than the stamp
     assert "setup.sh" in _make_plan(tmp_path, "test")
 
 
