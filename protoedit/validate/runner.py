@@ -42,6 +42,18 @@ def _unreadable(path: str, what: str) -> str:
     return ""
 
 
+def child_environment() -> dict[str, str]:
+    """The child's environment: Caffe's log down to errors, BLAS on one thread.
+
+    OpenBLAS (and OpenMP) size their working buffers by thread count, that is by the machine's
+    cores; pinned to one thread, the memory the libraries take is the same everywhere.
+    """
+    env = dict(os.environ)
+    env.setdefault("GLOG_minloglevel", "2")  # errors and fatals only: we read the fatal line
+    env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    return env
+
+
 def validate(
     net: str | os.PathLike[str],
     *,
@@ -92,8 +104,7 @@ def validate(
         "random_weights": random_weights,
         "save_gradients": str(Path(save_gradients).resolve()) if save_gradients else None,
     }
-    env = dict(os.environ)
-    env.setdefault("GLOG_minloglevel", "2")  # errors and fatals only: we read the fatal line
+    env = child_environment()
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="protoedit-validate-") as tmp:
         request_path = Path(tmp) / "request.json"
