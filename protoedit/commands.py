@@ -188,7 +188,11 @@ def _validate_text(text: str, folder: Path) -> int:
     with tempfile.TemporaryDirectory(dir=folder if os.access(folder, os.W_OK) else None) as tmp:
         path = Path(tmp) / "rewritten.prototxt"
         path.write_text(text, encoding="utf-8")
-        report = validate(path)
+        try:
+            report = validate(path)
+        except ProtoeditError as exc:  # pycaffe missing
+            _say(f"protoedit: error: {exc}")
+            return 2
     _say(report.format_text().replace(str(path), "(rewritten net)"))
     return report.exit_code
 

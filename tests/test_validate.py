@@ -10,7 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from protoedit import load
 from protoedit.cli import main as cli_main
+from protoedit.rewrites import LossHead, add_loss, force_backward
 from protoedit.validate import validate
 from protoedit.validate.runner import child_environment
 
@@ -111,7 +113,8 @@ def test_unreadable_file_is_an_error_without_running_caffe(tmp_path: Path) -> No
 def test_python_layers_are_refused_unless_allowed() -> None:
     net = VALIDATE / "python_layer.prototxt"
     refused = validate(net)
-    assert refused.status == "error" and "--allow-python-layers" in refused.reason
+    assert refused.status == "error" and refused.cause == "python_layers"
+    assert "allow_python_layers=True" in refused.hint and "--" not in refused.reason
     assert "double" in refused.reason and refused.blobs == {}
     allowed = validate(net, allow_python_layers=True)
     assert allowed.status == "failed", allowed.reason  # it ran; no force_backward, no loss
@@ -133,13 +136,16 @@ def test_over_the_memory_budget_is_a_clear_error() -> None:
     report = validate(VALIDATE / "huge_blobs.prototxt", memory_limit=2 * 2**30)
     assert report.status == "error"
     assert "over the memory budget" in report.reason and "2.00 GiB" in report.reason
+    assert report.cause == "over_budget" and "memory_limit" in report.hint
+    assert "--" not in report.reason
 
 
 def test_failed_allocation_beyond_the_estimate_is_a_budget_error() -> None:
     # The blobs fit in 512 MiB, the convolution's hidden im2col buffer (1.6 GB) does not.
     report = validate(VALIDATE / "big_im2col.prototxt", memory_limit=512 * 2**20, timeout=120)
     assert report.status == "error"
-    assert report.reason.startswith("over the memory budget (0.50 GiB) during forward")
+    assert report.reason.startswith("over the memory budget (512 MiB) during forward")
+    assert report.cause == "over_budget"
     assert report.fatal is not None and "allocation" in report.fatal.message
 
 
@@ -204,5 +210,155 @@ def test_random_weights_give_a_gradient_through_zero_filled_layers(tmp_path: Pat
         "  reduction_param { operation: SUMSQ axis: 0 } }\n"
     )
     zero = validate(net)
-    assert zero.status == "failed" and "every learnable parameter is zero" in zero.reason
+    assert zero.status == "failed" and zero.cause == "zero_weights"
+    assert "the weights of 1 layer(s) (ip) are all zero" in zero.reason
+    assert "random_weights=True" in zero.hint and "--" not in zero.reason
     assert validate(net, random_weights=True).ok
+
+
+def test_zero_conv_weights_are_the_cause_in_a_batchnorm_scale_net(tmp_path: Path) -> None:
+    # ResNet style: Scale's multipliers default to 1 and BatchNorm's statistics are not
+    # weights, so not every parameter is zero; the zero convolution weights are the cause.
+    net = tmp_path / "net.prototxt"
+    net.write_text(
+        'force_backward: true\nlayer { name: "data" type: "Input" top: "data"\n'
+        "  input_param { shape { dim: 1 dim: 2 dim: 6 dim: 6 } } }\n"
+        'layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"\n'
+        "  convolution_param { num_output: 3 kernel_size: 3 } }\n"
+        'layer { name: "bn1" type: "BatchNorm" bottom: "conv1" top: "conv1" }\n'
+        'layer { name: "scale1" type: "Scale" bottom: "conv1" top: "conv1"\n'
+        "  scale_param { bias_term: true } }\n"
+        'layer { name: "loss" type: "Reduction" bottom: "conv1" top: "loss" loss_weight: 1\n'
+        "  reduction_param { operation: SUMSQ axis: 0 } }\n"
+    )
+    report = validate(net)
+    assert report.status == "failed" and report.cause == "zero_weights", report.reason
+    assert "(conv1)" in report.reason and "Softmax" not in report.reason
+
+
+def test_missing_python_layer_module_is_named(tmp_path: Path) -> None:
+    net = tmp_path / "net.prototxt"
+    net.write_text(
+        'layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 } } }\n'
+        'layer { name: "loss" type: "Python" bottom: "data" top: "loss"\n'
+        '  python_param { module: "protoedit_no_such_module" layer: "Loss" } }\n'
+    )
+    report = validate(net, allow_python_layers=True)
+    assert report.status == "error"
+    assert report.reason == (
+        "Python layer 'loss' cannot be loaded: ModuleNotFoundError: "
+        "No module named 'protoedit_no_such_module'"
+    )
+
+
+def test_train_val_net_aborting_on_its_data_gets_the_to_deploy_hint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    net = tmp_path / "train_val.prototxt"
+    net.write_text(
+        'layer { name: "mnist" type: "Data" top: "data" top: "label"\n'
+        '  data_param { source: "absent_lmdb" backend: LMDB batch_size: 2 } }\n'
+        'layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip"\n'
+        "  inner_product_param { num_output: 2 } }\n"
+    )
+    report = validate(net)
+    assert report.status == "error" and report.fatal is not None
+    assert report.cause == "data_layers" and "mnist" in report.hint
+    assert "to_deploy" in report.hint
+    assert cli_main(["validate", str(net)]) == 2
+    err = capsys.readouterr().err
+    assert "hint:" in err and "protoedit to-deploy" in err
+
+
+def test_solver_file_is_named_as_such(tmp_path: Path) -> None:
+    solver = tmp_path / "solver.prototxt"
+    solver.write_text('net: "train_val.prototxt"\nbase_lr: 0.01\nmax_iter: 10\n')
+    report = validate(solver)
+    assert report.status == "error" and report.cause == "solver_file"
+    assert report.reason == f"{solver}: this is a SolverParameter file, not a net"
+    assert "train_val.prototxt" in report.hint
+
+
+def test_a_document_is_validated_as_edited(tmp_path: Path) -> None:
+    doc = load(LENET)
+    assert validate(doc).status == "failed"  # as written: no force_backward, no loss
+    force_backward(doc)
+    add_loss(doc, "conv2", LossHead("channel", 3))
+    report = validate(doc)
+    assert report.ok, report.reason
+    assert report.net == str(LENET) and "protoedit_aux_loss" in report.losses
+
+
+def test_a_documents_python_layers_are_found_beside_its_file() -> None:
+    doc = load(VALIDATE / "python_layer.prototxt")
+    report = validate(doc, allow_python_layers=True)
+    assert report.status == "failed", report.reason  # it ran: the module was found
+    assert report.blobs["doubled"] == [1, 3]
+
+
+def test_cli_reads_the_net_from_stdin() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "protoedit.cli", "validate", "-", "--json"],
+        input=(VALIDATE / "euclidean_force_backward.prototxt").read_text(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["status"] == "valid"
+
+
+def test_cli_prints_an_error_once_with_the_flag_to_use() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "protoedit.cli", "validate", str(LENET), "--memory-limit", "100"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 2
+    both = proc.stdout + proc.stderr
+    reason = "over the memory budget: the net's blobs and parameters need 284 KiB"
+    assert both.count(reason) == 1 and "the budget is 100 B" in proc.stderr
+    assert "hint: raise it with --memory-limit" in proc.stderr
+
+
+def test_cli_hint_for_a_deploy_net_without_loss(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["validate", str(LENET)]) == 1
+    out = capsys.readouterr().out
+    assert "hint: a deploy net has no loss: `protoedit aux NET --target LAYER`" in out
+
+
+def test_cli_hint_for_zero_weights_names_the_flags(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    net = tmp_path / "net.prototxt"
+    net.write_text(
+        'force_backward: true\nlayer { name: "data" type: "Input" top: "data"\n'
+        "  input_param { shape { dim: 2 dim: 4 } } }\n"
+        'layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip"\n'
+        "  inner_product_param { num_output: 3 } }\n"
+        'layer { name: "loss" type: "Reduction" bottom: "ip" top: "loss" loss_weight: 1\n'
+        "  reduction_param { operation: SUMSQ axis: 0 } }\n"
+    )
+    assert cli_main(["validate", str(net)]) == 1
+    assert "hint: pass --weights MODEL.caffemodel or --random-weights" in capsys.readouterr().out
+
+
+def test_save_gradients_writes_one_tile_per_batch_item(tmp_path: Path) -> None:
+    from PIL import Image
+
+    batch = np.zeros((10, 1, 28, 28), dtype=np.float32)
+    np.save(tmp_path / "data.npy", batch)
+    net = tmp_path / "aux.prototxt"
+    doc = load(LENET)
+    force_backward(doc)
+    add_loss(doc, "conv1", LossHead("channel", 0))
+    doc.save(net)
+    report = validate(net, inputs={"data": tmp_path / "data.npy"}, save_gradients=tmp_path / "g")
+    assert report.ok, report.reason
+    with Image.open(tmp_path / "g" / "data.png") as image:
+        picture = np.asarray(image)
+    tile = 28 * (128 // 28)  # 28 px enlarged 4x
+    assert picture.shape == (2 * tile + 4, 8 * tile + 7 * 4, 3)  # 8 tiles, then 2 more
+    assert picture[tile + 4 + tile // 2, 1 * (tile + 4) + tile // 2].tolist() != [64, 64, 64]
+    assert picture[tile + 4 + tile // 2, 2 * (tile + 4) + tile // 2].tolist() == [64, 64, 64]
