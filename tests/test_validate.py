@@ -362,3 +362,56 @@ def test_save_gradients_writes_one_tile_per_batch_item(tmp_path: Path) -> None:
     assert picture.shape == (2 * tile + 4, 8 * tile + 7 * 4, 3)  # 8 tiles, then 2 more
     assert picture[tile + 4 + tile // 2, 1 * (tile + 4) + tile // 2].tolist() != [64, 64, 64]
     assert picture[tile + 4 + tile // 2, 2 * (tile + 4) + tile // 2].tolist() == [64, 64, 64]
+
+
+_BIG_NET = """force_backward: true
+layer {{ name: "data" type: "Input" top: "data"
+  input_param {{ shape {{ dim: 1 dim: {inputs} }} }} }}
+layer {{ name: "big" type: "InnerProduct" bottom: "data" top: "big"
+  inner_product_param {{ num_output: {outputs} {filler} }} }}
+layer {{ name: "loss" type: "Reduction" bottom: "big" top: "loss" loss_weight: 1
+  reduction_param {{ operation: SUMSQ axis: 0 }} }}
+"""
+# pycaffe in its own process: build the net (Caffe fills the weights) and save the model.
+_SAVE_MODEL = """
+import sys
+import caffe
+caffe.set_mode_cpu()
+caffe.set_random_seed(0)
+caffe.Net(sys.argv[1], caffe.TEST).save(sys.argv[2])
+"""
+
+
+@pytest.mark.slow
+def test_weights_over_512_mib_load(tmp_path: Path) -> None:
+    # One InnerProduct of 1000 x 140000 float32 weights: a 560 MB model, past the 512 MiB
+    # (536870912 bytes) read limit the Caffe fork ships with and our build lifts.
+    inputs, outputs = 140_000, 1000
+    maker = tmp_path / "maker.prototxt"
+    maker.write_text(
+        _BIG_NET.format(
+            inputs=inputs, outputs=outputs, filler='weight_filler { type: "gaussian" std: 0.01 }'
+        )
+    )
+    weights = tmp_path / "big.caffemodel"
+    proc = subprocess.run(
+        [sys.executable, "-c", _SAVE_MODEL, str(maker), str(weights)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert weights.stat().st_size > 4 * inputs * outputs > 512 * 2**20
+    # The same net without a filler: its weights are zero unless the model is loaded.
+    net = tmp_path / "net.prototxt"
+    net.write_text(_BIG_NET.format(inputs=inputs, outputs=outputs, filler=""))
+    proc = subprocess.run(
+        [sys.executable, "-m", "protoedit.cli", "validate", str(net),
+         "--weights", str(weights), "--memory-limit", "3G", "--json"],
+        capture_output=True, text=True, timeout=900, check=False,
+    )  # fmt: skip
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 0, report["reason"]
+    assert report["status"] == "valid" and report["input_gradients"][0]["nonzero"]
+    assert report["losses"]["loss"] > 0
