@@ -199,11 +199,11 @@ def _validate_file(
             return report
         if result_path.is_file():
             _fill_from_result(report, json.loads(result_path.read_text()))
-        else:
-            _explain_crash(report, proc.returncode, stage, stderr, memory_limit)
+            return report
+        _explain_crash(report, proc.returncode, stage, stderr, memory_limit)
         scan = _SCAN.search(stdout)
         data_layers = json.loads(scan.group(1))["data_layers"] if scan else []
-        if report.status == "error" and not report.cause and data_layers:
+        if not report.cause and data_layers:  # Caffe aborted, most likely reading the data
             _set_cause(report, "data_layers", ", ".join(data_layers))
         return report
 
