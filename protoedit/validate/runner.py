@@ -7,6 +7,7 @@ fatal glog line it printed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -15,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from protoedit.document import Document, detect_type
@@ -93,28 +94,39 @@ def validate(
         raise InputError(f"timeout must be a positive number of seconds, not {timeout!r}")
     if memory_limit < 0:
         raise InputError(f"memory_limit must be 0 (no limit) or positive, not {memory_limit!r}")
-    if isinstance(net, Document):
-        with tempfile.TemporaryDirectory(prefix="protoedit-validate-net-") as tmp:
-            path = Path(tmp) / "net.prototxt"
-            path.write_text(net.dumps(), encoding="utf-8")
-            origin = Path(net.path)
-            folder = origin.parent if origin.parent.is_dir() else Path.cwd()
-            report = _validate_file(
-                path, str(folder.resolve()), weights, phase, inputs, seed, timeout,
-                memory_limit, allow_python_layers, random_weights, save_gradients,
-            )  # fmt: skip
+    with _net_file(net) as (path, module_dir):
+        report = _validate_file(
+            path, module_dir, weights=weights, phase=phase, inputs=inputs, seed=seed,
+            timeout=timeout, memory_limit=memory_limit, allow_python_layers=allow_python_layers,
+            random_weights=random_weights, save_gradients=save_gradients,
+        )  # fmt: skip
+    if isinstance(net, Document):  # name the document, not the temporary file
         report.reason = report.reason.replace(str(path), net.path)
         report.net = net.path
-        return report
-    return _validate_file(
-        Path(net), None, weights, phase, inputs, seed, timeout, memory_limit,
-        allow_python_layers, random_weights, save_gradients,
-    )  # fmt: skip
+    return report
+
+
+@contextlib.contextmanager
+def _net_file(net: str | os.PathLike[str] | Document) -> Iterator[tuple[Path, str | None]]:
+    """The file to hand Caffe, and the folder of its Python layers' modules (None: its own).
+
+    A document's text goes to a temporary file; its modules are beside the document's file
+    (or in the working folder for text without one).
+    """
+    if not isinstance(net, Document):
+        yield Path(net), None
+        return
+    with tempfile.TemporaryDirectory(prefix="protoedit-validate-net-") as tmp:
+        path = Path(tmp) / "net.prototxt"
+        path.write_text(net.dumps(), encoding="utf-8")
+        folder = Path(net.path).parent
+        yield path, str((folder if folder.is_dir() else Path.cwd()).resolve())
 
 
 def _validate_file(
     net: Path,
     module_dir: str | None,
+    *,
     weights: str | os.PathLike[str] | None,
     phase: str,
     inputs: Mapping[str, str | os.PathLike[str]] | None,
