@@ -212,6 +212,14 @@ def test_gradients_are_saved_as_arrays_and_pictures(tmp_path: Path) -> None:
         assert (tmp_path / f"{grad.blob}.png").read_bytes().startswith(b"\x89PNG")
 
 
+def test_unwritable_gradient_folder_is_a_clean_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    folder = tmp_path / "file" / "gradients"  # below a file: cannot be made
+    report = validate(VALIDATE / "euclidean_force_backward.prototxt", save_gradients=folder)
+    assert report.status == "error"
+    assert report.reason.startswith(f"cannot write the gradients to {folder}: ")
+
+
 def test_random_weights_give_a_gradient_through_zero_filled_layers(tmp_path: Path) -> None:
     # Without fillers every parameter is 0 and so is the gradient; random weights fix that.
     net = tmp_path / "net.prototxt"

@@ -196,12 +196,7 @@ def _save_gradient(folder: Path, blob: str, diff: Any) -> None:
 
 
 class _Refused(Exception):
-    """A run that stops with an error status and a reason (and perhaps a cause)."""
-
-    def __init__(self, reason: str, cause: str = "") -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.cause = cause
+    """A run that stops with an error status; the message is the reason."""
 
 
 def run(request: dict[str, Any]) -> dict[str, Any]:
@@ -346,7 +341,7 @@ def main(argv: list[str]) -> int:
     try:
         result = run(request)
     except _Refused as refused:
-        result = {"status": "error", "reason": refused.reason, "cause": refused.cause}
+        result = {"status": "error", "reason": str(refused)}
     except MemoryError:
         result = {
             "status": "error",
