@@ -7,9 +7,10 @@ channel): seeded random weights (saved as a .caffemodel), a seeded input at
 batch 2; for each target layer and channel, the expected value is the mean of that channel
 of the layer's output from a forward of the *original* net stopped at that layer (so before
 any in-place layer), and the net made by ``protoedit.rewrites.aux`` (or, with ``rewrite``
-``add_loss``, by force_backward and add_loss on the whole net) must report it as its loss,
-with a finite, non-zero input gradient.  With ``finite_differences`` (a list of steps), the
-loss is also probed by central differences along the gradient's direction and random ones.
+``add_loss``, by force_backward and add_loss on the whole net) must report it as its loss
+(within the float32 error of a mean), with a finite, non-zero input gradient.  With
+``finite_differences`` (a list of steps), the loss is also probed by central differences
+along the gradient's direction and random ones.
 A child process, because Caffe aborts its whole process on a failed CHECK.
 """
 
