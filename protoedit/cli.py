@@ -46,7 +46,7 @@ def _add_validate(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         "and backward, and report blob shapes, losses and input gradients. Exit 0 valid, "
         "1 validation failed, 2 could not run.",
     )
-    cmd.add_argument("net", metavar="NET.prototxt")
+    cmd.add_argument("net", metavar="NET.prototxt", help="the net, or - for stdin")
     cmd.add_argument("--weights", metavar="MODEL.caffemodel")
     cmd.add_argument("--phase", choices=["TEST", "TRAIN"], default="TEST", type=str.upper)
     cmd.add_argument("--json", action="store_true", help="print one JSON object")
@@ -61,7 +61,7 @@ def _add_validate(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     cmd.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
     cmd.add_argument(
         "--timeout",
-        type=float,
+        type=_positive_seconds,
         default=DEFAULT_TIMEOUT,
         metavar="SECONDS",
         help=f"kill Caffe after this long (default {DEFAULT_TIMEOUT:g})",
@@ -91,24 +91,63 @@ def _add_validate(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     cmd.set_defaults(run=_run_validate)
 
 
+def _positive_seconds(text: str) -> float:
+    """A timeout: a positive number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
+    return value
+
+
+#: The remedy for each validation cause, phrased with this command's flags.
+_VALIDATE_HINTS = {
+    "no_loss": "a deploy net has no loss: `protoedit aux NET --target LAYER` (or `add-loss`) "
+    "gives it one whose value is a unit's activation",
+    "no_force_backward": "`protoedit force-backward NET` sets 'force_backward: true'",
+    "zero_weights": "pass --weights MODEL.caffemodel or --random-weights",
+    "python_layers": "pass --allow-python-layers to run them",
+    "over_budget": "raise it with --memory-limit (0 for none)",
+    "data_layers": "the net reads its data from files: `protoedit to-deploy NET -o "
+    "deploy.prototxt` replaces its data layers with an Input layer",
+}
+
+
 def _run_validate(args: argparse.Namespace) -> int:
+    from protoedit.document import loads
+    from protoedit.errors import ProtoeditError
+
     if sys.stderr.isatty():
         print(f"validating {args.net} in Caffe ...", file=sys.stderr, flush=True)
-    report = validate(
-        args.net,
-        weights=args.weights,
-        phase=args.phase,
-        inputs=dict(args.input),
-        seed=args.seed,
-        timeout=args.timeout,
-        memory_limit=args.memory_limit,
-        allow_python_layers=args.allow_python_layers,
-        random_weights=args.random_weights,
-        save_gradients=args.save_gradients,
-    )
-    print(report.to_json() if args.json else report.format_text())
-    if report.status == "error":
+    try:
+        net = loads(sys.stdin.read(), path="-", lenient=True) if args.net == "-" else args.net
+        report = validate(
+            net,
+            weights=args.weights,
+            phase=args.phase,
+            inputs=dict(args.input),
+            seed=args.seed,
+            timeout=args.timeout,
+            memory_limit=args.memory_limit,
+            allow_python_layers=args.allow_python_layers,
+            random_weights=args.random_weights,
+            save_gradients=args.save_gradients,
+        )
+    except ProtoeditError as exc:
+        print(f"protoedit: error: {exc}", file=sys.stderr)
+        return 2
+    error = report.status == "error"
+    if args.json:
+        print(report.to_json())
+        return report.exit_code
+    print(report.format_text(verdict=not error))
+    if error:
         print(f"protoedit: error: {report.reason}", file=sys.stderr)
+    hint = _VALIDATE_HINTS.get(report.cause, report.hint)
+    if hint:
+        print(f"hint: {hint}", file=sys.stderr if error else sys.stdout)
     return report.exit_code
 
 

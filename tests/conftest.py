@@ -18,9 +18,9 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
 def _missing(reason: str) -> None:
-    """Caffe tests fail in CI and skip elsewhere when what they need is absent."""
+    """Caffe and corpus tests fail in CI and skip elsewhere when what they need is absent."""
     if IN_CI:
-        pytest.fail(f"{reason} (CI=true: Caffe tests must run)", pytrace=False)
+        pytest.fail(f"{reason} (CI=true: these tests must run)", pytrace=False)
     pytest.skip(reason)
 
 
@@ -38,12 +38,17 @@ def caffe_models() -> Path:
     return models
 
 
+def corpus_dir(path: Path) -> Path:
+    """``path`` if it is a folder; else fail under ``CI=true``, skip elsewhere."""
+    if not path.is_dir():
+        _missing(f"shared corpus not found at {path}")
+    return path
+
+
 @pytest.fixture(scope="session")
 def corpus() -> Path:
-    """``../shared/corpus``: present in CI, absent in a user's clone (those tests skip)."""
-    if not CORPUS.is_dir():
-        pytest.skip(f"shared corpus not found at {CORPUS}")
-    return CORPUS
+    """``../shared/corpus``: must be present in CI; in a user's clone those tests skip."""
+    return corpus_dir(CORPUS)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -10,8 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from protoedit import load
 from protoedit.cli import main as cli_main
+from protoedit.rewrites import LossHead, add_loss, force_backward
 from protoedit.validate import validate
+from protoedit.validate.runner import child_environment
 
 from .conftest import FIXTURES
 
@@ -25,6 +28,19 @@ def _euclidean_expectation(data: np.ndarray, target: np.ndarray) -> tuple[float,
     diff = data.astype(np.float64) - target.astype(np.float64)
     n = data.shape[0]
     return float((diff**2).sum() / (2 * n)), float(np.linalg.norm(diff / n))
+
+
+FLOAT32_UNIT_ROUNDOFF = 2.0**-24
+
+
+def _euclidean_tolerances(count: int) -> tuple[float, float]:
+    """Relative error bounds of Caffe's float32 EuclideanLoss over ``count`` values.
+
+    Loss: one rounding for each a-b, one per square, ``count - 1`` in the sum of the
+    (non-negative) squares, two in dividing by N and 2: ``(count + 3) u``.  Gradient: one
+    rounding in a-b, one in computing 1/N and one in scaling by it: ``3 u`` per element.
+    """
+    return (count + 3) * FLOAT32_UNIT_ROUNDOFF, 3 * FLOAT32_UNIT_ROUNDOFF
 
 
 def test_deploy_net_as_written_has_zero_input_gradient() -> None:
@@ -47,9 +63,10 @@ def test_valid_net_reports_loss_and_gradient_from_seeded_inputs() -> None:
     data = rng.standard_normal((2, 3)).astype(np.float32)
     target = rng.standard_normal((2, 3)).astype(np.float32)
     loss, grad_norm = _euclidean_expectation(data, target)
-    assert report.losses["loss"] == pytest.approx(loss, rel=1e-5)
+    loss_rel, grad_rel = _euclidean_tolerances(data.size)
+    assert report.losses["loss"] == pytest.approx(loss, rel=loss_rel, abs=0)
     grads = {g.blob: g for g in report.input_gradients}
-    assert grads["data"].norm == pytest.approx(grad_norm, rel=1e-5)
+    assert grads["data"].norm == pytest.approx(grad_norm, rel=grad_rel, abs=0)
     assert grads["target"].ok
 
 
@@ -65,7 +82,7 @@ def test_given_npy_inputs_are_used_and_may_reshape(tmp_path: Path) -> None:
     assert report.status == "valid", report.reason
     assert report.blobs["data"] == [4, 2]
     loss, _ = _euclidean_expectation(data, target)
-    assert report.losses["loss"] == pytest.approx(loss, rel=1e-6)
+    assert report.losses["loss"] == pytest.approx(loss, rel=_euclidean_tolerances(data.size)[0])
 
 
 def test_unknown_input_name_is_an_error(tmp_path: Path) -> None:
@@ -110,7 +127,8 @@ def test_unreadable_file_is_an_error_without_running_caffe(tmp_path: Path) -> No
 def test_python_layers_are_refused_unless_allowed() -> None:
     net = VALIDATE / "python_layer.prototxt"
     refused = validate(net)
-    assert refused.status == "error" and "--allow-python-layers" in refused.reason
+    assert refused.status == "error" and refused.cause == "python_layers"
+    assert "allow_python_layers=True" in refused.hint and "--" not in refused.reason
     assert "double" in refused.reason and refused.blobs == {}
     allowed = validate(net, allow_python_layers=True)
     assert allowed.status == "failed", allowed.reason  # it ran; no force_backward, no loss
@@ -118,26 +136,38 @@ def test_python_layers_are_refused_unless_allowed() -> None:
 
 
 def test_timeout_kills_the_child_and_says_so() -> None:
+    # The layer sleeps forever in forward, so the run can only end by the timeout; the timeout
+    # is long against import and load (a few seconds) on any machine, so the stage is forward.
     report = validate(
-        VALIDATE / "sleepy_python_layer.prototxt", allow_python_layers=True, timeout=3
+        VALIDATE / "sleepy_python_layer.prototxt", allow_python_layers=True, timeout=20
     )
     assert report.status == "error"
-    assert report.reason.startswith("timed out after 3 s (during forward)")
-    assert report.seconds < 30
+    assert report.reason.startswith("timed out after 20 s (during forward)")
+    assert 20 <= report.seconds < 40
 
 
 def test_over_the_memory_budget_is_a_clear_error() -> None:
     report = validate(VALIDATE / "huge_blobs.prototxt", memory_limit=2 * 2**30)
     assert report.status == "error"
     assert "over the memory budget" in report.reason and "2.00 GiB" in report.reason
+    assert report.cause == "over_budget" and "memory_limit" in report.hint
+    assert "--" not in report.reason
 
 
 def test_failed_allocation_beyond_the_estimate_is_a_budget_error() -> None:
     # The blobs fit in 512 MiB, the convolution's hidden im2col buffer (1.6 GB) does not.
     report = validate(VALIDATE / "big_im2col.prototxt", memory_limit=512 * 2**20, timeout=120)
     assert report.status == "error"
-    assert report.reason.startswith("over the memory budget (0.50 GiB) during forward")
+    assert report.reason.startswith("over the memory budget (512 MiB) during forward")
+    assert report.cause == "over_budget"
     assert report.fatal is not None and "allocation" in report.fatal.message
+
+
+def test_blas_runs_on_one_thread_whatever_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    # OpenBLAS sizes its buffers by thread count: pinned, the memory headroom is machine-free.
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "64")
+    env = child_environment()
+    assert env["OPENBLAS_NUM_THREADS"] == "1" and env["OMP_NUM_THREADS"] == "1"
 
 
 def test_small_budget_still_runs_a_small_net() -> None:
@@ -182,6 +212,14 @@ def test_gradients_are_saved_as_arrays_and_pictures(tmp_path: Path) -> None:
         assert (tmp_path / f"{grad.blob}.png").read_bytes().startswith(b"\x89PNG")
 
 
+def test_unwritable_gradient_folder_is_a_clean_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    folder = tmp_path / "file" / "gradients"  # below a file: cannot be made
+    report = validate(VALIDATE / "euclidean_force_backward.prototxt", save_gradients=folder)
+    assert report.status == "error"
+    assert report.reason.startswith(f"cannot write the gradients to {folder}: ")
+
+
 def test_random_weights_give_a_gradient_through_zero_filled_layers(tmp_path: Path) -> None:
     # Without fillers every parameter is 0 and so is the gradient; random weights fix that.
     net = tmp_path / "net.prototxt"
@@ -194,5 +232,208 @@ def test_random_weights_give_a_gradient_through_zero_filled_layers(tmp_path: Pat
         "  reduction_param { operation: SUMSQ axis: 0 } }\n"
     )
     zero = validate(net)
-    assert zero.status == "failed" and "every learnable parameter is zero" in zero.reason
+    assert zero.status == "failed" and zero.cause == "zero_weights"
+    assert "the weights of 1 layer(s) (ip) are all zero" in zero.reason
+    assert "random_weights=True" in zero.hint and "--" not in zero.reason
     assert validate(net, random_weights=True).ok
+
+
+def test_zero_conv_weights_are_the_cause_in_a_batchnorm_scale_net(tmp_path: Path) -> None:
+    # ResNet style: Scale's multipliers default to 1 and BatchNorm's statistics are not
+    # weights, so not every parameter is zero; the zero convolution weights are the cause.
+    net = tmp_path / "net.prototxt"
+    net.write_text(
+        'force_backward: true\nlayer { name: "data" type: "Input" top: "data"\n'
+        "  input_param { shape { dim: 1 dim: 2 dim: 6 dim: 6 } } }\n"
+        'layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"\n'
+        "  convolution_param { num_output: 3 kernel_size: 3 } }\n"
+        'layer { name: "bn1" type: "BatchNorm" bottom: "conv1" top: "conv1" }\n'
+        'layer { name: "scale1" type: "Scale" bottom: "conv1" top: "conv1"\n'
+        "  scale_param { bias_term: true } }\n"
+        'layer { name: "loss" type: "Reduction" bottom: "conv1" top: "loss" loss_weight: 1\n'
+        "  reduction_param { operation: SUMSQ axis: 0 } }\n"
+    )
+    report = validate(net)
+    assert report.status == "failed" and report.cause == "zero_weights", report.reason
+    assert "(conv1)" in report.reason and "Softmax" not in report.reason
+
+
+def test_missing_python_layer_module_is_named(tmp_path: Path) -> None:
+    net = tmp_path / "net.prototxt"
+    net.write_text(
+        'layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 } } }\n'
+        'layer { name: "loss" type: "Python" bottom: "data" top: "loss"\n'
+        '  python_param { module: "protoedit_no_such_module" layer: "Loss" } }\n'
+    )
+    report = validate(net, allow_python_layers=True)
+    assert report.status == "error"
+    assert report.reason == (
+        "Python layer 'loss' cannot be loaded: ModuleNotFoundError: "
+        "No module named 'protoedit_no_such_module'"
+    )
+
+
+def test_train_val_net_aborting_on_its_data_gets_the_to_deploy_hint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    net = tmp_path / "train_val.prototxt"
+    net.write_text(
+        'layer { name: "mnist" type: "Data" top: "data" top: "label"\n'
+        '  data_param { source: "absent_lmdb" backend: LMDB batch_size: 2 } }\n'
+        'layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip"\n'
+        "  inner_product_param { num_output: 2 } }\n"
+    )
+    report = validate(net)
+    assert report.status == "error" and report.fatal is not None
+    assert report.cause == "data_layers" and "mnist" in report.hint
+    assert "to_deploy" in report.hint
+    assert cli_main(["validate", str(net)]) == 2
+    err = capsys.readouterr().err
+    assert "hint:" in err and "protoedit to-deploy" in err
+
+
+def test_solver_file_is_named_as_such(tmp_path: Path) -> None:
+    solver = tmp_path / "solver.prototxt"
+    solver.write_text('net: "train_val.prototxt"\nbase_lr: 0.01\nmax_iter: 10\n')
+    report = validate(solver)
+    assert report.status == "error" and report.cause == "solver_file"
+    assert report.reason == f"{solver}: this is a SolverParameter file, not a net"
+    assert "train_val.prototxt" in report.hint
+
+
+def test_a_document_is_validated_as_edited(tmp_path: Path) -> None:
+    doc = load(LENET)
+    assert validate(doc).status == "failed"  # as written: no force_backward, no loss
+    force_backward(doc)
+    add_loss(doc, "conv2", LossHead("channel", 3))
+    report = validate(doc)
+    assert report.ok, report.reason
+    assert report.net == str(LENET) and "protoedit_aux_loss" in report.losses
+
+
+def test_a_documents_python_layers_are_found_beside_its_file() -> None:
+    doc = load(VALIDATE / "python_layer.prototxt")
+    report = validate(doc, allow_python_layers=True)
+    assert report.status == "failed", report.reason  # it ran: the module was found
+    assert report.blobs["doubled"] == [1, 3]
+
+
+def test_cli_reads_the_net_from_stdin() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "protoedit.cli", "validate", "-", "--json"],
+        input=(VALIDATE / "euclidean_force_backward.prototxt").read_text(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["status"] == "valid"
+
+
+def test_cli_prints_an_error_once_with_the_flag_to_use() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "protoedit.cli", "validate", str(LENET), "--memory-limit", "100"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 2
+    both = proc.stdout + proc.stderr
+    reason = "over the memory budget: the net's blobs and parameters need 284 KiB"
+    assert both.count(reason) == 1 and "the budget is 100 B" in proc.stderr
+    assert "hint: raise it with --memory-limit" in proc.stderr
+
+
+def test_cli_hint_for_a_deploy_net_without_loss(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["validate", str(LENET)]) == 1
+    out = capsys.readouterr().out
+    assert "hint: a deploy net has no loss: `protoedit aux NET --target LAYER`" in out
+
+
+def test_cli_hint_for_zero_weights_names_the_flags(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    net = tmp_path / "net.prototxt"
+    net.write_text(
+        'force_backward: true\nlayer { name: "data" type: "Input" top: "data"\n'
+        "  input_param { shape { dim: 2 dim: 4 } } }\n"
+        'layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip"\n'
+        "  inner_product_param { num_output: 3 } }\n"
+        'layer { name: "loss" type: "Reduction" bottom: "ip" top: "loss" loss_weight: 1\n'
+        "  reduction_param { operation: SUMSQ axis: 0 } }\n"
+    )
+    assert cli_main(["validate", str(net)]) == 1
+    assert "hint: pass --weights MODEL.caffemodel or --random-weights" in capsys.readouterr().out
+
+
+def test_save_gradients_writes_one_tile_per_batch_item(tmp_path: Path) -> None:
+    from PIL import Image
+
+    batch = np.zeros((10, 1, 28, 28), dtype=np.float32)
+    np.save(tmp_path / "data.npy", batch)
+    net = tmp_path / "aux.prototxt"
+    doc = load(LENET)
+    force_backward(doc)
+    add_loss(doc, "conv1", LossHead("channel", 0))
+    doc.save(net)
+    report = validate(net, inputs={"data": tmp_path / "data.npy"}, save_gradients=tmp_path / "g")
+    assert report.ok, report.reason
+    with Image.open(tmp_path / "g" / "data.png") as image:
+        picture = np.asarray(image)
+    tile = 28 * (128 // 28)  # 28 px enlarged 4x
+    assert picture.shape == (2 * tile + 4, 8 * tile + 7 * 4, 3)  # 8 tiles, then 2 more
+    assert picture[tile + 4 + tile // 2, 1 * (tile + 4) + tile // 2].tolist() != [64, 64, 64]
+    assert picture[tile + 4 + tile // 2, 2 * (tile + 4) + tile // 2].tolist() == [64, 64, 64]
+
+
+_BIG_NET = """force_backward: true
+layer {{ name: "data" type: "Input" top: "data"
+  input_param {{ shape {{ dim: 1 dim: {inputs} }} }} }}
+layer {{ name: "big" type: "InnerProduct" bottom: "data" top: "big"
+  inner_product_param {{ num_output: {outputs} {filler} }} }}
+layer {{ name: "loss" type: "Reduction" bottom: "big" top: "loss" loss_weight: 1
+  reduction_param {{ operation: SUMSQ axis: 0 }} }}
+"""
+# pycaffe in its own process: build the net (Caffe fills the weights) and save the model.
+_SAVE_MODEL = """
+import sys
+import caffe
+caffe.set_mode_cpu()
+caffe.set_random_seed(0)
+caffe.Net(sys.argv[1], caffe.TEST).save(sys.argv[2])
+"""
+
+
+@pytest.mark.slow
+def test_weights_over_512_mib_load(tmp_path: Path) -> None:
+    # One InnerProduct of 1000 x 140000 float32 weights: a 560 MB model, past the 512 MiB
+    # (536870912 bytes) read limit the Caffe fork ships with and our build lifts.
+    inputs, outputs = 140_000, 1000
+    maker = tmp_path / "maker.prototxt"
+    maker.write_text(
+        _BIG_NET.format(
+            inputs=inputs, outputs=outputs, filler='weight_filler { type: "gaussian" std: 0.01 }'
+        )
+    )
+    weights = tmp_path / "big.caffemodel"
+    proc = subprocess.run(
+        [sys.executable, "-c", _SAVE_MODEL, str(maker), str(weights)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert weights.stat().st_size > 4 * inputs * outputs > 512 * 2**20
+    # The same net without a filler: its weights are zero unless the model is loaded.
+    net = tmp_path / "net.prototxt"
+    net.write_text(_BIG_NET.format(inputs=inputs, outputs=outputs, filler=""))
+    proc = subprocess.run(
+        [sys.executable, "-m", "protoedit.cli", "validate", str(net),
+         "--weights", str(weights), "--memory-limit", "3G", "--json"],
+        capture_output=True, text=True, timeout=900, check=False,
+    )  # fmt: skip
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 0, report["reason"]
+    assert report["status"] == "valid" and report["input_gradients"][0]["nonzero"]
+    assert report["losses"]["loss"] > 0

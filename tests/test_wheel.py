@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from protoedit import ProtoeditError, caffe_build
+from protoedit import CaffeUnavailableError, ProtoeditError, caffe_build
 from protoedit.cli import main
-from protoedit.validate import child
+from protoedit.validate import child, runner
 
 from .conftest import FIXTURES, IN_CI, ROOT
 
@@ -46,9 +46,12 @@ def test_setup_hint_mentions_make_setup_only_in_a_clone(
 def test_validate_without_pycaffe_says_how_to_set_it_up(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "caffe", None)  # `import caffe` now raises ImportError
     result = child.run({"net": str(FIXTURES / "lenet_deploy.prototxt")})
-    assert result["status"] == "error"
-    assert result["reason"].endswith(caffe_build.setup_hint())
-    assert "protoedit setup-caffe" in result["reason"]
+    assert result["status"] == "error" and result["cause"] == "caffe_unavailable"
+    # The parent turns that into the error a user sees, with the one setup hint.
+    with pytest.raises(CaffeUnavailableError) as caught:
+        runner._fill_from_result(runner.ValidationReport(net="lenet", phase="TEST"), result)
+    assert str(caught.value).endswith(caffe_build.setup_hint())
+    assert "protoedit setup-caffe" in str(caught.value)
 
 
 def test_unmet_requirements_are_the_extras_missing_or_too_old() -> None:

@@ -77,9 +77,10 @@ class CaffeSession:
         try:
             ready = self._receive("start")
             if "error" in ready:
+                from protoedit.caffe_build import setup_hint
+
                 raise CaffeUnavailableError(
-                    f"pycaffe cannot be imported ({ready['error']}); run `make setup` to build "
-                    "and install it"
+                    f"pycaffe cannot be imported ({ready['error']}); {setup_hint()}"
                 )
             net_file = self._tmp / "net.prototxt"
             net_file.write_text(net_text, encoding="utf-8")

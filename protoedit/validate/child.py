@@ -3,7 +3,8 @@
 Runs as ``python -m protoedit.validate.child REQUEST.json RESULT.json``.  Caffe aborts the
 whole process on a failed CHECK, which is why this runs in its own process: the parent reads
 the glog line from our stderr when we die, and our result file when we do not.  Progress goes
-to stdout as ``stage: NAME`` lines so the parent can say where a crash or a timeout happened.
+to stdout as ``stage: NAME`` lines so the parent can say where a crash or a timeout happened,
+and what the net holds as one ``scan: JSON`` line (read if Caffe aborts while loading).
 """
 
 from __future__ import annotations
@@ -42,66 +43,119 @@ def _stage(name: str) -> None:
     print(f"stage: {name}", flush=True)
 
 
-def _scan_net(text: str, caffe_pb2: Any) -> tuple[list[str], bool]:
-    """Names of Python layers and the ``force_backward`` flag, read without running Caffe."""
+def _is_data_layer(kind: str) -> bool:
+    """A layer type that reads its data from files (``Data``, ``ImageData``, V1 ``DATA``)."""
+    return kind not in ("DummyData", "DUMMY_DATA") and kind.upper().replace("_", "").endswith(
+        "DATA"
+    )
+
+
+def _scan_net(text: str, caffe_pb2: Any) -> dict[str, Any]:
+    """Facts read without running Caffe: Python layers, data layers, ``force_backward``.
+
+    ``python_layers`` is a list of ``[layer, module, class]``; ``data_layers`` names the
+    layers that read files.
+    """
     from google.protobuf import text_format
 
     try:
         param = text_format.Parse(text, caffe_pb2.NetParameter())
     except text_format.ParseError:
         # Caffe will report the syntax error itself; fall back to a textual scan here.
-        python_layers = ["?"] if _PYTHON_TYPE.search(text) else []
-        return python_layers, bool(_FORCE_BACKWARD.search(text))
-    python_layers = [layer.name for layer in param.layer if layer.type == "Python"]
-    python_layers += [
-        layer.name for layer in param.layers if layer.type == caffe_pb2.V1LayerParameter.PYTHON
-    ]
-    return python_layers, param.force_backward
+        python_layers = [["?", "", ""]] if _PYTHON_TYPE.search(text) else []
+        return {
+            "python_layers": python_layers,
+            "data_layers": [],
+            "force_backward": bool(_FORCE_BACKWARD.search(text)),
+        }
+    v1_type = caffe_pb2.V1LayerParameter.LayerType.Name  # V1 has no Python layers
+    kinds = [(layer.name, layer.type) for layer in param.layer]
+    kinds += [(layer.name, v1_type(layer.type)) for layer in param.layers]
+    return {
+        "python_layers": [
+            [layer.name, layer.python_param.module, layer.python_param.layer]
+            for layer in param.layer
+            if layer.type == "Python"
+        ],
+        "data_layers": [name for name, kind in kinds if _is_data_layer(kind)],
+        "force_backward": param.force_backward,
+    }
 
 
-def _zero_gradient_reason(
-    force_backward: bool, losses: dict[str, float], params_all_zero: bool
-) -> str:
-    """Why the input gradient is most likely zero, in a user's terms."""
-    causes = []
+def _python_layer_problem(python_layers: list[list[str]]) -> str:
+    """Import each Python layer's module and class as Caffe will; the first failure, if any.
+
+    Caffe's own failure reaches Python as an opaque ``SystemError``; this names the cause.
+    """
+    import importlib
+
+    for name, module, cls in python_layers:
+        if not module:
+            continue
+        try:
+            getattr(importlib.import_module(module), cls)
+        except Exception as exc:
+            return f"Python layer {name!r} cannot be loaded: {type(exc).__name__}: {exc}"
+    return ""
+
+
+def _zero_gradient_cause(
+    force_backward: bool, losses: dict[str, float], zero_weights: list[str]
+) -> tuple[str, str]:
+    """Why the input gradient is most likely zero, in a user's terms, and its cause code."""
+    causes, code = [], ""
     if not force_backward:
         causes.append(
             "the net does not set 'force_backward: true', so Caffe never backpropagates "
             "into input blobs"
         )
+        code = "no_force_backward"
     if not losses:
         causes.append("no top has a loss_weight, so every top diff is zero (add a loss head)")
-    if not causes and params_all_zero:
+        code = "no_loss"
+    if not causes and zero_weights:
+        shown = ", ".join(zero_weights[:3]) + (", ..." if len(zero_weights) > 3 else "")
         causes.append(
-            "every learnable parameter is zero (no weights were given and the net's fillers "
-            "are the default constant 0): pass --weights or --random-weights"
+            f"the weights of {len(zero_weights)} layer(s) ({shown}) are all zero: no weights "
+            "were given and their fillers are Caffe's default, constant 0"
         )
+        code = "zero_weights"
     if not causes:
         causes.append(
             "the loss does not depend on this input here (a Softmax output seeded uniformly, "
             "a dead ReLU path, or a loss that ignores the input)"
         )
-    return "; and ".join(causes)
+    return "; and ".join(causes), code
 
 
 def _over_budget(net: Any, budget: int) -> str:
     """A reason if data and diff of every blob and parameter would not fit in ``budget``."""
+    from protoedit.validate.report import format_size
+
     needed = sum(b.count for b in net.blobs.values()) * 4 * 2
     needed += sum(p.count for layer in net.layers for p in layer.blobs) * 4 * 2
     if not budget or needed <= budget:
         return ""
     return (
-        f"over the memory budget: the net's blobs and parameters need {needed / 2**30:.2f} GiB, "
-        f"the budget is {budget / 2**30:.2f} GiB (raise it with --memory-limit)"
+        f"over the memory budget: the net's blobs and parameters need {format_size(needed)}, "
+        f"the budget is {format_size(budget)}"
     )
 
 
-def _params_all_zero(net: Any) -> bool:
-    """True when the net has parameters and every one of them is exactly zero."""
+def _zero_weight_layers(net: Any) -> list[str]:
+    """Layers whose weights (a first parameter blob of two or more axes) are exactly zero.
+
+    Convolution and InnerProduct weights filled by Caffe's default filler are zero, and the
+    input gradient through any one of them is zero too; biases, BatchNorm statistics and
+    Scale multipliers (default 1) are not weights here.
+    """
     import numpy as np
 
-    params = [p.data for layer in net.layers for p in layer.blobs]
-    return bool(params) and not any(np.any(p) for p in params)
+    return [
+        name
+        for name, layer in zip(net._layer_names, net.layers, strict=True)
+        if layer.blobs and layer.blobs[0].data.ndim >= 2 and not np.any(layer.blobs[0].data)
+    ]
 
 
 def randomize_params(net: Any, rng: Any) -> None:
@@ -132,10 +186,17 @@ def _save_gradient(folder: Path, blob: str, diff: Any) -> None:
 
     from protoedit.picture import gradient_picture, write_png
 
-    folder.mkdir(parents=True, exist_ok=True)
     stem = re.sub(r"[^\w.-]", "_", blob)
-    np.save(folder / f"{stem}.npy", diff)
-    write_png(folder / f"{stem}.png", gradient_picture(diff))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        np.save(folder / f"{stem}.npy", diff)
+        write_png(folder / f"{stem}.png", gradient_picture(diff))
+    except OSError as exc:
+        raise _Refused(f"cannot write the gradients to {folder}: {exc.strerror or exc}") from exc
+
+
+class _Refused(Exception):
+    """A run that stops with an error status; the message is the reason."""
 
 
 def run(request: dict[str, Any]) -> dict[str, Any]:
@@ -148,37 +209,43 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
         import caffe.proto.caffe_pb2 as caffe_pb2
         import numpy as np
     except Exception as exc:  # any import failure means the same thing to the user
-        from protoedit.caffe_build import setup_hint
-
         return {
             "status": "error",
-            "reason": f"pycaffe cannot be imported ({type(exc).__name__}: {exc}); {setup_hint()}",
+            "cause": "caffe_unavailable",
+            "reason": f"pycaffe cannot be imported ({type(exc).__name__}: {exc})",
         }
 
     _limit_address_space(request["memory_limit"])
-    python_layers, force_backward = _scan_net(text, caffe_pb2)
+    facts = _scan_net(text, caffe_pb2)
+    print(f"scan: {json.dumps({'data_layers': facts['data_layers']})}", flush=True)
+    force_backward = facts["force_backward"]
+    python_layers = facts["python_layers"]
     result: dict[str, Any] = {"force_backward": force_backward}
     if python_layers and not request["allow_python_layers"]:
-        names = ", ".join(python_layers)
+        names = ", ".join(name for name, _, _ in python_layers)
         return result | {
             "status": "error",
+            "cause": "python_layers",
             "reason": f"the net has Python layers ({names}), which run user code when the net "
-            "loads; pass --allow-python-layers to run them",
+            "loads; they are refused unless allowed",
         }
+    _stage("load")
     if python_layers:
         # Python layers import their module by name; look beside the net first.
-        sys.path.insert(0, str(Path(net_path).resolve().parent))
+        sys.path.insert(0, request.get("module_dir") or str(Path(net_path).resolve().parent))
+        problem = _python_layer_problem(python_layers)
+        if problem:
+            return result | {"status": "error", "reason": problem}
 
     caffe.set_mode_cpu()
     caffe.set_random_seed(request["seed"])
     phase = caffe.TEST if request["phase"] == "TEST" else caffe.TRAIN
-    _stage("load")
     net = caffe.Net(net_path, phase, weights=request["weights"])
 
     # Caffe allocates blob memory lazily, on first use: check the budget before touching any.
     over = _over_budget(net, request["memory_limit"])
     if over:
-        return result | {"status": "error", "reason": over}
+        return result | {"status": "error", "cause": "over_budget", "reason": over}
 
     _stage("inputs")
     rng = np.random.default_rng(request["seed"])
@@ -189,7 +256,7 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         return result | {
             "status": "error",
-            "reason": f"--input names {', '.join(unknown)}, but the net's input blobs are: "
+            "reason": f"inputs name {', '.join(unknown)}, but the net's input blobs are: "
             f"{', '.join(net.inputs) or 'none'}",
         }
     reshaped = False
@@ -207,7 +274,7 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
         net.reshape()
         over = _over_budget(net, request["memory_limit"])
         if over:
-            return result | {"status": "error", "reason": over}
+            return result | {"status": "error", "cause": "over_budget", "reason": over}
 
     _stage("forward")
     net.forward()
@@ -250,10 +317,11 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
             "reason": f"input gradient is not finite: {', '.join(not_finite)}",
         }
     if zero:
+        why, cause = _zero_gradient_cause(force_backward, losses, _zero_weight_layers(net))
         return result | {
             "status": "failed",
-            "reason": f"input gradient is zero for {', '.join(zero)}: "
-            + _zero_gradient_reason(force_backward, losses, _params_all_zero(net)),
+            "cause": cause,
+            "reason": f"input gradient is zero for {', '.join(zero)}: {why}",
         }
     if not gradients:
         return result | {
@@ -272,8 +340,14 @@ def main(argv: list[str]) -> int:
     request = json.loads(Path(request_path).read_text())
     try:
         result = run(request)
+    except _Refused as refused:
+        result = {"status": "error", "reason": str(refused)}
     except MemoryError:
-        result = {"status": "error", "reason": "over the memory budget: an allocation failed"}
+        result = {
+            "status": "error",
+            "cause": "over_budget",
+            "reason": "over the memory budget: an allocation failed",
+        }
     except Exception as exc:  # a Python-level failure (bad .npy, pycaffe error): report it
         result = {"status": "error", "reason": f"{type(exc).__name__}: {exc}"}
     tmp = result_path + ".tmp"

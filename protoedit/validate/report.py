@@ -11,6 +11,31 @@ Status = Literal["valid", "failed", "error"]
 #: Exit code of ``protoedit validate`` for each status.
 EXIT_CODES: dict[str, int] = {"valid": 0, "failed": 1, "error": 2}
 
+#: What a report's ``cause`` may be: the most actionable reason a net did not validate.
+CAUSES = (
+    "no_loss",  # no top has a loss_weight (a deploy net)
+    "no_force_backward",  # Caffe does not backpropagate into the input blobs
+    "zero_weights",  # weight blobs all zero: no weights given, default fillers
+    "python_layers",  # Python layers refused
+    "over_budget",  # the memory budget is too small
+    "data_layers",  # the net reads data from files (a train/val net)
+    "solver_file",  # the file is a SolverParameter, not a net
+)
+
+
+def format_size(size: float) -> str:
+    """A byte count in the largest binary unit that keeps it at 1 or more: ``512 MiB``."""
+    units = [(name, scale) for name, scale in _UNITS if abs(size) >= scale]
+    if not units:
+        return f"{size:.0f} B"
+    name, scale = units[0]
+    value = size / scale
+    digits = 0 if value >= 100 else 1 if value >= 10 else 2
+    return f"{value:.{digits}f} {name}"
+
+
+_UNITS = (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10))
+
 
 @dataclass(frozen=True)
 class FatalLog:
@@ -47,6 +72,10 @@ class ValidationReport:
     phase: str
     status: Status = "error"
     reason: str = ""
+    #: One of :data:`CAUSES` when the reason has a known remedy, else empty.
+    cause: str = ""
+    #: The remedy for a Python caller, naming this library's functions and parameters.
+    hint: str = ""
     blobs: dict[str, list[int]] = field(default_factory=dict)
     losses: dict[str, float] = field(default_factory=dict)
     input_gradients: list[InputGradient] = field(default_factory=list)
@@ -75,8 +104,9 @@ class ValidationReport:
         """One JSON object with the same facts as the text report."""
         return json.dumps(self.to_dict(), indent=2, allow_nan=True)
 
-    def format_text(self) -> str:
-        """A human-readable report: shapes, losses, input gradients, verdict."""
+    def format_text(self, verdict: bool = True) -> str:
+        """A human-readable report: shapes, losses, input gradients, and the verdict line
+        (``status: reason``) unless ``verdict`` is false (a caller printing it elsewhere)."""
         lines = [f"net: {self.net} (phase {self.phase})"]
         if self.blobs:
             width = max(len(name) for name in self.blobs)
@@ -94,9 +124,10 @@ class ValidationReport:
         if self.input_gradients:
             lines.append("input gradients:")
             for grad in self.input_gradients:
-                verdict = "ok" if grad.ok else ("NOT FINITE" if not grad.finite else "ZERO")
-                lines.append(f"  {grad.blob}: |grad| = {grad.norm:.6g}  {verdict}")
+                state = "ok" if grad.ok else ("NOT FINITE" if not grad.finite else "ZERO")
+                lines.append(f"  {grad.blob}: |grad| = {grad.norm:.6g}  {state}")
         if self.fatal is not None and str(self.fatal) not in self.reason:
             lines.append(f"caffe aborted: {self.fatal}")
-        lines.append(f"{self.status}: {self.reason}" if self.reason else self.status)
+        if verdict:
+            lines.append(f"{self.status}: {self.reason}" if self.reason else self.status)
         return "\n".join(lines)

@@ -7,6 +7,7 @@ fatal glog line it printed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -15,10 +16,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from protoedit.validate.report import FatalLog, InputGradient, ValidationReport
+from protoedit.document import Document, detect_type
+from protoedit.errors import CaffeUnavailableError, InputError, ProtoeditError
+from protoedit.schema import builtin_schema
+from protoedit.syntax.parser import parse
+from protoedit.validate.report import FatalLog, InputGradient, ValidationReport, format_size
 
 GiB = 2**30
 DEFAULT_TIMEOUT = 600.0
@@ -29,6 +34,8 @@ _GLOG_FATAL = re.compile(r"^F\d{4,8} [\d:.]+\s+\d+ ([^:\s]+):(\d+)\] (.*)$", re.
 # glog error before the parse CHECK: "... Error parsing text-format caffe.NetParameter: 12:5: ..."
 _PARSE_ERROR = re.compile(r"Error parsing text-format caffe\.\w+: (\d+):(\d+): (.*)$", re.MULTILINE)
 _STAGE = re.compile(r"^stage: (\w+)$", re.MULTILINE)
+_SCAN = re.compile(r"^scan: (\{.*\})$", re.MULTILINE)
+_SOLVER_NET = re.compile(r"""^\s*(?:train_)?net\s*:\s*["']([^"']*)["']""", re.MULTILINE)
 _MEMORY_SIGNS = ("host allocation of size", "std::bad_alloc", "MemoryError", "Cannot allocate")
 
 
@@ -42,8 +49,20 @@ def _unreadable(path: str, what: str) -> str:
     return ""
 
 
+def child_environment() -> dict[str, str]:
+    """The child's environment: Caffe's log down to errors, BLAS on one thread.
+
+    OpenBLAS (and OpenMP) size their working buffers by thread count, that is by the machine's
+    cores; pinned to one thread, the memory the libraries take is the same everywhere.
+    """
+    env = dict(os.environ)
+    env.setdefault("GLOG_minloglevel", "2")  # errors and fatals only: we read the fatal line
+    env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    return env
+
+
 def validate(
-    net: str | os.PathLike[str],
+    net: str | os.PathLike[str] | Document,
     *,
     weights: str | os.PathLike[str] | None = None,
     phase: str = "TEST",
@@ -57,15 +76,68 @@ def validate(
 ) -> ValidationReport:
     """Instantiate ``net`` in Caffe in a child process, run forward and backward, report.
 
-    Inputs are filled with seeded standard-normal data unless ``inputs`` maps an input blob to
-    a ``.npy`` file.  ``random_weights`` replaces every parameter with seeded random values
-    (a deploy net without weights otherwise has all-zero parameters).  ``save_gradients``
-    names a folder that receives each input gradient as ``BLOB.npy`` and ``BLOB.png``.
+    ``net`` is a file or a :class:`~protoedit.Document` (its current text is validated; its
+    Python layers' modules are looked up in its file's folder).  Inputs are filled with
+    seeded standard-normal data unless ``inputs`` maps an input blob to a ``.npy`` file.
+    ``random_weights`` replaces every parameter with seeded random values (a deploy net
+    without weights otherwise has all-zero parameters).  ``save_gradients`` names a folder
+    that receives each input gradient as ``BLOB.npy`` and ``BLOB.png``.
 
     The report's status is ``valid`` when every input blob received a finite, non-zero
     gradient, ``failed`` when the net ran but the gradient is unusable, and ``error`` when it
-    could not run (unreadable file, Caffe abort, timeout, memory budget).
+    could not run (unreadable file, Caffe abort, timeout, memory budget); ``cause`` and
+    ``hint`` say what to change when that is known.  Raises :class:`InputError` for a
+    non-positive ``timeout`` or a negative ``memory_limit``, and
+    :class:`CaffeUnavailableError` when pycaffe cannot be imported.
     """
+    if not timeout > 0:
+        raise InputError(f"timeout must be a positive number of seconds, not {timeout!r}")
+    if memory_limit < 0:
+        raise InputError(f"memory_limit must be 0 (no limit) or positive, not {memory_limit!r}")
+    with _net_file(net) as (path, module_dir):
+        report = _validate_file(
+            path, module_dir, weights=weights, phase=phase, inputs=inputs, seed=seed,
+            timeout=timeout, memory_limit=memory_limit, allow_python_layers=allow_python_layers,
+            random_weights=random_weights, save_gradients=save_gradients,
+        )  # fmt: skip
+    if isinstance(net, Document):  # name the document, not the temporary file
+        report.reason = report.reason.replace(str(path), net.path)
+        report.net = net.path
+    return report
+
+
+@contextlib.contextmanager
+def _net_file(net: str | os.PathLike[str] | Document) -> Iterator[tuple[Path, str | None]]:
+    """The file to hand Caffe, and the folder of its Python layers' modules (None: its own).
+
+    A document's text goes to a temporary file; its modules are beside the document's file
+    (or in the working folder for text without one).
+    """
+    if not isinstance(net, Document):
+        yield Path(net), None
+        return
+    with tempfile.TemporaryDirectory(prefix="protoedit-validate-net-") as tmp:
+        path = Path(tmp) / "net.prototxt"
+        path.write_text(net.dumps(), encoding="utf-8")
+        folder = Path(net.path).parent
+        yield path, str((folder if folder.is_dir() else Path.cwd()).resolve())
+
+
+def _validate_file(
+    net: Path,
+    module_dir: str | None,
+    *,
+    weights: str | os.PathLike[str] | None,
+    phase: str,
+    inputs: Mapping[str, str | os.PathLike[str]] | None,
+    seed: int,
+    timeout: float,
+    memory_limit: int,
+    allow_python_layers: bool,
+    random_weights: bool,
+    save_gradients: str | os.PathLike[str] | None,
+) -> ValidationReport:
+    """:func:`validate` on a file; ``module_dir`` is where Python layers' modules are."""
     phase = phase.upper()
     report = ValidationReport(net=str(net), phase=phase)
     if phase not in ("TEST", "TRAIN"):
@@ -80,9 +152,24 @@ def validate(
         if problem:
             report.reason = problem
             return report
+    folder = Path(save_gradients) if save_gradients is not None else None
+    if folder is not None and folder.exists() and not folder.is_dir():
+        report.reason = f"cannot write the gradients to {folder}: not a folder"
+        return report
+    if weights is not None and memory_limit:
+        size = os.path.getsize(weights)
+        if 2 * size > memory_limit:
+            report.reason = (
+                f"over the memory budget: the weights file {weights} is {format_size(size)}, "
+                f"and loading it holds the file's contents and the net's copy of them "
+                f"({format_size(2 * size)}); the budget is {format_size(memory_limit)}"
+            )
+            _set_cause(report, "over_budget")
+            return report
 
     request = {
-        "net": str(Path(net).resolve()),
+        "net": str(net.resolve()),
+        "module_dir": module_dir,
         "weights": str(Path(weights).resolve()) if weights is not None else None,
         "phase": phase,
         "inputs": {name: str(Path(path).resolve()) for name, path in given.items()},
@@ -92,8 +179,7 @@ def validate(
         "random_weights": random_weights,
         "save_gradients": str(Path(save_gradients).resolve()) if save_gradients else None,
     }
-    env = dict(os.environ)
-    env.setdefault("GLOG_minloglevel", "2")  # errors and fatals only: we read the fatal line
+    env = child_environment()
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="protoedit-validate-") as tmp:
         request_path = Path(tmp) / "request.json"
@@ -127,18 +213,61 @@ def validate(
             _fill_from_result(report, json.loads(result_path.read_text()))
             return report
         _explain_crash(report, proc.returncode, stage, stderr, memory_limit)
+        scan = _SCAN.search(stdout)
+        data_layers = json.loads(scan.group(1))["data_layers"] if scan else []
+        if not report.cause and data_layers:  # Caffe aborted, most likely reading the data
+            _set_cause(report, "data_layers", ", ".join(data_layers))
         return report
+
+
+def _set_cause(report: ValidationReport, cause: str, detail: str = "") -> None:
+    """Record a known cause of failure and its remedy, phrased for a Python caller."""
+    report.cause = cause
+    report.hint = _HINTS[cause].format(detail=detail)
+
+
+#: The remedy for each cause, naming this library's functions and parameters.
+_HINTS = {
+    "no_loss": "a deploy net has no loss: protoedit.rewrites.aux (or add_loss) gives it one "
+    "whose value is a unit's activation",
+    "no_force_backward": "protoedit.rewrites.force_backward sets 'force_backward: true'",
+    "zero_weights": "give trained weights (weights=) or random ones (random_weights=True)",
+    "python_layers": "allow_python_layers=True runs them",
+    "over_budget": "give a larger memory_limit (0 for none)",
+    "data_layers": "the net reads its data from files ({detail}): protoedit.rewrites.to_deploy "
+    "replaces its data layers with an Input layer",
+    "solver_file": "validate the net it names{detail}",
+}
 
 
 def _fill_from_result(report: ValidationReport, result: dict[str, object]) -> None:
     """Copy the child's result fields into the report."""
+    if result.get("cause") == "caffe_unavailable":
+        from protoedit.caffe_build import setup_hint
+
+        raise CaffeUnavailableError(f"{result['reason']}; {setup_hint()}")
     report.status = result["status"]  # type: ignore[assignment]
     report.reason = str(result.get("reason", ""))
+    if result.get("cause"):
+        _set_cause(report, str(result["cause"]))
     report.force_backward = result.get("force_backward")  # type: ignore[assignment]
     report.blobs = result.get("blobs", {})  # type: ignore[assignment]
     report.losses = result.get("losses", {})  # type: ignore[assignment]
     grads = result.get("input_gradients", [])
     report.input_gradients = [InputGradient(**g) for g in grads]  # type: ignore[attr-defined]
+
+
+def _solver_net(net: str) -> str | None:
+    """If ``net`` holds a SolverParameter, the net file it names ("" if none); else None."""
+    try:
+        text = Path(net).read_text(encoding="utf-8")
+        tree = parse(text, net)
+    except (OSError, UnicodeDecodeError, ProtoeditError):
+        return None
+    if detect_type(tree, builtin_schema()) != "caffe.SolverParameter":
+        return None
+    named = _SOLVER_NET.search(text)
+    return named.group(1) if named else ""
 
 
 def _explain_crash(
@@ -151,13 +280,19 @@ def _explain_crash(
         report.fatal = FatalLog(file=file, line=int(line), message=message.strip())
     if any(sign in stderr for sign in _MEMORY_SIGNS):
         report.reason = (
-            f"over the memory budget ({memory_limit / GiB:.2f} GiB) during {stage}: "
-            "an allocation failed (raise it with --memory-limit)"
+            f"over the memory budget ({format_size(memory_limit)}) during {stage}: "
+            "an allocation failed"
         )
+        _set_cause(report, "over_budget")
         return
-    parse = _PARSE_ERROR.search(stderr)
-    if parse is not None:
-        line, column, message = parse.groups()
+    parse_error = _PARSE_ERROR.search(stderr)
+    if parse_error is not None:
+        solver_net = _solver_net(report.net)
+        if solver_net is not None:
+            report.reason = f"{report.net}: this is a SolverParameter file, not a net"
+            _set_cause(report, "solver_file", f": {solver_net}" if solver_net else "")
+            return
+        line, column, message = parse_error.groups()
         report.reason = f"{report.net}:{line}:{column}: Caffe cannot parse the file: {message}"
         return
     if report.fatal is not None:

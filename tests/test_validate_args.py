@@ -1,0 +1,116 @@
+"""protoedit.validate before Caffe runs: argument checks, sizes, a missing pycaffe (no Caffe)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from protoedit import CaffeUnavailableError, InputError, validate
+from protoedit.cli import main as cli_main
+from protoedit.validate.report import format_size
+
+from .conftest import FIXTURES
+
+LENET = FIXTURES / "lenet_deploy.prototxt"
+
+
+@pytest.mark.parametrize(
+    ("size", "text"),
+    [(0, "0 B"), (100, "100 B"), (1536, "1.50 KiB"), (284 * 2**10, "284 KiB"),
+     (512 * 2**20, "512 MiB"), (2 * 2**30, "2.00 GiB"), (12.5 * 2**30, "12.5 GiB")],
+)  # fmt: skip
+def test_sizes_are_written_in_a_unit_that_fits(size: float, text: str) -> None:
+    assert format_size(size) == text
+
+
+@pytest.mark.parametrize("timeout", [0, -1, float("nan")])
+def test_non_positive_timeout_is_refused(timeout: float) -> None:
+    with pytest.raises(InputError, match="timeout must be a positive number of seconds"):
+        validate(LENET, timeout=timeout)
+
+
+def test_negative_memory_limit_is_refused() -> None:
+    with pytest.raises(InputError, match="memory_limit must be 0"):
+        validate(LENET, memory_limit=-1)
+
+
+@pytest.mark.parametrize("value", ["-1", "0", "soon"])
+def test_cli_refuses_a_timeout_that_is_not_positive(
+    value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["validate", str(LENET), "--timeout", value])
+    assert exit_info.value.code == 2
+    assert "--timeout" in capsys.readouterr().err
+
+
+def test_missing_weights_file_is_an_error_before_caffe(capsys: pytest.CaptureFixture[str]) -> None:
+    report = validate(LENET, weights="absent.caffemodel")
+    assert report.status == "error" and report.seconds == 0.0
+    assert report.reason.startswith("cannot read weights file absent.caffemodel")
+    assert cli_main(["validate", str(LENET), "--weights", "absent.caffemodel"]) == 2
+    assert "protoedit: error: cannot read weights file" in capsys.readouterr().err
+
+
+def test_weights_file_that_is_a_folder_is_an_error(tmp_path: Path) -> None:
+    report = validate(LENET, weights=tmp_path)
+    assert report.status == "error" and "cannot read weights file" in report.reason
+
+
+def test_weights_larger_than_the_budget_are_refused_before_loading(tmp_path: Path) -> None:
+    weights = tmp_path / "big.caffemodel"
+    with weights.open("wb") as handle:  # sparse: no disk space taken
+        handle.truncate(300 * 2**20)
+    report = validate(LENET, weights=weights, memory_limit=256 * 2**20)
+    assert report.status == "error" and report.seconds == 0.0 and report.cause == "over_budget"
+    assert "300 MiB" in report.reason and "600 MiB" in report.reason
+    assert "the budget is 256 MiB" in report.reason
+
+
+def test_save_gradients_to_an_existing_file_is_a_clean_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    existing = tmp_path / "taken"
+    existing.write_text("")
+    code = cli_main(["validate", str(LENET), "--save-gradients", str(existing)])
+    assert code == 2
+    captured = capsys.readouterr()
+    assert f"protoedit: error: cannot write the gradients to {existing}: not a folder" in (
+        captured.err
+    )
+    assert "Traceback" not in captured.err + captured.out
+
+
+def test_missing_pycaffe_raises_caffe_unavailable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A `caffe` package that fails to import, first on the child's path: as when pycaffe is
+    # not built or its libcaffe cannot be found.
+    (tmp_path / "caffe").mkdir()
+    (tmp_path / "caffe" / "__init__.py").write_text(
+        'raise ImportError("libcaffe.so.1.0.0: cannot open shared object file")\n'
+    )
+    path = os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])
+    monkeypatch.setenv("PYTHONPATH", path)
+    with pytest.raises(CaffeUnavailableError, match=r"pycaffe cannot be imported \(ImportError"):
+        validate(LENET)
+    proc = subprocess.run(
+        [sys.executable, "-m", "protoedit.cli", "validate", str(LENET)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.startswith("protoedit: error: pycaffe cannot be imported")
+    assert "protoedit setup-caffe" in proc.stderr  # how to fix it, said once
+    aux = subprocess.run(
+        [sys.executable, "-m", "protoedit.cli", "aux", str(LENET), "--target", "conv2",
+         "--validate", "-o", str(tmp_path / "aux.prototxt")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert aux.returncode == 2 and "Traceback" not in aux.stderr
+    assert "protoedit: error: pycaffe cannot be imported" in aux.stderr
