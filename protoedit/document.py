@@ -10,7 +10,7 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-from protoedit.errors import InputError, Location, ProtoeditError
+from protoedit.errors import InputError, Location, ProtoeditError, excerpt
 from protoedit.paths import parse_path, resolve
 from protoedit.schema import Schema, load_schema
 from protoedit.schema.binding import Diagnostic, bind, suggest
@@ -23,7 +23,6 @@ from protoedit.syntax.edit import (
     remove_field,
     replace_value,
 )
-from protoedit.syntax.parser import excerpt
 from protoedit.syntax.tree import Block, Field, Scalar
 from protoedit.syntax.tree import Document as Tree
 

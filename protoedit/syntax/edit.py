@@ -7,9 +7,8 @@ leaves a detached comment block (one followed by a blank line) where it was.
 
 from __future__ import annotations
 
-from protoedit.syntax.formatter import detect_newline
 from protoedit.syntax.parser import parse
-from protoedit.syntax.tree import Block, Document, Field, Scalar, Tok
+from protoedit.syntax.tree import Block, Document, Field, Scalar, Tok, detect_newline
 
 Container = Document | Block
 
