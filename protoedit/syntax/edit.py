@@ -79,19 +79,21 @@ def _container_indent(doc: Document, container: Container, style: Style) -> str:
 def _owner_indent(
     fields: list[Field], first_starts_line: bool, block: Block, inherited: str
 ) -> str | None:
-    """The indentation of the line where ``block`` opens, found by searching the tree."""
-    for field, starts_line in zip(fields, _line_starts(fields, first_starts_line), strict=True):
-        line = _indent_of(field) if starts_line else inherited
-        value = field.value
-        items = [value] if isinstance(value, Block) else (
-            value.items if not isinstance(value, Scalar) else [])  # fmt: skip
-        for item in items:
-            if item is block:
-                return line
-            if isinstance(item, Block):
-                found = _owner_indent(item.fields, item.open_trailing.endswith("\n"), block, line)
-                if found is not None:
-                    return found
+    """The indentation of the line where ``block`` opens, found by searching the tree
+    (with a stack of its own: an edited tree may nest deeper than the parser allows)."""
+    stack = [(fields, first_starts_line, inherited)]
+    while stack:
+        level, starts, outer = stack.pop()
+        for field, starts_line in zip(level, _line_starts(level, starts), strict=True):
+            line = _indent_of(field) if starts_line else outer
+            value = field.value
+            items = [value] if isinstance(value, Block) else (
+                value.items if isinstance(value, ListValue) else [])  # fmt: skip
+            for item in items:
+                if item is block:
+                    return line
+                if isinstance(item, Block):
+                    stack.append((item.fields, item.open_trailing.endswith("\n"), line))
     return None
 
 
