@@ -21,10 +21,10 @@ from protoedit.grammars import GRAMMARS
 from protoedit.syntax.tree import Block, Document, Field, ListValue, Scalar, Tok
 
 #: How deeply brackets (``{``/``<`` and ``[``) may nest.  Deeper text is refused with a
-#: located :class:`ParseError`, so every recursive walk of a tree (printer, formatter, edits,
-#: binding) stays far below Python's recursion limit.  Real files nest far less: Caffe's
-#: deepest message path (e.g. ``layer { annotated_data_param { batch_sampler { sampler``) is
-#: 4 levels, and so is the deepest file of the shared corpus.
+#: located :class:`ParseError`, so every recursive walk of a parsed tree (formatter, edits,
+#: binding) stays far below Python's recursion limit.  Real files nest far less: the deepest
+#: message path of Caffe's schema is 5 levels (a solver's ``net_param { layers { layer { blobs
+#: { shape`` in V0 form), the deepest file of the shared corpus nests 4.
 MAX_DEPTH = 100
 
 _CLOSER = {"{": "}", "<": ">"}
