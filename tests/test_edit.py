@@ -79,3 +79,19 @@ def test_opening_a_nested_one_line_block_indents_from_its_owner_line() -> None:
     from protoedit.syntax import render
 
     assert render(tree) == "a {\n  b {\n    c: 1\n    d: 2 # two\n  }\n}\n"
+
+
+def test_a_rewrite_on_a_file_of_one_line_layers_indents_its_layers_by_two_spaces() -> None:
+    from protoedit.rewrites import LossHead, add_loss
+
+    doc = loads(
+        'layer { name: "data" type: "Input" top: "data"'
+        " input_param { shape { dim: 1 dim: 3 dim: 8 dim: 8 } } }\n"
+        'layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"'
+        " convolution_param { num_output: 4 kernel_size: 3 } }\n"
+    )
+    add_loss(doc, "conv", LossHead("channel", 1))
+    new = doc.dumps().splitlines()[2:]
+    assert new[0] == "layer {" and new[1].startswith('  name: "protoedit_aux_')
+    indents = {len(line) - len(line.lstrip(" ")) for line in new}
+    assert indents == {0, 2, 4}

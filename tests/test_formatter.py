@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from protoedit import ProtoeditError, commands
 from protoedit.commands import format_text
@@ -115,8 +118,56 @@ def test_format_files_reports_a_formatter_bug_with_exit_2(
     assert target.read_text() == "# one\na {b: 1}\n"
 
 
-@settings(max_examples=300, deadline=None)
-@given(_documents())
+# -- property: comments anywhere (inside lists too) keep their order -------------------------
+
+_gap = st.lists(st.sampled_from([" ", "\n", "\t", "# c\n", "\n\n"]), max_size=3).map("".join)
+_atoms = st.sampled_from(["1", "-2.5", "inf", "X", "'s'", '"t"'])
+
+
+@st.composite
+def _commented(draw: st.DrawFn, depth: int = 0) -> str:
+    """Documents with gaps (often comments) between every pair of tokens."""
+    kinds = ["scalar", "list", "block", "blocks"] if depth < 2 else ["scalar", "list"]
+    parts = [draw(_gap)]
+    for _ in range(draw(st.integers(0, 4))):
+        kind = draw(st.sampled_from(kinds))
+        if kind == "scalar":
+            value = f":{draw(_gap)}{draw(_atoms)}"
+            if draw(st.booleans()):  # adjacent strings
+                value = f":{draw(_gap)}'s'{draw(_gap)}'more'"
+        elif kind == "list":
+            items = [
+                f"{draw(_gap)}{draw(_atoms)}{draw(_gap)}" for _ in range(draw(st.integers(0, 3)))
+            ]
+            value = f":{draw(_gap)}[{','.join(items)}{draw(_gap)}]"
+        else:
+            blocks = [
+                f"{draw(_gap)}{{{draw(_commented(depth + 1))}{draw(_gap)}}}{draw(_gap)}"
+                for _ in range(1 if kind == "block" else draw(st.integers(1, 3)))
+            ]
+            colon = draw(st.sampled_from(["", ":"]))
+            value = colon + blocks[0] if kind == "block" else f":[{','.join(blocks)}]"
+        separator = draw(st.sampled_from(["", ",", ";"]))
+        name = draw(st.sampled_from(["a", "b", "layer"]))
+        parts.append(f"{name}{draw(_gap)}{value}{draw(_gap) + separator}{draw(_gap) or ' '}")
+    return "".join(parts)
+
+
+def _numbered(text: str) -> str:
+    """Every comment made distinct (``# c0``, ``# c1``, ...), so a reordering shows."""
+    count = iter(range(10**6))
+    return re.sub(r"# c\n", lambda _: f"# c{next(count)}\n", text)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_commented().map(_numbered))
 def test_generated_documents_format_with_their_comments_in_order(text: str) -> None:
     once = format_text(text, "t")  # the safety nets check content, comments and stability
     assert _comments(once) == _comments(text)
+    assert format_text(once, "t") == once
+
+
+@settings(max_examples=100, deadline=None)
+@given(_documents())
+def test_round_trip_documents_format(text: str) -> None:
+    assert format_text(format_text(text, "t"), "t") == format_text(text, "t")
