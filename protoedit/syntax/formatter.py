@@ -20,11 +20,11 @@ from protoedit.syntax.printer import comment_lines
 from protoedit.syntax.tree import Block, Document, Field, ListValue, Scalar, Tok, detect_newline
 
 INDENT = "  "
-BLANK = ""  # a blank line in a list of comment lines (a comment is never empty)
+_BLANK = ""  # a blank line in a list of comment lines (a comment is never empty)
 
 
 def _lines_with_blanks(trivia: str, at_line_start: bool) -> list[str]:
-    """Comments and blank lines (:data:`BLANK`) in leading trivia, in order.
+    """Comments and blank lines (:data:`_BLANK`) in leading trivia, in order.
 
     The last piece (the indentation before the next token) is not a line; the first piece is
     a whole line only when the trivia starts at the beginning of a line.
@@ -36,7 +36,7 @@ def _lines_with_blanks(trivia: str, at_line_start: bool) -> list[str]:
         if "#" in stripped:
             items.append(stripped[stripped.find("#") :].rstrip())
         elif index > 0 or at_line_start:
-            items.append(BLANK)
+            items.append(_BLANK)
     last = pieces[-1]
     if "#" in last:  # a comment with no newline after it (end of file)
         items.append(last[last.find("#") :].rstrip())
@@ -47,10 +47,10 @@ def _squeeze(items: list[str], drop_leading: bool, drop_trailing: bool) -> list[
     """At most one blank line in a row; blank lines at either edge dropped if asked."""
     out: list[str] = []
     for item in items:
-        if item == BLANK and ((out and out[-1] == BLANK) or (not out and drop_leading)):
+        if item == _BLANK and ((out and out[-1] == _BLANK) or (not out and drop_leading)):
             continue
         out.append(item)
-    while drop_trailing and out and out[-1] == BLANK:
+    while drop_trailing and out and out[-1] == _BLANK:
         out.pop()
     return out
 
