@@ -322,7 +322,10 @@ def _calls(
             rewrite(doc)
             return loads(doc.dumps(), lenient=lenient)  # as the CLI re-checks its result
 
-        yield f"{name}(target={target!r})", run
+        yield (
+            name + (f"(target={target!r})" if name in ("truncate", "add_loss", "aux") else ""),
+            run,
+        )
 
 
 def _innermost(exc: BaseException) -> str:
