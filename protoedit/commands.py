@@ -6,12 +6,12 @@ import difflib
 import os
 import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from protoedit.document import Document, loads, message_type_of
-from protoedit.errors import ProtoeditError
+from protoedit.errors import Location, ProtoeditError
 from protoedit.files import encode, read_source, source_name, write_atomic
 from protoedit.lint import CAFFE_LAYER_TYPES
 from protoedit.lint import findings as lint_findings
@@ -21,7 +21,8 @@ from protoedit.schema.binding import Diagnostic
 from protoedit.syntax import parse
 from protoedit.syntax.formatter import format_tree
 from protoedit.syntax.parser import ParseError
-from protoedit.syntax.tree import Block, Field, Scalar
+from protoedit.syntax.printer import comments
+from protoedit.syntax.tree import Block, Field, ListValue, Scalar
 
 
 def _say(line: str) -> None:
@@ -29,32 +30,55 @@ def _say(line: str) -> None:
 
 
 def format_text(text: str, name: str) -> str:
-    """Canonical text for ``text``; checks that the result parses to the same fields."""
+    """Canonical text for ``text``, with run-time safety nets (a failure is a formatter bug,
+    reported as an error before anything is written): the result holds the same fields, the
+    same comments in the same order, and formatting it again changes nothing."""
     tree = parse(text, name)
     bom = _BOM if text.startswith(_BOM) else ""  # the formatter drops leading trivia
     formatted = bom + format_tree(tree)
     again = parse(formatted, name)
-    if _shape(again.fields) != _shape(tree.fields):  # pragma: no cover - a formatter bug
-        raise ProtoeditError(f"{name}: formatting would change the content; file left as is")
+    problem = None
+    if _shape(again.fields) != _shape(tree.fields):
+        problem = "would change the content"
+    elif comments(again.fields, again.end) != comments(tree.fields, tree.end):
+        problem = "would lose or reorder comments"
+    elif bom + format_tree(again) != formatted:
+        problem = "is not stable (a second pass would change the result)"
+    if problem is not None:
+        raise ProtoeditError(
+            f"formatting {problem}; this is a formatter bug, the file was left as is",
+            Location(name),
+        )
     return formatted
 
 
 def _shape(fields: list[Field]) -> list[object]:
-    """Names and raw values, nested: equal shapes mean equal content."""
+    """Names and raw values in document order, brackets as markers: equal shapes mean equal
+    content.  A list of messages counts as the repeated field written out.  Iterative, so
+    any nesting depth is fine."""
     out: list[object] = []
-    for field in fields:
-        value = field.value
-        if isinstance(value, Scalar):
-            out.append((field.name.text, value.raw))
-        elif isinstance(value, Block):
-            out.append((field.name.text, _shape(value.fields)))
+    stack: list[Iterator[Field | tuple[str, object] | str]] = [iter(fields)]
+    while stack:
+        entry = next(stack[-1], None)
+        if entry is None:
+            stack.pop()
+        elif not isinstance(entry, Field):
+            out.append(entry)
+        elif isinstance(entry.value, Scalar):
+            out.append((entry.name.text, entry.value.raw))
         else:
-            for item in value.items:
+            name = entry.name.text
+            value = entry.value
+            blocks = [value] if isinstance(value, Block) else value.items
+            parts: list[Field | tuple[str, object] | str] = []
+            for item in blocks:
                 if isinstance(item, Block):
-                    out.append((field.name.text, _shape(item.fields)))
-            scalars = [item.raw for item in value.items if isinstance(item, Scalar)]
-            if scalars or not value.items:
-                out.append((field.name.text, scalars))
+                    parts += [(name, "{"), *item.fields, "}"]
+            if isinstance(value, ListValue):
+                scalars = [item.raw for item in value.items if isinstance(item, Scalar)]
+                if scalars or not value.items:
+                    parts.append((name, scalars))
+            stack.append(iter(parts))
     return out
 
 

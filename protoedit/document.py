@@ -9,7 +9,7 @@ from typing import Any
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
-from protoedit.errors import InputError, Location
+from protoedit.errors import InputError, Location, excerpt
 from protoedit.files import read_text, write_atomic  # re-exported: the old home of file I/O
 from protoedit.paths import Segment, Walk, absent, parse_path, resolve, walk
 from protoedit.schema import Schema, load_schema
@@ -26,7 +26,6 @@ from protoedit.schema.binding import BindError as BindError  # re-exported: its 
 from protoedit.schema.values import render_value
 from protoedit.syntax import parse, render
 from protoedit.syntax.edit import insert_fields, remove_field, replace_value
-from protoedit.syntax.parser import excerpt
 from protoedit.syntax.tree import Block, Field, ListValue, Scalar, Tok
 from protoedit.syntax.tree import Document as Tree
 

@@ -55,6 +55,17 @@ class CaffeUnavailableError(ProtoeditError):
     """pycaffe cannot be imported in the child process (not built or not installed)."""
 
 
+def excerpt(source: str, line: int, col: int) -> str:
+    """The source line and a caret under ``col`` (tabs kept so the caret lines up): the
+    ``detail`` of an error located in a text file."""
+    lines = source.splitlines()
+    if not 1 <= line <= len(lines):
+        return ""
+    text = lines[line - 1]
+    pad = "".join("\t" if ch == "\t" else " " for ch in text[: col - 1])
+    return f"  {text}\n  {pad}^"
+
+
 class MissingArgumentError(InputError):
     """A rewrite cannot go on without a value it cannot derive from the file.
 

@@ -52,12 +52,20 @@ def corpus() -> Path:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Print the aux-net proof report (targets tried, passed, refused per net)."""
+    """Print the aux-net proof report (targets tried, passed, refused per net) and what the
+    fuzz tests ran."""
     from tests.test_aux_caffe import aux_report_lines
 
     lines = aux_report_lines()
     if lines:
         terminalreporter.section("aux net proof in Caffe")
+        for line in lines:
+            terminalreporter.write_line(line)
+    from tests.test_fuzz import fuzz_report_lines
+
+    lines = fuzz_report_lines()
+    if lines:
+        terminalreporter.section("fuzzing")
         for line in lines:
             terminalreporter.write_line(line)
 

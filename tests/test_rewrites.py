@@ -564,3 +564,32 @@ def test_a_dangling_top_of_one_phase_is_silenced_in_that_phase_only() -> None:
     assert by_rules[("0",)] == ["side"]  # TRAIN is phase 0: silenced where it is made
     assert "both" in by_rules[()] and "side" not in by_rules[()]
     assert not lint_errors(loads(doc.dumps()))
+
+
+def test_the_mean_square_of_an_empty_blob_is_refused() -> None:
+    doc = loads(
+        'layer { name: "data" type: "Input" top: "data"\n'
+        "  input_param { shape { dim: 0 dim: 3 } } }\n"
+        'layer { name: "r" type: "ReLU" bottom: "data" top: "r" }\n'
+    )
+    with pytest.raises(InputError, match="has no elements"):
+        add_loss(doc, "r", LossHead("sumsq", reduce="mean"))
+
+
+@pytest.mark.parametrize(
+    "rewrite",
+    [force_backward, lambda doc: filter_net(doc, "TEST"), lambda doc: truncate(doc, "x")],
+)
+def test_net_rewrites_refuse_a_solver_file(rewrite: Any) -> None:
+    doc = loads("base_lr: 0.1\nmax_iter: 10\n", path="solver.prototxt")
+    with pytest.raises(InputError, match="SolverParameter file, not a net"):
+        rewrite(doc)
+
+
+def test_a_target_naming_a_topless_layer_and_a_blob_is_refused_cleanly() -> None:
+    doc = loads(
+        'layer { name: "data" type: "Input" input_param { shape { dim: 1 } } }\n'
+        'layer { name: "r" type: "ReLU" bottom: "data" top: "data" }\n'
+    )
+    with pytest.raises(InputError, match="both a layer \\(with no top\\) and a blob"):
+        truncate(doc, "data")

@@ -149,3 +149,21 @@ def test_schema_from_text_binds_a_document() -> None:
     )
     doc = loads("v: 1 v: [2, 3]", schema=schema, message_type="Top")
     assert list(doc.message.v) == [1, 2, 3]
+
+
+def test_schema_strings_use_protobuf_escapes_not_python_ones() -> None:
+    text = (
+        'syntax = "proto2";\n'
+        "message M {\n"
+        '  optional string a = 1 [default = "caf\\303\\251 \\x41\\? \\\\?"];\n'
+        "  optional string b = 2 [default = 'it\\'s'];\n"
+        "}\n"
+    )
+    a, b = parse_proto(text).message_type[0].field
+    assert a.default_value == "café A? \\?"  # octal escapes are UTF-8 bytes, as protoc reads
+    assert b.default_value == "it's"
+    for escape in ("\\N{DEGREE SIGN}", "\\q"):
+        bad = text.replace("\\x41", escape)
+        with pytest.raises(SchemaError) as error:
+            parse_proto(bad, "m.proto")
+        assert str(error.value).startswith(f"m.proto:3:36: invalid escape '{escape[:2]}'")

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protoedit.syntax import ParseError, parse, render
+from protoedit.syntax.parser import MAX_DEPTH
 from protoedit.syntax.tree import Block, Scalar
 
 from .conftest import FIXTURES
@@ -148,3 +149,82 @@ def _documents(draw: st.DrawFn, depth: int = 0) -> str:
 @given(_documents())
 def test_generated_documents_round_trip(text: str) -> None:
     assert render(parse(text)) == text
+
+
+# -- nesting depth: refused past the limit with a location, never a RecursionError -------------
+
+
+def _nest(openers: list[str], width: int, wide_level: int) -> str:
+    """Blocks nested by ``openers`` (``{``, ``<``, ``: {`` or ``: [{``), with ``width`` scalar
+    fields at ``wide_level`` and one at the bottom."""
+    closers = {"{": "}", "<": ">", ": {": "}", ": [{": "}]"}
+    head = []
+    for level, opener in enumerate(openers):
+        if level == wide_level:
+            head.append("".join(f"w{i}: {i}\n" for i in range(width)))
+        head.append(f"n{level} {opener}\n")
+    tail = [closers[opener] + "\n" for opener in reversed(openers)]
+    return "".join(head) + "leaf: 1\n" + "".join(tail)
+
+
+def _depth(openers: list[str]) -> int:
+    return sum(2 if "[" in opener else 1 for opener in openers)
+
+
+def _parses_formats_and_dumps_or_refuses(text: str, depth: int) -> None:
+    from protoedit import loads
+    from protoedit.commands import format_text
+
+    if depth > MAX_DEPTH:
+        for attempt in (parse, lambda t: format_text(t, "<string>"), loads):
+            with pytest.raises(ParseError) as error:
+                attempt(text)
+            assert error.value.location is not None and error.value.location.line > 0
+            assert error.value.message == f"nesting deeper than {MAX_DEPTH} levels"
+        return
+    assert render(parse(text)) == text
+    formatted = format_text(text, "<string>")
+    assert format_text(formatted, "<string>") == formatted
+    assert loads(text, lenient=True).dumps() == text
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.one_of(
+        st.integers(MAX_DEPTH - 4, MAX_DEPTH + 4),
+        st.integers(1, 3 * MAX_DEPTH),
+    ).flatmap(
+        lambda n: st.lists(st.sampled_from(["{", "<", ": {", ": [{"]), min_size=n, max_size=n)
+    ),
+    st.one_of(st.integers(0, 5), st.integers(1000, 3000)),
+    st.integers(0, 3 * MAX_DEPTH),
+)
+def test_deep_and_wide_documents_work_or_are_refused_with_a_location(
+    openers: list[str], width: int, wide_level: int
+) -> None:
+    _parses_formats_and_dumps_or_refuses(_nest(openers, width, wide_level), _depth(openers))
+
+
+def test_the_limit_is_exact_and_the_error_points_at_the_first_bracket_too_deep() -> None:
+    _parses_formats_and_dumps_or_refuses("a { " * MAX_DEPTH + "} " * MAX_DEPTH, MAX_DEPTH)
+    with pytest.raises(ParseError) as error:
+        parse("a { " * (MAX_DEPTH + 1) + "} " * (MAX_DEPTH + 1), "deep.prototxt")
+    column = 4 * MAX_DEPTH + 3
+    assert str(error.value).startswith(f"deep.prototxt:1:{column}: nesting deeper than")
+
+
+def test_an_edited_tree_deeper_than_the_limit_still_prints() -> None:
+    from protoedit.syntax.edit import insert_fields, parse_fields
+
+    tree = parse("a {\n" * MAX_DEPTH + "}\n" * MAX_DEPTH)
+    for _ in range(9):  # each insert nests MAX_DEPTH more levels at the bottom
+        inner = tree.fields[0].value
+        while isinstance(inner, Block) and inner.fields:
+            inner = inner.fields[-1].value
+        assert isinstance(inner, Block)
+        insert_fields(tree, inner, parse_fields("b {\n" * MAX_DEPTH + "}\n" * MAX_DEPTH))
+    text = render(tree)
+    assert text.count("{") == text.count("}") == 10 * MAX_DEPTH
+    assert text.splitlines()[-1] == "}"
+    with pytest.raises(ParseError, match="nesting deeper than"):
+        parse(text)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from protoedit.document import Document
-from protoedit.errors import InputError
+from protoedit.errors import InputError, Location
 from protoedit.lint import NetState, layer_included
 from protoedit.schema.binding import suggest
 from protoedit.syntax.split import elements, split_list
@@ -54,6 +54,17 @@ class LayerInfo:
 
 #: Fields inside a layer that rewrites edit one entry at a time.
 _EDITED_IN_LAYERS = ("bottom", "top")
+
+
+def require_net(doc: Document) -> None:
+    """Refuse a document that is not a ``NetParameter`` (a solver, a label map, ...)."""
+    if not doc.message_type.endswith(".NetParameter"):
+        kind = doc.message_type.rpartition(".")[2]
+        raise InputError(
+            f"this is a {kind} file, not a net: the net rewrites work on NetParameter files"
+            + (" (a solver names its nets in net: or net_param)" if "Solver" in kind else ""),
+            Location(doc.path),
+        )
 
 
 def split_layer_lists(doc: Document) -> list[str]:
@@ -98,6 +109,7 @@ class NetView:
     """
 
     def __init__(self, doc: Document, state: NetState | None = None) -> None:
+        require_net(doc)
         self.normalised = split_layer_lists(doc)
         net = doc.message
         if len(net.layers):
@@ -173,8 +185,9 @@ class NetView:
             and is_blob
             and not any(w.blob == name for w in layer.writes)
         ):
+            wrote = f"writing '{layer.writes[0].blob}'" if layer.writes else "with no top"
             raise InputError(
-                f"'{name}' is both a layer (writing '{layer.writes[0].blob}') and a blob "
+                f"'{name}' is both a layer ({wrote}) and a blob "
                 f"(written by layer '{writers[0].name}'); say layer:{name} or blob:{name}"
             )
         if layer is not None:

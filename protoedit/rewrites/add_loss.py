@@ -314,6 +314,8 @@ def _measure_sumsq(
             {"reduce": "sum"},
         )
     count = math.prod(shape)
+    if count == 0:
+        raise InputError(f"'{blob}' has no elements (shape {' x '.join(map(str, shape))})")
     head_layers.coeff = 1.0 / count
     head_layers.description = f"mean square of '{blob}' (squared norm / {count})"
 

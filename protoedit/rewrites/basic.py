@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from protoedit.document import Document
 from protoedit.errors import InputError
 from protoedit.lint import PHASES, NetState
-from protoedit.net.view import LayerInfo, NetView
+from protoedit.net.view import LayerInfo, NetView, require_net
 from protoedit.rewrites.cleanup import drop_layers
 from protoedit.rewrites.layer_kinds import is_data_layer
 from protoedit.rewrites.report import RewriteReport
@@ -25,6 +25,7 @@ def force_backward(doc: Document) -> RewriteReport:
     The line goes beside the other top-level scalars; in a file that has none it goes
     after the header comment block, not above it.
     """
+    require_net(doc)
     report = RewriteReport()
     if doc.message.force_backward:
         return report

@@ -6,53 +6,93 @@ protobuf's scoping rules, then loaded into a fresh ``DescriptorPool``: no ``prot
 
 from __future__ import annotations
 
-import ast
 import math
+import re
 import struct
 from pathlib import Path
 from typing import Any
 
-from google.protobuf import descriptor_pb2
+from google.protobuf import descriptor_pb2, text_encoding
+from google.protobuf.descriptor_pb2 import FieldDescriptorProto
 from lark import Lark, Token, Transformer
-from lark.exceptions import UnexpectedInput
+from lark.exceptions import UnexpectedInput, VisitError
 
-from protoedit.errors import Location, ProtoeditError
-from protoedit.syntax.parser import GRAMMARS, excerpt
+from protoedit.errors import Location, ProtoeditError, excerpt
+from protoedit.grammars import GRAMMARS
 
-F = descriptor_pb2.FieldDescriptorProto
 SCALAR_TYPES = {
-    "double": F.TYPE_DOUBLE, "float": F.TYPE_FLOAT, "int64": F.TYPE_INT64,
-    "uint64": F.TYPE_UINT64, "int32": F.TYPE_INT32, "fixed64": F.TYPE_FIXED64,
-    "fixed32": F.TYPE_FIXED32, "bool": F.TYPE_BOOL, "string": F.TYPE_STRING,
-    "bytes": F.TYPE_BYTES, "uint32": F.TYPE_UINT32, "sfixed32": F.TYPE_SFIXED32,
-    "sfixed64": F.TYPE_SFIXED64, "sint32": F.TYPE_SINT32, "sint64": F.TYPE_SINT64,
-}  # fmt: skip
-LABELS = {"optional": F.LABEL_OPTIONAL, "required": F.LABEL_REQUIRED, "repeated": F.LABEL_REPEATED}
+    "double": FieldDescriptorProto.TYPE_DOUBLE,
+    "float": FieldDescriptorProto.TYPE_FLOAT,
+    "int64": FieldDescriptorProto.TYPE_INT64,
+    "uint64": FieldDescriptorProto.TYPE_UINT64,
+    "int32": FieldDescriptorProto.TYPE_INT32,
+    "fixed64": FieldDescriptorProto.TYPE_FIXED64,
+    "fixed32": FieldDescriptorProto.TYPE_FIXED32,
+    "bool": FieldDescriptorProto.TYPE_BOOL,
+    "string": FieldDescriptorProto.TYPE_STRING,
+    "bytes": FieldDescriptorProto.TYPE_BYTES,
+    "uint32": FieldDescriptorProto.TYPE_UINT32,
+    "sfixed32": FieldDescriptorProto.TYPE_SFIXED32,
+    "sfixed64": FieldDescriptorProto.TYPE_SFIXED64,
+    "sint32": FieldDescriptorProto.TYPE_SINT32,
+    "sint64": FieldDescriptorProto.TYPE_SINT64,
+}
+LABELS = {
+    "optional": FieldDescriptorProto.LABEL_OPTIONAL,
+    "required": FieldDescriptorProto.LABEL_REQUIRED,
+    "repeated": FieldDescriptorProto.LABEL_REPEATED,
+}
 
 
 class SchemaError(ProtoeditError):
     """A schema file could not be parsed or its types do not resolve."""
 
 
-def _string(token: str) -> str:
-    """The value of a quoted proto string literal (C escapes, as Python reads them)."""
-    return str(ast.literal_eval(token))
+#: The escapes protoc's tokenizer knows; any other backslash is an error there too.
+_ESCAPE = re.compile(
+    r"\\(?:[abfnrtv\\?'\"]|[0-7]{1,3}|x[0-9a-fA-F]{1,2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|(.?))"
+)
+
+
+def _string(token: Token, text: str, path: str) -> str:
+    """The value of a quoted proto string literal: C escapes read as protobuf reads them
+    (``CUnescape`` gives bytes, as protoc does), then decoded as UTF-8."""
+
+    def check(match: re.Match[str]) -> str:
+        if match.group(1) is not None:
+            raise _located(f"invalid escape '{match.group()}' in a string", token, text, path)
+        return "?" if match.group() == "\\?" else match.group()  # \? is C's, not Python's
+
+    body = _ESCAPE.sub(check, token[1:-1])
+    try:
+        return text_encoding.CUnescape(body).decode("utf-8")
+    except UnicodeDecodeError:
+        raise _located("the string is not UTF-8 once unescaped", token, text, path) from None
+
+
+def _located(message: str, token: Token, text: str, path: str) -> SchemaError:
+    line, col = token.line or 0, token.column or 0
+    return SchemaError(message, Location(path, line, col), excerpt(text, line, col))
 
 
 def _normal_default(text: str, kind: int) -> str:
     """A default value spelled as protoc writes it into descriptors (``1.`` -> ``1``,
     ``0.7`` in a float field -> ``0.699999988``), so descriptors compare equal."""
-    if kind in (F.TYPE_FLOAT, F.TYPE_DOUBLE):
+    if kind in (FieldDescriptorProto.TYPE_FLOAT, FieldDescriptorProto.TYPE_DOUBLE):
         try:
             value = float(text)
         except ValueError:
             return text  # inf, -inf, nan
         if math.isinf(value) or math.isnan(value):
             return text
-        if kind == F.TYPE_FLOAT:  # protoc prints the float32 value with 9 digits
+        if kind == FieldDescriptorProto.TYPE_FLOAT:  # protoc prints the float32 value with 9 digits
             return f"{struct.unpack('f', struct.pack('f', value))[0]:.9g}"
         return f"{value:.17g}"
-    if kind in SCALAR_TYPES.values() and kind not in (F.TYPE_STRING, F.TYPE_BYTES, F.TYPE_BOOL):
+    if kind in SCALAR_TYPES.values() and kind not in (
+        FieldDescriptorProto.TYPE_STRING,
+        FieldDescriptorProto.TYPE_BYTES,
+        FieldDescriptorProto.TYPE_BOOL,
+    ):
         try:
             return str(int(text, 0))
         except ValueError:
@@ -62,6 +102,14 @@ def _normal_default(text: str, kind: int) -> str:
 
 class _ToDescriptor(Transformer[Token, Any]):
     """Builds descriptor protos bottom-up; type names stay unresolved until :func:`_resolve`."""
+
+    def __init__(self, text: str, path: str) -> None:
+        super().__init__()
+        self.text = text
+        self.path = path
+
+    def _string(self, token: Token) -> str:
+        return _string(token, self.text, self.path)
 
     def start(self, items: list[Any]) -> descriptor_pb2.FileDescriptorProto:
         fdp = descriptor_pb2.FileDescriptorProto(syntax="proto2")
@@ -77,13 +125,13 @@ class _ToDescriptor(Transformer[Token, Any]):
         return fdp
 
     def syntax(self, items: list[Token]) -> tuple[str, str]:
-        return ("syntax", _string(items[0]))
+        return ("syntax", self._string(items[0]))
 
     def package(self, items: list[str]) -> tuple[str, str]:
         return ("package", items[0])
 
     def import_(self, items: list[Any]) -> tuple[str, str]:
-        return ("import", _string(items[-1]))
+        return ("import", self._string(items[-1]))
 
     def option(self, items: list[Any]) -> tuple[str, Any]:
         return ("option", items)
@@ -102,7 +150,7 @@ class _ToDescriptor(Transformer[Token, Any]):
             return f"{items[0]}{items[1]}"
         token = items[0]
         if isinstance(token, Token) and token.type == "STRING":
-            return "\0" + _string(token)  # marks a string constant
+            return "\0" + self._string(token)  # marks a string constant
         return str(token)
 
     def field_option(self, items: list[Any]) -> tuple[str, str]:
@@ -111,9 +159,11 @@ class _ToDescriptor(Transformer[Token, Any]):
     def field_options(self, items: list[tuple[str, str]]) -> list[tuple[str, str]]:
         return items
 
-    def field(self, items: list[Any]) -> tuple[str, descriptor_pb2.FieldDescriptorProto]:
+    def field(self, items: list[Any]) -> tuple[str, FieldDescriptorProto]:
         label, type_name, name, number, options = items
-        field = F(name=str(name), number=int(number, 0), label=LABELS[str(label)])
+        field = FieldDescriptorProto(
+            name=str(name), number=int(number, 0), label=LABELS[str(label)]
+        )
         if type_name in SCALAR_TYPES:
             field.type = SCALAR_TYPES[type_name]
         else:
@@ -178,10 +228,10 @@ def _resolve(fdp: descriptor_pb2.FileDescriptorProto, path: str) -> None:
 
     def collect(scope: str, messages: Any, enums: Any) -> None:
         for enum in enums:
-            kinds[f"{scope}.{enum.name}"] = F.TYPE_ENUM
+            kinds[f"{scope}.{enum.name}"] = FieldDescriptorProto.TYPE_ENUM
         for message in messages:
             name = f"{scope}.{message.name}"
-            kinds[name] = F.TYPE_MESSAGE
+            kinds[name] = FieldDescriptorProto.TYPE_MESSAGE
             collect(name, message.nested_type, message.enum_type)
 
     collect(package, fdp.message_type, fdp.enum_type)
@@ -231,7 +281,12 @@ def parse_proto(text: str, path: str = "<schema>") -> descriptor_pb2.FileDescrip
         raise SchemaError(
             "cannot parse the schema here", Location(path, line, col), excerpt(text, line, col)
         ) from None
-    fdp: descriptor_pb2.FileDescriptorProto = _ToDescriptor().transform(tree)
+    try:
+        fdp: descriptor_pb2.FileDescriptorProto = _ToDescriptor(text, path).transform(tree)
+    except VisitError as exc:  # Lark wraps what a callback raises
+        if isinstance(exc.orig_exc, SchemaError):
+            raise exc.orig_exc from None
+        raise
     fdp.name = Path(path).name if path != "<schema>" else "schema.proto"
     _resolve(fdp, path)
     return fdp

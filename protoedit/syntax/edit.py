@@ -7,15 +7,11 @@ leaves a detached comment block (one followed by a blank line) where it was.
 
 from __future__ import annotations
 
-from protoedit.syntax.formatter import detect_newline
 from protoedit.syntax.parser import parse
-from protoedit.syntax.tree import Block, Document, Field, Scalar, Tok
+from protoedit.syntax.printer import comments
+from protoedit.syntax.tree import Block, Document, Field, ListValue, Scalar, Tok, detect_newline
 
 Container = Document | Block
-
-
-def _fields(container: Container) -> list[Field]:
-    return container.fields
 
 
 def _indent_of(field: Field) -> str:
@@ -31,13 +27,21 @@ def _is_one_line(block: Block) -> bool:
 
 
 def guess_unit(doc: Document) -> str:
-    """The file's indentation step: the first nested field's indentation, else two spaces."""
-    for field in doc.fields:
+    """The file's indentation step: how much deeper than its parent's line the first nested
+    field that starts a line sits; two spaces when no nested field starts a line (a file of
+    one-line blocks says nothing about it)."""
+    for field, starts_line in zip(doc.fields, _line_starts(doc.fields, True), strict=True):
         value = field.value
-        if isinstance(value, Block) and value.fields:
-            indent = _indent_of(value.fields[0])
-            if indent.strip() == "" and indent:
-                return indent
+        if not starts_line or not isinstance(value, Block):
+            continue
+        outer = _indent_of(field)
+        inner_starts = _line_starts(value.fields, value.open_trailing.endswith("\n"))
+        for inner, inner_starts_line in zip(value.fields, inner_starts, strict=True):
+            if inner_starts_line:
+                indent = _indent_of(inner)
+                if indent.startswith(outer) and indent[len(outer) :] and not indent.strip():
+                    return indent[len(outer) :]
+                break
     return "  "
 
 
@@ -75,19 +79,21 @@ def _container_indent(doc: Document, container: Container, style: Style) -> str:
 def _owner_indent(
     fields: list[Field], first_starts_line: bool, block: Block, inherited: str
 ) -> str | None:
-    """The indentation of the line where ``block`` opens, found by searching the tree."""
-    for field, starts_line in zip(fields, _line_starts(fields, first_starts_line), strict=True):
-        line = _indent_of(field) if starts_line else inherited
-        value = field.value
-        items = [value] if isinstance(value, Block) else (
-            value.items if not isinstance(value, Scalar) else [])  # fmt: skip
-        for item in items:
-            if item is block:
-                return line
-            if isinstance(item, Block):
-                found = _owner_indent(item.fields, item.open_trailing.endswith("\n"), block, line)
-                if found is not None:
-                    return found
+    """The indentation of the line where ``block`` opens, found by searching the tree
+    (with a stack of its own: an edited tree may nest deeper than the parser allows)."""
+    stack = [(fields, first_starts_line, inherited)]
+    while stack:
+        level, starts, outer = stack.pop()
+        for field, starts_line in zip(level, _line_starts(level, starts), strict=True):
+            line = _indent_of(field) if starts_line else outer
+            value = field.value
+            items = [value] if isinstance(value, Block) else (
+                value.items if isinstance(value, ListValue) else [])  # fmt: skip
+            for item in items:
+                if item is block:
+                    return line
+                if isinstance(item, Block):
+                    stack.append((item.fields, item.open_trailing.endswith("\n"), line))
     return None
 
 
@@ -120,20 +126,62 @@ def parse_fields(text: str) -> list[Field]:
     return parse(text, "<snippet>").fields
 
 
+def _one_line(fields: list[Field]) -> None:
+    """Lay out comment-free snippet fields for a one-line block: ``a: 1 b { c: 2 }``."""
+    for field in fields:
+        field.leading = " "
+        field.trailing = ""
+        field.sep = None
+        value = field.value
+        if field.colon is not None:
+            field.colon.pre = ""
+            if isinstance(value, Block):
+                field.colon = None
+        items = value.items if isinstance(value, ListValue) else [value]
+        if isinstance(value, ListValue):
+            value.open.pre = " "
+            value.close.pre = ""
+            for comma in value.commas:
+                comma.pre = ""
+        for position, item in enumerate(items):
+            space = "" if isinstance(value, ListValue) and position == 0 else " "
+            if isinstance(item, Scalar):
+                for index, part in enumerate(item.parts):
+                    part.pre = space if index == 0 else " "
+            else:
+                item.open.pre = space
+                item.open_trailing = ""
+                _one_line(item.fields)
+                item.close.pre = " " if item.fields else ""
+
+
+def _open_up(doc: Document, block: Block, style: Style) -> None:
+    """Turn a one-line block into a multi-line one, one field per line."""
+    owner = _owner_indent(doc.fields, True, block, "") or ""
+    block.open_trailing = style.newline
+    for field in block.fields:
+        field.leading = owner + style.unit
+        field.trailing = style.newline
+    block.close.pre = owner
+
+
 def insert_fields(
     doc: Document, container: Container, new: list[Field], index: int | None = None
 ) -> None:
-    """Insert ``new`` fields into ``container`` at ``index`` (default: the end), styled to fit."""
+    """Insert ``new`` fields into ``container`` at ``index`` (default: the end), styled to fit.
+
+    A one-line block stays one line, unless the new fields carry comments: a comment runs to
+    the end of its line, so the block then opens up into one field per line.
+    """
     style = Style(doc)
-    fields = _fields(container)
+    fields = container.fields
     index = len(fields) if index is None else max(0, min(index, len(fields)))
     if isinstance(container, Block) and _is_one_line(container) and container.fields:
-        for field in new:
-            reindent([field], "", style.unit, style.newline)
-            field.leading = " "
-            field.trailing = ""
-        fields[index:index] = new
-        return
+        if not comments(new):
+            _one_line(new)
+            fields[index:index] = new
+            return
+        _open_up(doc, container, style)
     indent = _container_indent(doc, container, style)
     reindent(new, indent, style.unit, style.newline)
     if isinstance(container, Block) and not fields and "\n" not in container.open_trailing:
@@ -165,7 +213,7 @@ def _split_detached(leading: str) -> tuple[str, str]:
 
 def remove_field(container: Container, field: Field) -> None:
     """Remove ``field`` with its own comments; a detached comment block above it stays."""
-    fields = _fields(container)
+    fields = container.fields
     index = next(i for i, f in enumerate(fields) if f is field)
     detached, _ = _split_detached(field.leading)
     del fields[index]

@@ -2,41 +2,38 @@
 
 Two-space indentation, one field per line, ``name: value`` and ``name {``, ``{}`` brackets, no
 ``,``/``;`` separators, at most one blank line between fields and none just inside braces.
-Comments stay with what they belong to (see :mod:`protoedit.syntax.tree`): a comment block
-above a field stays above it, a same-line comment stays at the end of its line, comments
-before a closing brace stay before it, and a comment found between the tokens of one field
-moves above that field.  Values keep their spelling; the file's line ending is kept.
+Comments stay with what they belong to (see :mod:`protoedit.syntax.tree`) and keep their
+order: a comment block above a field stays above it, a same-line comment stays at the end of
+its line, comments before a closing brace stay before it, and a comment found between the
+tokens of one field moves above that field.  A list of scalars with comments in it is written
+one item per line, each comment with its item; a list of messages becomes the repeated field
+written out, comments between its items kept between them.  Values keep their spelling; the
+file's line ending is kept.
+
+The formatter recurses once per nesting level; the parser's depth limit bounds that.
 """
 
 from __future__ import annotations
 
-from protoedit.syntax.tree import Block, Document, Field, Scalar, Tok
+from protoedit.errors import Location, ProtoeditError
+from protoedit.syntax.printer import comment_lines
+from protoedit.syntax.tree import Block, Document, Field, ListValue, Scalar, Tok, detect_newline
 
 INDENT = "  "
-_BLANK = None  # marks a blank line in a list of comment lines
+_BLANK = ""  # a blank line in a list of comment lines (a comment is never empty)
 
 
-def _comments(trivia: str) -> list[str]:
-    """The ``#`` comments in a piece of trivia, stripped."""
-    found = []
-    for line in trivia.split("\n"):
-        hash_at = line.find("#")
-        if hash_at >= 0:
-            found.append(line[hash_at:].rstrip())
-    return found
-
-
-def _lines_with_blanks(trivia: str, at_line_start: bool) -> list[str | None]:
-    """Comments and blank lines (``None``) in leading trivia, in order.
+def _lines_with_blanks(trivia: str, at_line_start: bool) -> list[str]:
+    """Comments and blank lines (:data:`_BLANK`) in leading trivia, in order.
 
     The last piece (the indentation before the next token) is not a line; the first piece is
     a whole line only when the trivia starts at the beginning of a line.
     """
     pieces = trivia.split("\n")
-    items: list[str | None] = []
+    items: list[str] = []
     for index, piece in enumerate(pieces[:-1]):
         stripped = piece.strip()
-        if stripped.startswith("#") or "#" in stripped:
+        if "#" in stripped:
             items.append(stripped[stripped.find("#") :].rstrip())
         elif index > 0 or at_line_start:
             items.append(_BLANK)
@@ -46,93 +43,147 @@ def _lines_with_blanks(trivia: str, at_line_start: bool) -> list[str | None]:
     return items
 
 
-def _squeeze(items: list[str | None], drop_leading: bool, drop_trailing: bool) -> list[str | None]:
+def _squeeze(items: list[str], drop_leading: bool, drop_trailing: bool) -> list[str]:
     """At most one blank line in a row; blank lines at either edge dropped if asked."""
-    out: list[str | None] = []
+    out: list[str] = []
     for item in items:
-        if item is _BLANK and ((out and out[-1] is _BLANK) or (not out and drop_leading)):
+        if item == _BLANK and ((out and out[-1] == _BLANK) or (not out and drop_leading)):
             continue
         out.append(item)
-    while drop_trailing and out and out[-1] is _BLANK:
+    while drop_trailing and out and out[-1] == _BLANK:
         out.pop()
     return out
 
 
-def _inner_comments(field: Field) -> list[str]:
-    """Comments found between the tokens of one field (they move above it)."""
+def _same_line_and_after(gap: str) -> tuple[list[str], list[str]]:
+    """(the comment on the line where ``gap`` starts, the comments on later lines)."""
+    head, newline, rest = gap.partition("\n")
+    return comment_lines(head), comment_lines(rest) if newline else []
+
+
+def _hoisted(field: Field) -> list[str]:
+    """Comments between the tokens of a field that move above it, in order."""
     toks: list[Tok] = []
     if field.colon is not None:
         toks.append(field.colon)
     value = field.value
     if isinstance(value, Scalar):
         toks.extend(value.parts)
-    elif isinstance(value, Block):
-        toks.append(value.open)
+        if field.sep is not None:  # before the value's end of line: above keeps the order
+            toks.append(field.sep)
     else:
-        toks.extend([value.open, *value.commas, value.close])
-        for item in value.items:
-            toks.extend(item.parts if isinstance(item, Scalar) else [item.open])
-    if field.sep is not None:
-        toks.append(field.sep)
+        toks.append(value.open)
     found: list[str] = []
     for tok in toks:
-        found.extend(_comments(tok.pre))
+        found.extend(comment_lines(tok.pre))
     return found
 
 
+def _after(field: Field) -> list[str]:
+    """Comments after a message or list value's closing bracket, then its same-line comment."""
+    found: list[str] = []
+    if not isinstance(field.value, Scalar) and field.sep is not None:
+        found = comment_lines(field.sep.pre)
+    return found + comment_lines(field.trailing)
+
+
+def _list_has_comments(value: ListValue) -> bool:
+    toks = [*value.commas, value.close]
+    for item in value.items:
+        toks.extend(item.parts if isinstance(item, Scalar) else [item.open])
+    return any("#" in tok.pre for tok in toks)
+
+
 class _Formatter:
-    def __init__(self, newline: str) -> None:
-        self.nl = newline
+    def __init__(self, doc: Document) -> None:
+        self.doc = doc
+        self.nl = detect_newline(doc.source)
         self.out: list[str] = []
 
-    def line(self, level: int, text: str) -> None:
+    def line(self, level: int, text: str, tail: list[str] | None = None) -> None:
+        """One line, with the first of ``tail`` at its end and the rest on lines below."""
+        if tail:
+            text = f"{text}  {tail[0]}"
         self.out.append(f"{INDENT * level}{text}{self.nl}" if text else self.nl)
+        if tail:
+            self.comment_lines(level, tail[1:])
 
-    def comment_lines(self, level: int, items: list[str | None]) -> None:
+    def comment_lines(self, level: int, items: list[str]) -> None:
         for item in items:
-            self.line(level, "" if item is None else item)
+            self.line(level, item)
 
     def fields(self, fields: list[Field], level: int, at_line_start: bool) -> None:
         for position, field in enumerate(fields):
             items = _lines_with_blanks(field.leading, at_line_start)
             items = _squeeze(items, drop_leading=position == 0, drop_trailing=False)
-            items += _inner_comments(field)
-            self.comment_lines(level, items)
+            self.comment_lines(level, items + _hoisted(field))
             self.field(field, level)
             at_line_start = field.trailing.endswith("\n")
 
     def field(self, field: Field, level: int) -> None:
         name = field.name.text
-        trailing = _comments(field.trailing)
-        suffix = f"  {trailing[0]}" if trailing else ""
-        extra = trailing[1:]
         value = field.value
         if isinstance(value, Scalar):
-            self.line(level, f"{name}: {value.raw}{suffix}")
+            self.line(level, f"{name}: {value.raw}", comment_lines(field.trailing))
         elif isinstance(value, Block):
-            self.block(name, value, level, suffix)
-        elif value.items and isinstance(value.items[0], Block):
-            # A list of messages is the same as the repeated field written out.
-            for index, item in enumerate(value.items):
-                assert isinstance(item, Block)
-                self.block(name, item, level, suffix if index == len(value.items) - 1 else "")
+            self.block(name, value, level, _after(field))
+        elif any(isinstance(item, Block) for item in value.items):
+            if not all(isinstance(item, Block) for item in value.items):
+                line, col = self.doc.line_col(value.pos)
+                raise ProtoeditError(
+                    "a list that mixes messages and scalars has no canonical layout",
+                    Location(self.doc.path, line, col),
+                )
+            self.message_list(name, value, level, _after(field))
+        elif _list_has_comments(value):
+            self.scalar_list(name, value, level, _after(field))
         else:
             raw = ", ".join(item.raw for item in value.items if isinstance(item, Scalar))
-            self.line(level, f"{name}: [{raw}]{suffix}")
-        self.comment_lines(level, list(extra))
+            self.line(level, f"{name}: [{raw}]", _after(field))
 
-    def block(self, name: str, block: Block, level: int, suffix: str) -> None:
-        opener = _comments(block.open_trailing)
-        head = f"{name} {{" + (f"  {opener[0]}" if opener else "")
+    def block(self, name: str, block: Block, level: int, tail: list[str]) -> None:
+        opener = comment_lines(block.open_trailing)
         closing = _lines_with_blanks(block.close.pre, block_ends_line(block))
         closing = _squeeze(closing, drop_leading=not block.fields, drop_trailing=True)
         if not block.fields and not closing and not opener:
-            self.line(level, f"{name} {{}}{suffix}")
+            self.line(level, f"{name} {{}}", tail)
             return
-        self.line(level, head)
+        self.line(level, f"{name} {{", opener)
         self.fields(block.fields, level + 1, block.open_trailing.endswith("\n"))
         self.comment_lines(level + 1, closing)
-        self.line(level, f"}}{suffix}")
+        self.line(level, "}", tail)
+
+    def message_list(self, name: str, value: ListValue, level: int, tail: list[str]) -> None:
+        """``name: [{..}, {..}]`` as the repeated field written out; a comment on the line of
+        an item's ``}`` stays there, the lines between two items stay between the blocks."""
+        blocks = [item for item in value.items if isinstance(item, Block)]
+        above = comment_lines(blocks[0].open.pre)
+        for index, item in enumerate(blocks):
+            self.comment_lines(level, above)
+            if index < len(value.commas):
+                gap = value.commas[index].pre + blocks[index + 1].open.pre
+                same, above = _same_line_and_after(gap)
+                self.block(name, item, level, same)
+            else:
+                self.block(name, item, level, comment_lines(value.close.pre) + tail)
+
+    def scalar_list(self, name: str, value: ListValue, level: int, tail: list[str]) -> None:
+        """A list of scalars with comments in it: one item per line, each item's comments
+        kept with it (the one on its line at its end, the lines above it above it)."""
+        items = [item for item in value.items if isinstance(item, Scalar)]
+        gaps = [item.parts[0].pre for item in items] + [value.close.pre]
+        opener, above = _same_line_and_after(gaps[0])
+        self.line(level, f"{name}: [", opener)
+        for index, item in enumerate(items):
+            self.comment_lines(level + 1, above)
+            inside = [c for part in item.parts[1:] for c in comment_lines(part.pre)]
+            last = index == len(items) - 1
+            comma_pre = "" if last else value.commas[index].pre
+            same, above = _same_line_and_after(gaps[index + 1])
+            item_tail = inside + comment_lines(comma_pre) + same
+            self.line(level + 1, item.raw + ("" if last else ","), item_tail)
+        self.comment_lines(level + 1, above)
+        self.line(level, "]", tail)
 
 
 def block_ends_line(block: Block) -> bool:
@@ -142,15 +193,9 @@ def block_ends_line(block: Block) -> bool:
     return block.open_trailing.endswith("\n")
 
 
-def detect_newline(source: str) -> str:
-    """The file's line ending: CRLF when most lines end with it, else LF."""
-    crlf = source.count("\r\n")
-    return "\r\n" if crlf and crlf * 2 >= source.count("\n") else "\n"
-
-
 def format_tree(doc: Document) -> str:
-    """The canonical text of ``doc`` (comments kept, values as written)."""
-    fmt = _Formatter(detect_newline(doc.source))
+    """The canonical text of ``doc`` (comments kept in order, values as written)."""
+    fmt = _Formatter(doc)
     fmt.fields(doc.fields, 0, True)
     at_start = doc.fields[-1].trailing.endswith("\n") if doc.fields else True
     tail = _lines_with_blanks(doc.end, at_start)

@@ -11,18 +11,25 @@ import re
 import threading
 from collections.abc import Iterator
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from lark import Lark
 from lark.parsers.lalr_analysis import Shift
 
-from protoedit.errors import Location, ProtoeditError
+from protoedit.errors import Location, ProtoeditError, excerpt
+from protoedit.grammars import GRAMMARS
 from protoedit.syntax.tree import Block, Document, Field, ListValue, Scalar, Tok
 
-GRAMMARS = Path(__file__).resolve().parent.parent / "grammars"
+#: How deeply brackets (``{``/``<`` and ``[``) may nest.  Deeper text is refused with a
+#: located :class:`ParseError`, so every recursive walk of a parsed tree (formatter, edits,
+#: binding) stays far below Python's recursion limit.  Real files nest far less: the deepest
+#: message path of Caffe's schema is 5 levels (a solver's ``net_param { layers { layer { blobs
+#: { shape`` in V0 form), the deepest file of the shared corpus nests 4.
+MAX_DEPTH = 100
 
 _CLOSER = {"{": "}", "<": ">"}
+_OPENERS = frozenset(("OPEN", "LSQB"))
+_CLOSERS = frozenset(("CLOSE", "RSQB"))
 
 
 class ParseError(ProtoeditError):
@@ -168,6 +175,12 @@ class _BracketMismatch(Exception):
         self.close_tok = close_tok
 
 
+class _TooDeep(Exception):
+    def __init__(self, open_tok: Tok) -> None:
+        super().__init__("too deep")
+        self.open_tok = open_tok
+
+
 class _SyntaxFailure(Exception):
     """Raised by the driver: no action for ``token`` in ``state``."""
 
@@ -228,13 +241,13 @@ class _Parser:
         """(terminal name, token) pairs; a final ``$END`` token carries the trailing trivia."""
         match = self.token.match
         pos = 0
-        size = len(text)
+        length = len(text)
         while True:
             m = match(text, pos)
             if m is None:
                 end = self.trivia.match(text, pos).end()  # type: ignore[union-attr]
-                if end >= size:
-                    yield "$END", Tok("", text[pos:], size)
+                if end >= length:
+                    yield "$END", Tok("", text[pos:], length)
                     return
                 raise _SyntaxFailure("char", Tok(text[end], text[pos:end], end), [], "")
             kind = m.lastgroup
@@ -255,6 +268,11 @@ class _Parser:
                     f"'{exc.open_tok.text}' opened at {line}:{col} is closed by "
                     f"'{exc.close_tok.text}'; expected '{_CLOSER[exc.open_tok.text]}'",
                 ) from None  # fmt: skip
+            except _TooDeep as exc:
+                doc = Document([], "", text, path)
+                raise _error(
+                    doc, exc.open_tok.pos, f"nesting deeper than {MAX_DEPTH} levels"
+                ) from None
             except _SyntaxFailure as exc:
                 raise _explain(exc, text, path) from None
         return Document(fields, end, text, path)
@@ -262,12 +280,14 @@ class _Parser:
     def _drive(self, text: str) -> tuple[list[Field], str]:
         """The LALR loop over the tokenizer: shift tokens, reduce with the rules' actions.
 
-        The tokenizer is inlined (this loop is the hot path of every load).
+        The tokenizer is inlined (this loop is the hot path of every load).  Bracket depth is
+        counted on shifts and capped at :data:`MAX_DEPTH`.
         """
         actions, goto, rules = self.actions, self.goto, self.rules
         match = self.token.match
-        size = len(text)
+        length = len(text)
         pos = 0
+        depth = 0
         state = self.start_state
         state_stack = [state]
         value_stack: list[Any] = []
@@ -282,26 +302,32 @@ class _Parser:
                 pos = m.end()
             else:
                 end = self.trivia.match(text, pos).end()  # type: ignore[union-attr]
-                if end < size:
+                if end < length:
                     raise _SyntaxFailure("char", Tok(text[end], text[pos:end], end), [], "")
                 kind = "$END"
-                tok = Tok("", text[pos:], size)
+                tok = Tok("", text[pos:], length)
                 self.builder.tail = tok.pre
             while True:
                 act = actions[state].get(kind)
                 if act is None:
                     raise _SyntaxFailure("token", tok, list(actions[state]), previous)
                 if act >= 0:
+                    if kind in _OPENERS:
+                        depth += 1
+                        if depth > MAX_DEPTH:
+                            raise _TooDeep(tok)
+                    elif kind in _CLOSERS:
+                        depth -= 1
                     state = act
                     state_stack.append(state)
                     value_stack.append(tok)
                     previous = kind
                     break
-                size_, origin, action = rules[~act]
-                if size_:
-                    children = value_stack[-size_:]
-                    del value_stack[-size_:]
-                    del state_stack[-size_:]
+                count, origin, action = rules[~act]
+                if count:
+                    children = value_stack[-count:]
+                    del value_stack[-count:]
+                    del state_stack[-count:]
                 else:
                     children = []
                 value = action(children)
@@ -320,16 +346,6 @@ def _parser() -> _Parser:
 def parse(text: str, path: str = "<string>") -> Document:
     """Parse protobuf text format into a lossless :class:`Document`; raise :class:`ParseError`."""
     return _parser().parse(text, path)
-
-
-def excerpt(source: str, line: int, col: int) -> str:
-    """The source line and a caret under ``col`` (tabs kept so the caret lines up)."""
-    lines = source.splitlines()
-    if not 1 <= line <= len(lines):
-        return ""
-    text = lines[line - 1]
-    pad = "".join("\t" if ch == "\t" else " " for ch in text[: col - 1])
-    return f"  {text}\n  {pad}^"
 
 
 def _error(doc: Document, pos: int, message: str) -> ParseError:

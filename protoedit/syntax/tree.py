@@ -18,8 +18,6 @@ The syntax layer knows nothing about Caffe.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 
 class Tok:
     """One token: its raw text, the trivia just before it, and its offset in the source."""
@@ -165,14 +163,7 @@ class Document:
         return line, pos - self._line_starts[line - 1] + 1
 
 
-def iter_fields(fields: list[Field]) -> Iterator[Field]:
-    """Every field below ``fields``, depth first, in document order."""
-    for field in fields:
-        yield field
-        value = field.value
-        if isinstance(value, Block):
-            yield from iter_fields(value.fields)
-        elif isinstance(value, ListValue):
-            for item in value.items:
-                if isinstance(item, Block):
-                    yield from iter_fields(item.fields)
+def detect_newline(source: str) -> str:
+    """The file's line ending: CRLF when most lines end with it, else LF."""
+    crlf = source.count("\r\n")
+    return "\r\n" if crlf and crlf * 2 >= source.count("\n") else "\n"

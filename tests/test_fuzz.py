@@ -1,0 +1,439 @@
+"""Seeded, time-bounded fuzzing of the public entry points: only ``ProtoeditError`` may escape.
+
+Inputs are mutated text files (the repository's fixtures, nets generated here, and the shared
+corpus when present; token deletions, duplications and swaps, inserted brackets, odd numbers,
+random characters, truncation, repeated fields rewritten in list form) and generated deep
+nesting.  Each input goes through ``loads`` (strict and lenient), ``check_files``,
+``format_text`` and a few rewrites drawn at random.
+
+Reproducible: case ``group:index`` draws everything from ``Random(f"{SEED}:{group}:{index}")``;
+``PROTOEDIT_FUZZ_CASE=group:index`` replays one case, ``PROTOEDIT_FUZZ_SEED`` changes the seed,
+``PROTOEDIT_FUZZ_SECONDS`` the total time (60 s by default, shared by the tests below).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import random
+import re
+import time
+import traceback
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from protoedit import ProtoeditError, loads
+from protoedit.commands import check_files, format_text
+from protoedit.document import Document
+from protoedit.rewrites import (
+    LossHead,
+    add_loss,
+    aux,
+    filter_net,
+    force_backward,
+    to_deploy,
+    truncate,
+    upgrade,
+)
+from protoedit.syntax import parse
+from protoedit.syntax.parser import MAX_DEPTH
+from protoedit.syntax.tree import Block, Field, Scalar
+
+from .conftest import FIXTURES
+
+pytestmark = pytest.mark.fuzz
+
+SEED = int(os.environ.get("PROTOEDIT_FUZZ_SEED", "20261201"))
+SECONDS = float(os.environ.get("PROTOEDIT_FUZZ_SECONDS", "60"))
+REPLAY = os.environ.get("PROTOEDIT_FUZZ_CASE", "")
+
+#: Crash classes known and being fixed (empty: every one found so far is fixed and has a
+#: regression test).  A non-``ProtoeditError`` of a listed type whose innermost protoedit
+#: frame is in the listed file (or under the folder) is counted instead of failing the run.
+KNOWN_CRASHES: list[tuple[str, type[BaseException], str]] = []
+
+
+@dataclass
+class _Tally:
+    """What a fuzz run did: cases, calls, refusals, known crashes and new ones."""
+
+    cases: int = 0
+    calls: int = 0
+    refused: int = 0
+    known: Counter[str] = field(default_factory=Counter)
+    crashes: dict[str, str] = field(default_factory=dict)  # signature -> reproducer
+
+
+_TALLIES: dict[str, _Tally] = {}
+
+
+def fuzz_report_lines() -> list[str]:
+    """One line per fuzz group, for the terminal summary."""
+    lines = []
+    for group, tally in _TALLIES.items():
+        known = ", ".join(f"{what}: {n}" for what, n in tally.known.items()) or "none"
+        lines.append(
+            f"{group}: {tally.cases} cases, {tally.calls} calls, {tally.refused} refused with "
+            f"a ProtoeditError, {len(tally.crashes)} new crash classes; known crashes: {known}"
+        )
+    return lines
+
+
+# -- mutations ---------------------------------------------------------------------------------
+
+_TOKEN = re.compile(
+    r"\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\\\n]|\\.)*'|#[^\n]*|[A-Za-z_][A-Za-z0-9_]*"
+    r"|-?\.?[0-9][0-9A-Za-z_.+-]*|\s+|.",
+    re.DOTALL,
+)
+_BRACKETS = ["{", "}", "[", "]", "<", ">", ":", ",", ";", "{}", "[]", ": [", "# x\n", "\n"]
+_NUMBERS = ["0", "-1", "1", "3", "2147483648", "-2147483649", "4294967296", "1e40", "-0", "nan"]
+_NUMBERS += ["inf", "0x", "1.5", "100000", "0x7fffffff", "1.", "077", "-inf", "1e-50"]
+_CHARS = ["\x00", "\r", "\t", "\ufeff", "é", "\u2028", "\x7f", "$", "@", "\\", '"', "'", "\f"]
+
+
+def _significant(tokens: list[str]) -> list[int]:
+    return [i for i, tok in enumerate(tokens) if not tok.isspace() and not tok.startswith("#")]
+
+
+def _span(value: Block | Scalar) -> tuple[int, int]:
+    if isinstance(value, Block):
+        return value.open.pos, value.close.pos + 1
+    return value.parts[0].pos, value.parts[-1].pos + len(value.parts[-1].text)
+
+
+def _list_form(text: str, rng: random.Random) -> str:
+    """A run of adjacent same-name fields rewritten as one list: ``a: 1 a: 2`` -> ``a: [1, 2]``."""
+    try:
+        tree = parse(text)
+    except ProtoeditError:
+        return text
+    runs: list[list[Field]] = []
+    stack = [tree.fields]
+    while stack:
+        run: list[Field] = []
+        for f in stack.pop():
+            if isinstance(f.value, Block):
+                stack.append(f.value.fields)
+            joins = isinstance(f.value, Block | Scalar) and f.sep is None
+            kind = (f.name.text, type(f.value))
+            if joins and run and kind == (run[0].name.text, type(run[0].value)):
+                run.append(f)
+                continue
+            if len(run) > 1:
+                runs.append(run)
+            run = [f] if joins else []
+        if len(run) > 1:
+            runs.append(run)
+    if not runs:
+        return text
+    run = rng.choice(runs)
+    spans = [_span(f.value) for f in run if isinstance(f.value, Block | Scalar)]
+    values = ", ".join(text[start:end] for start, end in spans)
+    return f"{text[: run[0].pos]}{run[0].name.text}: [{values}]{text[spans[-1][1] :]}"
+
+
+def _mutate(text: str, rng: random.Random) -> tuple[str, str]:
+    """One random mutation of ``text`` and its name."""
+    kind = rng.choice(
+        ["delete", "duplicate", "swap", "bracket", "number", "name", "chars", "truncate",
+         "list form", "list form"]
+    )  # fmt: skip
+    if kind == "truncate":
+        return text[: rng.randrange(len(text) + 1)], kind
+    if kind == "list form":
+        return _list_form(text, rng), kind
+    tokens = _TOKEN.findall(text)
+    significant = _significant(tokens) or [0]
+    if not tokens:
+        tokens = [""]
+    at = rng.choice(significant)
+    if kind == "delete":
+        tokens[at] = ""
+    elif kind == "duplicate":
+        tokens[at] = tokens[at] + " " + tokens[at]
+    elif kind == "swap":
+        other = rng.choice(significant)
+        tokens[at], tokens[other] = tokens[other], tokens[at]
+    elif kind == "bracket":
+        tokens.insert(rng.randrange(len(tokens) + 1), rng.choice(_BRACKETS))
+    elif kind == "number":
+        numbers = [i for i in significant if tokens[i][:1] in "-.0123456789"] or [at]
+        tokens[rng.choice(numbers)] = rng.choice(_NUMBERS)
+    elif kind == "name":
+        names = [i for i in significant if tokens[i][:1].isalpha()] or [at]
+        tokens[rng.choice(names)] = tokens[rng.choice(names)]
+    else:
+        chars = [rng.choice([*_CHARS, chr(rng.randrange(32, 127))]) for _ in range(3)]
+        position = rng.randrange(len(tokens) + 1)
+        tokens[position:position] = rng.sample(chars, rng.randint(1, 3))
+    return "".join(tokens), kind
+
+
+# -- generated inputs --------------------------------------------------------------------------
+
+_TYPES = [
+    "Convolution", "Deconvolution", "Pooling", "ReLU", "InnerProduct", "Softmax", "Concat",
+    "Eltwise", "Flatten", "Reshape", "Slice", "Crop", "Reduction", "Dropout", "BatchNorm",
+    "Scale", "SoftmaxWithLoss", "Accuracy", "Sigmoid", "Split", "Python", "Silence",
+]  # fmt: skip
+
+
+def _layer_params(kind: str, rng: random.Random) -> str:
+    def dims() -> str:
+        return " ".join(f"dim: {rng.choice([-1, 0, 1, 2, 3, 8])}" for _ in range(rng.randint(0, 4)))
+
+    if kind in ("Convolution", "Deconvolution", "Pooling"):
+        name = "pooling_param" if kind == "Pooling" else "convolution_param"
+        parts = [f"kernel_size: {rng.randint(0, 5)}" for _ in range(rng.randint(0, 3))]
+        parts += [f"stride: {rng.randint(0, 3)}"] * rng.randint(0, 1)
+        parts += [f"pad: {rng.randint(0, 2)}"] * rng.randint(0, 1)
+        if kind != "Pooling":
+            parts += [f"num_output: {rng.randint(0, 16)}"] * rng.randint(0, 1)
+            parts += [f"group: {rng.randint(1, 3)}"] * rng.randint(0, 1)
+        else:
+            parts += [f"pool: {rng.choice(['MAX', 'AVE'])}", "global_pooling: true"][
+                : rng.randint(0, 2)
+            ]
+        return f"{name} {{ {' '.join(parts)} }}"
+    if kind == "InnerProduct":
+        return (
+            f"inner_product_param {{ num_output: {rng.randint(0, 10)} axis: {rng.randint(-2, 2)} }}"
+        )
+    if kind in ("Concat", "Slice", "Softmax", "Flatten"):
+        param = {"Concat": "concat", "Slice": "slice", "Softmax": "softmax"}.get(kind, "flatten")
+        return f"{param}_param {{ axis: {rng.randint(-4, 4)} }}"
+    if kind == "Reshape":
+        return f"reshape_param {{ shape {{ {dims()} }} }}"
+    if kind == "Crop":
+        return f"crop_param {{ axis: {rng.randint(0, 3)} offset: {rng.randint(0, 2)} }}"
+    if kind == "Reduction":
+        return f"reduction_param {{ axis: {rng.randint(-3, 3)} operation: SUM }}"
+    return ""
+
+
+def _generated_net(rng: random.Random) -> str:
+    """A small net of random layers wired to earlier tops (often nonsense, always text)."""
+    dims = " ".join(f"dim: {rng.choice([0, 1, 2, 3, 5, 8, 32])}" for _ in range(rng.randint(0, 5)))
+    lines = ['name: "fuzz"']
+    if rng.random() < 0.2:
+        lines.append('input: "data" ' + " ".join(f"input_dim: {d}" for d in (1, 3, 8, 8)))
+    else:
+        lines.append(
+            'layer { name: "data" type: "Input" top: "data" '
+            f"input_param {{ shape {{ {dims} }} }} }}"
+        )
+    if rng.random() < 0.3:
+        lines.append(
+            'layer { name: "train_data" type: "Data" top: "data" top: "label" include { phase: '
+            "TRAIN } transform_param { crop_size: 8 mean_value: 1 } data_param { batch_size: 2 } }"
+        )
+    tops = ["data"]
+    for index in range(rng.randint(1, 8)):
+        kind = rng.choice(_TYPES)
+        bottoms = [rng.choice(tops) for _ in range(rng.randint(1, 2))]
+        top = bottoms[0] if rng.random() < 0.2 else f"b{index}"
+        text = " ".join(f'bottom: "{b}"' for b in bottoms)
+        lines.append(
+            f'layer {{ name: "l{index}" type: "{kind}" {text} top: "{top}" '
+            f"{_layer_params(kind, rng)} }}"
+        )
+        tops.append(top)
+    return "\n".join(lines) + "\n"
+
+
+def _generated_nesting(rng: random.Random) -> str:
+    """Blocks nested around (and past) the depth limit, some of them wide."""
+    depth = rng.choice([rng.randint(1, 3 * MAX_DEPTH), rng.randint(MAX_DEPTH - 3, MAX_DEPTH + 3)])
+    openers = [rng.choice(["{", "<", ": {", ": [{"]) for _ in range(depth)]
+    closers = {"{": "}", "<": ">", ": {": "}", ": [{": "}]"}
+    width = rng.choice([0, 1, 5, 2000])
+    head = "".join(f"n {opener} " + "w: 1 " * (width if rng.random() < 0.02 else 0)
+                   for opener in openers)  # fmt: skip
+    return head + "leaf: 1 " + " ".join(closers[o] for o in reversed(openers)) + "\n"
+
+
+# -- running one input through every entry point -----------------------------------------------
+
+
+def _targets(doc: Document) -> list[str]:
+    net = doc.message
+    names: list[str] = ["nosuch"]
+    for layer in [*getattr(net, "layer", []), *getattr(net, "layers", [])]:
+        names += [layer.name, *layer.top]
+    return names
+
+
+def _calls(
+    text: str, rng: random.Random, check_path: Path
+) -> Iterator[tuple[str, Callable[[], object]]]:
+    def check() -> object:
+        check_path.write_text(text, encoding="utf-8", errors="surrogatepass")
+        return check_files([str(check_path)], rng.random() < 0.5, None, None)
+
+    yield "loads", lambda: loads(text).message
+    yield "loads(lenient=True)", lambda: loads(text, lenient=True).message
+    yield "format_text", lambda: format_text(text, "fuzz.prototxt")
+    yield "check_files", check
+    lenient = rng.random() < 0.5
+    try:
+        targets = _targets(loads(text, lenient=lenient))
+    except ProtoeditError:
+        return
+    head = LossHead(
+        rng.choice(["channel", "unit", "sumsq", "logit"]), rng.randint(0, 3),
+        rng.choice(["mean", "sum"]), rng.choice([1.0, -1.0]),
+    )  # fmt: skip
+    target = rng.choice(targets)
+    inplace = rng.random() < 0.3
+    shape = rng.choice([None, [1, 3, 8, 8], [2, 1, 5]])
+    phase = rng.choice(["TEST", "TRAIN"])
+    rewrites: list[tuple[str, Callable[[Document], object]]] = [
+        ("upgrade", upgrade),
+        ("to_deploy", lambda d: to_deploy(d, phase, shape, rng.choice([None, 3]))),
+        ("force_backward", force_backward),
+        (
+            "filter_net",
+            lambda d: filter_net(d, phase, rng.randint(0, 2), ("a",) * rng.randint(0, 1)),
+        ),
+        ("truncate", lambda d: truncate(d, target, inplace)),
+        ("add_loss", lambda d: add_loss(d, target, head, inplace, rng.choice([None, 4]))),
+        ("aux", lambda d: aux(d, target, head, inplace, None, shape, rng.choice([None, 3]))),
+    ]
+    for name, rewrite in rng.sample(rewrites, 4):
+
+        def run(rewrite: Callable[[Document], object] = rewrite) -> object:
+            doc = loads(text, lenient=lenient)
+            rewrite(doc)
+            return loads(doc.dumps(), lenient=lenient)  # as the CLI re-checks its result
+
+        yield (
+            name + (f"(target={target!r})" if name in ("truncate", "add_loss", "aux") else ""),
+            run,
+        )
+
+
+def _innermost(exc: BaseException) -> str:
+    """``path:line`` of the innermost frame in protoedit's own code."""
+    where = "?"
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if "/protoedit/" in frame.filename.replace(os.sep, "/"):
+            where = f"{frame.filename.replace(os.sep, '/').split('/protoedit/')[-1]}:{frame.lineno}"
+            where = "protoedit/" + where
+    return where
+
+
+def _known(exc: BaseException) -> str | None:
+    where = _innermost(exc)
+    for what, kind, path in KNOWN_CRASHES:
+        if type(exc) is kind and where.startswith(path if path.endswith("/") else path + ":"):
+            return what
+    return None
+
+
+def _failure(call: Callable[[], object], tally: _Tally) -> tuple[str, str] | None:
+    """Run one call and count how it ended; (signature, detail) when it failed for real."""
+    tally.calls += 1
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            call()
+    except ProtoeditError as exc:
+        if "formatter bug" in exc.message:  # the formatter's own safety nets fired
+            return "formatter bug", str(exc)
+        tally.refused += 1
+    except Exception as exc:
+        known = _known(exc)
+        if known is None:
+            return f"{type(exc).__name__} at {_innermost(exc)}", repr(exc)
+        tally.known[known] += 1
+    return None
+
+
+def _run_case(case: str, text: str, rng: random.Random, tally: _Tally, tmp: Path) -> None:
+    tally.cases += 1
+    for name, call in _calls(text, rng, tmp / "fuzz.prototxt"):
+        failure = _failure(call, tally)
+        if failure is None:
+            continue
+        signature = f"{failure[0]} in {name.split('(')[0]}"
+        if signature not in tally.crashes:
+            saved = tmp / f"crash{len(tally.crashes)}.prototxt"
+            saved.write_text(text, encoding="utf-8", errors="surrogatepass")
+            tally.crashes[signature] = (
+                f"{signature}: {failure[1]}\n    {name} on {saved} "
+                f"(replay: PROTOEDIT_FUZZ_CASE={case} PROTOEDIT_FUZZ_SEED={SEED})"
+            )
+
+
+def _fuzz(group: str, make: Callable[[random.Random], str], share: float, tmp: Path) -> _Tally:
+    """Run cases of ``group`` until its share of the time is used (or replay one case)."""
+    tally = _TALLIES.setdefault(group, _Tally())
+    deadline = time.monotonic() + SECONDS * share
+    indices: Iterator[int] = iter(range(10**9))
+    if REPLAY:
+        wanted_group, _, wanted = REPLAY.rpartition(":")
+        indices = iter([int(wanted)] if wanted_group == group else [])
+    for index in indices:
+        if not REPLAY and time.monotonic() > deadline:
+            break
+        case = f"{group}:{index}"
+        rng = random.Random(f"{SEED}:{case}")
+        text = make(rng)
+        for _ in range(rng.choice([0, 1, 1, 2, 3])):
+            text, _kind = _mutate(text, rng)
+        _run_case(case, text, rng, tally, tmp)
+    print(fuzz_report_lines()[list(_TALLIES).index(group)])
+    return tally
+
+
+def _seeded_from(files: list[Path]) -> Callable[[random.Random], str]:
+    texts = [path.read_text(encoding="utf-8", errors="replace") for path in files]
+    return lambda rng: rng.choice(texts)
+
+
+def _assert_no_new_crashes(tally: _Tally) -> None:
+    assert not tally.crashes, "non-ProtoeditError escaped:\n" + "\n".join(tally.crashes.values())
+
+
+def _replaying_another(group: str) -> bool:
+    """True when ``PROTOEDIT_FUZZ_CASE`` replays a case of another test's group."""
+    return bool(REPLAY) and not REPLAY.startswith(f"{group}:")
+
+
+def test_fuzz_fixtures_and_generated_nets(
+    tmp_path: Path, record_property: Callable[[str, object], None]
+) -> None:
+    if _replaying_another("generated"):
+        pytest.skip(f"replaying {REPLAY}")
+    fixtures = sorted(FIXTURES.rglob("*.prototxt"))
+    from_fixtures = _seeded_from(fixtures)
+
+    def make(rng: random.Random) -> str:
+        pick = rng.random()
+        if pick < 0.4:
+            return from_fixtures(rng)
+        if pick < 0.9:
+            return _generated_net(rng)
+        return _generated_nesting(rng)
+
+    tally = _fuzz("generated", make, 0.35, tmp_path)
+    record_property("fuzz_cases", tally.cases)
+    assert tally.cases > 0 and tally.calls > tally.cases
+    _assert_no_new_crashes(tally)
+
+
+def test_fuzz_mutated_corpus(
+    corpus: Path, tmp_path: Path, record_property: Callable[[str, object], None]
+) -> None:
+    if _replaying_another("corpus"):
+        pytest.skip(f"replaying {REPLAY}")
+    files = [p for p in sorted(corpus.glob("*.prototxt")) if p.stat().st_size < 200_000]
+    tally = _fuzz("corpus", _seeded_from(files), 0.65, tmp_path)
+    record_property("fuzz_cases", tally.cases)
+    assert tally.cases > 0
+    _assert_no_new_crashes(tally)
