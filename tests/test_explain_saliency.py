@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from protoedit.cli import main
+from protoedit.errors import InputError
 from protoedit.explain import CaffeSession, Preprocess, gradients, saliency
 from protoedit.explain.digits import FIXTURES, TrainedDigits
 from protoedit.explain.heatmap import DIVERGING, SEQUENTIAL, colours, panels
@@ -108,8 +109,15 @@ def test_help_states_the_library_defaults(capsys: pytest.CaptureFixture[str]) ->
     assert "{" + ",".join(METHODS) + "}" in text
 
 
-def test_logits_target_steps_back_over_the_final_softmax() -> None:
+def test_logits_target_steps_back_over_the_final_softmax_or_loss(tmp_path: Path) -> None:
     assert logits_target(DEPLOY) == "ip2"
+    assert logits_target(FIXTURES / "train.prototxt") == "ip2"  # SoftmaxWithLoss reads ip2
+    two_heads = tmp_path / "two_heads.prototxt"
+    extra = 'layer { name: "ip3" type: "InnerProduct" bottom: "ip1" top: "ip3" '
+    extra += "inner_product_param { num_output: 2 } }\n"
+    two_heads.write_text(DEPLOY.read_text() + extra)
+    with pytest.raises(InputError, match="candidates: 'ip2', 'ip3'"):
+        logits_target(two_heads)
 
 
 # --- bad input: one line, exit 2 --------------------------------------------------------

@@ -108,26 +108,30 @@ class Saliency:
         return written
 
 
+#: Final layers whose first input holds the class scores (logits).
+_READS_SCORES = frozenset(["Softmax", "SoftmaxWithLoss", "Accuracy", "ArgMax"])
+
+
 def logits_target(net: NetSource) -> str:
-    """The layer whose top a ``--class`` head reads when no target is named: the net's only
-    output, or the input of a final Softmax (logits: the softmax saturates)."""
+    """The layer whose top a class head reads when no target is named: the net's one output,
+    or what its final Softmax (or a training net's SoftmaxWithLoss and Accuracy) reads, the
+    logits (the softmax saturates, so its gradient says little)."""
     doc = _document(net)
     if needs_upgrade(doc):
         upgrade(doc)
     filter_net(doc, "TEST")
     view = NetView(doc)
-    outputs = []
+    found: dict[str, None] = {}
     for version in view.outputs():
         info = view.by_index[version.producer]
-        if not (info.type.endswith("Loss") or info.type in NO_BACKWARD):
-            outputs.append(info)
-    if len(outputs) != 1:
-        names = ", ".join(f"'{info.name}'" for info in outputs) or "none"
-        raise InputError(f"cannot tell which layer holds the class scores (outputs: {names})")
-    layer = outputs[0]
-    if layer.type == "Softmax" and layer.reads and layer.reads[0].producer != INPUT:
-        layer = view.by_index[layer.reads[0].producer]
-    return layer.name
+        if info.type in _READS_SCORES and info.reads and info.reads[0].producer != INPUT:
+            found[view.by_index[info.reads[0].producer].name] = None
+        elif not (info.type.endswith("Loss") or info.type in NO_BACKWARD):
+            found[info.name] = None
+    if len(found) != 1:
+        names = ", ".join(f"'{name}'" for name in found) or "none"
+        raise InputError(f"cannot tell which layer holds the class scores (candidates: {names})")
+    return next(iter(found))
 
 
 def _per_item_factor(head: LossHead, items: int) -> float:
