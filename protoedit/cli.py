@@ -557,7 +557,7 @@ def _add_saliency(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         help="a saliency map of one image: gradient, SmoothGrad or integrated gradients",
         description="Rewrite NET in memory for a head (--class K on the net's class scores, or "
         "a head on --target), run it in Caffe in a child process, and write a heat map over "
-        "the image (-o MAP.png) with the raw H x W map beside it (MAP.npy; integrated also "
+        "the image (-o MAP.png: the input, the map, the map over the input) with the raw H x W map beside it (MAP.npy; integrated also "
         "writes the per-channel attributions, MAP-attributions.npy). The noisy copies and "
         "the integration steps run as batches of --chunk items. Exit 0, 2 on error.",
     )
@@ -587,7 +587,7 @@ def _add_saliency(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         metavar="F",
         help="smoothgrad: noise std as a fraction of the input's range (default 0.15)",
     )
-    cmd.add_argument("--seed", type=int, default=0, help="smoothgrad: noise seed (default 0)")
+    cmd.add_argument("--seed", type=int, help="smoothgrad: noise seed (default 0)")
     cmd.add_argument(
         "--steps", type=count, metavar="N", help="integrated: midpoint-rule steps (default 64)"
     )
@@ -627,6 +627,16 @@ def _add_saliency(commands: argparse._SubParsersAction[argparse.ArgumentParser])
             raise ProtoeditError("give --class K, or --target LAYER with a head")
         if not args.output.lower().endswith(".png"):
             raise ProtoeditError(f"-o names the heat map, a .png file, not {args.output!r}")
+        for method, options in (
+            ("smoothgrad", ("samples", "noise", "seed")),
+            ("integrated", ("steps", "baseline")),
+        ):
+            for option in options:
+                if args.method != method and getattr(args, option) is not None:
+                    print(
+                        f"warning: --{option} applies to --method {method} only: ignored",
+                        file=sys.stderr,
+                    )
         pre = Preprocess(
             rgb=args.rgb,
             mean=args.mean,
@@ -643,14 +653,13 @@ def _add_saliency(commands: argparse._SubParsersAction[argparse.ArgumentParser])
                 head=_head(args),
                 method=args.method,
                 baseline=args.baseline,
-                seed=args.seed,
                 preprocess=pre,
                 after_inplace=args.after_inplace,
                 channels=args.channels,
                 timeout=args.timeout,
                 **{
                     name: getattr(args, name)
-                    for name in ("samples", "noise", "steps", "chunk")
+                    for name in ("samples", "noise", "seed", "steps", "chunk")
                     if getattr(args, name) is not None
                 },
             )
@@ -677,7 +686,7 @@ def _add_saliency(commands: argparse._SubParsersAction[argparse.ArgumentParser])
                 f"{delta + gap:.6g}, f(image) - f(baseline) = {delta:.6g}, gap {gap:.3g}{share}"
             )
         print(f"{result.requests} forward/backward requests")
-        what = ["heat map over the image", "map, H x W", "attributions, C x H x W"]
+        what = ["input, map, map over the input", "map, H x W", "attributions, C x H x W"]
         for path, description in zip(written, what, strict=False):
             print(f"wrote {path} ({description})")
         return 0

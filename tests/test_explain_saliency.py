@@ -368,8 +368,10 @@ def test_cli_writes_the_picture_and_the_maps(
     out = tmp_path / "map.png"
     argv = ["saliency", str(digits_model.deploy), "--weights", str(digits_model.weights)]
     argv += ["--image", str(digit), "--class", str(labels[0]), "--method", "integrated"]
-    assert main([*argv, "--steps", "40", "-o", str(out)]) == 0
-    printed = capsys.readouterr().out
+    assert main([*argv, "--steps", "40", "--samples", "5", "-o", str(out)]) == 0
+    captured = capsys.readouterr()
+    printed = captured.out
+    assert "warning: --samples applies to --method smoothgrad only: ignored" in captured.err
     attributions = tmp_path / "map-attributions.npy"
     for path in (out, tmp_path / "map.npy", attributions):
         assert f"wrote {path}" in printed

@@ -258,9 +258,9 @@ def saliency(
     """
     if method not in METHODS:
         raise InputError(f"unknown method {method!r}: one of {', '.join(METHODS)}")
-    for name, value in (("samples", samples), ("steps", steps), ("chunk", chunk)):
-        if value < 1:
-            raise InputError(f"{name} must be at least 1, not {value}")
+    for name, given in (("samples", samples), ("steps", steps), ("chunk", chunk)):
+        if given < 1:
+            raise InputError(f"{name} must be at least 1, not {given}")
     if not noise >= 0:
         raise InputError(f"the noise level must be a non-negative fraction, not {noise}")
     if target is None:
@@ -274,13 +274,16 @@ def saliency(
     blob, x = _single(doc, image, pre, "image")
     shape = (int(x.shape[0]), int(x.shape[1]), int(x.shape[2]))
     base = _baseline(baseline, image, shape, pre) if method == "integrated" else None
-    result = Saliency(method, x[0], x, x, 0.0, target=target, preprocess=pre, report=report)
+    attributions: Array | None = None
+    baseline_value: float | None = None
     with CaffeSession(doc.dumps(), weights=weights, net_path=doc.path, timeout=timeout) as session:
-        answer = session.run({blob: x[None]}, backward=True, param_grads=False)
-        result.value = float(answer["loss"])
-        gradient = answer["inputs"][blob][0].astype(np.float64)
-        result.requests = 1
-        if method == "smoothgrad":
+        # f(x) by a forward pass (with the gradient too for the plain method).
+        answer = session.run({blob: x[None]}, backward=method == "gradient", param_grads=False)
+        value = float(answer["loss"])
+        requests = 1
+        if method == "gradient":
+            gradient = answer["inputs"][blob][0].astype(np.float64)
+        elif method == "smoothgrad":
             rng = np.random.default_rng(seed)
             sigma = noise * float(x.max() - x.min())
 
@@ -288,9 +291,9 @@ def saliency(
                 draws = rng.standard_normal((stop - start, *shape))
                 return (x[None] + sigma * draws).astype(np.float32)
 
-            gradient, requests = _gradients_of(session, blob, head, noisy, samples, chunk)
-            result.requests += requests
-        elif method == "integrated":
+            gradient, batches = _gradients_of(session, blob, head, noisy, samples, chunk)
+            requests += batches
+        else:
             assert base is not None
             delta = x.astype(np.float64) - base
 
@@ -298,22 +301,34 @@ def saliency(
                 alphas = (np.arange(start, stop, dtype=np.float64) + 0.5) / steps
                 return (base[None] + alphas[:, None, None, None] * delta[None]).astype(np.float32)
 
-            gradient, requests = _gradients_of(session, blob, head, on_path, steps, chunk)
-            at_base = session.run({blob: base[None]}, backward=False)
-            result.requests += requests + 1
-            result.baseline = base
-            result.baseline_value = float(at_base["loss"])
-            result.attributions = (delta * gradient).astype(np.float32)
+            gradient, batches = _gradients_of(session, blob, head, on_path, steps, chunk)
+            baseline_value = float(session.run({blob: base[None]}, backward=False)["loss"])
+            requests += batches + 1
+            attributions = (delta * gradient).astype(np.float32)
         missing = session.info["missing"]
-    result.warnings = [
+    warnings = [
         f"layer '{name}' is not in the weights file: its parameters keep their fillers"
         for name in missing
     ]
     if weights is None:
-        result.warnings.append("no weights given: every parameter has its filler's initial value")
-    result.gradient = gradient.astype(np.float32)
-    if result.attributions is not None:
-        result.map = result.attributions.sum(axis=0, dtype=np.float64).astype(np.float32)
+        warnings.append("no weights given: every parameter has its filler's initial value")
+    as_float = gradient.astype(np.float32)
+    if attributions is not None:
+        saliency_map = attributions.sum(axis=0, dtype=np.float64).astype(np.float32)
     else:
-        result.map = np.abs(result.gradient).max(axis=0)
-    return result
+        saliency_map = np.abs(as_float).max(axis=0)
+    return Saliency(
+        method=method,
+        map=saliency_map,
+        gradient=as_float,
+        input=x,
+        value=value,
+        attributions=attributions,
+        baseline=base,
+        baseline_value=baseline_value,
+        requests=requests,
+        target=target,
+        preprocess=pre,
+        warnings=warnings,
+        report=report,
+    )
