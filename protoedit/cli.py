@@ -556,9 +556,10 @@ def _add_saliency(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         "saliency",
         help="a saliency map of one image: gradient, SmoothGrad or integrated gradients",
         description="Rewrite NET in memory for a head (--class K on the net's class scores, or "
-        "a head on --target), run it in Caffe in a child process, and write a heat map over "
-        "the image (-o MAP.png: the input, the map, the map over the input) with the raw H x W map beside it (MAP.npy; integrated also "
-        "writes the per-channel attributions, MAP-attributions.npy). The noisy copies and "
+        "a head on --target), run it in Caffe in a child process, and write a picture "
+        "(-o MAP.png: the input, the map, the map over the input) with the raw H x W map "
+        "beside it (MAP.npy; integrated also writes the per-channel attributions, "
+        "MAP-attributions.npy). The noisy copies and "
         "the integration steps run as batches of --chunk items. Exit 0, 2 on error.",
     )
     cmd.add_argument("net", metavar="NET.prototxt")
