@@ -688,6 +688,167 @@ def _run_grad(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_saliency(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    # Defaults live in protoedit.explain.saliency (not imported here: numpy and the rewrites
+    # would load for every command); a test checks that this help states them.
+    def count(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        return value
+
+    def fraction(text: str) -> float:
+        value = _floats(text)
+        if len(value) != 1 or not value[0] >= 0:
+            raise argparse.ArgumentTypeError(f"expected a non-negative number, got {text!r}")
+        return value[0]
+
+    cmd = commands.add_parser(
+        "saliency",
+        help="a saliency map of one image: gradient, SmoothGrad or integrated gradients",
+        description="Rewrite NET in memory for a head (--class K on the net's class scores, or "
+        "a head on --target), run it in Caffe in a child process, and write a picture "
+        "(-o MAP.png: the input, the map, the map over the input) with the raw H x W map "
+        "beside it (MAP.npy; integrated also writes the per-channel attributions, "
+        "MAP-attributions.npy). The noisy copies and "
+        "the integration steps run as batches of --chunk items. Exit 0, 2 on error.",
+    )
+    cmd.add_argument("net", metavar="NET.prototxt")
+    cmd.add_argument("--weights", required=True, metavar="MODEL.caffemodel")
+    cmd.add_argument("--image", required=True, metavar="FILE", help="an image or a .npy")
+    cmd.add_argument(
+        "--target",
+        metavar="LAYER",
+        help="the layer the head measures (default with --class: "
+        "the net's class scores, the input of a final Softmax)",
+    )
+    _head_arguments(cmd)
+    cmd.add_argument(
+        "--method",
+        choices=["gradient", "smoothgrad", "integrated"],
+        default="gradient",
+        help="max |gradient| over channels (the default), its mean over noisy copies, or "
+        "integrated gradients from a baseline",
+    )
+    cmd.add_argument(
+        "--samples", type=count, metavar="N", help="smoothgrad: noisy copies (default 50)"
+    )
+    cmd.add_argument(
+        "--noise",
+        type=fraction,
+        metavar="F",
+        help="smoothgrad: noise std as a fraction of the input's range (default 0.15)",
+    )
+    cmd.add_argument("--seed", type=int, help="smoothgrad: noise seed (default 0)")
+    cmd.add_argument(
+        "--steps", type=count, metavar="N", help="integrated: midpoint-rule steps (default 64)"
+    )
+    cmd.add_argument(
+        "--baseline", metavar="FILE", help="integrated: an image or .npy (default black)"
+    )
+    cmd.add_argument(
+        "--chunk", type=count, metavar="N", help="batch items per forward/backward (default 32)"
+    )
+    cmd.add_argument("--rgb", action="store_true", help="keep RGB (default: BGR, as Caffe)")
+    mean = cmd.add_mutually_exclusive_group()
+    mean.add_argument("--mean", type=_floats, metavar="B,G,R", help="mean per channel")
+    mean.add_argument("--mean-file", metavar="MEAN.binaryproto", help="a mean image")
+    cmd.add_argument(
+        "--scale", type=float, default=1.0, help="multiplier after the mean (default 1: 0-255)"
+    )
+    cmd.add_argument(
+        "--crop",
+        action="store_true",
+        help="scale the shorter side and centre-crop (default: resize to the input size)",
+    )
+    cmd.add_argument("-o", "--output", required=True, metavar="MAP.png", help="the heat map")
+    cmd.add_argument(
+        "--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS", help="Caffe's limit"
+    )
+
+    def run(args: argparse.Namespace) -> int:
+        from protoedit.explain import Preprocess
+        from protoedit.explain.saliency import saliency
+
+        flag = next(
+            (f for f, v in (("--class", args.logit), ("--channel", args.channel),
+                            ("--unit", args.unit)) if v is not None),
+            "--channel",
+        )  # fmt: skip
+        if args.target is None and args.logit is None:
+            raise ProtoeditError("give --class K, or --target LAYER with a head")
+        if not args.output.lower().endswith(".png"):
+            raise ProtoeditError(f"-o names the heat map, a .png file, not {args.output!r}")
+        for method, options in (
+            ("smoothgrad", ("samples", "noise", "seed")),
+            ("integrated", ("steps", "baseline")),
+        ):
+            for option in options:
+                if args.method != method and getattr(args, option) is not None:
+                    print(
+                        f"warning: --{option} applies to --method {method} only: ignored",
+                        file=sys.stderr,
+                    )
+        pre = Preprocess(
+            rgb=args.rgb,
+            mean=args.mean,
+            mean_file=args.mean_file,
+            scale=args.scale,
+            fit="crop" if args.crop else "resize",
+        )
+        try:
+            result = saliency(
+                args.net,
+                weights=args.weights,
+                image=args.image,
+                target=args.target,
+                head=_head(args),
+                method=args.method,
+                baseline=args.baseline,
+                preprocess=pre,
+                after_inplace=args.after_inplace,
+                channels=args.channels,
+                timeout=args.timeout,
+                **{
+                    name: getattr(args, name)
+                    for name in ("samples", "noise", "seed", "steps", "chunk")
+                    if getattr(args, name) is not None
+                },
+            )
+            written = result.save(args.output)
+        except ProtoeditError as exc:
+            line = str(exc).splitlines()[0]
+            if "out of range on axis" in line:
+                line += f" ({flag})"
+            elif "class scores" in line:
+                line += ": name the layer with --target LAYER"
+            print(f"protoedit: error: {line}", file=sys.stderr)
+            return 2
+        for line in result.report.lines():
+            print(line, file=sys.stderr)
+        for warning in result.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        print(f"{result.method} saliency of '{result.target}': f(image) = {result.value:.6g}")
+        gap = result.completeness_gap
+        if gap is not None and result.baseline_value is not None:
+            delta = result.value - result.baseline_value
+            share = f" ({abs(gap) / abs(delta):.2%})" if delta else ""
+            print(
+                f"f(baseline) = {result.baseline_value:.6g}; attributions sum to "
+                f"{delta + gap:.6g}, f(image) - f(baseline) = {delta:.6g}, gap {gap:.3g}{share}"
+            )
+        print(f"{result.requests} forward/backward requests")
+        what = ["input, map, map over the input", "map, H x W", "attributions, C x H x W"]
+        for path, description in zip(written, what, strict=False):
+            print(f"wrote {path} ({description})")
+        return 0
+
+    cmd.set_defaults(run=run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -704,6 +865,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_validate(commands)
     _add_setup_caffe(commands)
     _add_grad(commands)
+    _add_saliency(commands)
     return parser
 
 

@@ -7,6 +7,7 @@ in memory with :mod:`protoedit.rewrites`; images are preprocessed by
 
 from protoedit.explain.gradients import Gradients, gradients, prepare
 from protoedit.explain.preprocess import Preprocess, load_input
+from protoedit.explain.saliency import Saliency, saliency
 from protoedit.explain.session import CaffeRunError, CaffeSession
 from protoedit.explain.weights import WeightsError
 
@@ -15,8 +16,10 @@ __all__ = [
     "CaffeSession",
     "Gradients",
     "Preprocess",
+    "Saliency",
     "WeightsError",
     "gradients",
     "load_input",
     "prepare",
+    "saliency",
 ]
