@@ -193,13 +193,15 @@ def rewrite_file(
     schema: str | None = None,
     validate_result: bool = False,
     lenient: bool = False,
+    draw: str | None = None,
 ) -> int:
     """Load ``name`` (or stdin), apply ``rewrite``, write the result where asked.
 
     Stdout by default, ``output`` or the file itself with ``in_place``; ``diff`` prints a
     unified diff instead.  The report goes to stderr.  Nothing is written on an error.
     With ``validate_result`` the result also runs through :func:`protoedit.validate` (its
-    report on stderr) and the exit code is the validation's.
+    report on stderr) and the exit code is the validation's.  ``draw`` names a picture
+    (.svg/.png/.pdf) of the change: kept, dropped and added layers.
     """
     try:
         text = read_source(name)
@@ -209,6 +211,10 @@ def rewrite_file(
         report = rewrite(doc)
         result = doc.dumps()
         loads(result, schema=schema, lenient=lenient, path=name)  # still a valid file
+        if draw:
+            from protoedit.draw import draw_change
+
+            draw_change(loads(text, schema=schema, lenient=lenient, path=name), doc, draw)
         if not diff and (output or in_place):  # first: a report into a closed pipe stops us
             write_atomic(output or name, result)
     except ProtoeditError as exc:
