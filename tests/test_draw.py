@@ -91,7 +91,8 @@ def test_in_place_chains_fold_into_their_producer(corpus: Path) -> None:
         ("scale_conv1", "Scale"),
         ("conv1_relu", "ReLU"),
     ]
-    assert conv1.params == ["7x7 /2 pad 3", "64 out"]
+    assert conv1.params == ["7x7 /2 pad 3, 64 out"]
+    assert graph.nodes["pool1"].params == ["MAX 3x3 /2"]
     # a block's sum carries its ReLU; the edge out of it has the inferred shape
     assert [f.type for f in graph.nodes["res2a"].folded] == ["ReLU"]
     out = [e for e in graph.edges.values() if e.tail == "res2a"]

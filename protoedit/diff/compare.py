@@ -273,9 +273,10 @@ def diff_docs(
             continue
         common_old.append(i)
         common_keys.append(key)
-        change = _layer_change(a, b, i, j, key)
-        if change.fields or change.rewired:
-            result.changed.append(change)
+        if a.layers[i] != b.layers[j]:  # protobuf's own comparison first: most layers are equal
+            change = _layer_change(a, b, i, j, key)
+            if change.fields or change.rewired:  # else only spelt-out defaults differ
+                result.changed.append(change)
         if text:
             _text_change(a, b, i, j, f"layer '{key}'", result)
     stable = _longest_increasing(common_old)

@@ -70,20 +70,25 @@ class NetGraph:
 
 
 def _dims(values: Any) -> str:
-    items = [int(v) for v in values]
-    return "x".join(map(str, items))
+    return "x".join(str(int(v)) for v in values)
 
 
-def _spatial(single: Any, h: int, w: int) -> str:
-    """``3x3`` or ``3`` from a repeated field or its ``_h``/``_w`` pair."""
-    if h or w:
-        return f"{h}x{w}"
-    items = [int(v) for v in single] if not isinstance(single, int) else [single]
-    if not items:
-        return ""
-    if len(set(items)) == 1:
-        return f"{items[0]}x{items[0]}" if len(items) < 3 else "x".join(map(str, items))
-    return "x".join(map(str, items))
+def _per_axis(values: Any, h: int, w: int) -> list[int]:
+    """Caffe's repeated spatial field or its ``_h``/``_w`` pair, as given."""
+    return [h, w] if h or w else [int(v) for v in values]
+
+
+def _short(values: list[int]) -> str:
+    """``2`` for the same value on every axis, else ``2x1``."""
+    return str(values[0]) if len(set(values)) == 1 else _dims(values)
+
+
+def _window(kernel: list[int], stride: list[int], pad: list[int]) -> str:
+    """``3x3 /2 pad 1``: a kernel (square when one value), its stride and padding (a stride
+    of 1 and no padding left out)."""
+    text = _dims(kernel * 2 if len(kernel) == 1 else kernel) if kernel else "?"
+    text += f" /{_short(stride)}" if stride and any(s > 1 for s in stride) else ""
+    return text + (f" pad {_short(pad)}" if pad and any(pad) else "")
 
 
 def key_params(info: LayerInfo) -> list[str]:
@@ -105,24 +110,23 @@ def _type_params(info: LayerInfo) -> list[str]:
     kind = info.type
     if kind in ("Convolution", "Deconvolution"):
         c = p.convolution_param
-        kernel = _spatial(c.kernel_size, c.kernel_h, c.kernel_w)
-        stride = _spatial(c.stride, c.stride_h, c.stride_w) or "1"
-        line = f"{kernel} /{stride.split('x')[0] if len(set(stride.split('x'))) == 1 else stride}"
-        out = [line, f"{c.num_output} out" + (f", group {c.group}" if c.group > 1 else "")]
-        pad = _spatial(c.pad, c.pad_h, c.pad_w)
-        if pad and set(pad.split("x")) != {"0"}:
-            out[0] += f" pad {pad.split('x')[0] if len(set(pad.split('x'))) == 1 else pad}"
-        if len(c.dilation) and any(d > 1 for d in c.dilation):
-            out.append(f"dilation {_dims(c.dilation)}")
-        return out
+        line = _window(
+            _per_axis(c.kernel_size, c.kernel_h, c.kernel_w),
+            _per_axis(c.stride, c.stride_h, c.stride_w),
+            _per_axis(c.pad, c.pad_h, c.pad_w),
+        )
+        line += f", {c.num_output} out" + (f", group {c.group}" if c.group > 1 else "")
+        dilation = [int(d) for d in c.dilation]
+        return [line] + ([f"dilation {_short(dilation)}"] if any(d > 1 for d in dilation) else [])
     if kind == "Pooling":
         q = p.pooling_param
         method = _enum_name(q, "pool")
         if q.global_pooling:
             return [f"{method} global"]
-        kernel = _spatial(q.kernel_size, q.kernel_h, q.kernel_w)
-        stride = _spatial(q.stride, q.stride_h, q.stride_w)
-        return [f"{method} {kernel} /{stride.split('x')[0]}"]
+        kernel = [q.kernel_h, q.kernel_w] if q.kernel_h or q.kernel_w else [q.kernel_size]
+        stride = [q.stride_h, q.stride_w] if q.stride_h or q.stride_w else [q.stride]
+        pad = [q.pad_h, q.pad_w] if q.pad_h or q.pad_w else [q.pad]
+        return [f"{method} {_window(kernel, stride, pad)}"]
     if kind == "InnerProduct":
         return [f"{p.inner_product_param.num_output} out"]
     if kind == "Input":

@@ -75,7 +75,7 @@ def to_graphviz(graph: NetGraph, rankdir: str = "TB") -> graphviz.Digraph:
     if rankdir not in RANKDIRS:
         raise InputError(f"rankdir must be one of {', '.join(RANKDIRS)}, not {rankdir!r}")
     dot = graphviz.Digraph("net")
-    dot.attr(rankdir=rankdir, nodesep="0.25", ranksep="0.35", fontname="Helvetica")
+    dot.attr(rankdir=rankdir, nodesep="0.2", ranksep="0.3", fontname="Helvetica")
     dot.attr("node", shape="box", fontname="Helvetica", fontsize="12", margin="0.12,0.05")
     dot.attr("edge", fontname="Helvetica", fontsize="9", arrowsize="0.7")
     # Graphviz reads ``a:b`` in an edge as node a, port b: nodes get plain ids, and the
