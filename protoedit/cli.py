@@ -599,10 +599,10 @@ def _run_draw(args: argparse.Namespace) -> int:
         from pathlib import Path
 
         Path(args.output).write_bytes(picture)
-    else:
-        sys.stdout.buffer.write(picture) if hasattr(sys.stdout, "buffer") else sys.stdout.write(
-            picture.decode("utf-8")
-        )
+    elif hasattr(sys.stdout, "buffer"):
+        sys.stdout.buffer.write(picture)
+    else:  # a text stream without bytes underneath (tests, embedding)
+        sys.stdout.write(picture.decode("utf-8"))
     return 0
 
 
@@ -657,7 +657,8 @@ def _run_diff(args: argparse.Namespace) -> int:
         if len(files) != 2:
             args.usage_error(f"expected OLD NEW, got {len(files)} file(s)")
         sources = [(name, "<stdin>" if name == STDIN else name) for name in files]
-    texts = [read_source(name) for name, _ in sources]
+    # git names an absent side (an added or deleted file) /dev/null: no file, an empty net
+    texts = ["" if args.git and name == "/dev/null" else read_source(name) for name, _ in sources]
     try:
         old, new = (
             loads(text, schema=args.proto, lenient=args.lenient, path=shown)

@@ -70,8 +70,10 @@ def test_legacy_net_against_its_upgrade_is_no_semantic_change(corpus: Path, name
     upgrade(new)
     new = loads(new.dumps(), path="upgraded.prototxt")
     assert "layers" not in {f.name.text for f in new.tree.fields}
+    text = old.dumps()  # type: ignore[attr-defined]
     result = diff_docs(old, new)  # type: ignore[arg-type]
     assert result.same, format_text(result)
+    assert old.dumps() == text  # type: ignore[attr-defined]  # upgraded a copy, not the caller's
     if name == LEGACY[0]:
         _golden("imagenet_deploy_v1_vs_upgrade.txt", format_text(result))
 

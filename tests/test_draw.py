@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from protoedit import cli, loads
+from protoedit import InputError, cli, loads
 from protoedit.diff import prepare
 from protoedit.draw import change_graph, net_graph, render
 from protoedit.draw.render import to_graphviz
@@ -222,3 +222,51 @@ def test_the_largest_corpus_net_draws_in_seconds(corpus: Path) -> None:
     assert len([g for g in _elements(svg, "node") if "layer" in _classes(g)]) == len(names)
     assert len(_elements(svg, "edge")) == edge_count
     assert elapsed < 30, f"{elapsed:.1f} s"
+
+
+MERGE_BEFORE = """
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 3 } } }
+layer { name: "fc1" type: "InnerProduct" bottom: "data" top: "fc1"
+        inner_product_param { num_output: 4 } }
+layer { name: "relu1" type: "ReLU" bottom: "fc1" top: "fc1" }
+layer { name: "fc2" type: "InnerProduct" bottom: "fc1" top: "fc2"
+        inner_product_param { num_output: 2 } }
+"""
+
+
+def test_merge_when_an_in_place_layer_gets_its_own_blob() -> None:
+    """What add-loss does to the in-place layers after a target: the ReLU folded into fc1
+    before becomes a node of its own; the old fc1 -> fc2 edge is dropped, two are added."""
+    after = MERGE_BEFORE.replace('top: "fc1" }', 'top: "relu1_out" }').replace(
+        'bottom: "fc1" top: "fc2"', 'bottom: "relu1_out" top: "fc2"'
+    )
+    before_graph = net_graph(loads(MERGE_BEFORE))
+    assert [f.key for f in before_graph.nodes["fc1"].folded] == ["relu1"]
+    merged = change_graph(loads(MERGE_BEFORE), loads(after))
+    assert {k: n.status for k, n in merged.nodes.items()} == {
+        "data": "kept", "fc1": "kept", "relu1": "kept", "fc2": "kept"
+    }  # fmt: skip
+    assert not merged.nodes["fc1"].folded
+    assert {(e.tail, e.head, e.blob, e.status) for e in merged.edges.values()} == {
+        ("data", "fc1", "data", "kept"),
+        ("fc1", "relu1", "fc1", "added"),
+        ("relu1", "fc2", "relu1_out", "added"),
+        ("fc1", "fc2", "fc1", "dropped"),
+        ("fc2", "out:fc2", "fc2", "kept"),
+    }
+    # and back: the standalone ReLU folds into fc1 again; its blob, now gone, is dropped
+    back = change_graph(loads(after), loads(MERGE_BEFORE))
+    assert "relu1" not in back.nodes and back.nodes["fc1"].folded[0].key == "relu1"
+    assert back.nodes["fc1"].folded[0].status == "kept"
+    changed = {(e.tail, e.head, e.blob, e.status) for e in back.edges.values()}
+    assert changed - {e for e in changed if e[3] == "kept"} == {
+        ("fc1", "fc2", "fc1", "added"),
+        ("fc1", "fc2", "relu1_out", "dropped"),
+    }
+
+
+def test_a_solver_is_not_drawn() -> None:
+    solver = loads('net: "train.prototxt"\nbase_lr: 0.01\nmax_iter: 10\n', path="solver.prototxt")
+    with pytest.raises(InputError) as error:
+        net_graph(solver)
+    assert "solver.prototxt holds a caffe.SolverParameter, not a net" in str(error.value)

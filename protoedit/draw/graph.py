@@ -16,6 +16,7 @@ from typing import Any
 
 from protoedit.diff.compare import layer_keys, prepare
 from protoedit.document import Document
+from protoedit.errors import InputError
 from protoedit.lint import NetState
 from protoedit.net.view import INPUT, BlobVersion, LayerInfo, NetView
 
@@ -183,6 +184,8 @@ def _in_place_source(info: LayerInfo) -> BlobVersion | None:
 
 def net_graph(doc: Document, phase: str | None = None) -> NetGraph:
     """The graph of ``doc`` (legacy files upgraded in memory), for one phase or all layers."""
+    if not doc.message_type.endswith(".NetParameter"):
+        raise InputError(f"{doc.path} holds a {doc.message_type}, not a net: nothing to draw")
     view = NetView(prepare(doc), NetState(phase) if phase else None)
     shapes = _shapes(view)
     graph = NetGraph()
