@@ -575,6 +575,7 @@ def _add_draw(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 
 
 def _run_draw(args: argparse.Namespace) -> int:
+    """Load the net (or both sides of a change), draw it, write the picture or print the SVG."""
     from protoedit.document import loads
     from protoedit.draw import change_graph, net_graph, output_format, render
     from protoedit.files import read_source
@@ -638,6 +639,7 @@ def _add_diff(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 
 
 def _run_diff(args: argparse.Namespace) -> int:
+    """Two files, or git's external-diff arguments with ``--git``; exit as ``diff`` does."""
     from protoedit.diff import diff_docs, format_text, to_json
     from protoedit.document import loads
     from protoedit.files import read_source

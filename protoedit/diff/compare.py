@@ -171,10 +171,12 @@ class _Side:
         self.index = {key: i for i, key in enumerate(self.keys)}
 
     def at(self, pos: int) -> Location:
+        """``path:line`` of a source offset (the path alone for text made by an edit)."""
         line, _ = self.doc.tree.line_col(pos)
         return Location(self.doc.path, line)
 
     def layer_at(self, index: int, path: Path = ()) -> Location:
+        """Where layer ``index`` (or the leaf ``path`` inside it) is written."""
         node = self.nodes[index]
         if node is None:
             return Location(self.doc.path)
@@ -310,6 +312,7 @@ def _layer_change(a: _Side, b: _Side, i: int, j: int, key: str) -> LayerChange:
 
 
 def _text_change(a: _Side, b: _Side, i: int, j: int, what: str, result: NetDiff) -> None:
+    """Record a matched layer whose text (layout, comments) differs."""
     node_a, node_b = a.nodes[i], b.nodes[j]
     if node_a is not None and node_b is not None and render_field(node_a) != render_field(node_b):
         result.text.append(TextChange(what, a.layer_at(i), b.layer_at(j)))

@@ -10,6 +10,7 @@ SAME = "no semantic change"
 
 
 def _change(item: FieldChange, note: str = "") -> str:
+    """One indented line: the field, old -> new value, and both places."""
     places = f"{item.old_at} -> {item.new_at}"
     return f"    {item.field}: {item.old} -> {item.new}    ({note}{places})"
 

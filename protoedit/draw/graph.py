@@ -71,6 +71,7 @@ class NetGraph:
 
 
 def _dims(values: Any) -> str:
+    """``1x3x224x224``."""
     return "x".join(str(int(v)) for v in values)
 
 
@@ -102,11 +103,13 @@ def key_params(info: LayerInfo) -> list[str]:
 
 
 def _enum_name(message: Any, field_name: str) -> str:
+    """The name of an enum field's value (``MAX``, ``SUM``)."""
     fd = message.DESCRIPTOR.fields_by_name[field_name]
     return str(fd.enum_type.values_by_number[getattr(message, field_name)].name)
 
 
 def _type_params(info: LayerInfo) -> list[str]:
+    """The key parameters of the layer types that have any worth showing."""
     p = info.param
     kind = info.type
     if kind in ("Convolution", "Deconvolution"):

@@ -67,6 +67,7 @@ def _edge_label(edge: Edge) -> str:
 
 
 def _tooltip(node: Node) -> str:
+    """The names of every layer a node draws (the folded ones are shown by type only)."""
     return " + ".join([node.key, *(f.key for f in node.folded)])
 
 
