@@ -48,6 +48,7 @@ DEBIAN_PACKAGES = (
     "protobuf-compiler",
     "libhdf5-dev",
     "libopenblas-dev",
+    "graphviz",  # not for Caffe: `dot`, which protoedit draw runs
 )
 
 #: Headers or programs whose presence shows that each package above is installed.
@@ -59,6 +60,7 @@ _DEBIAN_PROBES = (
     "/usr/bin/protoc",
     "/usr/include/hdf5/serial/hdf5.h",
     "/usr/include/x86_64-linux-gnu/openblas-pthread/cblas.h",
+    "/usr/bin/dot",
 )
 
 #: Build tools the Caffe Makefile runs, found on PATH: program -> Debian package.

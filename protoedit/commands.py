@@ -221,6 +221,7 @@ def rewrite_file(
     lenient: bool = False,
     flags: Mapping[str, str] | None = None,
     validate_options: Mapping[str, Any] | None = None,
+    draw: str | None = None,
 ) -> int:
     """Load ``name`` (or stdin), apply ``rewrite``, write the result where asked.
 
@@ -231,6 +232,7 @@ def rewrite_file(
     through :func:`protoedit.validate` (with ``validate_options``; its report on stderr),
     the exit code is the validation's, and ``in_place`` leaves the file alone when the
     validation fails.  With ``lenient``, unknown fields are reported where they survive.
+    ``draw`` names a picture (.svg/.png/.pdf) of the change: kept, dropped and added layers.
     """
     doc = None
     unknown: list[Diagnostic] = []
@@ -242,6 +244,10 @@ def rewrite_file(
         result = doc.dumps()
         shown = _result_name(name, output, in_place, diff)
         again = loads(result, schema=schema, lenient=lenient, path=shown)  # still a valid file
+        if draw:
+            from protoedit.draw import draw_change
+
+            draw_change(loads(text, schema=schema, lenient=lenient, path=name), doc, draw)
         if not diff and (output or in_place) and not validate_result:
             write_atomic(output or name, result)  # first: a report into a closed pipe stops us
     except ProtoeditError as exc:

@@ -165,7 +165,7 @@ def test_undecodable_image(capsys: pytest.CaptureFixture[str], tmp_path: Path) -
 def test_class_out_of_range(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     image = _png(tmp_path / "digit.png", 8, 8)
     line = _one_error_line(capsys, _argv(image, tmp_path, "--class", "10"))
-    assert "index 10 is out of range on axis 1 (size 10) (--class)" in line
+    assert "class 10 is out of range: 'ip2' has 10 there (--class)" in line
 
 
 def test_baseline_of_another_size(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -190,14 +190,14 @@ class _HeadLayers:
         self.coeff = 1.0
         self.description = f"squared norm of '{blob}'"
 
-    def take(self, source: str, *, axis: int, index: int, size: int) -> str:
+    def take(self, source: str, *, axis: int, index: int, size: int, noun: str = "channel") -> str:
         """Slice entry ``index`` of ``axis`` out of ``source``; return the picked blob.
 
         A size-1 axis needs no slice (``source`` itself); the pieces before and after the
         entry (none at an edge) are unused.
         """
         if not 0 <= index < size:
-            what = f"channel {index}" if axis == 1 else f"index {index} on axis {axis}"
+            what = f"{noun} {index}" if axis == 1 else f"index {index} on axis {axis}"
             raise InputError(f"{what} is out of range: '{self.blob}' has {size} there")
         if size == 1:
             return source
@@ -273,7 +273,8 @@ def _measure_channel(
     head_layers.description = f"{head.reduce} of channel {head.channel} of '{blob}'"
     if head.kind == "logit":
         head_layers.description = f"logit {head.channel} of '{blob}' ({head.reduce} over the batch)"
-    head_layers.measured = head_layers.take(blob, axis=1, index=head.channel, size=count)
+    noun = "class" if head.kind == "logit" else "channel"
+    head_layers.measured = head_layers.take(blob, axis=1, index=head.channel, size=count, noun=noun)
 
 
 def _measure_unit(

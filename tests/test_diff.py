@@ -1,0 +1,380 @@
+"""``protoedit diff``: layers matched by name, fields by value, places on both sides.
+
+Goldens (``fixtures/diff/*.txt``) hold the text output on real corpus pairs; regenerate them
+on purpose with ``PROTOEDIT_REGOLD=1`` and review the change.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from protoedit import cli, loads
+from protoedit.diff import diff_docs, format_text, to_json
+from protoedit.diff.compare import _longest_increasing
+from protoedit.rewrites import LossHead, aux, upgrade
+
+from .conftest import FIXTURES
+
+GOLDEN = FIXTURES / "diff"
+ALEXNET = "BVLC__caffe__models__bvlc_alexnet__{}.prototxt"
+LENET = "BVLC__caffe__examples__mnist__lenet.prototxt"
+LEGACY = [  # V0 and V1 files of the corpus, each against its upgrade
+    "BVLC__caffe__examples__imagenet__imagenet_deploy.prototxt",
+    "BVLC__caffe__examples__imagenet__imagenet_train_val.prototxt",
+    "BVLC__caffe__examples__siamese__mnist_siamese_train_test__v1_rc.prototxt",
+    "ethereon__netscope__presets__vgg-16.prototxt",
+    "BVLC__caffe__examples__lenet__lenet_train.prototxt",
+    "BVLC__caffe__models__imagenet.prototxt",
+    "KaimingHe__deep-residual-networks__prototxt__ResNet-50-deploy.prototxt",  # input header
+]
+
+
+def _load(corpus: Path, name: str) -> object:
+    return loads((corpus / name).read_text(), path=name)
+
+
+def _golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if os.environ.get("PROTOEDIT_REGOLD"):  # regenerate on purpose, then review the diff
+        path.write_text(text)
+    assert text == path.read_text()
+
+
+# -- golden pairs from the corpus ----------------------------------------------------------
+
+
+def test_golden_train_val_against_deploy(corpus: Path) -> None:
+    old, new = _load(corpus, ALEXNET.format("train_val")), _load(corpus, ALEXNET.format("deploy"))
+    result = diff_docs(old, new, phase="TEST")  # type: ignore[arg-type]
+    _golden("alexnet_train_val_vs_deploy.txt", format_text(result))
+    assert {e.layer for e in result.removed} == {"accuracy", "loss"}
+    assert [e.layer for e in result.added] == ["prob"]
+    data = next(c for c in result.changed if c.layer == "data")
+    assert [(c.field, c.old, c.new) for c in data.rewired] == [
+        ("top", '["data", "label"]', '["data"]')
+    ]
+
+
+@pytest.mark.parametrize("name", LEGACY)
+def test_legacy_net_against_its_upgrade_is_no_semantic_change(corpus: Path, name: str) -> None:
+    old = _load(corpus, name)
+    new = loads(old.dumps(), path="upgraded.prototxt")  # type: ignore[attr-defined]
+    upgrade(new)
+    new = loads(new.dumps(), path="upgraded.prototxt")
+    assert "layers" not in {f.name.text for f in new.tree.fields}
+    text = old.dumps()  # type: ignore[attr-defined]
+    result = diff_docs(old, new)  # type: ignore[arg-type]
+    assert result.same, format_text(result)
+    assert old.dumps() == text  # type: ignore[attr-defined]  # upgraded a copy, not the caller's
+    if name == LEGACY[0]:
+        _golden("imagenet_deploy_v1_vs_upgrade.txt", format_text(result))
+
+
+def test_legacy_net_against_a_changed_upgrade_shows_the_change(corpus: Path) -> None:
+    """The upgrade is not a blindfold: a changed value in the upgraded file is reported,
+    with the V1 file's own line for the old value."""
+    name = LEGACY[0]
+    old = _load(corpus, name)
+    text = loads(old.dumps())  # type: ignore[attr-defined]
+    upgrade(text)
+    changed = text.dumps().replace("num_output: 4096", "num_output: 2048", 1)
+    result = diff_docs(old, loads(changed, path="new.prototxt"))  # type: ignore[arg-type]
+    [change] = result.changed
+    [field] = change.fields
+    assert (change.layer, field.field, field.old, field.new) == (
+        "fc6",
+        "inner_product_param.num_output",
+        "4096",
+        "2048",
+    )
+    source = (corpus / name).read_text().splitlines()
+    assert "num_output: 4096" in source[field.old_at.line - 1]
+    assert "num_output: 2048" in changed.splitlines()[field.new_at.line - 1]
+
+
+def test_golden_net_against_its_aux_rewrite(corpus: Path) -> None:
+    old = _load(corpus, LENET)
+    rewritten = loads(old.dumps(), path=LENET)  # type: ignore[attr-defined]
+    report = aux(rewritten, "conv2", LossHead("channel", 0, "mean", 1.0))
+    new = loads(rewritten.dumps(), path="lenet.aux.prototxt")
+    result = diff_docs(old, new)  # type: ignore[arg-type]
+    _golden("lenet_vs_aux_conv2.txt", format_text(result))
+    assert [c.field for c in result.net] == ["force_backward"]
+    dropped = {line.split("'")[1] for line in report.dropped}
+    assert {e.layer for e in result.removed} == dropped
+    assert {e.layer for e in result.added} == {layer.name for layer in new.message.layer} - {
+        layer.name
+        for layer in old.message.layer  # type: ignore[attr-defined]
+    }
+
+
+# -- what is and is not a change -----------------------------------------------------------
+
+NET = """name: "tiny"
+layer {
+  name: "data"
+  type: "Input"
+  top: "data"
+  input_param { shape { dim: 1 dim: 3 dim: 8 dim: 8 } }
+}
+layer {
+  name: "conv1"
+  type: "Convolution"
+  bottom: "data"
+  top: "conv1"
+  convolution_param { num_output: 4 kernel_size: 3 }
+}
+layer {
+  name: "relu1"
+  type: "ReLU"
+  bottom: "conv1"
+  top: "conv1"
+}
+layer {
+  name: "fc"
+  type: "InnerProduct"
+  bottom: "conv1"
+  top: "fc"
+  inner_product_param { num_output: 2 }
+}
+"""
+
+REFORMATTED = """# the same net, laid out and commented differently
+name: 'tiny'
+layer { name: "data" type: "Input" top: "data"
+        input_param { shape { dim: 1 dim: 3 dim: 8 dim: 8 } } }
+layer {
+    name: "conv1"   # the first convolution
+    type: "Convolution"
+    bottom: "data"
+    top: "conv1"
+    convolution_param {
+        num_output: 4
+        kernel_size: 3
+        bias_term: true   # the default, spelt out
+    }
+}
+layer { name: "relu1" type: "ReLU" bottom: "conv1" top: "conv1" }
+layer { name: "fc" type: "InnerProduct" bottom: "conv1" top: "fc"
+        inner_product_param { num_output: 2 } }
+"""
+
+
+def test_layout_comments_and_spelt_out_defaults_are_no_change() -> None:
+    result = diff_docs(loads(NET, path="a"), loads(REFORMATTED, path="b"))
+    assert result.same, format_text(result)
+    assert format_text(result).splitlines()[-1] == "no semantic change"
+
+
+def test_text_reports_layout_and_comment_changes_per_layer() -> None:
+    result = diff_docs(loads(NET, path="a"), loads(REFORMATTED, path="b"), text=True)
+    assert not result.same
+    assert [t.what for t in result.text] == [
+        "layer 'data'",
+        "layer 'conv1'",
+        "layer 'relu1'",
+        "layer 'fc'",
+        "outside the layers",
+    ]
+    assert not (result.changed or result.added or result.removed or result.moved)
+    same = diff_docs(loads(NET, path="a"), loads(NET, path="b"), text=True)
+    assert same.same
+
+
+def test_changed_field_has_old_and_new_value_and_both_places() -> None:
+    new_text = NET.replace("num_output: 4 kernel_size: 3", "num_output: 8 kernel_size: 3 pad: 1")
+    new_text = new_text.replace("\nlayer {", "\n\n\nlayer {")  # move the new file's lines
+    result = diff_docs(loads(NET, path="a.prototxt"), loads(new_text, path="b.prototxt"))
+    [change] = result.changed
+    assert change.layer == "conv1"
+    assert [(f.field, f.old, f.new) for f in change.fields] == [
+        ("convolution_param.num_output", "4", "8"),
+        ("convolution_param.pad", "[]", "[1]"),
+    ]
+    num = change.fields[0]
+    old_line = 1 + NET.splitlines().index("  convolution_param { num_output: 4 kernel_size: 3 }")
+    new_line = 1 + new_text.splitlines().index(
+        "  convolution_param { num_output: 8 kernel_size: 3 pad: 1 }"
+    )
+    assert new_line == old_line + 4  # two blank lines above each of the first two layers
+    assert str(num.old_at) == f"a.prototxt:{old_line}"
+    assert str(num.new_at) == f"b.prototxt:{new_line}"
+    # pad is absent in the old file: its place is the nearest enclosing field written there
+    assert change.fields[1].old_at == num.old_at
+
+
+def test_rewiring_is_reported_apart_from_field_changes() -> None:
+    new_text = NET.replace('bottom: "conv1"\n  top: "fc"', 'bottom: "data"\n  top: "fc"')
+    result = diff_docs(loads(NET, path="a"), loads(new_text, path="b"))
+    [change] = result.changed
+    assert change.layer == "fc" and not change.fields
+    assert [(r.field, r.old, r.new) for r in change.rewired] == [
+        ("bottom", '["conv1"]', '["data"]')
+    ]
+    assert "(rewired; a:" in format_text(result)
+
+
+def test_floats_compare_by_value_and_print_as_float32() -> None:
+    a = NET.replace("num_output: 2 }", "num_output: 2 weight_filler { std: 0.1 } }")
+    b = NET.replace("num_output: 2 }", "num_output: 2 weight_filler { std: 0.10 } }")
+    c = NET.replace("num_output: 2 }", "num_output: 2 weight_filler { std: 0.2 } }")
+    assert diff_docs(loads(a), loads(b)).same
+    [field] = diff_docs(loads(a), loads(c)).changed[0].fields
+    assert (field.old, field.new) == ("0.1", "0.2")
+
+
+def test_added_removed_and_moved_layers() -> None:
+    blocks = NET.split("layer {")
+    header, data, conv, relu, fc = blocks
+    extra = '\n  name: "drop"\n  type: "Dropout"\n  bottom: "fc"\n  top: "fc"\n}\n'
+    new_text = "layer {".join([header, data, relu, conv, fc, extra])  # relu1 before conv1
+    new_text = new_text.replace('name: "fc"', 'name: "classifier"')
+    result = diff_docs(loads(NET, path="a"), loads(new_text, path="b"))
+    assert [(e.layer, e.type) for e in result.removed] == [("fc", "InnerProduct")]
+    assert [(e.layer, e.type) for e in result.added] == [
+        ("classifier", "InnerProduct"),
+        ("drop", "Dropout"),
+    ]
+    [move] = result.moved
+    assert (move.layer, move.old_after, move.new_after) in {
+        ("relu1", "conv1", "data"),
+        ("conv1", "data", "relu1"),
+    }
+
+
+def test_moves_are_the_layers_outside_a_longest_increasing_run() -> None:
+    assert _longest_increasing([0, 1, 2, 3]) == {0, 1, 2, 3}
+    assert len(_longest_increasing([3, 2, 1, 0])) == 1
+    order = [0, 5, 1, 2, 6, 3, 4]
+    keep = _longest_increasing(order)
+    assert [order[i] for i in sorted(keep)] == [0, 1, 2, 3, 4]
+
+
+def test_duplicate_names_match_in_order_and_phase_picks_one() -> None:
+    """Train/test twins share a name: they pair up by occurrence, or by phase with --phase."""
+    twins = NET.replace(
+        'layer {\n  name: "data"\n  type: "Input"',
+        'layer {\n  name: "data"\n  type: "Input"\n  include { phase: TRAIN }',
+    ).replace(
+        'layer {\n  name: "conv1"',
+        'layer {\n  name: "data"\n  type: "Input"\n  top: "data"\n  include { phase: TEST }\n'
+        "  input_param { shape { dim: 2 dim: 3 dim: 8 dim: 8 } }\n}\nlayer {\n"
+        '  name: "conv1"',
+        1,
+    )
+    result = diff_docs(loads(twins, path="a"), loads(NET, path="b"))
+    assert [e.layer for e in result.removed] == ["data#2"]
+    tested = diff_docs(loads(twins, path="a"), loads(NET, path="b"), phase="TEST")
+    assert not tested.removed
+    [change] = tested.changed
+    assert ("input_param.shape[0].dim", "[2, 3, 8, 8]", "[1, 3, 8, 8]") in [
+        (f.field, f.old, f.new) for f in change.fields
+    ]
+
+
+def test_json_has_every_kind_with_places() -> None:
+    new_text = NET.replace("num_output: 2", "num_output: 3")
+    data = json.loads(to_json(diff_docs(loads(NET, path="a"), loads(new_text, path="b"))))
+    assert set(data) == {"old", "new", "same", "net", "removed", "added", "changed", "moved",
+                         "text"}  # fmt: skip
+    assert data["same"] is False
+    [change] = data["changed"]
+    assert change["fields"] == [
+        {
+            "field": "inner_product_param.num_output",
+            "old": 2,
+            "new": 3,
+            "old_at": "a:26",
+            "new_at": "b:26",
+        }
+    ]
+
+
+# -- the command line ----------------------------------------------------------------------
+
+
+def test_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a, b, c = tmp_path / "a.prototxt", tmp_path / "b.prototxt", tmp_path / "c.prototxt"
+    a.write_text(NET)
+    b.write_text(REFORMATTED)
+    c.write_text(NET.replace("num_output: 2", "num_output: 3"))
+    assert cli.main(["diff", str(a), str(b)]) == 0
+    assert cli.main(["diff", "--text", str(a), str(b)]) == 1
+    assert cli.main(["diff", str(a), str(c)]) == 1
+    out = capsys.readouterr().out
+    assert f"inner_product_param.num_output: 2 -> 3    ({a}:26 -> {c}:26)" in out
+    assert cli.main(["diff", "--json", str(a), str(c)]) == 1
+    assert json.loads(capsys.readouterr().out)["changed"][0]["layer"] == "fc"
+    assert cli.main(["diff", str(a), str(tmp_path / "missing.prototxt")]) == 2
+    assert "missing.prototxt: cannot read" in capsys.readouterr().err
+    c.write_text("layer { name: ")
+    assert cli.main(["diff", str(a), str(c)]) == 2
+
+
+def test_cli_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["diff", "only-one.prototxt"])
+    assert exit_info.value.code == 2
+    assert "expected OLD NEW" in capsys.readouterr().err
+
+
+# -- as a git diff driver --------------------------------------------------------------------
+
+
+def _git(repo: Path, *args: str) -> str:
+    env = dict(os.environ, GIT_CONFIG_NOSYSTEM="1", HOME=str(repo.parent), GIT_PAGER="cat")
+    done = subprocess.run(
+        ["git", "-C", str(repo), *args], capture_output=True, text=True, env=env, check=True
+    )
+    return done.stdout
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_git_diff_with_the_driver_shows_the_semantic_diff(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    _git(repo, "config", "user.email", "t@example.com")
+    _git(repo, "config", "user.name", "t")
+    # What the README tells users to run, with this interpreter standing in for `protoedit`.
+    driver = f"{shlex.quote(sys.executable)} -m protoedit.cli diff --git"
+    _git(repo, "config", "diff.protoedit.command", driver)
+    (repo / ".gitattributes").write_text("*.prototxt diff=protoedit\n")
+    (repo / "net.prototxt").write_text(NET)
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-qm", "net")
+
+    (repo / "net.prototxt").write_text(REFORMATTED)  # layout and comments only
+    shown = _git(repo, "diff")
+    assert shown.splitlines() == [
+        "diff --protoedit a/net.prototxt b/net.prototxt",
+        "--- a/net.prototxt",
+        "+++ b/net.prototxt",
+        "no semantic change",
+    ]
+    (repo / "net.prototxt").write_text(REFORMATTED.replace("num_output: 4", "num_output: 16"))
+    shown = _git(repo, "diff")
+    assert "~ layer 'conv1' (Convolution)" in shown
+    assert "convolution_param.num_output: 4 -> 16    (a/net.prototxt:13 -> b/net.prototxt:11)" in (
+        shown
+    )
+    assert "the first convolution" not in shown  # no line diff
+    assert "@@" in _git(repo, "diff", "--no-ext-diff")  # without the driver: a line diff
+
+    _git(repo, "commit", "-qam", "wider")
+    (repo / "net.prototxt").write_text("layer { name: ")  # does not parse: a line diff instead
+    shown = _git(repo, "diff")
+    assert "(a line diff follows)" in shown
+    assert "+layer { name: " in shown
+    (repo / "new.prototxt").write_text(NET)  # a new file: every layer added
+    _git(repo, "add", "new.prototxt")
+    shown = _git(repo, "diff", "--cached", "--", "new.prototxt")
+    assert "+ layer 'conv1' (Convolution)    b/new.prototxt:" in shown
