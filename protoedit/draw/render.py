@@ -14,17 +14,38 @@ import graphviz
 
 from protoedit.draw.graph import ADDED, DROPPED, INPUT_NODE, KEPT, OUTPUT_NODE, Edge, NetGraph, Node
 from protoedit.errors import InputError, ProtoeditError
+from protoedit.net.layers import ACCURACY, DATA, LOSS, layer_type
 
 #: Output formats by file extension (``.dot``/``.gv``: the Graphviz source itself).
 FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot"}
 RANKDIRS = ("TB", "LR")
 
+#: Fill colours by the parameter message a layer type reads (the catalogue's ``*_param``).
 _FILL = {
-    "Convolution": "#dbeafe", "Deconvolution": "#dbeafe", "Pooling": "#dcfce7",
-    "InnerProduct": "#ede9fe", "Concat": "#ffedd5", "Eltwise": "#ffedd5", "Input": "#e5e7eb",
-    "Data": "#e5e7eb", "ImageData": "#e5e7eb", "HDF5Data": "#e5e7eb", "Softmax": "#fce7f3",
-    "SoftmaxWithLoss": "#fce7f3", "Accuracy": "#fce7f3", "Reduction": "#fce7f3",
-}  # fmt: skip
+    "convolution_param": "#dbeafe",
+    "pooling_param": "#dcfce7",
+    "inner_product_param": "#ede9fe",
+    "concat_param": "#ffedd5",
+    "eltwise_param": "#ffedd5",
+    "input_param": "#e5e7eb",
+    "softmax_param": "#fce7f3",
+    "accuracy_param": "#fce7f3",
+    "reduction_param": "#fce7f3",
+}
+#: Fill colours by category, for the types without a colour of their own.
+_CATEGORY_FILL = {DATA: "#e5e7eb", LOSS: "#fce7f3", ACCURACY: "#fce7f3"}
+
+
+def _fill(layer_type_name: str) -> str:
+    """A node's fill colour: what kind of layer it is."""
+    entry = layer_type(layer_type_name)
+    if entry is None:
+        return "white"
+    if entry.param_field in _FILL:
+        return _FILL[entry.param_field]
+    return next((c for k, c in _CATEGORY_FILL.items() if entry.has(k)), "white")
+
+
 _NODE_STYLE = {
     KEPT: {"style": "rounded,filled", "color": "#374151", "penwidth": "1"},
     DROPPED: {"style": "rounded,dashed,filled", "color": "#9ca3af", "fillcolor": "#f3f4f6",
@@ -85,7 +106,7 @@ def to_graphviz(graph: NetGraph, rankdir: str = "TB") -> graphviz.Digraph:
     for node in graph.nodes.values():
         ids[node.key] = f"n{len(ids)}"
         style = dict(_NODE_STYLE[node.status])
-        style.setdefault("fillcolor", _FILL.get(node.type, "white"))
+        style.setdefault("fillcolor", _fill(node.type))
         attributes = {
             "class": f"layer {node.status}",
             "id": f"layer:{node.key}",
