@@ -135,7 +135,7 @@ AnnotatedData -             annotated_data_param data                 -         
 DetectionEvaluate -         detection_evaluate_param labels,noback    -           -
 DetectionOutput -           detection_output_param noback             -           -
 MultiBoxLoss  -             multibox_loss_param loss,labels           -           -
-Normalize     -             normalize_param     same                  scale       same
+Normalize     -             norm_param          same                  scale       same
 Permute       -             permute_param       -                     -           -
 PriorBox      -             prior_box_param     -                     -           -
 VideoData     -             video_data_param    data                  -           -
@@ -164,12 +164,12 @@ DepthwiseConvolution -      convolution_param   -                     weight,bia
 [brocolli]
 BatchNormKyle -             batch_norm_param    same,inplace          -           same
 BilinearInterpolate -       bilinear_interpolate_param chan           -           -
-HardSigmoid   -             hard_sigmoid_param  same,inplace          -           same
+HardSigmoid   -             hardsigmoid_param   same,inplace          -           same
 HardSwish     -             -                   same,inplace          -           same
 MaxUnPool     -             max_unpool_param    chan                  -           -
 PSROIPooling  -             psroi_pooling_param noback                -           -
 Pad           -             pad_param           -                     -           -
-PixelShuffle  -             pixel_shuffle_param -                     -           -
+PixelShuffle  -             pixelshuffle_param  -                     -           -
 Proposal      -             proposal_param      noback                -           -
 ReLU6         -             relu6_param         same,inplace          -           same
 Resize        -             resize_param        chan                  -           -
