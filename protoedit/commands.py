@@ -16,7 +16,7 @@ from protoedit.document import Document, loads, message_type_of
 from protoedit.errors import Location, ProtoeditError
 from protoedit.files import encode, read_source, source_name, write_atomic
 from protoedit.lint import findings as lint_findings
-from protoedit.net.layers import BVLC_TYPES, registered_types
+from protoedit.net.layers import known_types, registered_types
 from protoedit.rewrites import RewriteReport
 from protoedit.schema import BUILTIN_PROTO, load_schema
 from protoedit.schema.binding import Diagnostic
@@ -146,7 +146,7 @@ def check_files(
         _say(f"protoedit: error: {exc}{hint}")
         return 2
     builtin = resolved.path == str(BUILTIN_PROTO)
-    known_types = BVLC_TYPES if builtin else None
+    accepted = known_types(resolved, builtin)
     unknown_types: set[str] = set()
     for name in files:
         shown = source_name(name, stdin_name)
@@ -167,7 +167,7 @@ def check_files(
         if doc.message_type.endswith((".NetParameter", ".SolverParameter")):
             # Lint the net even past schema problems: what fails to bind is left out of it.
             lint_doc = Document(tree, resolved, doc.message_type, lenient=True, best_effort=True)
-            findings += list(lint_findings(lint_doc, known_types))
+            findings += list(lint_findings(lint_doc, accepted))
         findings.sort(key=lambda f: f.pos)
         for finding in findings:
             print(doc.describe(finding))

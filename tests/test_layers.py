@@ -15,6 +15,7 @@ from protoedit import caffe_build
 from protoedit.net import layers
 from protoedit.net.layers import (
     CATALOGUE,
+    DATA,
     LOSS,
     NEEDS_LABELS,
     SAME_CHANNELS,
@@ -27,7 +28,8 @@ from protoedit.net.layers import (
     registered_types,
 )
 from protoedit.net.shapes import RULES
-from protoedit.rewrites.upgrade import V1_TYPES
+from protoedit.rewrites.upgrade import _DATA_TYPES, V1_TYPES
+from protoedit.rewrites.upgrade_v0 import V0_TYPES
 from protoedit.schema import Schema, builtin_schema
 from protoedit.syntax import parse
 from protoedit.syntax.parser import ParseError
@@ -106,6 +108,14 @@ def test_v1_names_are_the_schemas_enum_and_upgrade_reads_them() -> None:
     assert bvlc_v1 == {v.name for v in enum.values} - {"NONE"}
     for v1, name in V1_TYPES.items():
         assert v1 == "NONE" or CATALOGUE.by_v1[v1].name == name
+
+
+def test_the_upgrade_tables_name_catalogued_types() -> None:
+    for kind in V0_TYPES.values():
+        assert kind in CATALOGUE.by_v1, kind
+    for v1, field in _DATA_TYPES.items():
+        entry = CATALOGUE.by_v1[v1]
+        assert entry.param_field == field and entry.has(DATA), v1
 
 
 def _corpus_types(path: Path) -> set[str]:
@@ -232,3 +242,25 @@ def test_roles_agree_with_the_blobs_caffe_creates(caffe_source: Path) -> None:
             "no-bias"
         ), (key, counts[key])
     assert counts["Convolution/no-bias"] == 1 and counts["Scale/two-bottoms"] == 1
+
+
+def test_check_knows_the_types_of_a_caffe_source_trees_schema(
+    caffe_source: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from protoedit.cli import main
+
+    proto = caffe_build.caffe_proto_path()
+    assert layers.source_of(proto) == caffe_source.resolve()
+    net = tmp_path / "net.prototxt"
+    net.write_text(
+        'layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 1 dim: 3 } } }\n'
+        'layer { name: "p" type: "PriorBx" bottom: "x" top: "y" }\n'
+    )
+    assert main(["check", "--proto", str(proto), str(net)]) == 1
+    assert "E205 unknown layer type 'PriorBx' (layer 'p') (did you mean 'PriorBox'" in (
+        capsys.readouterr().out
+    )
+    lone = tmp_path / "caffe.proto"  # the same schema outside its tree: types are not known
+    lone.write_text(proto.read_text())
+    assert layers.source_of(lone) is None
+    assert main(["check", "--proto", str(lone), str(net)]) == 0

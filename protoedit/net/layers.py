@@ -366,6 +366,25 @@ def for_schema(schema: Any) -> Catalogue:
     return _for_schema(schema)
 
 
+def source_of(proto: str | Path) -> Path | None:
+    """The Caffe source tree a ``caffe.proto`` belongs to (``SRC/src/caffe/proto/``), if any."""
+    path = Path(proto).resolve()
+    source = path.parents[3] if len(path.parents) > 3 else None
+    if source is None or path != source / "src" / "caffe" / "proto" / path.name:
+        return None
+    return source if (source / "src" / "caffe" / "layers").is_dir() else None
+
+
+def known_types(schema: Any, builtin: bool) -> frozenset[str] | None:
+    """The layer types a net for ``schema`` may use: BVLC's for the built-in schema, what the
+    source tree registers for the ``caffe.proto`` of a Caffe checkout, else ``None`` (a lone
+    fork schema: its types cannot be told, so none is refused)."""
+    if builtin:
+        return BVLC_TYPES
+    source = source_of(schema.path)
+    return registered_types(source) if source is not None else None
+
+
 _REGISTERED = re.compile(r"^[ \t]*REGISTER_LAYER_(?:CLASS|CREATOR)\(\s*(\w+)", re.MULTILINE)
 
 
