@@ -264,3 +264,34 @@ def test_check_knows_the_types_of_a_caffe_source_trees_schema(
     lone.write_text(proto.read_text())
     assert layers.source_of(lone) is None
     assert main(["check", "--proto", str(lone), str(net)]) == 0
+
+
+_FORK_NET = """
+layer { name: "data" type: "FooData" top: "data" top: "label"
+  transform_param { crop_size: 5 mean_value: 1 mean_value: 2 mean_value: 3 }
+  foo_data_param { batch_size: 7 } }
+layer { name: "fc" type: "InnerProduct" bottom: "data" top: "fc"
+  inner_product_param { num_output: 4 } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "fc" bottom: "label" top: "loss" }
+"""
+
+
+def test_to_deploy_reads_a_fork_data_layers_own_parameters() -> None:
+    from protoedit import loads
+    from protoedit.net import NetView
+    from protoedit.net.shapes import infer_shapes
+    from protoedit.rewrites import to_deploy
+    from protoedit.schema import BUILTIN_PROTO
+
+    # The built-in schema plus a fork's data layer, as a fork's caffe.proto declares one.
+    text = BUILTIN_PROTO.read_text().replace(
+        "message LayerParameter {",
+        "message LayerParameter {\n  optional FooDataParameter foo_data_param = 9001;",
+    )
+    schema = Schema(text + "\nmessage FooDataParameter { optional uint32 batch_size = 1; }\n", "f")
+    doc = loads(_FORK_NET, schema=schema)
+    to_deploy(doc)
+    view = NetView(doc)
+    data = view.final["data"]
+    assert view.by_index[data.producer].type == "Input"
+    assert infer_shapes(view)[data] == [7, 3, 5, 5]  # the batch from foo_data_param

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from functools import cache
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -305,10 +305,11 @@ def is_data_layer(layer: Any) -> bool:
     return is_a(layer.type, PYTHON) and not len(layer.bottom) and bool(len(layer.top))
 
 
-def data_param(layer: Any) -> Any:
-    """A data layer's own ``*_param`` message (``None`` when its type has none we know)."""
-    entry = CATALOGUE.get(layer.type)
-    if entry is None or entry.param_field is None or not entry.has(DATA):
+def data_param(layer: Any, catalogue: Catalogue | None = None) -> Any:
+    """A data layer's own ``*_param`` message (``None`` when its type has none we know);
+    ``catalogue`` may be a fork schema's (:func:`for_schema`)."""
+    entry = (catalogue or CATALOGUE).get(layer.type)
+    if entry is None or entry.param_field is None or not is_data_layer(layer):
         return None
     return getattr(layer, entry.param_field, None)
 
@@ -356,7 +357,7 @@ def schema_types(schema: Any) -> list[LayerType]:
     return found
 
 
-@cache
+@lru_cache(maxsize=8)
 def _for_schema(schema: Any) -> Catalogue:
     return CATALOGUE.extended(schema_types(schema))
 

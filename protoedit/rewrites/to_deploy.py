@@ -17,7 +17,15 @@ from typing import Any
 
 from protoedit.document import Document
 from protoedit.errors import InputError, MissingArgumentError
-from protoedit.net.layers import PYTHON, data_param, is_a, is_data_layer, is_loss_or_accuracy
+from protoedit.net.layers import (
+    PYTHON,
+    Catalogue,
+    data_param,
+    for_schema,
+    is_a,
+    is_data_layer,
+    is_loss_or_accuracy,
+)
 from protoedit.net.state import PHASES, NetState
 from protoedit.net.view import LayerInfo, NetView
 from protoedit.rewrites.basic import describe_state, filter_net, net_state, stages_that_include
@@ -32,9 +40,10 @@ from protoedit.syntax.tree import Field
 NEEDS_LABELS = "it needs labels"
 
 
-def derive_shape(layer: Any) -> list[int | None]:
-    """(N, C, H, W) a data layer implies, ``None`` where its parameters do not tell."""
-    param: Any = data_param(layer)
+def derive_shape(layer: Any, catalogue: Catalogue | None = None) -> list[int | None]:
+    """(N, C, H, W) a data layer implies, ``None`` where its parameters do not tell; a fork
+    schema's ``catalogue`` (:func:`~protoedit.net.layers.for_schema`) knows its types."""
+    param: Any = data_param(layer, catalogue)
     has = param.DESCRIPTOR.fields_by_name if param is not None else {}
     transform = layer.transform_param
     batch = int(param.batch_size) if "batch_size" in has and param.HasField("batch_size") else None
@@ -62,7 +71,7 @@ def _input_dims(
     if shape is not None:
         dims = [int(d) for d in shape]
     else:
-        derived = derive_shape(first.param)
+        derived = derive_shape(first.param, for_schema(doc.schema))
         if channels is not None:
             derived[1] = channels
         if batch is not None:
