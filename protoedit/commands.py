@@ -31,6 +31,18 @@ def _say(line: str) -> None:
     print(line, file=sys.stderr)
 
 
+def _print_diff(old: str, new: str, name: str, what: str) -> None:
+    """A unified diff of ``name`` before and after (``what``: formatted, rewritten)."""
+    sys.stdout.writelines(
+        difflib.unified_diff(
+            old.splitlines(keepends=True),
+            new.splitlines(keepends=True),
+            f"{name} (original)",
+            f"{name} ({what})",
+        )
+    )
+
+
 def format_text(text: str, name: str) -> str:
     """Canonical text for ``text``, with run-time safety nets (a failure is a formatter bug,
     reported as an error before anything is written): the result holds the same fields, the
@@ -110,14 +122,7 @@ def format_files(
             continue
         changed += 1
         if diff:
-            sys.stdout.writelines(
-                difflib.unified_diff(
-                    text.splitlines(keepends=True),
-                    formatted.splitlines(keepends=True),
-                    f"{shown} (original)",
-                    f"{shown} (formatted)",
-                )
-            )
+            _print_diff(text, formatted, shown, "formatted")
         if check:
             _say(f"would reformat {shown}")
         elif not (diff or in_place):
@@ -267,14 +272,7 @@ def rewrite_file(
         if not diff and (output or in_place):
             write_atomic(output or name, result)
     if diff:
-        sys.stdout.writelines(
-            difflib.unified_diff(
-                text.splitlines(keepends=True),
-                result.splitlines(keepends=True),
-                f"{name} (original)",
-                f"{name} (rewritten)",
-            )
-        )
+        _print_diff(text, result, name, "rewritten")
     elif not (output or in_place):
         sys.stdout.write(result)
     return code

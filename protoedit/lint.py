@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from protoedit.document import Document
+from protoedit.net.shapes import LEGACY_HEADER
 from protoedit.net.state import NetState, layer_included
 from protoedit.schema.binding import Diagnostic, suggest
 from protoedit.syntax.split import element_pos, elements
@@ -121,7 +122,7 @@ def _net_findings(
             fields["layers"].pos,
         )
         return
-    for name in ("input", "input_dim", "input_shape"):
+    for name in LEGACY_HEADER:
         if name in fields:
             yield Diagnostic(
                 "W201",

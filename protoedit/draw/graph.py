@@ -213,8 +213,9 @@ def net_graph(doc: Document, phase: str | None = None) -> NetGraph:
                 edge = Edge(tail, head, read.blob, shapes.get(read))
                 graph.edges.setdefault(edge.key, edge)
     for version in view.outputs():
-        edge = Edge(owner[version.producer], OUTPUT_NODE + version.blob, version.blob,
-                    shapes.get(version))  # fmt: skip
+        edge = Edge(
+            owner[version.producer], OUTPUT_NODE + version.blob, version.blob, shapes.get(version)
+        )
         graph.edges.setdefault(edge.key, edge)
     return graph
 

@@ -48,11 +48,20 @@ def _fill(layer_type_name: str) -> str:
 
 _NODE_STYLE = {
     KEPT: {"style": "rounded,filled", "color": "#374151", "penwidth": "1"},
-    DROPPED: {"style": "rounded,dashed,filled", "color": "#9ca3af", "fillcolor": "#f3f4f6",
-              "fontcolor": "#9ca3af", "penwidth": "1"},
-    ADDED: {"style": "rounded,filled,bold", "color": "#d97706", "fillcolor": "#fde68a",
-            "penwidth": "3"},
-}  # fmt: skip
+    DROPPED: {
+        "style": "rounded,dashed,filled",
+        "color": "#9ca3af",
+        "fillcolor": "#f3f4f6",
+        "fontcolor": "#9ca3af",
+        "penwidth": "1",
+    },
+    ADDED: {
+        "style": "rounded,filled,bold",
+        "color": "#d97706",
+        "fillcolor": "#fde68a",
+        "penwidth": "3",
+    },
+}
 _EDGE_STYLE = {
     KEPT: {"color": "#4b5563"},
     DROPPED: {"style": "dashed", "color": "#c0c4cc", "fontcolor": "#9ca3af"},
@@ -121,13 +130,23 @@ def to_graphviz(graph: NetGraph, rankdir: str = "TB") -> graphviz.Digraph:
     for name, status in terminals.items():
         ids[name] = f"t{len(ids)}"
         attributes = {"class": f"terminal {status}", "id": name}
-        dot.node(ids[name], name.split(":", 1)[1], shape="plaintext",
-                 fontcolor=_NODE_STYLE[status]["color"], _attributes=attributes)  # fmt: skip
+        dot.node(
+            ids[name],
+            name.split(":", 1)[1],
+            shape="plaintext",
+            fontcolor=_NODE_STYLE[status]["color"],
+            _attributes=attributes,
+        )
     for edge in graph.edges.values():
         attributes = {"class": f"blob {edge.status}", "id": f"blob:{edge.blob}:{len(ids)}"}
         ids[f"edge{len(ids)}"] = ""
-        dot.edge(ids[edge.tail], ids[edge.head], _edge_label(edge), _attributes=attributes,
-                 **_EDGE_STYLE[edge.status])  # fmt: skip
+        dot.edge(
+            ids[edge.tail],
+            ids[edge.head],
+            _edge_label(edge),
+            _attributes=attributes,
+            **_EDGE_STYLE[edge.status],
+        )
     return dot
 
 

@@ -264,6 +264,10 @@ def infer_shapes(view: NetView) -> dict[BlobVersion, Shape | None]:
     return _LazyShapes(view)
 
 
+#: The NetParameter fields of the legacy input header (an Input layer is the current form).
+LEGACY_HEADER = ("input", "input_dim", "input_shape")
+
+
 def legacy_input_shapes(net: Any) -> list[Shape]:
     """The shapes a legacy header declares, one per ``input:`` (as Caffe's ``UpgradeNetInput``
     reads them): the ``input_shape`` entries, else ``input_dim`` in groups of four."""

@@ -18,7 +18,7 @@ from protoedit.document import Document
 from protoedit.errors import InputError
 from protoedit.lint import inline_nets
 from protoedit.net.layers import CATALOGUE
-from protoedit.net.shapes import legacy_input_shapes
+from protoedit.net.shapes import LEGACY_HEADER, legacy_input_shapes
 from protoedit.net.view import split_layer_lists
 from protoedit.rewrites.report import RewriteReport
 from protoedit.rewrites.upgrade_v0 import is_v0, upgrade_v0
@@ -250,7 +250,7 @@ def _upgrade_v1_layer(doc: Document, field: Field, report: RewriteReport) -> Non
 def _upgrade_input(doc: Document, report: RewriteReport) -> None:
     tree = doc.tree
     net = doc.message
-    header = [f for f in tree.fields if f.name.text in ("input", "input_dim", "input_shape")]
+    header = [f for f in tree.fields if f.name.text in LEGACY_HEADER]
     if not header:
         return
     inputs = list(net.input)
