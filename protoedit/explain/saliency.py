@@ -40,7 +40,7 @@ from protoedit.explain.gradients import (
 )
 from protoedit.explain.preprocess import Preprocess, blob_to_image, image_to_blob, load_input
 from protoedit.explain.session import DEFAULT_TIMEOUT, CaffeSession
-from protoedit.net.layers import READS_SCORES, is_a, is_loss, no_backward
+from protoedit.net.layers import READS_SCORES, is_a, no_backward
 from protoedit.net.view import INPUT, NetView
 from protoedit.rewrites import LossHead, filter_net
 from protoedit.rewrites.report import RewriteReport
@@ -122,7 +122,7 @@ def logits_target(net: NetSource) -> str:
         info = view.by_index[version.producer]
         if is_a(info.type, READS_SCORES) and info.reads and info.reads[0].producer != INPUT:
             found[view.by_index[info.reads[0].producer].name] = None
-        elif not (is_loss(info.type) or no_backward(info.type)):
+        elif not no_backward(info.type):  # a loss, or a layer that needs labels
             found[info.name] = None
     if len(found) != 1:
         names = ", ".join(f"'{name}'" for name in found) or "none"

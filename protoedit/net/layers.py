@@ -221,7 +221,7 @@ def _row(line: str, origin: str) -> LayerType:
 
 
 class Catalogue:
-    """Layer types by name, with look-ups by V1 enum and by ``*_param`` field."""
+    """Layer types by name, and by V1 enum name (``by_v1``)."""
 
     def __init__(self, types: Iterable[LayerType]) -> None:
         self.by_name: dict[str, LayerType] = {}
