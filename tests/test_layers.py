@@ -295,3 +295,21 @@ def test_to_deploy_reads_a_fork_data_layers_own_parameters() -> None:
     data = view.final["data"]
     assert view.by_index[data.producer].type == "Input"
     assert infer_shapes(view)[data] == [7, 3, 5, 5]  # the batch from foo_data_param
+
+
+def test_a_fork_type_the_catalogue_marks_shape_keeping_gets_its_inputs_shape() -> None:
+    from protoedit import loads
+    from protoedit.net import NetView
+    from protoedit.net.shapes import infer_shapes
+
+    view = NetView(
+        loads(
+            'layer { name: "in" type: "Input" top: "x" '
+            "input_param { shape { dim: 2 dim: 3 dim: 5 dim: 5 } } }\n"
+            'layer { name: "n" type: "Normalize" bottom: "x" top: "n" }\n'
+            'layer { name: "p" type: "Permute" bottom: "n" top: "p" }\n'
+        )
+    )
+    shapes = infer_shapes(view)
+    assert shapes[view.final["n"]] == [2, 3, 5, 5]  # SSD's Normalize keeps the shape
+    assert shapes[view.final["p"]] is None  # Permute has no rule: unknown, not guessed
