@@ -1,4 +1,6 @@
-"""What the ``format`` and ``check`` commands do, apart from argument parsing."""
+"""The drivers of the file commands, apart from argument parsing: ``format``
+(:func:`format_files`, :func:`format_text`), ``check`` (:func:`check_files`) and every rewrite
+command (:func:`rewrite_file`: load, rewrite, optionally validate, write or diff)."""
 
 from __future__ import annotations
 
@@ -13,8 +15,8 @@ from typing import Any
 from protoedit.document import Document, loads, message_type_of
 from protoedit.errors import Location, ProtoeditError
 from protoedit.files import encode, read_source, source_name, write_atomic
-from protoedit.lint import CAFFE_LAYER_TYPES
 from protoedit.lint import findings as lint_findings
+from protoedit.net.layers import known_types, registered_types
 from protoedit.rewrites import RewriteReport
 from protoedit.schema import BUILTIN_PROTO, load_schema
 from protoedit.schema.binding import Diagnostic
@@ -27,6 +29,18 @@ from protoedit.syntax.tree import Block, Field, ListValue, Scalar
 
 def _say(line: str) -> None:
     print(line, file=sys.stderr)
+
+
+def _print_diff(old: str, new: str, name: str, what: str) -> None:
+    """A unified diff of ``name`` before and after (``what``: formatted, rewritten)."""
+    sys.stdout.writelines(
+        difflib.unified_diff(
+            old.splitlines(keepends=True),
+            new.splitlines(keepends=True),
+            f"{name} (original)",
+            f"{name} ({what})",
+        )
+    )
 
 
 def format_text(text: str, name: str) -> str:
@@ -108,10 +122,7 @@ def format_files(
             continue
         changed += 1
         if diff:
-            sys.stdout.writelines(difflib.unified_diff(
-                text.splitlines(keepends=True), formatted.splitlines(keepends=True),
-                f"{shown} (original)", f"{shown} (formatted)",
-            ))  # fmt: skip
+            _print_diff(text, formatted, shown, "formatted")
         if check:
             _say(f"would reformat {shown}")
         elif not (diff or in_place):
@@ -140,7 +151,7 @@ def check_files(
         _say(f"protoedit: error: {exc}{hint}")
         return 2
     builtin = resolved.path == str(BUILTIN_PROTO)
-    known_types = CAFFE_LAYER_TYPES if builtin else None
+    accepted = known_types(resolved, builtin)
     unknown_types: set[str] = set()
     for name in files:
         shown = source_name(name, stdin_name)
@@ -161,7 +172,7 @@ def check_files(
         if doc.message_type.endswith((".NetParameter", ".SolverParameter")):
             # Lint the net even past schema problems: what fails to bind is left out of it.
             lint_doc = Document(tree, resolved, doc.message_type, lenient=True, best_effort=True)
-            findings += list(lint_findings(lint_doc, known_types))
+            findings += list(lint_findings(lint_doc, accepted))
         findings.sort(key=lambda f: f.pos)
         for finding in findings:
             print(doc.describe(finding))
@@ -180,7 +191,6 @@ def check_files(
 
 _BOM = "\ufeff"
 _UNKNOWN_TYPE = re.compile(r"^unknown layer type '([^']+)'")
-_REGISTERED = re.compile(r"^[ \t]*REGISTER_LAYER_(?:CLASS|CREATOR)\(\s*(\w+)", re.MULTILINE)
 
 
 def _suggest_installed_schema(unknown: set[str]) -> None:
@@ -191,23 +201,13 @@ def _suggest_installed_schema(unknown: set[str]) -> None:
     proto = caffe_build.caffe_proto_path()
     if not proto.is_file():
         return
-    registered = installed_layer_types(caffe_build.source_dir())
+    registered = registered_types(caffe_build.source_dir())
     found = sorted(unknown & registered)
     if found:
         _say(
             f"hint: the installed Caffe registers {', '.join(found)}; check against its schema "
             f"with --proto {proto}"
         )
-
-
-def installed_layer_types(source: Path) -> frozenset[str]:
-    """The layer types a Caffe source tree registers (``REGISTER_LAYER_CLASS``/``_CREATOR``
-    lines, commented-out ones excluded): what ``type:`` names its layer factory accepts."""
-    types: set[str] = set()
-    for path in sorted((source / "src" / "caffe").rglob("*.c[pu]*")):
-        if path.suffix in (".cpp", ".cu"):
-            types.update(_REGISTERED.findall(path.read_text(encoding="utf-8", errors="replace")))
-    return frozenset(types)
 
 
 def rewrite_file(
@@ -263,18 +263,16 @@ def rewrite_file(
         _say(line)
     code = 0
     if validate_result:
-        code = _validate_text(result, Path(name).parent if name != "-" else Path("."),
-                              **dict(validate_options or {}))  # fmt: skip
+        code = _validate_text(
+            result, Path(name).parent if name != "-" else Path("."), **dict(validate_options or {})
+        )
         if code and in_place:
             _say(f"protoedit: {name} left as it was: the rewritten net did not validate")
             return code
         if not diff and (output or in_place):
             write_atomic(output or name, result)
     if diff:
-        sys.stdout.writelines(difflib.unified_diff(
-            text.splitlines(keepends=True), result.splitlines(keepends=True),
-            f"{name} (original)", f"{name} (rewritten)",
-        ))  # fmt: skip
+        _print_diff(text, result, name, "rewritten")
     elif not (output or in_place):
         sys.stdout.write(result)
     return code
@@ -291,8 +289,10 @@ def _warn_surviving(doc: Document, result: Document, before: int) -> None:
         _say(f"warning: {doc.describe(warning)}")
     if before > len(kept):
         gone = before - len(kept)
-        _say(f"note: {gone} unknown field{'s' if gone != 1 else ''} of the input went with "
-             "the layers the rewrite removed")  # fmt: skip
+        _say(
+            f"note: {gone} unknown field{'s' if gone != 1 else ''} of the input went with "
+            "the layers the rewrite removed"
+        )
 
 
 def _result_name(name: str, output: str | None, in_place: bool, diff: bool) -> str:

@@ -8,128 +8,14 @@ but valid constructs (Caffe upgrades them on load) and style.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from protoedit.document import Document
+from protoedit.net.shapes import LEGACY_HEADER
+from protoedit.net.state import NetState, layer_included
 from protoedit.schema.binding import Diagnostic, suggest
 from protoedit.syntax.split import element_pos, elements
 from protoedit.syntax.tree import Block, Field
-
-#: Layer types registered by BVLC Caffe master (``REGISTER_LAYER_CLASS`` names).
-CAFFE_LAYER_TYPES = frozenset(
-    [
-        "AbsVal",
-        "Accuracy",
-        "ArgMax",
-        "BNLL",
-        "BatchNorm",
-        "BatchReindex",
-        "Bias",
-        "Clip",
-        "Concat",
-        "ContrastiveLoss",
-        "Convolution",
-        "Crop",
-        "Data",
-        "Deconvolution",
-        "Dropout",
-        "DummyData",
-        "ELU",
-        "Eltwise",
-        "Embed",
-        "EuclideanLoss",
-        "Exp",
-        "Filter",
-        "Flatten",
-        "HDF5Data",
-        "HDF5Output",
-        "HingeLoss",
-        "Im2col",
-        "ImageData",
-        "InfogainLoss",
-        "InnerProduct",
-        "Input",
-        "LRN",
-        "LSTM",
-        "LSTMUnit",
-        "Log",
-        "MVN",
-        "MemoryData",
-        "MultinomialLogisticLoss",
-        "PReLU",
-        "Parameter",
-        "Pooling",
-        "Power",
-        "Python",
-        "RNN",
-        "ReLU",
-        "Reduction",
-        "Reshape",
-        "SPP",
-        "Scale",
-        "Sigmoid",
-        "SigmoidCrossEntropyLoss",
-        "Silence",
-        "Slice",
-        "Softmax",
-        "SoftmaxWithLoss",
-        "Split",
-        "Swish",
-        "TanH",
-        "Threshold",
-        "Tile",
-        "WindowData",
-    ]
-)
-
-
-@dataclass(frozen=True)
-class NetState:
-    """Caffe's ``NetState``: the phase, level and stages a net is built for."""
-
-    phase: str
-    level: int = 0
-    stages: frozenset[str] = frozenset()
-
-
-def _schema_phases() -> tuple[str, ...]:
-    """Caffe's phases in enum order (TRAIN, TEST), read from the built-in schema's ``Phase``."""
-    from protoedit.schema import builtin_schema
-
-    enum = builtin_schema().descriptor("NetStateRule").fields_by_name["phase"].enum_type
-    assert enum is not None  # the built-in schema declares it
-    return tuple(value.name for value in sorted(enum.values, key=lambda v: v.number))
-
-
-#: The phase names a ``NetState`` may have.
-PHASES = _schema_phases()
-
-
-def phase_name(rule: Any) -> str:
-    """The name of a ``NetStateRule``'s phase, from the schema's own ``Phase`` enum."""
-    enum = rule.DESCRIPTOR.fields_by_name["phase"].enum_type
-    return str(enum.values_by_number[rule.phase].name)
-
-
-def rule_met(rule: Any, state: NetState) -> bool:
-    """Caffe's ``StateMeetsRule``: check only the fields the rule sets."""
-    if rule.HasField("phase") and phase_name(rule) != state.phase:
-        return False
-    if rule.HasField("min_level") and state.level < rule.min_level:
-        return False
-    if rule.HasField("max_level") and state.level > rule.max_level:
-        return False
-    if any(stage not in state.stages for stage in rule.stage):
-        return False
-    return not any(stage in state.stages for stage in rule.not_stage)
-
-
-def layer_included(layer: Any, state: NetState) -> bool:
-    """Caffe's ``FilterNet`` decision for one layer: include rules, else exclude rules."""
-    if len(layer.include):
-        return any(rule_met(rule, state) for rule in layer.include)
-    return not any(rule_met(rule, state) for rule in layer.exclude)
 
 
 def _state_problems(
@@ -208,9 +94,12 @@ def solver_findings(doc: Document, known_types: frozenset[str] | None) -> Iterat
                 .name
             )
             yield Diagnostic(
-                "W204", f"legacy 'solver_type: {name}': the current form is the string field "
-                "'type' (Caffe converts it on load)", field.pos, "warning",
-            )  # fmt: skip
+                "W204",
+                f"legacy 'solver_type: {name}': the current form is the string field "
+                "'type' (Caffe converts it on load)",
+                field.pos,
+                "warning",
+            )
     for _, _, block, net in inline_nets(doc):
         yield from _net_findings(net, block.fields, known_types)
 
@@ -227,16 +116,21 @@ def _net_findings(
     fields = {f.name.text: f for f in reversed(tree_fields)}  # first of each name
     if len(net.layer) and len(net.layers):
         yield Diagnostic(
-            "E201", "the net mixes 'layer' and legacy 'layers' (V1): Caffe refuses this; "
-            "upgrade the 'layers' entries", fields["layers"].pos,
-        )  # fmt: skip
+            "E201",
+            "the net mixes 'layer' and legacy 'layers' (V1): Caffe refuses this; "
+            "upgrade the 'layers' entries",
+            fields["layers"].pos,
+        )
         return
-    for name in ("input", "input_dim", "input_shape"):
+    for name in LEGACY_HEADER:
         if name in fields:
             yield Diagnostic(
-                "W201", f"legacy '{name}:' header: an Input layer is the current form "
-                "(Caffe converts it on load)", fields[name].pos, "warning",
-            )  # fmt: skip
+                "W201",
+                f"legacy '{name}:' header: an Input layer is the current form "
+                "(Caffe converts it on load)",
+                fields[name].pos,
+                "warning",
+            )
             break
     legacy = bool(len(net.layers))
     layers = net.layers if legacy else net.layer
@@ -245,21 +139,28 @@ def _net_findings(
         v0 = any(layer.HasField("layer") for layer in net.layers)
         kind = "V0 ('layers { layer { ... } }')" if v0 else "V1 ('layers' with enum types)"
         yield Diagnostic(
-            "W202", f"legacy {kind} layer format: Caffe upgrades it on load",
-            fields["layers"].pos, "warning",
-        )  # fmt: skip
+            "W202",
+            f"legacy {kind} layer format: Caffe upgrades it on load",
+            fields["layers"].pos,
+            "warning",
+        )
     else:
         for index, layer in enumerate(layers):
             if known_types is not None and layer.type not in known_types:
                 hint = suggest(layer.type, sorted(known_types))
                 yield Diagnostic(
-                    "E205", f"unknown layer type '{layer.type}' (layer '{layer.name}'){hint}",
+                    "E205",
+                    f"unknown layer type '{layer.type}' (layer '{layer.name}'){hint}",
                     places.child(index, "type", 0),
-                )  # fmt: skip
+                )
     stages = sorted(
-        {stage for layer in layers for rule in (*layer.include, *layer.exclude)
-         for stage in (*rule.stage, *rule.not_stage)}
-    )  # fmt: skip
+        {
+            stage
+            for layer in layers
+            for rule in (*layer.include, *layer.exclude)
+            for stage in (*rule.stage, *rule.not_stage)
+        }
+    )
     # A problem counts in a phase only if it occurs in every state of that phase in which the
     # layer runs: files often rely on stages ("test-on-train") that a solver sets.
     problems: dict[tuple[str, int, str, str], int] = {}
@@ -283,19 +184,25 @@ def _net_findings(
         where = "" if len(set(phases)) == len(all_phases) else f" (phase {phases[0]})"
         if code == "W203":
             yield Diagnostic(
-                "W203", f"duplicate layer name '{layer.name}'{where}: weights are matched "
-                "to layers by name", places.layer(index), "warning",
-            )  # fmt: skip
+                "W203",
+                f"duplicate layer name '{layer.name}'{where}: weights are matched "
+                "to layers by name",
+                places.layer(index),
+                "warning",
+            )
             continue
         nth_text, _, blob = what.partition(":")
         nth = int(nth_text)
         if code == "E202":
             yield Diagnostic(
-                "E202", f"bottom '{blob}' of layer '{layer.name}' is produced by no "
-                f"earlier layer{where}", places.child(index, "bottom", nth),
-            )  # fmt: skip
+                "E202",
+                f"bottom '{blob}' of layer '{layer.name}' is produced by no earlier layer{where}",
+                places.child(index, "bottom", nth),
+            )
         else:
             yield Diagnostic(
-                "E203", f"top '{blob}' of layer '{layer.name}' is already produced by "
-                f"another layer and this is not in place{where}", places.child(index, "top", nth),
-            )  # fmt: skip
+                "E203",
+                f"top '{blob}' of layer '{layer.name}' is already produced by "
+                f"another layer and this is not in place{where}",
+                places.child(index, "top", nth),
+            )

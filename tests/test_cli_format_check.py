@@ -235,9 +235,9 @@ def test_check_suggests_the_installed_caffes_schema_for_its_layer_types(
     corpus: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from protoedit.caffe_build import caffe_proto_path, source_dir
-    from protoedit.commands import installed_layer_types
+    from protoedit.net.layers import registered_types
 
-    registered = installed_layer_types(source_dir())
+    registered = registered_types(source_dir())
     assert {"Convolution", "Python", "Permute", "PriorBox"} <= registered
     assert "Inception" not in registered  # a commented-out registration
     ssd = corpus / "chuanqi305__MobileNet-SSD__voc__MobileNetSSD_deploy.prototxt"

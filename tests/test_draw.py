@@ -42,7 +42,7 @@ def _classes(element: ET.Element) -> set[str]:
 
 def _expected(doc: object, phase: str | None = None) -> tuple[list[str], int]:
     """Layer names drawn as nodes and the number of edges, from the net's data flow."""
-    from protoedit.lint import NetState
+    from protoedit.net.state import NetState
 
     view = NetView(prepare(doc), NetState(phase) if phase else None)  # type: ignore[arg-type]
     owner: dict[int, int] = {}

@@ -19,7 +19,7 @@ from protoedit import load, loads
 from protoedit.explain import CaffeSession, gradients, prepare
 from protoedit.explain.digits import TrainedDigits
 from protoedit.explain.weights import read_weights, stored_shapes
-from protoedit.net.param_roles import ROLES
+from protoedit.net.layers import layer_type
 from protoedit.net.view import NetView
 from protoedit.rewrites import LossHead
 
@@ -167,7 +167,7 @@ def _expected_keys(doc: Any) -> set[str]:
                 if info.type == "Convolution"
                 else info.param.inner_product_param
             )
-            roles = ROLES[info.type][: 2 if param.bias_term else 1]
+            roles = layer_type(info.type).roles[: 2 if param.bias_term else 1]
             keys |= {f"{info.name}/{role}" for role in roles}
     return keys
 

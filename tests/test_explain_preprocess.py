@@ -17,7 +17,7 @@ from protoedit.explain.preprocess import (
     read_mean_file,
 )
 from protoedit.explain.weights import WeightsError, misfits, read_weights, stored_shapes
-from protoedit.net.param_roles import param_roles
+from protoedit.net.layers import param_roles
 from protoedit.schema import builtin_schema
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from protoedit import loads
-from protoedit.lint import CAFFE_LAYER_TYPES, NetState, findings, layer_included
+from protoedit.lint import findings
+from protoedit.net.layers import BVLC_TYPES
+from protoedit.net.state import NetState, layer_included
 
 
 def _found(text: str, known: frozenset[str] | None = None) -> list[tuple[str, int]]:
@@ -69,7 +71,7 @@ def test_findings_in_list_form_point_at_the_item() -> None:
         '  { name: "conv" type: "ReLU" bottom: "conv" top: "conv" }\n'
         "]\n"
     )
-    assert sorted(_found(text, CAFFE_LAYER_TYPES)) == [
+    assert sorted(_found(text, BVLC_TYPES)) == [
         ("E202", _at(text, '"nope"')),
         ("E205", _at(text, 'type: "Convlution"')),
         ("W203", _at(text, '{ name: "conv"', 1)),

@@ -22,6 +22,7 @@ from protoedit.cli import main
 from protoedit.document import Document
 from protoedit.lint import net_findings
 from protoedit.net import NetView
+from protoedit.net.layers import CATALOGUE
 from protoedit.rewrites import (
     LossHead,
     add_loss,
@@ -35,8 +36,6 @@ from protoedit.rewrites import (
 from protoedit.syntax.split import elements
 
 FORMS = ("fields", "list", "mixed", "interleaved")
-V1_TYPES = {"Convolution": "CONVOLUTION", "ReLU": "RELU", "Pooling": "POOLING",
-            "Concat": "CONCAT", "Data": "DATA", "SoftmaxWithLoss": "SOFTMAX_LOSS"}  # fmt: skip
 
 
 @dataclass
@@ -102,7 +101,7 @@ def _group(name: str, values: list[str], form: str, message: bool) -> list[str]:
 def _layer_text(layer: Layer, choose: Choose, v1: bool) -> str:
     bottoms = [f'"{b}"' for b in layer.bottoms]
     tops = [f'"{t}"' for t in layer.tops]
-    kind = V1_TYPES[layer.type] if v1 else f'"{layer.type}"'
+    kind = CATALOGUE.by_name[layer.type].v1 if v1 else f'"{layer.type}"'
     lines = [f'name: "{layer.name}"', f"type: {kind}"]
     form = choose()
     bottom_fields = _group("bottom", bottoms, "fields" if form == "interleaved" else form, False)

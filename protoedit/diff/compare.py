@@ -25,7 +25,7 @@ from protoedit.diff.leaves import (
 )
 from protoedit.document import Document
 from protoedit.errors import Location
-from protoedit.lint import NetState, layer_included
+from protoedit.net.state import NetState, layer_included
 from protoedit.syntax import parse
 from protoedit.syntax.printer import render_field
 from protoedit.syntax.tree import Field

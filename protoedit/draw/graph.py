@@ -17,7 +17,8 @@ from typing import Any
 from protoedit.diff.compare import layer_keys, prepare
 from protoedit.document import Document
 from protoedit.errors import InputError, ProtoeditError
-from protoedit.lint import NetState
+from protoedit.net.layers import layer_type
+from protoedit.net.state import NetState
 from protoedit.net.view import INPUT, BlobVersion, LayerInfo, NetView
 
 KEPT, DROPPED, ADDED = "kept", "dropped", "added"
@@ -109,10 +110,12 @@ def _enum_name(message: Any, field_name: str) -> str:
 
 
 def _type_params(info: LayerInfo) -> list[str]:
-    """The key parameters of the layer types that have any worth showing."""
+    """The key parameters of the layer types that have any worth showing, by the parameter
+    message their type reads (the layer catalogue's ``*_param`` field)."""
     p = info.param
-    kind = info.type
-    if kind in ("Convolution", "Deconvolution"):
+    entry = layer_type(info.type)
+    kind = entry.param_field if entry is not None else None
+    if kind == "convolution_param":
         c = p.convolution_param
         line = _window(
             _per_axis(c.kernel_size, c.kernel_h, c.kernel_w),
@@ -122,7 +125,7 @@ def _type_params(info: LayerInfo) -> list[str]:
         line += f", {c.num_output} out" + (f", group {c.group}" if c.group > 1 else "")
         dilation = [int(d) for d in c.dilation]
         return [line] + ([f"dilation {_short(dilation)}"] if any(d > 1 for d in dilation) else [])
-    if kind == "Pooling":
+    if kind == "pooling_param":
         q = p.pooling_param
         method = _enum_name(q, "pool")
         if q.global_pooling:
@@ -131,27 +134,27 @@ def _type_params(info: LayerInfo) -> list[str]:
         stride = [q.stride_h, q.stride_w] if q.stride_h or q.stride_w else [q.stride]
         pad = [q.pad_h, q.pad_w] if q.pad_h or q.pad_w else [q.pad]
         return [f"{method} {_window(kernel, stride, pad)}"]
-    if kind == "InnerProduct":
+    if kind == "inner_product_param":
         return [f"{p.inner_product_param.num_output} out"]
-    if kind == "Input":
+    if kind == "input_param":
         return [_dims(s.dim) for s in p.input_param.shape]
-    if kind == "LRN":
+    if kind == "lrn_param":
         return [f"size {p.lrn_param.local_size}"]
-    if kind == "Dropout":
+    if kind == "dropout_param":
         return [f"ratio {p.dropout_param.dropout_ratio:g}"]
-    if kind == "Eltwise":
+    if kind == "eltwise_param":
         return [_enum_name(p.eltwise_param, "operation")]
-    if kind == "Slice":
+    if kind == "slice_param":
         points = ",".join(map(str, p.slice_param.slice_point))
         return [f"axis {p.slice_param.axis}" + (f" at {points}" if points else "")]
-    if kind == "Reduction":
+    if kind == "reduction_param":
         r = p.reduction_param
         return [f"{_enum_name(r, 'operation')} from axis {r.axis}"]
-    if kind == "Concat" and p.concat_param.axis != 1:
+    if kind == "concat_param" and p.concat_param.axis != 1:
         return [f"axis {p.concat_param.axis}"]
-    if kind == "Reshape":
+    if kind == "reshape_param":
         return [_dims(p.reshape_param.shape.dim)]
-    if kind in ("Data", "ImageData") and p.data_param.batch_size:
+    if kind == "data_param" and p.data_param.batch_size:
         return [f"batch {p.data_param.batch_size}"]
     return []
 
@@ -210,8 +213,9 @@ def net_graph(doc: Document, phase: str | None = None) -> NetGraph:
                 edge = Edge(tail, head, read.blob, shapes.get(read))
                 graph.edges.setdefault(edge.key, edge)
     for version in view.outputs():
-        edge = Edge(owner[version.producer], OUTPUT_NODE + version.blob, version.blob,
-                    shapes.get(version))  # fmt: skip
+        edge = Edge(
+            owner[version.producer], OUTPUT_NODE + version.blob, version.blob, shapes.get(version)
+        )
         graph.edges.setdefault(edge.key, edge)
     return graph
 

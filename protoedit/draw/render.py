@@ -14,24 +14,54 @@ import graphviz
 
 from protoedit.draw.graph import ADDED, DROPPED, INPUT_NODE, KEPT, OUTPUT_NODE, Edge, NetGraph, Node
 from protoedit.errors import InputError, ProtoeditError
+from protoedit.net.layers import ACCURACY, DATA, LOSS, layer_type
 
 #: Output formats by file extension (``.dot``/``.gv``: the Graphviz source itself).
 FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot"}
 RANKDIRS = ("TB", "LR")
 
+#: Fill colours by the parameter message a layer type reads (the catalogue's ``*_param``).
 _FILL = {
-    "Convolution": "#dbeafe", "Deconvolution": "#dbeafe", "Pooling": "#dcfce7",
-    "InnerProduct": "#ede9fe", "Concat": "#ffedd5", "Eltwise": "#ffedd5", "Input": "#e5e7eb",
-    "Data": "#e5e7eb", "ImageData": "#e5e7eb", "HDF5Data": "#e5e7eb", "Softmax": "#fce7f3",
-    "SoftmaxWithLoss": "#fce7f3", "Accuracy": "#fce7f3", "Reduction": "#fce7f3",
-}  # fmt: skip
+    "convolution_param": "#dbeafe",
+    "pooling_param": "#dcfce7",
+    "inner_product_param": "#ede9fe",
+    "concat_param": "#ffedd5",
+    "eltwise_param": "#ffedd5",
+    "input_param": "#e5e7eb",
+    "softmax_param": "#fce7f3",
+    "accuracy_param": "#fce7f3",
+    "reduction_param": "#fce7f3",
+}
+#: Fill colours by category, for the types without a colour of their own.
+_CATEGORY_FILL = {DATA: "#e5e7eb", LOSS: "#fce7f3", ACCURACY: "#fce7f3"}
+
+
+def _fill(layer_type_name: str) -> str:
+    """A node's fill colour: what kind of layer it is."""
+    entry = layer_type(layer_type_name)
+    if entry is None:
+        return "white"
+    if entry.param_field in _FILL:
+        return _FILL[entry.param_field]
+    return next((c for k, c in _CATEGORY_FILL.items() if entry.has(k)), "white")
+
+
 _NODE_STYLE = {
     KEPT: {"style": "rounded,filled", "color": "#374151", "penwidth": "1"},
-    DROPPED: {"style": "rounded,dashed,filled", "color": "#9ca3af", "fillcolor": "#f3f4f6",
-              "fontcolor": "#9ca3af", "penwidth": "1"},
-    ADDED: {"style": "rounded,filled,bold", "color": "#d97706", "fillcolor": "#fde68a",
-            "penwidth": "3"},
-}  # fmt: skip
+    DROPPED: {
+        "style": "rounded,dashed,filled",
+        "color": "#9ca3af",
+        "fillcolor": "#f3f4f6",
+        "fontcolor": "#9ca3af",
+        "penwidth": "1",
+    },
+    ADDED: {
+        "style": "rounded,filled,bold",
+        "color": "#d97706",
+        "fillcolor": "#fde68a",
+        "penwidth": "3",
+    },
+}
 _EDGE_STYLE = {
     KEPT: {"color": "#4b5563"},
     DROPPED: {"style": "dashed", "color": "#c0c4cc", "fontcolor": "#9ca3af"},
@@ -85,7 +115,7 @@ def to_graphviz(graph: NetGraph, rankdir: str = "TB") -> graphviz.Digraph:
     for node in graph.nodes.values():
         ids[node.key] = f"n{len(ids)}"
         style = dict(_NODE_STYLE[node.status])
-        style.setdefault("fillcolor", _FILL.get(node.type, "white"))
+        style.setdefault("fillcolor", _fill(node.type))
         attributes = {
             "class": f"layer {node.status}",
             "id": f"layer:{node.key}",
@@ -100,13 +130,23 @@ def to_graphviz(graph: NetGraph, rankdir: str = "TB") -> graphviz.Digraph:
     for name, status in terminals.items():
         ids[name] = f"t{len(ids)}"
         attributes = {"class": f"terminal {status}", "id": name}
-        dot.node(ids[name], name.split(":", 1)[1], shape="plaintext",
-                 fontcolor=_NODE_STYLE[status]["color"], _attributes=attributes)  # fmt: skip
+        dot.node(
+            ids[name],
+            name.split(":", 1)[1],
+            shape="plaintext",
+            fontcolor=_NODE_STYLE[status]["color"],
+            _attributes=attributes,
+        )
     for edge in graph.edges.values():
         attributes = {"class": f"blob {edge.status}", "id": f"blob:{edge.blob}:{len(ids)}"}
         ids[f"edge{len(ids)}"] = ""
-        dot.edge(ids[edge.tail], ids[edge.head], _edge_label(edge), _attributes=attributes,
-                 **_EDGE_STYLE[edge.status])  # fmt: skip
+        dot.edge(
+            ids[edge.tail],
+            ids[edge.head],
+            _edge_label(edge),
+            _attributes=attributes,
+            **_EDGE_STYLE[edge.status],
+        )
     return dot
 
 

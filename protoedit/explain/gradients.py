@@ -19,11 +19,10 @@ from protoedit.document import Document, load
 from protoedit.errors import InputError, Location
 from protoedit.explain.preprocess import Preprocess, load_input
 from protoedit.explain.session import DEFAULT_TIMEOUT, CaffeSession
-from protoedit.net.param_roles import param_key
+from protoedit.net.layers import DATA, is_a, is_loss, no_backward, param_key
 from protoedit.net.shapes import infer_shapes
 from protoedit.net.view import NetView
 from protoedit.rewrites import LossHead, aux, filter_net, force_backward, truncate
-from protoedit.rewrites.aux import DATA_LAYERS, NO_BACKWARD
 from protoedit.rewrites.report import RewriteReport
 from protoedit.rewrites.upgrade import needs_upgrade, upgrade
 
@@ -109,17 +108,17 @@ def loss_net(doc: Document, loss: str) -> RewriteReport:
     view = NetView(doc)
     version = view.resolve(loss)
     producer = view.by_index.get(version.producer)
-    if producer is None or not (producer.type.endswith("Loss") or len(producer.param.loss_weight)):
+    if producer is None or not (is_loss(producer.type) or len(producer.param.loss_weight)):
         raise InputError(f"'{loss}' is not a loss: no loss layer or loss_weight produces it")
     for index in sorted(view.ancestors([version])):
         info = view.by_index[index]
-        if info.type in DATA_LAYERS:
+        if is_a(info.type, DATA):
             raise InputError(
                 f"layer '{info.name}' ({info.type}) reads its data from files; a gradient "
                 "needs the data given: feed the net through Input layers",
                 doc.location(info.node.pos),
             )
-        if info.type in NO_BACKWARD and not info.type.endswith("Loss"):
+        if no_backward(info.type) and not is_loss(info.type):
             raise InputError(
                 f"layer '{info.name}' ({info.type}) cannot run backward, and the loss "
                 "depends on it",

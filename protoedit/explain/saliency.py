@@ -40,9 +40,9 @@ from protoedit.explain.gradients import (
 )
 from protoedit.explain.preprocess import Preprocess, blob_to_image, image_to_blob, load_input
 from protoedit.explain.session import DEFAULT_TIMEOUT, CaffeSession
+from protoedit.net.layers import READS_SCORES, is_a, no_backward
 from protoedit.net.view import INPUT, NetView
 from protoedit.rewrites import LossHead, filter_net
-from protoedit.rewrites.aux import NO_BACKWARD
 from protoedit.rewrites.report import RewriteReport
 from protoedit.rewrites.upgrade import needs_upgrade, upgrade
 
@@ -108,10 +108,6 @@ class Saliency:
         return written
 
 
-#: Final layers whose first input holds the class scores (logits).
-_READS_SCORES = frozenset(["Softmax", "SoftmaxWithLoss", "Accuracy", "ArgMax"])
-
-
 def logits_target(net: NetSource) -> str:
     """The layer whose top a class head reads when no target is named: the net's one output,
     or what its final Softmax (or a training net's SoftmaxWithLoss and Accuracy) reads, the
@@ -124,9 +120,9 @@ def logits_target(net: NetSource) -> str:
     found: dict[str, None] = {}
     for version in view.outputs():
         info = view.by_index[version.producer]
-        if info.type in _READS_SCORES and info.reads and info.reads[0].producer != INPUT:
+        if is_a(info.type, READS_SCORES) and info.reads and info.reads[0].producer != INPUT:
             found[view.by_index[info.reads[0].producer].name] = None
-        elif not (info.type.endswith("Loss") or info.type in NO_BACKWARD):
+        elif not no_backward(info.type):  # a loss, or a layer that needs labels
             found[info.name] = None
     if len(found) != 1:
         names = ", ".join(f"'{name}'" for name in found) or "none"

@@ -16,7 +16,7 @@ from typing import IO, Any
 
 from protoedit.explain import protocol
 from protoedit.explain.weights import misfits
-from protoedit.net.param_roles import param_roles
+from protoedit.net.layers import param_roles
 
 
 class _Refused(Exception):

@@ -2,7 +2,8 @@
 
 Covers the layers deploy nets are made of (Input, Convolution, Deconvolution, Pooling,
 InnerProduct, Concat, Eltwise, Flatten, Reshape, Slice, Crop, Reduction and the layers that
-keep their input's shape).  A value whose shape depends on a layer not covered is ``None``,
+keep their input's shape): the layer catalogue names each type's rule, :data:`RULES` holds
+them.  A value whose shape depends on a layer not covered is ``None``,
 and so is everything computed from it: callers then ask the user, they do not guess.
 """
 
@@ -10,18 +11,14 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from typing import Any
 
 from protoedit.errors import InputError
+from protoedit.net.layers import layer_type
 from protoedit.net.view import INPUT, BlobVersion, NetView
 
 Shape = list[int]
-
-#: Layers whose (first) output has their first input's shape.
-SAME_SHAPE = frozenset(
-    """ReLU PReLU ELU Sigmoid TanH AbsVal BNLL Power Exp Log Swish Clip Threshold Dropout
-    BatchNorm Scale Bias LRN MVN Softmax Split Eltwise""".split()  # noqa: SIM905
-)
 
 
 class _Problem(Exception):
@@ -123,58 +120,89 @@ def _slice(param: Any, first: Shape, tops: int) -> list[Shape | None]:
     return [[*first[:axis], b - a, *first[axis + 1 :]] for a, b in itertools.pairwise(points)]
 
 
+def _input(param: Any, ins: list[Shape], tops: int) -> list[Shape | None]:
+    shapes = [list(s.dim) for s in param.shape]
+    if not shapes:
+        return [None] * tops  # Caffe leaves the tops unshaped: the caller reshapes them
+    if len(shapes) not in (1, tops):
+        raise _Problem(f"{len(shapes)} shapes for {tops} tops")
+    return [shapes[i] if len(shapes) > 1 else shapes[0] for i in range(tops)]
+
+
+def _same(param: Any, ins: list[Shape], tops: int) -> list[Shape | None]:
+    return [list(ins[0]) for _ in range(tops)]
+
+
+def _concat(param: Any, ins: list[Shape], tops: int) -> list[Shape | None]:
+    first = ins[0]
+    axis = _axis(param.axis if param.HasField("axis") else param.concat_dim or 1, len(first))
+    rest = first[:axis] + first[axis + 1 :]
+    if any(len(s) != len(first) or s[:axis] + s[axis + 1 :] != rest for s in ins):
+        raise _Problem(f"inputs {ins} differ outside the concat axis {axis}")
+    out = list(first)
+    out[axis] = sum(s[axis] for s in ins)
+    return [out]
+
+
+def _flatten(param: Any, ins: list[Shape], tops: int) -> list[Shape | None]:
+    first = ins[0]
+    start, end = _axis(param.axis, len(first)), _axis(param.end_axis, len(first))
+    return [[*first[:start], math.prod(first[start : end + 1]), *first[end + 1 :]]]
+
+
+def _crop(param: Any, ins: list[Shape], tops: int) -> list[Shape | None]:
+    if len(ins) != 2:
+        return [None] * tops
+    axis = _axis(param.axis, len(ins[0]))
+    return [[*ins[0][:axis], *ins[1][axis:]]]
+
+
+def _inner_product(param: Any, ins: list[Shape], tops: int) -> list[Shape | None]:
+    axis = _axis(param.axis, len(ins[0]))
+    return [[*ins[0][:axis], int(param.num_output)]]
+
+
+#: Shape rules by the name the layer catalogue gives (:mod:`protoedit.net.layers`): each
+#: takes the layer's ``*_param`` message, the input shapes and the number of tops.
+RULES: dict[str, Callable[[Any, list[Shape], int], list[Shape | None]]] = {
+    "input": _input,
+    "same": _same,
+    "conv": lambda p, ins, tops: [_conv(p, ins[0], deconv=False)],
+    "deconv": lambda p, ins, tops: [_conv(p, ins[0], deconv=True)],
+    "pool": lambda p, ins, tops: [_pool(p, ins[0])] * tops,
+    "inner_product": _inner_product,
+    "concat": _concat,
+    "flatten": _flatten,
+    "reshape": lambda p, ins, tops: [_reshape(p, ins[0])],
+    "slice": lambda p, ins, tops: _slice(p, ins[0], tops),
+    "crop": _crop,
+    "reduction": lambda p, ins, tops: [ins[0][: _axis(p.axis, len(ins[0]))]],
+}
+#: Rules whose outputs have no empty axis (Caffe checks it).
+_POSITIVE = ("conv", "deconv", "pool")
+
+
+def _rule(kind: str) -> tuple[str | None, str | None]:
+    """The shape rule of a layer type and the ``*_param`` field it reads."""
+    entry = layer_type(kind)
+    return (entry.shape, entry.param_field) if entry is not None else (None, None)
+
+
 def _layer_shapes(info: Any, ins: list[Shape]) -> list[Shape | None]:
     """Output shapes of one layer from its input shapes (None where not covered)."""
-    kind, param, tops = info.type, info.param, len(info.writes)
-    if kind == "Input":
-        shapes = [list(s.dim) for s in param.input_param.shape]
-        if not shapes:
-            return [None] * tops  # Caffe leaves the tops unshaped: the caller reshapes them
-        if len(shapes) not in (1, tops):
-            raise _Problem(f"{len(shapes)} shapes for {tops} tops")
-        return [shapes[i] if len(shapes) > 1 else shapes[0] for i in range(tops)]
-    if not ins:
+    rule, field = _rule(info.type)
+    tops = len(info.writes)
+    if rule is None or (not ins and rule != "input"):
         return [None] * tops
-    first = ins[0]
-    if kind in SAME_SHAPE:
-        return [list(first) for _ in range(tops)]
-    if kind in ("Convolution", "Deconvolution"):
-        return [_conv(param.convolution_param, first, kind == "Deconvolution")]
-    if kind == "Pooling":
-        return [_pool(param.pooling_param, first)] * tops
-    if kind == "InnerProduct":
-        axis = _axis(param.inner_product_param.axis, len(first))
-        return [[*first[:axis], int(param.inner_product_param.num_output)]]
-    if kind == "Concat":
-        concat = param.concat_param
-        axis = _axis(concat.axis if concat.HasField("axis") else concat.concat_dim or 1, len(first))
-        if any(len(s) != len(first) or s[:axis] + s[axis + 1 :] != first[:axis] + first[axis + 1 :]
-               for s in ins):  # fmt: skip
-            raise _Problem(f"inputs {ins} differ outside the concat axis {axis}")
-        out = list(first)
-        out[axis] = sum(s[axis] for s in ins)
-        return [out]
-    if kind == "Flatten":
-        start = _axis(param.flatten_param.axis, len(first))
-        end = _axis(param.flatten_param.end_axis, len(first))
-        return [[*first[:start], math.prod(first[start : end + 1]), *first[end + 1 :]]]
-    if kind == "Reshape":
-        return [_reshape(param.reshape_param, first)]
-    if kind == "Slice":
-        return _slice(param.slice_param, first, tops)
-    if kind == "Crop" and len(ins) == 2:
-        axis = _axis(param.crop_param.axis, len(first))
-        return [[*first[:axis], *ins[1][axis:]]]
-    if kind == "Reduction":
-        return [first[: _axis(param.reduction_param.axis, len(first))]]
-    return [None] * tops
+    param = getattr(info.param, field, None) if field is not None else None
+    return RULES[rule](param, ins, tops)
 
 
 def layer_shapes(view: NetView, info: Any, ins: list[Shape]) -> list[Shape | None]:
     """:func:`_layer_shapes`, with every failure an :class:`InputError` located at the layer."""
     try:
         outs = _layer_shapes(info, ins)
-        least = 1 if info.type in ("Convolution", "Deconvolution", "Pooling") else 0
+        least = 1 if _rule(info.type)[0] in _POSITIVE else 0
         bad = next((s for s in outs if s is not None and any(d < least for d in s)), None)
         if bad is not None:
             raise _Problem(f"the output would be {'x'.join(map(str, bad))}")
@@ -234,6 +262,10 @@ def infer_shapes(view: NetView) -> dict[BlobVersion, Shape | None]:
     inferred when first asked for.  A layer whose parameters give no valid shape raises a
     located :class:`InputError` ("cannot infer the shape of layer X: ...")."""
     return _LazyShapes(view)
+
+
+#: The NetParameter fields of the legacy input header (an Input layer is the current form).
+LEGACY_HEADER = ("input", "input_dim", "input_shape")
 
 
 def legacy_input_shapes(net: Any) -> list[Shape]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from protoedit.document import Document
 from protoedit.errors import InputError, Location
-from protoedit.lint import NetState, layer_included
+from protoedit.net.state import NetState, layer_included
 from protoedit.schema.binding import suggest
 from protoedit.syntax.split import elements, split_list
 from protoedit.syntax.tree import Block, Field, ListValue

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from google.protobuf import text_format
 
 from protoedit.document import Document
 from protoedit.errors import InputError, MissingArgumentError
-from protoedit.net.shapes import SAME_SHAPE, Shape, infer_shapes
+from protoedit.net.layers import NUM_OUTPUT_RULES, SAME_CHANNELS, layer_type
+from protoedit.net.shapes import Shape, infer_shapes
 from protoedit.net.view import INPUT, BlobVersion, NetView
 from protoedit.rewrites.check import check_result, lint_errors
 from protoedit.rewrites.report import RewriteReport
@@ -31,9 +32,6 @@ from protoedit.schema.values import format_float, quote
 
 HEAD_PREFIX = "protoedit_aux_"
 LOSS_TOP = f"{HEAD_PREFIX}loss"
-
-#: Layers whose output has as many channels as their first input (whatever its size).
-_SAME_CHANNELS = SAME_SHAPE | {"Pooling", "Crop"}
 
 Reduce = Literal["mean", "sum"]
 #: Head kinds; ``class`` is the command line's spelling of ``logit``.
@@ -95,16 +93,17 @@ def infer_channels(
     if version.producer == INPUT:
         return None
     info = view.by_index[version.producer]
-    param = info.param
-    if info.type in ("Convolution", "Deconvolution"):
-        return int(param.convolution_param.num_output)
-    if info.type == "InnerProduct":
-        return int(param.inner_product_param.num_output)
-    concat = param.concat_param
-    if info.type == "Concat" and (not concat.HasField("axis") or concat.axis in (1, -3)):
+    entry = layer_type(info.type)
+    if entry is None:
+        return None
+    param: Any = getattr(info.param, entry.param_field, None) if entry.param_field else None
+    if entry.shape in NUM_OUTPUT_RULES and param is not None:
+        return int(param.num_output)
+    concat = entry.shape == "concat" and param is not None
+    if concat and (not param.HasField("axis") or param.axis in (1, -3)):
         sizes = [infer_channels(view, read, shapes) for read in info.reads]
         return None if None in sizes else sum(s for s in sizes if s is not None)
-    if info.type in _SAME_CHANNELS and info.reads:
+    if entry.has(SAME_CHANNELS) and info.reads:
         return infer_channels(view, info.reads[0], shapes)
     return None
 

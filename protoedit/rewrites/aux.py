@@ -12,17 +12,17 @@ from collections.abc import Sequence
 
 from protoedit.document import Document
 from protoedit.errors import InputError, MissingArgumentError
+from protoedit.net.layers import PYTHON, is_a, is_data_layer, no_backward
 from protoedit.net.view import BlobVersion, NetView
 from protoedit.rewrites.add_loss import LossHead, add_loss
 from protoedit.rewrites.basic import filter_net, force_backward
 from protoedit.rewrites.check import check_result
-from protoedit.rewrites.layer_kinds import DATA_LAYERS, NO_BACKWARD, is_data_layer
 from protoedit.rewrites.report import RewriteReport
 from protoedit.rewrites.to_deploy import deploy_net
 from protoedit.rewrites.truncate import target_value, truncate
 from protoedit.rewrites.upgrade import needs_upgrade, upgrade
 
-__all__ = ["DATA_LAYERS", "NO_BACKWARD", "aux"]
+__all__ = ["aux"]
 
 
 def aux(
@@ -61,12 +61,8 @@ def aux(
         except MissingArgumentError as exc:
             raise exc.renamed({"channels": "input_channels"}) from None
     else:
-        given = [
-            name
-            for name, value in (("shape", shape), ("input_channels", input_channels),
-                                ("batch", batch))
-            if value is not None
-        ]  # fmt: skip
+        named = {"shape": shape, "input_channels": input_channels, "batch": batch}
+        given = [name for name, value in named.items() if value is not None]
         if given:
             raise InputError(
                 f"{' and '.join(given)} given, but the net has no data layer to replace: its "
@@ -80,13 +76,13 @@ def aux(
         raise _dropped(before, target, report) or exc from None
     needed = view.ancestors([version])
     for info in view.layers:
-        if info.index in needed and info.type in NO_BACKWARD:
+        if info.index in needed and no_backward(info.type):
             raise InputError(
                 f"layer '{info.name}' ({info.type}) cannot run backward, and the target "
                 "depends on it",
                 doc.location(info.node.pos),
             )
-        if info.index in needed and info.type == "Python":
+        if info.index in needed and is_a(info.type, PYTHON):
             report.flagged.append(f"layer '{info.name}' is a Python layer: it runs user code")
     report.extend(force_backward(doc))
     report.extend(truncate(doc, target, after_inplace))

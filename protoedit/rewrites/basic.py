@@ -6,10 +6,10 @@ from collections.abc import Iterable, Sequence
 
 from protoedit.document import Document
 from protoedit.errors import InputError
-from protoedit.lint import PHASES, NetState
+from protoedit.net.layers import is_data_layer
+from protoedit.net.state import PHASES, NetState
 from protoedit.net.view import LayerInfo, NetView, require_net
 from protoedit.rewrites.cleanup import drop_layers
-from protoedit.rewrites.layer_kinds import is_data_layer
 from protoedit.rewrites.report import RewriteReport
 from protoedit.schema.binding import suggest
 from protoedit.syntax.edit import remove_field

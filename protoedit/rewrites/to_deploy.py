@@ -17,37 +17,45 @@ from typing import Any
 
 from protoedit.document import Document
 from protoedit.errors import InputError, MissingArgumentError
-from protoedit.lint import PHASES, NetState
+from protoedit.net.layers import (
+    PYTHON,
+    Catalogue,
+    data_param,
+    for_schema,
+    is_a,
+    is_data_layer,
+    is_loss_or_accuracy,
+)
+from protoedit.net.state import PHASES, NetState
 from protoedit.net.view import LayerInfo, NetView
 from protoedit.rewrites.basic import describe_state, filter_net, net_state, stages_that_include
 from protoedit.rewrites.check import check_result
 from protoedit.rewrites.cleanup import drop_layers
-from protoedit.rewrites.layer_kinds import is_data_layer, is_loss_or_accuracy
 from protoedit.rewrites.report import RewriteReport
 from protoedit.rewrites.upgrade import needs_upgrade, upgrade
 from protoedit.schema.values import quote
 from protoedit.syntax.edit import insert_fields, parse_fields, remove_field
 from protoedit.syntax.tree import Field
 
-_PARAMS = {"Data": "data_param", "ImageData": "image_data_param", "HDF5Data": "hdf5_data_param",
-           "MemoryData": "memory_data_param", "WindowData": "window_data_param"}  # fmt: skip
 NEEDS_LABELS = "it needs labels"
 
 
-def derive_shape(layer: Any) -> list[int | None]:
-    """(N, C, H, W) a data layer implies, ``None`` where its parameters do not tell."""
-    param: Any = getattr(layer, _PARAMS[layer.type]) if layer.type in _PARAMS else None
+def derive_shape(layer: Any, catalogue: Catalogue | None = None) -> list[int | None]:
+    """(N, C, H, W) a data layer implies, ``None`` where its parameters do not tell; a fork
+    schema's ``catalogue`` (:func:`~protoedit.net.layers.for_schema`) knows its types."""
+    param: Any = data_param(layer, catalogue)
+    has = param.DESCRIPTOR.fields_by_name if param is not None else {}
     transform = layer.transform_param
-    batch = int(param.batch_size) if param is not None and param.HasField("batch_size") else None
-    if layer.type == "MemoryData":
+    batch = int(param.batch_size) if "batch_size" in has and param.HasField("batch_size") else None
+    if "channels" in has and "height" in has:  # MemoryData: the shape is its parameters
         return [batch, int(param.channels), int(param.height), int(param.width)]
     channels: int | None = None
     if len(transform.mean_value) in (1, 3, 4):
         channels = len(transform.mean_value)
-    elif layer.type == "ImageData":
+    elif "is_color" in has:  # ImageData and its kin
         channels = 3 if param.is_color else 1
     height = width = int(transform.crop_size) if transform.crop_size else None
-    if height is None and layer.type == "ImageData" and param.new_height and param.new_width:
+    if height is None and "new_height" in has and param.new_height and param.new_width:
         height, width = int(param.new_height), int(param.new_width)
     return [batch, channels, height, width]
 
@@ -63,7 +71,7 @@ def _input_dims(
     if shape is not None:
         dims = [int(d) for d in shape]
     else:
-        derived = derive_shape(first.param)
+        derived = derive_shape(first.param, for_schema(doc.schema))
         if channels is not None:
             derived[1] = channels
         if batch is not None:
@@ -75,9 +83,11 @@ def _input_dims(
                 needs["channels"] = None
             if missing == ["N"]:
                 needs["batch"] = None
-            source = "a Python layer" if first.type == "Python" else (
-                "batch_size, mean_value count or is_color, crop_size or new_height/new_width"
-            )  # fmt: skip
+            source = (
+                "a Python layer"
+                if is_a(first.type, PYTHON)
+                else "batch_size, mean_value count or is_color, crop_size or new_height/new_width"
+            )
             raise MissingArgumentError(
                 f"cannot tell the input's {'/'.join(missing)} from data layer '{first.name}' "
                 f"({source}): give the shape"
@@ -155,9 +165,10 @@ def deploy_net(
             reasons.setdefault(index, "it reads a label")
     # The last softmax loss whose scores survive becomes the net's probability output.
     softmax = [
-        i for i in view.layers
+        i
+        for i in view.layers
         if i.type == "SoftmaxWithLoss" and i.reads and i.reads[0].producer not in reasons
-    ]  # fmt: skip
+    ]
     logits = softmax[-1] if softmax else None
     fields = doc.tree.fields
     before_input = fields[: fields.index(first.node)]
@@ -168,8 +179,10 @@ def deploy_net(
     drop_layers(doc, view, reasons, report)
     if logits is not None:
         prob = _unique("prob", view)
-        text = (f"layer {{\nname: {quote(prob)}\ntype: \"Softmax\"\n"
-                f"bottom: {quote(logits.reads[0].blob)}\ntop: {quote(prob)}\n}}")  # fmt: skip
+        text = (
+            f'layer {{\nname: {quote(prob)}\ntype: "Softmax"\n'
+            f"bottom: {quote(logits.reads[0].blob)}\ntop: {quote(prob)}\n}}"
+        )
         insert_fields(doc.tree, doc.tree, parse_fields(text), _position(before_prob, fields))
         report.changed.append(
             f"layer '{logits.name}' (SoftmaxWithLoss) -> Softmax '{prob}' on "
@@ -177,8 +190,10 @@ def deploy_net(
         )
         report.removed[logits.name] = f"{NEEDS_LABELS}; Softmax '{prob}' took its place"
     shape_text = " ".join(f"dim: {d}" for d in dims)
-    text = (f"layer {{\nname: {quote(first.name)}\ntype: \"Input\"\ntop: {quote(data_top.blob)}\n"
-            f"input_param {{ shape {{ {shape_text} }} }}\n}}")  # fmt: skip
+    text = (
+        f'layer {{\nname: {quote(first.name)}\ntype: "Input"\ntop: {quote(data_top.blob)}\n'
+        f"input_param {{ shape {{ {shape_text} }} }}\n}}"
+    )
     insert_fields(doc.tree, doc.tree, parse_fields(text), _position(before_input, fields))
     report.changed.append(
         f"data layers -> Input layer '{first.name}' ({data_top.blob}: {' x '.join(map(str, dims))})"

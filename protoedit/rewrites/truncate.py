@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from protoedit.document import Document
 from protoedit.errors import InputError
-from protoedit.lint import PHASES, NetState
+from protoedit.net.state import PHASES, NetState
 from protoedit.net.view import BlobVersion, NetView
 from protoedit.rewrites.basic import rule_stages
 from protoedit.rewrites.check import check_result, lint_errors

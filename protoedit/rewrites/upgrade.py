@@ -17,7 +17,8 @@ from typing import Any
 from protoedit.document import Document
 from protoedit.errors import InputError
 from protoedit.lint import inline_nets
-from protoedit.net.shapes import legacy_input_shapes
+from protoedit.net.layers import CATALOGUE
+from protoedit.net.shapes import LEGACY_HEADER, legacy_input_shapes
 from protoedit.net.view import split_layer_lists
 from protoedit.rewrites.report import RewriteReport
 from protoedit.rewrites.upgrade_v0 import is_v0, upgrade_v0
@@ -27,21 +28,9 @@ from protoedit.syntax.split import elements, indent_block
 from protoedit.syntax.tree import Block, Field, Scalar, Tok
 from protoedit.syntax.tree import Document as Tree
 
-#: V1 layer type enum -> the type string the current format uses (Caffe's table).
-V1_TYPES = {
-    "NONE": "", "ABSVAL": "AbsVal", "ACCURACY": "Accuracy", "ARGMAX": "ArgMax", "BNLL": "BNLL",
-    "CONCAT": "Concat", "CONTRASTIVE_LOSS": "ContrastiveLoss", "CONVOLUTION": "Convolution",
-    "DECONVOLUTION": "Deconvolution", "DATA": "Data", "DROPOUT": "Dropout",
-    "DUMMY_DATA": "DummyData", "EUCLIDEAN_LOSS": "EuclideanLoss", "ELTWISE": "Eltwise",
-    "EXP": "Exp", "FLATTEN": "Flatten", "HDF5_DATA": "HDF5Data", "HDF5_OUTPUT": "HDF5Output",
-    "HINGE_LOSS": "HingeLoss", "IM2COL": "Im2col", "IMAGE_DATA": "ImageData",
-    "INFOGAIN_LOSS": "InfogainLoss", "INNER_PRODUCT": "InnerProduct", "LRN": "LRN",
-    "MEMORY_DATA": "MemoryData", "MULTINOMIAL_LOGISTIC_LOSS": "MultinomialLogisticLoss",
-    "MVN": "MVN", "POOLING": "Pooling", "POWER": "Power", "RELU": "ReLU", "SIGMOID": "Sigmoid",
-    "SIGMOID_CROSS_ENTROPY_LOSS": "SigmoidCrossEntropyLoss", "SILENCE": "Silence",
-    "SOFTMAX": "Softmax", "SOFTMAX_LOSS": "SoftmaxWithLoss", "SPLIT": "Split", "SLICE": "Slice",
-    "TANH": "TanH", "WINDOW_DATA": "WindowData", "THRESHOLD": "Threshold",
-}  # fmt: skip
+#: V1 layer type enum -> the type string the current format uses: Caffe's upgrade table,
+#: from the layer catalogue (``NONE`` becomes the empty type, as in Caffe).
+V1_TYPES = {"NONE": "", **{t.v1: t.name for t in CATALOGUE if t.v1}}
 
 #: V1 fields Caffe carries over unchanged (same name and type in LayerParameter).
 _COPIED = frozenset(
@@ -53,14 +42,27 @@ _COPIED = frozenset(
     softmax_param slice_param tanh_param threshold_param window_data_param transform_param
     loss_param""".split()  # noqa: SIM905
 )
-_PARAM_SPEC = {"param": "name", "blob_share_mode": "share_mode", "blobs_lr": "lr_mult",
-               "weight_decay": "decay_mult"}  # fmt: skip
-_DATA_TYPES = {"DATA": "data_param", "IMAGE_DATA": "image_data_param",
-               "WINDOW_DATA": "window_data_param"}  # fmt: skip
+_PARAM_SPEC = {
+    "param": "name",
+    "blob_share_mode": "share_mode",
+    "blobs_lr": "lr_mult",
+    "weight_decay": "decay_mult",
+}
+_DATA_TYPES = {
+    "DATA": "data_param",
+    "IMAGE_DATA": "image_data_param",
+    "WINDOW_DATA": "window_data_param",
+}
 _TRANSFORM_FIELDS = ("scale", "mean_file", "crop_size", "mirror")
 #: SolverParameter's legacy ``solver_type`` enum -> its ``type`` string (Caffe's table).
-SOLVER_TYPES = {"SGD": "SGD", "NESTEROV": "Nesterov", "ADAGRAD": "AdaGrad",
-                "RMSPROP": "RMSProp", "ADADELTA": "AdaDelta", "ADAM": "Adam"}  # fmt: skip
+SOLVER_TYPES = {
+    "SGD": "SGD",
+    "NESTEROV": "Nesterov",
+    "ADAGRAD": "AdaGrad",
+    "RMSPROP": "RMSProp",
+    "ADADELTA": "AdaDelta",
+    "ADAM": "Adam",
+}
 
 
 def _block(field: Field) -> Block:
@@ -167,8 +169,12 @@ def _upgrade_solver(doc: Document) -> RewriteReport:
         first = _indent_of(block.fields[0]) if block.fields else ""
         style = Style(doc.tree)
         unit = first[len(outer) :] if first.startswith(outer) and len(first) > len(outer) else ""
-        sub = Document(Tree(block.fields, "", doc.tree.source, doc.tree.path), doc.schema,
-                       doc.schema.qualified("NetParameter"), doc.lenient)  # fmt: skip
+        sub = Document(
+            Tree(block.fields, "", doc.tree.source, doc.tree.path),
+            doc.schema,
+            doc.schema.qualified("NetParameter"),
+            doc.lenient,
+        )
         inner = RewriteReport()
         _upgrade_net(sub, inner)
         if sub.tree.end.strip():
@@ -224,9 +230,10 @@ def _upgrade_v1_layer(doc: Document, field: Field, report: RewriteReport) -> Non
             assert isinstance(item, Scalar)  # binding refuses a block for these fields
             specs.setdefault(nth, []).append(f"{target}: {item.raw}")
     dropped = [
-        f for f in block.fields
+        f
+        for f in block.fields
         if f.name.text in _PARAM_SPEC or (f.name.text not in _COPIED and f.name.text != "type")
-    ]  # fmt: skip
+    ]
     # The param blocks go where the first folded field was, among the fields that stay.
     first = next((i for i, f in enumerate(block.fields) if f.name.text in _PARAM_SPEC), 0)
     where = sum(1 for f in block.fields[:first] if f not in dropped)
@@ -243,13 +250,15 @@ def _upgrade_v1_layer(doc: Document, field: Field, report: RewriteReport) -> Non
 def _upgrade_input(doc: Document, report: RewriteReport) -> None:
     tree = doc.tree
     net = doc.message
-    header = [f for f in tree.fields if f.name.text in ("input", "input_dim", "input_shape")]
+    header = [f for f in tree.fields if f.name.text in LEGACY_HEADER]
     if not header:
         return
     inputs = list(net.input)
     shapes = legacy_input_shapes(net)
-    first_layer = next((i for i, f in enumerate(tree.fields) if f.name.text in ("layer", "layers")),
-                       len(tree.fields))  # fmt: skip
+    first_layer = next(
+        (i for i, f in enumerate(tree.fields) if f.name.text in ("layer", "layers")),
+        len(tree.fields),
+    )
     where = min(tree.fields.index(header[0]), first_layer)
     # The header is replaced, not deleted: its comments go with the Input layer that takes its
     # place (or to whatever follows when there is no layer to make).

@@ -45,9 +45,9 @@ def _stage(name: str) -> None:
 
 def _is_data_layer(kind: str) -> bool:
     """A layer type that reads its data from files (``Data``, ``ImageData``, V1 ``DATA``)."""
-    return kind not in ("DummyData", "DUMMY_DATA") and kind.upper().replace("_", "").endswith(
-        "DATA"
-    )
+    from protoedit.net.layers import DATA, is_a
+
+    return is_a(kind, DATA)
 
 
 def _scan_net(text: str, caffe_pb2: Any) -> dict[str, Any]:
@@ -57,6 +57,8 @@ def _scan_net(text: str, caffe_pb2: Any) -> dict[str, Any]:
     layers that read files.
     """
     from google.protobuf import text_format
+
+    from protoedit.net.layers import PYTHON, is_a
 
     try:
         param = text_format.Parse(text, caffe_pb2.NetParameter())
@@ -75,7 +77,7 @@ def _scan_net(text: str, caffe_pb2: Any) -> dict[str, Any]:
         "python_layers": [
             [layer.name, layer.python_param.module, layer.python_param.layer]
             for layer in param.layer
-            if layer.type == "Python"
+            if is_a(layer.type, PYTHON)
         ],
         "data_layers": [name for name, kind in kinds if _is_data_layer(kind)],
         "force_backward": param.force_backward,
@@ -162,22 +164,29 @@ def randomize_params(net: Any, rng: Any) -> None:
     """Seeded random parameters, so a deploy net without weights computes something non-trivial.
 
     Weights are He-normal over their fan-in; 1-D blobs (biases, slopes) small noise around 0,
-    Scale's multipliers around 1; BatchNorm gets mean 0, variance 1 and scale factor 1.
+    multipliers (role ``scale``) around 1; BatchNorm gets mean 0, variance 1 and scale factor
+    1.  Roles come from the layer catalogue.
     """
-    for layer in net.layers:
-        if layer.type == "BatchNorm":
-            for index, value in enumerate((0.0, 1.0, 1.0)[: len(layer.blobs)]):
-                layer.blobs[index].data[...] = value
-            continue
-        for index, blob in enumerate(layer.blobs):
+    from protoedit.net.layers import param_roles
+
+    for name, layer in zip(net._layer_names, net.layers, strict=True):
+        bottoms = len(net.bottom_names.get(name, []))
+        roles = param_roles(layer.type, len(layer.blobs), bottoms)
+        for role, blob in zip(roles, layer.blobs, strict=True):
             shape = blob.data.shape
-            if len(shape) >= 2:
+            if role in _FIXED:
+                values = _FIXED[role]
+            elif len(shape) >= 2:
                 fan_in = max(1, blob.count // shape[0])
                 values = rng.standard_normal(shape) * (2.0 / fan_in) ** 0.5
             else:
-                centre = 1.0 if layer.type == "Scale" and index == 0 else 0.0
+                centre = 1.0 if role == "scale" else 0.0
                 values = centre + 0.1 * rng.standard_normal(shape)
             blob.data[...] = values
+
+
+#: Random weights give these roles a fixed value: BatchNorm's statistics of a unit normal.
+_FIXED = {"mean": 0.0, "variance": 1.0, "scale_factor": 1.0}
 
 
 def _save_gradient(folder: Path, blob: str, diff: Any) -> None:

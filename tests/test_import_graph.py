@@ -1,0 +1,128 @@
+"""The package's import graph: no cycles among protoedit modules, and ``net/`` never imports
+the lint layer above it.  Only module-level imports count (a function's deferred import
+runs after every module is loaded); ``if TYPE_CHECKING:`` blocks do not run at all."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import protoedit
+
+PACKAGE = Path(protoedit.__file__).resolve().parent
+
+
+def _modules() -> dict[str, Path]:
+    """Every module of the package by dotted name (a package by its own name)."""
+    found = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = ["protoedit", *path.relative_to(PACKAGE).with_suffix("").parts]
+        if parts[-1] == "__init__":
+            parts.pop()
+        found[".".join(parts)] = path
+    return found
+
+
+def _top_level(body: list[ast.stmt]) -> Iterator[ast.Import | ast.ImportFrom]:
+    """The import statements a module runs when it is loaded."""
+    for node in body:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            yield node
+        elif isinstance(node, ast.If):
+            if "TYPE_CHECKING" not in ast.unparse(node.test):
+                yield from _top_level(node.body)
+                yield from _top_level(node.orelse)
+        elif isinstance(node, ast.Try):
+            for block in (node.body, node.orelse, node.finalbody, *[h.body for h in node.handlers]):
+                yield from _top_level(block)
+
+
+def _edges(modules: dict[str, Path]) -> dict[str, set[str]]:
+    """Module -> the protoedit modules it imports at module level."""
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        targets: set[str] = set()
+        for node in _top_level(ast.parse(path.read_text(), str(path)).body):
+            if isinstance(node, ast.Import):
+                targets.update(alias.name for alias in node.names)
+                continue
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, *([base] if base else [])])
+            for alias in node.names:
+                full = f"{base}.{alias.name}"
+                targets.add(full if full in modules else base)
+        graph[name] = {t for t in targets if t in modules and t != name}
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(graph[node]):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                top = stack.pop()
+                on_stack.discard(top)
+                component.append(top)
+                if top == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_the_import_graph_sees_the_modules_and_their_imports() -> None:
+    graph = _edges(_modules())
+    assert "protoedit.net.layers" in graph["protoedit.net.shapes"]
+    assert "protoedit.net.state" in graph["protoedit.lint"]
+    assert "protoedit.syntax.parser" in graph["protoedit.syntax"]  # a relative-free package
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_no_import_cycle_among_protoedit_modules() -> None:
+    assert _cycles(_edges(_modules())) == []
+
+
+def test_net_never_imports_lint() -> None:
+    graph = _edges(_modules())
+    upward = sorted(
+        (name, target)
+        for name, targets in graph.items()
+        if name.startswith("protoedit.net")
+        for target in targets
+        if target == "protoedit.lint" or target.startswith("protoedit.lint.")
+    )
+    assert upward == []
+
+
+def test_the_syntax_layer_imports_nothing_of_caffe() -> None:
+    graph = _edges(_modules())
+    for name, targets in graph.items():
+        if name.startswith("protoedit.syntax"):
+            assert all(t.startswith(("protoedit.syntax", "protoedit.errors")) for t in targets), (
+                name,
+                targets,
+            )

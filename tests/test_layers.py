@@ -1,0 +1,315 @@
+"""The layer catalogue against Caffe's own facts: the types a Caffe source registers, the
+``*_param`` fields and V1 enum of its schema, the types the corpus uses, the blobs pycaffe
+creates, and the shape rules :mod:`protoedit.net.shapes` implements."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from protoedit import caffe_build
+from protoedit.net import layers
+from protoedit.net.layers import (
+    CATALOGUE,
+    DATA,
+    LOSS,
+    NEEDS_LABELS,
+    SAME_CHANNELS,
+    SAME_SHAPE,
+    for_schema,
+    is_data_layer,
+    is_loss,
+    no_backward,
+    param_roles,
+    registered_types,
+)
+from protoedit.net.shapes import RULES
+from protoedit.rewrites.upgrade import _DATA_TYPES, V1_TYPES
+from protoedit.rewrites.upgrade_v0 import V0_TYPES
+from protoedit.schema import Schema, builtin_schema
+from protoedit.syntax import parse
+from protoedit.syntax.parser import ParseError
+from protoedit.syntax.tree import Block, Scalar
+
+
+@pytest.fixture(scope="session")
+def caffe_source(caffe_models: Path) -> Path:
+    """The unpacked Caffe source package (the bundled fork: BVLC plus SSD and others)."""
+    return caffe_build.source_dir()
+
+
+def test_every_type_the_bundled_caffe_registers_is_catalogued(caffe_source: Path) -> None:
+    registered = registered_types(caffe_source)
+    assert {"Convolution", "Python", "PriorBox"} <= registered
+    assert sorted(registered - CATALOGUE.names()) == []
+    # The fork predates BVLC's newest types; what it lacks is declared by BVLC's schema.
+    fields = builtin_schema().descriptor("LayerParameter").fields_by_name
+    for name in layers.BVLC_TYPES - registered:
+        entry = CATALOGUE.get(name)
+        assert entry is not None and entry.param_field in fields, name
+
+
+def test_every_param_field_of_the_builtin_schema_maps_to_a_catalogued_type() -> None:
+    fields = builtin_schema().descriptor("LayerParameter").fields
+    params = {f.name for f in fields if f.name.endswith("_param")} - set(layers.GENERAL_PARAMS)
+    catalogued = {t.param_field for t in CATALOGUE if t.origin == "BVLC"}
+    assert params == catalogued - {None}
+    for entry in CATALOGUE:
+        if entry.origin == "BVLC" and entry.param_field is not None:
+            assert entry.param_field in params, entry.name
+
+
+def test_every_param_field_of_the_forks_schema_is_a_type_or_registers_none(
+    caffe_source: Path,
+) -> None:
+    schema = Schema.from_file(caffe_build.caffe_proto_path())
+    registered = registered_types(caffe_source)
+    by_field = {t.param_field for t in CATALOGUE}
+    for entry in layers.schema_types(schema):
+        # A field the catalogue does not know names a parameter with no layer of its own.
+        assert entry.param_field in by_field or entry.name not in registered, entry
+    extended = for_schema(schema)
+    assert "PriorBox" in extended and extended.get("Convolution") == CATALOGUE.get("Convolution")
+
+
+def test_a_forks_schema_adds_the_types_of_its_param_fields() -> None:
+    schema = Schema(
+        """syntax = "proto2";
+        package caffe;
+        message LayerParameter {
+          optional string name = 1;
+          optional string type = 2;
+          optional ConvolutionParameter convolution_param = 3;
+          optional FooLossParameter foo_loss_param = 4;
+          optional WarpParameter warp_param = 5;
+        }
+        message ConvolutionParameter { optional uint32 num_output = 1; }
+        message FooLossParameter { optional float margin = 1; }
+        message WarpParameter { optional float strength = 1; }
+        """,
+        "fork.proto",
+    )
+    extended = for_schema(schema)
+    foo, warp = extended.get("FooLoss"), extended.get("Warp")
+    assert foo is not None and foo.has(LOSS) and foo.param_field == "foo_loss_param"
+    assert warp is not None and not warp.categories and warp.origin == "fork.proto"
+    assert extended.get("Convolution") is CATALOGUE.get("Convolution")
+    assert "Warp" not in CATALOGUE  # the shared catalogue is left alone
+
+
+def test_v1_names_are_the_schemas_enum_and_upgrade_reads_them() -> None:
+    enum = builtin_schema().descriptor("V1LayerParameter").fields_by_name["type"].enum_type
+    assert enum is not None
+    bvlc_v1 = {t.v1 for t in CATALOGUE if t.origin == "BVLC" and t.v1}
+    assert bvlc_v1 == {v.name for v in enum.values} - {"NONE"}
+    for v1, name in V1_TYPES.items():
+        assert v1 == "NONE" or CATALOGUE.by_v1[v1].name == name
+
+
+def test_the_upgrade_tables_name_catalogued_types() -> None:
+    for kind in V0_TYPES.values():
+        assert kind in CATALOGUE.by_v1, kind
+    for v1, field in _DATA_TYPES.items():
+        entry = CATALOGUE.by_v1[v1]
+        assert entry.param_field == field and entry.has(DATA), v1
+
+
+def _corpus_types(path: Path) -> set[str]:
+    """The ``type:`` of every top-level layer of a current or V1 net (V0 has its own table)."""
+    try:
+        tree = parse(path.read_text(encoding="utf-8", errors="replace"), str(path))
+    except ParseError:
+        return set()  # a template (``${NUM_LABELS}``): no net until it is filled in
+    found = set()
+    for field in tree.fields:
+        block = field.value
+        if field.name.text not in ("layer", "layers") or not isinstance(block, Block):
+            continue
+        if any(f.name.text == "layer" for f in block.fields):
+            continue  # V0
+        for item in block.fields:
+            if item.name.text == "type" and isinstance(item.value, Scalar):
+                found.add(item.value.raw.strip("\"'"))
+    return found
+
+
+def test_every_layer_type_of_the_corpus_is_catalogued(corpus: Path) -> None:
+    seen: dict[str, str] = {}
+    for path in sorted(corpus.glob("*.prototxt")):
+        for kind in _corpus_types(path):
+            seen.setdefault(kind, path.name)
+    assert {"Convolution", "PriorBox", "CONVOLUTION", "Python"} <= set(seen)
+    unknown = {k: f for k, f in seen.items() if k not in CATALOGUE and k not in CATALOGUE.by_v1}
+    assert unknown == {}
+
+
+def test_every_shape_rule_is_implemented() -> None:
+    named = {t.shape for t in CATALOGUE if t.shape is not None}
+    assert named == set(RULES)
+    for entry in CATALOGUE:
+        assert entry.has(SAME_SHAPE) == (entry.shape == "same"), entry.name
+        if entry.has(SAME_SHAPE):
+            assert entry.has(SAME_CHANNELS), entry.name
+
+
+def test_categories_agree_with_each_other() -> None:
+    for entry in CATALOGUE:
+        if entry.has(LOSS):
+            assert entry.has(NEEDS_LABELS) and no_backward(entry.name), entry.name
+        assert entry.roles == tuple(param_roles(entry.name, len(entry.roles))), entry.name
+    assert is_loss("MyFancyLoss") and not is_loss("Convolution")  # a fork's loss, by name
+    assert no_backward("Accuracy") and no_backward("SoftmaxWithLoss")
+    assert not no_backward("ReLU")
+
+
+class _Layer:
+    def __init__(self, kind: str, bottoms: int = 0, tops: int = 1) -> None:
+        self.type, self.bottom, self.top = kind, ["x"] * bottoms, ["y"] * tops
+
+
+def test_data_layers_include_fork_readers_and_python_readers() -> None:
+    assert is_data_layer(_Layer("Data")) and is_data_layer(_Layer("AnnotatedData"))
+    assert is_data_layer(_Layer("VideoData")) and is_data_layer(_Layer("Python"))
+    assert not is_data_layer(_Layer("Python", bottoms=1))  # a Python layer in the middle
+    assert not is_data_layer(_Layer("DummyData")) and not is_data_layer(_Layer("Input"))
+
+
+# Build one layer of each parametric type in pycaffe and report its blob count; in a child
+# process because a failed CHECK aborts the whole process.
+_BLOBS = """
+import json, sys, tempfile
+import caffe
+caffe.set_mode_cpu()
+out = {}
+for key, text in json.loads(sys.argv[1]).items():
+    with tempfile.NamedTemporaryFile("w", suffix=".prototxt", delete=False) as handle:
+        handle.write(text)
+    net = caffe.Net(handle.name, caffe.TEST)
+    out[key] = len(net.layers[list(net._layer_names).index("probe")].blobs)
+print(json.dumps(out))
+"""
+_INPUTS = (
+    'layer { name: "in" type: "Input" top: "a" top: "b" '
+    "input_param { shape { dim: 2 dim: 3 dim: 4 dim: 4 } } }\n"
+)
+# key -> (type, bottoms, the layer's parameters)
+_PROBES = {
+    "Convolution": ("Convolution", 1, "convolution_param { num_output: 2 kernel_size: 1 }"),
+    "Convolution/no-bias": (
+        "Convolution",
+        1,
+        "convolution_param { num_output: 2 kernel_size: 1 bias_term: false }",
+    ),
+    "Deconvolution": ("Deconvolution", 1, "convolution_param { num_output: 2 kernel_size: 1 }"),
+    "InnerProduct": ("InnerProduct", 1, "inner_product_param { num_output: 2 }"),
+    "Embed": ("Embed", 1, "embed_param { num_output: 2 input_dim: 5 }"),
+    "BatchNorm": ("BatchNorm", 1, ""),
+    "Scale": ("Scale", 1, "scale_param { bias_term: true }"),
+    "Scale/two-bottoms": ("Scale", 2, "scale_param { bias_term: true axis: 0 }"),
+    "Bias": ("Bias", 1, ""),
+    "PReLU": ("PReLU", 1, ""),
+    "Normalize": ("Normalize", 1, ""),
+}
+
+
+@pytest.mark.caffe
+def test_roles_agree_with_the_blobs_caffe_creates(caffe_source: Path) -> None:
+    registered = registered_types(caffe_source)
+    parametric = {t.name for t in CATALOGUE if t.roles}
+    assert parametric - {kind for kind, _, _ in _PROBES.values()} <= parametric - registered
+    nets = {}
+    for key, (kind, bottoms, params) in _PROBES.items():
+        reads = "".join(f' bottom: "{b}"' for b in "ab"[:bottoms])
+        nets[key] = _INPUTS + f'layer {{ name: "probe" type: "{kind}"{reads} top: "p" {params} }}\n'
+    proc = subprocess.run(
+        [sys.executable, "-c", _BLOBS, json.dumps(nets)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    counts = json.loads(proc.stdout)
+    for key, (kind, bottoms, _) in _PROBES.items():
+        roles = param_roles(kind, counts[key], bottoms)
+        assert not any(role.startswith("blob") for role in roles), (key, roles)
+        full = param_roles(kind, 99, bottoms)
+        assert counts[key] == len([r for r in full if not r.startswith("blob")]) or key.endswith(
+            "no-bias"
+        ), (key, counts[key])
+    assert counts["Convolution/no-bias"] == 1 and counts["Scale/two-bottoms"] == 1
+
+
+def test_check_knows_the_types_of_a_caffe_source_trees_schema(
+    caffe_source: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from protoedit.cli import main
+
+    proto = caffe_build.caffe_proto_path()
+    assert layers.source_of(proto) == caffe_source.resolve()
+    net = tmp_path / "net.prototxt"
+    net.write_text(
+        'layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 1 dim: 3 } } }\n'
+        'layer { name: "p" type: "PriorBx" bottom: "x" top: "y" }\n'
+    )
+    assert main(["check", "--proto", str(proto), str(net)]) == 1
+    assert "E205 unknown layer type 'PriorBx' (layer 'p') (did you mean 'PriorBox'" in (
+        capsys.readouterr().out
+    )
+    lone = tmp_path / "caffe.proto"  # the same schema outside its tree: types are not known
+    lone.write_text(proto.read_text())
+    assert layers.source_of(lone) is None
+    assert main(["check", "--proto", str(lone), str(net)]) == 0
+
+
+_FORK_NET = """
+layer { name: "data" type: "FooData" top: "data" top: "label"
+  transform_param { crop_size: 5 mean_value: 1 mean_value: 2 mean_value: 3 }
+  foo_data_param { batch_size: 7 } }
+layer { name: "fc" type: "InnerProduct" bottom: "data" top: "fc"
+  inner_product_param { num_output: 4 } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "fc" bottom: "label" top: "loss" }
+"""
+
+
+def test_to_deploy_reads_a_fork_data_layers_own_parameters() -> None:
+    from protoedit import loads
+    from protoedit.net import NetView
+    from protoedit.net.shapes import infer_shapes
+    from protoedit.rewrites import to_deploy
+    from protoedit.schema import BUILTIN_PROTO
+
+    # The built-in schema plus a fork's data layer, as a fork's caffe.proto declares one.
+    text = BUILTIN_PROTO.read_text().replace(
+        "message LayerParameter {",
+        "message LayerParameter {\n  optional FooDataParameter foo_data_param = 9001;",
+    )
+    schema = Schema(text + "\nmessage FooDataParameter { optional uint32 batch_size = 1; }\n", "f")
+    doc = loads(_FORK_NET, schema=schema)
+    to_deploy(doc)
+    view = NetView(doc)
+    data = view.final["data"]
+    assert view.by_index[data.producer].type == "Input"
+    assert infer_shapes(view)[data] == [7, 3, 5, 5]  # the batch from foo_data_param
+
+
+def test_a_fork_type_the_catalogue_marks_shape_keeping_gets_its_inputs_shape() -> None:
+    from protoedit import loads
+    from protoedit.net import NetView
+    from protoedit.net.shapes import infer_shapes
+
+    view = NetView(
+        loads(
+            'layer { name: "in" type: "Input" top: "x" '
+            "input_param { shape { dim: 2 dim: 3 dim: 5 dim: 5 } } }\n"
+            'layer { name: "n" type: "Normalize" bottom: "x" top: "n" }\n'
+            'layer { name: "p" type: "Permute" bottom: "n" top: "p" }\n'
+        )
+    )
+    shapes = infer_shapes(view)
+    assert shapes[view.final["n"]] == [2, 3, 5, 5]  # SSD's Normalize keeps the shape
+    assert shapes[view.final["p"]] is None  # Permute has no rule: unknown, not guessed
