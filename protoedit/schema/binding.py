@@ -248,12 +248,22 @@ class Binder:
         # By full name: upb hands out short-lived descriptor wrappers, so id() is no key.
         self._slots: dict[str, dict[str, _Slot]] = {}
         self._hints: dict[tuple[str, str], str] = {}  # unknown names recur (lenient mode)
+        #: Which tree nodes produced each repeated field's entries, per container (by id):
+        #: ``links[id(container)] = (container, {name: [(field, item), ...]})``, the N-th
+        #: pair being the N-th entry of the message (what failed to bind is not there).
+        self.links: dict[int, tuple[object, dict[str, list[tuple[Field, Scalar | Block]]]]] = {}
 
     def _report(self, code: str, message: str, pos: int, severity: str = "error") -> None:
         self.diagnostics.append(Diagnostic(code, message, pos, severity))
 
-    def bind_fields(self, fields: list[Field], message: Message) -> None:
+    def bind_fields(self, fields: list[Field], message: Message, owner: object = None) -> None:
+        """Bind ``fields`` into ``message``; with ``owner`` (the tree or block holding them),
+        record in :attr:`links` which node gave each repeated entry."""
         descriptor = message.DESCRIPTOR
+        links: dict[str, list[tuple[Field, Scalar | Block]]] | None = None
+        if owner is not None:
+            links = {}
+            self.links[id(owner)] = (owner, links)
         slots = self._slots.get(descriptor.full_name)
         if slots is None:
             slots = self._slots[descriptor.full_name] = _slots_of(descriptor)
@@ -291,13 +301,23 @@ class Binder:
                 items: list[Scalar | Block] = value.items
             else:
                 items = [value]
+            bound = None
+            if links is not None and slot.repeated:
+                bound = links.get(name)
+                if bound is None:
+                    bound = links[name] = []
             if slot.is_message:
-                self._bind_messages(field, slot, items, message)
+                self._bind_messages(field, slot, items, message, bound)
             else:
-                self._bind_scalars(field, slot, items, message)
+                self._bind_scalars(field, slot, items, message, bound)
 
     def _bind_messages(
-        self, field: Field, slot: _Slot, items: list[Scalar | Block], message: Message
+        self,
+        field: Field,
+        slot: _Slot,
+        items: list[Scalar | Block],
+        message: Message,
+        bound: list[tuple[Field, Scalar | Block]] | None,
     ) -> None:
         for item in items:
             if not isinstance(item, Block):
@@ -312,10 +332,17 @@ class Binder:
             sub = target.add() if slot.repeated else target
             if not slot.repeated:
                 sub.SetInParent()
-            self.bind_fields(item.fields, sub)
+            if bound is not None:
+                bound.append((field, item))
+            self.bind_fields(item.fields, sub, item)
 
     def _bind_scalars(
-        self, field: Field, slot: _Slot, items: list[Scalar | Block], message: Message
+        self,
+        field: Field,
+        slot: _Slot,
+        items: list[Scalar | Block],
+        message: Message,
+        bound: list[tuple[Field, Scalar | Block]] | None,
     ) -> None:
         for item in items:
             if isinstance(item, Block):
@@ -330,6 +357,8 @@ class Binder:
                 value = _convert(item, slot.fd)
                 if slot.repeated:
                     getattr(message, slot.name).append(value)
+                    if bound is not None:
+                        bound.append((field, item))
                 else:
                     setattr(message, slot.name, value)
             except UnknownEnumValue as problem:
@@ -352,7 +381,16 @@ def bind(
 
     The message holds every value that bound; those with an error diagnostic are left out.
     """
+    message, binder = bind_linked(doc, message_class, lenient)
+    return message, binder.diagnostics
+
+
+def bind_linked(
+    doc: Document, message_class: Callable[[], Message], lenient: bool = False
+) -> tuple[Message, Binder]:
+    """:func:`bind`, returning the binder: its ``diagnostics`` and its tree-to-message
+    ``links``."""
     message = message_class()
     binder = Binder(lenient)
-    binder.bind_fields(doc.fields, message)
-    return message, binder.diagnostics
+    binder.bind_fields(doc.fields, message, doc)
+    return message, binder
