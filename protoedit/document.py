@@ -19,6 +19,7 @@ from protoedit.schema.binding import (
     bind,
     bind_linked,
     is_repeated,
+    linked_elements,
     scalar_value,
     suggest,
     type_label,
@@ -27,6 +28,7 @@ from protoedit.schema.binding import BindError as BindError  # re-exported: its 
 from protoedit.schema.values import render_value
 from protoedit.syntax import parse, render
 from protoedit.syntax.edit import insert_fields, remove_field, replace_value
+from protoedit.syntax.parser import no_collection
 from protoedit.syntax.split import split_list
 from protoedit.syntax.tree import Block, Field, ListValue, Scalar, Tok
 from protoedit.syntax.tree import Document as Tree
@@ -83,7 +85,7 @@ class Document:
         self.lenient = lenient
         self.best_effort = best_effort
         self._message: Message | None = None
-        self._links: dict[int, tuple[object, dict[str, list[tuple[Field, Scalar | Block]]]]] = {}
+        self._skipped: dict[int, Scalar | Block] = {}  # what binding left out, by id
         self.warnings: list[Diagnostic] = []
         self.dropped: list[Diagnostic] = []  # best-effort mode: the errors left out
 
@@ -102,9 +104,10 @@ class Document:
     def bind(self) -> Message:
         """Build the message from the tree now, raising the first error found."""
         cls = self.schema.message_class(self.message_type)
-        message, binder = bind_linked(self.tree, cls, self.lenient)
+        with no_collection():
+            message, binder = bind_linked(self.tree, cls, self.lenient)
         diagnostics = binder.diagnostics
-        self._links = binder.links
+        self._skipped = binder.skipped
         errors = [d for d in diagnostics if d.severity == "error"]
         self.warnings = [d for d in diagnostics if d.severity != "error"]
         self.dropped = errors if self.best_effort else []
@@ -130,18 +133,15 @@ class Document:
         """The nodes that gave the entries of repeated field ``name`` of ``container`` (the
         tree, or a block that bound), as ``(field, item)`` pairs in message order: the N-th
         pair made the N-th entry.  ``item`` is the field's value or an item of its ``[list]``;
-        what failed to bind (best-effort mode) has no pair.  Binding recorded them."""
+        what failed to bind (best-effort mode) has no pair: binding noted what it left out."""
         self.message  # noqa: B018 - bind now if an edit dropped the message
-        linked = self._links.get(id(container))
-        if linked is None or linked[0] is not container:
-            return []
-        return list(linked[1].get(name, ()))
+        return linked_elements(container.fields, name, self._skipped)
 
     def invalidate(self) -> None:
         """Drop the message (rebuilt on next access).  The edit methods call it; only code
         that changes ``tree`` behind the document's back needs to."""
         self._message = None
-        self._links = {}
+        self._skipped = {}
 
     # -- editing by node: each drops the message itself ---------------------------------------
 

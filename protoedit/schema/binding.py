@@ -20,6 +20,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from protoedit.errors import Location, ProtoeditError
+from protoedit.syntax.split import elements
 from protoedit.syntax.tree import Block, Document, Field, ListValue, Scalar
 
 FD = FieldDescriptor
@@ -248,22 +249,16 @@ class Binder:
         # By full name: upb hands out short-lived descriptor wrappers, so id() is no key.
         self._slots: dict[str, dict[str, _Slot]] = {}
         self._hints: dict[tuple[str, str], str] = {}  # unknown names recur (lenient mode)
-        #: Which tree nodes produced each repeated field's entries, per container (by id):
-        #: ``links[id(container)] = (container, {name: [(field, item), ...]})``, the N-th
-        #: pair being the N-th entry of the message (what failed to bind is not there).
-        self.links: dict[int, tuple[object, dict[str, list[tuple[Field, Scalar | Block]]]]] = {}
+        #: The items of repeated fields that gave no entry (by id, kept alive here).  Every
+        #: other item of a repeated field gave one, in file order, so this is the whole
+        #: tree-to-message link (:func:`linked_elements`) at no cost while binding.
+        self.skipped: dict[int, Scalar | Block] = {}
 
     def _report(self, code: str, message: str, pos: int, severity: str = "error") -> None:
         self.diagnostics.append(Diagnostic(code, message, pos, severity))
 
-    def bind_fields(self, fields: list[Field], message: Message, owner: object = None) -> None:
-        """Bind ``fields`` into ``message``; with ``owner`` (the tree or block holding them),
-        record in :attr:`links` which node gave each repeated entry."""
+    def bind_fields(self, fields: list[Field], message: Message) -> None:
         descriptor = message.DESCRIPTOR
-        links: dict[str, list[tuple[Field, Scalar | Block]]] | None = None
-        if owner is not None:
-            links = {}
-            self.links[id(owner)] = (owner, links)
         slots = self._slots.get(descriptor.full_name)
         if slots is None:
             slots = self._slots[descriptor.full_name] = _slots_of(descriptor)
@@ -301,26 +296,18 @@ class Binder:
                 items: list[Scalar | Block] = value.items
             else:
                 items = [value]
-            bound = None
-            if links is not None and slot.repeated:
-                bound = links.get(name)
-                if bound is None:
-                    bound = links[name] = []
             if slot.is_message:
-                self._bind_messages(field, slot, items, message, bound)
+                self._bind_messages(field, slot, items, message)
             else:
-                self._bind_scalars(field, slot, items, message, bound)
+                self._bind_scalars(field, slot, items, message)
 
     def _bind_messages(
-        self,
-        field: Field,
-        slot: _Slot,
-        items: list[Scalar | Block],
-        message: Message,
-        bound: list[tuple[Field, Scalar | Block]] | None,
+        self, field: Field, slot: _Slot, items: list[Scalar | Block], message: Message
     ) -> None:
         for item in items:
             if not isinstance(item, Block):
+                if slot.repeated:
+                    self.skipped[id(item)] = item
                 self._report(
                     "E105",
                     f"'{slot.name}' is a message ({type_label(slot.fd)}): expected '{{', "
@@ -332,20 +319,15 @@ class Binder:
             sub = target.add() if slot.repeated else target
             if not slot.repeated:
                 sub.SetInParent()
-            if bound is not None:
-                bound.append((field, item))
-            self.bind_fields(item.fields, sub, item)
+            self.bind_fields(item.fields, sub)
 
     def _bind_scalars(
-        self,
-        field: Field,
-        slot: _Slot,
-        items: list[Scalar | Block],
-        message: Message,
-        bound: list[tuple[Field, Scalar | Block]] | None,
+        self, field: Field, slot: _Slot, items: list[Scalar | Block], message: Message
     ) -> None:
         for item in items:
             if isinstance(item, Block):
+                if slot.repeated:
+                    self.skipped[id(item)] = item
                 self._report(
                     "E105",
                     f"'{slot.name}' is a {type_label(slot.fd)} field, not a message: "
@@ -353,12 +335,13 @@ class Binder:
                     item.pos,
                 )
                 continue
+            if slot.repeated:  # dropped below unless the value binds
+                self.skipped[id(item)] = item
             try:
                 value = _convert(item, slot.fd)
                 if slot.repeated:
                     getattr(message, slot.name).append(value)
-                    if bound is not None:
-                        bound.append((field, item))
+                    del self.skipped[id(item)]
                 else:
                     setattr(message, slot.name, value)
             except UnknownEnumValue as problem:
@@ -388,9 +371,23 @@ def bind(
 def bind_linked(
     doc: Document, message_class: Callable[[], Message], lenient: bool = False
 ) -> tuple[Message, Binder]:
-    """:func:`bind`, returning the binder: its ``diagnostics`` and its tree-to-message
-    ``links``."""
+    """:func:`bind`, returning the binder: its ``diagnostics``, and what :func:`linked_elements`
+    needs (``skipped``)."""
     message = message_class()
     binder = Binder(lenient)
-    binder.bind_fields(doc.fields, message, doc)
+    binder.bind_fields(doc.fields, message)
     return message, binder
+
+
+def linked_elements(
+    fields: list[Field], name: str, skipped: dict[int, Scalar | Block]
+) -> list[tuple[Field, Scalar | Block]]:
+    """The nodes that gave the entries of repeated field ``name`` of the message that
+    ``fields`` bound into, as ``(field, item)`` pairs: the N-th made the N-th entry.
+
+    Binding fills a repeated field from the fields of that name in file order, a ``[list]``
+    contributing its items in order, and leaves out only the ``skipped`` items."""
+    pairs = elements(fields, name)
+    if skipped:
+        pairs = [pair for pair in pairs if id(pair[1]) not in skipped]
+    return pairs

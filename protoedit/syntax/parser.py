@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
@@ -403,9 +404,10 @@ class _Parser:
         return fields, end
 
     def parse(self, text: str, path: str) -> Document:
-        collecting = gc.isenabled()
-        if collecting:  # the tree has no reference cycles; the collector would only rescan it
-            gc.disable()
+        with no_collection():
+            return self._parse(text, path)
+
+    def _parse(self, text: str, path: str) -> Document:
         try:
             tree = self._fast(text)
             fields, end = tree if tree is not None else self._drive(self.tokens(text))
@@ -422,9 +424,6 @@ class _Parser:
             raise _error(doc, exc.open_tok.pos, f"nesting deeper than {MAX_DEPTH} levels") from None
         except _SyntaxFailure as exc:
             raise _explain(exc, text, path) from None
-        finally:
-            if collecting:
-                gc.enable()
         return Document(fields, end, text, path)
 
     def _drive(self, tokens: Iterator[tuple[str, Tok]]) -> tuple[list[Field], str]:
@@ -486,6 +485,21 @@ def _first_characters(token: re.Pattern[str]) -> dict[str, str]:
                 kinds.setdefault(char, str(m.lastgroup))
                 break
     return kinds
+
+
+@contextmanager
+def no_collection() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a tree (or the message and links of one) is
+    built: it holds no reference cycles, and the collector would only scan its hundreds of
+    thousands of new objects again and again (most of the load time of a large file)."""
+    collecting = gc.isenabled()
+    if collecting:
+        gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
 
 
 @lru_cache(maxsize=1)
