@@ -118,7 +118,8 @@ class Document:
     def diagnostics(self) -> list[Diagnostic]:
         """Every schema problem in the file (errors and warnings), without raising."""
         cls = self.schema.message_class(self.message_type)
-        return bind(self.tree, cls, self.lenient)[1]
+        with no_collection():
+            return bind(self.tree, cls, self.lenient)[1]
 
     def location(self, pos: int) -> Location:
         """The ``path:line:col`` of a source offset."""

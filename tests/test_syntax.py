@@ -314,3 +314,29 @@ def test_parses_run_in_parallel_without_a_lock() -> None:
         trees = list(pool.map(parse, texts))
     assert [render(tree) for tree in trees] == texts
     assert [tree.fields[0].value.raw for tree in trees] == [str(i) for i in range(200)]  # type: ignore[union-attr]
+
+
+def test_a_load_runs_no_garbage_collection_and_restores_the_collector() -> None:
+    import gc
+
+    from protoedit import loads
+
+    text = 'layer { name: "x" bottom: "a" top: "b" param { lr_mult: 1 } }\n' * 5000
+    runs: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        runs.append(info["generation"])
+
+    gc.callbacks.append(count)
+    try:
+        doc = loads(text)  # some 100 000 new objects: hundreds of collections without the pause
+        assert len(doc.message.layer) == 5000
+    finally:
+        gc.callbacks.remove(count)
+    assert runs == [] and gc.isenabled()
+    gc.disable()
+    try:
+        parse("a: 1")
+        assert not gc.isenabled()  # a caller's choice is left alone
+    finally:
+        gc.enable()
