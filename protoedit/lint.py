@@ -193,7 +193,7 @@ def inline_nets(doc: Document) -> list[tuple[str, Field, Block, Any]]:
     for name in INLINE_NETS:
         value = getattr(solver, name)
         messages = list(value) if name == "test_net_param" else [value]
-        for net, (field, block) in zip(messages, elements(doc.tree.fields, name), strict=False):
+        for net, (field, block) in zip(messages, doc.elements(doc.tree, name), strict=False):
             if isinstance(block, Block):
                 found.append((name, field, block, net))
     return found

@@ -2,7 +2,10 @@
 
 The grammar ignores whitespace and comments; the tokenizer keeps them as each token's leading
 trivia, and the builder hands every gap to its owner (see the attachment rules in
-:mod:`protoedit.syntax.tree`).
+:mod:`protoedit.syntax.tree`).  A parse first tries a one-pass state machine over a single
+``findall`` scan; whatever it does not expect (every error) goes to the LALR driver over
+Lark's tables, which builds the same tree and gives the located messages.  Parses share no
+state, so threads may parse at once.
 """
 
 from __future__ import annotations
