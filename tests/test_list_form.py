@@ -350,17 +350,17 @@ def test_views_and_lint_follow_the_binding_links_not_the_order() -> None:
 
     text = (
         'name: "n"\nlayer: [5, { name: "a" type: "Input" top: "a" }]\n'
-        'layer { name: "b" type: "ReLU" bottom: "missing" top: "b" }\n'
-    )
+        'layer { name: "b" type: "ReLU" bottom: [5, "missing"] top: "b" }\n'
+    )  # the bottom `5` is no string: the layer's only bottom is "missing"
     doc = Document(parse(text), builtin_schema(), "caffe.NetParameter", best_effort=True)
-    assert len(doc.message.layer) == 2 and [d.code for d in doc.dropped] == ["E105"]
+    assert len(doc.message.layer) == 2 and [d.code for d in doc.dropped] == ["E105", "E102"]
     view = NetView(doc)
     assert [(info.name, text[info.pos :].split()[0]) for info in view.layers] == [
         ("a", "{"),
         ("b", "layer"),
     ]
     [missing] = [f for f in net_findings(doc, None) if f.code == "E202"]
-    assert text.startswith('bottom: "missing"', missing.pos)
+    assert text.startswith('"missing"', missing.pos)
 
 
 def test_every_document_edit_drops_the_stale_message() -> None:
