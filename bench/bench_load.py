@@ -80,7 +80,7 @@ def main() -> int:
             f"  ({tree:.3f}s)"
         )
     paths = [str(p) for p in sorted(args.corpus.glob("*.prototxt"))]
-    with contextlib.redirect_stdout(io.StringIO()):
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         check_time = best_of(args.rounds, lambda: check_files(paths, False, None, None))
     reference_all = best_of(args.rounds, theirs(files))
     print(

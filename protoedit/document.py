@@ -17,7 +17,9 @@ from protoedit.schema.binding import (
     Binder,
     Diagnostic,
     bind,
+    bind_linked,
     is_repeated,
+    linked_elements,
     scalar_value,
     suggest,
     type_label,
@@ -26,6 +28,8 @@ from protoedit.schema.binding import BindError as BindError  # re-exported: its 
 from protoedit.schema.values import render_value
 from protoedit.syntax import parse, render
 from protoedit.syntax.edit import insert_fields, remove_field, replace_value
+from protoedit.syntax.parser import no_collection
+from protoedit.syntax.split import split_list
 from protoedit.syntax.tree import Block, Field, ListValue, Scalar, Tok
 from protoedit.syntax.tree import Document as Tree
 
@@ -58,9 +62,12 @@ def message_type_of(tree: Tree, schema: Schema, message_type: str | None) -> str
 class Document:
     """A ``.prototxt`` as a lossless tree plus its typed protobuf message.
 
-    ``dumps()`` is byte-identical to the input while the tree is untouched; edits (see
-    :mod:`protoedit.syntax.edit`) re-render only what they change.  ``message`` is rebuilt from
-    the tree on first access after an edit.  With ``best_effort``, ``message`` never raises:
+    ``dumps()`` is byte-identical to the input while the tree is untouched; edits re-render
+    only what they change.  Every edit goes through a method of the document (by path:
+    :meth:`set`, :meth:`insert`, :meth:`delete`; by node: :meth:`remove`, :meth:`insert_fields`,
+    :meth:`replace_value`, :meth:`split_list`), which drops the message: it is rebuilt from
+    the tree on first access, so it never goes stale.  :meth:`elements` links message entries
+    to the nodes that gave them.  With ``best_effort``, ``message`` never raises:
     values that fail to bind are left out of it and listed in ``dropped``.
     """
 
@@ -78,6 +85,7 @@ class Document:
         self.lenient = lenient
         self.best_effort = best_effort
         self._message: Message | None = None
+        self._skipped: dict[int, Scalar | Block] = {}  # what binding left out, by id
         self.warnings: list[Diagnostic] = []
         self.dropped: list[Diagnostic] = []  # best-effort mode: the errors left out
 
@@ -96,7 +104,10 @@ class Document:
     def bind(self) -> Message:
         """Build the message from the tree now, raising the first error found."""
         cls = self.schema.message_class(self.message_type)
-        message, diagnostics = bind(self.tree, cls, self.lenient)
+        with no_collection():
+            message, binder = bind_linked(self.tree, cls, self.lenient)
+        diagnostics = binder.diagnostics
+        self._skipped = binder.skipped
         errors = [d for d in diagnostics if d.severity == "error"]
         self.warnings = [d for d in diagnostics if d.severity != "error"]
         self.dropped = errors if self.best_effort else []
@@ -107,7 +118,8 @@ class Document:
     def diagnostics(self) -> list[Diagnostic]:
         """Every schema problem in the file (errors and warnings), without raising."""
         cls = self.schema.message_class(self.message_type)
-        return bind(self.tree, cls, self.lenient)[1]
+        with no_collection():
+            return bind(self.tree, cls, self.lenient)[1]
 
     def location(self, pos: int) -> Location:
         """The ``path:line:col`` of a source offset."""
@@ -118,9 +130,55 @@ class Document:
         """``path:line:col: CODE message``."""
         return f"{self.location(diagnostic.pos)}: {diagnostic.code} {diagnostic.message}"
 
+    def elements(self, container: Tree | Block, name: str) -> list[tuple[Field, Scalar | Block]]:
+        """The nodes that gave the entries of repeated field ``name`` of ``container`` (the
+        tree, or a block that bound), as ``(field, item)`` pairs in message order: the N-th
+        pair made the N-th entry.  ``item`` is the field's value or an item of its ``[list]``;
+        what failed to bind (best-effort mode) has no pair: binding noted what it left out."""
+        self.message  # noqa: B018 - bind now if an edit dropped the message
+        return linked_elements(container.fields, name, self._skipped)
+
     def invalidate(self) -> None:
-        """Call after editing the tree directly: the message is rebuilt on next access."""
+        """Drop the message (rebuilt on next access).  The edit methods call it; only code
+        that changes ``tree`` behind the document's back needs to."""
         self._message = None
+        self._skipped = {}
+
+    # -- editing by node: each drops the message itself ---------------------------------------
+
+    def remove(self, container: Tree | Block, field: Field) -> None:
+        """Remove ``field`` from ``container`` with its own comments."""
+        remove_field(container, field)
+        self.invalidate()
+
+    def insert_fields(
+        self, container: Tree | Block, fields: list[Field], index: int | None = None
+    ) -> None:
+        """Insert detached ``fields`` (e.g. from :func:`~protoedit.syntax.edit.parse_fields`)
+        into ``container`` at ``index`` (default: the end), laid out like their neighbours."""
+        insert_fields(self.tree, container, fields, index)
+        self.invalidate()
+
+    def replace_value(self, field: Field, value: str | Scalar | Block | ListValue) -> None:
+        """Give ``field`` a new value: text for a scalar (already valid, its trivia kept), or
+        a node (e.g. a block re-written elsewhere)."""
+        if isinstance(value, str):
+            replace_value(field, value)
+        else:
+            field.value = value
+        self.invalidate()
+
+    def rename(self, field: Field, name: str) -> None:
+        """Give ``field`` another name (e.g. V1 ``layers`` -> ``layer``), trivia kept."""
+        field.name = Tok(name, field.name.pre, field.name.pos)
+        self.invalidate()
+
+    def split_list(self, container: Tree | Block, field: Field) -> list[Field]:
+        """Write a list-form ``field`` of ``container`` as one field per item (the message
+        stays the same); return the new fields."""
+        new = split_list(self.tree, container, field)
+        self.invalidate()
+        return new
 
     def changed(self) -> None:
         """Deprecated name of :meth:`invalidate` (it reads like a question)."""

@@ -41,11 +41,12 @@ def _state_problems(
 
 
 class _Places:
-    """Source offsets of layers and their bottoms/tops: the N-th layer of the message is the
-    N-th element of the ``layer`` fields (a list-form field gives one per item), as bound."""
+    """Source offsets of layers and their bottoms/tops, from the nodes binding linked to
+    each message entry (:meth:`Document.elements`)."""
 
-    def __init__(self, fields: list[Field], field_name: str) -> None:
-        self.layers = elements(fields, field_name)
+    def __init__(self, doc: Document, container: Any, field_name: str) -> None:
+        self.doc = doc
+        self.layers = doc.elements(container, field_name)
 
     def layer(self, index: int) -> int:
         return element_pos(*self.layers[index]) if index < len(self.layers) else 0
@@ -54,7 +55,8 @@ class _Places:
         block = self.layers[index][1] if index < len(self.layers) else None
         if not isinstance(block, Block):
             return self.layer(index)
-        named = elements(block.fields, name)
+        # Repeated fields (bottom, top) by their links; a singular one is its only field.
+        named = self.doc.elements(block, name) or elements(block.fields, name)
         return element_pos(*named[nth]) if nth < len(named) else self.layer(index)
 
 
@@ -77,7 +79,7 @@ def inline_nets(doc: Document) -> list[tuple[str, Field, Block, Any]]:
     for name in INLINE_NETS:
         value = getattr(solver, name)
         messages = list(value) if name == "test_net_param" else [value]
-        for net, (field, block) in zip(messages, elements(doc.tree.fields, name), strict=False):
+        for net, (field, block) in zip(messages, doc.elements(doc.tree, name), strict=False):
             if isinstance(block, Block):
                 found.append((name, field, block, net))
     return found
@@ -101,16 +103,19 @@ def solver_findings(doc: Document, known_types: frozenset[str] | None) -> Iterat
                 "warning",
             )
     for _, _, block, net in inline_nets(doc):
-        yield from _net_findings(net, block.fields, known_types)
+        yield from _net_findings(net, block.fields, known_types, (doc, block))
 
 
 def net_findings(doc: Document, known_types: frozenset[str] | None) -> Iterator[Diagnostic]:
     """Structural problems of a ``NetParameter`` document, per phase where it matters."""
-    yield from _net_findings(doc.message, doc.tree.fields, known_types)
+    yield from _net_findings(doc.message, doc.tree.fields, known_types, (doc, doc.tree))
 
 
 def _net_findings(
-    net: Any, tree_fields: list[Field], known_types: frozenset[str] | None
+    net: Any,
+    tree_fields: list[Field],
+    known_types: frozenset[str] | None,
+    linked: tuple[Document, Any],
 ) -> Iterator[Diagnostic]:
     """:func:`net_findings` of one net: its message and the fields it was bound from."""
     fields = {f.name.text: f for f in reversed(tree_fields)}  # first of each name
@@ -134,7 +139,7 @@ def _net_findings(
             break
     legacy = bool(len(net.layers))
     layers = net.layers if legacy else net.layer
-    places = _Places(tree_fields, "layers" if legacy else "layer")
+    places = _Places(*linked, "layers" if legacy else "layer")
     if legacy:
         v0 = any(layer.HasField("layer") for layer in net.layers)
         kind = "V0 ('layers { layer { ... } }')" if v0 else "V1 ('layers' with enum types)"

@@ -115,7 +115,11 @@ def _layer_text(layer: Layer, choose: Choose, v1: bool) -> str:
         lines += _group("weight_decay", [f"{d:g}" for _, d in layer.params], choose(), False)
     else:
         specs = [f"{{ lr_mult: {lr:g} decay_mult: {d:g} }}" for lr, d in layer.params]
-        lines += _group("param", specs, choose(), True)
+        params = _group("param", specs, "fields" if form == "interleaved" else choose(), True)
+        if form == "interleaved" and len(params) > 1:  # a param, the *_param, more params
+            lines += params[:1] + layer.extra + params[1:]
+            params, layer = [], Layer(**{**layer.__dict__, "extra": []})
+        lines += params
     lines += layer.extra
     if layer.phase:
         lines += _group("include", [f"{{ phase: {layer.phase} }}"], choose(), True)
@@ -146,11 +150,14 @@ def render(layers: list[Layer], choose: Choose, v1: bool = False, with_data: boo
     blocks = [_layer_text(layer, choose, v1) for layer in layers]
     name = "layers" if v1 else "layer"
     form = choose()
+    other = "debug_info: false\n"  # a top-level field that is not a layer, in every form
     if form == "fields":
-        return text + "".join(f"{name} {b}\n" for b in blocks)
+        return text + "".join(f"{name} {b}\n" for b in blocks) + other
+    if form == "interleaved":  # between the layers
+        return text + f"{name} {blocks[0]}\n" + other + "".join(f"{name} {b}\n" for b in blocks[1:])
     cut = 1 if form in ("mixed", "interleaved") and len(blocks) > 1 else 0
     text += "".join(f"{name} {b}\n" for b in blocks[:cut])
-    return text + f"{name}: [\n  " + ",\n  ".join(blocks[cut:]) + "\n]\n"
+    return text + f"{name}: [\n  " + ",\n  ".join(blocks[cut:]) + "\n]\n" + other
 
 
 def _variants(layers: list[Layer], data: st.DataObject, **kind: bool) -> list[str]:
@@ -184,11 +191,22 @@ def test_every_rewrite_sees_the_same_net_in_every_form(
     messages = {loads(t).message.SerializeToString(deterministic=True) for t in texts}
     assert len(messages) == 1  # the three spellings are one net
     target = data.draw(st.sampled_from([layer.name for layer in layers if not layer.phase]))
+    for text in texts:  # a view reads list forms as they are: building one edits nothing
+        doc = loads(text)
+        view = NetView(doc)
+        assert doc.dumps() == text and view.normalised == []
+        assert [info.name for info in view.layers] == [p.name for p in doc.message.layer]
+        assert all(text.startswith(("layer", "{"), info.pos) for info in view.layers)
     _same(texts, force_backward)
     _same(texts, lambda doc: filter_net(doc, "TEST"))
+    _same(texts, lambda doc: filter_net(doc, "TRAIN"))
     _same(texts, lambda doc: truncate(doc, f"layer:{target}"))
+    _same(texts, lambda doc: truncate(doc, f"layer:{target}", after_inplace=True))
     _same(texts, lambda doc: add_loss(doc, f"layer:{target}", LossHead("channel", 0)))
+    _same(texts, lambda doc: add_loss(doc, f"layer:{target}", LossHead("unit", 0)))
+    _same(texts, lambda doc: add_loss(doc, target, LossHead("sumsq"), after_inplace=True))
     _same(texts, lambda doc: aux(doc, f"layer:{target}", LossHead("sumsq")))
+    _same(texts, lambda doc: aux(doc, f"layer:{target}", LossHead("channel", 0)))
     _same(_variants(layers, data, with_data=True), lambda doc: to_deploy(doc))
     v1 = _variants(layers, data, v1=True)
     _same(v1, upgrade)
@@ -321,3 +339,50 @@ def test_split_list_keeps_comments_in_order() -> None:
         'a: 1\n# first\nlayer { name: "x" }\n# second\nlayer {\n  name: "y"\n} # end\n'
         "# after y\nlast {\n  # empty\n  top: 1\n}\n"
     )
+
+
+def test_views_and_lint_follow_the_binding_links_not_the_order() -> None:
+    # `layer: 5` fails to bind (best-effort mode leaves it out): the message has two layers,
+    # the tree three `layer` entries.  Matching them by order would shift every layer by one.
+    from protoedit import builtin_schema
+    from protoedit.syntax import parse
+
+    text = (
+        'name: "n"\nlayer: [5, { name: "a" type: "Input" top: "a" }]\n'
+        'layer { name: "b" type: "ReLU" bottom: [5, "missing"] top: "b" }\n'
+    )  # the bottom `5` is no string: the layer's only bottom is "missing"
+    doc = Document(parse(text), builtin_schema(), "caffe.NetParameter", best_effort=True)
+    assert len(doc.message.layer) == 2 and [d.code for d in doc.dropped] == ["E105", "E102"]
+    view = NetView(doc)
+    assert [(info.name, text[info.pos :].split()[0]) for info in view.layers] == [
+        ("a", "{"),
+        ("b", "layer"),
+    ]
+    [missing] = [f for f in net_findings(doc, None) if f.code == "E202"]
+    assert text.startswith('"missing"', missing.pos)
+
+
+def test_every_document_edit_drops_the_stale_message() -> None:
+    from protoedit.syntax.edit import parse_fields
+
+    doc = loads(LIST_NET)
+    tree = doc.tree
+    assert len(doc.message.layer) == 4
+    [first, *_] = doc.split_list(tree, tree.fields[1])
+    assert doc.message.layer[0].name == "data" and doc.dumps() != LIST_NET
+    doc.remove(tree, first)
+    assert [layer.name for layer in doc.message.layer] == ["conv", "relu", "pool"]
+    doc.insert_fields(tree, parse_fields('layer { name: "extra" type: "ReLU" }'))
+    assert doc.message.layer[-1].name == "extra"
+    name = next(f for f in tree.fields if f.name.text == "name")
+    doc.replace_value(name, '"renamed"')
+    assert doc.message.name == "renamed"
+    doc.rename(name, "debug_info")
+    doc.replace_value(name, "true")
+    assert doc.message.debug_info and not doc.message.HasField("name")
+    # The links are rebuilt with the message: they name the nodes of the edited tree.
+    assert [f for f, _ in doc.elements(tree, "layer")] == [
+        f for f in tree.fields if f.name.text == "layer"
+    ]
+    doc.invalidate()  # still there, and harmless
+    assert loads(doc.dumps()).message == doc.message

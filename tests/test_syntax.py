@@ -228,3 +228,116 @@ def test_an_edited_tree_deeper_than_the_limit_still_prints() -> None:
     assert text.splitlines()[-1] == "}"
     with pytest.raises(ParseError, match="nesting deeper than"):
         parse(text)
+
+
+# -- the one-pass parser against the LALR driver --------------------------------------------
+
+
+def _shape(node: object) -> object:
+    """Every token, offset and piece of trivia of a tree node, as nested tuples."""
+    from protoedit.syntax.tree import Field, ListValue, Tok
+
+    if node is None:
+        return None
+    if isinstance(node, Tok):
+        return ("tok", node.text, node.pre, node.pos)
+    if isinstance(node, Scalar):
+        return ("scalar", [_shape(p) for p in node.parts])
+    if isinstance(node, Block):
+        fields = [_shape(f) for f in node.fields]
+        return ("block", _shape(node.open), fields, _shape(node.close), node.open_trailing)
+    if isinstance(node, ListValue):
+        items = [_shape(i) for i in node.items]
+        return (
+            "list",
+            _shape(node.open),
+            items,
+            [_shape(c) for c in node.commas],
+            _shape(node.close),
+        )
+    assert isinstance(node, Field)
+    parts = (node.name, node.value, node.colon, node.sep)
+    return ("field", *[_shape(p) for p in parts], node.leading, node.trailing)
+
+
+def _both_ways(text: str) -> None:
+    """The fast path builds exactly the driver's tree, or declines where the driver fails."""
+    from protoedit.syntax.parser import _parser
+
+    parser = _parser()
+    fast = parser._fast(text)
+    try:
+        driven = parser._drive(parser.tokens(text))
+    except Exception as exc:  # any refusal of the driver (_SyntaxFailure and the others)
+        assert fast is None, (text, exc)
+        return
+    assert fast is not None, text  # valid text never leaves the fast path
+    assert [_shape(f) for f in fast[0]] == [_shape(f) for f in driven[0]]
+    assert fast[1] == driven[1]
+
+
+def test_fast_path_builds_the_drivers_tree_on_the_corpus(corpus: Path) -> None:
+    for path in sorted(corpus.glob("*.prototxt")):
+        _both_ways(path.read_bytes().decode("utf-8", "surrogateescape"))
+
+
+_PIECES = ["a", "b:", ":", "1", "-2.5", "-inf", '"s"', "'t'", "{", "}", "<", ">", "[", "]",
+           ",", ";", " ", "\n", "# c\n", "# end", "\ufeff", "$", '"open']  # fmt: skip
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), max_size=40))
+def test_fast_path_builds_the_drivers_tree_on_any_token_soup(pieces: list[str]) -> None:
+    _both_ways(" ".join(pieces) if len(pieces) % 2 else "".join(pieces))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.recursive(
+    st.sampled_from(["1", '"x" "y"', "N", "-1e3"]),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3).map(lambda xs: "[" + ", ".join(xs) + "]"),
+        st.lists(inner, max_size=3).map(
+            lambda xs: "{ " + " ".join(f"f{i}: {x}" for i, x in enumerate(xs)) + " }"
+        ),
+    ),
+    max_leaves=12,
+))  # fmt: skip
+def test_fast_path_builds_the_drivers_tree_on_nested_values(value: str) -> None:
+    _both_ways(f"# head\nfield: {value}  # tail\nother {value if value.startswith('{') else '{}'};")
+
+
+def test_parses_run_in_parallel_without_a_lock() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = [f"a: {i}\nb {{ c: [{i}, 2] }}  # {i}\n" for i in range(200)]
+    with ThreadPoolExecutor(4) as pool:
+        trees = list(pool.map(parse, texts))
+    assert [render(tree) for tree in trees] == texts
+    assert [tree.fields[0].value.raw for tree in trees] == [str(i) for i in range(200)]  # type: ignore[union-attr]
+
+
+def test_a_load_runs_no_garbage_collection_and_restores_the_collector() -> None:
+    import gc
+
+    from protoedit import loads
+
+    text = 'layer { name: "x" bottom: "a" top: "b" param { lr_mult: 1 } }\n' * 5000
+    loads('name: "warm-up"')  # the schema is loaded once, on first use
+    runs: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        runs.append(info["generation"])
+
+    gc.callbacks.append(count)
+    try:
+        doc = loads(text)  # some 100 000 new objects: hundreds of collections without the pause
+        assert len(doc.message.layer) == 5000
+    finally:
+        gc.callbacks.remove(count)
+    assert runs == [] and gc.isenabled()
+    gc.disable()
+    try:
+        parse("a: 1")
+        assert not gc.isenabled()  # a caller's choice is left alone
+    finally:
+        gc.enable()

@@ -15,7 +15,7 @@ from protoedit.document import Document
 from protoedit.errors import InputError, Location
 from protoedit.net.state import NetState, layer_included
 from protoedit.schema.binding import suggest
-from protoedit.syntax.split import elements, split_list
+from protoedit.syntax.split import elements
 from protoedit.syntax.tree import Block, Field, ListValue
 
 INPUT = -1  # the producer index of blobs declared by a legacy ``input:`` header
@@ -41,9 +41,16 @@ class LayerInfo:
     name: str
     type: str
     param: Any  # the caffe.LayerParameter
-    node: Field  # the `layer { ... }` field in the tree
+    node: Field  # the `layer` field in the tree that holds it (a `[list]` of several layers?)
     reads: list[BlobVersion] = field(default_factory=list)
     writes: list[BlobVersion] = field(default_factory=list)
+    block: Block | None = None  # the layer's own `{ ... }` (node.value, or an item of its list)
+
+    @property
+    def pos(self) -> int:
+        """Where the layer is: its field's name, or its ``{`` in a list-form field."""
+        in_list = self.block is not None and self.node.value is not self.block
+        return self.block.pos if in_list and self.block is not None else self.node.pos
 
     @property
     def in_place(self) -> bool:
@@ -80,7 +87,7 @@ def split_layer_lists(doc: Document) -> list[str]:
         if node.name.text in ("layer", "layers") and isinstance(node.value, ListValue):
             line, _ = tree.line_col(node.pos)
             count = len(node.value.items)
-            split_list(tree, tree, node)
+            doc.split_list(tree, node)
             lines.append(
                 f"list-form '{node.name.text}: [...]' (line {line}) written as {count} "
                 f"'{node.name.text}' fields"
@@ -91,26 +98,26 @@ def split_layer_lists(doc: Document) -> list[str]:
         for child in list(block.fields):
             if child.name.text in _EDITED_IN_LAYERS and isinstance(child.value, ListValue):
                 line, _ = tree.line_col(child.pos)
-                split_list(tree, block, child)
+                doc.split_list(block, child)
                 lines.append(
                     f"list-form '{child.name.text}: [...]' (line {line}) written as "
                     f"separate '{child.name.text}' fields"
                 )
-    if lines:
-        doc.changed()
     return lines
 
 
 class NetView:
     """Layers in file order with their data flow, for one document (``layer`` format).
 
-    List-form layers are split first (:func:`split_layer_lists`, listed in
-    ``normalised``), so each layer's ``node`` is a ``layer { ... }`` field of its own.
+    Building a view reads; it never edits.  Each layer is linked to the tree nodes binding
+    made it from (:meth:`Document.elements`), so list-form ``layer: [{..}, {..}]`` reads like
+    one field per layer.  A rewrite that edits layers builds its view with :meth:`editable`,
+    which first gives every layer (and its bottoms and tops) a field of its own.
     """
 
     def __init__(self, doc: Document, state: NetState | None = None) -> None:
         require_net(doc)
-        self.normalised = split_layer_lists(doc)
+        self.normalised: list[str] = []  # what :meth:`editable` split, as report lines
         net = doc.message
         if len(net.layers):
             raise LegacyNetError(
@@ -118,14 +125,15 @@ class NetView:
                 doc.location(next(f for f in doc.tree.fields if f.name.text == "layers").pos),
             )
         self.doc = doc
-        nodes = [node for node, _ in elements(doc.tree.fields, "layer")]
+        nodes = doc.elements(doc.tree, "layer")
         self.layers: list[LayerInfo] = []
         latest: dict[str, BlobVersion] = {b: BlobVersion(b, INPUT) for b in net.input}
         self.unresolved: list[tuple[int, str]] = []
-        for index, (param, node) in enumerate(zip(net.layer, nodes, strict=True)):
+        for index, (param, (node, item)) in enumerate(zip(net.layer, nodes, strict=True)):
             if state is not None and not layer_included(param, state):
                 continue
-            info = LayerInfo(index, param.name, param.type, param, node)
+            block = item if isinstance(item, Block) else None
+            info = LayerInfo(index, param.name, param.type, param, node, block=block)
             for bottom in param.bottom:
                 version = latest.get(bottom)
                 if version is None:
@@ -139,6 +147,17 @@ class NetView:
             self.layers.append(info)
         self.by_index = {info.index: info for info in self.layers}
         self.final = latest
+
+    @classmethod
+    def editable(cls, doc: Document, state: NetState | None = None) -> NetView:
+        """A view whose layers each have a ``layer { ... }`` field of their own, with bottoms
+        and tops one field each, so rewrites edit and remove them node by node.  List forms
+        are split first; ``normalised`` says what was."""
+        require_net(doc)
+        lines = split_layer_lists(doc)
+        view = cls(doc, state)
+        view.normalised = lines
+        return view
 
     # -- look-ups ------------------------------------------------------------------------
 

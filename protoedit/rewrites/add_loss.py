@@ -328,7 +328,7 @@ def add_loss(
     channels: int | None = None,
 ) -> RewriteReport:
     """Append a loss head that measures ``head`` on the ``target`` value."""
-    view = NetView(doc)
+    view = NetView.editable(doc)
     version = target_value(view, target, after_inplace)
     report = RewriteReport(changed=list(view.normalised))
     baseline = lint_errors(doc)

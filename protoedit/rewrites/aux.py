@@ -49,7 +49,7 @@ def aux(
     report = RewriteReport()
     if needs_upgrade(doc):
         report.extend(upgrade(doc))
-    before = NetView(doc)
+    before = NetView.editable(doc)
     report.changed += before.normalised
     if any(is_data_layer(info.param) for info in before.layers):
         try:

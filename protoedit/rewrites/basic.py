@@ -12,7 +12,6 @@ from protoedit.net.view import LayerInfo, NetView, require_net
 from protoedit.rewrites.cleanup import drop_layers
 from protoedit.rewrites.report import RewriteReport
 from protoedit.schema.binding import suggest
-from protoedit.syntax.edit import remove_field
 from protoedit.syntax.tree import Block, Field
 
 #: The rule blocks Caffe's FilterNet reads.
@@ -130,7 +129,7 @@ def filter_net(
     The result stands alone: the include/exclude rules of the kept layers (all met by this
     state) are removed too, so the file is the net of this state whatever state loads it.
     """
-    view = NetView(doc)
+    view = NetView.editable(doc)
     report = RewriteReport(changed=list(view.normalised))
     state = net_state(doc, phase, level, stages)
     kept = {info.index for info in NetView(doc, state).layers}
@@ -144,11 +143,10 @@ def filter_net(
         if info.index in kept and isinstance(info.node.value, Block):
             rules = [f for f in info.node.value.fields if f.name.text in _RULES]
             for rule in rules:
-                remove_field(info.node.value, rule)
+                doc.remove(info.node.value, rule)
             ruled += [info.name] if rules else []
     drop_layers(doc, view, gone, report)
     if ruled:
-        doc.changed()
         names = ", ".join(f"'{name}'" for name in ruled[:3])
         more = f" and {len(ruled) - 3} more" if len(ruled) > 3 else ""
         report.changed.append(

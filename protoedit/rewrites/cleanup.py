@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from protoedit.document import Document
 from protoedit.net.view import NetView
 from protoedit.rewrites.report import RewriteReport
-from protoedit.syntax.edit import remove_field
 
 
 def drop_layers(
@@ -19,10 +18,8 @@ def drop_layers(
     """
     doomed = [info for info in view.layers if info.index in reasons]
     for info in reversed(doomed):
-        remove_field(doc.tree, info.node)
+        doc.remove(doc.tree, info.node)
     for info in doomed:
         why = reasons[info.index]
         report.dropped.append(f"layer '{info.name}' ({info.type}): {why}")
         report.removed.setdefault(info.name, why)
-    if doomed:
-        doc.changed()

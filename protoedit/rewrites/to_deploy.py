@@ -34,7 +34,7 @@ from protoedit.rewrites.cleanup import drop_layers
 from protoedit.rewrites.report import RewriteReport
 from protoedit.rewrites.upgrade import needs_upgrade, upgrade
 from protoedit.schema.values import quote
-from protoedit.syntax.edit import insert_fields, parse_fields, remove_field
+from protoedit.syntax.edit import parse_fields
 from protoedit.syntax.tree import Field
 
 NEEDS_LABELS = "it needs labels"
@@ -131,7 +131,7 @@ def deploy_net(
     report = RewriteReport()
     if needs_upgrade(doc):
         report.extend(upgrade(doc))
-    original = NetView(doc)
+    original = NetView.editable(doc)
     report.changed += original.normalised
     state = net_state(doc, phase, level, stages)
     sources = {info.index for info in original.layers if is_data_layer(info.param)}
@@ -175,7 +175,7 @@ def deploy_net(
     before_prob = fields[: fields.index(logits.node)] if logits is not None else []
     if logits is not None:
         del reasons[logits.index]
-        remove_field(doc.tree, logits.node)
+        doc.remove(doc.tree, logits.node)
     drop_layers(doc, view, reasons, report)
     if logits is not None:
         prob = _unique("prob", view)
@@ -183,7 +183,7 @@ def deploy_net(
             f'layer {{\nname: {quote(prob)}\ntype: "Softmax"\n'
             f"bottom: {quote(logits.reads[0].blob)}\ntop: {quote(prob)}\n}}"
         )
-        insert_fields(doc.tree, doc.tree, parse_fields(text), _position(before_prob, fields))
+        doc.insert_fields(doc.tree, parse_fields(text), _position(before_prob, fields))
         report.changed.append(
             f"layer '{logits.name}' (SoftmaxWithLoss) -> Softmax '{prob}' on "
             f"'{logits.reads[0].blob}' (a deploy net ends in a probability)"
@@ -194,11 +194,10 @@ def deploy_net(
         f'layer {{\nname: {quote(first.name)}\ntype: "Input"\ntop: {quote(data_top.blob)}\n'
         f"input_param {{ shape {{ {shape_text} }} }}\n}}"
     )
-    insert_fields(doc.tree, doc.tree, parse_fields(text), _position(before_input, fields))
+    doc.insert_fields(doc.tree, parse_fields(text), _position(before_input, fields))
     report.changed.append(
         f"data layers -> Input layer '{first.name}' ({data_top.blob}: {' x '.join(map(str, dims))})"
     )
-    doc.changed()
     return report
 
 

@@ -62,7 +62,7 @@ def needed_layers(doc: Document, target: str, after_inplace: bool) -> set[int]:
 
 def truncate(doc: Document, target: str, after_inplace: bool = False) -> RewriteReport:
     """Remove every layer the target value does not depend on."""
-    view = NetView(doc)
+    view = NetView.editable(doc)
     version = target_value(view, target, after_inplace)
     keep = needed_layers(doc, target, after_inplace)
     baseline = lint_errors(doc)
@@ -76,6 +76,5 @@ def truncate(doc: Document, target: str, after_inplace: bool = False) -> Rewrite
         f"truncated at '{version.blob}' as written by '{producer}': kept {len(keep)} of "
         f"{len(view.layers)} layers"
     )
-    doc.changed()
     check_result(doc, "truncate", baseline=baseline)
     return report

@@ -23,9 +23,9 @@ from protoedit.net.view import split_layer_lists
 from protoedit.rewrites.report import RewriteReport
 from protoedit.rewrites.upgrade_v0 import is_v0, upgrade_v0
 from protoedit.schema.values import quote
-from protoedit.syntax.edit import Style, _indent_of, insert_fields, parse_fields, remove_field
+from protoedit.syntax.edit import Style, _indent_of, parse_fields
 from protoedit.syntax.split import elements, indent_block
-from protoedit.syntax.tree import Block, Field, Scalar, Tok
+from protoedit.syntax.tree import Block, Field, Scalar
 from protoedit.syntax.tree import Document as Tree
 
 #: V1 layer type enum -> the type string the current format uses: Caffe's upgrade table,
@@ -135,11 +135,8 @@ def _upgrade_net(doc: Document, report: RewriteReport) -> None:
         _upgrade_data_transform(doc, field, report)
     for field in v1:
         _upgrade_v1_layer(doc, field, report)
-    doc.changed()
     _upgrade_input(doc, report)
-    doc.changed()
     _upgrade_batch_norm(doc, report)
-    doc.changed()
 
 
 def _upgrade_solver(doc: Document) -> RewriteReport:
@@ -158,8 +155,8 @@ def _upgrade_solver(doc: Document) -> RewriteReport:
         if old not in SOLVER_TYPES:
             raise InputError(f"unknown solver_type {old}", doc.location(field.pos))
         assert isinstance(field.value, Scalar)
-        field.name = Tok("type", field.name.pre, field.name.pos)
-        field.value = Scalar([Tok(quote(SOLVER_TYPES[old]), field.value.parts[0].pre)])
+        doc.rename(field, "type")
+        doc.replace_value(field, quote(SOLVER_TYPES[old]))
         report.changed.append(f"solver_type: {old} -> type: {quote(SOLVER_TYPES[old])}")
     for name, field, block, net in inline_nets(doc):
         if not _net_needs_upgrade(net):
@@ -182,7 +179,7 @@ def _upgrade_solver(doc: Document) -> RewriteReport:
         indent_block(block, outer, unit or style.unit, style.newline)
         report.changed += [f"{name}: {line}" for line in inner.changed]
         report.dropped += [f"{name}: {line}" for line in inner.dropped]
-    doc.changed()
+    doc.invalidate()  # `sub` edited the fields it shares with this document
     return report
 
 
@@ -200,12 +197,12 @@ def _upgrade_data_transform(doc: Document, field: Field, report: RewriteReport) 
     existing = _named(block, "transform_param")
     text = "\n".join(f"{f.name.text}: {_raw(f)}" for f in moving)
     for moved in moving:
-        remove_field(_block(params[-1]), moved)
+        doc.remove(_block(params[-1]), moved)
     if existing:
-        insert_fields(doc.tree, _block(existing[-1]), parse_fields(text))
+        doc.insert_fields(_block(existing[-1]), parse_fields(text))
     else:
         where = block.fields.index(params[-1])
-        insert_fields(doc.tree, block, parse_fields(f"transform_param {{\n{text}\n}}"), where)
+        doc.insert_fields(block, parse_fields(f"transform_param {{\n{text}\n}}"), where)
     report.changed.append(
         f"layer {_name(block)}: {', '.join(f.name.text for f in moving)} moved to transform_param"
     )
@@ -218,12 +215,12 @@ def _name(block: Block) -> str:
 
 def _upgrade_v1_layer(doc: Document, field: Field, report: RewriteReport) -> None:
     block = _block(field)
-    field.name = Tok("layer", field.name.pre, field.name.pos)
+    doc.rename(field, "layer")
     for type_field in _named(block, "type"):
         enum = _raw(type_field)
         if enum not in V1_TYPES:
             raise InputError(f"unknown V1 layer type {enum}", doc.location(type_field.pos))
-        type_field.value = Scalar([Tok(quote(V1_TYPES[enum]), type_field.value.parts[0].pre)])  # type: ignore[union-attr]
+        doc.replace_value(type_field, quote(V1_TYPES[enum]))
     specs: dict[int, list[str]] = {}
     for key, target in _PARAM_SPEC.items():
         for nth, (_, item) in enumerate(elements(block.fields, key)):
@@ -240,10 +237,10 @@ def _upgrade_v1_layer(doc: Document, field: Field, report: RewriteReport) -> Non
     for gone in dropped:
         if gone.name.text not in _PARAM_SPEC:
             report.dropped.append(f"layer {_name(block)}: '{gone.name.text}' (Caffe drops it)")
-        remove_field(block, gone)
+        doc.remove(block, gone)
     if specs:
         text = "\n".join(f"param {{\n{chr(10).join(specs[i])}\n}}" for i in sorted(specs))
-        insert_fields(doc.tree, block, parse_fields(text), where)
+        doc.insert_fields(block, parse_fields(text), where)
     report.changed.append(f"layer {_name(block)}: V1 'layers' entry upgraded")
 
 
@@ -264,7 +261,7 @@ def _upgrade_input(doc: Document, report: RewriteReport) -> None:
     # place (or to whatever follows when there is no layer to make).
     comments = "".join(f.leading for f in header)
     for gone in header:
-        remove_field(tree, gone)
+        doc.remove(tree, gone)
     where = min(where, len(tree.fields))
     if shapes:
         tops = "\n".join(f"top: {quote(name)}" for name in inputs)
@@ -272,7 +269,7 @@ def _upgrade_input(doc: Document, report: RewriteReport) -> None:
             "shape {\n" + "\n".join(f"dim: {d}" for d in shape) + "\n}" for shape in shapes
         )
         text = f'layer {{\nname: "input"\ntype: "Input"\n{tops}\ninput_param {{\n{blocks}\n}}\n}}'
-        insert_fields(tree, tree, parse_fields(text), where)
+        doc.insert_fields(tree, parse_fields(text), where)
         tree.fields[where].leading = comments + tree.fields[where].leading
         report.changed.append(f"input header -> Input layer 'input' ({', '.join(inputs)})")
     else:
@@ -284,9 +281,9 @@ def _upgrade_input(doc: Document, report: RewriteReport) -> None:
 
 
 def _upgrade_batch_norm(doc: Document, report: RewriteReport) -> None:
-    nodes = elements(doc.tree.fields, "layer")
+    nodes = doc.elements(doc.tree, "layer")
     for layer, (_, block) in zip(doc.message.layer, nodes, strict=True):
         if _old_batch_norm(layer) and isinstance(block, Block):
             for gone in _named(block, "param"):
-                remove_field(block, gone)
+                doc.remove(block, gone)
             report.changed.append(f"layer {_name(block)}: BatchNorm's three param specs removed")

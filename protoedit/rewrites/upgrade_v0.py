@@ -17,7 +17,7 @@ from google.protobuf import text_format
 from protoedit.document import Document
 from protoedit.errors import InputError
 from protoedit.rewrites.report import RewriteReport
-from protoedit.syntax.edit import parse_fields, reindent, remove_field
+from protoedit.syntax.edit import parse_fields, reindent
 from protoedit.syntax.tree import Block, Field
 
 #: V0 type string -> V1 LayerType enum name (Caffe's ``UpgradeV0LayerType``).
@@ -126,7 +126,7 @@ def _v1_layer(connection: Any, v1_class: Any) -> Any:
 def upgrade_v0(doc: Document, report: RewriteReport) -> None:
     """Rewrite the V0 ``layers`` of ``doc`` as V1 ones in the tree (then V1 -> current)."""
     net = doc.message
-    fields = [f for f in doc.tree.fields if f.name.text == "layers"]
+    fields = [f for f, _ in doc.elements(doc.tree, "layers")]  # split: one field per layer
     v1_class = doc.schema.message_class("V1LayerParameter")
     producer: dict[str, int] = {name: -1 for name in net.input}
     connections = list(net.layers)
@@ -146,7 +146,7 @@ def upgrade_v0(doc: Document, report: RewriteReport) -> None:
             producer[top] = index
     for index, (connection, field) in enumerate(zip(connections, fields, strict=True)):
         if connection.layer.type == "padding":
-            remove_field(doc.tree, field)
+            doc.remove(doc.tree, field)
             report.changed.append(f"padding layer '{connection.layer.name}' folded into its reader")
             continue
         layer = _v1_layer(connection, v1_class)
@@ -170,14 +170,13 @@ def upgrade_v0(doc: Document, report: RewriteReport) -> None:
         [new] = parse_fields(text)
         reindent([new], "", "  ", "\n")
         assert isinstance(new.value, Block) and isinstance(field.value, Block)
-        field.value = new.value
+        doc.replace_value(field, new.value)
         report.changed.append(f"layer '{connection.layer.name}': V0 layer re-written as V1")
     # UpgradeV0Net keeps only these net-level fields.
     for field in list(doc.tree.fields):
         if field.name.text not in _NET_FIELDS_KEPT:
-            remove_field(doc.tree, field)
+            doc.remove(doc.tree, field)
             report.dropped.append(f"net field '{field.name.text}' (Caffe's V0 upgrade drops it)")
-    doc.changed()
 
 
 def is_v0(fields: list[Field]) -> bool:

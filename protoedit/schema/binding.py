@@ -20,6 +20,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from protoedit.errors import Location, ProtoeditError
+from protoedit.syntax.split import elements
 from protoedit.syntax.tree import Block, Document, Field, ListValue, Scalar
 
 FD = FieldDescriptor
@@ -248,6 +249,10 @@ class Binder:
         # By full name: upb hands out short-lived descriptor wrappers, so id() is no key.
         self._slots: dict[str, dict[str, _Slot]] = {}
         self._hints: dict[tuple[str, str], str] = {}  # unknown names recur (lenient mode)
+        #: The items of repeated fields that gave no entry (by id, kept alive here).  Every
+        #: other item of a repeated field gave one, in file order, so this is the whole
+        #: tree-to-message link (:func:`linked_elements`) at no cost while binding.
+        self.skipped: dict[int, Scalar | Block] = {}
 
     def _report(self, code: str, message: str, pos: int, severity: str = "error") -> None:
         self.diagnostics.append(Diagnostic(code, message, pos, severity))
@@ -301,6 +306,8 @@ class Binder:
     ) -> None:
         for item in items:
             if not isinstance(item, Block):
+                if slot.repeated:
+                    self.skipped[id(item)] = item
                 self._report(
                     "E105",
                     f"'{slot.name}' is a message ({type_label(slot.fd)}): expected '{{', "
@@ -319,6 +326,8 @@ class Binder:
     ) -> None:
         for item in items:
             if isinstance(item, Block):
+                if slot.repeated:
+                    self.skipped[id(item)] = item
                 self._report(
                     "E105",
                     f"'{slot.name}' is a {type_label(slot.fd)} field, not a message: "
@@ -326,10 +335,13 @@ class Binder:
                     item.pos,
                 )
                 continue
+            if slot.repeated:  # dropped below unless the value binds
+                self.skipped[id(item)] = item
             try:
                 value = _convert(item, slot.fd)
                 if slot.repeated:
                     getattr(message, slot.name).append(value)
+                    del self.skipped[id(item)]
                 else:
                     setattr(message, slot.name, value)
             except UnknownEnumValue as problem:
@@ -352,7 +364,30 @@ def bind(
 
     The message holds every value that bound; those with an error diagnostic are left out.
     """
+    message, binder = bind_linked(doc, message_class, lenient)
+    return message, binder.diagnostics
+
+
+def bind_linked(
+    doc: Document, message_class: Callable[[], Message], lenient: bool = False
+) -> tuple[Message, Binder]:
+    """:func:`bind`, returning the binder: its ``diagnostics``, and what :func:`linked_elements`
+    needs (``skipped``)."""
     message = message_class()
     binder = Binder(lenient)
     binder.bind_fields(doc.fields, message)
-    return message, binder.diagnostics
+    return message, binder
+
+
+def linked_elements(
+    fields: list[Field], name: str, skipped: dict[int, Scalar | Block]
+) -> list[tuple[Field, Scalar | Block]]:
+    """The nodes that gave the entries of repeated field ``name`` of the message that
+    ``fields`` bound into, as ``(field, item)`` pairs: the N-th made the N-th entry.
+
+    Binding fills a repeated field from the fields of that name in file order, a ``[list]``
+    contributing its items in order, and leaves out only the ``skipped`` items."""
+    pairs = elements(fields, name)
+    if skipped:
+        pairs = [pair for pair in pairs if id(pair[1]) not in skipped]
+    return pairs

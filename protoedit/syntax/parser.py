@@ -2,14 +2,18 @@
 
 The grammar ignores whitespace and comments; the tokenizer keeps them as each token's leading
 trivia, and the builder hands every gap to its owner (see the attachment rules in
-:mod:`protoedit.syntax.tree`).
+:mod:`protoedit.syntax.tree`).  A parse first tries a one-pass state machine over a single
+``findall`` scan; whatever it does not expect (every error) goes to the LALR driver over
+Lark's tables, which builds the same tree and gives the located messages.  Parses share no
+state, so threads may parse at once.
 """
 
 from __future__ import annotations
 
+import gc
 import re
-import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
@@ -28,6 +32,10 @@ from protoedit.syntax.tree import Block, Document, Field, ListValue, Scalar, Tok
 MAX_DEPTH = 100
 
 _CLOSER = {"{": "}", "<": ">"}
+# States of the one-pass parser (:meth:`_Parser._fast`): what the next token may be.
+_FIELD, _NAME, _VALUE, _STRINGS, _SEP, _LIST_FIRST, _LIST_ITEM, _LIST_AFTER, _LIST_STRINGS = range(
+    9
+)
 _OPENERS = frozenset(("OPEN", "LSQB"))
 _CLOSERS = frozenset(("CLOSE", "RSQB"))
 
@@ -77,9 +85,6 @@ def attach_trivia(fields: list[Field], head: str, tail: str, in_block: bool) -> 
 class _Builder:
     """Reduce actions named after the grammar's rules; tokens arrive as :class:`Tok` objects."""
 
-    def __init__(self) -> None:
-        self.tail = ""  # trivia after the last token, set by the driver before $END
-
     def scalar(self, children: list[Tok]) -> Scalar:
         return Scalar(children)
 
@@ -121,9 +126,8 @@ class _Builder:
                 items.append(child)
         return ListValue(children[0], items, commas, children[-1])
 
-    def start(self, children: list[Field]) -> tuple[list[Field], str]:
-        _, end = attach_trivia(children, "", self.tail, in_block=False)
-        return children, end
+    def start(self, children: list[Field]) -> list[Field]:
+        return children  # the driver hands the trailing trivia over (it is per parse)
 
 
 def _reducer(rule: Any, builder: _Builder) -> tuple[int, str, Any]:
@@ -235,7 +239,16 @@ class _Parser:
         # Atomic trivia: a regex must never backtrack into a comment to find a token in it.
         self.trivia = re.compile(f"(?>(?:{trivia})*)")
         self.token = re.compile(f"((?>(?:{trivia})*))(?:{tokens})")
-        self.lock = threading.Lock()
+        # The same scan without a group per terminal, for findall (all of it runs in C): a
+        # terminal is known from its first character.
+        anonymous = "|".join(
+            f"(?:{regexp})" for name, regexp in terminals.items() if name not in lark.ignore_tokens
+        )
+        # The last piece is the trailing trivia with an empty token: without ``\\Z``, findall
+        # would go on searching inside a final comment and find "tokens" there.
+        self.pieces = re.compile(f"((?>(?:{trivia})*))({anonymous}|\\Z)")
+        assert self.pieces.groups == 2, "a terminal's regexp has a capturing group"
+        self.kinds = _first_characters(self.token)
 
     def tokens(self, text: str) -> Iterator[tuple[str, Tok]]:
         """(terminal name, token) pairs; a final ``$END`` token carries the trailing trivia."""
@@ -256,57 +269,179 @@ class _Parser:
             yield kind, Tok(m.group(kind), m.group(1), start)
             pos = m.end()
 
+    def _fast(self, text: str) -> tuple[list[Field], str] | None:
+        """The tree of valid ``text`` in one pass: a ``findall`` scan (in C) and a state
+        machine for the grammar's few forms; ``None`` at the first thing it does not expect.
+
+        It builds what the LALR driver builds (the tests compare them); anything odd, an
+        error above all, goes to the driver, whose messages are the reference.
+        """
+        kinds = self.kinds
+        pos = 0
+        depth = 0
+        state = _FIELD
+        fields: list[Field] = []
+        stack: list[tuple[Any, ...]] = []
+        name = colon = lopen = None
+        items: list[Scalar | Block] = []
+        commas: list[Tok] = []
+        scalar: Scalar | None = None
+        tail = None
+        for pre, raw in self.pieces.findall(text):
+            pos += len(pre)
+            if not raw:
+                tail = pre
+                break
+            tok = Tok(raw, pre, pos)
+            pos += len(raw)
+            kind = kinds[raw[0]]
+            if state == _STRINGS:  # a string value goes on while strings follow
+                if kind == "STRING":
+                    scalar.parts.append(tok)  # type: ignore[union-attr]
+                    continue
+                fields.append(Field(name, scalar, colon))  # type: ignore[arg-type]
+                state = _SEP
+            elif state == _LIST_STRINGS:
+                if kind == "STRING":
+                    scalar.parts.append(tok)  # type: ignore[union-attr]
+                    continue
+                state = _LIST_AFTER
+            if state == _SEP:
+                if kind == "COMMA" or kind == "SEMICOLON":
+                    fields[-1].sep = tok
+                    state = _FIELD
+                    continue
+                state = _FIELD
+            if state == _FIELD:
+                if kind == "NAME":
+                    name = tok
+                    state = _NAME
+                    continue
+                if kind == "CLOSE" and stack:
+                    open_tok = stack[-1][0]
+                    if _CLOSER[open_tok.text] != raw:
+                        return None
+                    head = fields[0].name.pre if fields else ""
+                    opener, tok.pre = attach_trivia(fields, head, pre, in_block=True)
+                    block = Block(open_tok, fields, tok, opener)
+                    depth -= 1
+                    _, fields, name, colon, lopen, items, commas = stack.pop()
+                    if lopen is None:
+                        fields.append(Field(name, block, colon))
+                        state = _SEP
+                    else:
+                        items.append(block)
+                        state = _LIST_AFTER
+                    continue
+                return None
+            if state == _NAME:
+                if kind == "COLON":
+                    colon = tok
+                    state = _VALUE
+                    continue
+                colon = None
+                state = _VALUE  # a block may follow a name directly, nothing else may
+                if kind != "OPEN":
+                    return None
+            if state == _VALUE:
+                if kind == "STRING":
+                    scalar = Scalar([tok])
+                    state = _STRINGS
+                elif kind == "NUMBER" or (kind == "NAME" and colon is not None):
+                    fields.append(Field(name, Scalar([tok]), colon))  # type: ignore[arg-type]
+                    state = _SEP
+                elif kind == "OPEN":
+                    depth += 1
+                    if depth > MAX_DEPTH:
+                        return None
+                    stack.append((tok, fields, name, colon, None, items, commas))
+                    fields = []
+                    state = _FIELD
+                elif kind == "LSQB" and colon is not None:
+                    depth += 1
+                    if depth > MAX_DEPTH:
+                        return None
+                    lopen, items, commas = tok, [], []
+                    state = _LIST_FIRST
+                else:
+                    return None
+                continue
+            if state == _LIST_AFTER:
+                if kind == "COMMA":
+                    commas.append(tok)
+                    state = _LIST_ITEM
+                    continue
+                if kind != "RSQB":
+                    return None
+                state = _LIST_FIRST  # the close is handled there
+            if kind == "RSQB" and state == _LIST_FIRST:
+                depth -= 1
+                value = ListValue(lopen, items, commas, tok)  # type: ignore[arg-type]
+                fields.append(Field(name, value, colon))  # type: ignore[arg-type]
+                lopen = None
+                state = _SEP
+            elif kind == "STRING":
+                scalar = Scalar([tok])
+                items.append(scalar)
+                state = _LIST_STRINGS
+            elif kind == "NUMBER" or kind == "NAME":
+                items.append(Scalar([tok]))
+                state = _LIST_AFTER
+            elif kind == "OPEN":
+                depth += 1
+                if depth > MAX_DEPTH:
+                    return None
+                stack.append((tok, fields, name, colon, lopen, items, commas))
+                fields, lopen = [], None
+                state = _FIELD
+            else:
+                return None
+        if state == _STRINGS:
+            fields.append(Field(name, scalar, colon))  # type: ignore[arg-type]
+        elif state not in (_FIELD, _SEP):
+            return None
+        # findall skips what it cannot match; then the lengths do not add up to the text.
+        if stack or tail is None or pos != len(text):
+            return None
+        _, end = attach_trivia(fields, "", tail, in_block=False)
+        return fields, end
+
     def parse(self, text: str, path: str) -> Document:
-        with self.lock:
-            try:
-                fields, end = self._drive(text)
-            except _BracketMismatch as exc:
-                doc = Document([], "", text, path)
-                line, col = doc.line_col(exc.open_tok.pos)
-                raise _error(
-                    doc, exc.close_tok.pos,
-                    f"'{exc.open_tok.text}' opened at {line}:{col} is closed by "
-                    f"'{exc.close_tok.text}'; expected '{_CLOSER[exc.open_tok.text]}'",
-                ) from None  # fmt: skip
-            except _TooDeep as exc:
-                doc = Document([], "", text, path)
-                raise _error(
-                    doc, exc.open_tok.pos, f"nesting deeper than {MAX_DEPTH} levels"
-                ) from None
-            except _SyntaxFailure as exc:
-                raise _explain(exc, text, path) from None
+        with no_collection():
+            return self._parse(text, path)
+
+    def _parse(self, text: str, path: str) -> Document:
+        try:
+            tree = self._fast(text)
+            fields, end = tree if tree is not None else self._drive(self.tokens(text))
+        except _BracketMismatch as exc:
+            doc = Document([], "", text, path)
+            line, col = doc.line_col(exc.open_tok.pos)
+            raise _error(
+                doc, exc.close_tok.pos,
+                f"'{exc.open_tok.text}' opened at {line}:{col} is closed by "
+                f"'{exc.close_tok.text}'; expected '{_CLOSER[exc.open_tok.text]}'",
+            ) from None  # fmt: skip
+        except _TooDeep as exc:
+            doc = Document([], "", text, path)
+            raise _error(doc, exc.open_tok.pos, f"nesting deeper than {MAX_DEPTH} levels") from None
+        except _SyntaxFailure as exc:
+            raise _explain(exc, text, path) from None
         return Document(fields, end, text, path)
 
-    def _drive(self, text: str) -> tuple[list[Field], str]:
-        """The LALR loop over the tokenizer: shift tokens, reduce with the rules' actions.
+    def _drive(self, tokens: Iterator[tuple[str, Tok]]) -> tuple[list[Field], str]:
+        """The LALR loop over a token stream: shift tokens, reduce with the rules' actions.
 
-        The tokenizer is inlined (this loop is the hot path of every load).  Bracket depth is
-        counted on shifts and capped at :data:`MAX_DEPTH`.
+        This loop is the hot path of every load.  Bracket depth is counted on shifts and
+        capped at :data:`MAX_DEPTH`.  The state is local, so parses may run in parallel.
         """
         actions, goto, rules = self.actions, self.goto, self.rules
-        match = self.token.match
-        length = len(text)
-        pos = 0
         depth = 0
         state = self.start_state
         state_stack = [state]
         value_stack: list[Any] = []
         previous = ""
-        while True:
-            m = match(text, pos)
-            if m is not None:
-                kind = m.lastgroup
-                assert kind is not None
-                pre, raw = m.group(1, kind)
-                tok = Tok(raw, pre, m.end(1))
-                pos = m.end()
-            else:
-                end = self.trivia.match(text, pos).end()  # type: ignore[union-attr]
-                if end < length:
-                    raise _SyntaxFailure("char", Tok(text[end], text[pos:end], end), [], "")
-                kind = "$END"
-                tok = Tok("", text[pos:], length)
-                self.builder.tail = tok.pre
+        for kind, tok in tokens:
             while True:
                 act = actions[state].get(kind)
                 if act is None:
@@ -332,10 +467,50 @@ class _Parser:
                     children = []
                 value = action(children)
                 if origin == "start":
-                    return value  # type: ignore[no-any-return]
+                    _, end = attach_trivia(value, "", tok.pre, in_block=False)
+                    return value, end
                 value_stack.append(value)
                 state = goto[state_stack[-1]][origin]
                 state_stack.append(state)
+        raise AssertionError("the token stream ends with $END")  # pragma: no cover
+
+
+def _first_characters(token: re.Pattern[str]) -> dict[str, str]:
+    """The terminal of each character a token can start with (the grammar's terminals start
+    differently: a letter or ``_`` a name, a digit, ``-`` or ``.`` a number, a quote a string).
+    """
+    kinds: dict[str, str] = {}
+    for code in range(128):
+        char = chr(code)
+        for candidate in (char, char + "0", char + "a", char + '"', char + "'", char + "inf"):
+            m = token.match(candidate)
+            if m is not None and m.start(m.lastgroup or 0) == 0:
+                kinds.setdefault(char, str(m.lastgroup))
+                break
+    return kinds
+
+
+@contextmanager
+def no_collection() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a tree (or the message of one) is built.
+
+    A tree holds no reference cycles, yet the collector would scan its hundreds of thousands
+    of new objects again and again (most of the load time of a large file).  On the way out
+    the new objects go straight to the oldest generation (``freeze`` then ``unfreeze`` moves
+    every tracked object there, scanning none), unless the program froze objects itself:
+    garbage among them is still collected, by the next full collection.
+    """
+    collecting = gc.isenabled()
+    if collecting:
+        gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            if not gc.get_freeze_count():
+                gc.freeze()
+                gc.unfreeze()
+            gc.enable()
 
 
 @lru_cache(maxsize=1)
