@@ -17,6 +17,7 @@ import re
 import sys
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from protoedit.validate.netplan import GATE_PREFIX, batch_matters, gate_backward
@@ -247,10 +248,16 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
 
     _stage("inputs")
     rng = np.random.default_rng(request["seed"])
+    # The backward gate adds 0 (forward stays the same) and draws no random numbers, so the
+    # other layers get the same random values as without it.
+    layers = list(zip(net._layer_names, net.layers, strict=True))
+    others = [layer for name, layer in layers if not name.startswith(GATE_PREFIX)]
     if request["random_weights"]:
-        randomize_params(net, np.random.default_rng([request["seed"], 1]))
-    for name, layer in zip(net._layer_names, net.layers, strict=True):
-        if name.startswith(GATE_PREFIX):  # the backward gate adds 0: forward stays the same
+        randomize_params(
+            SimpleNamespace(layers=others), np.random.default_rng([request["seed"], 1])
+        )
+    for name, layer in layers:
+        if name.startswith(GATE_PREFIX):
             layer.blobs[0].data[...] = 0.0
     given: dict[str, str] = request["inputs"]
     unknown = sorted(set(given) - set(net.inputs))

@@ -17,9 +17,43 @@ GATE_PREFIX = "protoedit_backward_gate_"
 #: Layer types whose backward neither aborts nor reads a label under ``force_backward``, and
 #: whose bottoms all take a gradient (Caffe's ``AllowForceBackward`` is true for each).
 _GATE_SAFE = frozenset(
-    """Input Convolution Deconvolution InnerProduct ReLU PReLU ELU Sigmoid TanH AbsVal Power
-    Exp Log BNLL Pooling LRN BatchNorm Scale Bias Eltwise Concat Slice Split Crop Reshape
-    Flatten Dropout Softmax Reduction Silence EuclideanLoss MVN Tile Clip Swish""".split()
+    [
+        "Input",
+        "Convolution",
+        "Deconvolution",
+        "InnerProduct",
+        "ReLU",
+        "PReLU",
+        "ELU",
+        "Sigmoid",
+        "TanH",
+        "AbsVal",
+        "Power",
+        "Exp",
+        "Log",
+        "BNLL",
+        "Pooling",
+        "LRN",
+        "BatchNorm",
+        "Scale",
+        "Bias",
+        "Eltwise",
+        "Concat",
+        "Slice",
+        "Split",
+        "Crop",
+        "Reshape",
+        "Flatten",
+        "Dropout",
+        "Softmax",
+        "Reduction",
+        "Silence",
+        "EuclideanLoss",
+        "MVN",
+        "Tile",
+        "Clip",
+        "Swish",
+    ]
 )
 
 
@@ -47,14 +81,18 @@ def batch_matters(param: Any, phase: int) -> str:
             if reshape.axis == 0 and dims and dims[0] > 0:
                 return f"Reshape layer {layer.name!r} fixes the first dimension to {dims[0]}"
         if layer.type == "Slice":
-            axis = layer.slice_param.slice_dim if layer.slice_param.HasField("slice_dim") else (
-                layer.slice_param.axis
+            axis = (
+                layer.slice_param.slice_dim
+                if layer.slice_param.HasField("slice_dim")
+                else (layer.slice_param.axis)
             )
             if axis == 0:
                 return f"Slice layer {layer.name!r} slices along the batch axis"
         if layer.type == "Concat":
-            axis = layer.concat_param.concat_dim if layer.concat_param.HasField("concat_dim") else (
-                layer.concat_param.axis
+            axis = (
+                layer.concat_param.concat_dim
+                if layer.concat_param.HasField("concat_dim")
+                else (layer.concat_param.axis)
             )
             if axis == 0:
                 return f"Concat layer {layer.name!r} concatenates along the batch axis"

@@ -9,6 +9,7 @@ or what is known of the death); :mod:`protoedit.validate.runner` turns it into a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -112,10 +113,8 @@ class Worker:
         offset = self._stderr.seek(0, os.SEEK_END)
         started = time.monotonic()
         outcome = Outcome()
-        try:
+        with contextlib.suppress(BrokenPipeError):  # it died already: reading says how
             self.proc.stdin.write((json.dumps(request) + "\n").encode())
-        except BrokenPipeError:
-            pass  # it died already: reading says how
         self._collect(outcome, started + timeout, until="")
         outcome.seconds = round(time.monotonic() - started, 3)
         if outcome.timed_out:
@@ -138,10 +137,8 @@ class Worker:
         """Kill the worker with its whole process group (Caffe's threads, a Python layer's
         children) and reap it."""
         if self.proc.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         self.proc.wait()
 
     def close(self) -> None:

@@ -144,3 +144,28 @@ class ValidationReport:
         if verdict:
             lines.append(f"{self.status}: {self.reason}" if self.reason else self.status)
         return "\n".join(lines)
+
+
+def write_junit(reports: list[ValidationReport], path: str) -> None:
+    """A JUnit XML file for CI systems: one test case a net; ``failed`` is a failure,
+    ``error`` an error, ``skipped`` skipped."""
+    import xml.etree.ElementTree as ET
+
+    suite = ET.Element(
+        "testsuite",
+        name="protoedit validate",
+        tests=str(len(reports)),
+        failures=str(sum(r.status == "failed" for r in reports)),
+        errors=str(sum(r.status == "error" for r in reports)),
+        skipped=str(sum(r.status == "skipped" for r in reports)),
+        time=f"{sum(r.seconds for r in reports):.3f}",
+    )
+    for report in reports:
+        case = ET.SubElement(
+            suite, "testcase", classname="protoedit.validate", name=report.net,
+            time=f"{report.seconds:.3f}",
+        )  # fmt: skip
+        tag = {"failed": "failure", "error": "error", "skipped": "skipped"}.get(report.status)
+        if tag is not None:
+            ET.SubElement(case, tag, message=report.reason).text = report.format_text()
+    ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
