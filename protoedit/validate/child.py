@@ -244,6 +244,7 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     param = _parse(text, caffe_pb2)
     with tempfile.TemporaryDirectory(prefix="protoedit-validate-") as tmp:
         load_path, result["param_gradients"] = _backward_plan(param, request, Path(tmp))
+        print(f"plan: {json.dumps({'param_gradients': result['param_gradients']})}", flush=True)
         net = caffe.Net(load_path, phase, weights=request["weights"])
 
     _stage("inputs")

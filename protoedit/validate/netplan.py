@@ -96,7 +96,7 @@ def batch_matters(param: Any, phase: int) -> str:
             )
             if axis == 0:
                 return f"Concat layer {layer.name!r} concatenates along the batch axis"
-        if layer.type == "BatchNorm" and phase == 1:  # TRAIN
+        if layer.type == "BatchNorm" and phase == 0:  # caffe.Phase TRAIN = 0, TEST = 1
             stats = layer.batch_norm_param
             if not (stats.HasField("use_global_stats") and stats.use_global_stats):
                 return f"BatchNorm layer {layer.name!r} uses the batch's statistics in TRAIN"

@@ -32,6 +32,8 @@ class Outcome:
     result: dict[str, Any] | None = None
     stages: list[str] = field(default_factory=list)
     data_layers: list[str] = field(default_factory=list)
+    #: How the child meant to run the net (``param_gradients``), known even if it died.
+    plan: dict[str, str] = field(default_factory=dict)
     stderr: str = ""
     returncode: int | None = None
     timed_out: bool = False
@@ -92,6 +94,8 @@ class Worker:
                 outcome.stages.append(text[7:])
                 if text[7:] == until:
                     return
+            elif text.startswith("plan: "):
+                outcome.plan = json.loads(text[6:])
             elif text.startswith("scan: "):
                 outcome.data_layers = json.loads(text[6:]).get("data_layers", [])
             elif text.startswith("result: "):

@@ -264,6 +264,7 @@ def _read_outcome(
 ) -> None:
     """Fill ``report`` from what a worker did with its request."""
     report.seconds = outcome.seconds
+    report.param_gradients = outcome.plan.get("param_gradients", "")
     report.stderr_tail = "\n".join(outcome.stderr.splitlines()[-20:])
     if outcome.timed_out:
         report.reason = (
