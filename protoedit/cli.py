@@ -220,6 +220,10 @@ def _hook_verdict(report: Any) -> None:
         report.status = "valid"
         report.reason = f"forward and backward ran; no input gradient expected ({report.reason})"
         report.cause = report.hint = ""
+    elif report.cause == "python_layers":  # user code (often a data reader): only when asked
+        report.status = "skipped"
+        report.reason += " (add --allow-python-layers to the hook's args to run them)"
+        report.cause = report.hint = ""
 
 
 class _Progress:
