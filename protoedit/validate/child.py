@@ -210,9 +210,12 @@ class _Refused(Exception):
 
 def run(request: dict[str, Any]) -> dict[str, Any]:
     """Do the validation described by ``request``; return the result fields."""
-    import caffe
-    import caffe.proto.caffe_pb2 as caffe_pb2
-    import numpy as np
+    try:
+        import caffe
+        import caffe.proto.caffe_pb2 as caffe_pb2
+        import numpy as np
+    except Exception as exc:  # any import failure means the same thing to the user
+        return _unavailable(exc)
 
     net_path = request["net"]
     text = Path(net_path).read_text(encoding="utf-8", errors="replace")
@@ -400,6 +403,15 @@ def _set_batch(
     return reshaped
 
 
+def _unavailable(exc: Exception) -> dict[str, Any]:
+    """The result when pycaffe cannot be imported."""
+    return {
+        "status": "error",
+        "cause": "caffe_unavailable",
+        "reason": f"pycaffe cannot be imported ({type(exc).__name__}: {exc})",
+    }
+
+
 def _answer(request: dict[str, Any]) -> dict[str, Any]:
     """:func:`run`, with Python-level failures turned into an error result."""
     try:
@@ -424,9 +436,7 @@ def main(argv: list[str]) -> int:
     try:
         import caffe  # noqa: F401
     except Exception as exc:  # any import failure means the same thing to the user
-        reason = f"pycaffe cannot be imported ({type(exc).__name__}: {exc})"
-        print("result: " + json.dumps({"status": "error", "cause": "caffe_unavailable",
-                                       "reason": reason}), flush=True)  # fmt: skip
+        print("result: " + json.dumps(_unavailable(exc)), flush=True)
         return 0
     _limit_address_space(int(argv[0]) if argv else 0)
     _stage("ready")
