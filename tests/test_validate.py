@@ -343,7 +343,7 @@ def test_cli_prints_an_error_once_with_the_flag_to_use() -> None:
             "100",
             "--batch",
             "declared",
-        ],  # fmt: skip
+        ],
         capture_output=True,
         text=True,
         check=False,
