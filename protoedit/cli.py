@@ -503,7 +503,10 @@ def _add_rewrites(commands: argparse._SubParsersAction[argparse.ArgumentParser])
                 getattr(args, "validate", False),
                 args.lenient,
                 _FLAGS.get(args.rewrite_name, {}),
-                _validate_options(args) if getattr(args, "validate", False) else None,
+                # the verdict at batch 1, as `protoedit validate` reaches it
+                {**_validate_options(args), "batch": 1}
+                if getattr(args, "validate", False)
+                else None,
                 args.draw,
             )
 

@@ -185,3 +185,15 @@ def test_cli_many_files_json_lines_junit_and_worst_exit_code(
     assert [c.get("name") for c in cases] == nets
     assert cases[0].find("failure") is None and cases[1].find("failure") is not None
     assert "Unknown bottom blob" in (cases[2].find("error").get("message") or "")  # type: ignore[union-attr]
+
+
+def test_aux_validate_reaches_the_verdict_at_batch_1_without_parameter_gradients(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "aux.prototxt"
+    argv = ["aux", str(LENET), "--target", "conv2", "--validate", "--random-weights"]
+    assert cli_main([*argv, "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "batch: 1 (declared 2)" in err and "parameter gradients: skipped" in err
+    assert "\nvalid: " in err
+    assert "dim: 2" in out.read_text()  # the net written keeps its declared batch
