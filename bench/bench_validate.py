@@ -68,14 +68,16 @@ def bench_p3(corpus: Path, repeat: int) -> None:
             mid_params = _best(mid_path, repeat, skip_param_gradients=False)
             mid_one = _best(mid_path, repeat, batch=1)
             same = full.status == mid.status == mid_one.status == "valid"
-            print(
-                f"  {net.stem[:40]:<40} batch {full.declared_batch:>2}  full {full.seconds:7.3f} s"
-                f"  aux {target} {mid.seconds:6.3f} s ({full.seconds / mid.seconds:5.1f}x;"
-                f" with parameter gradients {mid_params.seconds:6.3f} s,"
-                f" {full.seconds / mid_params.seconds:4.1f}x)"
-                f"  aux at batch 1 {mid_one.seconds:6.3f} s ({full.seconds / mid_one.seconds:5.1f}x)"
-                f"  verdicts {'agree: valid' if same else 'DIFFER'}"
-            )
+            verdict = "agree (valid)" if same else "DIFFER"
+            print(f"  {net.name}: declared batch {full.declared_batch}, verdicts {verdict}")
+            print(f"    full net                      {full.seconds:7.3f} s")
+            for what, report in (
+                (f"aux {target}", mid),
+                ("  with parameter gradients", mid_params),
+                ("  at batch 1", mid_one),
+            ):
+                ratio = full.seconds / report.seconds
+                print(f"    {what:<30}{report.seconds:7.3f} s  {ratio:5.1f}x faster")
 
 
 def _deploy_nets(corpus: Path) -> list[Path]:

@@ -197,3 +197,65 @@ def test_aux_validate_reaches_the_verdict_at_batch_1_without_parameter_gradients
     assert "batch: 1 (declared 2)" in err and "parameter gradients: skipped" in err
     assert "\nvalid: " in err
     assert "dim: 2" in out.read_text()  # the net written keeps its declared batch
+
+
+_PARAM_DIFFS = """
+import sys
+import caffe
+import caffe.proto.caffe_pb2 as pb
+import numpy as np
+from google.protobuf import text_format
+from protoedit.validate.netplan import gate_backward
+
+param = text_format.Parse(open(sys.argv[1]).read(), pb.NetParameter())
+if sys.argv[2] == "gated" and gate_backward(param):
+    sys.exit(print("refused", gate_backward(param)))
+path = sys.argv[1] + "." + sys.argv[2]
+open(path, "w").write(text_format.MessageToString(param))
+caffe.set_mode_cpu()
+net = caffe.Net(path, caffe.TEST)
+net.params["conv"][0].data[...] = 0.5
+net.blobs["data"].data[...] = np.arange(net.blobs["data"].count).reshape(net.blobs["data"].shape)
+net.forward()
+net.backward()
+print(float(np.abs(net.params["conv"][0].diff).sum()), float(np.abs(net.blobs["data"].diff).sum()))
+"""
+
+
+@pytest.mark.parametrize("stopper", ["param { lr_mult: 0 } param { lr_mult: 0 }",
+                                     "propagate_down: false"])  # fmt: skip
+def test_force_backward_computes_parameter_gradients_the_gate_does_not(
+    tmp_path: Path, stopper: str
+) -> None:
+    # Caffe's Net::Init sets param_propagate_down on every parameter under force_backward,
+    # whatever lr_mult or propagate_down say; without force_backward it follows lr_mult.
+    import subprocess
+    import sys
+
+    from protoedit.validate.runner import child_environment
+
+    net = tmp_path / "net.prototxt"
+    net.write_text(
+        "force_backward: true\n"
+        'layer { name: "data" type: "Input" top: "data" '
+        "input_param { shape { dim: 1 dim: 1 dim: 4 dim: 4 } } }\n"
+        f'layer {{ name: "conv" type: "Convolution" bottom: "data" top: "conv" {stopper}\n'
+        "  convolution_param { num_output: 2 kernel_size: 3 } }\n"
+        'layer { name: "loss" type: "Reduction" bottom: "conv" top: "loss" loss_weight: 1 }\n'
+    )
+    outputs = {}
+    for mode in ("as_written", "gated"):
+        run = subprocess.run(
+            [sys.executable, "-c", _PARAM_DIFFS, str(net), mode],
+            capture_output=True, text=True, env=child_environment(), check=True,
+        )  # fmt: skip
+        outputs[mode] = run.stdout.split()
+    weight_grad, input_grad = (float(x) for x in outputs["as_written"])
+    assert weight_grad > 0 and input_grad > 0  # computed although the net says not to
+    if "propagate_down" in stopper:
+        # Without force_backward, propagate_down: false would hold: the gate leaves it alone.
+        assert outputs["gated"][:2] == ["refused", "layer"]
+        return
+    gated_weight_grad, gated_input_grad = (float(x) for x in outputs["gated"])
+    assert gated_weight_grad == 0.0
+    assert gated_input_grad == input_grad  # the same input gradient, exactly

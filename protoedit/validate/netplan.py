@@ -161,6 +161,8 @@ def gate_backward(param: Any) -> str:
     for layer in param.layer:
         if any(p.name for p in layer.param):
             return f"layer {layer.name!r} shares parameters by name"
+        if not all(layer.propagate_down):  # force_backward overrides it; without, it holds
+            return f"layer {layer.name!r} sets propagate_down: false"
     _upgrade_input_fields(param)
     for layer in param.layer:
         count = _param_blob_count(layer)

@@ -110,7 +110,8 @@ def validate(
 def validate_files(
     nets: Sequence[str | os.PathLike[str] | Document], *, jobs: int | None = None, **options: Any
 ) -> list[ValidationReport]:
-    """:func:`validate` for many nets on ``jobs`` warm Caffe workers (default: one per core);
+    """:func:`validate` for many nets on ``jobs`` warm Caffe workers (default: one per core this
+    process may run on);
     the reports in the order of ``nets``.  ``options`` are :func:`validate`'s."""
     reports: list[ValidationReport | None] = [None] * len(nets)
     for index, report in iter_validate(nets, jobs=jobs, **options):
@@ -153,7 +154,7 @@ def iter_validate(
         if not pending:
             return
         requests = [prepared[i] for i in pending]
-        workers = min(len(requests), jobs if jobs is not None else os.cpu_count() or 1)
+        workers = min(len(requests), jobs if jobs is not None else len(os.sched_getaffinity(0)))
         outcomes = run_requests(
             requests,  # type: ignore[arg-type]
             jobs=workers, memory_limit=memory_limit, timeout=timeout, env=child_environment(),
