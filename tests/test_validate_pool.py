@@ -11,7 +11,8 @@ import pytest
 
 from protoedit import load
 from protoedit.cli import main as cli_main
-from protoedit.rewrites import LossHead, aux
+from protoedit.net.view import NetView
+from protoedit.rewrites import LossHead, add_loss, aux, force_backward
 from protoedit.validate import validate, validate_files
 
 from .conftest import FIXTURES
@@ -158,8 +159,29 @@ DEPLOY_SUBSET = [  # one of each family: plain, Inception, residual, depthwise, 
 ]
 
 
-def test_batch_one_and_the_declared_batch_reach_the_same_verdict(corpus: Path) -> None:
-    nets = [corpus / name for name in DEPLOY_SUBSET]
+def _with_loss(net: Path, folder: Path) -> Path:
+    """``net`` with force_backward and a sum-of-squares loss on its logits (what its final
+    Softmax reads; a saturated Softmax of random weights has no gradient): a net whose input
+    gradient validation checks."""
+    doc = load(net)
+    force_backward(doc)
+    view = NetView(doc)
+    [output] = view.outputs()
+    last = view.layers[output.producer]
+    logits = last.reads[0].blob if last.type == "Softmax" else output.blob
+    add_loss(doc, logits, LossHead(kind="sumsq"))
+    path = folder / net.name
+    path.write_text(doc.dumps())
+    return path
+
+
+def test_batch_one_and_the_declared_batch_reach_the_same_verdict(
+    corpus: Path, tmp_path: Path
+) -> None:
+    # Six of the corpus's eleven deploy nets (one per family; the other five repeat a family
+    # at more cost), as written and with a loss, so that the verdict rests on a real gradient.
+    written = [corpus / name for name in DEPLOY_SUBSET]
+    nets = written + [_with_loss(net, tmp_path) for net in written]
     ones = validate_files(nets, jobs=2, batch=1, random_weights=True)
     declared = validate_files(nets, jobs=2, random_weights=True)
     for one, full in zip(ones, declared, strict=True):
@@ -168,6 +190,8 @@ def test_batch_one_and_the_declared_batch_reach_the_same_verdict(corpus: Path) -
         assert {b: s[1:] for b, s in one.blobs.items()} == {
             b: s[1:] for b, s in full.blobs.items()
         }, one.net
+    assert [r.status for r in ones[len(written) :]] == ["valid"] * len(written)
+    assert any(r.declared_batch != 1 for r in declared)  # the subset does test a change
 
 
 def test_cli_many_files_json_lines_junit_and_worst_exit_code(
