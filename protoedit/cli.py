@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from protoedit.errors import ProtoeditError
 from protoedit.files import STDIN
-from protoedit.validate import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT, validate
+from protoedit.validate import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT
 
 if TYPE_CHECKING:
     from protoedit.rewrites import LossHead
@@ -41,15 +41,43 @@ def _input_pair(text: str) -> tuple[str, str]:
 def _add_validate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     cmd = commands.add_parser(
         "validate",
-        help="load a net in Caffe, run forward and backward, check the input gradient",
-        description="Instantiate NET in Caffe in a child process, fill its inputs, run forward "
-        "and backward, and report blob shapes, losses and input gradients. Exit 0 valid, "
-        "1 validation failed, 2 could not run.",
+        help="load nets in Caffe, run forward and backward, check the input gradient",
+        description="Instantiate each NET in Caffe in warm worker processes, fill its inputs "
+        "(at batch 1 unless --batch says otherwise), run forward and backward, and report blob "
+        "shapes, losses and input gradients, one report per file in the order given. Exit 0 "
+        "valid, 1 validation failed, 2 could not run (the worst over the files).",
     )
-    cmd.add_argument("net", metavar="NET.prototxt", help="the net, or - for stdin")
+    cmd.add_argument("nets", nargs="+", metavar="NET.prototxt", help="the nets, or - for stdin")
+    cmd.add_argument(
+        "--jobs", "-j", type=_positive, metavar="N", help="Caffe workers (default: the cores)"
+    )
+    cmd.add_argument(
+        "--batch",
+        type=_batch,
+        default=1,
+        metavar="N|declared",
+        help="batch of the generated inputs (default 1; 'declared': the net's own); kept as "
+        "declared where a layer makes the batch matter",
+    )
+    cmd.add_argument(
+        "--param-gradients",
+        action="store_true",
+        help="compute parameter gradients under force_backward too (skipped by default where "
+        "Caffe allows it: the verdict does not need them)",
+    )
+    cmd.add_argument("--junit-xml", metavar="FILE", help="also write a JUnit XML report to FILE")
+    cmd.add_argument(
+        "--hook",
+        action="store_true",
+        help="what the pre-commit hook checks: a solver file is skipped, a train/val net is "
+        "validated as its deploy net (to-deploy in memory), weights are random unless given, "
+        "and a net that runs without a loss or force_backward passes",
+    )
     cmd.add_argument("--weights", metavar="MODEL.caffemodel")
     cmd.add_argument("--phase", choices=["TEST", "TRAIN"], default="TEST", type=str.upper)
-    cmd.add_argument("--json", action="store_true", help="print one JSON object")
+    cmd.add_argument(
+        "--json", action="store_true", help="print one JSON object a file (JSON lines)"
+    )
     cmd.add_argument(
         "--input",
         action="append",
@@ -115,40 +143,123 @@ _VALIDATE_HINTS = {
 }
 
 
-def _run_validate(args: argparse.Namespace) -> int:
-    from protoedit.document import loads
-    from protoedit.errors import ProtoeditError
+def _batch(text: str) -> int | str:
+    """``--batch``: a positive number or ``declared``."""
+    if text.strip().lower() == "declared":
+        return "declared"
+    return _positive(text)
 
-    if sys.stderr.isatty():
-        print(f"validating {args.net} in Caffe ...", file=sys.stderr, flush=True)
+
+def _run_validate(args: argparse.Namespace) -> int:
+    from protoedit.validate import iter_validate
+    from protoedit.validate.hook import hook_nets
+    from protoedit.validate.report import ValidationReport
+
+    if "-" in args.nets and len(args.nets) > 1:
+        print("protoedit: error: - (stdin) must be the only NET", file=sys.stderr)
+        return 2
+    options = dict(
+        weights=args.weights, phase=args.phase, inputs=dict(args.input), seed=args.seed,
+        timeout=args.timeout, memory_limit=args.memory_limit,
+        allow_python_layers=args.allow_python_layers, random_weights=args.random_weights,
+        save_gradients=args.save_gradients, batch=args.batch,
+        skip_param_gradients=not args.param_gradients,
+    )  # fmt: skip
+    progress = _Progress(len(args.nets)) if sys.stderr.isatty() else None
+    reports: list[ValidationReport | None] = [None] * len(args.nets)
     try:
-        net = loads(sys.stdin.read(), path="-", lenient=True) if args.net == "-" else args.net
-        report = validate(
-            net,
-            weights=args.weights,
-            phase=args.phase,
-            inputs=dict(args.input),
-            seed=args.seed,
-            timeout=args.timeout,
-            memory_limit=args.memory_limit,
-            allow_python_layers=args.allow_python_layers,
-            random_weights=args.random_weights,
-            save_gradients=args.save_gradients,
-        )
+        if args.nets == ["-"]:
+            from protoedit.document import loads
+
+            nets: list[Any] = [loads(sys.stdin.read(), path="-", lenient=True)]
+        else:
+            nets = list(args.nets)
+        if args.hook:
+            nets, skipped = hook_nets(nets, args.phase)
+            options["random_weights"] = options["random_weights"] or args.weights is None
+            for index, report in skipped.items():
+                reports[index] = report
+        runnable = [i for i in range(len(nets)) if reports[i] is None]
+        shown = 0
+        for position, report in iter_validate([nets[i] for i in runnable], jobs=args.jobs,
+                                              **options):  # fmt: skip
+            if args.hook:
+                _hook_verdict(report)
+            reports[runnable[position]] = report
+            if progress is not None:
+                progress.step(report.net, sum(r is not None for r in reports))
+            while shown < len(reports) and reports[shown] is not None:
+                _print_report(reports[shown], args, progress, len(reports) > 1)
+                shown += 1
+        for left in reports[shown:]:
+            _print_report(left, args, progress, len(reports) > 1)
     except ProtoeditError as exc:
+        if progress is not None:
+            progress.clear()
         print(f"protoedit: error: {exc}", file=sys.stderr)
         return 2
-    error = report.status == "error"
+    if progress is not None:
+        progress.clear()
+    done = [report for report in reports if report is not None]
+    if args.junit_xml:
+        from protoedit.validate.report import write_junit
+
+        write_junit(done, args.junit_xml)
+    if len(done) > 1 and not args.json:
+        counts = {
+            s: sum(r.status == s for r in done) for s in ("valid", "failed", "error", "skipped")
+        }
+        print(f"{len(done)} files: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n))
+    return max(report.exit_code for report in done)
+
+
+def _hook_verdict(report: Any) -> None:
+    """In hook mode a net that runs without a loss or force_backward passes: Caffe built it and
+    ran forward and backward, and no input gradient is to be expected."""
+    if report.status == "failed" and report.cause in ("no_loss", "no_force_backward"):
+        report.status = "valid"
+        report.reason = f"forward and backward ran; no input gradient expected ({report.reason})"
+        report.cause = report.hint = ""
+    elif report.cause == "python_layers":  # user code (often a data reader): only when asked
+        report.status = "skipped"
+        report.reason += " (add --allow-python-layers to the hook's args to run them)"
+        report.cause = report.hint = ""
+
+
+class _Progress:
+    """A one-line ``[done/total] file`` progress display on a terminal's stderr."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+
+    def step(self, name: str, done: int) -> None:
+        self.clear()
+        print(f"[{done}/{self.total}] validated {name}", end="", file=sys.stderr, flush=True)
+
+    def clear(self) -> None:
+        print("\r\x1b[K", end="", file=sys.stderr, flush=True)
+
+
+def _print_report(
+    report: Any, args: argparse.Namespace, progress: _Progress | None, many: bool
+) -> None:
+    """One file's report: a JSON line, or the text report with its hint."""
+    import json
+
+    if progress is not None:
+        progress.clear()
     if args.json:
-        print(report.to_json())
-        return report.exit_code
-    print(report.format_text(verdict=not error))
-    if error:
+        print(json.dumps(report.to_dict(), allow_nan=True), flush=True)
+        return
+    error = report.status == "error"
+    print(report.format_text(verdict=many or not error))
+    if error and not many:
         print(f"protoedit: error: {report.reason}", file=sys.stderr)
     hint = _VALIDATE_HINTS.get(report.cause, report.hint)
     if hint:
-        print(f"hint: {hint}", file=sys.stderr if error else sys.stdout)
-    return report.exit_code
+        print(f"hint: {hint}", file=sys.stderr if error and not many else sys.stdout)
+    if many:
+        print(flush=True)
 
 
 def _add_exclude(cmd: argparse.ArgumentParser) -> None:
@@ -392,7 +503,10 @@ def _add_rewrites(commands: argparse._SubParsersAction[argparse.ArgumentParser])
                 getattr(args, "validate", False),
                 args.lenient,
                 _FLAGS.get(args.rewrite_name, {}),
-                _validate_options(args) if getattr(args, "validate", False) else None,
+                # the verdict at batch 1, as `protoedit validate` reaches it
+                {**_validate_options(args), "batch": 1}
+                if getattr(args, "validate", False)
+                else None,
                 args.draw,
             )
 

@@ -182,7 +182,8 @@ def test_cli_json_and_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
     payload = json.loads(capsys.readouterr().out)
     assert payload["status"] == "failed" and payload["exit_code"] == 1
     assert payload["input_gradients"][0]["blob"] == "data"
-    assert payload["blobs"]["ip2"] == [2, 10]
+    assert payload["blobs"]["ip2"] == [1, 10]  # the command runs at batch 1 (declared 2)
+    assert payload["batch"] == 1 and payload["declared_batch"] == 2
 
 
 def test_cli_error_prints_one_line_reason_on_stderr() -> None:
@@ -332,7 +333,17 @@ def test_cli_reads_the_net_from_stdin() -> None:
 
 def test_cli_prints_an_error_once_with_the_flag_to_use() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "protoedit.cli", "validate", str(LENET), "--memory-limit", "100"],
+        [
+            sys.executable,
+            "-m",
+            "protoedit.cli",
+            "validate",
+            str(LENET),
+            "--memory-limit",
+            "100",
+            "--batch",
+            "declared",
+        ],
         capture_output=True,
         text=True,
         check=False,

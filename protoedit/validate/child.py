@@ -1,21 +1,26 @@
 """The child side of validation: load the net in pycaffe, run forward and backward, write facts.
 
-Runs as ``python -m protoedit.validate.child REQUEST.json RESULT.json``.  Caffe aborts the
-whole process on a failed CHECK, which is why this runs in its own process: the parent reads
-the glog line from our stderr when we die, and our result file when we do not.  Progress goes
-to stdout as ``stage: NAME`` lines so the parent can say where a crash or a timeout happened,
-and what the net holds as one ``scan: JSON`` line (read if Caffe aborts while loading).
+Runs as ``python -m protoedit.validate.child MEMORY_LIMIT``: a long-lived worker that imports
+Caffe once, then reads one JSON request a line on stdin and answers each with a ``result: JSON``
+line on stdout.  Caffe aborts the whole process on a failed CHECK, which is why this runs in its
+own process: the parent reads the glog line from our stderr when we die.  Progress goes to
+stdout as ``stage: NAME`` lines so the parent can say where a crash or a timeout happened, and
+what the net holds as one ``scan: JSON`` line (read if Caffe aborts while loading).
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import math
-import os
 import re
 import sys
+import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
+
+from protoedit.validate.netplan import GATE_PREFIX, batch_matters, gate_backward
 
 _LIBRARY_HEADROOM = 256 * 2**20
 _PYTHON_TYPE = re.compile(r"""\btype\s*:\s*(?:"Python"|'Python'|PYTHON\b)""")
@@ -204,27 +209,25 @@ def _save_gradient(folder: Path, blob: str, diff: Any) -> None:
         raise _Refused(f"cannot write the gradients to {folder}: {exc.strerror or exc}") from exc
 
 
+#: Nets whose Python layers this process imported (then it serves no further net).
+_RECYCLE: list[str] = []
+
+
 class _Refused(Exception):
     """A run that stops with an error status; the message is the reason."""
 
 
 def run(request: dict[str, Any]) -> dict[str, Any]:
     """Do the validation described by ``request``; return the result fields."""
-    net_path = request["net"]
-    text = Path(net_path).read_text(encoding="utf-8", errors="replace")
-    _stage("import")
     try:
         import caffe
         import caffe.proto.caffe_pb2 as caffe_pb2
         import numpy as np
     except Exception as exc:  # any import failure means the same thing to the user
-        return {
-            "status": "error",
-            "cause": "caffe_unavailable",
-            "reason": f"pycaffe cannot be imported ({type(exc).__name__}: {exc})",
-        }
+        return _unavailable(exc)
 
-    _limit_address_space(request["memory_limit"])
+    net_path = request["net"]
+    text = Path(net_path).read_text(encoding="utf-8", errors="replace")
     facts = _scan_net(text, caffe_pb2)
     print(f"scan: {json.dumps({'data_layers': facts['data_layers']})}", flush=True)
     force_backward = facts["force_backward"]
@@ -240,6 +243,7 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
         }
     _stage("load")
     if python_layers:
+        _RECYCLE.append(net_path)  # their modules stay imported: this process runs no other
         # Python layers import their module by name; look beside the net first.
         sys.path.insert(0, request.get("module_dir") or str(Path(net_path).resolve().parent))
         problem = _python_layer_problem(python_layers)
@@ -249,17 +253,25 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     caffe.set_mode_cpu()
     caffe.set_random_seed(request["seed"])
     phase = caffe.TEST if request["phase"] == "TEST" else caffe.TRAIN
-    net = caffe.Net(net_path, phase, weights=request["weights"])
-
-    # Caffe allocates blob memory lazily, on first use: check the budget before touching any.
-    over = _over_budget(net, request["memory_limit"])
-    if over:
-        return result | {"status": "error", "cause": "over_budget", "reason": over}
+    param = _parse(text, caffe_pb2)
+    with tempfile.TemporaryDirectory(prefix="protoedit-validate-") as tmp:
+        load_path, result["param_gradients"] = _backward_plan(param, request, Path(tmp))
+        print(f"plan: {json.dumps({'param_gradients': result['param_gradients']})}", flush=True)
+        net = caffe.Net(load_path, phase, weights=request["weights"])
 
     _stage("inputs")
     rng = np.random.default_rng(request["seed"])
+    # The backward gate adds 0 (forward stays the same) and draws no random numbers, so the
+    # other layers get the same random values as without it.
+    layers = list(zip(net._layer_names, net.layers, strict=True))
+    others = [layer for name, layer in layers if not name.startswith(GATE_PREFIX)]
     if request["random_weights"]:
-        randomize_params(net, np.random.default_rng([request["seed"], 1]))
+        randomize_params(
+            SimpleNamespace(layers=others), np.random.default_rng([request["seed"], 1])
+        )
+    for name, layer in layers:
+        if name.startswith(GATE_PREFIX):
+            layer.blobs[0].data[...] = 0.0
     given: dict[str, str] = request["inputs"]
     unknown = sorted(set(given) - set(net.inputs))
     if unknown:
@@ -268,22 +280,24 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
             "reason": f"inputs name {', '.join(unknown)}, but the net's input blobs are: "
             f"{', '.join(net.inputs) or 'none'}",
         }
-    reshaped = False
-    for name in net.inputs:
-        blob = net.blobs[name]
-        if name in given:
-            array = np.load(given[name]).astype(np.float32)
-            if tuple(array.shape) != tuple(blob.data.shape):
-                blob.reshape(*array.shape)
-                reshaped = True
-        else:
-            array = rng.standard_normal(blob.data.shape).astype(np.float32)
-        blob.data[...] = array
+    reshaped = _set_batch(net, param, phase, request.get("batch"), set(given), result)
+    arrays = {name: np.load(path).astype(np.float32) for name, path in given.items()}
+    for name, array in arrays.items():
+        if tuple(array.shape) != tuple(net.blobs[name].shape):
+            net.blobs[name].reshape(*array.shape)
+            reshaped = True
     if reshaped:
         net.reshape()
-        over = _over_budget(net, request["memory_limit"])
-        if over:
-            return result | {"status": "error", "cause": "over_budget", "reason": over}
+    # Caffe allocates blob memory lazily, on first use: check the budget before touching any.
+    over = _over_budget(net, request["memory_limit"])
+    if over:
+        return result | {"status": "error", "cause": "over_budget", "reason": over}
+    for name in net.inputs:
+        blob = net.blobs[name]
+        array = arrays.get(name)
+        if array is None:
+            array = rng.standard_normal(blob.data.shape).astype(np.float32)
+        blob.data[...] = array
 
     _stage("forward")
     net.forward()
@@ -343,25 +357,107 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str]) -> int:
-    """Entry point: read the request, write the result; crashes are the parent's to read."""
-    request_path, result_path = argv
-    request = json.loads(Path(request_path).read_text())
+def _parse(text: str, caffe_pb2: Any) -> Any:
+    """The net as pycaffe's NetParameter, or None when protobuf cannot parse it (Caffe will
+    then say why itself)."""
+    from google.protobuf import text_format
+
     try:
-        result = run(request)
+        return text_format.Parse(text, caffe_pb2.NetParameter())
+    except text_format.ParseError:
+        return None
+
+
+def _backward_plan(param: Any, request: dict[str, Any], tmp: Path) -> tuple[str, str]:
+    """The file Caffe loads and what happens to parameter gradients: ``skipped``, or why they
+    are computed (see :func:`~protoedit.validate.netplan.gate_backward`); "" without
+    ``force_backward`` (backward then computes what training would)."""
+    if param is None or not param.force_backward:
+        return request["net"], ""
+    if not request.get("skip_param_gradients", True):
+        return request["net"], "computed: asked for"
+    from google.protobuf import text_format
+
+    gated = type(param)()
+    gated.CopyFrom(param)
+    why = gate_backward(gated)
+    if why:
+        return request["net"], f"computed: {why}"
+    path = tmp / "gated.prototxt"
+    path.write_text(text_format.MessageToString(gated), encoding="utf-8")
+    return str(path), "skipped"
+
+
+def _set_batch(
+    net: Any, param: Any, phase: int, batch: int | None, given: set[str], result: dict[str, Any]
+) -> bool:
+    """Reshape the generated inputs to ``batch`` (None: keep the declared one) unless a layer
+    makes the batch matter; record ``batch``, ``declared_batch``, ``batch_note``; True when
+    something was reshaped."""
+    shapes = [tuple(net.blobs[name].shape) for name in net.inputs]  # .data would allocate
+    declared = shapes[0][0] if shapes and shapes[0] else None
+    result |= {"declared_batch": declared, "batch": declared, "batch_note": ""}
+    if batch is None or declared is None or batch == declared:
+        return False
+    why = batch_matters(param, phase) if param is not None else ""
+    if why:
+        result["batch_note"] = f"declared batch {declared} kept: {why}"
+        return False
+    reshaped = False
+    for name, shape in zip(net.inputs, shapes, strict=True):
+        if name not in given and shape and shape[0] == declared:
+            net.blobs[name].reshape(batch, *shape[1:])
+            reshaped = True
+    result["batch"] = batch
+    return reshaped
+
+
+def _unavailable(exc: Exception) -> dict[str, Any]:
+    """The result when pycaffe cannot be imported."""
+    return {
+        "status": "error",
+        "cause": "caffe_unavailable",
+        "reason": f"pycaffe cannot be imported ({type(exc).__name__}: {exc})",
+    }
+
+
+def _answer(request: dict[str, Any]) -> dict[str, Any]:
+    """:func:`run`, with Python-level failures turned into an error result."""
+    try:
+        return run(request)
     except _Refused as refused:
-        result = {"status": "error", "reason": str(refused)}
+        return {"status": "error", "reason": str(refused)}
     except MemoryError:
-        result = {
+        return {
             "status": "error",
             "cause": "over_budget",
             "reason": "over the memory budget: an allocation failed",
         }
     except Exception as exc:  # a Python-level failure (bad .npy, pycaffe error): report it
-        result = {"status": "error", "reason": f"{type(exc).__name__}: {exc}"}
-    tmp = result_path + ".tmp"
-    Path(tmp).write_text(json.dumps(result))
-    os.replace(tmp, result_path)
+        return {"status": "error", "reason": f"{type(exc).__name__}: {exc}"}
+
+
+def main(argv: list[str]) -> int:
+    """Serve requests until stdin closes: import Caffe once, then one JSON line in, one
+    ``result:`` line out each; a net with Python layers is the last this process runs (its
+    modules stay imported).  Crashes are the parent's to read."""
+    _stage("import")
+    try:
+        import caffe  # noqa: F401
+    except Exception as exc:  # any import failure means the same thing to the user
+        print("result: " + json.dumps(_unavailable(exc)), flush=True)
+        return 0
+    _limit_address_space(int(argv[0]) if argv else 0)
+    _stage("ready")
+    for line in sys.stdin:
+        request = json.loads(line)
+        result = _answer(request)
+        if _RECYCLE:
+            result["worker_exits"] = True
+        print("result: " + json.dumps(result), flush=True)
+        gc.collect()  # the net goes now, not when the next one is loaded
+        if _RECYCLE:
+            break
     return 0
 
 

@@ -6,10 +6,10 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-Status = Literal["valid", "failed", "error"]
+Status = Literal["valid", "failed", "error", "skipped"]
 
-#: Exit code of ``protoedit validate`` for each status.
-EXIT_CODES: dict[str, int] = {"valid": 0, "failed": 1, "error": 2}
+#: Exit code of ``protoedit validate`` for each status (``skipped``: not a net to run here).
+EXIT_CODES: dict[str, int] = {"valid": 0, "skipped": 0, "failed": 1, "error": 2}
 
 #: What a report's ``cause`` may be: the most actionable reason a net did not validate.
 CAUSES = (
@@ -83,6 +83,13 @@ class ValidationReport:
     fatal: FatalLog | None = None
     seconds: float = 0.0
     stderr_tail: str = ""
+    #: The batch the net ran at, and the one it declares (None before it loaded).
+    batch: int | None = None
+    declared_batch: int | None = None
+    #: Why the declared batch was kept instead of the one asked for ("" if it was not).
+    batch_note: str = ""
+    #: Under force_backward: ``skipped``, or ``computed: WHY`` (Caffe could not skip them).
+    param_gradients: str = ""
 
     @property
     def ok(self) -> bool:
@@ -108,6 +115,12 @@ class ValidationReport:
         """A human-readable report: shapes, losses, input gradients, and the verdict line
         (``status: reason``) unless ``verdict`` is false (a caller printing it elsewhere)."""
         lines = [f"net: {self.net} (phase {self.phase})"]
+        if self.batch is not None and self.batch != self.declared_batch:
+            lines.append(f"batch: {self.batch} (declared {self.declared_batch})")
+        elif self.batch_note:
+            lines.append(f"batch: {self.batch} ({self.batch_note})")
+        if self.param_gradients:
+            lines.append(f"parameter gradients: {self.param_gradients}")
         if self.blobs:
             width = max(len(name) for name in self.blobs)
             lines.append("blobs:")
@@ -131,3 +144,28 @@ class ValidationReport:
         if verdict:
             lines.append(f"{self.status}: {self.reason}" if self.reason else self.status)
         return "\n".join(lines)
+
+
+def write_junit(reports: list[ValidationReport], path: str) -> None:
+    """A JUnit XML file for CI systems: one test case a net; ``failed`` is a failure,
+    ``error`` an error, ``skipped`` skipped."""
+    import xml.etree.ElementTree as ET
+
+    suite = ET.Element(
+        "testsuite",
+        name="protoedit validate",
+        tests=str(len(reports)),
+        failures=str(sum(r.status == "failed" for r in reports)),
+        errors=str(sum(r.status == "error" for r in reports)),
+        skipped=str(sum(r.status == "skipped" for r in reports)),
+        time=f"{sum(r.seconds for r in reports):.3f}",
+    )
+    for report in reports:
+        case = ET.SubElement(
+            suite, "testcase", classname="protoedit.validate", name=report.net,
+            time=f"{report.seconds:.3f}",
+        )  # fmt: skip
+        tag = {"failed": "failure", "error": "error", "skipped": "skipped"}.get(report.status)
+        if tag is not None:
+            ET.SubElement(case, tag, message=report.reason).text = report.format_text()
+    ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)

@@ -1,28 +1,27 @@
-"""The parent side of validation: run the child under a timeout and a memory limit, read it back.
+"""The parent side of validation: run nets in Caffe workers under a timeout and a memory limit,
+read the outcome back as reports.
 
-Caffe aborts its whole process on a failed CHECK, so the net is never loaded in this process.
-The child is killed with its whole process group on timeout; a crash is explained from the
-fatal glog line it printed.
+Caffe aborts its whole process on a failed CHECK, so a net is never loaded in this process.
+A worker is killed with its whole process group on timeout; a crash is explained from the
+fatal glog line it printed, and only the net that caused it is affected.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import signal
-import subprocess
-import sys
 import tempfile
-import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from protoedit.document import Document, detect_type
 from protoedit.errors import CaffeUnavailableError, InputError, ProtoeditError
 from protoedit.schema import builtin_schema
 from protoedit.syntax.parser import parse
+from protoedit.validate.pool import CaffeUnavailable, Outcome, run_requests
 from protoedit.validate.report import FatalLog, InputGradient, ValidationReport, format_size
 
 GiB = 2**30
@@ -33,8 +32,6 @@ DEFAULT_MEMORY_LIMIT = 4 * GiB
 _GLOG_FATAL = re.compile(r"^F\d{4,8} [\d:.]+\s+\d+ ([^:\s]+):(\d+)\] (.*)$", re.MULTILINE)
 # glog error before the parse CHECK: "... Error parsing text-format caffe.NetParameter: 12:5: ..."
 _PARSE_ERROR = re.compile(r"Error parsing text-format caffe\.\w+: (\d+):(\d+): (.*)$", re.MULTILINE)
-_STAGE = re.compile(r"^stage: (\w+)$", re.MULTILINE)
-_SCAN = re.compile(r"^scan: (\{.*\})$", re.MULTILINE)
 _SOLVER_NET = re.compile(r"""^\s*(?:train_)?net\s*:\s*["']([^"']*)["']""", re.MULTILINE)
 _MEMORY_SIGNS = ("host allocation of size", "std::bad_alloc", "MemoryError", "Cannot allocate")
 
@@ -61,6 +58,12 @@ def child_environment() -> dict[str, str]:
     return env
 
 
+#: ``batch`` value that keeps each net's declared batch.
+DECLARED = "declared"
+
+Batch = int | str | None
+
+
 def validate(
     net: str | os.PathLike[str] | Document,
     *,
@@ -73,6 +76,8 @@ def validate(
     allow_python_layers: bool = False,
     random_weights: bool = False,
     save_gradients: str | os.PathLike[str] | None = None,
+    batch: Batch = None,
+    skip_param_gradients: bool = True,
 ) -> ValidationReport:
     """Instantiate ``net`` in Caffe in a child process, run forward and backward, report.
 
@@ -81,7 +86,11 @@ def validate(
     seeded standard-normal data unless ``inputs`` maps an input blob to a ``.npy`` file.
     ``random_weights`` replaces every parameter with seeded random values (a deploy net
     without weights otherwise has all-zero parameters).  ``save_gradients`` names a folder
-    that receives each input gradient as ``BLOB.npy`` and ``BLOB.png``.
+    that receives each input gradient as ``BLOB.npy`` and ``BLOB.png``.  ``batch`` reshapes
+    the generated inputs to that batch (None or ``"declared"``: the net's own), except where a
+    layer makes the batch matter (the report's ``batch_note`` says which).  Under
+    ``force_backward`` the parameter gradients are skipped where Caffe allows it, unless
+    ``skip_param_gradients`` is false (the report's ``param_gradients`` says what happened).
 
     The report's status is ``valid`` when every input blob received a finite, non-zero
     gradient, ``failed`` when the net ran but the gradient is unusable, and ``error`` when it
@@ -90,17 +99,85 @@ def validate(
     non-positive ``timeout`` or a negative ``memory_limit``, and
     :class:`CaffeUnavailableError` when pycaffe cannot be imported.
     """
+    return validate_files(
+        [net], jobs=1, weights=weights, phase=phase, inputs=inputs, seed=seed, timeout=timeout,
+        memory_limit=memory_limit, allow_python_layers=allow_python_layers,
+        random_weights=random_weights, save_gradients=save_gradients, batch=batch,
+        skip_param_gradients=skip_param_gradients,
+    )[0]  # fmt: skip
+
+
+def validate_files(
+    nets: Sequence[str | os.PathLike[str] | Document], *, jobs: int | None = None, **options: Any
+) -> list[ValidationReport]:
+    """:func:`validate` for many nets on ``jobs`` warm Caffe workers (default: one per core this
+    process may run on);
+    the reports in the order of ``nets``.  ``options`` are :func:`validate`'s."""
+    reports: list[ValidationReport | None] = [None] * len(nets)
+    for index, report in iter_validate(nets, jobs=jobs, **options):
+        reports[index] = report
+    return [report for report in reports if report is not None]
+
+
+def iter_validate(
+    nets: Sequence[str | os.PathLike[str] | Document],
+    *,
+    jobs: int | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    memory_limit: int = DEFAULT_MEMORY_LIMIT,
+    **options: Any,
+) -> Iterator[tuple[int, ValidationReport]]:
+    """Validate ``nets`` on ``jobs`` workers; yield ``(index, report)`` as each is done.
+
+    Each worker imports Caffe once and validates many nets; one that Caffe aborts, or that
+    hits ``timeout`` or ``memory_limit``, is replaced, and only its net gets the error.
+    """
     if not timeout > 0:
         raise InputError(f"timeout must be a positive number of seconds, not {timeout!r}")
     if memory_limit < 0:
         raise InputError(f"memory_limit must be 0 (no limit) or positive, not {memory_limit!r}")
-    with _net_file(net) as (path, module_dir):
-        report = _validate_file(
-            path, module_dir, weights=weights, phase=phase, inputs=inputs, seed=seed,
-            timeout=timeout, memory_limit=memory_limit, allow_python_layers=allow_python_layers,
-            random_weights=random_weights, save_gradients=save_gradients,
+    batch = options.pop("batch", None)
+    if batch == DECLARED:
+        batch = None
+    if batch is not None and (not isinstance(batch, int) or batch < 1):
+        raise InputError(f"batch must be a positive number or {DECLARED!r}, not {batch!r}")
+    with contextlib.ExitStack() as stack:
+        files = [stack.enter_context(_net_file(net)) for net in nets]
+        prepared = [
+            _prepare(path, module_dir, memory_limit=memory_limit, batch=batch, **options)
+            for path, module_dir in files
+        ]
+        pending = [i for i, item in enumerate(prepared) if not isinstance(item, ValidationReport)]
+        for index, item in enumerate(prepared):
+            if isinstance(item, ValidationReport):
+                yield index, _named(item, nets[index], files[index][0])
+        if not pending:
+            return
+        requests = [prepared[i] for i in pending]
+        workers = min(len(requests), jobs if jobs is not None else len(os.sched_getaffinity(0)))
+        outcomes = run_requests(
+            requests,  # type: ignore[arg-type]
+            jobs=workers, memory_limit=memory_limit, timeout=timeout, env=child_environment(),
         )  # fmt: skip
-    if isinstance(net, Document):  # name the document, not the temporary file
+        try:
+            for position, outcome in outcomes:
+                index = pending[position]
+                path = files[index][0]
+                report = ValidationReport(net=str(path), phase=str(options.get("phase", "TEST")))
+                report.phase = report.phase.upper()
+                _read_outcome(report, outcome, timeout, memory_limit)
+                yield index, _named(report, nets[index], path)
+        except CaffeUnavailable as exc:
+            from protoedit.caffe_build import setup_hint
+
+            raise CaffeUnavailableError(f"{exc}; {setup_hint()}") from None
+
+
+def _named(
+    report: ValidationReport, net: str | os.PathLike[str] | Document, path: Path
+) -> ValidationReport:
+    """The report naming a document, not the temporary file it was validated from."""
+    if isinstance(net, Document):
         report.reason = report.reason.replace(str(path), net.path)
         report.net = net.path
     return report
@@ -123,21 +200,22 @@ def _net_file(net: str | os.PathLike[str] | Document) -> Iterator[tuple[Path, st
         yield path, str((folder if folder.is_dir() else Path.cwd()).resolve())
 
 
-def _validate_file(
+def _prepare(
     net: Path,
     module_dir: str | None,
     *,
-    weights: str | os.PathLike[str] | None,
-    phase: str,
-    inputs: Mapping[str, str | os.PathLike[str]] | None,
-    seed: int,
-    timeout: float,
+    weights: str | os.PathLike[str] | None = None,
+    phase: str = "TEST",
+    inputs: Mapping[str, str | os.PathLike[str]] | None = None,
+    seed: int = 0,
     memory_limit: int,
-    allow_python_layers: bool,
-    random_weights: bool,
-    save_gradients: str | os.PathLike[str] | None,
-) -> ValidationReport:
-    """:func:`validate` on a file; ``module_dir`` is where Python layers' modules are."""
+    allow_python_layers: bool = False,
+    random_weights: bool = False,
+    save_gradients: str | os.PathLike[str] | None = None,
+    batch: int | None,
+    skip_param_gradients: bool = True,
+) -> ValidationReport | dict[str, Any]:
+    """The child's request for one file, or the error report when it need not run at all."""
     phase = phase.upper()
     report = ValidationReport(net=str(net), phase=phase)
     if phase not in ("TEST", "TRAIN"):
@@ -166,8 +244,7 @@ def _validate_file(
             )
             _set_cause(report, "over_budget")
             return report
-
-    request = {
+    return {
         "net": str(net.resolve()),
         "module_dir": module_dir,
         "weights": str(Path(weights).resolve()) if weights is not None else None,
@@ -178,46 +255,29 @@ def _validate_file(
         "allow_python_layers": allow_python_layers,
         "random_weights": random_weights,
         "save_gradients": str(Path(save_gradients).resolve()) if save_gradients else None,
+        "batch": batch,
+        "skip_param_gradients": skip_param_gradients,
     }
-    env = child_environment()
-    started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="protoedit-validate-") as tmp:
-        request_path = Path(tmp) / "request.json"
-        result_path = Path(tmp) / "result.json"
-        request_path.write_text(json.dumps(request))
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "protoedit.validate.child", str(request_path), str(result_path)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            errors="replace",
-            env=env,
-            start_new_session=True,
+
+
+def _read_outcome(
+    report: ValidationReport, outcome: Outcome, timeout: float, memory_limit: int
+) -> None:
+    """Fill ``report`` from what a worker did with its request."""
+    report.seconds = outcome.seconds
+    report.param_gradients = outcome.plan.get("param_gradients", "")
+    report.stderr_tail = "\n".join(outcome.stderr.splitlines()[-20:])
+    if outcome.timed_out:
+        report.reason = (
+            f"timed out after {timeout:g} s (during {outcome.stage}); the child was killed"
         )
-        timed_out = False
-        try:
-            stdout, stderr = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            os.killpg(proc.pid, signal.SIGKILL)
-            stdout, stderr = proc.communicate()
-        report.seconds = round(time.monotonic() - started, 3)
-        report.stderr_tail = "\n".join(stderr.splitlines()[-20:])
-        stages = _STAGE.findall(stdout)
-        stage = stages[-1] if stages else "start"
-        if timed_out:
-            report.reason = f"timed out after {timeout:g} s (during {stage}); the child was killed"
-            return report
-        if result_path.is_file():
-            _fill_from_result(report, json.loads(result_path.read_text()))
-            return report
-        _explain_crash(report, proc.returncode, stage, stderr, memory_limit)
-        scan = _SCAN.search(stdout)
-        data_layers = json.loads(scan.group(1))["data_layers"] if scan else []
-        if not report.cause and data_layers:  # Caffe aborted, most likely reading the data
-            _set_cause(report, "data_layers", ", ".join(data_layers))
-        return report
+        return
+    if outcome.result is not None:
+        _fill_from_result(report, outcome.result)
+        return
+    _explain_crash(report, outcome.returncode or 0, outcome.stage, outcome.stderr, memory_limit)
+    if not report.cause and outcome.data_layers:  # Caffe aborted, most likely reading the data
+        _set_cause(report, "data_layers", ", ".join(outcome.data_layers))
 
 
 def _set_cause(report: ValidationReport, cause: str, detail: str = "") -> None:
@@ -255,6 +315,10 @@ def _fill_from_result(report: ValidationReport, result: dict[str, object]) -> No
     report.losses = result.get("losses", {})  # type: ignore[assignment]
     grads = result.get("input_gradients", [])
     report.input_gradients = [InputGradient(**g) for g in grads]  # type: ignore[attr-defined]
+    report.batch = result.get("batch")  # type: ignore[assignment]
+    report.declared_batch = result.get("declared_batch")  # type: ignore[assignment]
+    report.batch_note = str(result.get("batch_note", ""))
+    report.param_gradients = str(result.get("param_gradients", ""))
 
 
 def _solver_net(net: str) -> str | None:
