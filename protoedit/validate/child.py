@@ -17,7 +17,6 @@ import re
 import sys
 import tempfile
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from protoedit.validate.netplan import GATE_PREFIX, batch_matters, gate_backward
@@ -165,16 +164,19 @@ def _zero_weight_layers(net: Any) -> list[str]:
     ]
 
 
-def randomize_params(net: Any, rng: Any) -> None:
+def randomize_params(net: Any, rng: Any, skip: str | None = None) -> None:
     """Seeded random parameters, so a deploy net without weights computes something non-trivial.
 
     Weights are He-normal over their fan-in; 1-D blobs (biases, slopes) small noise around 0,
     multipliers (role ``scale``) around 1; BatchNorm gets mean 0, variance 1 and scale factor
-    1.  Roles come from the layer catalogue.
+    1.  Roles come from the layer catalogue.  Layers whose names start with ``skip`` are left
+    alone (and draw no random numbers).
     """
     from protoedit.net.layers import param_roles
 
     for name, layer in zip(net._layer_names, net.layers, strict=True):
+        if skip is not None and name.startswith(skip):
+            continue
         bottoms = len(net.bottom_names.get(name, []))
         roles = param_roles(layer.type, len(layer.blobs), bottoms)
         for role, blob in zip(roles, layer.blobs, strict=True):
@@ -264,11 +266,8 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     # The backward gate adds 0 (forward stays the same) and draws no random numbers, so the
     # other layers get the same random values as without it.
     layers = list(zip(net._layer_names, net.layers, strict=True))
-    others = [layer for name, layer in layers if not name.startswith(GATE_PREFIX)]
     if request["random_weights"]:
-        randomize_params(
-            SimpleNamespace(layers=others), np.random.default_rng([request["seed"], 1])
-        )
+        randomize_params(net, np.random.default_rng([request["seed"], 1]), skip=GATE_PREFIX)
     for name, layer in layers:
         if name.startswith(GATE_PREFIX):
             layer.blobs[0].data[...] = 0.0
