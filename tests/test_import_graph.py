@@ -5,6 +5,8 @@ runs after every module is loaded); ``if TYPE_CHECKING:`` blocks do not run at a
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -126,3 +128,16 @@ def test_the_syntax_layer_imports_nothing_of_caffe() -> None:
                 name,
                 targets,
             )
+
+
+def test_the_cli_starts_without_protobuf_lark_or_numpy() -> None:
+    # `protoedit --version` and argument errors must not pay for the heavy imports; the
+    # commands import what they need when they run.
+    code = (
+        "import sys, protoedit.cli\n"
+        "print(sorted(m for m in ('google.protobuf', 'lark', 'numpy') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"

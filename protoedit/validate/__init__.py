@@ -1,14 +1,36 @@
 """Validation: instantiate nets in Caffe (in worker processes) and check their gradients."""
 
-from protoedit.validate.report import FatalLog, InputGradient, ValidationReport
-from protoedit.validate.runner import (
-    DECLARED,
-    DEFAULT_MEMORY_LIMIT,
-    DEFAULT_TIMEOUT,
-    iter_validate,
-    validate,
-    validate_files,
-)
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from protoedit.validate.defaults import DECLARED, DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT
+
+if TYPE_CHECKING:
+    from protoedit.validate.report import FatalLog, InputGradient, ValidationReport
+    from protoedit.validate.runner import iter_validate, validate, validate_files
+
+#: Imported on first use: the CLI reads the defaults without loading the runner.
+_LAZY = {
+    "FatalLog": "protoedit.validate.report",
+    "InputGradient": "protoedit.validate.report",
+    "ValidationReport": "protoedit.validate.report",
+    "iter_validate": "protoedit.validate.runner",
+    "validate": "protoedit.validate.runner",
+    "validate_files": "protoedit.validate.runner",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name's module when the name is first used (PEP 562)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'protoedit.validate' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DECLARED",

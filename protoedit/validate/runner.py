@@ -21,12 +21,9 @@ from protoedit.document import Document, detect_type
 from protoedit.errors import CaffeUnavailableError, InputError, ProtoeditError
 from protoedit.schema import builtin_schema
 from protoedit.syntax.parser import parse
+from protoedit.validate.defaults import DECLARED, DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT
 from protoedit.validate.pool import CaffeUnavailable, Outcome, run_requests
 from protoedit.validate.report import FatalLog, InputGradient, ValidationReport, format_size
-
-GiB = 2**30
-DEFAULT_TIMEOUT = 600.0
-DEFAULT_MEMORY_LIMIT = 4 * GiB
 
 # glog: "F20261126 11:40:00.123456 12345 net.cpp:123] Check failed: ..." (older: "F1126 ...")
 _GLOG_FATAL = re.compile(r"^F\d{4,8} [\d:.]+\s+\d+ ([^:\s]+):(\d+)\] (.*)$", re.MULTILINE)
@@ -57,9 +54,6 @@ def child_environment() -> dict[str, str]:
     env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
     return env
 
-
-#: ``batch`` value that keeps each net's declared batch.
-DECLARED = "declared"
 
 Batch = int | str | None
 

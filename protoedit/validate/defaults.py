@@ -1,0 +1,9 @@
+"""Validation's default limits, importable without loading the runner (the CLI's help)."""
+
+GiB = 2**30
+#: Seconds before a Caffe process is killed.
+DEFAULT_TIMEOUT = 600.0
+#: Address-space budget of a Caffe process.
+DEFAULT_MEMORY_LIMIT = 4 * GiB
+#: ``batch`` value that keeps each net's declared batch.
+DECLARED = "declared"
