@@ -17,6 +17,18 @@ if TYPE_CHECKING:
     from protoedit.schema import Schema, SchemaError, builtin_schema
     from protoedit.syntax.parser import ParseError
     from protoedit.validate import FatalLog, InputGradient, ValidationReport, validate
+else:
+    # The subpackage shares the function's name: import it first (it is light, its names
+    # load on use), so that the import system's binding of ``protoedit.validate`` to the
+    # subpackage happens before, and the function below keeps the name.
+    import_module("protoedit.validate")
+
+    def validate(*args: Any, **kwargs: Any) -> Any:
+        """Validate a net in Caffe: :func:`protoedit.validate.runner.validate` (loaded on use)."""
+        from protoedit.validate.runner import validate as run
+
+        return run(*args, **kwargs)
+
 
 #: Where each public name lives; imported on first use, so that ``protoedit --version`` and
 #: the CLI's start-up do not pay for protobuf, Lark and the schema.
@@ -32,7 +44,6 @@ _LAZY = {
     "FatalLog": "protoedit.validate",
     "InputGradient": "protoedit.validate",
     "ValidationReport": "protoedit.validate",
-    "validate": "protoedit.validate",
 }
 
 

@@ -171,7 +171,13 @@ def check_files(
         findings = doc.diagnostics()
         if doc.message_type.endswith((".NetParameter", ".SolverParameter")):
             # Lint the net even past schema problems: what fails to bind is left out of it.
-            lint_doc = Document(tree, resolved, doc.message_type, lenient=True, best_effort=True)
+            # A file that binds without errors is its own lint document (bound once).
+            clean = not any(d.severity == "error" for d in findings)
+            lint_doc = (
+                doc
+                if clean
+                else Document(tree, resolved, doc.message_type, lenient=True, best_effort=True)
+            )
             findings += list(lint_findings(lint_doc, accepted))
         findings.sort(key=lambda f: f.pos)
         for finding in findings:

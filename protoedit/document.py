@@ -16,7 +16,6 @@ from protoedit.schema import Schema, load_schema
 from protoedit.schema.binding import (
     Binder,
     Diagnostic,
-    bind,
     bind_linked,
     is_repeated,
     linked_elements,
@@ -116,10 +115,21 @@ class Document:
         return message
 
     def diagnostics(self) -> list[Diagnostic]:
-        """Every schema problem in the file (errors and warnings), without raising."""
+        """Every schema problem in the file (errors and warnings), without raising.
+
+        When there is no error, the message built on the way is kept as :attr:`message`, so a
+        check followed by a lint binds once.
+        """
         cls = self.schema.message_class(self.message_type)
         with no_collection():
-            return bind(self.tree, cls, self.lenient)[1]
+            message, binder = bind_linked(self.tree, cls, self.lenient)
+        diagnostics = binder.diagnostics
+        errors = [d for d in diagnostics if d.severity == "error"]
+        if not errors and self._message is None:
+            self._message, self._skipped = message, binder.skipped
+            self.warnings = list(diagnostics)
+            self.dropped = []
+        return list(diagnostics)
 
     def location(self, pos: int) -> Location:
         """The ``path:line:col`` of a source offset."""

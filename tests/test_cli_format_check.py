@@ -134,7 +134,7 @@ def test_pre_commit_hooks_are_declared_and_run(tmp_path: Path) -> None:
     hooks = {
         hook["id"]: hook for hook in yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
     }
-    assert set(hooks) == {"protoedit-format", "protoedit-check"}
+    assert set(hooks) == {"protoedit-format", "protoedit-check", "protoedit-validate"}
     for hook in hooks.values():
         pattern = re.compile(hook["files"])
         assert pattern.search("models/net.prototxt") and pattern.search("a/b.pbtxt")

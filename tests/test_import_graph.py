@@ -141,3 +141,16 @@ def test_the_cli_starts_without_protobuf_lark_or_numpy() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_protoedit_validate_is_the_function_whatever_was_imported_first() -> None:
+    code = (
+        "import protoedit.validate.runner, protoedit.validate.report\n"
+        "from protoedit import validate\n"
+        "import protoedit\n"
+        "print(callable(validate), callable(protoedit.validate))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.split() == ["True", "True"]
