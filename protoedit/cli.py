@@ -534,6 +534,119 @@ def _run_grad(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_visualize(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from protoedit.explain.visualize import PRESETS
+
+    cmd = commands.add_parser(
+        "visualize",
+        help="activation maximisation: the image that most excites each unit of a layer",
+        description="Rewrite NET in memory (truncate at --target, a per-unit mask head), then "
+        "run gradient ascent on the input in Caffe, several units per batch, with the "
+        "regularisers of Yosinski et al. 2015 (decay, blur, small-norm and small-contribution "
+        "clipping), jitter and octaves. Writes the labelled grid -o GRID.png and, next to it, "
+        "each unit's PNG and .npy (as fed to the input blob) and GRID.json. Exit 0, 2 on error.",
+    )
+    cmd.add_argument("net", metavar="NET.prototxt")
+    cmd.add_argument("--weights", required=True, metavar="MODEL.caffemodel")
+    cmd.add_argument("--target", metavar="LAYER", help="the layer (or blob) whose units to show")
+    what = cmd.add_mutually_exclusive_group()
+    what.add_argument("--channels", metavar="0-15", help="channels, e.g. 0-15 or 1,4,9")
+    what.add_argument(
+        "--units", type=_unit, nargs="+", metavar="K[,H,W]", help="units: channel K at H,W"
+    )
+    what.add_argument(
+        "--class",
+        dest="logit",
+        type=int,
+        metavar="K",
+        help="one class of a classifier (the target defaults to the last Softmax's input)",
+    )
+    cmd.add_argument("--preset", choices=sorted(PRESETS), default="default")
+    cmd.add_argument("--steps", type=int, metavar="N", help="iterations (default: the preset's)")
+    cmd.add_argument("--seed", type=int, default=0, help="the noise and jitter seed")
+    cmd.add_argument("--octaves", type=int, metavar="N", help="image scales, coarse to fine")
+    cmd.add_argument("--batch", type=int, default=16, help="units optimised together")
+    cmd.add_argument("--start", metavar="FILE", help="begin from this image or .npy, not noise")
+    cmd.add_argument("--rgb", action="store_true", help="keep RGB (default: BGR, as Caffe)")
+    mean = cmd.add_mutually_exclusive_group()
+    mean.add_argument("--mean", type=_floats, metavar="B,G,R", help="mean per channel")
+    mean.add_argument("--mean-file", metavar="MEAN.binaryproto", help="a mean image")
+    cmd.add_argument(
+        "--scale", type=float, default=1.0, help="multiplier after the mean (default 1: 0-255)"
+    )
+    cmd.add_argument(
+        "--before-inplace",
+        action="store_true",
+        help="measure the target before the in-place layers that follow it (default after)",
+    )
+    cmd.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    cmd.add_argument("-o", "--output", required=True, metavar="GRID.png")
+    cmd.add_argument(
+        "--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS", help="Caffe's limit"
+    )
+    cmd.set_defaults(run=_run_visualize)
+
+
+def _run_visualize(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from protoedit.errors import ProtoeditError
+    from protoedit.explain import Preprocess
+    from protoedit.explain.visualize import (
+        PRESETS,
+        Unit,
+        classifier_target,
+        parse_channels,
+        visualize,
+    )
+
+    pre = Preprocess(rgb=args.rgb, mean=args.mean, mean_file=args.mean_file, scale=args.scale)
+    settings = replace(PRESETS[args.preset], seed=args.seed)
+    if args.steps is not None:
+        settings = replace(settings, steps=args.steps)
+    if args.octaves is not None:
+        settings = replace(settings, octaves=args.octaves)
+    try:
+        if args.steps is not None and args.steps < 1:
+            raise ProtoeditError("the number of steps must be at least 1")
+        target = args.target
+        if target is None:
+            if args.logit is None:
+                raise ProtoeditError("name the layer to visualise with --target LAYER")
+            target = classifier_target(args.net)
+        if args.logit is not None:
+            units = [Unit(args.logit)]
+        elif args.units:
+            units = [Unit(u[0], tuple(u[1:]) or None) for u in args.units]
+        else:
+            units = [Unit(c) for c in parse_channels(args.channels or "0")]
+        result = visualize(
+            args.net,
+            weights=args.weights,
+            target=target,
+            units=units,
+            settings=settings,
+            preprocess=pre,
+            start=args.start,
+            batch=args.batch,
+            after_inplace=not args.before_inplace,
+            progress=False if args.quiet else None,
+            timeout=args.timeout,
+        )
+        written = result.save(args.output)
+    except ProtoeditError as exc:
+        line = str(exc).splitlines()[0]
+        if "out of range" in line and "channel" in line:
+            line += " (--channels)"
+        print(f"protoedit: error: {line}", file=sys.stderr)
+        return 2
+    for unit in result.units:
+        dead = " (dead at the start)" if unit.dead_at_start else ""
+        print(f"{unit.label}: {unit.start:.6g} -> {unit.end:.6g} in {unit.steps} steps{dead}")
+    print(f"wrote {written[0]} and {len(written) - 1} files next to it", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -550,6 +663,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_validate(commands)
     _add_setup_caffe(commands)
     _add_grad(commands)
+    _add_visualize(commands)
     return parser
 
 
