@@ -121,11 +121,21 @@ def ascend(net: Any, request: dict[str, Any]) -> dict[str, Any]:
     settings: dict[str, Any] = request["settings"]
     seed, start, steps = int(request["seed"]), int(request["start"]), int(request["steps"])
     jitter, rate = int(settings["jitter"]), float(settings["step"])
+    # Per element, a step that adapts: shrink when the unit's activation fell since the last
+    # step (the last step overshot), grow slowly while it rises.
+    rates = np.asarray(request.get("rates") or [1.0] * len(x), dtype=np.float64)
+    last = np.asarray(request.get("last") or [-np.inf] * len(x), dtype=np.float64)
+    adapt = float(settings.get("adapt", 0.0))
+    momentum = float(settings.get("momentum", 0.0))
+    velocity = request.get("velocity")
+    if velocity is None or np.shape(velocity) != x.shape:
+        velocity = np.zeros_like(x)
     name, post, pre = request["input"], request["post"], request.get("pre")
     shift = (len(x), *([1] * (x.ndim - 1)))
     values = pre_values = np.zeros(len(x))
+    pre_always = bool(settings.get("pre_always")) and bool(pre)
     for step in range(start, start + steps):
-        mask = _set_inputs(net, request, x, dead)
+        mask = _set_inputs(net, request, x, [True] * len(x) if pre_always else dead)
         rng = np.random.default_rng([seed, step])
         dy, dx = (
             (int(v) for v in rng.integers(-jitter, jitter + 1, size=2))
@@ -139,12 +149,28 @@ def ascend(net: Any, request: dict[str, Any]) -> dict[str, Any]:
         if pre:
             pre_values = objectives(net.blobs[pre].data, mask)
             dead = [bool(v <= 0) for v in values]
+        if adapt:
+            score = np.where(dead, pre_values, values) if pre else values
+            rates = np.clip(np.where(score < last, rates * 0.5, rates * (1 + adapt)), 0.05, 4.0)
+            last = score
         gradient = np.array(net.blobs[name].diff, dtype=np.float32)
         if dy or dx:
             gradient = np.roll(gradient, (-dy, -dx), axis=(2, 3))
+        smooth = float(settings.get("gradient_blur", 0.0))
+        if smooth > 0 and gradient.ndim == 4:
+            from scipy import ndimage
+
+            gradient = ndimage.gaussian_filter(gradient, sigma=(0, 0, smooth, smooth))
         size = np.abs(gradient).reshape(len(x), -1).mean(axis=1)
         size = np.where(size > _TINY, size, 1.0).reshape(shift)
-        x += (np.float32(rate) * gradient / size).astype(np.float32)
+        normalised = gradient / size
+        cap = float(settings.get("cap", 0.0))
+        if cap > 0:
+            np.clip(normalised, -cap, cap, out=normalised)
+        if momentum:
+            velocity = (momentum * velocity + normalised).astype(np.float32)
+            normalised = velocity
+        x += (rate * rates.reshape(shift) * normalised).astype(np.float32)
         regularise(x, gradient, step, settings)
     if request.get("measure", False) or not steps:
         mask = _set_inputs(net, request, x, dead)
@@ -159,4 +185,7 @@ def ascend(net: Any, request: dict[str, Any]) -> dict[str, Any]:
         "activation": values.tolist(),
         "pre_activation": (pre_values if pre else values).tolist(),
         "dead": dead,
+        "rates": rates.tolist(),
+        "velocity": velocity if momentum else None,
+        "last": last.tolist(),
     }

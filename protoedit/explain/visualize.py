@@ -59,6 +59,7 @@ class Settings:
 
     steps: int = 200
     step: float = 6.0
+    step_end: float | None = None  # the step falls linearly to this (None: step / 10)
     decay: float = 1e-3
     blur_radius: float | None = None
     blur_every: int = 4
@@ -68,6 +69,13 @@ class Settings:
     octaves: int = 3
     octave_scale: float = 1.5
     init_std: float = 10.0
+    gradient_blur: float = 0.0
+    pre_always: bool = False
+    cap: float = 0.0
+    adapt: float = 0.0
+    momentum: float = 0.0
+    tile: int = 1
+    tile_fraction: float = 0.8
     seed: int = 0
 
     def resolved(self, height: int, width: int) -> Settings:
@@ -325,6 +333,32 @@ def _bounds(pre: Preprocess, channels: int) -> tuple[list[float], list[float]]:
     return [float(v) for v in np.minimum(low, high)], [float(v) for v in np.maximum(low, high)]
 
 
+def _schedule(
+    height: int, width: int, settings: Settings, octaves: int, tile: int
+) -> tuple[list[tuple[int, int]], list[int]]:
+    """Image sizes and steps per phase: the octaves (coarse to fine) of the tile, then, when
+    tiling, the full image for the last ``1 - tile_fraction`` of the steps."""
+    tile_steps = settings.steps if tile == 1 else round(settings.steps * settings.tile_fraction)
+    base_h, base_w = (height, width) if tile == 1 else (-(-height // tile), -(-width // tile))
+    sizes = [
+        (max(1, round(base_h / settings.octave_scale**k)),
+         max(1, round(base_w / settings.octave_scale**k)))
+        for k in reversed(range(octaves))
+    ]  # fmt: skip
+    counts = [tile_steps // octaves + (1 if k < tile_steps % octaves else 0)
+              for k in range(octaves)]  # fmt: skip
+    if tile > 1:
+        sizes.append((height, width))
+        counts.append(settings.steps - tile_steps)
+    return sizes, counts
+
+
+def _tiled(x: Array, height: int, width: int) -> Array:
+    """The tile repeated to ``height`` x ``width`` (the image is periodic under jitter)."""
+    reps = (1, 1, -(-height // x.shape[2]), -(-width // x.shape[3]))
+    return np.ascontiguousarray(np.tile(x, reps)[:, :, :height, :width])
+
+
 def _resize(x: Array, height: int, width: int) -> Array:
     """Bilinear resize of a batch N x C x H x W (each plane on its own)."""
     if x.shape[2:] == (height, width):
@@ -406,7 +440,8 @@ def visualize(
     settings = settings.resolved(int(shape[2]), int(shape[3]))
     octaves = max(1, settings.octaves)
     positions = any(u.position is not None for u in wanted)
-    if not head.spatial_ok or positions:
+    octaves_ok = head.spatial_ok and not positions
+    if not octaves_ok:
         octaves = 1  # the net (or a unit's position) fixes the image size
     low, high = _bounds(pre, int(shape[1]))
     start_array: Array | None = None
@@ -421,16 +456,16 @@ def visualize(
             raise InputError(
                 f"the start image has shape {list(start_array.shape)}, the input {list(shape[1:])}"
             )
-    sizes = [
-        (max(1, round(shape[2] / settings.octave_scale**k)),
-         max(1, round(shape[3] / settings.octave_scale**k)))
-        for k in reversed(range(octaves))
-    ]  # fmt: skip
-    per_octave = [settings.steps // octaves + (1 if k < settings.steps % octaves else 0)
-                  for k in range(octaves)]  # fmt: skip
+    tile = settings.tile if settings.tile > 1 and octaves_ok and start_array is None else 1
+    sizes, per_octave = _schedule(int(shape[2]), int(shape[3]), settings, octaves, tile)
     worker_settings = {
         "step": settings.step * abs(pre.scale),
         "decay": settings.decay,
+        "gradient_blur": settings.gradient_blur,
+        "pre_always": settings.pre_always,
+        "cap": settings.cap,
+        "adapt": settings.adapt,
+        "momentum": settings.momentum,
         "blur_radius": settings.blur_radius,
         "blur_every": settings.blur_every,
         "norm_percentile": settings.norm_percentile,
@@ -468,14 +503,23 @@ def visualize(
             begin = list(measured["activation"])
             dead_at_start = list(measured["dead"])
             dead = dead_at_start
-            step = 0
-            for (height, width), count in zip(sizes, per_octave, strict=True):
-                x = _resize(x, height, width)
+            step, rates, last, velocity = 0, None, None, None
+            if tile > 1:
+                x = x[:, :, : sizes[0][0], : sizes[0][1]]
+            for phase, ((height, width), count) in enumerate(zip(sizes, per_octave, strict=True)):
+                repeat = tile > 1 and phase == len(sizes) - 1
+                x = _tiled(x, height, width) if repeat else _resize(x, height, width)
                 done = 0
                 while done < count:
                     k = min(chunk, count - done)
-                    answer = live.ascend(x, dead=dead, start=step, steps=k, **common)
-                    x, dead = answer["x"], answer["dead"]
+                    rate = _rate(settings, step, k) * abs(pre.scale)
+                    common["settings"] = {**worker_settings, "step": rate}
+                    answer = live.ascend(x, dead=dead, start=step, steps=k, rates=rates,
+                                         last=last, velocity=velocity, **common)  # fmt: skip
+                    x, dead, rates = answer["x"], answer["dead"], answer["rates"]
+                    velocity = answer["velocity"] if done + k < count else None
+                    # a new size changes the activation: compare within an octave only
+                    last = answer["last"] if done + k < count else None
                     done, step = done + k, step + k
                     bar.update(k)
             x = _resize(x, int(shape[2]), int(shape[3]))
@@ -499,6 +543,14 @@ def visualize(
             live.close()
     return Visualization(target=target, units=results, settings=settings, preprocess=pre,
                          report=report)  # fmt: skip
+
+
+def _rate(settings: Settings, step: int, count: int) -> float:
+    """The step (pixels) for steps ``step`` .. ``step + count``: linear from ``step`` to
+    ``step_end`` over the run, taken at the chunk's middle."""
+    end = settings.step / 10 if settings.step_end is None else settings.step_end
+    middle = (step + count / 2) / max(1, settings.steps)
+    return settings.step + (end - settings.step) * min(1.0, middle)
 
 
 def _label(target: str, unit: Unit) -> str:
