@@ -210,7 +210,6 @@ def test_units_in_one_batch_are_independent_and_seeded(digits_model: TrainedDigi
         # A few steps of size step/255 each: batch GEMMs round differently, nothing more.
         np.testing.assert_allclose(both.units[n].image, single.image, atol=1e-4, rtol=0)
         np.testing.assert_array_equal(both.units[n].image, again.units[n].image)
-        assert both.units[n].end > both.units[n].start
     assert not np.allclose(both.units[0].image, both.units[1].image)
 
 

@@ -87,25 +87,52 @@ def _units(request: dict[str, Any]) -> list[tuple[int, tuple[int, ...] | None]]:
 
 
 def _set_inputs(net: Any, request: dict[str, Any], x: Array, dead: list[bool]) -> Array:
-    """Shape the image and mask blobs for ``x`` and fill the masks: live elements weigh the
-    target, dead ones its pre-activation; the full mask comes back."""
+    """Shape the image and mask blobs for ``x`` and fill the masks; the unit mask comes back.
+
+    Live elements weigh the target.  A dead element weighs its pre-activation at the one
+    position where it was highest in the last forward (the centre when there is none): the
+    mean of a pre-activation can favour a black image even when one patch could fire, but
+    its best position always leads towards firing.
+    """
     data, units = net.blobs[request["input"]], _units(request)
     mask_blob, pre_mask = net.blobs[request["mask"]], request.get("pre_mask")
     mask_shape = tuple(int(d) for d in request["mask_shape"])
+    pre_blob = net.blobs[request["pre"]] if pre_mask else None
+    previous = None
+    if pre_blob is not None and any(dead) and tuple(data.data.shape) == tuple(x.shape):
+        previous = np.array(pre_blob.data)
     if tuple(data.data.shape) != tuple(x.shape) or tuple(mask_blob.data.shape) != mask_shape:
         # Scale checks only the mask's own axes: an N x C mask fits any spatial size.
         data.reshape(*x.shape)
         mask_blob.reshape(*mask_shape)
         if pre_mask:
-            net.blobs[pre_mask].reshape(*mask_shape)
+            net.blobs[pre_mask].reshape(*mask_shape[:2])
         net.reshape()
-    mask = unit_mask(tuple(net.blobs[request["post"]].data.shape), units)
-    if not pre_mask:
+    post_shape = tuple(net.blobs[request["post"]].data.shape)
+    mask = unit_mask(post_shape, units)
+    if not pre_mask or pre_blob is None:
         mask_blob.data[...] = mask
         return mask
+    full = (len(units), *pre_blob.data.shape[1:])
+    if tuple(net.blobs[pre_mask].data.shape) != full:
+        net.blobs[pre_mask].reshape(*full)
+        net.reshape()
     alive = np.asarray([not d for d in dead], np.float32).reshape(-1, *([1] * (mask.ndim - 1)))
     mask_blob.data[...] = mask * alive
-    net.blobs[pre_mask].data[...] = mask * (1 - alive)
+    chosen = np.zeros(full, np.float32)
+    for n, (channel, position) in enumerate(units):
+        if not dead[n]:
+            continue
+        where = position
+        if where is None:
+            plane = previous[n, channel] if previous is not None else None
+            if plane is not None and plane.size:
+                flat = np.unravel_index(int(np.argmax(plane)), plane.shape)
+                where = tuple(int(i) for i in flat)
+            else:
+                where = tuple(size // 2 for size in full[2:])
+        chosen[(n, channel, *where)] = 1.0
+    net.blobs[pre_mask].data[...] = chosen
     return mask
 
 
@@ -113,33 +140,23 @@ def ascend(net: Any, request: dict[str, Any]) -> dict[str, Any]:
     """Run ``steps`` ascent steps from ``x``; the new image and each unit's activation.
 
     ``dead`` flags the elements whose unit is zero everywhere: they follow the pre-activation
-    (``pre``) while the unit stays dead.  With ``measure`` the final image is measured
-    unjittered (one more forward); otherwise the activations are those of the last step.
+    (``pre``) while the unit stays dead.  With ``measure`` (or no steps) the final image is
+    measured unjittered (one more forward); otherwise the activations are the last step's.
     """
     x = np.array(request["x"], dtype=np.float32)
     dead = [bool(d) for d in request["dead"]]
     settings: dict[str, Any] = request["settings"]
     seed, start, steps = int(request["seed"]), int(request["start"]), int(request["steps"])
-    jitter, rate = int(settings["jitter"]), float(settings["step"])
-    # Per element, a step that adapts: shrink when the unit's activation fell since the last
-    # step (the last step overshot), grow slowly while it rises.
-    rates = np.asarray(request.get("rates") or [1.0] * len(x), dtype=np.float64)
-    last = np.asarray(request.get("last") or [-np.inf] * len(x), dtype=np.float64)
-    adapt = float(settings.get("adapt", 0.0))
-    momentum = float(settings.get("momentum", 0.0))
-    velocity = request.get("velocity")
-    if velocity is None or np.shape(velocity) != x.shape:
-        velocity = np.zeros_like(x)
+    jitter, rate, cap = int(settings["jitter"]), float(settings["step"]), float(settings["cap"])
     name, post, pre = request["input"], request["post"], request.get("pre")
     shift = (len(x), *([1] * (x.ndim - 1)))
     values = pre_values = np.zeros(len(x))
-    pre_always = bool(settings.get("pre_always")) and bool(pre)
     for step in range(start, start + steps):
-        mask = _set_inputs(net, request, x, [True] * len(x) if pre_always else dead)
+        mask = _set_inputs(net, request, x, dead)
         rng = np.random.default_rng([seed, step])
         dy, dx = (
             (int(v) for v in rng.integers(-jitter, jitter + 1, size=2))
-            if (jitter and x.ndim == 4)
+            if jitter and x.ndim == 4
             else (0, 0)
         )
         net.blobs[name].data[...] = np.roll(x, (dy, dx), axis=(2, 3)) if dy or dx else x
@@ -149,28 +166,14 @@ def ascend(net: Any, request: dict[str, Any]) -> dict[str, Any]:
         if pre:
             pre_values = objectives(net.blobs[pre].data, mask)
             dead = [bool(v <= 0) for v in values]
-        if adapt:
-            score = np.where(dead, pre_values, values) if pre else values
-            rates = np.clip(np.where(score < last, rates * 0.5, rates * (1 + adapt)), 0.05, 4.0)
-            last = score
         gradient = np.array(net.blobs[name].diff, dtype=np.float32)
         if dy or dx:
             gradient = np.roll(gradient, (-dy, -dx), axis=(2, 3))
-        smooth = float(settings.get("gradient_blur", 0.0))
-        if smooth > 0 and gradient.ndim == 4:
-            from scipy import ndimage
-
-            gradient = ndimage.gaussian_filter(gradient, sigma=(0, 0, smooth, smooth))
         size = np.abs(gradient).reshape(len(x), -1).mean(axis=1)
-        size = np.where(size > _TINY, size, 1.0).reshape(shift)
-        normalised = gradient / size
-        cap = float(settings.get("cap", 0.0))
-        if cap > 0:
+        normalised = gradient / np.where(size > _TINY, size, 1.0).reshape(shift)
+        if cap > 0:  # a few pixels with huge gradients must not jump to the range's ends
             np.clip(normalised, -cap, cap, out=normalised)
-        if momentum:
-            velocity = (momentum * velocity + normalised).astype(np.float32)
-            normalised = velocity
-        x += (rate * rates.reshape(shift) * normalised).astype(np.float32)
+        x += (rate * normalised).astype(np.float32)
         regularise(x, gradient, step, settings)
     if request.get("measure", False) or not steps:
         mask = _set_inputs(net, request, x, dead)
@@ -185,7 +188,4 @@ def ascend(net: Any, request: dict[str, Any]) -> dict[str, Any]:
         "activation": values.tolist(),
         "pre_activation": (pre_values if pre else values).tolist(),
         "dead": dead,
-        "rates": rates.tolist(),
-        "velocity": velocity if momentum else None,
-        "last": last.tolist(),
     }

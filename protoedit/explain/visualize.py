@@ -54,36 +54,39 @@ _FIXED_SIZE = frozenset(["InnerProduct", "Reshape", "Flatten"])
 @dataclass(frozen=True)
 class Settings:
     """The ascent and its regularisers.  ``step``, ``jitter`` and ``init_std`` are in pixels
-    (0-255 units, whatever the preprocessing's scale); percentiles are 0-100; ``blur_every``
-    0 never blurs.  ``jitter`` and ``blur_radius`` None: chosen from the image size."""
+    (0-255 units, whatever the preprocessing's scale): each step moves a pixel by ``step``
+    times its gradient over the image's mean |gradient|, capped at ``cap`` times ``step``;
+    the step falls linearly to ``step_end``.  Percentiles are 0-100; ``blur_every`` 0 never
+    blurs.  ``octaves`` image sizes, coarse to fine, ``octave_scale`` apart.  ``tile`` > 1
+    optimises a periodic tile of 1/``tile`` the size for ``tile_fraction`` of the steps, then
+    the whole image repeated from it (4x cheaper steps for a channel mean).  None: chosen
+    from the image size by :meth:`resolved`."""
 
     steps: int = 200
-    step: float = 6.0
-    step_end: float | None = None  # the step falls linearly to this (None: step / 10)
-    decay: float = 1e-3
-    blur_radius: float | None = None
+    step: float | None = None
+    step_end: float | None = None
+    cap: float = 2.0
+    decay: float = 0.0
+    blur_radius: float = 0.0
     blur_every: int = 4
     norm_percentile: float = 0.0
     contribution_percentile: float = 0.0
-    jitter: int | None = None
-    octaves: int = 3
+    jitter: int = 0
+    octaves: int = 1
     octave_scale: float = 1.5
-    init_std: float = 10.0
-    gradient_blur: float = 0.0
-    pre_always: bool = False
-    cap: float = 0.0
-    adapt: float = 0.0
-    momentum: float = 0.0
-    tile: int = 1
+    tile: int | None = None
     tile_fraction: float = 0.8
+    init_std: float = 10.0
     seed: int = 0
 
     def resolved(self, height: int, width: int) -> Settings:
-        """Fill the size-dependent defaults; a tiny image (digits) gets no blur or jitter."""
-        side = min(height, width)
-        jitter = self.jitter if self.jitter is not None else side // 28
-        blur = self.blur_radius if self.blur_radius is not None else (0.5 if side >= 32 else 0.0)
-        return replace(self, jitter=jitter, blur_radius=blur)
+        """Fill the size-dependent defaults.  A tiny image (8x8 digits) has few pixels, each
+        of which must move further per step; a large one is tiled in two."""
+        small = min(height, width) < 32
+        step = self.step if self.step is not None else (24.0 if small else 3.0)
+        end = self.step_end if self.step_end is not None else step / 3
+        tile = self.tile if self.tile is not None else (2 if min(height, width) >= 64 else 1)
+        return replace(self, step=step, step_end=end, tile=tile)
 
 
 #: The four hyperparameter sets of Yosinski et al. (2015), "Understanding Neural Networks
@@ -93,19 +96,19 @@ PRESETS: dict[str, Settings] = {
     "default": Settings(),
     "yosinski1": Settings(
         decay=0.0, blur_radius=0.5, blur_every=4, norm_percentile=50,
-        contribution_percentile=0, steps=500, octaves=1,
+        contribution_percentile=0, steps=500, tile=1,
     ),
     "yosinski2": Settings(
         decay=0.3, blur_radius=0.0, blur_every=0, norm_percentile=20,
-        contribution_percentile=0, steps=750, octaves=1,
+        contribution_percentile=0, steps=750, tile=1,
     ),
     "yosinski3": Settings(
         decay=1e-4, blur_radius=1.0, blur_every=4, norm_percentile=0,
-        contribution_percentile=0, steps=1000, octaves=1,
+        contribution_percentile=0, steps=1000, tile=1,
     ),
     "yosinski4": Settings(
         decay=0.0, blur_radius=0.5, blur_every=4, norm_percentile=0,
-        contribution_percentile=90, steps=1000, octaves=1,
+        contribution_percentile=90, steps=1000, tile=1,
     ),
 }  # fmt: skip
 
@@ -368,18 +371,19 @@ def _resize(x: Array, height: int, width: int) -> Array:
 
 
 def _start_batch(
-    start: Array | None, shape: tuple[int, ...], count: int, settings: Settings,
-    pre: Preprocess, low: list[float], high: list[float], first: int,
+    start: Array | None, shape: tuple[int, ...], units: list[Unit], settings: Settings,
+    pre: Preprocess, low: list[float], high: list[float],
 ) -> Array:  # fmt: skip
-    """The first image of each element: the start image, or seeded noise around the mean."""
+    """The first image of each element: the start image, or noise around the mean seeded by
+    the seed and the unit (so a unit's result does not depend on its batch)."""
     lo = np.asarray(low, np.float32).reshape(-1, *([1] * (len(shape) - 2)))
     hi = np.asarray(high, np.float32).reshape(-1, *([1] * (len(shape) - 2)))
     images = []
-    for n in range(count):
+    for unit in units:
         if start is not None:
             images.append(start)
         else:
-            rng = np.random.default_rng([settings.seed, first + n])
+            rng = np.random.default_rng([settings.seed, unit.channel, *(unit.position or ())])
             noise = rng.normal(0.0, settings.init_std * abs(pre.scale), size=shape[1:])
             images.append(np.clip(noise.astype(np.float32), lo, hi))
     return np.ascontiguousarray(np.stack(images), dtype=np.float32)
@@ -456,16 +460,14 @@ def visualize(
             raise InputError(
                 f"the start image has shape {list(start_array.shape)}, the input {list(shape[1:])}"
             )
-    tile = settings.tile if settings.tile > 1 and octaves_ok and start_array is None else 1
+    tile = settings.tile or 1
+    if not octaves_ok or start_array is not None:
+        tile = 1  # a fixed size, or a start image to keep as it is
     sizes, per_octave = _schedule(int(shape[2]), int(shape[3]), settings, octaves, tile)
     worker_settings = {
-        "step": settings.step * abs(pre.scale),
+        "step": _rate(settings, 0, 0) * abs(pre.scale),
         "decay": settings.decay,
-        "gradient_blur": settings.gradient_blur,
-        "pre_always": settings.pre_always,
         "cap": settings.cap,
-        "adapt": settings.adapt,
-        "momentum": settings.momentum,
         "blur_radius": settings.blur_radius,
         "blur_every": settings.blur_every,
         "norm_percentile": settings.norm_percentile,
@@ -484,8 +486,7 @@ def visualize(
         for number, group in enumerate(groups):
             bar.set_description(f"units {len(results) + 1}-{len(results) + len(group)} "
                                 f"of {len(wanted)}")  # fmt: skip
-            first = len(results)
-            x = _start_batch(start_array, shape, len(group), settings, pre, low, high, first)
+            x = _start_batch(start_array, shape, group, settings, pre, low, high)
             common: dict[str, Any] = {
                 "input": head.input,
                 "post": head.post,
@@ -503,7 +504,7 @@ def visualize(
             begin = list(measured["activation"])
             dead_at_start = list(measured["dead"])
             dead = dead_at_start
-            step, rates, last, velocity = 0, None, None, None
+            step = 0
             if tile > 1:
                 x = x[:, :, : sizes[0][0], : sizes[0][1]]
             for phase, ((height, width), count) in enumerate(zip(sizes, per_octave, strict=True)):
@@ -514,12 +515,8 @@ def visualize(
                     k = min(chunk, count - done)
                     rate = _rate(settings, step, k) * abs(pre.scale)
                     common["settings"] = {**worker_settings, "step": rate}
-                    answer = live.ascend(x, dead=dead, start=step, steps=k, rates=rates,
-                                         last=last, velocity=velocity, **common)  # fmt: skip
-                    x, dead, rates = answer["x"], answer["dead"], answer["rates"]
-                    velocity = answer["velocity"] if done + k < count else None
-                    # a new size changes the activation: compare within an octave only
-                    last = answer["last"] if done + k < count else None
+                    answer = live.ascend(x, dead=dead, start=step, steps=k, **common)
+                    x, dead = answer["x"], answer["dead"]
                     done, step = done + k, step + k
                     bar.update(k)
             x = _resize(x, int(shape[2]), int(shape[3]))
@@ -548,9 +545,10 @@ def visualize(
 def _rate(settings: Settings, step: int, count: int) -> float:
     """The step (pixels) for steps ``step`` .. ``step + count``: linear from ``step`` to
     ``step_end`` over the run, taken at the chunk's middle."""
-    end = settings.step / 10 if settings.step_end is None else settings.step_end
+    first = settings.step if settings.step is not None else 1.0
+    end = settings.step_end if settings.step_end is not None else first
     middle = (step + count / 2) / max(1, settings.steps)
-    return settings.step + (end - settings.step) * min(1.0, middle)
+    return first + (end - first) * min(1.0, middle)
 
 
 def _label(target: str, unit: Unit) -> str:
