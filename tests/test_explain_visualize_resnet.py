@@ -24,8 +24,8 @@ TARGETS = {
     "relu_stage1_block3": "eltwise_stage1_block3",
 }
 CHANNELS = list(range(8))
-PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "motorcycle_left", "immunohistochemistry")
-CROPS_PER_PHOTO = 8
+PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
+CROPS_PER_PHOTO = 16
 
 
 def photo_crops(pre: Preprocess, seed: int = 0) -> np.ndarray:
@@ -48,9 +48,13 @@ def best_photo_activation(model: CachedModel, layer: str, blob: str, pre: Prepro
     """Per channel, the highest mean activation over the photo crops."""
     doc = load(model.deploy)
     truncate(doc, layer)
+    crops = photo_crops(pre)
+    means = []
     with CaffeSession(doc.dumps(), weights=model.weights) as session:
-        out = session.run({"data": photo_crops(pre)}, backward=False, blobs=(blob,))
-    best: np.ndarray = out["blobs"][blob].mean(axis=(2, 3)).max(axis=0)
+        for first in range(0, len(crops), 16):  # 16 at a time: the blobs of 64 are a few GB
+            out = session.run({"data": crops[first : first + 16]}, backward=False, blobs=(blob,))
+            means.append(out["blobs"][blob].mean(axis=(2, 3)))
+    best: np.ndarray = np.concatenate(means).max(axis=0)
     return best
 
 

@@ -16,7 +16,6 @@ steps per request; octaves (coarse to fine image sizes) and the outputs are hand
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import sys
@@ -483,7 +482,7 @@ def visualize(
                                    seed=settings.seed, timeout=timeout)  # fmt: skip
     bar = _progress(settings.steps * len(groups), progress)
     try:
-        for number, group in enumerate(groups):
+        for group in groups:
             bar.set_description(f"units {len(results) + 1}-{len(results) + len(group)} "
                                 f"of {len(wanted)}")  # fmt: skip
             x = _start_batch(start_array, shape, group, settings, pre, low, high)
@@ -521,7 +520,6 @@ def visualize(
                     bar.update(k)
             x = _resize(x, int(shape[2]), int(shape[3]))
             final = live.ascend(x, dead=dead, start=step, steps=0, **common)
-            del number
             for n, unit in enumerate(group):
                 results.append(
                     UnitResult(
@@ -563,8 +561,3 @@ def classifier_target(net: NetSource) -> str:
         if info.type == "Softmax" and info.reads:
             return info.reads[0].blob
     raise InputError("the net has no Softmax layer: name the logits with a target")
-
-
-def grid_columns(count: int) -> int:
-    """Columns of a near-square grid."""
-    return max(1, math.ceil(math.sqrt(count)))
