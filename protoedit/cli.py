@@ -535,8 +535,6 @@ def _run_grad(args: argparse.Namespace) -> int:
 
 
 def _add_visualize(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from protoedit.explain.visualize import PRESETS
-
     cmd = commands.add_parser(
         "visualize",
         help="activation maximisation: the image that most excites each unit of a layer",
@@ -561,7 +559,12 @@ def _add_visualize(commands: argparse._SubParsersAction[argparse.ArgumentParser]
         metavar="K",
         help="one class of a classifier (the target defaults to the last Softmax's input)",
     )
-    cmd.add_argument("--preset", choices=sorted(PRESETS), default="default")
+    cmd.add_argument(
+        "--preset",
+        default="default",
+        metavar="NAME",
+        help="default, or yosinski1..yosinski4 (the four sets of Yosinski et al. 2015)",
+    )
     cmd.add_argument("--steps", type=int, metavar="N", help="iterations (default: the preset's)")
     cmd.add_argument("--seed", type=int, default=0, help="the noise and jitter seed")
     cmd.add_argument("--octaves", type=int, metavar="N", help="image scales, coarse to fine")
@@ -601,6 +604,9 @@ def _run_visualize(args: argparse.Namespace) -> int:
     )
 
     pre = Preprocess(rgb=args.rgb, mean=args.mean, mean_file=args.mean_file, scale=args.scale)
+    if args.preset not in PRESETS:
+        _error(f"no preset {args.preset!r}; the presets: {', '.join(PRESETS)} (--preset)")
+        return 2
     settings = replace(PRESETS[args.preset], seed=args.seed)
     if args.steps is not None:
         settings = replace(settings, steps=args.steps)

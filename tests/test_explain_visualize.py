@@ -290,6 +290,8 @@ def test_bad_input_is_one_line(
     assert "--channels" in line
     line = _one_error_line(capsys, [*base, "--target", "nope", "-o", out])
     assert "nope" in line
+    line = _one_error_line(capsys, [*base, "--target", "conv2", "--preset", "x", "-o", out])
+    assert "no preset 'x'" in line and "yosinski4" in line
     train = ["visualize", str(digits_model.train_net), "--weights", str(digits_model.weights)]
     line = _one_error_line(capsys, [*train, "--target", "loss", "-o", out])
     assert "cannot run backward" in line
