@@ -132,6 +132,8 @@ def test_the_head_is_a_mask_input_times_the_target(digits_fixture_deploy: Path) 
     assert product.type == "Scale" and product.param.scale_param.axis == 0
     assert by_name["protoedit_vis_loss"].param.loss_weight == [1.0]
     assert "ip1" not in by_name  # truncated at the target
+    # Only the input's gradient is used: no layer learns, so backward skips weight gradients.
+    assert [spec.lr_mult for spec in by_name["conv1"].param.param] == [0.0, 0.0]
     assert doc.message.force_backward
     assert any("one unit per batch element" in line for line in report.lines())
 

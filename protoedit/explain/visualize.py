@@ -196,6 +196,11 @@ def visualization_net(
             report.changed.append(
                 f"'{producer.name}' writes '{post}', so '{pre}' keeps the pre-activation"
             )
+    frozen = _freeze_parameters(doc, view)
+    if frozen:
+        report.changed.append(
+            f"lr_mult 0 on the parameters of {frozen} layers: backward skips their gradients"
+        )
     head = Head(inputs[0], post, pre, channels, tuple(shape) if shape else None,
                 not _fixed_ancestors(view, version))  # fmt: skip
     _add_head(doc, head)
@@ -204,6 +209,42 @@ def visualization_net(
         + f"; {MASK} is an N x {channels} input: one unit per batch element"
     )  # fmt: skip
     return doc, head, report
+
+
+def _parameter_count(info: Any) -> int | None:
+    """How many parameter blobs Caffe gives the layer (None for a type not known here)."""
+    param, bottoms = info.param, len(info.reads)
+    if info.type in ("Convolution", "Deconvolution"):
+        return 1 + int(param.convolution_param.bias_term)
+    if info.type == "InnerProduct":
+        return 1 + int(param.inner_product_param.bias_term)
+    if info.type == "Scale":
+        return int(bottoms == 1) + int(param.scale_param.bias_term)
+    if info.type == "BatchNorm":
+        return 0  # its statistics are never learnt: Caffe fixes their lr_mult at 0 itself
+    if info.type in ("PReLU", "Bias"):
+        return int(bottoms == 1)
+    return None
+
+
+def _freeze_parameters(doc: Document, view: NetView) -> int:
+    """``lr_mult: 0`` on every parameter of the layers whose blob count is known: only the
+    input's gradient is needed, and Caffe then skips the weight-gradient products (a third of
+    a convolution's forward + backward).  The number of layers changed."""
+    changed = 0
+    for info in view.layers:
+        count = _parameter_count(info)
+        specs = len(info.param.param)
+        if count is None or count == 0 or specs > count:
+            continue
+        if all(spec.lr_mult == 0 for spec in info.param.param) and specs == count:
+            continue
+        for nth in range(specs):
+            doc.set(f"layer[{info.index}].param[{nth}].lr_mult", 0)
+        for _ in range(count - specs):
+            doc.insert(f"layer[{info.index}]", "param { lr_mult: 0 }")
+        changed += 1
+    return changed
 
 
 def _layer(name: str, kind: str, bottoms: list[str], tops: list[str], extra: str = "") -> str:
