@@ -42,14 +42,15 @@ def unit_mask(shape: tuple[int, ...], units: list[tuple[int, tuple[int, ...] | N
 
 
 def objectives(values: Array, mask: Array) -> npt.NDArray[np.float64]:
-    """Per element: the masked sum of ``values`` (its unit's activation)."""
+    """Per element: the masked sum of ``values`` (its unit's activation), in float64; only
+    the channels a mask row weighs are read (one per element: this runs every step)."""
     n = values.shape[0]
-    if mask.ndim == values.ndim:
-        weighted = values.astype(np.float64) * mask
-        total: npt.NDArray[np.float64] = weighted.reshape(n, -1).sum(axis=1)
-        return total
-    per_channel = values.reshape(n, values.shape[1], -1).astype(np.float64).sum(axis=2)
-    result: npt.NDArray[np.float64] = (per_channel * mask).sum(axis=1)
+    result = np.zeros(n, dtype=np.float64)
+    for row in range(n):
+        for channel in np.flatnonzero(mask[row].reshape(mask.shape[1], -1).any(axis=1)):
+            plane = values[row, channel].astype(np.float64)
+            weights = mask[row, channel]
+            result[row] += float((plane * weights).sum() if weights.ndim else plane.sum() * weights)
     return result
 
 
