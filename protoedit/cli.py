@@ -9,7 +9,7 @@ import re
 import sys
 import traceback
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from protoedit.errors import ProtoeditError
 from protoedit.files import STDIN
@@ -697,6 +697,33 @@ def _floats(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"expected numbers like 104,117,123: {text!r}") from None
 
 
+def _preprocess_arguments(cmd: argparse.ArgumentParser, crop: bool = True) -> None:
+    """The Caffe-way image preprocessing options of grad, saliency and visualize."""
+    cmd.add_argument("--rgb", action="store_true", help="keep RGB (default: BGR, as Caffe)")
+    mean = cmd.add_mutually_exclusive_group()
+    mean.add_argument("--mean", type=_floats, metavar="B,G,R", help="mean per channel")
+    mean.add_argument("--mean-file", metavar="MEAN.binaryproto", help="a mean image")
+    cmd.add_argument(
+        "--scale", type=float, default=1.0, help="multiplier after the mean (default 1: 0-255)"
+    )
+    if crop:
+        cmd.add_argument(
+            "--crop",
+            action="store_true",
+            help="scale the shorter side and centre-crop (default: resize to the input size)",
+        )
+
+
+def _preprocess(args: argparse.Namespace) -> Any:
+    """The ``Preprocess`` the options of :func:`_preprocess_arguments` describe."""
+    from protoedit.explain import Preprocess
+
+    fit: Literal["resize", "crop"] = "crop" if getattr(args, "crop", False) else "resize"
+    return Preprocess(
+        rgb=args.rgb, mean=args.mean, mean_file=args.mean_file, scale=args.scale, fit=fit
+    )
+
+
 def _add_grad(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     cmd = commands.add_parser(
         "grad",
@@ -719,18 +746,7 @@ def _add_grad(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     what.add_argument("--target", metavar="LAYER", help="the layer the loss head measures")
     what.add_argument("--loss", metavar="BLOB", help="the net's own loss blob instead")
     _head_arguments(cmd)
-    cmd.add_argument("--rgb", action="store_true", help="keep RGB (default: BGR, as Caffe)")
-    mean = cmd.add_mutually_exclusive_group()
-    mean.add_argument("--mean", type=_floats, metavar="B,G,R", help="mean per channel")
-    mean.add_argument("--mean-file", metavar="MEAN.binaryproto", help="a mean image")
-    cmd.add_argument(
-        "--scale", type=float, default=1.0, help="multiplier after the mean (default 1: 0-255)"
-    )
-    cmd.add_argument(
-        "--crop",
-        action="store_true",
-        help="scale the shorter side and centre-crop (default: resize to the input size)",
-    )
+    _preprocess_arguments(cmd)
     cmd.add_argument("-o", "--output", metavar="GRADS.npz", help="write every gradient here")
     cmd.add_argument(
         "--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS", help="Caffe's limit"
@@ -757,15 +773,9 @@ def _grad_inputs(given: list[str]) -> Any:
 
 def _run_grad(args: argparse.Namespace) -> int:
     from protoedit.errors import ProtoeditError
-    from protoedit.explain import Preprocess, gradients
+    from protoedit.explain import gradients
 
-    pre = Preprocess(
-        rgb=args.rgb,
-        mean=args.mean,
-        mean_file=args.mean_file,
-        scale=args.scale,
-        fit="crop" if args.crop else "resize",
-    )
+    pre = _preprocess(args)
     try:
         result = gradients(
             args.net,
@@ -868,25 +878,13 @@ def _add_saliency(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     cmd.add_argument(
         "--chunk", type=count, metavar="N", help="batch items per forward/backward (default 32)"
     )
-    cmd.add_argument("--rgb", action="store_true", help="keep RGB (default: BGR, as Caffe)")
-    mean = cmd.add_mutually_exclusive_group()
-    mean.add_argument("--mean", type=_floats, metavar="B,G,R", help="mean per channel")
-    mean.add_argument("--mean-file", metavar="MEAN.binaryproto", help="a mean image")
-    cmd.add_argument(
-        "--scale", type=float, default=1.0, help="multiplier after the mean (default 1: 0-255)"
-    )
-    cmd.add_argument(
-        "--crop",
-        action="store_true",
-        help="scale the shorter side and centre-crop (default: resize to the input size)",
-    )
+    _preprocess_arguments(cmd)
     cmd.add_argument("-o", "--output", required=True, metavar="MAP.png", help="the heat map")
     cmd.add_argument(
         "--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS", help="Caffe's limit"
     )
 
     def run(args: argparse.Namespace) -> int:
-        from protoedit.explain import Preprocess
         from protoedit.explain.saliency import saliency
 
         flag = next(
@@ -908,13 +906,7 @@ def _add_saliency(commands: argparse._SubParsersAction[argparse.ArgumentParser])
                         f"warning: --{option} applies to --method {method} only: ignored",
                         file=sys.stderr,
                     )
-        pre = Preprocess(
-            rgb=args.rgb,
-            mean=args.mean,
-            mean_file=args.mean_file,
-            scale=args.scale,
-            fit="crop" if args.crop else "resize",
-        )
+        pre = _preprocess(args)
         try:
             result = saliency(
                 args.net,
@@ -1122,6 +1114,118 @@ def _git_line_diff(texts: list[str], names: list[str], exc: ProtoeditError) -> i
     return 0
 
 
+def _add_visualize(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    cmd = commands.add_parser(
+        "visualize",
+        help="activation maximisation: the image that most excites each unit of a layer",
+        description="Rewrite NET in memory (truncate at --target, a per-unit mask head), then "
+        "run gradient ascent on the input in Caffe, several units per batch, with the "
+        "regularisers of Yosinski et al. 2015 (decay, blur, small-norm and small-contribution "
+        "clipping), jitter and octaves. Writes the labelled grid -o GRID.png and, next to it, "
+        "each unit's PNG and .npy (as fed to the input blob) and GRID.json. Exit 0, 2 on error.",
+    )
+    cmd.add_argument("net", metavar="NET.prototxt")
+    cmd.add_argument("--weights", required=True, metavar="MODEL.caffemodel")
+    cmd.add_argument("--target", metavar="LAYER", help="the layer (or blob) whose units to show")
+    what = cmd.add_mutually_exclusive_group()
+    what.add_argument("--channels", metavar="0-15", help="channels, e.g. 0-15 or 1,4,9")
+    what.add_argument(
+        "--units", type=_unit, nargs="+", metavar="K[,H,W]", help="units: channel K at H,W"
+    )
+    what.add_argument(
+        "--class",
+        dest="logit",
+        type=int,
+        metavar="K",
+        help="one class of a classifier (the target defaults to the last Softmax's input)",
+    )
+    cmd.add_argument(
+        "--preset",
+        default="default",
+        metavar="NAME",
+        help="default, or yosinski1..yosinski4 (the four sets of Yosinski et al. 2015)",
+    )
+    cmd.add_argument("--steps", type=int, metavar="N", help="iterations (default: the preset's)")
+    cmd.add_argument("--seed", type=int, default=0, help="the noise and jitter seed")
+    cmd.add_argument("--octaves", type=int, metavar="N", help="image scales, coarse to fine")
+    cmd.add_argument("--batch", type=int, default=16, help="units optimised together")
+    cmd.add_argument("--start", metavar="FILE", help="begin from this image or .npy, not noise")
+    _preprocess_arguments(cmd, crop=False)
+    cmd.add_argument(
+        "--before-inplace",
+        action="store_true",
+        help="measure the target before the in-place layers that follow it (default after)",
+    )
+    cmd.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    cmd.add_argument("-o", "--output", required=True, metavar="GRID.png")
+    cmd.add_argument(
+        "--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS", help="Caffe's limit"
+    )
+    cmd.set_defaults(run=_run_visualize)
+
+
+def _run_visualize(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from protoedit.errors import ProtoeditError
+    from protoedit.explain.visualize import (
+        PRESETS,
+        Unit,
+        classifier_target,
+        parse_channels,
+        visualize,
+    )
+
+    pre = _preprocess(args)
+    if args.preset not in PRESETS:
+        _error(f"no preset {args.preset!r}; the presets: {', '.join(PRESETS)} (--preset)")
+        return 2
+    settings = replace(PRESETS[args.preset], seed=args.seed)
+    if args.steps is not None:
+        settings = replace(settings, steps=args.steps)
+    if args.octaves is not None:
+        settings = replace(settings, octaves=args.octaves)
+    try:
+        if args.steps is not None and args.steps < 1:
+            raise ProtoeditError("the number of steps must be at least 1")
+        target = args.target
+        if target is None:
+            if args.logit is None:
+                raise ProtoeditError("name the layer to visualise with --target LAYER")
+            target = classifier_target(args.net)
+        if args.logit is not None:
+            units = [Unit(args.logit)]
+        elif args.units:
+            units = [Unit(u[0], tuple(u[1:]) or None) for u in args.units]
+        else:
+            units = [Unit(c) for c in parse_channels(args.channels or "0")]
+        result = visualize(
+            args.net,
+            weights=args.weights,
+            target=target,
+            units=units,
+            settings=settings,
+            preprocess=pre,
+            start=args.start,
+            batch=args.batch,
+            after_inplace=not args.before_inplace,
+            progress=False if args.quiet else None,
+            timeout=args.timeout,
+        )
+        written = result.save(args.output)
+    except ProtoeditError as exc:
+        line = str(exc).splitlines()[0]
+        if "out of range" in line and "channel" in line:
+            line += " (--channels)"
+        print(f"protoedit: error: {line}", file=sys.stderr)
+        return 2
+    for unit in result.units:
+        dead = " (dead at the start)" if unit.dead_at_start else ""
+        print(f"{unit.label}: {unit.start:.6g} -> {unit.end:.6g} in {unit.steps} steps{dead}")
+    print(f"wrote {written[0]} and {len(written) - 1} files next to it", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -1139,6 +1243,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_setup_caffe(commands)
     _add_grad(commands)
     _add_saliency(commands)
+    _add_visualize(commands)
     _add_draw(commands)
     _add_diff(commands)
     return parser

@@ -5,6 +5,8 @@
 2. ``protoedit aux``: force_backward, truncate at ``conv2``, and a loss head whose value is the
    mean of one ``conv2`` channel; the file keeps its comments.  Validate it: the input
    gradient is now non-zero, and it is saved as a picture.
+3. From the aux net to pictures, on the digits net trained in Caffe (cached): ``visualize``
+   every class and a few ``conv2`` channels, all units of a call in one batch.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", default="conv2", help="layer whose channel is the target")
     parser.add_argument("--channel", type=int, default=3)
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "demo")
+    parser.add_argument("--no-pictures", action="store_true", help="stop after the aux net")
     args = parser.parse_args(argv)
 
     print(f"protoedit demo: the gradient of one '{args.target}' channel with respect to the input")
@@ -64,7 +67,54 @@ def main(argv: list[str] | None = None) -> int:
         print(f"picture of that gradient: {args.out / (grad_after.blob + '.png')}")
     story_holds = (not before.ok) and after.ok
     print("the aux net delivers an input gradient" if story_holds else "UNEXPECTED RESULT")
-    return 0 if story_holds else 1
+    if not story_holds:
+        return 1
+    if args.no_pictures:
+        return 0
+    return pictures(args.out)
+
+
+def pictures(out: Path) -> int:
+    """Step 4: activation maximisation and a saliency map on the trained digits net; prints
+    where the files are."""
+    import numpy as np
+
+    from protoedit.errors import ProtoeditError
+    from protoedit.explain import Preprocess
+    from protoedit.explain.digits import trained_digits
+    from protoedit.explain.saliency import saliency
+    from protoedit.explain.visualize import Settings, Unit, visualize
+
+    print("\n=== 4. pictures of the trained digits net")
+    try:
+        model = trained_digits()
+        pixels = Preprocess(scale=1 / 255)  # the net reads pixels in [0, 1]
+        classes = visualize(model.deploy, weights=model.weights, target="ip2",
+                            units=[Unit(k) for k in range(10)], preprocess=pixels)  # fmt: skip
+        grid = out / "digits_classes.png"
+        classes.save(grid)
+        print(f"protoedit visualize --class K, K = 0..9: {grid}")
+        channels = visualize(model.deploy, weights=model.weights, target="relu2",
+                             channels=range(8), settings=Settings(steps=100),
+                             preprocess=pixels)  # fmt: skip
+        grid = out / "digits_relu2.png"
+        channels.save(grid)
+        print(f"protoedit visualize --target relu2 --channels 0-7: {grid}")
+        print("(each grid has one .png and one .npy per unit and a .json summary beside it)")
+        held_out = np.load(model.split)
+        image, label = held_out["images"][0], int(held_out["labels"][0])
+        salient = saliency(model.deploy, weights=model.weights, image=image,
+                           head=LossHead("logit", label), method="integrated")  # fmt: skip
+        written = salient.save(out / "digits_saliency.png")
+        print(
+            f"protoedit saliency --class {label} --method integrated (a held-out {label}): "
+            f"{written[0]} (attributions sum to f(x) - f(black) within "
+            f"{abs(salient.completeness_gap or 0.0):.2g})"
+        )
+    except ProtoeditError as exc:
+        print(f"pictures skipped: {exc}")
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

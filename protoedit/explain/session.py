@@ -189,6 +189,11 @@ class CaffeSession:
         }
         self.request("set_params", params=arrays)
 
+    def ascend(self, x: npt.ArrayLike, **fields: Any) -> dict[str, Any]:
+        """Gradient-ascent steps on the input run inside the worker (``explain.ascent``):
+        the new image ``x`` and each element's ``activation``."""
+        return self.request("ascend", x=np.ascontiguousarray(x, dtype=np.float32), **fields)
+
     def close(self) -> None:
         """Stop the worker (killed with its process group if it does not leave) and clean up."""
         proc, self._proc = self._proc, None

@@ -5,7 +5,8 @@ original stdout (fd 1 is pointed at stderr first, so nothing Caffe prints can co
 stream).  Caffe aborts the whole process on a failed CHECK; the parent then explains the death
 from the glog line on our stderr.  Requests: ``load`` (net file, weights, stored blob shapes),
 ``run`` (inputs; forward, optionally backward; loss, parameter and input gradients, chosen
-blobs), ``get_params`` / ``set_params`` (by layer and role), ``close``.
+blobs), ``get_params`` / ``set_params`` (by layer and role), ``ascend`` (gradient-ascent
+steps on the input, :mod:`protoedit.explain.ascent`), ``close``.
 """
 
 from __future__ import annotations
@@ -161,6 +162,19 @@ class Worker:
                 blob.data[...] = array
         return {}
 
+    def ascend(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Gradient-ascent steps on the input inside this process (see ``explain.ascent``)."""
+        from protoedit.explain.ascent import ascend
+
+        absent = [
+            request[key]
+            for key in ("input", "post", "pre", "mask", "pre_mask")
+            if request.get(key) and request[key] not in self.net.blobs
+        ]
+        if absent:
+            raise _Refused(f"no blob named {', '.join(map(repr, absent))}")
+        return ascend(self.net, request)
+
 
 def serve(requests: IO[bytes], answers: IO[bytes]) -> None:
     """The request loop: one answer per request, ``{"error": ..., "kind": ...}`` on refusal."""
@@ -175,6 +189,7 @@ def serve(requests: IO[bytes], answers: IO[bytes]) -> None:
         "run": worker.run,
         "get_params": worker.get_params,
         "set_params": worker.set_params,
+        "ascend": worker.ascend,
     }
     while True:
         request = protocol.receive(requests)
