@@ -9,6 +9,7 @@ of that layer starts a new one.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -141,10 +142,8 @@ class Computer:
         for session in sessions:
             proc: Any = getattr(session, "_proc", None)  # the session's own process handle
             if proc is not None and proc.poll() is None:
-                try:
+                with contextlib.suppress(OSError):
                     os.killpg(proc.pid, signal.SIGKILL)
-                except OSError:
-                    pass
 
     def close(self) -> None:
         """Close every session."""

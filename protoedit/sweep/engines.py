@@ -9,6 +9,7 @@ an actor holding a Computer: the same code on a local Ray instance or on a clust
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import threading
@@ -140,9 +141,10 @@ class RayPool:
         ray = self._ray = _ray()
         self._owned = False
         if not ray.is_initialized():
-            env = {"env_vars": {"GLOG_minloglevel": os.environ.get("GLOG_minloglevel", "2")}}
+            level = os.environ.get("GLOG_minloglevel", "2")  # noqa: SIM112 - glog's own name
+            env: dict[str, Any] = {"env_vars": {"GLOG_minloglevel": level}}
             env.update(runtime_env or {})
-            options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+            options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": "WARNING",
                                        "runtime_env": env}  # fmt: skip
             if address:
                 options["address"] = address
@@ -205,10 +207,8 @@ class RayPool:
 
     def close(self) -> None:
         for actor in self.actors():
-            try:
+            with contextlib.suppress(Exception):  # a dead actor has nothing left to close
                 self._ray.get(actor.close.remote(), timeout=30)
-            except Exception:  # noqa: BLE001 - a dead actor has nothing left to close
-                pass
             self._ray.kill(actor)
         self._idle, self._running = [], {}
         if self._owned:

@@ -272,4 +272,3 @@ def read_plan(path: str | os.PathLike[str]) -> PlanFile:
 def layer_list(text: str) -> tuple[str, ...]:
     """``conv1,conv2`` as a tuple of names."""
     return tuple(s.strip() for s in text.split(",") if s.strip())
-

@@ -1,7 +1,8 @@
 """The contact sheet: a static HTML page of a store's results, opened from disk.
 
 ``index.html`` has one section per (model, layer, config): a grid of unit images with their
-final activations, sortable by channel or activation (a few lines of JavaScript), each
+final activations, sortable by channel or activation (a few lines of JavaScript; ``#sort=activation`` in the
+address sorts on load), each
 linking to the full-size image and a JSON file with the unit's settings, timing and
 versions.  The images are copied beside the page, so the folder can be moved or shared.  On
 load the page counts the images that decoded and shows the count (``data-images`` on
@@ -48,6 +49,8 @@ function sortGrid(button, key) {
   cells.forEach(cell => grid.appendChild(cell));
 }
 window.addEventListener('load', () => {
+  if (location.hash === '#sort=activation')
+    document.querySelectorAll('section button.by-activation').forEach(b => sortGrid(b, 'activation'));
   const images = Array.from(document.images);
   const good = images.filter(img => img.complete && img.naturalWidth > 0);
   images.forEach(img => {
@@ -115,9 +118,9 @@ def write_report(store: str | os.PathLike[str], output: str | os.PathLike[str]) 
                 f"protoedit {_e(first.protoedit_version)}, {_e(first.caffe_version)}")  # fmt: skip
         sections.append(
             f'<section data-config="{config}"><h2>{_e(first.model)} &middot; '
-            f"{_e(first.layer)}</h2><div class=\"meta\">{meta}</div>"
-            '<div>sort by <button onclick="sortGrid(this, \'channel\')">channel</button>'
-            "<button onclick=\"sortGrid(this, 'activation')\">activation</button></div>"
+            f'{_e(first.layer)}</h2><div class="meta">{meta}</div>'
+            "<div>sort by <button onclick=\"sortGrid(this, 'channel')\">channel</button>"
+            '<button class="by-activation" onclick="sortGrid(this, \'activation\')">activation</button></div>'
             f'<div class="grid">{"".join(cells)}</div></section>'
         )
     failed = f" &middot; {len(failures)} failed attempts recorded" if failures else ""

@@ -92,6 +92,7 @@ def run_sweep(
     jobs = expand(plan)
     summary = Summary(sweep=uuid.uuid4().hex[:12], units=unit_count(jobs))
     with Store(store) as db:
+        db.remove_stale_files()
         for job in jobs:
             db.add_config(job.config, job.model.name, job.layer, job.description)
         done = db.done([job.config for job in jobs])

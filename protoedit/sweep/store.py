@@ -18,8 +18,8 @@ import sqlite3
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,8 @@ from protoedit.errors import InputError, Location
 DATABASE = "sweep.sqlite"
 IMAGES = "images"
 SCHEMA_VERSION = 1
+#: Temporary files are ``.tmp-PID-...``: a dead writer's are removed by the next sweep.
+TEMP_PREFIX = ".tmp-"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -94,7 +96,7 @@ class Row:
 
 def _atomic_write(path: Path, write: Any) -> None:
     """Write through ``write(handle)`` to a temporary file beside ``path``, then rename."""
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
@@ -102,17 +104,19 @@ def _atomic_write(path: Path, write: Any) -> None:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
-        with _quiet():
+        with suppress(OSError):
             os.unlink(tmp)
         raise
 
 
-@contextmanager
-def _quiet() -> Iterator[None]:
+def _alive(pid: int) -> bool:
     try:
-        yield
-    except OSError:
-        pass
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
 
 
 def _safe(name: str) -> str:
@@ -128,7 +132,9 @@ class Store:
             self.folder.mkdir(parents=True, exist_ok=True)
             (self.folder / IMAGES).mkdir(exist_ok=True)
         except OSError as exc:
-            raise InputError(f"cannot create the store: {exc.strerror}", Location(str(folder)))
+            raise InputError(
+                f"cannot create the store: {exc.strerror}", Location(str(folder))
+            ) from None
         self.path = self.folder / DATABASE
         try:
             self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
@@ -157,6 +163,18 @@ class Store:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
+
+    def remove_stale_files(self) -> int:
+        """Remove temporary files left by writers that died (killed mid-write); those of
+        live processes are left alone.  How many were removed."""
+        removed = 0
+        for path in (self.folder / IMAGES).rglob(f"{TEMP_PREFIX}*"):
+            pid = path.name[len(TEMP_PREFIX) :].split("-", 1)[0]
+            if pid.isdigit() and not _alive(int(pid)):
+                with suppress(OSError):
+                    path.unlink()
+                    removed += 1
+        return removed
 
     def close(self) -> None:
         """Close the database."""
@@ -227,7 +245,7 @@ class Store:
         for out, (png, npy) in zip(outputs, files, strict=True):
             if out.channel not in stored:
                 for path in (png, npy):
-                    with _quiet():
+                    with suppress(OSError):
                         path.unlink()
         return stored
 
@@ -261,7 +279,8 @@ class Store:
             "FROM results r JOIN configs c USING (config) "
             "ORDER BY c.model, c.layer, c.created, r.config, r.channel"
         )
-        return [Row(*row[:6], bool(row[6]), *row[7:]) for row in cursor.fetchall()]
+        rows = [Row(*row) for row in cursor.fetchall()]
+        return [replace(r, dead_at_start=bool(r.dead_at_start)) for r in rows]
 
     def configs(self) -> dict[str, dict[str, Any]]:
         """Each config's description (settings, preprocessing, file hashes, ...)."""
@@ -272,7 +291,7 @@ class Store:
         """Every failed attempt: (config, channels, attempt, reason)."""
         cursor = self._db.execute("SELECT config, channels, attempt, reason FROM failures "
                                   "ORDER BY id")  # fmt: skip
-        return [tuple(row) for row in cursor.fetchall()]  # type: ignore[misc]
+        return [tuple(row) for row in cursor.fetchall()]
 
     def computed_counts(self) -> dict[tuple[str, int], int]:
         """How many times each unit was computed and offered to the store."""
