@@ -33,17 +33,36 @@ DIGITS_NET = ROOT / "fixtures" / "digits" / "deploy.prototxt"
 SCALE = 1 / 255  # the digits net reads pixels in [0, 1]
 
 
-def _plan(model: TrainedDigits, layers: tuple[str, ...] = ("conv1",),
-          channels: tuple[int, ...] | None = None, steps: int = 20, batch: int = 4) -> Plan:  # fmt: skip
-    digits = make_model(model.deploy, model.weights, name="digits",
-                        preprocess=Preprocess(scale=SCALE))  # fmt: skip
+def _plan(
+    model: TrainedDigits,
+    layers: tuple[str, ...] = ("conv1",),
+    channels: tuple[int, ...] | None = None,
+    steps: int = 20,
+    batch: int = 4,
+) -> Plan:
+    digits = make_model(
+        model.deploy, model.weights, name="digits", preprocess=Preprocess(scale=SCALE)
+    )
     return Plan((Target(digits, layers, channels),), settings=Settings(steps=steps), batch=batch)
 
 
 def _cli(model: TrainedDigits, store: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "protoedit.cli", "sweep", "--net", str(model.deploy),
-            "--weights", str(model.weights), "--scale", repr(SCALE), "--store", str(store),
-            "-q", *extra]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "protoedit.cli",
+        "sweep",
+        "--net",
+        str(model.deploy),
+        "--weights",
+        str(model.weights),
+        "--scale",
+        repr(SCALE),
+        "--store",
+        str(store),
+        "-q",
+        *extra,
+    ]
 
 
 def _env() -> dict[str, str]:
@@ -54,8 +73,9 @@ def _env() -> dict[str, str]:
 
 def _rows(store: Path) -> list[tuple[str, int, float, str]]:
     with sqlite3.connect(store / DATABASE) as db:
-        return db.execute("SELECT config, channel, finished, sweep FROM results "
-                          "ORDER BY config, channel").fetchall()  # fmt: skip
+        return db.execute(
+            "SELECT config, channel, finished, sweep FROM results ORDER BY config, channel"
+        ).fetchall()
 
 
 def _stored(store: Path) -> int:
@@ -157,17 +177,21 @@ def test_config_hash_follows_every_setting_and_the_files(tmp_path: Path) -> None
     base = [j.config for j in expand(plan)]
     assert len(set(base)) == 2  # one per layer
     assert [j.config for j in expand(plan)] == base  # stable
-    renamed = Plan((Target(replace(model, name="other"), ("conv1", "conv2"), (0, 1)),),
-                   settings=Settings(steps=5))  # fmt: skip
+    renamed = Plan(
+        (Target(replace(model, name="other"), ("conv1", "conv2"), (0, 1)),),
+        settings=Settings(steps=5),
+    )
     assert [j.config for j in expand(renamed)] == base  # the name is a label, not a setting
     changes = [
         replace(plan, settings=Settings(steps=6)),
         replace(plan, settings=Settings(steps=5, seed=1)),
         replace(plan, batch=4),
         replace(plan, after_inplace=False),
-        Plan((Target(replace(model, preprocess=Preprocess(scale=2.0)), ("conv1", "conv2")),),
-             settings=Settings(steps=5)),
-    ]  # fmt: skip
+        Plan(
+            (Target(replace(model, preprocess=Preprocess(scale=2.0)), ("conv1", "conv2")),),
+            settings=Settings(steps=5),
+        ),
+    ]
     for changed in changes:
         assert not set(j.config for j in expand(changed)) & set(base), changed
     weights.write_bytes(b"two")
@@ -180,10 +204,24 @@ def _writer(folder: str, config: str, channels: list[int], tag: float, barrier: 
     store = Store(folder)
     barrier.wait()  # type: ignore[attr-defined]
     for channel in channels:
-        out = UnitOutput(channel, np.full((1, 8, 8), tag, np.float32),
-                         np.full((8, 8, 1), int(tag), np.uint8), 0.0, tag, 1, False)  # fmt: skip
-        store.add_results(config, "conv1", [out], seconds=0.01, worker=str(tag),
-                          sweep=str(tag), versions=("v", "c"))  # fmt: skip
+        out = UnitOutput(
+            channel,
+            np.full((1, 8, 8), tag, np.float32),
+            np.full((8, 8, 1), int(tag), np.uint8),
+            0.0,
+            tag,
+            1,
+            False,
+        )
+        store.add_results(
+            config,
+            "conv1",
+            [out],
+            seconds=0.01,
+            worker=str(tag),
+            sweep=str(tag),
+            versions=("v", "c"),
+        )
         store.add_failure(config, [channel], 1, "test", str(tag), str(tag))
     store.close()
 
@@ -196,8 +234,10 @@ def test_two_processes_writing_one_store_at_once(tmp_path: Path) -> None:
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(2)
     channels = list(range(60))
-    procs = [ctx.Process(target=_writer, args=(str(tmp_path), "cfg", order, tag, barrier))
-             for order, tag in ((channels, 1.0), (channels[::-1], 2.0))]  # fmt: skip
+    procs = [
+        ctx.Process(target=_writer, args=(str(tmp_path), "cfg", order, tag, barrier))
+        for order, tag in ((channels, 1.0), (channels[::-1], 2.0))
+    ]
     for proc in procs:
         proc.start()
     for proc in procs:
@@ -220,14 +260,30 @@ def test_two_processes_writing_one_store_at_once(tmp_path: Path) -> None:
     assert len(list((tmp_path / "images").rglob("*.npy"))) == len(channels)
 
 
-def test_ray_missing_is_a_clear_error(monkeypatch: pytest.MonkeyPatch,
-                                      capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_ray_missing_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
     with pytest.raises(RayUnavailableError, match=r"pip install 'protoedit\[ray\]'"):
         make_pool("ray", 2)
     weights = Path(os.devnull)
-    code = main(["sweep", "--net", str(DIGITS_NET), "--weights", str(weights), "--layers",
-                 "conv1", "--channels", "0", "--store", "unused", "--engine", "ray"])  # fmt: skip
+    code = main(
+        [
+            "sweep",
+            "--net",
+            str(DIGITS_NET),
+            "--weights",
+            str(weights),
+            "--layers",
+            "conv1",
+            "--channels",
+            "0",
+            "--store",
+            "unused",
+            "--engine",
+            "ray",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err
     assert err.strip().splitlines() == [
@@ -279,19 +335,26 @@ def test_local_sweep_stores_every_unit_and_loads_each_net_once_per_worker(
         assert configs[row.config]["settings"]["steps"] == 20
         assert np.load(tmp_path / row.array).shape == (1, 8, 8)
     # a stored batch is what visualize gives for those units with the plan's settings
-    direct = visualize(digits_model.deploy, weights=digits_model.weights, target="conv2",
-                       channels=[3, 4, 5], settings=plan.settings,
-                       preprocess=Preprocess(scale=SCALE), batch=3, progress=False)  # fmt: skip
+    direct = visualize(
+        digits_model.deploy,
+        weights=digits_model.weights,
+        target="conv2",
+        channels=[3, 4, 5],
+        settings=plan.settings,
+        preprocess=Preprocess(scale=SCALE),
+        batch=3,
+        progress=False,
+    )
     stored = {r.channel: r for r in rows if r.layer == "conv2"}
     for unit in direct.units:
         row = stored[unit.unit.channel]
         assert row.activation_end == pytest.approx(unit.end, rel=1e-4, abs=1e-6)
-        np.testing.assert_allclose(np.load(tmp_path / row.array), unit.image, rtol=1e-4,
-                                   atol=1e-5)  # fmt: skip
+        np.testing.assert_allclose(np.load(tmp_path / row.array), unit.image, rtol=1e-4, atol=1e-5)
     again = run_sweep(plan, tmp_path, progress=False, workers=1)
     assert (again.already, again.computed) == (24, 0)
-    changed = run_sweep(replace(plan, settings=Settings(steps=21)), tmp_path, progress=False,
-                        workers=1)  # fmt: skip
+    changed = run_sweep(
+        replace(plan, settings=Settings(steps=21)), tmp_path, progress=False, workers=1
+    )
     assert (changed.already, changed.computed) == (0, 24)  # a new result, not an overwrite
     with Store(tmp_path) as store:
         assert len(store.rows()) == 48
@@ -302,8 +365,20 @@ def test_local_sweep_stores_every_unit_and_loads_each_net_once_per_worker(
 def test_sigkill_mid_sweep_then_resume_computes_each_unit_once(
     digits_model: TrainedDigits, tmp_path: Path
 ) -> None:
-    argv = _cli(digits_model, tmp_path, "--layers", "conv2", "--channels", "all",
-                "--batch", "1", "--steps", "60", "--workers", "2")  # fmt: skip
+    argv = _cli(
+        digits_model,
+        tmp_path,
+        "--layers",
+        "conv2",
+        "--channels",
+        "all",
+        "--batch",
+        "1",
+        "--steps",
+        "60",
+        "--workers",
+        "2",
+    )
     proc = subprocess.Popen(argv, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         _wait_for(lambda: _stored(tmp_path) >= 6)
@@ -331,10 +406,24 @@ def test_sigkill_mid_sweep_then_resume_computes_each_unit_once(
 
 @pytest.mark.caffe
 def test_two_sweeps_at_once_on_one_store(digits_model: TrainedDigits, tmp_path: Path) -> None:
-    argv = _cli(digits_model, tmp_path, "--layers", "conv1", "--channels", "all",
-                "--batch", "2", "--workers", "1")  # fmt: skip
-    procs = [subprocess.Popen(argv, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for _ in range(2)]  # fmt: skip
+    argv = _cli(
+        digits_model,
+        tmp_path,
+        "--layers",
+        "conv1",
+        "--channels",
+        "all",
+        "--batch",
+        "2",
+        "--workers",
+        "1",
+    )
+    procs = [
+        subprocess.Popen(
+            argv, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
     for proc in procs:
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
@@ -348,10 +437,23 @@ def test_two_sweeps_at_once_on_one_store(digits_model: TrainedDigits, tmp_path: 
 def test_killed_caffe_worker_is_recorded_and_retried(
     digits_model: TrainedDigits, tmp_path: Path
 ) -> None:
-    argv = _cli(digits_model, tmp_path, "--layers", "conv2", "--channels", "0-15",
-                "--batch", "1", "--steps", "150", "--workers", "1")  # fmt: skip
-    proc = subprocess.Popen(argv, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)  # fmt: skip
+    argv = _cli(
+        digits_model,
+        tmp_path,
+        "--layers",
+        "conv2",
+        "--channels",
+        "0-15",
+        "--batch",
+        "1",
+        "--steps",
+        "150",
+        "--workers",
+        "1",
+    )
+    proc = subprocess.Popen(
+        argv, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         _wait_for(lambda: _stored(tmp_path) >= 2)
         victims = _caffe_children(proc.pid)
@@ -386,27 +488,48 @@ def test_a_unit_that_raises_is_retried_once_then_counted(
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(compute_module, "visualize", flaky)
-    summary = run_sweep(_plan(digits_model, channels=tuple(range(12))), tmp_path,
-                        workers=2, progress=False)  # fmt: skip
+    summary = run_sweep(
+        _plan(digits_model, channels=tuple(range(12))), tmp_path, workers=2, progress=False
+    )
     assert calls == {0: 1, 4: 2, 8: 2}
     assert (summary.computed, summary.failed, summary.failed_attempts, summary.retried) == (
-        8, 4, 3, 2)  # fmt: skip
+        8,
+        4,
+        3,
+        2,
+    )
     assert any("ValueError: unit 4 broke" in r for r in summary.reasons)
     with Store(tmp_path) as store:
         assert sorted(r.channel for r in store.rows()) == [0, 1, 2, 3, 8, 9, 10, 11]
         reasons = store.failures()
     assert sorted((channels, attempt) for _, channels, attempt, _ in reasons) == [
-        ("4,5,6,7", 1), ("4,5,6,7", 2), ("8,9,10,11", 1)]  # fmt: skip
+        ("4,5,6,7", 1),
+        ("4,5,6,7", 2),
+        ("8,9,10,11", 1),
+    ]
 
 
 @pytest.mark.caffe
 def test_ctrl_c_stops_cleanly_and_the_sweep_resumes(
     digits_model: TrainedDigits, tmp_path: Path
 ) -> None:
-    argv = _cli(digits_model, tmp_path, "--layers", "conv2", "--channels", "all",
-                "--batch", "1", "--steps", "60", "--workers", "2")  # fmt: skip
-    proc = subprocess.Popen(argv, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)  # fmt: skip
+    argv = _cli(
+        digits_model,
+        tmp_path,
+        "--layers",
+        "conv2",
+        "--channels",
+        "all",
+        "--batch",
+        "1",
+        "--steps",
+        "60",
+        "--workers",
+        "2",
+    )
+    proc = subprocess.Popen(
+        argv, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         _wait_for(lambda: _stored(tmp_path) >= 4)
         children = _caffe_children(proc.pid)
@@ -429,8 +552,7 @@ def test_ctrl_c_stops_cleanly_and_the_sweep_resumes(
 def test_ray_engine_on_a_local_instance(digits_model: TrainedDigits, tmp_path: Path) -> None:
     ray = pytest.importorskip("ray")
     plan = _plan(digits_model, channels=tuple(range(8)), batch=2)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             logging_level="WARNING")  # fmt: skip
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
     try:
         summary = run_sweep(plan, tmp_path / "ray", engine="ray", workers=2, progress=False)
     finally:
@@ -439,10 +561,13 @@ def test_ray_engine_on_a_local_instance(digits_model: TrainedDigits, tmp_path: P
     assert (summary.computed, summary.failed, local.computed) == (8, 0, 8)
     with Store(tmp_path / "ray") as a, Store(tmp_path / "local") as b:
         by_ray, by_local = a.rows(), b.rows()
-    assert len({r.worker for r in by_ray}) == 2 and all(r.worker.startswith("ray:")
-                                                         for r in by_ray)  # fmt: skip
+    assert len({r.worker for r in by_ray}) == 2 and all(r.worker.startswith("ray:") for r in by_ray)
     # same config, same seeds: the same ascent wherever it runs
     assert [r.config for r in by_ray] == [r.config for r in by_local]
     for x, y in zip(by_ray, by_local, strict=True):
-        np.testing.assert_allclose(np.load(tmp_path / "ray" / x.array),
-                                   np.load(tmp_path / "local" / y.array), rtol=1e-4, atol=1e-5)  # fmt: skip
+        np.testing.assert_allclose(
+            np.load(tmp_path / "ray" / x.array),
+            np.load(tmp_path / "local" / y.array),
+            rtol=1e-4,
+            atol=1e-5,
+        )

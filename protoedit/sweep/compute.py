@@ -73,8 +73,9 @@ class Computer:
                 self._sessions.move_to_end(key)
                 return session
         doc, _, _ = visualization_net(job.model.net, job.layer, after_inplace=job.after_inplace)
-        session = CaffeSession(doc.dumps(), weights=job.model.weights, net_path=job.model.net,
-                               seed=job.settings.seed)  # fmt: skip
+        session = CaffeSession(
+            doc.dumps(), weights=job.model.weights, net_path=job.model.net, seed=job.settings.seed
+        )
         self.loads += 1
         with self._lock:
             self._sessions[key] = session

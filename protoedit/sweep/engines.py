@@ -135,17 +135,23 @@ class RayPool:
     instance started here, or the one this process already joined)."""
 
     def __init__(
-        self, workers: int | None, address: str | None = None,
+        self,
+        workers: int | None,
+        address: str | None = None,
         runtime_env: dict[str, Any] | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         ray = self._ray = _ray()
         self._owned = False
         if not ray.is_initialized():
             level = os.environ.get("GLOG_minloglevel", "2")  # noqa: SIM112 - glog's own name
             env: dict[str, Any] = {"env_vars": {"GLOG_minloglevel": level}}
             env.update(runtime_env or {})
-            options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": "WARNING",
-                                       "runtime_env": env}  # fmt: skip
+            options: dict[str, Any] = {
+                "include_dashboard": False,
+                "log_to_driver": False,
+                "logging_level": "WARNING",
+                "runtime_env": env,
+            }
             if address:
                 options["address"] = address
             else:

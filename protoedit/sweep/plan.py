@@ -131,9 +131,17 @@ def expand(plan: Plan) -> list[LayerJob]:
             canonical = json.dumps(hashed, sort_keys=True, separators=(",", ":"))
             config = hashlib.sha256(canonical.encode()).hexdigest()[:16]
             jobs.append(
-                LayerJob(model, layer, config, tuple(dict.fromkeys(channels)), plan.settings,
-                         plan.batch, plan.after_inplace, description)
-            )  # fmt: skip
+                LayerJob(
+                    model,
+                    layer,
+                    config,
+                    tuple(dict.fromkeys(channels)),
+                    plan.settings,
+                    plan.batch,
+                    plan.after_inplace,
+                    description,
+                )
+            )
     return jobs
 
 
@@ -158,10 +166,17 @@ def unit_count(jobs: Iterable[LayerJob]) -> int:
 # --- reading a plan ---------------------------------------------------------------------------
 
 _SETTING_NAMES = {f.name for f in fields(Settings)}
-_PLAN_KEYS = {"model", "settings", "batch", "after_inplace", "store", "engine", "address",
-              "workers"}  # fmt: skip
-_MODEL_KEYS = {"name", "net", "weights", "layers", "channels", "mean", "scale", "rgb",
-               "mean_file"}  # fmt: skip
+_PLAN_KEYS = {
+    "model",
+    "settings",
+    "batch",
+    "after_inplace",
+    "store",
+    "engine",
+    "address",
+    "workers",
+}
+_MODEL_KEYS = {"name", "net", "weights", "layers", "channels", "mean", "scale", "rgb", "mean_file"}
 
 
 def make_settings(values: dict[str, Any], where: Location | None = None) -> Settings:
@@ -199,8 +214,12 @@ def make_model(
 ) -> Model:
     """A model with absolute paths (workers may run elsewhere: paths must mean the same)."""
     net_path = str(Path(net).resolve())
-    return Model(name or Path(net).parent.name or Path(net).stem, net_path,
-                 str(Path(weights).resolve()), preprocess or Preprocess())  # fmt: skip
+    return Model(
+        name or Path(net).parent.name or Path(net).stem,
+        net_path,
+        str(Path(weights).resolve()),
+        preprocess or Preprocess(),
+    )
 
 
 @dataclass(frozen=True)
@@ -250,8 +269,9 @@ def read_plan(path: str | os.PathLike[str]) -> PlanFile:
             mean_file=str(base / entry["mean_file"]) if "mean_file" in entry else None,
             scale=float(entry.get("scale", 1.0)),
         )
-        model = make_model(base / entry["net"], base / entry["weights"],
-                           name=entry.get("name"), preprocess=pre)  # fmt: skip
+        model = make_model(
+            base / entry["net"], base / entry["weights"], name=entry.get("name"), preprocess=pre
+        )
         targets.append(Target(model, tuple(layers), channel_list(entry.get("channels"), where)))
     plan = Plan(
         targets=tuple(targets),

@@ -1,10 +1,9 @@
 """The contact sheet: a static HTML page of a store's results, opened from disk.
 
 ``index.html`` has one section per (model, layer, config): a grid of unit images with their
-final activations, sortable by channel or activation (a few lines of JavaScript; ``#sort=activation`` in the
-address sorts on load), each
-linking to the full-size image and a JSON file with the unit's settings, timing and
-versions.  The images are copied beside the page, so the folder can be moved or shared.  On
+final activations, sortable by channel or activation (a few lines of JavaScript;
+``#sort=activation`` in the address sorts on load), each linking to the full-size image
+and a JSON file with the unit's settings, timing and versions.  The images are copied beside the page, so the folder can be moved or shared.  On
 load the page counts the images that decoded and shows the count (``data-images`` on
 ``<body>``: ``loaded/total``), so a broken sheet says so.
 """
@@ -50,7 +49,8 @@ function sortGrid(button, key) {
 }
 window.addEventListener('load', () => {
   if (location.hash === '#sort=activation')
-    document.querySelectorAll('section button.by-activation').forEach(b => sortGrid(b, 'activation'));
+    document.querySelectorAll('button.by-activation')
+      .forEach(b => sortGrid(b, 'activation'));
   const images = Array.from(document.images);
   const good = images.filter(img => img.complete && img.naturalWidth > 0);
   images.forEach(img => {
@@ -63,6 +63,11 @@ window.addEventListener('load', () => {
   if (good.length !== images.length) status.className = 'bad';
 });
 """
+
+
+_BY_ACTIVATION = (
+    '<button class="by-activation" onclick="sortGrid(this, \'activation\')">activation</button>'
+)
 
 
 def _e(text: object) -> str:
@@ -82,8 +87,9 @@ def write_report(store: str | os.PathLike[str], output: str | os.PathLike[str]) 
         (out / "images").mkdir(parents=True, exist_ok=True)
         (out / "units").mkdir(exist_ok=True)
     except OSError as exc:
-        raise InputError(f"cannot create the report folder: {exc.strerror}",
-                         Location(str(out))) from None  # fmt: skip
+        raise InputError(
+            f"cannot create the report folder: {exc.strerror}", Location(str(out))
+        ) from None
     groups: dict[str, list[Row]] = defaultdict(list)
     for row in rows:
         groups[row.config].append(row)
@@ -96,10 +102,14 @@ def write_report(store: str | os.PathLike[str], output: str | os.PathLike[str]) 
             image = Path("images") / f"{name}.png"
             shutil.copyfile(Path(store) / row.image, out / image)
             unit = {"unit": asdict(row), "config": config, **description}
-            (out / "units" / f"{name}.json").write_text(json.dumps(unit, indent=1) + "\n",
-                                                        encoding="utf-8")  # fmt: skip
-            dead = ' <span class="dead" title="dead at the start">&#8224;</span>' \
-                if row.dead_at_start else ""  # fmt: skip
+            (out / "units" / f"{name}.json").write_text(
+                json.dumps(unit, indent=1) + "\n", encoding="utf-8"
+            )
+            dead = (
+                ' <span class="dead" title="dead at the start">&#8224;</span>'
+                if row.dead_at_start
+                else ""
+            )
             cells.append(
                 f'<figure data-channel="{row.channel}" data-activation="{row.activation_end:.9g}">'
                 f'<a href="{_e(image.as_posix())}"><img src="{_e(image.as_posix())}" '
@@ -111,16 +121,18 @@ def write_report(store: str | os.PathLike[str], output: str | os.PathLike[str]) 
             )
         first = members[0]
         settings = description.get("settings", {})
-        meta = (f"config {config} &middot; {len(members)} units &middot; "
-                f"{settings.get('steps', '?')} steps &middot; batch {description.get('batch')} "
-                f"&middot; {first.width}x{first.height} px &middot; "
-                f"{sum(r.seconds for r in members) / len(members):.2f} s/unit &middot; "
-                f"protoedit {_e(first.protoedit_version)}, {_e(first.caffe_version)}")  # fmt: skip
+        meta = (
+            f"config {config} &middot; {len(members)} units &middot; "
+            f"{settings.get('steps', '?')} steps &middot; batch {description.get('batch')} "
+            f"&middot; {first.width}x{first.height} px &middot; "
+            f"{sum(r.seconds for r in members) / len(members):.2f} s/unit &middot; "
+            f"protoedit {_e(first.protoedit_version)}, {_e(first.caffe_version)}"
+        )
         sections.append(
             f'<section data-config="{config}"><h2>{_e(first.model)} &middot; '
             f'{_e(first.layer)}</h2><div class="meta">{meta}</div>'
             "<div>sort by <button onclick=\"sortGrid(this, 'channel')\">channel</button>"
-            '<button class="by-activation" onclick="sortGrid(this, \'activation\')">activation</button></div>'
+            f"{_BY_ACTIVATION}</div>"
             f'<div class="grid">{"".join(cells)}</div></section>'
         )
     failed = f" &middot; {len(failures)} failed attempts recorded" if failures else ""

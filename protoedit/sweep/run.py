@@ -42,17 +42,20 @@ class Summary:
 
     def lines(self) -> list[str]:
         """The summary as printed by the command line."""
-        head = (f"{self.units} units: {self.already} already stored, {self.computed} computed "
-                f"now ({self.units_per_minute:.1f} units/min over {self.seconds:.1f} s), "
-                f"{self.failed} failed")  # fmt: skip
+        head = (
+            f"{self.units} units: {self.already} already stored, {self.computed} computed "
+            f"now ({self.units_per_minute:.1f} units/min over {self.seconds:.1f} s), "
+            f"{self.failed} failed"
+        )
         lines = [head]
         if self.failed_attempts:
             lines.append(f"{self.failed_attempts} failed attempts, {self.retried} retried")
             lines += [f"  {reason}" for reason in self.reasons[:10]]
         if self.interrupted:
             missing = self.units - self.already - self.computed
-            lines.append(f"interrupted: {missing} units not done; run the same sweep again "
-                         "to finish them")  # fmt: skip
+            lines.append(
+                f"interrupted: {missing} units not done; run the same sweep again to finish them"
+            )
         return lines
 
 
@@ -69,9 +72,15 @@ def _progress(total: int, enabled: bool | None) -> Any:
 
     if enabled is None:
         enabled = sys.stderr.isatty()
-    return tqdm(total=total, desc="sweep", disable=not enabled, file=sys.stderr, smoothing=0.1,
-                bar_format="{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} units "
-                "[{elapsed}, ETA {remaining}{postfix}]")  # fmt: skip
+    return tqdm(
+        total=total,
+        desc="sweep",
+        disable=not enabled,
+        file=sys.stderr,
+        smoothing=0.1,
+        bar_format="{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} units "
+        "[{elapsed}, ETA {remaining}{postfix}]",
+    )
 
 
 def run_sweep(
@@ -119,8 +128,14 @@ def run_sweep(
     return summary
 
 
-def _dispatch(pool: Pool, items: list[WorkItem], db: Store, summary: Summary, bar: Any,
-              done: set[tuple[str, int]]) -> None:  # fmt: skip
+def _dispatch(
+    pool: Pool,
+    items: list[WorkItem],
+    db: Store,
+    summary: Summary,
+    bar: Any,
+    done: set[tuple[str, int]],
+) -> None:
     pending: deque[tuple[WorkItem, int]] = deque((item, 1) for item in items)
     in_flight = 0
     started = time.perf_counter()
@@ -137,21 +152,29 @@ def _dispatch(pool: Pool, items: list[WorkItem], db: Store, summary: Summary, ba
             continue
         job = outcome.item.job
         fresh = [o for o in outcome.outputs if (job.config, o.channel) not in done]
-        stored = db.add_results(job.config, job.layer, fresh, seconds=outcome.seconds,
-                                worker=outcome.worker, sweep=summary.sweep,
-                                versions=outcome.versions)  # fmt: skip
+        stored = db.add_results(
+            job.config,
+            job.layer,
+            fresh,
+            seconds=outcome.seconds,
+            worker=outcome.worker,
+            sweep=summary.sweep,
+            versions=outcome.versions,
+        )
         summary.computed += len(stored)
         bar.update(len(fresh))
         minutes = (time.perf_counter() - started) / 60
         bar.set_postfix_str(f"{summary.computed / minutes:.1f} units/min" if minutes else "")
 
 
-def _failed(outcome: Outcome, pending: deque[tuple[WorkItem, int]], db: Store,
-            summary: Summary) -> None:  # fmt: skip
+def _failed(
+    outcome: Outcome, pending: deque[tuple[WorkItem, int]], db: Store, summary: Summary
+) -> None:
     item = outcome.item
     reason = outcome.error or "no result"
-    db.add_failure(item.job.config, item.channels, outcome.attempt, reason, outcome.worker,
-                   summary.sweep)  # fmt: skip
+    db.add_failure(
+        item.job.config, item.channels, outcome.attempt, reason, outcome.worker, summary.sweep
+    )
     summary.failed_attempts += 1
     where = f"{item.job.model.name} {item.job.layer} {item.channels[0]}-{item.channels[-1]}"
     summary.reasons.append(f"{where} (attempt {outcome.attempt}): {reason}")

@@ -144,14 +144,17 @@ class Store:
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         db.execute(statement)
-                db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)",
-                           (str(SCHEMA_VERSION),))  # fmt: skip
+                db.execute(
+                    "INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
+                )
         except sqlite3.DatabaseError as exc:
             raise InputError(f"not a sweep store: {exc}", Location(str(self.path))) from None
         version = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()[0]
         if version != str(SCHEMA_VERSION):
-            raise InputError(f"store schema {version}, this protoedit reads {SCHEMA_VERSION}",
-                             Location(str(self.path)))  # fmt: skip
+            raise InputError(
+                f"store schema {version}, this protoedit reads {SCHEMA_VERSION}",
+                Location(str(self.path)),
+            )
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -231,15 +234,29 @@ class Store:
                 cursor = db.execute(
                     "INSERT OR IGNORE INTO results VALUES "
                     "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (config, out.channel, out.activation_start, out.activation_end,
-                     int(out.dead_at_start), out.steps,
-                     str(png.relative_to(self.folder)), str(npy.relative_to(self.folder)),
-                     int(out.picture.shape[1]), int(out.picture.shape[0]),
-                     per_unit, now, worker, sweep, *versions),
-                )  # fmt: skip
+                    (
+                        config,
+                        out.channel,
+                        out.activation_start,
+                        out.activation_end,
+                        int(out.dead_at_start),
+                        out.steps,
+                        str(png.relative_to(self.folder)),
+                        str(npy.relative_to(self.folder)),
+                        int(out.picture.shape[1]),
+                        int(out.picture.shape[0]),
+                        per_unit,
+                        now,
+                        worker,
+                        sweep,
+                        *versions,
+                    ),
+                )
                 kept = cursor.rowcount == 1
-                db.execute("INSERT INTO computed VALUES (?, ?, ?, ?, ?)",
-                           (config, out.channel, sweep, now, int(kept)))  # fmt: skip
+                db.execute(
+                    "INSERT INTO computed VALUES (?, ?, ?, ?, ?)",
+                    (config, out.channel, sweep, now, int(kept)),
+                )
                 if kept:
                     stored.append(out.channel)
         for out, (png, npy) in zip(outputs, files, strict=True):
@@ -250,17 +267,21 @@ class Store:
         return stored
 
     def add_failure(
-        self, config: str, channels: Sequence[int], attempt: int, reason: str, worker: str,
+        self,
+        config: str,
+        channels: Sequence[int],
+        attempt: int,
+        reason: str,
+        worker: str,
         sweep: str,
-    ) -> None:  # fmt: skip
+    ) -> None:
         """Record a failed attempt at a batch and why."""
         with self._write() as db:
             db.execute(
                 "INSERT INTO failures (config, channels, attempt, reason, worker, sweep, at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (config, ",".join(map(str, channels)), attempt, reason, worker, sweep,
-                 time.time()),
-            )  # fmt: skip
+                (config, ",".join(map(str, channels)), attempt, reason, worker, sweep, time.time()),
+            )
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -289,14 +310,16 @@ class Store:
 
     def failures(self) -> list[tuple[str, str, int, str]]:
         """Every failed attempt: (config, channels, attempt, reason)."""
-        cursor = self._db.execute("SELECT config, channels, attempt, reason FROM failures "
-                                  "ORDER BY id")  # fmt: skip
+        cursor = self._db.execute(
+            "SELECT config, channels, attempt, reason FROM failures ORDER BY id"
+        )
         return [tuple(row) for row in cursor.fetchall()]
 
     def computed_counts(self) -> dict[tuple[str, int], int]:
         """How many times each unit was computed and offered to the store."""
-        cursor = self._db.execute("SELECT config, channel, COUNT(*) FROM computed "
-                                  "GROUP BY config, channel")  # fmt: skip
+        cursor = self._db.execute(
+            "SELECT config, channel, COUNT(*) FROM computed GROUP BY config, channel"
+        )
         return {(c, k): n for c, k, n in cursor.fetchall()}
 
 
