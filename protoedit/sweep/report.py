@@ -3,9 +3,10 @@
 ``index.html`` has one section per (model, layer, config): a grid of unit images with their
 final activations, sortable by channel or activation (a few lines of JavaScript;
 ``#sort=activation`` in the address sorts on load), each linking to the full-size image
-and a JSON file with the unit's settings, timing and versions.  The images are copied beside the page, so the folder can be moved or shared.  On
-load the page counts the images that decoded and shows the count (``data-images`` on
-``<body>``: ``loaded/total``), so a broken sheet says so.
+and a JSON file with the unit's settings, timing and versions.  The images are copied
+beside the page, so the folder can be moved or shared.  On load the page counts the images
+that decoded and shows the count (``data-images`` on ``<body>``: ``loaded/total``), so a
+broken sheet says so.
 """
 
 from __future__ import annotations
