@@ -48,6 +48,7 @@ DEBIAN_PACKAGES = (
     "protobuf-compiler",
     "libhdf5-dev",
     "libopenblas-dev",
+    "chromium",  # not for Caffe: the headless browser of the sweep contact-sheet test
 )
 
 #: Headers or programs whose presence shows that each package above is installed.
@@ -59,6 +60,7 @@ _DEBIAN_PROBES = (
     "/usr/bin/protoc",
     "/usr/include/hdf5/serial/hdf5.h",
     "/usr/include/x86_64-linux-gnu/openblas-pthread/cblas.h",
+    "/usr/bin/chromium",
 )
 
 #: Build tools the Caffe Makefile runs, found on PATH: program -> Debian package.

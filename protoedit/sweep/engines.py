@@ -120,7 +120,8 @@ class SweepActor:
         self.computer.close()
 
 
-def _ray() -> Any:
+def ray_module() -> Any:
+    """``import ray``, or a RayUnavailableError that says how to install it."""
     try:
         import ray
     except ImportError:
@@ -140,7 +141,7 @@ class RayPool:
         address: str | None = None,
         runtime_env: dict[str, Any] | None = None,
     ) -> None:
-        ray = self._ray = _ray()
+        ray = self._ray = ray_module()
         self._owned = False
         if not ray.is_initialized():
             level = os.environ.get("GLOG_minloglevel", "2")  # noqa: SIM112 - glog's own name

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from protoedit.sweep.compute import Outcome
-from protoedit.sweep.engines import Pool, make_pool
+from protoedit.sweep.engines import Pool, make_pool, ray_module
 from protoedit.sweep.plan import Plan, WorkItem, expand, unit_count, work_items
 from protoedit.sweep.store import Store
 
@@ -99,6 +99,8 @@ def run_sweep(
     Raises :class:`SweepInterrupted` (a ``KeyboardInterrupt``) on Ctrl-C, after stopping.
     """
     jobs = expand(plan)
+    if engine == "ray" and pool is None:
+        ray_module()  # a missing Ray is an error before the store is touched
     summary = Summary(sweep=uuid.uuid4().hex[:12], units=unit_count(jobs))
     with Store(store) as db:
         db.remove_stale_files()
