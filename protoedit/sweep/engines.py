@@ -20,6 +20,9 @@ from protoedit.sweep.compute import Computer, Outcome
 from protoedit.sweep.plan import WorkItem
 
 ENGINES = ("local", "ray")
+#: One worker per core, so each worker's Caffe runs one BLAS thread: OpenBLAS's own threads
+#: would compete with the other workers (and they spin while waiting).
+SINGLE_THREADED = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 class RayUnavailableError(ProtoeditError):
@@ -57,6 +60,8 @@ class LocalPool:
 
     def __init__(self, workers: int) -> None:
         self.capacity = max(1, workers)
+        for name, value in SINGLE_THREADED.items():  # inherited by the Caffe processes
+            os.environ.setdefault(name, value)
         self._todo: queue.Queue[tuple[WorkItem, int] | None] = queue.Queue()
         self._done: queue.Queue[Outcome] = queue.Queue()
         self._stopping = threading.Event()
@@ -145,7 +150,7 @@ class RayPool:
         self._owned = False
         if not ray.is_initialized():
             level = os.environ.get("GLOG_minloglevel", "2")  # noqa: SIM112 - glog's own name
-            env: dict[str, Any] = {"env_vars": {"GLOG_minloglevel": level}}
+            env: dict[str, Any] = {"env_vars": {"GLOG_minloglevel": level, **SINGLE_THREADED}}
             env.update(runtime_env or {})
             options: dict[str, Any] = {
                 "include_dashboard": False,

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from protoedit.errors import InputError, Location
+from protoedit.errors import InputError, Location, ProtoeditError
 from protoedit.explain.preprocess import Preprocess
 from protoedit.explain.visualize import PRESETS, Settings, parse_channels, visualization_net
 
@@ -212,10 +212,18 @@ def make_model(
     name: str | None = None,
     preprocess: Preprocess | None = None,
 ) -> Model:
-    """A model with absolute paths (workers may run elsewhere: paths must mean the same)."""
+    """A model with absolute paths (workers may run elsewhere: paths must mean the same);
+    ``name`` defaults to the net's own ``name:``, else the file's stem."""
     net_path = str(Path(net).resolve())
+    if name is None:
+        from protoedit.document import load
+
+        try:
+            name = str(load(net_path).message.name)
+        except ProtoeditError:
+            name = ""
     return Model(
-        name or Path(net).parent.name or Path(net).stem,
+        name or Path(net).stem,
         net_path,
         str(Path(weights).resolve()),
         preprocess or Preprocess(),
