@@ -172,6 +172,7 @@ def test_plan_file_relative_paths_settings_and_errors(tmp_path: Path) -> None:
 def test_config_hash_follows_every_setting_and_the_files(tmp_path: Path) -> None:
     weights = tmp_path / "w.caffemodel"
     weights.write_bytes(b"one")
+    assert make_model(DIGITS_NET, weights).name == "DigitsNet"  # the net's own name
     model = make_model(DIGITS_NET, weights, name="d")
     plan = Plan((Target(model, ("conv1", "conv2"), (0, 1)),), settings=Settings(steps=5))
     base = [j.config for j in expand(plan)]
@@ -577,3 +578,18 @@ def test_ray_engine_on_a_local_instance(digits_model: TrainedDigits, tmp_path: P
             rtol=1e-4,
             atol=1e-5,
         )
+
+
+def test_the_readme_plan_reads(tmp_path: Path) -> None:
+    """The TOML plan shown in the README is a valid plan (its files stubbed by name)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    text = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+    for name in ("deploy.prototxt", "resnet_50_1by2_nsfw.caffemodel"):
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "plan.toml").write_text(text)
+    given = read_plan(tmp_path / "plan.toml")
+    target = given.plan.targets[0]
+    assert target.model.name == "open_nsfw" and target.channels is None
+    assert target.layers == ("conv_1", "conv_stage1_block0_branch2b")
+    assert target.model.preprocess.mean == (104.0, 117.0, 123.0)
+    assert given.store == str(tmp_path / "atlas-store") and given.plan.settings.steps == 200

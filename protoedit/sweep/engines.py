@@ -113,6 +113,9 @@ class SweepActor:
     def __init__(self, name: str) -> None:
         import socket
 
+        os.environ.setdefault("GLOG_minloglevel", "2")
+        for variable, value in SINGLE_THREADED.items():  # inherited by its Caffe processes
+            os.environ.setdefault(variable, value)
         self.computer = Computer(f"ray:{socket.gethostname()}:{os.getpid()}:{name}")
 
     def compute(self, item: WorkItem, attempt: int) -> Outcome:
