@@ -22,6 +22,9 @@ from protoedit.sweep.plan import WorkItem
 ENGINES = ("local", "ray")
 #: One worker per core, so each worker's Caffe runs one BLAS thread: OpenBLAS's own threads
 #: would compete with the other workers (and they spin while waiting).
+#: Work items in flight per worker: the next one waits at the worker while the driver stores
+#: the last one's results, so no worker idles between items.
+DEPTH = 2
 SINGLE_THREADED = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
@@ -59,13 +62,14 @@ class LocalPool:
     """``workers`` driver threads, each with its own Caffe processes."""
 
     def __init__(self, workers: int) -> None:
-        self.capacity = max(1, workers)
+        workers = max(1, workers)
+        self.capacity = workers * DEPTH
         for name, value in SINGLE_THREADED.items():  # inherited by the Caffe processes
             os.environ.setdefault(name, value)
         self._todo: queue.Queue[tuple[WorkItem, int] | None] = queue.Queue()
         self._done: queue.Queue[Outcome] = queue.Queue()
         self._stopping = threading.Event()
-        self.computers = [Computer(f"local:{os.getpid()}:{n}") for n in range(self.capacity)]
+        self.computers = [Computer(f"local:{os.getpid()}:{n}") for n in range(workers)]
         self._threads = [
             threading.Thread(target=self._work, args=(c,), name=f"sweep-{n}", daemon=True)
             for n, c in enumerate(self.computers)
@@ -169,11 +173,12 @@ class RayPool:
             self._owned = True
         if workers is None:
             workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
-        self.capacity = workers
+        self.capacity = workers * DEPTH
         self._actor_class = ray.remote(num_cpus=1)(SweepActor)
         self._made = 0
-        self._idle = [self._new_actor() for _ in range(workers)]
-        self._running: dict[Any, tuple[Any, WorkItem, int]] = {}
+        self._actors = [self._new_actor() for _ in range(workers)]
+        self._load = [0] * workers  # calls in flight per actor (Ray runs them in order)
+        self._running: dict[Any, tuple[int, Any, WorkItem, int]] = {}
         self._waiting: list[tuple[WorkItem, int]] = []
 
     def _new_actor(self) -> Any:
@@ -185,10 +190,14 @@ class RayPool:
         self._dispatch()
 
     def _dispatch(self) -> None:
-        while self._idle and self._waiting:
-            actor = self._idle.pop()
+        while self._waiting:
+            index = min(range(len(self._actors)), key=self._load.__getitem__)
+            if self._load[index] >= DEPTH:
+                return
             item, attempt = self._waiting.pop(0)
-            self._running[actor.compute.remote(item, attempt)] = (actor, item, attempt)
+            actor = self._actors[index]
+            self._load[index] += 1
+            self._running[actor.compute.remote(item, attempt)] = (index, actor, item, attempt)
 
     def next(self, timeout: float) -> Outcome | None:
         ray = self._ray
@@ -197,35 +206,38 @@ class RayPool:
         ready, _ = ray.wait(list(self._running), num_returns=1, timeout=timeout)
         if not ready:
             return None
-        actor, item, attempt = self._running.pop(ready[0])
+        index, actor, item, attempt = self._running.pop(ready[0])
+        current = self._actors[index] is actor
+        if current:
+            self._load[index] -= 1
         try:
             outcome: Outcome = ray.get(ready[0])
         except ray.exceptions.RayActorError as exc:  # the actor's process died
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "died"
             outcome = Outcome(item, attempt, "ray", error=f"the Ray actor died: {reason}")
-            actor = self._new_actor()
+            if current:  # replace it once (its other calls fail the same way)
+                self._actors[index], self._load[index] = self._new_actor(), 0
         except ray.exceptions.RayError as exc:
             outcome = Outcome(item, attempt, "ray", error=f"Ray failed: {exc}")
-        self._idle.append(actor)
         self._dispatch()
         return outcome
 
     def actors(self) -> list[Any]:
-        """The actors (idle and busy)."""
-        return self._idle + [actor for actor, _, _ in self._running.values()]
+        """The actors."""
+        return list(self._actors)
 
     def stop(self) -> None:
-        for actor in self.actors():
+        for actor in self._actors:
             self._ray.kill(actor)
-        self._idle, self._running = [], {}
+        self._actors, self._running, self._waiting = [], {}, []
         self.close()
 
     def close(self) -> None:
-        for actor in self.actors():
+        for actor in self._actors:
             with contextlib.suppress(Exception):  # a dead actor has nothing left to close
                 self._ray.get(actor.close.remote(), timeout=30)
             self._ray.kill(actor)
-        self._idle, self._running = [], {}
+        self._actors, self._running = [], {}
         if self._owned:
             self._ray.shutdown()
 
