@@ -35,7 +35,7 @@ class RayUnavailableError(ProtoeditError):
 class Pool(Protocol):
     """A set of workers taking work items."""
 
-    capacity: int
+    capacity: int  # items to keep in flight (``DEPTH`` per worker)
 
     def submit(self, item: WorkItem, attempt: int) -> None:
         """Queue one attempt at an item."""
