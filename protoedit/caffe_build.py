@@ -49,6 +49,7 @@ DEBIAN_PACKAGES = (
     "libhdf5-dev",
     "libopenblas-dev",
     "graphviz",  # not for Caffe: `dot`, which protoedit draw runs
+    "chromium",  # not for Caffe: the headless browser of the sweep contact-sheet test
 )
 
 #: Headers or programs whose presence shows that each package above is installed.
@@ -61,6 +62,7 @@ _DEBIAN_PROBES = (
     "/usr/include/hdf5/serial/hdf5.h",
     "/usr/include/x86_64-linux-gnu/openblas-pthread/cblas.h",
     "/usr/bin/dot",
+    "/usr/bin/chromium",
 )
 
 #: Build tools the Caffe Makefile runs, found on PATH: program -> Debian package.

@@ -1226,6 +1226,137 @@ def _run_visualize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_sweep(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    cmd = commands.add_parser(
+        "sweep",
+        help="visualise every unit of a model's layers, resumable, on all cores or a Ray cluster",
+        usage="protoedit sweep [PLAN.toml] [--net NET --weights W --layers A,B] [--channels "
+        "all|0-63] --store DIR [--engine local|ray] [--address ADDR] [--workers N]\n"
+        "       protoedit sweep report STORE -o ATLAS_DIR",
+        description="Expand a plan (a TOML file, or --net/--weights/--layers/--channels) into "
+        "batches of units, run activation maximisation on them in parallel (--engine local: "
+        "one worker per core; --engine ray: Ray actors, --address for a cluster), and store "
+        "each batch as it is done in --store (SQLite plus images). Run it again to finish "
+        "a killed or interrupted sweep: only what is missing is computed; changed settings "
+        "make new results. `sweep report STORE -o DIR` writes an HTML contact sheet. Exit 0, "
+        "1 when units failed (after one retry), 2 on error, 130 on Ctrl-C.",
+    )
+    cmd.add_argument("words", nargs="*", metavar="PLAN | report STORE", help=argparse.SUPPRESS)
+    cmd.add_argument("--net", metavar="NET.prototxt")
+    cmd.add_argument("--weights", metavar="MODEL.caffemodel")
+    cmd.add_argument("--layers", metavar="A,B", help="the layers (or blobs) to sweep")
+    cmd.add_argument("--channels", metavar="all|0-63", help="channels of each layer (all)")
+    cmd.add_argument("--store", metavar="DIR", help="the results folder (created if needed)")
+    cmd.add_argument("--engine", choices=("local", "ray"), help="where to run (default local)")
+    cmd.add_argument("--address", metavar="ADDR", help="a Ray cluster (ray engine; e.g. auto)")
+    cmd.add_argument("--workers", type=int, metavar="N", help="workers (default: one per core)")
+    cmd.add_argument("--batch", type=int, metavar="N", help="units per work item (default 8)")
+    cmd.add_argument("--preset", help="ascent settings preset (default: default)")
+    cmd.add_argument("--steps", type=int, metavar="N", help="iterations (default: the preset's)")
+    cmd.add_argument("--seed", type=int, help="the noise and jitter seed")
+    mean = cmd.add_mutually_exclusive_group()
+    mean.add_argument("--mean", type=_floats, metavar="B,G,R", help="mean per channel")
+    mean.add_argument("--mean-file", metavar="MEAN.binaryproto", help="a mean image")
+    cmd.add_argument(
+        "--scale", type=float, default=1.0, help="multiplier after the mean (default 1: 0-255)"
+    )
+    cmd.add_argument("--rgb", action="store_true", help="keep RGB (default: BGR, as Caffe)")
+    cmd.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    cmd.add_argument("-o", "--output", metavar="ATLAS_DIR", help="report: the HTML folder")
+    cmd.set_defaults(run=_run_sweep)
+
+
+#: Library parameter names in sweep messages, and the flag that sets each.
+_SWEEP_FLAGS = {"channel": "--channels", "batch size": "--batch", "steps": "--steps",
+                "preset": "--preset", "address": "--address"}  # fmt: skip
+
+
+def _run_sweep(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from protoedit.errors import ProtoeditError
+    from protoedit.explain import Preprocess
+    from protoedit.sweep import SweepInterrupted, run_sweep, write_report
+    from protoedit.sweep.plan import (
+        Plan,
+        PlanFile,
+        Target,
+        channel_list,
+        layer_list,
+        make_model,
+        make_settings,
+        read_plan,
+    )
+
+    words = list(args.words)
+    try:
+        if words[:1] == ["report"]:
+            if len(words) != 2 or not args.output:
+                raise ProtoeditError("usage: protoedit sweep report STORE -o ATLAS_DIR")
+            index = write_report(words[1], args.output)
+            print(f"wrote {index}", file=sys.stderr)
+            return 0
+        if len(words) > 1:
+            raise ProtoeditError(f"one plan file at most, got {len(words)}: {' '.join(words)}")
+        if args.output:
+            raise ProtoeditError("-o is for `protoedit sweep report STORE -o DIR`")
+        if words:
+            if args.net or args.weights or args.layers or args.channels:
+                raise ProtoeditError("give a plan file or --net/--weights/--layers, not both")
+            given = read_plan(words[0])
+        else:
+            missing = [f for f, v in (("--net", args.net), ("--weights", args.weights),
+                                      ("--layers", args.layers)) if not v]  # fmt: skip
+            if missing:
+                raise ProtoeditError(f"give a plan file or {', '.join(missing)}")
+            pre = Preprocess(rgb=args.rgb, mean=args.mean, mean_file=args.mean_file,
+                             scale=args.scale)  # fmt: skip
+            model = make_model(args.net, args.weights, preprocess=pre)
+            target = Target(model, layer_list(args.layers), channel_list(args.channels))
+            given = PlanFile(Plan((target,)))
+        overrides = {k: v for k, v in (("preset", args.preset), ("steps", args.steps),
+                                       ("seed", args.seed)) if v is not None}  # fmt: skip
+        plan = given.plan
+        if overrides:
+            preset = overrides.pop("preset", None)
+            base = make_settings({"preset": preset}) if preset else plan.settings
+            plan = replace(plan, settings=make_settings({**_fields(base), **overrides}))
+        if args.batch is not None:
+            plan = replace(plan, batch=args.batch)
+        store = args.store or given.store
+        if not store:
+            raise ProtoeditError("name the results folder with --store DIR")
+        summary = run_sweep(
+            plan,
+            store,
+            engine=args.engine or given.engine or "local",
+            workers=args.workers or given.workers,
+            address=args.address or given.address,
+            progress=False if args.quiet else None,
+        )
+    except SweepInterrupted as stop:
+        for line in stop.summary.lines():
+            print(line, file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except ProtoeditError as exc:
+        line = str(exc).splitlines()[0]
+        for name, flag in _SWEEP_FLAGS.items():
+            if name in line and flag not in line and not words:
+                line += f" ({flag})"
+                break
+        print(f"protoedit: error: {line}", file=sys.stderr)
+        return 2
+    for line in summary.lines():
+        print(line)
+    return 1 if summary.failed else 0
+
+
+def _fields(settings: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(settings)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -1246,6 +1377,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_visualize(commands)
     _add_draw(commands)
     _add_diff(commands)
+    _add_sweep(commands)
     return parser
 
 

@@ -1,0 +1,155 @@
+"""The worker side of a sweep: compute work items, keeping each net loaded between them.
+
+A :class:`Computer` belongs to one worker (a thread of the local engine, a Ray actor).  It
+keeps a :class:`CaffeSession` (one Caffe process with the visualisation net loaded) per
+(model, layer) it has seen, so Caffe and each net load once per worker, not once per batch.
+A session that died (Caffe aborted, the process was killed) is dropped, and the next item
+of that layer starts a new one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from protoedit.errors import ProtoeditError
+from protoedit.explain.preprocess import blob_to_image
+from protoedit.explain.session import CaffeSession
+from protoedit.explain.visualize import visualization_net, visualize
+from protoedit.sweep.plan import LayerJob, WorkItem
+from protoedit.sweep.store import UnitOutput
+
+#: Nets kept loaded per worker (each is a Caffe process holding its weights).
+KEEP_SESSIONS = 2
+
+
+@dataclass
+class Outcome:
+    """What became of one attempt at a work item: outputs, or the reason it failed."""
+
+    item: WorkItem
+    attempt: int
+    worker: str
+    seconds: float = 0.0
+    outputs: list[UnitOutput] | None = None
+    error: str | None = None
+    versions: tuple[str, str] = ("", "")
+
+
+def versions() -> tuple[str, str]:
+    """protoedit's version and the Caffe build's, as seen by this worker."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from protoedit.caffe_build import build_key
+
+    try:
+        mine = version("protoedit")
+    except PackageNotFoundError:  # pragma: no cover - an uninstalled source tree
+        mine = "unknown"
+    return mine, build_key()
+
+
+class Computer:
+    """Computes work items for one worker; not thread-safe (one per worker)."""
+
+    def __init__(self, name: str | None = None) -> None:
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}"
+        self._sessions: OrderedDict[tuple[str, str, str], CaffeSession] = OrderedDict()
+        self._lock = threading.Lock()
+        self._versions = versions()
+        self.loads = 0  # nets loaded so far (for tests and the bench)
+
+    def _session(self, job: LayerJob) -> CaffeSession:
+        key = (job.model.net, job.model.weights, job.layer)
+        with self._lock:
+            session = self._sessions.get(key)
+            if session is not None:
+                self._sessions.move_to_end(key)
+                return session
+        doc, _, _ = visualization_net(job.model.net, job.layer, after_inplace=job.after_inplace)
+        session = CaffeSession(
+            doc.dumps(), weights=job.model.weights, net_path=job.model.net, seed=job.settings.seed
+        )
+        self.loads += 1
+        with self._lock:
+            self._sessions[key] = session
+            while len(self._sessions) > KEEP_SESSIONS:
+                _, old = self._sessions.popitem(last=False)
+                old.close()
+        return session
+
+    def _drop(self, job: LayerJob) -> None:
+        key = (job.model.net, job.model.weights, job.layer)
+        with self._lock:
+            session = self._sessions.pop(key, None)
+        if session is not None:
+            session.close()
+
+    def compute(self, item: WorkItem, attempt: int = 1) -> Outcome:
+        """Visualise the item's units; any error becomes the outcome's reason."""
+        started = time.perf_counter()
+        outcome = Outcome(item, attempt, self.name, versions=self._versions)
+        job = item.job
+        try:
+            session = self._session(job)
+            result = visualize(
+                job.model.net,
+                weights=job.model.weights,
+                target=job.layer,
+                channels=list(item.channels),
+                settings=job.settings,
+                preprocess=job.model.preprocess,
+                batch=len(item.channels),
+                after_inplace=job.after_inplace,
+                progress=False,
+                session=session,
+            )
+        except ProtoeditError as exc:
+            self._drop(job)  # a dead or confused Caffe process: the retry gets a fresh one
+            outcome.error = str(exc).splitlines()[0]
+        except Exception as exc:  # a worker must report, never die, on a unit's failure
+            self._drop(job)
+            outcome.error = f"{type(exc).__name__}: {exc}"
+        else:
+            pre = job.model.preprocess
+            outcome.outputs = [
+                UnitOutput(
+                    channel=r.unit.channel,
+                    array=r.image,
+                    picture=blob_to_image(r.image, pre),
+                    activation_start=r.start,
+                    activation_end=r.end,
+                    steps=r.steps,
+                    dead_at_start=r.dead_at_start,
+                )
+                for r in result.units
+            ]
+        outcome.seconds = time.perf_counter() - started
+        return outcome
+
+    def kill(self) -> None:
+        """Stop every Caffe process at once (an interrupted sweep); a request in flight in
+        another thread then fails, which its caller ignores."""
+        import signal
+
+        with self._lock:
+            sessions = list(self._sessions.values())
+        for session in sessions:
+            proc: Any = getattr(session, "_proc", None)  # the session's own process handle
+            if proc is not None and proc.poll() is None:
+                with contextlib.suppress(OSError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+
+    def close(self) -> None:
+        """Close every session."""
+        with self._lock:
+            sessions = list(self._sessions.values())
+            self._sessions.clear()
+        for session in sessions:
+            session.close()
