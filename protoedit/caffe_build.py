@@ -48,8 +48,6 @@ DEBIAN_PACKAGES = (
     "protobuf-compiler",
     "libhdf5-dev",
     "libopenblas-dev",
-    "graphviz",  # not for Caffe: `dot`, which protoedit draw runs
-    "chromium",  # not for Caffe: the headless browser of the sweep contact-sheet test
 )
 
 #: Headers or programs whose presence shows that each package above is installed.
@@ -61,12 +59,16 @@ _DEBIAN_PROBES = (
     "/usr/bin/protoc",
     "/usr/include/hdf5/serial/hdf5.h",
     "/usr/include/x86_64-linux-gnu/openblas-pthread/cblas.h",
-    "/usr/bin/dot",
-    "/usr/bin/chromium",
 )
 
 #: Build tools the Caffe Makefile runs, found on PATH: program -> Debian package.
 _DEBIAN_TOOLS = {"make": "make", "g++": "g++"}
+
+#: Programs protoedit itself runs, not Caffe (program -> Debian package): `dot` for
+#: ``protoedit draw``.  Set up with Caffe, checked even when the build is cached.
+RUNTIME_PROGRAMS = {"dot": "graphviz"}
+#: Programs only the test suite runs: the headless browser of the sweep contact-sheet test.
+TEST_PROGRAMS = {"chromium": "chromium"}
 
 _BUILT_STAMP = ".protoedit-built"
 
@@ -183,6 +185,21 @@ def ensure_debian_packages() -> None:
             f"`sudo apt-get update && sudo {command}`, then run the setup again"
         )
     _log(f"installing Debian packages: {' '.join(missing)}")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    _run(["apt-get", "update", "-qq"], "apt-get update", env=env)
+    _run(["apt-get", "install", "-y", "-qq", *missing], "apt-get install", env=env)
+
+
+def ensure_programs(programs: dict[str, str], what: str) -> None:
+    """Install the Debian packages of the missing ``programs`` when running as root;
+    otherwise say which line to run (they are not needed by Caffe, so this does not fail)."""
+    missing = sorted({package for tool, package in programs.items() if not shutil.which(tool)})
+    if not missing:
+        return
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        _log(f"{what} needs `sudo apt-get install -y {' '.join(missing)}`")
+        return
+    _log(f"installing Debian packages for {what}: {' '.join(missing)}")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     _run(["apt-get", "update", "-qq"], "apt-get update", env=env)
     _run(["apt-get", "install", "-y", "-qq", *missing], "apt-get install", env=env)
@@ -469,16 +486,20 @@ def setup(site_packages: Path | None = None) -> None:
     build, and link it into the running environment (``site_packages``: its purelib)."""
     ensure_python_dependencies()
     install(site_packages or Path(sysconfig.get_paths()["purelib"]))
+    ensure_programs(RUNTIME_PROGRAMS, "protoedit draw")
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: ``install`` (build if needed, then link into this Python) or ``where``."""
+    """Command line: ``install`` (build if needed, then link into this Python), ``test-tools``
+    (the programs only the test suite runs) or ``where``."""
     parser = argparse.ArgumentParser(prog="python -m protoedit.caffe_build", description=__doc__)
-    parser.add_argument("action", choices=["install", "where"])
+    parser.add_argument("action", choices=["install", "test-tools", "where"])
     args = parser.parse_args(argv)
     try:
         if args.action == "install":
             setup()
+        elif args.action == "test-tools":
+            ensure_programs(TEST_PROGRAMS, "the test suite")
         else:
             print(source_dir())
     except CaffeBuildError as exc:

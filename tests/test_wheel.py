@@ -273,3 +273,16 @@ def test_wheel_in_a_fresh_venv_sets_up_caffe_from_the_cache(tmp_path: Path) -> N
         f"wheel test: {installed - started:.1f} s to build and install the wheel, "
         f"{setup_seconds:.1f} s setup-caffe, {time.monotonic() - started:.1f} s in all"
     )
+
+
+def test_missing_tool_programs_are_named_not_fatal_without_root(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `dot` (protoedit draw) and chromium (a test) are not Caffe's: a user who cannot install
+    # them is told the apt-get line, and the setup goes on.
+    monkeypatch.setattr(caffe_build.shutil, "which", lambda name: None)
+    monkeypatch.setattr(caffe_build.os, "geteuid", lambda: 1000)
+    caffe_build.ensure_programs(caffe_build.RUNTIME_PROGRAMS, "protoedit draw")
+    assert "sudo apt-get install -y graphviz" in capsys.readouterr().err
+    assert caffe_build.RUNTIME_PROGRAMS == {"dot": "graphviz"}
+    assert "chromium" not in caffe_build.DEBIAN_PACKAGES  # not a build dependency
