@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -22,10 +23,14 @@ def _git(repo: Path, *args: str) -> None:
 def _try_repo(repo: Path) -> subprocess.CompletedProcess[str]:
     """``pre-commit try-repo`` of this checkout's hooks on ``repo``'s files."""
     pre_commit = Path(sys.executable).with_name("pre-commit")
+    # A `language: system` hook runs the `protoedit` of the user's environment: here, this
+    # venv's, as for a user who activated it (CI runs the tests without it on PATH).
+    path = os.pathsep.join([str(pre_commit.parent), os.environ.get("PATH", "")])
     return subprocess.run(
         [str(pre_commit), "try-repo", str(ROOT), "protoedit-validate", "--all-files",
          "--verbose"],
         cwd=repo, capture_output=True, text=True, timeout=600,
+        env=dict(os.environ, PATH=path),
     )  # fmt: skip
 
 

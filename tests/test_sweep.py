@@ -378,7 +378,7 @@ def test_sigkill_mid_sweep_then_resume_computes_each_unit_once(
         "--batch",
         "1",
         "--steps",
-        "60",
+        "4000",  # about half a second per unit here: the sweep is still running when hit
         "--workers",
         "2",
     )
@@ -526,7 +526,7 @@ def test_ctrl_c_stops_cleanly_and_the_sweep_resumes(
         "--batch",
         "1",
         "--steps",
-        "60",
+        "4000",  # about half a second per unit here: the sweep is still running when hit
         "--workers",
         "2",
     )

@@ -17,7 +17,7 @@ import secrets
 import sqlite3
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -123,6 +123,24 @@ def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
+def _retry_locked(statement: Callable[[], object], timeout: float) -> None:
+    """Run ``statement``, retrying while the database is locked.
+
+    Switching to WAL needs an exclusive lock, and SQLite answers "database is locked" at once,
+    without its busy handler, when two connections would deadlock on it (two sweeps opening a
+    new store together): so wait here instead, up to ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            statement()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 class Store:
     """One store folder; open it with :func:`open_store` or as a context manager."""
 
@@ -138,7 +156,7 @@ class Store:
         self.path = self.folder / DATABASE
         try:
             self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
+            _retry_locked(lambda: self._db.execute("PRAGMA journal_mode=WAL"), timeout)
             self._db.execute("PRAGMA synchronous=NORMAL")
             with self._write() as db:
                 for statement in _SCHEMA.split(";"):
