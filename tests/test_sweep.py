@@ -530,12 +530,20 @@ def test_ctrl_c_stops_cleanly_and_the_sweep_resumes(
         "--workers",
         "2",
     )
+    # Ctrl-C as a terminal sends it: SIGINT handled by default in the sweep (a CI runner may
+    # start the tests with SIGINT ignored, and Python then keeps ignoring it).
     proc = subprocess.Popen(
-        argv, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        argv,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         _wait_for(lambda: _stored(tmp_path) >= 4)
         children = _caffe_children(proc.pid)
+        assert _stored(tmp_path) < 32, "the sweep finished before Ctrl-C: make it longer"
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:
