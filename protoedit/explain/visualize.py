@@ -37,10 +37,9 @@ from protoedit.net.layers import is_data_layer, no_backward
 from protoedit.net.shapes import infer_shapes
 from protoedit.net.view import INPUT, BlobVersion, NetView
 from protoedit.rewrites import filter_net, force_backward, needs_upgrade, truncate, upgrade
-from protoedit.rewrites.add_loss import infer_channels
+from protoedit.rewrites.add_loss import infer_channels, layer_text
 from protoedit.rewrites.report import RewriteReport
 from protoedit.rewrites.truncate import target_value
-from protoedit.schema.values import quote
 
 Array = npt.NDArray[np.float32]
 PREFIX = "protoedit_vis_"
@@ -247,36 +246,27 @@ def _freeze_parameters(doc: Document, view: NetView) -> int:
     return changed
 
 
-def _layer(name: str, kind: str, bottoms: list[str], tops: list[str], extra: str = "") -> str:
-    lines = [f"  name: {quote(name)}", f"  type: {quote(kind)}"]
-    lines += [f"  bottom: {quote(b)}" for b in bottoms]
-    lines += [f"  top: {quote(t)}" for t in tops]
-    if extra:
-        lines.append(extra)
-    return "layer {\n" + "\n".join(lines) + "\n}"
-
-
 def _add_head(doc: Document, head: Head) -> None:
     """Mask inputs, Scale (mask x value, broadcast over positions), Reduction SUM as loss."""
     pairs = [(head.post, MASK, "")] + ([(head.pre, PRE_MASK, "_pre")] if head.pre else [])
     shape = f"shape {{ dim: 1 dim: {head.channels} }}"
     texts = [
-        _layer(f"{PREFIX}masks", "Input", [], [m for _, m, _ in pairs],
+        layer_text(f"{PREFIX}masks", "Input", [], [m for _, m, _ in pairs],
                "  input_param { " + " ".join(shape for _ in pairs) + " }")
     ]  # fmt: skip
     for value, mask, suffix in pairs:
         product = f"{PREFIX}product{suffix}"
         texts.append(
-            _layer(product, "Scale", [value, mask], [product], "  scale_param { axis: 0 }")
+            layer_text(product, "Scale", [value, mask], [product], "  scale_param { axis: 0 }")
         )
         texts.append(
-            _layer(f"{PREFIX}loss{suffix}", "Reduction", [product], [f"{PREFIX}loss{suffix}"],
+            layer_text(f"{PREFIX}loss{suffix}", "Reduction", [product], [f"{PREFIX}loss{suffix}"],
                    "  loss_weight: 1\n  reduction_param { operation: SUM axis: 0 }")
         )  # fmt: skip
     view = NetView(doc)
     dangling = sorted({v.blob for v in view.outputs()} - {head.post})
     if dangling:
-        texts.append(_layer(f"{PREFIX}silence", "Silence", dangling, []))
+        texts.append(layer_text(f"{PREFIX}silence", "Silence", dangling, []))
     for text in texts:
         doc.insert("", text)
 

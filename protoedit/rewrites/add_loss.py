@@ -141,7 +141,8 @@ def _move_inplace_chain(doc: Document, view: NetView, version: BlobVersion) -> s
     return new
 
 
-def _layer(name: str, kind: str, bottoms: list[str], tops: list[str], extra: str = "") -> str:
+def layer_text(name: str, kind: str, bottoms: list[str], tops: list[str], extra: str = "") -> str:
+    """A ``layer { ... }`` block as text, for a rewrite to insert (``extra``: more lines)."""
     lines = [f"  name: {quote(name)}", f"  type: {quote(kind)}"]
     lines += [f"  bottom: {quote(b)}" for b in bottoms]
     lines += [f"  top: {quote(t)}" for t in tops]
@@ -217,7 +218,7 @@ class _HeadLayers:
             + "  }"
         )
         self.texts.append(
-            _layer(f"{HEAD_PREFIX}slice{suffix}", "Slice", [source], pieces, slice_param)
+            layer_text(f"{HEAD_PREFIX}slice{suffix}", "Slice", [source], pieces, slice_param)
         )
         return picked
 
@@ -352,7 +353,7 @@ def add_loss(
     )
     texts = head_layers.texts
     texts.append(
-        _layer(f"{HEAD_PREFIX}loss", "Reduction", [head_layers.measured], [LOSS_TOP], reduction)
+        layer_text(f"{HEAD_PREFIX}loss", "Reduction", [head_layers.measured], [LOSS_TOP], reduction)
     )
     moved = _move_inplace_chain(doc, view, version) if not after_inplace else None
     if moved:
@@ -368,7 +369,7 @@ def add_loss(
     groups = _silence_groups(after, silenced)
     for number, (rules, blobs) in enumerate(sorted(groups.items())):
         name = f"{HEAD_PREFIX}silence" + (f"_{number}" if number else "")
-        texts.append(_layer(name, "Silence", blobs, [], rules))
+        texts.append(layer_text(name, "Silence", blobs, [], rules))
     for text in texts:
         doc.insert("", text)
     report.changed.append(
