@@ -12,13 +12,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from protoedit.errors import InputError, Location
-from protoedit.schema import builtin_schema
+from protoedit.schema import read_binary
 
 Array = npt.NDArray[np.float32]
 
@@ -39,15 +39,7 @@ class Preprocess:
 def read_mean_file(path: str | os.PathLike[str]) -> Array:
     """A ``mean.binaryproto`` (a serialised BlobProto) as a C x H x W array."""
     where = Location(str(path))
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read mean file: {exc.strerror or exc}", where) from None
-    blob: Any = builtin_schema().message_class("BlobProto")()
-    try:
-        blob.ParseFromString(data)
-    except Exception:  # protobuf's DecodeError and its variants
-        raise InputError("not a mean file (binary BlobProto)", where) from None
+    blob = read_binary(path, "BlobProto", "mean file", "not a mean file (binary BlobProto)")
     if blob.HasField("shape"):
         shape = [int(d) for d in blob.shape.dim]
     else:

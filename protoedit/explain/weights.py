@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from protoedit.errors import InputError, Location
-from protoedit.schema import builtin_schema
+from protoedit.schema import read_binary
 
 Shape = tuple[int, ...]
 
@@ -24,16 +23,14 @@ class WeightsError(InputError):
 def read_weights(path: str | os.PathLike[str]) -> Any:
     """The file parsed as a binary ``NetParameter`` (what Caffe writes as ``.caffemodel``)."""
     where = Location(str(path))
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise WeightsError(f"cannot read weights file: {exc.strerror or exc}", where) from None
-    message: Any = builtin_schema().message_class("NetParameter")()
-    try:
-        message.ParseFromString(data)
-    except Exception:  # protobuf's DecodeError, and upb's variants of it
-        raise WeightsError("not a Caffe weights file (binary NetParameter)", where) from None
-    if not data or not (len(message.layer) or len(message.layers)):
+    message = read_binary(
+        path,
+        "NetParameter",
+        "weights file",
+        "not a Caffe weights file (binary NetParameter)",
+        WeightsError,
+    )
+    if not (len(message.layer) or len(message.layers)):  # an empty file parses to nothing
         raise WeightsError("not a Caffe weights file: it holds no layers", where)
     return message
 

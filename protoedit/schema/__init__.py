@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from google.protobuf import descriptor_pool, message_factory
 from google.protobuf.descriptor import Descriptor
@@ -92,3 +94,28 @@ def load_schema(schema: str | Path | Schema | None) -> Schema:
 
 
 __all__ = ["BUILTIN_PROTO", "Schema", "SchemaError", "builtin_schema", "load_schema"]
+
+
+def read_binary(
+    path: str | os.PathLike[str],
+    message_name: str,
+    what: str,
+    invalid: str,
+    error: type[InputError] = InputError,
+) -> Any:
+    """The file at ``path`` parsed as a binary ``message_name`` of the built-in schema.
+
+    A file that cannot be read is ``error("cannot read WHAT: ...")`` and one that does not
+    parse is ``error(invalid)``, both located at the path.
+    """
+    where = Location(str(path))
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise error(f"cannot read {what}: {exc.strerror or exc}", where) from None
+    message: Any = builtin_schema().message_class(message_name)()
+    try:
+        message.ParseFromString(data)
+    except Exception:  # protobuf's DecodeError, and upb's variants of it
+        raise error(invalid, where) from None
+    return message
