@@ -180,16 +180,16 @@ def randomize_params(net: Any, rng: Any, skip: str | None = None) -> None:
         bottoms = len(net.bottom_names.get(name, []))
         roles = param_roles(layer.type, len(layer.blobs), bottoms)
         for role, blob in zip(roles, layer.blobs, strict=True):
-            shape = blob.data.shape
+            data = blob.data  # float32, drawn into in place: no float64 copy of the net
             if role in _FIXED:
-                values = _FIXED[role]
-            elif len(shape) >= 2:
-                fan_in = max(1, blob.count // shape[0])
-                values = rng.standard_normal(shape) * (2.0 / fan_in) ** 0.5
+                data[...] = _FIXED[role]
+            elif data.ndim >= 2:
+                rng.standard_normal(dtype=data.dtype, out=data)
+                data *= (2.0 / max(1, blob.count // data.shape[0])) ** 0.5
             else:
-                centre = 1.0 if role == "scale" else 0.0
-                values = centre + 0.1 * rng.standard_normal(shape)
-            blob.data[...] = values
+                rng.standard_normal(dtype=data.dtype, out=data)
+                data *= 0.1
+                data += 1.0 if role == "scale" else 0.0
 
 
 #: Random weights give these roles a fixed value: BatchNorm's statistics of a unit normal.
@@ -258,7 +258,8 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     param = _parse(text, caffe_pb2)
     with tempfile.TemporaryDirectory(prefix="protoedit-validate-") as tmp:
         load_path, result["param_gradients"] = _backward_plan(param, request, Path(tmp))
-        print(f"plan: {json.dumps({'param_gradients': result['param_gradients']})}", flush=True)
+        plan: dict[str, Any] = {"param_gradients": result["param_gradients"]}
+        print(f"plan: {json.dumps(plan)}", flush=True)
         net = caffe.Net(load_path, phase, weights=request["weights"])
 
     _stage("inputs")
@@ -286,6 +287,13 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
             net.blobs[name].reshape(*array.shape)
             reshaped = True
     if reshaped:
+        net.reshape()
+    # The shapes a user reads in the report are those of the declared extent.
+    shapes = {name: list(b.shape) for name, b in net.blobs.items()}
+    if _set_extent(net, text, request, result, net_path):
+        plan["fallback"] = {"extent": "declared"}  # should Caffe abort on the smaller extent
+        print(f"plan: {json.dumps(plan)}", flush=True)
+        _stage("reshape")
         net.reshape()
     # Caffe allocates blob memory lazily, on first use: check the budget before touching any.
     over = _over_budget(net, request["memory_limit"])
@@ -321,7 +329,7 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
             {"blob": name, "norm": norm, "finite": finite, "nonzero": bool(np.any(diff != 0))}
         )
     result |= {
-        "blobs": {name: list(b.data.shape) for name, b in net.blobs.items()},
+        "blobs": shapes,
         "losses": losses,
         "input_gradients": gradients,
     }
@@ -409,6 +417,41 @@ def _set_batch(
             reshaped = True
     result["batch"] = batch
     return reshaped
+
+
+def _set_extent(
+    net: Any, text: str, request: dict[str, Any], result: dict[str, Any], path: str
+) -> bool:
+    """Reshape the generated inputs to the smallest extent that runs the same way, when the
+    request asks for it (see :mod:`protoedit.net.extent`); record ``extent``,
+    ``declared_extent`` and ``extent_note``; True when something was reshaped.
+
+    Shape rules prove the smaller extent safe; should Caffe still abort on it, the plan line
+    printed before the reshape tells the parent to run the net again at the declared extent.
+    """
+    declared = {name: list(net.blobs[name].shape)[2:] for name in net.inputs}
+    result |= {"extent": declared, "declared_extent": declared, "extent_note": ""}
+    if request.get("extent") != "smallest":
+        return False
+    if request["inputs"]:
+        result["extent_note"] = "declared extent kept: the inputs are given"
+        return False
+    from protoedit.net.extent import extent_of
+
+    found = extent_of(text, request["phase"], path)
+    if not found.reduced:
+        result["extent_note"] = f"declared extent kept: {found.note}" if found.note else ""
+        return False
+    running = dict(declared)
+    for name in net.inputs:
+        shape = found.shapes.get(name)
+        if shape is None or shape[2:] == declared[name]:
+            continue
+        batch = list(net.blobs[name].shape)[:1]
+        net.blobs[name].reshape(*batch, *shape[1:])
+        running[name] = shape[2:]
+    result["extent"] = running
+    return running != declared
 
 
 def _unavailable(exc: Exception) -> dict[str, Any]:
