@@ -54,19 +54,16 @@ def _is_data_layer(kind: str) -> bool:
     return is_a(kind, DATA)
 
 
-def _scan_net(text: str, caffe_pb2: Any) -> dict[str, Any]:
+def _scan_net(text: str, param: Any, caffe_pb2: Any) -> dict[str, Any]:
     """Facts read without running Caffe: Python layers, data layers, ``force_backward``.
 
+    ``param`` is the parsed net (None if protobuf could not parse ``text``).
     ``python_layers`` is a list of ``[layer, module, class]``; ``data_layers`` names the
     layers that read files.
     """
-    from google.protobuf import text_format
-
     from protoedit.net.layers import PYTHON, is_a
 
-    try:
-        param = text_format.Parse(text, caffe_pb2.NetParameter())
-    except text_format.ParseError:
+    if param is None:
         # Caffe will report the syntax error itself; fall back to a textual scan here.
         python_layers = [["?", "", ""]] if _PYTHON_TYPE.search(text) else []
         return {
@@ -230,7 +227,8 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
 
     net_path = request["net"]
     text = Path(net_path).read_text(encoding="utf-8", errors="replace")
-    facts = _scan_net(text, caffe_pb2)
+    param = _parse(text, caffe_pb2)
+    facts = _scan_net(text, param, caffe_pb2)
     print(f"scan: {json.dumps({'data_layers': facts['data_layers']})}", flush=True)
     force_backward = facts["force_backward"]
     python_layers = facts["python_layers"]
@@ -255,7 +253,6 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     caffe.set_mode_cpu()
     caffe.set_random_seed(request["seed"])
     phase = caffe.TEST if request["phase"] == "TEST" else caffe.TRAIN
-    param = _parse(text, caffe_pb2)
     with tempfile.TemporaryDirectory(prefix="protoedit-validate-") as tmp:
         load_path, result["param_gradients"] = _backward_plan(param, request, Path(tmp))
         plan: dict[str, Any] = {"param_gradients": result["param_gradients"]}
@@ -489,6 +486,9 @@ def main(argv: list[str]) -> int:
     except Exception as exc:  # any import failure means the same thing to the user
         print("result: " + json.dumps(_unavailable(exc)), flush=True)
         return 0
+    from protoedit.net.extent import extent_of
+
+    extent_of('layer { name: "warm" type: "Input" top: "x" }', "TEST")  # parser built once
     _limit_address_space(int(argv[0]) if argv else 0)
     _stage("ready")
     for line in sys.stdin:
