@@ -5,8 +5,9 @@ on warm workers against one process per file.
 
 P3: for ResNet-50, VGG-16 and Inception-v3, the full net (``force_backward``, a class loss on
 the logits, parameter gradients computed, the declared batch: what validation did before)
-against the aux net of a target in the middle (what ``aux --validate`` runs now: parameter
-gradients skipped, the declared batch, and at batch 1 as ``protoedit validate`` would).  Times
+against the aux net of a target in the middle as ``protoedit validate`` and ``aux --validate``
+run it by default (batch 1, the smallest extent, parameter gradients skipped), and with one
+of those changes at a time.  Times
 are the Caffe work of each request (worker start excluded: it is the same for both), best of
 ``--repeat``; the verdicts must agree.
 
@@ -56,26 +57,33 @@ def _best(path: Path, repeat: int, **options: object) -> ValidationReport:
 
 
 def bench_p3(corpus: Path, repeat: int) -> None:
-    print("P3: full net (force_backward, class loss, parameter gradients, declared batch)")
-    print("    against the aux net of a mid-network target")
+    print("P3: full net (force_backward, class loss, parameter gradients, declared batch and")
+    print("    extent: what validation did before) against the aux net of a mid-network target")
     with tempfile.TemporaryDirectory() as tmp:
         for name, logits, target in P3_NETS:
             net = corpus / name
             full_path = _aux_file(net, logits, LossHead(kind="logit", channel=1), Path(tmp))
             mid_path = _aux_file(net, target, LossHead(channel=0), Path(tmp))
             full = _best(full_path, repeat, skip_param_gradients=False)
-            mid = _best(mid_path, repeat)
-            mid_params = _best(mid_path, repeat, skip_param_gradients=False)
-            mid_one = _best(mid_path, repeat, batch=1)
-            same = full.status == mid.status == mid_one.status == "valid"
+            rows = [
+                ("  declared batch and extent", _best(mid_path, repeat)),
+                ("  with parameter gradients", _best(mid_path, repeat, skip_param_gradients=False)),
+                ("  at batch 1", _best(mid_path, repeat, batch=1)),
+                ("  at the smallest extent", _best(mid_path, repeat, extent="smallest")),
+            ]
+            # What `protoedit validate` and `aux --validate` run by default.
+            default = _best(mid_path, repeat, batch=1, extent="smallest")
+            same = all(r.status == "valid" for r in [full, default, *(r for _, r in rows)])
             verdict = "agree (valid)" if same else "DIFFER"
+            extent = "x".join(map(str, next(iter(default.extent.values()), [])))
             print(f"  {net.name}: declared batch {full.declared_batch}, verdicts {verdict}")
             print(f"    full net                      {full.seconds:7.3f} s")
-            for what, report in (
-                (f"aux {target}", mid),
-                ("  with parameter gradients", mid_params),
-                ("  at batch 1", mid_one),
-            ):
+            print(f"    aux {target} as validate runs it (batch 1, extent {extent}, no parameter")
+            ratio = full.seconds / default.seconds
+            print(
+                f"      gradients)                  {default.seconds:7.3f} s  {ratio:5.1f}x faster"
+            )
+            for what, report in rows:
                 ratio = full.seconds / report.seconds
                 print(f"    {what:<30}{report.seconds:7.3f} s  {ratio:5.1f}x faster")
 
@@ -88,16 +96,16 @@ def _deploy_nets(corpus: Path) -> list[Path]:
 
 def bench_many(corpus: Path, repeat: int) -> None:
     nets = _deploy_nets(corpus)
-    print(f"many: {len(nets)} deploy nets at batch 1")
+    print(f"many: {len(nets)} deploy nets at batch 1 and the smallest extent")
     for attempt in range(repeat):
         started = time.monotonic()
-        one_by_one = [validate_files([net], jobs=1, batch=1)[0] for net in nets]
+        one_by_one = [validate_files([net], jobs=1, batch=1, extent="smallest")[0] for net in nets]
         fresh = time.monotonic() - started
         started = time.monotonic()
-        warm = validate_files(nets, jobs=1, batch=1)
+        warm = validate_files(nets, jobs=1, batch=1, extent="smallest")
         one = time.monotonic() - started
         started = time.monotonic()
-        two_jobs = validate_files(nets, jobs=2, batch=1)
+        two_jobs = validate_files(nets, jobs=2, batch=1, extent="smallest")
         two = time.monotonic() - started
         verdicts = [[r.status for r in run] for run in (one_by_one, warm, two_jobs)]
         agree = verdicts[0] == verdicts[1] == verdicts[2]

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from protoedit.errors import ProtoeditError
 from protoedit.files import STDIN
-from protoedit.validate import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT
+from protoedit.validate import DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT, EXTENTS, SMALLEST
 
 if TYPE_CHECKING:
     from protoedit.rewrites import LossHead
@@ -58,6 +58,13 @@ def _add_validate(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         metavar="N|declared",
         help="batch of the generated inputs (default 1; 'declared': the net's own); kept as "
         "declared where a layer makes the batch matter",
+    )
+    cmd.add_argument(
+        "--extent",
+        choices=EXTENTS,
+        default=SMALLEST,
+        help="height and width of the generated inputs: the smallest that every layer "
+        "provably handles as it does the declared ones (default), or the net's own",
     )
     cmd.add_argument(
         "--param-gradients",
@@ -162,7 +169,7 @@ def _run_validate(args: argparse.Namespace) -> int:
         weights=args.weights, phase=args.phase, inputs=dict(args.input), seed=args.seed,
         timeout=args.timeout, memory_limit=args.memory_limit,
         allow_python_layers=args.allow_python_layers, random_weights=args.random_weights,
-        save_gradients=args.save_gradients, batch=args.batch,
+        save_gradients=args.save_gradients, batch=args.batch, extent=args.extent,
         skip_param_gradients=not args.param_gradients,
     )  # fmt: skip
     progress = _Progress(len(args.nets)) if sys.stderr.isatty() else None
@@ -503,8 +510,9 @@ def _add_rewrites(commands: argparse._SubParsersAction[argparse.ArgumentParser])
                 getattr(args, "validate", False),
                 args.lenient,
                 _FLAGS.get(args.rewrite_name, {}),
-                # the verdict at batch 1, as `protoedit validate` reaches it
-                {**_validate_options(args), "batch": 1}
+                # the verdict at batch 1 and the smallest extent, as `protoedit validate`
+                # reaches it
+                {**_validate_options(args), "batch": 1, "extent": SMALLEST}
                 if getattr(args, "validate", False)
                 else None,
                 args.draw,

@@ -343,6 +343,8 @@ def test_cli_prints_an_error_once_with_the_flag_to_use() -> None:
             "100",
             "--batch",
             "declared",
+            "--extent",
+            "declared",
         ],
         capture_output=True,
         text=True,

@@ -4,6 +4,7 @@ gradients, JSON lines and JUnit XML (real Caffe)."""
 from __future__ import annotations
 
 import json
+import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -175,23 +176,70 @@ def _with_loss(net: Path, folder: Path) -> Path:
     return path
 
 
-def test_batch_one_and_the_declared_batch_reach_the_same_verdict(
+def test_batch_one_and_the_smallest_extent_reach_the_declared_verdict(
     corpus: Path, tmp_path: Path
 ) -> None:
     # Six of the corpus's eleven deploy nets (one per family; the other five repeat a family
     # at more cost), as written and with a loss, so that the verdict rests on a real gradient.
     written = [corpus / name for name in DEPLOY_SUBSET]
     nets = written + [_with_loss(net, tmp_path) for net in written]
-    ones = validate_files(nets, jobs=2, batch=1, random_weights=True)
     declared = validate_files(nets, jobs=2, random_weights=True)
-    for one, full in zip(ones, declared, strict=True):
+    ones = validate_files(nets, jobs=2, batch=1, random_weights=True)
+    small = validate_files(nets, jobs=2, batch=1, extent="smallest", random_weights=True)
+    for one, least, full in zip(ones, small, declared, strict=True):
         assert (one.status, one.cause) == (full.status, full.cause), one.net
+        assert (least.status, least.cause) == (full.status, full.cause), least.net
         assert one.batch == 1 or one.batch_note, one.net
         assert {b: s[1:] for b, s in one.blobs.items()} == {
             b: s[1:] for b, s in full.blobs.items()
         }, one.net
+        assert least.blobs == one.blobs, least.net  # reported at the declared extent
+        assert least.extent != least.declared_extent or least.extent_note, least.net
     assert [r.status for r in ones[len(written) :]] == ["valid"] * len(written)
     assert any(r.declared_batch != 1 for r in declared)  # the subset does test a change
+    reduced = [r for r in small if r.extent != r.declared_extent]
+    assert len(reduced) >= len(nets) // 2  # and so does the extent: most nets shrink
+    kept = {Path(r.net).name: r.extent_note for r in small if r.extent == r.declared_extent}
+    assert all(note.startswith("declared extent kept: ") for note in kept.values()), kept
+
+
+#: Makes the extent planner in each Caffe worker claim that a 1x1 input runs like the
+#: declared one: Caffe then aborts on a 3x3 convolution without padding.
+_LYING_PLANNER = """
+import protoedit.net.extent as extent
+
+def _one_by_one(text, phase, path="<net>"):
+    found = extent.Extent({}, {})
+    found.declared = {"data": [1, 1, 8, 8]}
+    found.shapes = {"data": [1, 1, 1, 1]}
+    return found
+
+extent.extent_of = _one_by_one
+"""
+
+
+def test_a_caffe_abort_at_the_smallest_extent_runs_the_net_again_at_the_declared_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "sitecustomize.py").write_text(_LYING_PLANNER)
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}:{os.environ.get('PYTHONPATH', '')}")
+    net = tmp_path / "net.prototxt"
+    net.write_text(
+        'force_backward: true\nlayer { name: "data" type: "Input" top: "data" '
+        "input_param { shape { dim: 1 dim: 1 dim: 8 dim: 8 } } }\n"
+        'layer { name: "c" type: "Convolution" bottom: "data" top: "c" '
+        "convolution_param { num_output: 2 kernel_size: 3 } }\n"
+        'layer { name: "loss" type: "Reduction" bottom: "c" top: "loss" loss_weight: 1 '
+        "reduction_param { operation: SUMSQ } }\n"
+    )
+    [report, again] = validate_files(
+        [net, EUCLIDEAN], jobs=1, extent="smallest", random_weights=True
+    )
+    assert report.status == "valid", report.reason
+    assert report.extent == report.declared_extent == {"data": [8, 8]}
+    assert report.extent_note.startswith("declared extent kept: at the smallest extent Caffe ")
+    assert "aborted (" in report.extent_note
+    assert again.status == "valid"  # the worker that died was replaced
 
 
 def test_cli_many_files_json_lines_junit_and_worst_exit_code(
@@ -219,6 +267,7 @@ def test_aux_validate_reaches_the_verdict_at_batch_1_without_parameter_gradients
     assert cli_main([*argv, "-o", str(out)]) == 0
     err = capsys.readouterr().err
     assert "batch: 1 (declared 2)" in err and "parameter gradients: skipped" in err
+    assert "extent: data 13x13 (declared 28x28)" in err
     assert "\nvalid: " in err
     assert "dim: 2" in out.read_text()  # the net written keeps its declared batch
 

@@ -29,6 +29,9 @@ NEEDS_LABELS = "needs-labels"  # reads labels or targets: meaningless in a deplo
 IN_PLACE = "in-place-capable"  # Caffe accepts top == bottom
 PYTHON = "python"  # user code (python_param module and layer)
 READS_SCORES = "reads-scores"  # a final layer whose first input holds the class scores
+#: Runs the same on inputs of any height and width: its parameters are sized by channels only
+#: (see :mod:`protoedit.net.extent`, which also checks Scale/Bias axes and matching inputs).
+ANY_EXTENT = "any-extent"
 CATEGORIES = (
     DATA,
     LOSS,
@@ -40,6 +43,7 @@ CATEGORIES = (
     IN_PLACE,
     PYTHON,
     READS_SCORES,
+    ANY_EXTENT,
 )
 
 #: Shape rules that give a value's channel count from the layer's ``num_output``.
@@ -65,32 +69,33 @@ class LayerType:
 
 # name | V1 enum | *_param field | categories | roles | shape rule, under a ``[origin]`` line.
 # Short category names: same = shape-keeping (implies channel-keeping), chan =
-# channel-keeping, noback, labels, inplace, scores = reads-scores.  "-" is none.
+# channel-keeping, noback, labels, inplace, scores = reads-scores, extent = any-extent.
+# "-" is none.
 _TABLE = """
 [BVLC]
-AbsVal        ABSVAL        -                   same                  -           same
-Accuracy      ACCURACY      accuracy_param      accuracy,labels,noback,scores -   -
+AbsVal        ABSVAL        -                   same,extent           -           same
+Accuracy      ACCURACY      accuracy_param      accuracy,labels,noback,scores -           -
 ArgMax        ARGMAX        argmax_param        noback,scores         -           -
-BNLL          BNLL          -                   same,inplace          -           same
-BatchNorm     -             batch_norm_param    same,inplace         mean,variance,scale_factor same
+BNLL          BNLL          -                   same,inplace,extent   -           same
+BatchNorm - batch_norm_param same,inplace,extent mean,variance,scale_factor same
 BatchReindex  -             -                   noback                -           -
-Bias          -             bias_param          same,inplace          bias        same
-Clip          -             clip_param          same,inplace          -           same
-Concat        CONCAT        concat_param        -                     -           concat
-ContrastiveLoss CONTRASTIVE_LOSS contrastive_loss_param loss,labels   -           -
-Convolution   CONVOLUTION   convolution_param   -                     weight,bias conv
-Crop          -             crop_param          chan                  -           crop
+Bias          -             bias_param          same,inplace,extent   bias        same
+Clip          -             clip_param          same,inplace,extent   -           same
+Concat        CONCAT        concat_param        extent                -           concat
+ContrastiveLoss CONTRASTIVE_LOSS contrastive_loss_param loss,labels           -           -
+Convolution   CONVOLUTION   convolution_param   extent                weight,bias conv
+Crop          -             crop_param          chan,extent           -           crop
 Data          DATA          data_param          data                  -           -
-Deconvolution DECONVOLUTION convolution_param   -                     weight,bias deconv
-Dropout       DROPOUT       dropout_param       same,inplace          -           same
+Deconvolution DECONVOLUTION convolution_param   extent                weight,bias deconv
+Dropout       DROPOUT       dropout_param       same,inplace,extent   -           same
 DummyData     DUMMY_DATA    dummy_data_param    -                     -           -
-ELU           -             elu_param           same,inplace          -           same
-Eltwise       ELTWISE       eltwise_param       same                  -           same
+ELU           -             elu_param           same,inplace,extent   -           same
+Eltwise       ELTWISE       eltwise_param       same,extent           -           same
 Embed         -             embed_param         noback                weight,bias -
-EuclideanLoss EUCLIDEAN_LOSS -                  loss,labels           -           -
-Exp           EXP           exp_param           same,inplace          -           same
+EuclideanLoss EUCLIDEAN_LOSS -                   loss,labels           -           -
+Exp           EXP           exp_param           same,inplace,extent   -           same
 Filter        -             -                   noback                -           -
-Flatten       FLATTEN       flatten_param       -                     -           flatten
+Flatten       FLATTEN       flatten_param       extent                -           flatten
 HDF5Data      HDF5_DATA     hdf5_data_param     data                  -           -
 HDF5Output    HDF5_OUTPUT   hdf5_output_param   noback                -           -
 HingeLoss     HINGE_LOSS    hinge_loss_param    loss,labels           -           -
@@ -98,80 +103,80 @@ Im2col        IM2COL        convolution_param   -                     -         
 ImageData     IMAGE_DATA    image_data_param    data                  -           -
 InfogainLoss  INFOGAIN_LOSS infogain_loss_param loss,labels           -           -
 InnerProduct  INNER_PRODUCT inner_product_param -                     weight,bias inner_product
-Input         -             input_param         -                     -           input
-LRN           LRN           lrn_param           same                  -           same
+Input         -             input_param         extent                -           input
+LRN           LRN           lrn_param           same,extent           -           same
 LSTM          -             recurrent_param     -                     -           -
 LSTMUnit      -             -                   -                     -           -
-Log           -             log_param           same,inplace          -           same
-MVN           MVN           mvn_param           same                  -           same
+Log           -             log_param           same,inplace,extent   -           same
+MVN           MVN           mvn_param           same,extent           -           same
 MemoryData    MEMORY_DATA   memory_data_param   data                  -           -
-MultinomialLogisticLoss MULTINOMIAL_LOGISTIC_LOSS - loss,labels       -           -
-PReLU         -             prelu_param         same,inplace          slope       same
+MultinomialLogisticLoss MULTINOMIAL_LOGISTIC_LOSS - loss,labels - -
+PReLU         -             prelu_param         same,inplace,extent   slope       same
 Parameter     -             parameter_param     -                     -           -
-Pooling       POOLING       pooling_param       chan                  -           pool
-Power         POWER         power_param         same,inplace          -           same
+Pooling       POOLING       pooling_param       chan,extent           -           pool
+Power         POWER         power_param         same,inplace,extent   -           same
 Python        -             python_param        python                -           -
 RNN           -             recurrent_param     -                     -           -
-ReLU          RELU          relu_param          same,inplace          -           same
-Reduction     -             reduction_param     -                     -           reduction
+ReLU          RELU          relu_param          same,inplace,extent   -           same
+Reduction     -             reduction_param     extent                -           reduction
 Reshape       -             reshape_param       -                     -           reshape
 SPP           -             spp_param           -                     -           -
-Scale         -             scale_param         same,inplace          scale,bias  same
-Sigmoid       SIGMOID       sigmoid_param       same,inplace          -           same
-SigmoidCrossEntropyLoss SIGMOID_CROSS_ENTROPY_LOSS - loss,labels      -           -
-Silence       SILENCE       -                   noback                -           -
-Slice         SLICE         slice_param         -                     -           slice
-Softmax       SOFTMAX       softmax_param       same,scores           -           same
-SoftmaxWithLoss SOFTMAX_LOSS softmax_param      loss,labels,scores    -           -
-Split         SPLIT         -                   same                  -           same
-Swish         -             swish_param         same,inplace          -           same
-TanH          TANH          tanh_param          same,inplace          -           same
-Threshold     THRESHOLD     threshold_param     same,noback           -           same
+Scale         -             scale_param         same,inplace,extent   scale,bias  same
+Sigmoid       SIGMOID       sigmoid_param       same,inplace,extent   -           same
+SigmoidCrossEntropyLoss SIGMOID_CROSS_ENTROPY_LOSS - loss,labels - -
+Silence       SILENCE       -                   noback,extent         -           -
+Slice         SLICE         slice_param         extent                -           slice
+Softmax       SOFTMAX       softmax_param       same,scores,extent    -           same
+SoftmaxWithLoss SOFTMAX_LOSS  softmax_param       loss,labels,scores    -           -
+Split         SPLIT         -                   same,extent           -           same
+Swish         -             swish_param         same,inplace,extent   -           same
+TanH          TANH          tanh_param          same,inplace,extent   -           same
+Threshold     THRESHOLD     threshold_param     same,noback,extent    -           same
 Tile          -             tile_param          -                     -           -
 WindowData    WINDOW_DATA   window_data_param   data                  -           -
 
 [SSD]
-AnnotatedData -             annotated_data_param data                 -           -
-DetectionEvaluate -         detection_evaluate_param labels,noback    -           -
-DetectionOutput -           detection_output_param noback             -           -
+AnnotatedData -             annotated_data_param data                  -           -
+DetectionEvaluate -             detection_evaluate_param labels,noback         -           -
+DetectionOutput -             detection_output_param noback                -           -
 MultiBoxLoss  -             multibox_loss_param loss,labels           -           -
-Normalize     -             norm_param          same                  scale       same
+Normalize     -             norm_param          same,extent           scale       same
 Permute       -             permute_param       -                     -           -
 PriorBox      -             prior_box_param     -                     -           -
 VideoData     -             video_data_param    data                  -           -
 
 [py-faster-rcnn]
 ROIPooling    -             roi_pooling_param   chan                  -           -
-SmoothL1Loss  -             smooth_l1_loss_param loss,labels          -           -
+SmoothL1Loss  -             smooth_l1_loss_param loss,labels           -           -
 
 [SegNet]
-BN            -             bn_param            same                  -           same
-DenseImageData -            dense_image_data_param data               -           -
+BN            -             bn_param            same,extent           -           same
+DenseImageData -             dense_image_data_param data                  -           -
 Upsample      -             upsample_param      chan                  -           -
 
 [DeepLab]
 Interp        INTERP        interp_param        chan                  -           -
-ImageSegData  IMAGE_SEG_DATA image_data_param   data                  -           -
-SegAccuracy   SEG_ACCURACY  seg_accuracy_param  accuracy,labels,noback -          -
+ImageSegData  IMAGE_SEG_DATA image_data_param    data                  -           -
+SegAccuracy   SEG_ACCURACY  seg_accuracy_param  accuracy,labels,noback -           -
 MatWrite      MAT_WRITE     mat_write_param     noback                -           -
 
 [SENet]
 Axpy          -             -                   -                     -           -
 
 [MobileNet]
-DepthwiseConvolution -      convolution_param   -                     weight,bias conv
+DepthwiseConvolution -             convolution_param   extent                weight,bias conv
 
 [brocolli]
-BatchNormKyle -             batch_norm_param    same,inplace          -           same
-BilinearInterpolate -       bilinear_interpolate_param chan           -           -
-HardSigmoid   -             hardsigmoid_param   same,inplace          -           same
-HardSwish     -             -                   same,inplace          -           same
+BatchNormKyle -             batch_norm_param    same,inplace,extent   -           same
+BilinearInterpolate -             bilinear_interpolate_param chan                  -           -
+HardSigmoid   -             hardsigmoid_param   same,inplace,extent   -           same
+HardSwish     -             -                   same,inplace,extent   -           same
 MaxUnPool     -             max_unpool_param    chan                  -           -
 PSROIPooling  -             psroi_pooling_param noback                -           -
 Pad           -             pad_param           -                     -           -
 PixelShuffle  -             pixelshuffle_param  -                     -           -
 Proposal      -             proposal_param      noback                -           -
-ReLU6         -             relu6_param         same,inplace          -           same
+ReLU6         -             relu6_param         same,inplace,extent   -           same
 Resize        -             resize_param        chan                  -           -
 Unsqueeze     -             unsqueeze_param     -                     -           -
 """
@@ -183,6 +188,7 @@ _SHORT = {
     "labels": NEEDS_LABELS,
     "inplace": IN_PLACE,
     "scores": READS_SCORES,
+    "extent": ANY_EXTENT,
 }
 
 

@@ -154,6 +154,16 @@ def _crop(param: Any, ins: list[Shape], tops: int) -> list[Shape | None]:
     if len(ins) != 2:
         return [None] * tops
     axis = _axis(param.axis, len(ins[0]))
+    offsets = list(param.offset)
+    axes = len(ins[0]) - axis
+    if len(offsets) > 1 and len(offsets) != axes:
+        raise _Problem(f"{len(offsets)} offsets for the {axes} cropped axes")
+    for i in range(axis, len(ins[0])):
+        offset = offsets[0] if len(offsets) == 1 else offsets[i - axis] if offsets else 0
+        if ins[0][i] - offset < ins[1][i]:
+            raise _Problem(
+                f"axis {i} of {ins[0][i]} cannot give {ins[1][i]} entries from offset {offset}"
+            )
     return [[*ins[0][:axis], *ins[1][axis:]]]
 
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from protoedit.validate.defaults import DECLARED, DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT
+from protoedit.validate.defaults import (
+    DECLARED,
+    DEFAULT_MEMORY_LIMIT,
+    DEFAULT_TIMEOUT,
+    EXTENTS,
+    SMALLEST,
+)
 
 if TYPE_CHECKING:
     from protoedit.validate.report import FatalLog, InputGradient, ValidationReport
@@ -36,6 +42,8 @@ __all__ = [
     "DECLARED",
     "DEFAULT_MEMORY_LIMIT",
     "DEFAULT_TIMEOUT",
+    "EXTENTS",
+    "SMALLEST",
     "FatalLog",
     "InputGradient",
     "ValidationReport",

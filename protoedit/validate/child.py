@@ -54,19 +54,16 @@ def _is_data_layer(kind: str) -> bool:
     return is_a(kind, DATA)
 
 
-def _scan_net(text: str, caffe_pb2: Any) -> dict[str, Any]:
+def _scan_net(text: str, param: Any, caffe_pb2: Any) -> dict[str, Any]:
     """Facts read without running Caffe: Python layers, data layers, ``force_backward``.
 
+    ``param`` is the parsed net (None if protobuf could not parse ``text``).
     ``python_layers`` is a list of ``[layer, module, class]``; ``data_layers`` names the
     layers that read files.
     """
-    from google.protobuf import text_format
-
     from protoedit.net.layers import PYTHON, is_a
 
-    try:
-        param = text_format.Parse(text, caffe_pb2.NetParameter())
-    except text_format.ParseError:
+    if param is None:
         # Caffe will report the syntax error itself; fall back to a textual scan here.
         python_layers = [["?", "", ""]] if _PYTHON_TYPE.search(text) else []
         return {
@@ -180,16 +177,16 @@ def randomize_params(net: Any, rng: Any, skip: str | None = None) -> None:
         bottoms = len(net.bottom_names.get(name, []))
         roles = param_roles(layer.type, len(layer.blobs), bottoms)
         for role, blob in zip(roles, layer.blobs, strict=True):
-            shape = blob.data.shape
+            data = blob.data  # float32, drawn into in place: no float64 copy of the net
             if role in _FIXED:
-                values = _FIXED[role]
-            elif len(shape) >= 2:
-                fan_in = max(1, blob.count // shape[0])
-                values = rng.standard_normal(shape) * (2.0 / fan_in) ** 0.5
+                data[...] = _FIXED[role]
+            elif data.ndim >= 2:
+                rng.standard_normal(dtype=data.dtype, out=data)
+                data *= (2.0 / max(1, blob.count // data.shape[0])) ** 0.5
             else:
-                centre = 1.0 if role == "scale" else 0.0
-                values = centre + 0.1 * rng.standard_normal(shape)
-            blob.data[...] = values
+                rng.standard_normal(dtype=data.dtype, out=data)
+                data *= 0.1
+                data += 1.0 if role == "scale" else 0.0
 
 
 #: Random weights give these roles a fixed value: BatchNorm's statistics of a unit normal.
@@ -230,7 +227,8 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
 
     net_path = request["net"]
     text = Path(net_path).read_text(encoding="utf-8", errors="replace")
-    facts = _scan_net(text, caffe_pb2)
+    param = _parse(text, caffe_pb2)
+    facts = _scan_net(text, param, caffe_pb2)
     print(f"scan: {json.dumps({'data_layers': facts['data_layers']})}", flush=True)
     force_backward = facts["force_backward"]
     python_layers = facts["python_layers"]
@@ -255,10 +253,10 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     caffe.set_mode_cpu()
     caffe.set_random_seed(request["seed"])
     phase = caffe.TEST if request["phase"] == "TEST" else caffe.TRAIN
-    param = _parse(text, caffe_pb2)
     with tempfile.TemporaryDirectory(prefix="protoedit-validate-") as tmp:
         load_path, result["param_gradients"] = _backward_plan(param, request, Path(tmp))
-        print(f"plan: {json.dumps({'param_gradients': result['param_gradients']})}", flush=True)
+        plan: dict[str, Any] = {"param_gradients": result["param_gradients"]}
+        print(f"plan: {json.dumps(plan)}", flush=True)
         net = caffe.Net(load_path, phase, weights=request["weights"])
 
     _stage("inputs")
@@ -286,6 +284,13 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
             net.blobs[name].reshape(*array.shape)
             reshaped = True
     if reshaped:
+        net.reshape()
+    # The shapes a user reads in the report are those of the declared extent.
+    shapes = {name: list(b.shape) for name, b in net.blobs.items()}
+    if _set_extent(net, text, request, result, net_path):
+        plan["fallback"] = {"extent": "declared"}  # should Caffe abort on the smaller extent
+        print(f"plan: {json.dumps(plan)}", flush=True)
+        _stage("reshape")
         net.reshape()
     # Caffe allocates blob memory lazily, on first use: check the budget before touching any.
     over = _over_budget(net, request["memory_limit"])
@@ -321,7 +326,7 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
             {"blob": name, "norm": norm, "finite": finite, "nonzero": bool(np.any(diff != 0))}
         )
     result |= {
-        "blobs": {name: list(b.data.shape) for name, b in net.blobs.items()},
+        "blobs": shapes,
         "losses": losses,
         "input_gradients": gradients,
     }
@@ -411,6 +416,41 @@ def _set_batch(
     return reshaped
 
 
+def _set_extent(
+    net: Any, text: str, request: dict[str, Any], result: dict[str, Any], path: str
+) -> bool:
+    """Reshape the generated inputs to the smallest extent that runs the same way, when the
+    request asks for it (see :mod:`protoedit.net.extent`); record ``extent``,
+    ``declared_extent`` and ``extent_note``; True when something was reshaped.
+
+    Shape rules prove the smaller extent safe; should Caffe still abort on it, the plan line
+    printed before the reshape tells the parent to run the net again at the declared extent.
+    """
+    declared = {name: list(net.blobs[name].shape)[2:] for name in net.inputs}
+    result |= {"extent": declared, "declared_extent": declared, "extent_note": ""}
+    if request.get("extent") != "smallest":
+        return False
+    if request["inputs"]:
+        result["extent_note"] = "declared extent kept: the inputs are given"
+        return False
+    from protoedit.net.extent import extent_of
+
+    found = extent_of(text, request["phase"], path)
+    if not found.reduced:
+        result["extent_note"] = f"declared extent kept: {found.note}" if found.note else ""
+        return False
+    running = dict(declared)
+    for name in net.inputs:
+        shape = found.shapes.get(name)
+        if shape is None or shape[2:] == declared[name]:
+            continue
+        batch = list(net.blobs[name].shape)[:1]
+        net.blobs[name].reshape(*batch, *shape[1:])
+        running[name] = shape[2:]
+    result["extent"] = running
+    return running != declared
+
+
 def _unavailable(exc: Exception) -> dict[str, Any]:
     """The result when pycaffe cannot be imported."""
     return {
@@ -446,6 +486,9 @@ def main(argv: list[str]) -> int:
     except Exception as exc:  # any import failure means the same thing to the user
         print("result: " + json.dumps(_unavailable(exc)), flush=True)
         return 0
+    from protoedit.net.extent import extent_of
+
+    extent_of('layer { name: "warm" type: "Input" top: "x" }', "TEST")  # parser built once
     _limit_address_space(int(argv[0]) if argv else 0)
     _stage("ready")
     for line in sys.stdin:

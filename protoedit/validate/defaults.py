@@ -7,3 +7,7 @@ DEFAULT_TIMEOUT = 600.0
 DEFAULT_MEMORY_LIMIT = 4 * GiB
 #: ``batch`` value that keeps each net's declared batch.
 DECLARED = "declared"
+#: ``extent`` value that runs at the smallest height and width proved to run the same way.
+SMALLEST = "smallest"
+#: The ``extent`` values: the net's own height and width, or the smallest.
+EXTENTS = (DECLARED, SMALLEST)

@@ -32,8 +32,11 @@ class Outcome:
     result: dict[str, Any] | None = None
     stages: list[str] = field(default_factory=list)
     data_layers: list[str] = field(default_factory=list)
-    #: How the child meant to run the net (``param_gradients``), known even if it died.
-    plan: dict[str, str] = field(default_factory=dict)
+    #: How the child meant to run the net (``param_gradients``; ``fallback``: the request
+    #: changes to run again with should the worker die), known even if it died.
+    plan: dict[str, Any] = field(default_factory=dict)
+    #: The first attempt, when its worker died and the request ran again with its fallback.
+    retried: Outcome | None = None
     stderr: str = ""
     returncode: int | None = None
     timed_out: bool = False
@@ -183,26 +186,38 @@ def run_requests(
 
     def serve() -> None:
         worker: Worker | None = None
+
+        def run(request: dict[str, Any]) -> Outcome:
+            """``request`` on a live worker (started afresh if the last one died)."""
+            nonlocal worker
+            if worker is None or not worker.alive:
+                if worker is not None:
+                    worker.close()
+                worker = Worker(memory_limit, env)
+                started = worker.start(timeout)
+                if started.result is not None and started.result.get("cause") == (
+                    "caffe_unavailable"
+                ):
+                    raise CaffeUnavailable(str(started.result["reason"]))
+                if not worker.ready:  # it died or hung importing: the request gets that
+                    worker.kill()
+                    return started
+            return worker.run(request, timeout)
+
         try:
             while not stop.is_set():
                 try:
                     index = todo.get_nowait()
                 except queue.Empty:
                     return
-                if worker is None or not worker.alive:
-                    if worker is not None:
-                        worker.close()
-                    worker = Worker(memory_limit, env)
-                    started = worker.start(timeout)
-                    if started.result is not None and started.result.get("cause") == (
-                        "caffe_unavailable"
-                    ):
-                        raise CaffeUnavailable(str(started.result["reason"]))
-                    if not worker.ready:  # it died or hung importing: the request gets that
-                        worker.kill()
-                        done.put((index, started))
-                        continue
-                done.put((index, worker.run(requests[index], timeout)))
+                outcome = run(requests[index])
+                fallback = outcome.plan.get("fallback")
+                if outcome.result is None and not outcome.timed_out and fallback:
+                    first = outcome
+                    outcome = run({**requests[index], **fallback})
+                    outcome.retried = first
+                    outcome.seconds = round(outcome.seconds + first.seconds, 3)
+                done.put((index, outcome))
         except BaseException as exc:  # handed to the consumer, raised there
             done.put(exc)
         finally:

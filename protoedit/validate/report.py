@@ -76,6 +76,7 @@ class ValidationReport:
     cause: str = ""
     #: The remedy for a Python caller, naming this library's functions and parameters.
     hint: str = ""
+    #: Every blob's shape at the batch run and the declared extent.
     blobs: dict[str, list[int]] = field(default_factory=dict)
     losses: dict[str, float] = field(default_factory=dict)
     input_gradients: list[InputGradient] = field(default_factory=list)
@@ -88,6 +89,11 @@ class ValidationReport:
     declared_batch: int | None = None
     #: Why the declared batch was kept instead of the one asked for ("" if it was not).
     batch_note: str = ""
+    #: Height and width (the axes after the second) of each input as run, and as declared.
+    extent: dict[str, list[int]] = field(default_factory=dict)
+    declared_extent: dict[str, list[int]] = field(default_factory=dict)
+    #: Why the declared extent was kept when the smallest was asked for ("" if it was not).
+    extent_note: str = ""
     #: Under force_backward: ``skipped``, or ``computed: WHY`` (Caffe could not skip them).
     param_gradients: str = ""
 
@@ -119,6 +125,15 @@ class ValidationReport:
             lines.append(f"batch: {self.batch} (declared {self.declared_batch})")
         elif self.batch_note:
             lines.append(f"batch: {self.batch} ({self.batch_note})")
+        if self.extent != self.declared_extent:
+            ran = ", ".join(
+                f"{name} {_dims(dims)} (declared {_dims(self.declared_extent.get(name, []))})"
+                for name, dims in self.extent.items()
+                if dims != self.declared_extent.get(name)
+            )
+            lines.append(f"extent: {ran}")
+        elif self.extent_note:
+            lines.append(f"extent: {self.extent_note}")
         if self.param_gradients:
             lines.append(f"parameter gradients: {self.param_gradients}")
         if self.blobs:
@@ -144,6 +159,10 @@ class ValidationReport:
         if verdict:
             lines.append(f"{self.status}: {self.reason}" if self.reason else self.status)
         return "\n".join(lines)
+
+
+def _dims(dims: list[int]) -> str:
+    return "x".join(map(str, dims)) or "scalar"
 
 
 def write_junit(reports: list[ValidationReport], path: str) -> None:

@@ -21,7 +21,12 @@ from protoedit.document import Document, detect_type
 from protoedit.errors import CaffeUnavailableError, InputError, ProtoeditError
 from protoedit.schema import builtin_schema
 from protoedit.syntax.parser import parse
-from protoedit.validate.defaults import DECLARED, DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT
+from protoedit.validate.defaults import (
+    DECLARED,
+    DEFAULT_MEMORY_LIMIT,
+    DEFAULT_TIMEOUT,
+    EXTENTS,
+)
 from protoedit.validate.pool import CaffeUnavailable, Outcome, run_requests
 from protoedit.validate.report import FatalLog, InputGradient, ValidationReport, format_size
 
@@ -71,6 +76,7 @@ def validate(
     random_weights: bool = False,
     save_gradients: str | os.PathLike[str] | None = None,
     batch: Batch = None,
+    extent: str = DECLARED,
     skip_param_gradients: bool = True,
 ) -> ValidationReport:
     """Instantiate ``net`` in Caffe in a child process, run forward and backward, report.
@@ -82,7 +88,10 @@ def validate(
     without weights otherwise has all-zero parameters).  ``save_gradients`` names a folder
     that receives each input gradient as ``BLOB.npy`` and ``BLOB.png``.  ``batch`` reshapes
     the generated inputs to that batch (None or ``"declared"``: the net's own), except where a
-    layer makes the batch matter (the report's ``batch_note`` says which).  Under
+    layer makes the batch matter (the report's ``batch_note`` says which).  ``extent``
+    ``"smallest"`` runs the generated inputs at the smallest height and width that every layer
+    provably handles as it does the declared ones (:mod:`protoedit.net.extent`; the report's
+    ``extent`` and ``extent_note`` say what ran); ``"declared"`` keeps the net's own.  Under
     ``force_backward`` the parameter gradients are skipped where Caffe allows it, unless
     ``skip_param_gradients`` is false (the report's ``param_gradients`` says what happened).
 
@@ -97,7 +106,7 @@ def validate(
         [net], jobs=1, weights=weights, phase=phase, inputs=inputs, seed=seed, timeout=timeout,
         memory_limit=memory_limit, allow_python_layers=allow_python_layers,
         random_weights=random_weights, save_gradients=save_gradients, batch=batch,
-        skip_param_gradients=skip_param_gradients,
+        extent=extent, skip_param_gradients=skip_param_gradients,
     )[0]  # fmt: skip
 
 
@@ -135,6 +144,9 @@ def iter_validate(
         batch = None
     if batch is not None and (not isinstance(batch, int) or batch < 1):
         raise InputError(f"batch must be a positive number or {DECLARED!r}, not {batch!r}")
+    extent = options.get("extent", DECLARED)
+    if extent not in EXTENTS:
+        raise InputError(f"extent must be one of {', '.join(map(repr, EXTENTS))}, not {extent!r}")
     with contextlib.ExitStack() as stack:
         files = [stack.enter_context(_net_file(net)) for net in nets]
         prepared = [
@@ -207,6 +219,7 @@ def _prepare(
     random_weights: bool = False,
     save_gradients: str | os.PathLike[str] | None = None,
     batch: int | None,
+    extent: str = DECLARED,
     skip_param_gradients: bool = True,
 ) -> ValidationReport | dict[str, Any]:
     """The child's request for one file, or the error report when it need not run at all."""
@@ -250,6 +263,7 @@ def _prepare(
         "random_weights": random_weights,
         "save_gradients": str(Path(save_gradients).resolve()) if save_gradients else None,
         "batch": batch,
+        "extent": extent,
         "skip_param_gradients": skip_param_gradients,
     }
 
@@ -268,6 +282,10 @@ def _read_outcome(
         return
     if outcome.result is not None:
         _fill_from_result(report, outcome.result)
+        if outcome.retried is not None:
+            fatal = _GLOG_FATAL.findall(outcome.retried.stderr)
+            why = f"Caffe aborted ({fatal[-1][2].strip()})" if fatal else "the worker died"
+            report.extent_note = f"declared extent kept: at the smallest extent {why}"
         return
     _explain_crash(report, outcome.returncode or 0, outcome.stage, outcome.stderr, memory_limit)
     if not report.cause and outcome.data_layers:  # Caffe aborted, most likely reading the data
@@ -312,6 +330,9 @@ def _fill_from_result(report: ValidationReport, result: dict[str, object]) -> No
     report.batch = result.get("batch")  # type: ignore[assignment]
     report.declared_batch = result.get("declared_batch")  # type: ignore[assignment]
     report.batch_note = str(result.get("batch_note", ""))
+    report.extent = result.get("extent", {})  # type: ignore[assignment]
+    report.declared_extent = result.get("declared_extent", {})  # type: ignore[assignment]
+    report.extent_note = str(result.get("extent_note", ""))
     report.param_gradients = str(result.get("param_gradients", ""))
 
 
