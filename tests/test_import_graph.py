@@ -143,6 +143,20 @@ def test_the_cli_starts_without_protobuf_lark_or_numpy() -> None:
     assert out.strip() == "[]"
 
 
+def test_the_catalogue_and_the_childs_net_plan_load_without_protobuf_or_lark() -> None:
+    # The Caffe child imports netplan, which reads the catalogue: neither may pull in the
+    # net view (protobuf, Lark) through ``protoedit.net``.
+    code = (
+        "import sys, protoedit.validate.netplan, protoedit.net.layers\n"
+        "print(sorted(m for m in ('google.protobuf', 'lark', 'protoedit.net.view') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
+
+
 def test_protoedit_validate_is_the_function_whatever_was_imported_first() -> None:
     code = (
         "import protoedit.validate.runner, protoedit.validate.report\n"

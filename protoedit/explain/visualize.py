@@ -33,7 +33,7 @@ from protoedit.explain.gradients import NetSource, _document, input_shapes
 from protoedit.explain.preprocess import Preprocess, _mean_array, blob_to_image, fit_image
 from protoedit.explain.preprocess import load_input as load_image_input
 from protoedit.explain.session import DEFAULT_TIMEOUT, CaffeSession
-from protoedit.net.layers import is_data_layer, no_backward
+from protoedit.net.layers import SIZE_BOUND, is_a, is_data_layer, learnt_param_count, no_backward
 from protoedit.net.shapes import infer_shapes
 from protoedit.net.view import INPUT, BlobVersion, NetView
 from protoedit.rewrites import filter_net, force_backward, needs_upgrade, truncate, upgrade
@@ -45,8 +45,6 @@ Array = npt.NDArray[np.float32]
 PREFIX = "protoedit_vis_"
 MASK = f"{PREFIX}mask"
 PRE_MASK = f"{PREFIX}pre_mask"
-#: Layers whose output size is fixed by their parameters: the net cannot take other image sizes.
-_FIXED_SIZE = frozenset(["InnerProduct", "Reshape", "Flatten"])
 
 
 @dataclass(frozen=True)
@@ -137,7 +135,7 @@ class Head:
 
 
 def _fixed_ancestors(view: NetView, version: BlobVersion) -> bool:
-    return any(view.by_index[i].type in _FIXED_SIZE for i in view.ancestors([version]))
+    return any(is_a(view.by_index[i].type, SIZE_BOUND) for i in view.ancestors([version]))
 
 
 def visualization_net(
@@ -210,29 +208,13 @@ def visualization_net(
     return doc, head, report
 
 
-def _parameter_count(info: Any) -> int | None:
-    """How many parameter blobs Caffe gives the layer (None for a type not known here)."""
-    param, bottoms = info.param, len(info.reads)
-    if info.type in ("Convolution", "Deconvolution"):
-        return 1 + int(param.convolution_param.bias_term)
-    if info.type == "InnerProduct":
-        return 1 + int(param.inner_product_param.bias_term)
-    if info.type == "Scale":
-        return int(bottoms == 1) + int(param.scale_param.bias_term)
-    if info.type == "BatchNorm":
-        return 0  # its statistics are never learnt: Caffe fixes their lr_mult at 0 itself
-    if info.type in ("PReLU", "Bias"):
-        return int(bottoms == 1)
-    return None
-
-
 def _freeze_parameters(doc: Document, view: NetView) -> int:
     """``lr_mult: 0`` on every parameter of the layers whose blob count is known: only the
     input's gradient is needed, and Caffe then skips the weight-gradient products (a third of
     a convolution's forward + backward).  The number of layers changed."""
     changed = 0
     for info in view.layers:
-        count = _parameter_count(info)
+        count = learnt_param_count(info.param)
         specs = len(info.param.param)
         if count is None or count == 0 or specs > count:
             continue
