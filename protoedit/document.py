@@ -47,9 +47,10 @@ def detect_type(tree: Tree, schema: Schema) -> str:
         if names <= set(descriptor.fields_by_name):
             return schema.qualified(candidate)
     fits = [
-        full for full in schema.message_names()
+        full
+        for full in schema.message_names()
         if names and names <= set(schema.descriptor(full).fields_by_name)
-    ]  # fmt: skip
+    ]
     return fits[0] if len(fits) == 1 else schema.qualified(_DETECTABLE[0])
 
 

@@ -24,14 +24,22 @@ from protoedit.syntax.tree import Block, Field
 _ANY = "*"
 #: V0 field -> {V0 type (or * for any): "param_message.field" in V1}.
 _MOVES: dict[str, dict[str, str]] = {
-    "num_output": {"conv": "convolution_param.num_output",
-                   "innerproduct": "inner_product_param.num_output"},
-    "biasterm": {"conv": "convolution_param.bias_term",
-                 "innerproduct": "inner_product_param.bias_term"},
-    "weight_filler": {"conv": "convolution_param.weight_filler",
-                      "innerproduct": "inner_product_param.weight_filler"},
-    "bias_filler": {"conv": "convolution_param.bias_filler",
-                    "innerproduct": "inner_product_param.bias_filler"},
+    "num_output": {
+        "conv": "convolution_param.num_output",
+        "innerproduct": "inner_product_param.num_output",
+    },
+    "biasterm": {
+        "conv": "convolution_param.bias_term",
+        "innerproduct": "inner_product_param.bias_term",
+    },
+    "weight_filler": {
+        "conv": "convolution_param.weight_filler",
+        "innerproduct": "inner_product_param.weight_filler",
+    },
+    "bias_filler": {
+        "conv": "convolution_param.bias_filler",
+        "innerproduct": "inner_product_param.bias_filler",
+    },
     "pad": {"conv": "convolution_param.pad", "pool": "pooling_param.pad"},
     "kernelsize": {"conv": "convolution_param.kernel_size", "pool": "pooling_param.kernel_size"},
     "group": {"conv": "convolution_param.group"},
@@ -42,14 +50,21 @@ _MOVES: dict[str, dict[str, str]] = {
     "alpha": {"lrn": "lrn_param.alpha"},
     "beta": {"lrn": "lrn_param.beta"},
     "k": {"lrn": "lrn_param.k"},
-    "source": {"data": "data_param.source", "hdf5_data": "hdf5_data_param.source",
-               "images": "image_data_param.source", "window_data": "window_data_param.source",
-               "infogain_loss": "infogain_loss_param.source"},
+    "source": {
+        "data": "data_param.source",
+        "hdf5_data": "hdf5_data_param.source",
+        "images": "image_data_param.source",
+        "window_data": "window_data_param.source",
+        "infogain_loss": "infogain_loss_param.source",
+    },
     "scale": {_ANY: "transform_param.scale"},
     "meanfile": {_ANY: "transform_param.mean_file"},
-    "batchsize": {"data": "data_param.batch_size", "hdf5_data": "hdf5_data_param.batch_size",
-                  "images": "image_data_param.batch_size",
-                  "window_data": "window_data_param.batch_size"},
+    "batchsize": {
+        "data": "data_param.batch_size",
+        "hdf5_data": "hdf5_data_param.batch_size",
+        "images": "image_data_param.batch_size",
+        "window_data": "window_data_param.batch_size",
+    },
     "cropsize": {_ANY: "transform_param.crop_size"},
     "mirror": {_ANY: "transform_param.mirror"},
     "rand_skip": {"data": "data_param.rand_skip", "images": "image_data_param.rand_skip"},
@@ -63,7 +78,7 @@ _MOVES: dict[str, dict[str, str]] = {
     "det_context_pad": {"window_data": "window_data_param.context_pad"},
     "det_crop_mode": {"window_data": "window_data_param.crop_mode"},
     "hdf5_output_param": {"hdf5_output": "hdf5_output_param"},
-}  # fmt: skip
+}
 _NET_FIELDS_KEPT = ("name", "layers", "input", "input_dim", "force_backward")
 
 

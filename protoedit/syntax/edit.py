@@ -87,8 +87,11 @@ def _owner_indent(
         for field, starts_line in zip(level, _line_starts(level, starts), strict=True):
             line = _indent_of(field) if starts_line else outer
             value = field.value
-            items = [value] if isinstance(value, Block) else (
-                value.items if isinstance(value, ListValue) else [])  # fmt: skip
+            items = (
+                [value]
+                if isinstance(value, Block)
+                else (value.items if isinstance(value, ListValue) else [])
+            )
             for item in items:
                 if item is block:
                     return line

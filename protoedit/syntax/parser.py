@@ -140,9 +140,10 @@ def _reducer(rule: Any, builder: _Builder) -> tuple[int, str, Any]:
     origin = str(rule.origin.name)
     symbols = [str(symbol.name) for symbol in rule.expansion]
     splice = {
-        index for index, symbol in enumerate(rule.expansion)
+        index
+        for index, symbol in enumerate(rule.expansion)
         if not symbol.is_term and str(symbol.name).startswith("_")
-    }  # fmt: skip
+    }
     size = len(symbols)
 
     def flatten(children: list[Any]) -> list[Any]:
@@ -418,10 +419,11 @@ class _Parser:
             doc = Document([], "", text, path)
             line, col = doc.line_col(exc.open_tok.pos)
             raise _error(
-                doc, exc.close_tok.pos,
+                doc,
+                exc.close_tok.pos,
                 f"'{exc.open_tok.text}' opened at {line}:{col} is closed by "
                 f"'{exc.close_tok.text}'; expected '{_CLOSER[exc.open_tok.text]}'",
-            ) from None  # fmt: skip
+            ) from None
         except _TooDeep as exc:
             doc = Document([], "", text, path)
             raise _error(doc, exc.open_tok.pos, f"nesting deeper than {MAX_DEPTH} levels") from None
@@ -584,10 +586,11 @@ def _explain(exc: _SyntaxFailure, text: str, path: str) -> ParseError:
             line, col = doc.line_col(open_pos)
             closer = {"{": "}", "<": ">", "[": "]"}[bracket]
             return _error(
-                doc, len(text.rstrip()),
+                doc,
+                len(text.rstrip()),
                 f"unclosed '{bracket}' opened at {line}:{col} (expected '{closer}' before the "
                 "end of the file)",
-            )  # fmt: skip
+            )
         if previous == "COLON":
             return _error(doc, len(text.rstrip()), "expected a value after ':'")
         return _error(doc, len(text.rstrip()), "unexpected end of the file")
@@ -596,9 +599,10 @@ def _explain(exc: _SyntaxFailure, text: str, path: str) -> ParseError:
     if previous == "NAME" and "COLON" in expected:
         name = _previous_name(text, pos)
         return _error(
-            doc, pos,
+            doc,
+            pos,
             f"expected ':' or '{{' after field name '{name}', found {_describe(token)}",
-        )  # fmt: skip
+        )
     stack = _open_brackets(text, pos)
     in_list = bool(stack) and stack[-1][0] == "["
     if not in_list:
