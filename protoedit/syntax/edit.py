@@ -233,8 +233,3 @@ def replace_value(field: Field, raw: str) -> None:
     value = field.value
     pre = value.parts[0].pre if isinstance(value, Scalar) else " "
     field.value = Scalar([Tok(raw, pre)])
-
-
-def new_scalar_field(name: str, raw: str) -> Field:
-    """``name: raw`` as a field node (trivia set when inserted)."""
-    return Field(Tok(name), Scalar([Tok(raw, " ")]), Tok(":"))
