@@ -26,8 +26,7 @@ from protoedit.schema import Schema
 from protoedit.schema.values import quote
 from protoedit.syntax.edit import Style, _indent_of, parse_fields
 from protoedit.syntax.split import elements, indent_block
-from protoedit.syntax.tree import Block, Field, Scalar
-from protoedit.syntax.tree import Document as Tree
+from protoedit.syntax.tree import Block, Field, Scalar, Tree
 
 #: V1 layer type enum -> the type string the current format uses: Caffe's upgrade table,
 #: from the layer catalogue (``NONE`` becomes the empty type, as in Caffe).

@@ -21,7 +21,7 @@ from google.protobuf.message import Message
 
 from protoedit.errors import Location, ProtoeditError
 from protoedit.syntax.split import elements
-from protoedit.syntax.tree import Block, Document, Field, ListValue, Scalar
+from protoedit.syntax.tree import Block, Field, ListValue, Scalar, Tree
 
 FD = FieldDescriptor
 
@@ -364,7 +364,7 @@ class Binder:
 
 
 def bind(
-    doc: Document, message_class: Callable[[], Message], lenient: bool = False
+    doc: Tree, message_class: Callable[[], Message], lenient: bool = False
 ) -> tuple[Message, list[Diagnostic]]:
     """Build the typed message of ``doc``; return it with every diagnostic found.
 
@@ -375,7 +375,7 @@ def bind(
 
 
 def bind_linked(
-    doc: Document, message_class: Callable[[], Message], lenient: bool = False
+    doc: Tree, message_class: Callable[[], Message], lenient: bool = False
 ) -> tuple[Message, Binder]:
     """:func:`bind`, returning the binder: its ``diagnostics``, and what :func:`linked_elements`
     needs (``skipped``)."""

@@ -22,7 +22,7 @@ from lark.parsers.lalr_analysis import Shift
 
 from protoedit.errors import Location, ProtoeditError, excerpt
 from protoedit.grammars import GRAMMARS
-from protoedit.syntax.tree import Block, Document, Field, ListValue, Scalar, Tok
+from protoedit.syntax.tree import Block, Field, ListValue, Scalar, Tok, Tree
 
 #: How deeply brackets (``{``/``<`` and ``[``) may nest.  Deeper text is refused with a
 #: located :class:`ParseError`, so every recursive walk of a parsed tree (formatter, edits,
@@ -407,16 +407,16 @@ class _Parser:
         _, end = attach_trivia(fields, "", tail, in_block=False)
         return fields, end
 
-    def parse(self, text: str, path: str) -> Document:
+    def parse(self, text: str, path: str) -> Tree:
         with no_collection():
             return self._parse(text, path)
 
-    def _parse(self, text: str, path: str) -> Document:
+    def _parse(self, text: str, path: str) -> Tree:
         try:
             tree = self._fast(text)
             fields, end = tree if tree is not None else self._drive(self.tokens(text))
         except _BracketMismatch as exc:
-            doc = Document([], "", text, path)
+            doc = Tree([], "", text, path)
             line, col = doc.line_col(exc.open_tok.pos)
             raise _error(
                 doc,
@@ -425,11 +425,11 @@ class _Parser:
                 f"'{exc.close_tok.text}'; expected '{_CLOSER[exc.open_tok.text]}'",
             ) from None
         except _TooDeep as exc:
-            doc = Document([], "", text, path)
+            doc = Tree([], "", text, path)
             raise _error(doc, exc.open_tok.pos, f"nesting deeper than {MAX_DEPTH} levels") from None
         except _SyntaxFailure as exc:
             raise _explain(exc, text, path) from None
-        return Document(fields, end, text, path)
+        return Tree(fields, end, text, path)
 
     def _drive(self, tokens: Iterator[tuple[str, Tok]]) -> tuple[list[Field], str]:
         """The LALR loop over a token stream: shift tokens, reduce with the rules' actions.
@@ -520,12 +520,12 @@ def _parser() -> _Parser:
     return _Parser()
 
 
-def parse(text: str, path: str = "<string>") -> Document:
-    """Parse protobuf text format into a lossless :class:`Document`; raise :class:`ParseError`."""
+def parse(text: str, path: str = "<string>") -> Tree:
+    """Parse protobuf text format into a lossless :class:`Tree`; raise :class:`ParseError`."""
     return _parser().parse(text, path)
 
 
-def _error(doc: Document, pos: int, message: str) -> ParseError:
+def _error(doc: Tree, pos: int, message: str) -> ParseError:
     line, col = doc.line_col(pos)
     return ParseError(message, Location(doc.path, line, col), excerpt(doc.source, line, col))
 
@@ -567,7 +567,7 @@ def _open_brackets(text: str, upto: int) -> list[tuple[str, int]]:
 
 def _explain(exc: _SyntaxFailure, text: str, path: str) -> ParseError:
     """Turn a driver failure into a plain-words message at the right place."""
-    doc = Document([], "", text, path)
+    doc = Tree([], "", text, path)
     token = exc.token
     pos = token.pos
     if exc.kind == "char":
