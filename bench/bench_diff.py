@@ -19,8 +19,10 @@ from protoedit.diff import diff_docs, summary
 
 def net_text(layers: int, changed: bool) -> str:
     """A chain of ``layers`` layers; ``changed`` makes the second side of the pair."""
-    parts = ['name: "big"\nlayer { name: "data" type: "Input" top: "x0"\n'
-             "  input_param { shape { dim: 1 dim: 8 dim: 32 dim: 32 } } }\n"]  # fmt: skip
+    parts = [
+        'name: "big"\nlayer { name: "data" type: "Input" top: "x0"\n'
+        "  input_param { shape { dim: 1 dim: 8 dim: 32 dim: 32 } } }\n"
+    ]
     order = list(range(1, layers))
     if changed:  # move a few layers ten places down
         for start in range(500, layers - 20, max(layers // 5, 1)):
@@ -67,8 +69,10 @@ def main() -> int:
         loaded, diffed, what = timed_diff(layers, args.rounds)
         times.append(diffed)
         print(f"{layers:>8} layers: load {loaded:6.2f} s, diff {diffed:6.3f} s  ({what})")
-    print(f"diff time ratio {10 * args.layers} / {args.layers} layers: {times[1] / times[0]:.1f}"
-          " (10 is linear)")  # fmt: skip
+    print(
+        f"diff time ratio {10 * args.layers} / {args.layers} layers: {times[1] / times[0]:.1f}"
+        " (10 is linear)"
+    )
     return 0
 
 

@@ -34,12 +34,18 @@ from protoedit.validate import ValidationReport, validate, validate_files  # noq
 
 #: (corpus file, logits layer, a target in the middle of the net)
 P3_NETS = [
-    ("KaimingHe__deep-residual-networks__prototxt__ResNet-50-deploy.prototxt", "fc1000",
-     "res4a_branch2b"),  # block 8 of 16
+    (
+        "KaimingHe__deep-residual-networks__prototxt__ResNet-50-deploy.prototxt",
+        "fc1000",
+        "res4a_branch2b",
+    ),  # block 8 of 16
     ("ethereon__netscope__presets__vgg-16.prototxt", "fc8", "conv3_3"),  # conv 7 of 13
-    ("soeaver__caffe-model__cls__inception__deploy_inception-v3.prototxt", "classifier",
-     "inception_b1_7x1_2"),  # the first 17x17 module
-]  # fmt: skip
+    (
+        "soeaver__caffe-model__cls__inception__deploy_inception-v3.prototxt",
+        "classifier",
+        "inception_b1_7x1_2",
+    ),  # the first 17x17 module
+]
 
 
 def _aux_file(net: Path, target: str, head: LossHead, folder: Path) -> Path:

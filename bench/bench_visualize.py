@@ -99,25 +99,45 @@ def main() -> int:
                 timings[steps] = time.perf_counter() - started
             step = (timings[args.long] - timings[args.short]) / extra
             ratios.append(step / base)
-            print(f"forward+backward of the truncated net alone (pycaffe): {base:.3f} s; "
-                  f"one visualize step, {args.units} units: {step:.3f} s; "
-                  f"ratio {step / base:.2f}")  # fmt: skip
+            print(
+                f"forward+backward of the truncated net alone (pycaffe): {base:.3f} s; "
+                f"one visualize step, {args.units} units: {step:.3f} s; "
+                f"ratio {step / base:.2f}"
+            )
     del net
-    print(f"ratio step / forward+backward, median of {args.rounds} rounds: "
-          f"{float(np.median(ratios)):.2f} (goal <= 1.2)")  # fmt: skip
+    print(
+        f"ratio step / forward+backward, median of {args.rounds} rounds: "
+        f"{float(np.median(ratios)):.2f} (goal <= 1.2)"
+    )
 
     settings = replace(one_scale, steps=args.steps)
     started = time.perf_counter()
-    visualize(model.deploy, weights=model.weights, target=args.target, channels=channels,
-              settings=settings, preprocess=pre, progress=False)  # fmt: skip
+    visualize(
+        model.deploy,
+        weights=model.weights,
+        target=args.target,
+        channels=channels,
+        settings=settings,
+        preprocess=pre,
+        progress=False,
+    )
     batched = time.perf_counter() - started
     started = time.perf_counter()
     for channel in channels:
-        visualize(model.deploy, weights=model.weights, target=args.target, channels=[channel],
-                  settings=settings, preprocess=pre, progress=False)  # fmt: skip
+        visualize(
+            model.deploy,
+            weights=model.weights,
+            target=args.target,
+            channels=[channel],
+            settings=settings,
+            preprocess=pre,
+            progress=False,
+        )
     singles = time.perf_counter() - started
-    print(f"{args.units} units, {args.steps} steps: one batch {batched:.1f} s, "
-          f"{args.units} single-unit runs {singles:.1f} s")  # fmt: skip
+    print(
+        f"{args.units} units, {args.steps} steps: one batch {batched:.1f} s, "
+        f"{args.units} single-unit runs {singles:.1f} s"
+    )
     print(f"ratio batch / singles: {batched / singles:.2f} (goal < 0.3)")
     return 0
 

@@ -166,12 +166,19 @@ def _run_validate(args: argparse.Namespace) -> int:
         print("protoedit: error: - (stdin) must be the only NET", file=sys.stderr)
         return 2
     options = dict(
-        weights=args.weights, phase=args.phase, inputs=dict(args.input), seed=args.seed,
-        timeout=args.timeout, memory_limit=args.memory_limit,
-        allow_python_layers=args.allow_python_layers, random_weights=args.random_weights,
-        save_gradients=args.save_gradients, batch=args.batch, extent=args.extent,
+        weights=args.weights,
+        phase=args.phase,
+        inputs=dict(args.input),
+        seed=args.seed,
+        timeout=args.timeout,
+        memory_limit=args.memory_limit,
+        allow_python_layers=args.allow_python_layers,
+        random_weights=args.random_weights,
+        save_gradients=args.save_gradients,
+        batch=args.batch,
+        extent=args.extent,
         skip_param_gradients=not args.param_gradients,
-    )  # fmt: skip
+    )
     progress = _Progress(len(args.nets)) if sys.stderr.isatty() else None
     reports: list[ValidationReport | None] = [None] * len(args.nets)
     try:
@@ -188,8 +195,9 @@ def _run_validate(args: argparse.Namespace) -> int:
                 reports[index] = report
         runnable = [i for i in range(len(nets)) if reports[i] is None]
         shown = 0
-        for position, report in iter_validate([nets[i] for i in runnable], jobs=args.jobs,
-                                              **options):  # fmt: skip
+        for position, report in iter_validate(
+            [nets[i] for i in runnable], jobs=args.jobs, **options
+        ):
             if args.hook:
                 _hook_verdict(report)
             reports[runnable[position]] = report
@@ -438,15 +446,25 @@ def _state_arguments(cmd: argparse.ArgumentParser) -> None:
 
 #: Library parameter -> the option that supplies it, per rewrite command (for hints).
 _FLAGS: dict[str, dict[str, str]] = {
-    "to-deploy": {"shape": "--shape N,C,H,W", "channels": "--channels C",
-                  "batch": "--batch N", "stages": "--stage S", "phase": "--phase P"},
-    "aux": {"shape": "--shape N,C,H,W", "input_channels": "--input-channels C",
-            "channels": "--channels N", "batch": "--batch N", "stages": "--stage S",
-            "phase": "--phase P",
-            "reduce": "--reduce mean|sum"},
+    "to-deploy": {
+        "shape": "--shape N,C,H,W",
+        "channels": "--channels C",
+        "batch": "--batch N",
+        "stages": "--stage S",
+        "phase": "--phase P",
+    },
+    "aux": {
+        "shape": "--shape N,C,H,W",
+        "input_channels": "--input-channels C",
+        "channels": "--channels N",
+        "batch": "--batch N",
+        "stages": "--stage S",
+        "phase": "--phase P",
+        "reduce": "--reduce mean|sum",
+    },
     "add-loss": {"channels": "--channels N", "reduce": "--reduce mean|sum"},
     "filter": {"stages": "--stage S"},
-}  # fmt: skip
+}
 
 
 def _positive(text: str) -> int:
@@ -497,8 +515,10 @@ def _add_rewrites(commands: argparse._SubParsersAction[argparse.ArgumentParser])
             if hasattr(args, "random_weights") and not args.validate:
                 unused = [_VALIDATE_FLAGS[key] for key in _validate_options(args)]
                 if unused:
-                    print(f"protoedit: error: {', '.join(unused)} only apply with --validate",
-                          file=sys.stderr)  # fmt: skip
+                    print(
+                        f"protoedit: error: {', '.join(unused)} only apply with --validate",
+                        file=sys.stderr,
+                    )
                     return 2
             return rewrite_file(
                 args.file,
@@ -653,8 +673,12 @@ def _validate_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 #: aux's validation options, by the name :func:`_validate_options` gives them.
-_VALIDATE_FLAGS = {"weights": "--weights", "random_weights": "--random-weights",
-                   "memory_limit": "--memory-limit", "timeout": "--timeout"}  # fmt: skip
+_VALIDATE_FLAGS = {
+    "weights": "--weights",
+    "random_weights": "--random-weights",
+    "memory_limit": "--memory-limit",
+    "timeout": "--timeout",
+}
 
 
 def _add_setup_caffe(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -896,10 +920,17 @@ def _add_saliency(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         from protoedit.explain.saliency import saliency
 
         flag = next(
-            (f for f, v in (("--class", args.logit), ("--channel", args.channel),
-                            ("--unit", args.unit)) if v is not None),
+            (
+                f
+                for f, v in (
+                    ("--class", args.logit),
+                    ("--channel", args.channel),
+                    ("--unit", args.unit),
+                )
+                if v is not None
+            ),
             "--channel",
-        )  # fmt: skip
+        )
         if args.target is None and args.logit is None:
             raise ProtoeditError("give --class K, or --target LAYER with a head")
         if not args.output.lower().endswith(".png"):
@@ -1275,8 +1306,13 @@ def _add_sweep(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 #: Library parameter names in sweep messages, and the flag that sets each.
-_SWEEP_FLAGS = {"channel": "--channels", "batch size": "--batch", "steps": "--steps",
-                "preset": "--preset", "address": "--address"}  # fmt: skip
+_SWEEP_FLAGS = {
+    "channel": "--channels",
+    "batch size": "--batch",
+    "steps": "--steps",
+    "preset": "--preset",
+    "address": "--address",
+}
 
 
 def _run_sweep(args: argparse.Namespace) -> int:
@@ -1313,17 +1349,28 @@ def _run_sweep(args: argparse.Namespace) -> int:
                 raise ProtoeditError("give a plan file or --net/--weights/--layers, not both")
             given = read_plan(words[0])
         else:
-            missing = [f for f, v in (("--net", args.net), ("--weights", args.weights),
-                                      ("--layers", args.layers)) if not v]  # fmt: skip
+            missing = [
+                f
+                for f, v in (
+                    ("--net", args.net),
+                    ("--weights", args.weights),
+                    ("--layers", args.layers),
+                )
+                if not v
+            ]
             if missing:
                 raise ProtoeditError(f"give a plan file or {', '.join(missing)}")
-            pre = Preprocess(rgb=args.rgb, mean=args.mean, mean_file=args.mean_file,
-                             scale=args.scale)  # fmt: skip
+            pre = Preprocess(
+                rgb=args.rgb, mean=args.mean, mean_file=args.mean_file, scale=args.scale
+            )
             model = make_model(args.net, args.weights, preprocess=pre)
             target = Target(model, layer_list(args.layers), channel_list(args.channels))
             given = PlanFile(Plan((target,)))
-        overrides = {k: v for k, v in (("preset", args.preset), ("steps", args.steps),
-                                       ("seed", args.seed)) if v is not None}  # fmt: skip
+        overrides = {
+            k: v
+            for k, v in (("preset", args.preset), ("steps", args.steps), ("seed", args.seed))
+            if v is not None
+        }
         plan = given.plan
         if overrides:
             preset = overrides.pop("preset", None)

@@ -29,8 +29,7 @@ from protoedit.syntax import parse, render
 from protoedit.syntax.edit import insert_fields, remove_field, replace_value
 from protoedit.syntax.parser import no_collection
 from protoedit.syntax.split import split_list
-from protoedit.syntax.tree import Block, Field, ListValue, Scalar, Tok
-from protoedit.syntax.tree import Document as Tree
+from protoedit.syntax.tree import Block, Field, ListValue, Scalar, Tok, Tree
 
 #: Top-level message types tried, in order, when a file does not say what it is.
 _DETECTABLE = ("NetParameter", "SolverParameter")
@@ -47,9 +46,10 @@ def detect_type(tree: Tree, schema: Schema) -> str:
         if names <= set(descriptor.fields_by_name):
             return schema.qualified(candidate)
     fits = [
-        full for full in schema.message_names()
+        full
+        for full in schema.message_names()
         if names and names <= set(schema.descriptor(full).fields_by_name)
-    ]  # fmt: skip
+    ]
     return fits[0] if len(fits) == 1 else schema.qualified(_DETECTABLE[0])
 
 

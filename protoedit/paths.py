@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 from protoedit.errors import InputError
-from protoedit.syntax.tree import Block, Document, Field, Scalar
+from protoedit.syntax.tree import Block, Field, Scalar, Tree
 
 _SEGMENT = re.compile(
     r"""(?P<name>[A-Za-z_][A-Za-z0-9_]*)
@@ -97,7 +97,7 @@ def select(fields: list[Field], segment: Segment) -> list[Field]:
 class Resolved:
     """Where a path leads: the container holding the last segment's fields, and those fields."""
 
-    container: Document | Block
+    container: Tree | Block
     fields: list[Field]
     last: Segment
     names: list[str]  # the field names along the path, for schema look-ups
@@ -110,7 +110,7 @@ class Walk:
     ``depth`` is the last segment's index, or that of the first segment that picks nothing.
     """
 
-    container: Document | Block
+    container: Tree | Block
     depth: int
     picked: list[Field]
     segments: list[Segment]
@@ -126,11 +126,11 @@ class Walk:
         return ".".join(str(s) for s in self.segments[: end + 1])
 
 
-def walk(doc: Document, path: str) -> Walk:
+def walk(doc: Tree, path: str) -> Walk:
     """Follow ``path`` as far as the tree has it; a segment that picks several blocks, or a
     scalar, on the way is an :class:`InputError`."""
     segments = parse_path(path)
-    container: Document | Block = doc
+    container: Tree | Block = doc
     for depth, segment in enumerate(segments):
         picked = select(container.fields, segment)
         here = Walk(container, depth, picked, segments)
@@ -186,7 +186,7 @@ def absent(walked: Walk) -> InputError:
     return InputError(f"no field at {walked.walked()!r}{inside}{hint}")
 
 
-def resolve(doc: Document, path: str) -> Resolved:
+def resolve(doc: Tree, path: str) -> Resolved:
     """Follow ``path``; every segment but the last must pick exactly one block."""
     walked = walk(doc, path)
     if not walked.complete:

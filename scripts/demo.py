@@ -89,22 +89,37 @@ def pictures(out: Path) -> int:
     try:
         model = trained_digits()
         pixels = Preprocess(scale=1 / 255)  # the net reads pixels in [0, 1]
-        classes = visualize(model.deploy, weights=model.weights, target="ip2",
-                            units=[Unit(k) for k in range(10)], preprocess=pixels)  # fmt: skip
+        classes = visualize(
+            model.deploy,
+            weights=model.weights,
+            target="ip2",
+            units=[Unit(k) for k in range(10)],
+            preprocess=pixels,
+        )
         grid = out / "digits_classes.png"
         classes.save(grid)
         print(f"protoedit visualize --class K, K = 0..9: {grid}")
-        channels = visualize(model.deploy, weights=model.weights, target="relu2",
-                             channels=range(8), settings=Settings(steps=100),
-                             preprocess=pixels)  # fmt: skip
+        channels = visualize(
+            model.deploy,
+            weights=model.weights,
+            target="relu2",
+            channels=range(8),
+            settings=Settings(steps=100),
+            preprocess=pixels,
+        )
         grid = out / "digits_relu2.png"
         channels.save(grid)
         print(f"protoedit visualize --target relu2 --channels 0-7: {grid}")
         print("(each grid has one .png and one .npy per unit and a .json summary beside it)")
         held_out = np.load(model.split)
         image, label = held_out["images"][0], int(held_out["labels"][0])
-        salient = saliency(model.deploy, weights=model.weights, image=image,
-                           head=LossHead("logit", label), method="integrated")  # fmt: skip
+        salient = saliency(
+            model.deploy,
+            weights=model.weights,
+            image=image,
+            head=LossHead("logit", label),
+            method="integrated",
+        )
         written = salient.save(out / "digits_saliency.png")
         print(
             f"protoedit saliency --class {label} --method integrated (a held-out {label}): "

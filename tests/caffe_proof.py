@@ -155,11 +155,17 @@ def _finite_differences(
                 numeric.append((values[0] - values[1]) / (2 * h))
                 moved = points[0].astype(np.float64) - points[1].astype(np.float64)
                 analytic.append(float(flat_grad @ moved) / (2 * h))
-            probes.append({
-                "direction": name, "step": step, "analytic": analytic[0],
-                "numeric": numeric[0], "numeric_2h": numeric[1], "loss_scale": max(losses),
-                "constant": constant,
-            })  # fmt: skip
+            probes.append(
+                {
+                    "direction": name,
+                    "step": step,
+                    "analytic": analytic[0],
+                    "numeric": numeric[0],
+                    "numeric_2h": numeric[1],
+                    "loss_scale": max(losses),
+                    "constant": constant,
+                }
+            )
     return probes
 
 

@@ -15,10 +15,14 @@ def main(net: str, states_json: str) -> int:
     caffe.set_mode_cpu()
     out = []
     for phase, level, stages in json.loads(states_json):
-        built = caffe.Net(net, caffe.TEST if phase == "TEST" else caffe.TRAIN, level=level,
-                          stages=stages)  # fmt: skip
-        names = [n for n, layer in zip(built._layer_names, built.layers, strict=True)
-                 if layer.type != "Split"]  # fmt: skip
+        built = caffe.Net(
+            net, caffe.TEST if phase == "TEST" else caffe.TRAIN, level=level, stages=stages
+        )
+        names = [
+            n
+            for n, layer in zip(built._layer_names, built.layers, strict=True)
+            if layer.type != "Split"
+        ]
         out.append(names)
     print(json.dumps(out))
     return 0

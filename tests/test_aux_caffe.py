@@ -26,9 +26,12 @@ REPORT: dict[str, dict[str, object]] = {}
 TARGETS_PER_NET = 10
 
 SOURCE_NETS = [
-    "bvlc_alexnet", "bvlc_reference_caffenet", "bvlc_googlenet",
-    "bvlc_reference_rcnn_ilsvrc13", "finetune_flickr_style",
-]  # fmt: skip
+    "bvlc_alexnet",
+    "bvlc_reference_caffenet",
+    "bvlc_googlenet",
+    "bvlc_reference_rcnn_ilsvrc13",
+    "finetune_flickr_style",
+]
 CORPUS_NETS = [
     "KaimingHe__deep-residual-networks__prototxt__ResNet-50-deploy.prototxt",
     "forresti__SqueezeNet__SqueezeNet_v1.1__deploy.prototxt",
@@ -62,9 +65,13 @@ def _prove(name: str, path: Path, tmp_path: Path, **extra: object) -> list[dict[
     request_path = tmp_path / "request.json"
     request_path.write_text(json.dumps(request))
     proc = subprocess.run(
-        [sys.executable, str(PROOF), str(request_path)], capture_output=True, text=True,
-        cwd=ROOT, timeout=900, check=False,
-    )  # fmt: skip
+        [sys.executable, str(PROOF), str(request_path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=900,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     REPORT[name] = {
@@ -118,9 +125,11 @@ def test_add_loss_on_the_whole_net_reads_the_pre_activation(
 
 @pytest.mark.parametrize(
     "name",
-    ["KaimingHe__deep-residual-networks__prototxt__ResNet-50-deploy.prototxt",
-     "BVLC__caffe__models__bvlc_googlenet__deploy.prototxt"],
-)  # fmt: skip
+    [
+        "KaimingHe__deep-residual-networks__prototxt__ResNet-50-deploy.prototxt",
+        "BVLC__caffe__models__bvlc_googlenet__deploy.prototxt",
+    ],
+)
 def test_unit_head_measures_one_neuron(name: str, corpus: Path, tmp_path: Path) -> None:
     _check(_prove(f"{_label(name)} (one unit, centre)", corpus / name, tmp_path, head="unit"))
 

@@ -20,27 +20,48 @@ from protoedit.syntax import parse
 @pytest.mark.parametrize(
     ("text", "where", "message"),
     [
-        ('layer { name: "c" convolution_param { kernal_size: 3 } }', "1:39",
-         "unknown field 'kernal_size' in caffe.ConvolutionParameter (did you mean 'kernel_size'"),
-        ('layer { convolution_param { num_output: "ten" } }', "1:41",
-         "'num_output': expected a uint32 value, found a string"),
-        ("layer { convolution_param { num_output: -1 } }", "1:41",
-         "'num_output': -1 is out of range for uint32"),
-        ("layer { convolution_param { num_output: 1.5 } }", "1:41",
-         "'num_output': expected an integer (uint32), found '1.5'"),
-        ("layer { pooling_param { pool: MEDIAN } }", "1:31",
-         "'pool': unknown value 'MEDIAN' for enum caffe.PoolingParameter.PoolMethod; "
-         "expected one of MAX, AVE, STOCHASTIC"),
+        (
+            'layer { name: "c" convolution_param { kernal_size: 3 } }',
+            "1:39",
+            "unknown field 'kernal_size' in caffe.ConvolutionParameter (did you mean 'kernel_size'",
+        ),
+        (
+            'layer { convolution_param { num_output: "ten" } }',
+            "1:41",
+            "'num_output': expected a uint32 value, found a string",
+        ),
+        (
+            "layer { convolution_param { num_output: -1 } }",
+            "1:41",
+            "'num_output': -1 is out of range for uint32",
+        ),
+        (
+            "layer { convolution_param { num_output: 1.5 } }",
+            "1:41",
+            "'num_output': expected an integer (uint32), found '1.5'",
+        ),
+        (
+            "layer { pooling_param { pool: MEDIAN } }",
+            "1:31",
+            "'pool': unknown value 'MEDIAN' for enum caffe.PoolingParameter.PoolMethod; "
+            "expected one of MAX, AVE, STOCHASTIC",
+        ),
         ('name: "a"\nname: "b"\n', "2:1", "'name' is given twice, but it is not a repeated field"),
         ("layer: 3", "1:8", "'layer' is a message (caffe.LayerParameter): expected '{', found '3'"),
-        ("force_backward { }", "1:16",
-         "'force_backward' is a bool field, not a message: expected a value, found '{'"),
-        ("force_backward: [true]", "1:17",
-         "'force_backward' is not a repeated field: a [list] is not allowed"),
+        (
+            "force_backward { }",
+            "1:16",
+            "'force_backward' is a bool field, not a message: expected a value, found '{'",
+        ),
+        (
+            "force_backward: [true]",
+            "1:17",
+            "'force_backward' is not a repeated field: a [list] is not allowed",
+        ),
         ("force_backward: yes", "1:17", "'force_backward': expected true or false, found 'yes'"),
         ('name: "\\xff"', "1:7", "'name': the string is not valid UTF-8"),
     ],
-)  # fmt: skip
+)
 def test_schema_errors_are_typed_and_located(text: str, where: str, message: str) -> None:
     with pytest.raises(BindError) as error:
         loads(text, path="net.prototxt")
@@ -124,9 +145,11 @@ def _subclasses(cls: type[ProtoeditError]) -> list[type[ProtoeditError]]:
 def _instance(cls: type[ProtoeditError]) -> ProtoeditError:
     """An instance of any error class, its arguments filled in by name and annotation."""
     samples: dict[str, object] = {
-        "message": "it broke", "location": Location("net.prototxt", 3, 7), "detail": "  here ^",
+        "message": "it broke",
+        "location": Location("net.prototxt", 3, 7),
+        "detail": "  here ^",
         "others": ["net.prototxt:4:1: E101 another"],
-    }  # fmt: skip
+    }
     arguments: dict[str, object] = {}
     for name, parameter in inspect.signature(cls.__init__).parameters.items():
         if name == "self" or parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
@@ -217,31 +240,30 @@ def test_best_effort_binding_keeps_what_binds_and_lists_what_it_dropped() -> Non
     assert [d.code for d in lenient.warnings] == ["W102", "W101"]
 
 
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
 #: Scalar spellings per field type, each put into a net by its template.
 SPELLINGS = {
-    'layer {{ name: "l" convolution_param {{ num_output: {} }} }}': [  # uint32
-        "0", "7", "010", "08", "0x1F", "0X1f", "-0", "-1", "4294967295", "4294967296",
-        "0x100000000", "1.0", "1e3", "1f", "true",
-    ],
-    'layer {{ name: "l" convolution_param {{ axis: {} }} }}': [  # int32
-        "-1", "-0", "-2147483648", "2147483647", "2147483648", "-0x80000000", "0x80000000", "-010",
-    ],
-    'layer {{ name: "l" input_param {{ shape {{ dim: {} }} }} }}': [  # int64
-        "-9223372036854775808", "9223372036854775807", "9223372036854775808", "0x7fffffffffffffff",
-    ],
-    'layer {{ name: "l" loss_weight: {} }}': [  # float
-        "1", "1.5", "1.5f", "1.5F", "1f", "0f", ".5", "5.", "-.5", "1e5", "1E5", "1e5f",
-        "1.5e-3F", "inf", "-inf", "INF", "Infinity", "-Infinity", "nan", "NAN", "-nan", "inff",
-        "nanf", "infinityf", "0x10", "010", "01.5", "00", "0", "-0", "0.0", "1e400", "true",
-    ],
-    "force_backward: {}": [
-        "true", "True", "t", "1", "false", "False", "f", "0", "TRUE", "yes", "0x1", "0x0", "00",
-        "-0", "2", "0x2",
-    ],
-    'layer {{ name: "l" pooling_param {{ pool: {} }} }}': [  # enum
-        "MAX", "AVE", "STOCHASTIC", "1", "0x1", "01", "-0", "3", "max", "MAXX", "-1", "1.0",
-    ],
-}  # fmt: skip
+    'layer {{ name: "l" convolution_param {{ num_output: {} }} }}': _words(  # uint32
+        "0 7 010 08 0x1F 0X1f -0 -1 4294967295 4294967296 0x100000000 1.0 1e3 1f true"
+    ),
+    'layer {{ name: "l" convolution_param {{ axis: {} }} }}': _words(  # int32
+        "-1 -0 -2147483648 2147483647 2147483648 -0x80000000 0x80000000 -010"
+    ),
+    'layer {{ name: "l" input_param {{ shape {{ dim: {} }} }} }}': _words(  # int64
+        "-9223372036854775808 9223372036854775807 9223372036854775808 0x7fffffffffffffff"
+    ),
+    'layer {{ name: "l" loss_weight: {} }}': _words(  # float
+        "1 1.5 1.5f 1.5F 1f 0f .5 5. -.5 1e5 1E5 1e5f 1.5e-3F inf -inf INF Infinity -Infinity "
+        "nan NAN -nan inff nanf infinityf 0x10 010 01.5 00 0 -0 0.0 1e400 true"
+    ),
+    "force_backward: {}": _words("true True t 1 false False f 0 TRUE yes 0x1 0x0 00 -0 2 0x2"),
+    'layer {{ name: "l" pooling_param {{ pool: {} }} }}': _words(  # enum
+        "MAX AVE STOCHASTIC 1 0x1 01 -0 3 max MAXX -1 1.0"
+    ),
+}
 #: Where text_format's Python helpers accept what protobuf's C++ parser (Caffe's) refuses, or
 #: the reverse; ours follows C++ (checked against Caffe's own parser below).
 PYTHON_ONLY = {"num_output: -0", "loss_weight: inff", "loss_weight: nanf", "loss_weight: infinityf"}
@@ -314,9 +336,21 @@ def test_scalars_parse_as_caffes_own_parser_does(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "value", ["plain", 'a "quoted" name', "back\\slash", "it's", "tab\there", "line\nbreak",
-              "cr\rlf", "bell\x07 and nul\x00", "del\x7f", "é ü 漢字", "\\x41 stays"],
-)  # fmt: skip
+    "value",
+    [
+        "plain",
+        'a "quoted" name',
+        "back\\slash",
+        "it's",
+        "tab\there",
+        "line\nbreak",
+        "cr\rlf",
+        "bell\x07 and nul\x00",
+        "del\x7f",
+        "é ü 漢字",
+        "\\x41 stays",
+    ],
+)
 def test_quote_round_trips_through_text_format_and_binding(value: str) -> None:
     from protoedit.schema.values import quote
 

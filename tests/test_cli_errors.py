@@ -105,10 +105,13 @@ def _into_a_closed_pipe(argv: list[str], stderr_too: bool) -> subprocess.Complet
     os.close(read_end)
     try:
         return subprocess.run(
-            ["protoedit", *argv], stdout=write_end,
+            ["protoedit", *argv],
+            stdout=write_end,
             stderr=write_end if stderr_too else subprocess.PIPE,
-            text=True, env=_env(), check=False,
-        )  # fmt: skip
+            text=True,
+            env=_env(),
+            check=False,
+        )
     finally:
         os.close(write_end)
 

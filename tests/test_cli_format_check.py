@@ -24,9 +24,14 @@ def _run(
     bindir = str(Path(sys.executable).parent)
     env = dict(os.environ, PATH=bindir + os.pathsep + os.environ.get("PATH", ""))
     return subprocess.run(
-        ["protoedit", *args], input=stdin, capture_output=True, text=True, env=env, cwd=cwd,
+        ["protoedit", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
         check=False,
-    )  # fmt: skip
+    )
 
 
 def test_format_prints_canonical_text_and_a_second_pass_changes_nothing(tmp_path: Path) -> None:
@@ -178,13 +183,22 @@ UNFORMATTED = "layer { name: 'a' }\n"
 
 
 def test_folders_are_walked_sorted_minus_hidden_gitignored_and_excluded(tmp_path: Path) -> None:
-    _tree(tmp_path, {
-        "b.prototxt": UNFORMATTED, "a/x.pbtxt": UNFORMATTED, "a/notes.txt": UNFORMATTED,
-        "a/skip_me.prototxt": UNFORMATTED, "a/keep_me.prototxt": UNFORMATTED,
-        "a/.gitignore": "skip_*.prototxt\n", ".gitignore": "build/\n*.bak\n",
-        "build/gen.prototxt": UNFORMATTED, ".hidden/h.prototxt": UNFORMATTED,
-        "ssd/labelmap.prototxt": UNFORMATTED, "ssd/deploy.prototxt": UNFORMATTED,
-    })  # fmt: skip
+    _tree(
+        tmp_path,
+        {
+            "b.prototxt": UNFORMATTED,
+            "a/x.pbtxt": UNFORMATTED,
+            "a/notes.txt": UNFORMATTED,
+            "a/skip_me.prototxt": UNFORMATTED,
+            "a/keep_me.prototxt": UNFORMATTED,
+            "a/.gitignore": "skip_*.prototxt\n",
+            ".gitignore": "build/\n*.bak\n",
+            "build/gen.prototxt": UNFORMATTED,
+            ".hidden/h.prototxt": UNFORMATTED,
+            "ssd/labelmap.prototxt": UNFORMATTED,
+            "ssd/deploy.prototxt": UNFORMATTED,
+        },
+    )
     done = _run("format", "--check", ".", "--exclude", "labelmap.prototxt", cwd=tmp_path)
     assert done.returncode == 1
     assert done.stderr.splitlines() == [

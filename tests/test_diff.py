@@ -283,8 +283,17 @@ def test_duplicate_names_match_in_order_and_phase_picks_one() -> None:
 def test_json_has_every_kind_with_places() -> None:
     new_text = NET.replace("num_output: 2", "num_output: 3")
     data = json.loads(to_json(diff_docs(loads(NET, path="a"), loads(new_text, path="b"))))
-    assert set(data) == {"old", "new", "same", "net", "removed", "added", "changed", "moved",
-                         "text"}  # fmt: skip
+    assert set(data) == {
+        "old",
+        "new",
+        "same",
+        "net",
+        "removed",
+        "added",
+        "changed",
+        "moved",
+        "text",
+    }
     assert data["same"] is False
     [change] = data["changed"]
     assert change["fields"] == [

@@ -100,16 +100,22 @@ CONV = (
 @pytest.mark.parametrize(
     ("path", "value", "problem"),
     [
-        ("layer[name=conv1].convolution_param.num_output", True,
-         "expected an integer (uint32), found 'true'"),
+        (
+            "layer[name=conv1].convolution_param.num_output",
+            True,
+            "expected an integer (uint32), found 'true'",
+        ),
         ("layer[name=conv1].convolution_param.num_output", -5, "-5 is out of range for uint32"),
-        ("layer[name=conv1].convolution_param.num_output", 3.5,
-         "expected an integer (uint32), found '3.5'"),
+        (
+            "layer[name=conv1].convolution_param.num_output",
+            3.5,
+            "expected an integer (uint32), found '3.5'",
+        ),
         ("layer[name=conv1].convolution_param.num_output", "4", "cannot write '4'"),
         ("layer[name=conv1].name", 5, "expected a str for a string field, given 5"),
         ("layer[name=conv1].convolution_param.bias_term", 1, "expected True or False"),
     ],
-)  # fmt: skip
+)
 def test_set_checks_the_value_against_the_schema_before_editing(
     path: str, value: object, problem: str
 ) -> None:
@@ -128,18 +134,38 @@ def test_set_checks_the_value_against_the_schema_before_editing(
 @pytest.mark.parametrize(
     ("path", "snippet", "where", "problem"),
     [
-        ("", 'layer { name: "z" kernal: 3 }', "1:19",
-         "unknown field 'kernal' in caffe.LayerParameter (not inserted"),
-        ("", "layer { convolution_param { num_output: -1 } }", "1:41",
-         "'num_output': -1 is out of range for uint32"),
-        ("", 'layer {\n  name: "head"\n  reduction_param { operation: AVG }\n}', "3:32",
-         "'operation': unknown value 'AVG' for enum caffe.ReductionParameter.ReductionOp"),
-        ("layer[name=conv1]", 'top: "b"\nname: "x"', "2:1",
-         "'name' is already set there, and it is not a repeated field"),
-        ("layer[name=conv1].convolution_param", "pad: 1 pad: two", "1:13",
-         "'pad': expected an integer (uint32), found 'two'"),
+        (
+            "",
+            'layer { name: "z" kernal: 3 }',
+            "1:19",
+            "unknown field 'kernal' in caffe.LayerParameter (not inserted",
+        ),
+        (
+            "",
+            "layer { convolution_param { num_output: -1 } }",
+            "1:41",
+            "'num_output': -1 is out of range for uint32",
+        ),
+        (
+            "",
+            'layer {\n  name: "head"\n  reduction_param { operation: AVG }\n}',
+            "3:32",
+            "'operation': unknown value 'AVG' for enum caffe.ReductionParameter.ReductionOp",
+        ),
+        (
+            "layer[name=conv1]",
+            'top: "b"\nname: "x"',
+            "2:1",
+            "'name' is already set there, and it is not a repeated field",
+        ),
+        (
+            "layer[name=conv1].convolution_param",
+            "pad: 1 pad: two",
+            "1:13",
+            "'pad': expected an integer (uint32), found 'two'",
+        ),
     ],
-)  # fmt: skip
+)
 def test_insert_binds_the_snippet_where_it_would_go(
     path: str, snippet: str, where: str, problem: str
 ) -> None:
@@ -208,11 +234,15 @@ def test_set_creates_missing_parent_messages_the_schema_knows() -> None:
 @pytest.mark.parametrize(
     "path",
     [
-        "layer[0].include[phase=TEST]", "layer[1].include[phase=TEST]", "layer[name=conv1]",
-        "layer[-1].top[0]", "layer[name=data].input_param.shape.dim[2]", "layer[type=Input]",
+        "layer[0].include[phase=TEST]",
+        "layer[1].include[phase=TEST]",
+        "layer[name=conv1]",
+        "layer[-1].top[0]",
+        "layer[name=data].input_param.shape.dim[2]",
+        "layer[type=Input]",
         "layer[name=conv1].convolution_param.num_output",
     ],
-)  # fmt: skip
+)
 def test_get_reads_the_nodes_find_finds(path: str) -> None:
     doc = loads(CONV)
     found = doc.find(path)
@@ -242,8 +272,10 @@ def _bound(doc: object, path: str) -> object:
     ("path", "error"),
     [
         ("layer[99].name", r"no field at 'layer\[99\]' in 'layer\[99\]\.name' \(there are 2"),
-        ("layer[name=conv1].convolution_param.kernal_size",
-         r"caffe\.ConvolutionParameter has no field 'kernal_size' \(did you mean 'kernel_size'"),
+        (
+            "layer[name=conv1].convolution_param.kernal_size",
+            r"caffe\.ConvolutionParameter has no field 'kernal_size' \(did you mean 'kernel_size'",
+        ),
         ("layer[name=conv2].name", r"no field at 'layer\[name=conv2\]'.*did you mean name=conv1"),
         ("layr[0]", r"caffe\.NetParameter has no field 'layr' \(did you mean 'layer'"),
         ("layer[nme=conv1]", r"caffe\.LayerParameter has no field 'nme' to select by"),
@@ -251,7 +283,7 @@ def _bound(doc: object, path: str) -> object:
         ("layer.name", r"'layer' matches 2 fields"),
         ("layer[1].param.lr_mult", r"no field at 'layer\[1\]\.param'"),
     ],
-)  # fmt: skip
+)
 def test_get_errors_name_the_path_the_failing_part_and_the_nearest_names(
     path: str, error: str
 ) -> None:

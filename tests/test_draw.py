@@ -149,8 +149,18 @@ def test_change_marks_dropped_layers_grey_and_dashed_and_added_ones(corpus: Path
 @needs_dot
 def test_rewrite_draw_option_writes_the_change(corpus: Path, tmp_path: Path) -> None:
     picture, out = tmp_path / "aux.svg", tmp_path / "aux.prototxt"
-    code = cli.main(["aux", str(corpus / GOOGLENET), "--target", "inception_4c/output",
-                     "--draw", str(picture), "-o", str(out)])  # fmt: skip
+    code = cli.main(
+        [
+            "aux",
+            str(corpus / GOOGLENET),
+            "--target",
+            "inception_4c/output",
+            "--draw",
+            str(picture),
+            "-o",
+            str(out),
+        ]
+    )
     assert code == 0
     svg = picture.read_bytes()
     statuses = {s for g in _elements(svg, "node") for s in _classes(g)}
@@ -244,8 +254,11 @@ def test_merge_when_an_in_place_layer_gets_its_own_blob() -> None:
     assert [f.key for f in before_graph.nodes["fc1"].folded] == ["relu1"]
     merged = change_graph(loads(MERGE_BEFORE), loads(after))
     assert {k: n.status for k, n in merged.nodes.items()} == {
-        "data": "kept", "fc1": "kept", "relu1": "kept", "fc2": "kept"
-    }  # fmt: skip
+        "data": "kept",
+        "fc1": "kept",
+        "relu1": "kept",
+        "fc2": "kept",
+    }
     assert not merged.nodes["fc1"].folded
     assert {(e.tail, e.head, e.blob, e.status) for e in merged.edges.values()} == {
         ("data", "fc1", "data", "kept"),

@@ -56,8 +56,14 @@ def test_presets_are_the_four_sets_of_the_paper() -> None:
     }
     for name, values in table.items():
         p = PRESETS[name]
-        got = (p.decay, p.blur_radius, p.blur_every, p.norm_percentile,
-               p.contribution_percentile, p.steps)  # fmt: skip
+        got = (
+            p.decay,
+            p.blur_radius,
+            p.blur_every,
+            p.norm_percentile,
+            p.contribution_percentile,
+            p.steps,
+        )
         assert got == values, name
 
 
@@ -77,15 +83,23 @@ def test_mask_rows_measure_each_elements_own_unit() -> None:
     want = [values[0, 4].mean(), values[1, 0].mean(), values[2, 4].mean()]
     np.testing.assert_allclose(got, want, rtol=10 * F32 * values.size, atol=0)
     at = objectives(values, unit_mask(values.shape, [(1, (2, 3)), (2, None), (3, (0, 5))]))
-    np.testing.assert_allclose(at, [values[0, 1, 2, 3], values[1, 2].mean(), values[2, 3, 0, 5]],
-                               rtol=10 * F32 * values.size)  # fmt: skip
+    np.testing.assert_allclose(
+        at,
+        [values[0, 1, 2, 3], values[1, 2].mean(), values[2, 3, 0, 5]],
+        rtol=10 * F32 * values.size,
+    )
 
 
 def _worker_settings(**extra: float) -> dict[str, object]:
-    base: dict[str, object] = {"decay": 0.0, "blur_radius": 0.0, "blur_every": 0,
-                               "norm_percentile": 0.0, "contribution_percentile": 0.0,
-                               "low": [-104.0, -117.0, -123.0],
-                               "high": [151.0, 138.0, 132.0]}  # fmt: skip
+    base: dict[str, object] = {
+        "decay": 0.0,
+        "blur_radius": 0.0,
+        "blur_every": 0,
+        "norm_percentile": 0.0,
+        "contribution_percentile": 0.0,
+        "low": [-104.0, -117.0, -123.0],
+        "high": [151.0, 138.0, 132.0],
+    }
     base.update(extra)
     return base
 
@@ -182,8 +196,19 @@ def test_digits_every_class_beats_every_real_digit(
     images = []
     for k in range(10):
         grid = tmp_path / f"class{k}.png"
-        argv = ["visualize", str(digits_model.deploy), "--weights", str(digits_model.weights),
-                "--class", str(k), "--scale", repr(1 / 255), "-q", "-o", str(grid)]  # fmt: skip
+        argv = [
+            "visualize",
+            str(digits_model.deploy),
+            "--weights",
+            str(digits_model.weights),
+            "--class",
+            str(k),
+            "--scale",
+            repr(1 / 255),
+            "-q",
+            "-o",
+            str(grid),
+        ]
         assert main(argv) == 0, capsys.readouterr().err
         summary = json.loads(grid.with_suffix(".json").read_text())
         images.append(np.load(tmp_path / summary["units"][0]["array"]))
@@ -204,8 +229,9 @@ def test_units_in_one_batch_are_independent_and_seeded(digits_model: TrainedDigi
     kwargs = dict(weights=digits_model.weights, target="conv2", preprocess=DIGITS, progress=False)
     settings = Settings(steps=3)
     both = visualize(digits_model.deploy, channels=[5, 20], settings=settings, **kwargs)
-    alone = [visualize(digits_model.deploy, channels=[c], settings=settings, **kwargs)
-             for c in (5, 20)]  # fmt: skip
+    alone = [
+        visualize(digits_model.deploy, channels=[c], settings=settings, **kwargs) for c in (5, 20)
+    ]
     again = visualize(digits_model.deploy, channels=[5, 20], settings=settings, **kwargs)
     for n in range(2):
         single = alone[n].units[0]
@@ -246,9 +272,15 @@ def test_outputs_next_to_the_grid(digits_model: TrainedDigits, tmp_path: Path) -
     the JSON summary."""
     from PIL import Image
 
-    result = visualize(digits_model.deploy, weights=digits_model.weights, target="conv2",
-                       channels=[1, 30], settings=Settings(steps=20), preprocess=DIGITS,
-                       progress=False)  # fmt: skip
+    result = visualize(
+        digits_model.deploy,
+        weights=digits_model.weights,
+        target="conv2",
+        channels=[1, 30],
+        settings=Settings(steps=20),
+        preprocess=DIGITS,
+        progress=False,
+    )
     written = result.save(tmp_path / "grid.png")
     assert written[0] == tmp_path / "grid.png"
     assert Image.open(written[0]).size[0] > 2 * 96
@@ -275,9 +307,16 @@ def test_start_image_is_where_the_ascent_begins(digits_model: TrainedDigits) -> 
     truncate(doc, "ip2")
     with CaffeSession(doc.dumps(), weights=digits_model.weights) as session:
         logits = session.run({"data": digit[None]}, backward=False, blobs=("ip2",))["blobs"]
-    result = visualize(digits_model.deploy, weights=digits_model.weights, target="ip2",
-                       units=[Unit(3)], start=digit, settings=Settings(steps=5),
-                       preprocess=DIGITS, progress=False)  # fmt: skip
+    result = visualize(
+        digits_model.deploy,
+        weights=digits_model.weights,
+        target="ip2",
+        units=[Unit(3)],
+        start=digit,
+        settings=Settings(steps=5),
+        preprocess=DIGITS,
+        progress=False,
+    )
     assert result.units[0].start == pytest.approx(float(logits["ip2"][0, 3]), rel=1e-5)
 
 

@@ -66,8 +66,14 @@ def test_resnet_channels_beat_the_photographs(nsfw_model: CachedModel, layer: st
     pre = Preprocess(mean=nsfw_model.mean)
     reference = best_photo_activation(nsfw_model, layer, TARGETS[layer], pre)
     assert (reference > 0).all()
-    result = visualize(nsfw_model.deploy, weights=nsfw_model.weights, target=layer,
-                       channels=CHANNELS, preprocess=pre, progress=False)  # fmt: skip
+    result = visualize(
+        nsfw_model.deploy,
+        weights=nsfw_model.weights,
+        target=layer,
+        channels=CHANNELS,
+        preprocess=pre,
+        progress=False,
+    )
     multiples = np.array([u.end / reference[u.unit.channel] for u in result.units])
     print(layer, "multiples", np.round(multiples, 2).tolist())
     for unit in result.units:

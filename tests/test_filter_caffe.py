@@ -27,10 +27,16 @@ STATES = [
 
 def test_filter_matches_caffe_in_every_state() -> None:
     proc = subprocess.run(
-        [sys.executable, str(Path(__file__).with_name("filter_in_caffe.py")), str(RULES),
-         json.dumps(STATES)],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(Path(__file__).with_name("filter_in_caffe.py")),
+            str(RULES),
+            json.dumps(STATES),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     caffe_layers = json.loads(proc.stdout)
     distinct = set()
     for (phase, level, stages), expected in zip(STATES, caffe_layers, strict=True):

@@ -13,7 +13,7 @@ from protoedit.commands import format_text
 from protoedit.syntax import parse
 from protoedit.syntax.formatter import format_tree
 from protoedit.syntax.printer import comments
-from protoedit.syntax.tree import Document
+from protoedit.syntax.tree import Tree
 
 from .test_syntax import _documents
 
@@ -71,7 +71,7 @@ def test_a_list_mixing_messages_and_scalars_is_refused_with_a_location() -> None
 def _breaking(monkeypatch: pytest.MonkeyPatch, change: str) -> None:
     real = format_tree
 
-    def broken(doc: Document) -> str:
+    def broken(doc: Tree) -> str:
         text = real(doc)
         if change == "content":
             return text.replace("b: 1", "b: 2")

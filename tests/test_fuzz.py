@@ -30,6 +30,7 @@ import pytest
 from protoedit import ProtoeditError, loads
 from protoedit.commands import check_files, format_text
 from protoedit.document import Document
+from protoedit.net.layers import BVLC_TYPES, layer_type
 from protoedit.rewrites import (
     LossHead,
     add_loss,
@@ -141,9 +142,19 @@ def _list_form(text: str, rng: random.Random) -> str:
 def _mutate(text: str, rng: random.Random) -> tuple[str, str]:
     """One random mutation of ``text`` and its name."""
     kind = rng.choice(
-        ["delete", "duplicate", "swap", "bracket", "number", "name", "chars", "truncate",
-         "list form", "list form"]
-    )  # fmt: skip
+        [
+            "delete",
+            "duplicate",
+            "swap",
+            "bracket",
+            "number",
+            "name",
+            "chars",
+            "truncate",
+            "list form",
+            "list form",
+        ]
+    )
     if kind == "truncate":
         return text[: rng.randrange(len(text) + 1)], kind
     if kind == "list form":
@@ -177,11 +188,14 @@ def _mutate(text: str, rng: random.Random) -> tuple[str, str]:
 
 # -- generated inputs --------------------------------------------------------------------------
 
-_TYPES = [
-    "Convolution", "Deconvolution", "Pooling", "ReLU", "InnerProduct", "Softmax", "Concat",
-    "Eltwise", "Flatten", "Reshape", "Slice", "Crop", "Reduction", "Dropout", "BatchNorm",
-    "Scale", "SoftmaxWithLoss", "Accuracy", "Sigmoid", "Split", "Python", "Silence",
-]  # fmt: skip
+#: Every type BVLC Caffe registers (the catalogue's), wired at random.
+_TYPES = sorted(BVLC_TYPES)
+
+
+def _param_field(kind: str) -> str:
+    entry = layer_type(kind)
+    assert entry is not None and entry.param_field is not None, kind
+    return entry.param_field
 
 
 def _layer_params(kind: str, rng: random.Random) -> str:
@@ -189,7 +203,7 @@ def _layer_params(kind: str, rng: random.Random) -> str:
         return " ".join(f"dim: {rng.choice([-1, 0, 1, 2, 3, 8])}" for _ in range(rng.randint(0, 4)))
 
     if kind in ("Convolution", "Deconvolution", "Pooling"):
-        name = "pooling_param" if kind == "Pooling" else "convolution_param"
+        name = _param_field(kind)
         parts = [f"kernel_size: {rng.randint(0, 5)}" for _ in range(rng.randint(0, 3))]
         parts += [f"stride: {rng.randint(0, 3)}"] * rng.randint(0, 1)
         parts += [f"pad: {rng.randint(0, 2)}"] * rng.randint(0, 1)
@@ -206,8 +220,7 @@ def _layer_params(kind: str, rng: random.Random) -> str:
             f"inner_product_param {{ num_output: {rng.randint(0, 10)} axis: {rng.randint(-2, 2)} }}"
         )
     if kind in ("Concat", "Slice", "Softmax", "Flatten"):
-        param = {"Concat": "concat", "Slice": "slice", "Softmax": "softmax"}.get(kind, "flatten")
-        return f"{param}_param {{ axis: {rng.randint(-4, 4)} }}"
+        return f"{_param_field(kind)} {{ axis: {rng.randint(-4, 4)} }}"
     if kind == "Reshape":
         return f"reshape_param {{ shape {{ {dims()} }} }}"
     if kind == "Crop":
@@ -253,8 +266,9 @@ def _generated_nesting(rng: random.Random) -> str:
     openers = [rng.choice(["{", "<", ": {", ": [{"]) for _ in range(depth)]
     closers = {"{": "}", "<": ">", ": {": "}", ": [{": "}]"}
     width = rng.choice([0, 1, 5, 2000])
-    head = "".join(f"n {opener} " + "w: 1 " * (width if rng.random() < 0.02 else 0)
-                   for opener in openers)  # fmt: skip
+    head = "".join(
+        f"n {opener} " + "w: 1 " * (width if rng.random() < 0.02 else 0) for opener in openers
+    )
     return head + "leaf: 1 " + " ".join(closers[o] for o in reversed(openers)) + "\n"
 
 
@@ -286,9 +300,11 @@ def _calls(
     except ProtoeditError:
         return
     head = LossHead(
-        rng.choice(["channel", "unit", "sumsq", "logit"]), rng.randint(0, 3),
-        rng.choice(["mean", "sum"]), rng.choice([1.0, -1.0]),
-    )  # fmt: skip
+        rng.choice(["channel", "unit", "sumsq", "logit"]),
+        rng.randint(0, 3),
+        rng.choice(["mean", "sum"]),
+        rng.choice([1.0, -1.0]),
+    )
     target = rng.choice(targets)
     inplace = rng.random() < 0.3
     shape = rng.choice([None, [1, 3, 8, 8], [2, 1, 5]])

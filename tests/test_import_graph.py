@@ -130,17 +130,24 @@ def test_the_syntax_layer_imports_nothing_of_caffe() -> None:
             )
 
 
+def _loaded_after(imports: str, modules: list[str]) -> list[str]:
+    """Which of ``modules`` a fresh interpreter holds after ``import IMPORTS``."""
+    code = f"import sys, {imports}\nprint(*(m for m in {modules!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return out.stdout.split()
+
+
 def test_the_cli_starts_without_protobuf_lark_or_numpy() -> None:
     # `protoedit --version` and argument errors must not pay for the heavy imports; the
     # commands import what they need when they run.
-    code = (
-        "import sys, protoedit.cli\n"
-        "print(sorted(m for m in ('google.protobuf', 'lark', 'numpy') if m in sys.modules))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
-    assert out.strip() == "[]"
+    assert _loaded_after("protoedit.cli", ["google.protobuf", "lark", "numpy"]) == []
+
+
+def test_the_catalogue_and_the_childs_net_plan_load_without_protobuf_or_lark() -> None:
+    # The Caffe child imports netplan, which reads the catalogue: neither may pull in the
+    # net view (protobuf, Lark) through ``protoedit.net``.
+    heavy = ["google.protobuf", "lark", "protoedit.net.view"]
+    assert _loaded_after("protoedit.validate.netplan, protoedit.net.layers", heavy) == []
 
 
 def test_protoedit_validate_is_the_function_whatever_was_imported_first() -> None:

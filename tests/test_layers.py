@@ -5,31 +5,38 @@ creates, and the shape rules :mod:`protoedit.net.shapes` implements."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from google.protobuf import text_format
 
 from protoedit import caffe_build
 from protoedit.net import layers
 from protoedit.net.layers import (
+    BOTTOM_OPERAND,
     CATALOGUE,
-    DATA,
+    GATE_SAFE,
     LOSS,
     NEEDS_LABELS,
     SAME_CHANNELS,
     SAME_SHAPE,
+    SIZE_BOUND,
     for_schema,
+    is_a,
     is_data_layer,
     is_loss,
+    learnt_param_count,
     no_backward,
+    param_blobs,
     param_roles,
     registered_types,
 )
 from protoedit.net.shapes import RULES
-from protoedit.rewrites.upgrade import _DATA_TYPES, V1_TYPES
-from protoedit.rewrites.upgrade_v0 import V0_TYPES
+from protoedit.rewrites.upgrade import V1_TYPES, transform_host
 from protoedit.schema import Schema, builtin_schema
 from protoedit.syntax import parse
 from protoedit.syntax.parser import ParseError
@@ -110,12 +117,29 @@ def test_v1_names_are_the_schemas_enum_and_upgrade_reads_them() -> None:
         assert v1 == "NONE" or CATALOGUE.by_v1[v1].name == name
 
 
-def test_the_upgrade_tables_name_catalogued_types() -> None:
-    for kind in V0_TYPES.values():
-        assert kind in CATALOGUE.by_v1, kind
-    for v1, field in _DATA_TYPES.items():
-        entry = CATALOGUE.by_v1[v1]
-        assert entry.param_field == field and entry.has(DATA), v1
+def test_v0_names_belong_to_v1_types_and_transform_hosts_are_data_params() -> None:
+    assert len(CATALOGUE.by_v0) == 24 and CATALOGUE.by_v0["conv"].name == "Convolution"
+    assert all(entry.v1 for entry in CATALOGUE.by_v0.values())
+    hosts = {t.v1: transform_host(builtin_schema(), t.v1) for t in CATALOGUE if t.v1}
+    found = {v1: field for v1, field in hosts.items() if field is not None}
+    assert found == {
+        "DATA": "data_param",
+        "IMAGE_DATA": "image_data_param",
+        "WINDOW_DATA": "window_data_param",
+    }  # HDF5Data and MemoryData are data layers whose messages never had those fields
+
+
+_V0_CASE = re.compile(r'type == "(\w+)"\) \{\s*return V1LayerParameter_LayerType_(\w+);')
+_TRANSFORM_CASE = re.compile(r"CONVERT_LAYER_TRANSFORM_PARAM\((\w+), \w+, (\w+)\);")
+
+
+@pytest.mark.caffe
+def test_the_upgrade_facts_are_caffes_upgrade_proto(caffe_source: Path) -> None:
+    text = (caffe_source / "src" / "caffe" / "util" / "upgrade_proto.cpp").read_text()
+    v0 = dict(_V0_CASE.findall(text))
+    assert v0 == {name: entry.v1 for name, entry in CATALOGUE.by_v0.items()}
+    hosts = {v1: f"{param}_param" for v1, param in _TRANSFORM_CASE.findall(text)}
+    assert hosts and all(transform_host(builtin_schema(), v1) == f for v1, f in hosts.items())
 
 
 def _corpus_types(path: Path) -> set[str]:
@@ -178,6 +202,35 @@ def test_data_layers_include_fork_readers_and_python_readers() -> None:
     assert not is_data_layer(_Layer("DummyData")) and not is_data_layer(_Layer("Input"))
 
 
+def _layer_message(text: str) -> Any:
+    return text_format.Parse(text, builtin_schema().message_class("LayerParameter")())
+
+
+def test_learnt_parameters_follow_bias_term_bottoms_and_statistics() -> None:
+    cases = {
+        'type: "Convolution" convolution_param { bias_term: false }': 1,
+        'type: "Convolution"': 2,
+        'type: "Scale"': 1,  # Scale has no bias unless asked
+        'type: "Scale" bottom: "a" bottom: "b" scale_param { bias_term: true }': 1,
+        'type: "Bias" bottom: "a" bottom: "b"': 0,
+        'type: "BatchNorm"': 0,  # statistics: Caffe fixes their lr_mult at 0 itself
+        'type: "ReLU"': 0,
+    }
+    for text, count in cases.items():
+        assert learnt_param_count(_layer_message(text)) == count, text
+    assert param_blobs(_layer_message('type: "BatchNorm"')) == ("mean", "variance", "scale_factor")
+    assert learnt_param_count(_layer_message('type: "NoSuchLayer"')) is None
+
+
+def test_categories_of_the_validation_gate_and_of_visualize() -> None:
+    assert is_a("EuclideanLoss", GATE_SAFE) and is_a("Input", GATE_SAFE)
+    assert not is_a("SoftmaxWithLoss", GATE_SAFE) and not is_a("Python", GATE_SAFE)
+    labelled = CATALOGUE.names(NEEDS_LABELS)
+    assert CATALOGUE.names(GATE_SAFE) & labelled == {"EuclideanLoss"}  # both bottoms get one
+    assert CATALOGUE.names(SIZE_BOUND) == {"InnerProduct", "Reshape", "Flatten"}
+    assert CATALOGUE.names(BOTTOM_OPERAND) == {"Scale", "Bias"}
+
+
 # Build one layer of each parametric type in pycaffe and report its blob count; in a child
 # process because a failed CHECK aborts the whole process.
 _BLOBS = """
@@ -210,7 +263,9 @@ _PROBES = {
     "BatchNorm": ("BatchNorm", 1, ""),
     "Scale": ("Scale", 1, "scale_param { bias_term: true }"),
     "Scale/two-bottoms": ("Scale", 2, "scale_param { bias_term: true axis: 0 }"),
+    "Scale/no-bias": ("Scale", 1, ""),
     "Bias": ("Bias", 1, ""),
+    "Bias/two-bottoms": ("Bias", 2, "bias_param { axis: 0 }"),
     "PReLU": ("PReLU", 1, ""),
     "Normalize": ("Normalize", 1, ""),
 }
@@ -242,6 +297,12 @@ def test_roles_agree_with_the_blobs_caffe_creates(caffe_source: Path) -> None:
             "no-bias"
         ), (key, counts[key])
     assert counts["Convolution/no-bias"] == 1 and counts["Scale/two-bottoms"] == 1
+    layer_class = builtin_schema().message_class("LayerParameter")
+    for key, (kind, bottoms, params) in _PROBES.items():
+        layer = layer_class(type=kind, bottom=list("ab"[:bottoms]))
+        text_format.Merge(params, layer)
+        roles = param_blobs(layer)
+        assert roles is not None and len(roles) == counts[key], (key, roles)
 
 
 def test_check_knows_the_types_of_a_caffe_source_trees_schema(

@@ -27,11 +27,13 @@ def _try_repo(repo: Path) -> subprocess.CompletedProcess[str]:
     # venv's, as for a user who activated it (CI runs the tests without it on PATH).
     path = os.pathsep.join([str(pre_commit.parent), os.environ.get("PATH", "")])
     return subprocess.run(
-        [str(pre_commit), "try-repo", str(ROOT), "protoedit-validate", "--all-files",
-         "--verbose"],
-        cwd=repo, capture_output=True, text=True, timeout=600,
+        [str(pre_commit), "try-repo", str(ROOT), "protoedit-validate", "--all-files", "--verbose"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=600,
         env=dict(os.environ, PATH=path),
-    )  # fmt: skip
+    )
 
 
 @pytest.fixture
@@ -43,10 +45,14 @@ def repo(tmp_path: Path, corpus: Path) -> Path:
     _git(repo, "config", "user.email", "test@example.org")
     _git(repo, "config", "user.name", "test")
     shutil.copy(FIXTURES / "lenet_deploy.prototxt", repo / "deploy.prototxt")
-    shutil.copy(corpus / "BVLC__caffe__examples__mnist__lenet_train_test.prototxt",
-                repo / "lenet_train_test.prototxt")  # fmt: skip
-    shutil.copy(corpus / "BVLC__caffe__models__bvlc_googlenet__train_val.prototxt",
-                repo / "googlenet_train_val.prototxt")  # fmt: skip
+    shutil.copy(
+        corpus / "BVLC__caffe__examples__mnist__lenet_train_test.prototxt",
+        repo / "lenet_train_test.prototxt",
+    )
+    shutil.copy(
+        corpus / "BVLC__caffe__models__bvlc_googlenet__train_val.prototxt",
+        repo / "googlenet_train_val.prototxt",
+    )
     (repo / "solver.prototxt").write_text('net: "train_test.prototxt"\nbase_lr: 0.01\n')
     _git(repo, "add", ".")
     _git(repo, "commit", "-qm", "nets")

@@ -84,3 +84,19 @@ def test_shown_output_is_whole_unless_cut_with_an_ellipsis() -> None:
 def test_python_example(index: int, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
     exec(compile(_python_blocks()[index], f"README.md python block {index}", "exec"), {})
+
+
+def _layout() -> str:
+    """The README's layout notes: from ``Layout:`` to the import-graph sentence."""
+    start = README.index("Layout: `protoedit/` holds")
+    return README[start : README.index("`net/` never imports", start)]
+
+
+def test_the_layout_notes_name_modules_that_exist_and_every_top_level_one() -> None:
+    package = ROOT / "protoedit"
+    named = set(re.findall(r"`([a-z_]+(?:\.py|/))`", _layout())) - {"protoedit/"}
+    files = {p.name for p in package.rglob("*.py")} | {"grammars/"}
+    folders = {f"{p.name}/" for p in package.iterdir() if (p / "__init__.py").is_file()}
+    assert named - files - folders == set()  # nothing named that is not there
+    top = {p.name for p in package.glob("*.py")} - {"__init__.py"}
+    assert (top | folders) - named == set()  # every module and package of the top is named

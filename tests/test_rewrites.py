@@ -55,8 +55,9 @@ def _layer_name(field: Field) -> str | None:
 def _head(args: dict[str, Any]) -> LossHead:
     position = tuple(args["position"]) if "position" in args else None
     kind = args.get("kind", "channel")
-    return LossHead(kind, args.get("channel", 0), args.get("reduce"), args.get("weight", 1.0),
-                    position)  # fmt: skip
+    return LossHead(
+        kind, args.get("channel", 0), args.get("reduce"), args.get("weight", 1.0), position
+    )
 
 
 def apply(rewrite: str, doc: Document, args: dict[str, Any]) -> RewriteReport:
@@ -65,8 +66,9 @@ def apply(rewrite: str, doc: Document, args: dict[str, Any]) -> RewriteReport:
     if rewrite == "force_backward":
         return force_backward(doc)
     if rewrite == "filter":
-        return filter_net(doc, args.get("phase", "TEST"), args.get("level", 0),
-                          tuple(args.get("stages", ())))  # fmt: skip
+        return filter_net(
+            doc, args.get("phase", "TEST"), args.get("level", 0), tuple(args.get("stages", ()))
+        )
     if rewrite == "truncate":
         return truncate(doc, args["target"], after)
     if rewrite == "add_loss":
@@ -75,12 +77,27 @@ def apply(rewrite: str, doc: Document, args: dict[str, Any]) -> RewriteReport:
         return upgrade(doc)
     state = {"level": args.get("level", 0), "stages": tuple(args.get("stages", ()))}
     if rewrite == "to_deploy":
-        return to_deploy(doc, args.get("phase", "TEST"), args.get("shape"), args.get("channels"),
-                         batch=args.get("batch"), **state)  # fmt: skip
+        return to_deploy(
+            doc,
+            args.get("phase", "TEST"),
+            args.get("shape"),
+            args.get("channels"),
+            batch=args.get("batch"),
+            **state,
+        )
     if rewrite == "aux":
-        return aux(doc, args["target"], _head(args), after, args.get("channels"),
-                   args.get("shape"), args.get("input_channels"), phase=args.get("phase", "TEST"),
-                   batch=args.get("batch"), **state)  # fmt: skip
+        return aux(
+            doc,
+            args["target"],
+            _head(args),
+            after,
+            args.get("channels"),
+            args.get("shape"),
+            args.get("input_channels"),
+            phase=args.get("phase", "TEST"),
+            batch=args.get("batch"),
+            **state,
+        )
     raise AssertionError(rewrite)
 
 
@@ -123,8 +140,11 @@ def test_ambiguous_target_names_both_candidates() -> None:
         'layer { name: "x" type: "ReLU" bottom: "data" top: "y" }\n'
         'layer { name: "z" type: "ReLU" bottom: "y" top: "x" }\n'
     )
-    with pytest.raises(InputError, match=r"'x' is both a layer \(writing 'y'\) and a blob "
-                       r"\(written by layer 'z'\); say layer:x or blob:x"):  # fmt: skip
+    with pytest.raises(
+        InputError,
+        match=r"'x' is both a layer \(writing 'y'\) and a blob "
+        r"\(written by layer 'z'\); say layer:x or blob:x",
+    ):
         truncate(doc, "x")
     truncate(doc, "blob:x")
     assert [layer.name for layer in doc.message.layer] == ["data", "x", "z"]
@@ -142,8 +162,13 @@ def test_aux_upgrades_and_converts_to_deploy_as_needed(corpus: Path) -> None:
     vgg = loads((corpus / "ethereon__netscope__presets__vgg-16.prototxt").read_text())
     report = aux(vgg, "conv1_1", LossHead("channel", 0))
     assert any("input header -> Input layer" in line for line in report.changed)
-    assert [layer.type for layer in vgg.message.layer] == ["Input", "Convolution", "Slice",
-                                                           "Reduction", "Silence"]  # fmt: skip
+    assert [layer.type for layer in vgg.message.layer] == [
+        "Input",
+        "Convolution",
+        "Slice",
+        "Reduction",
+        "Silence",
+    ]
     text = (corpus / "BVLC__caffe__examples__mnist__lenet_train_test.prototxt").read_text()
     refusal = r"cannot tell the input's C/H/W .* give the shape$"
     with pytest.raises(MissingArgumentError, match=refusal) as caught:
@@ -214,6 +239,16 @@ def test_aux_refuses_stage_gated_data_and_names_the_stage(
     assert result.message.layer[0].type == "Input"
 
 
+def test_to_deploy_refuses_a_data_layer_without_a_top_with_its_location() -> None:
+    doc = loads(
+        'layer { name: "d" type: "HDF5Data" hdf5_data_param { source: "x" batch_size: 1 } }\n'
+        'layer { name: "r" type: "ReLU" bottom: "x" top: "y" }\n'
+    )
+    with pytest.raises(InputError, match="data layer 'd' has no top") as error:
+        to_deploy(doc, shape=[1, 3, 4, 4])
+    assert error.value.location is not None and error.value.location.line == 1
+
+
 def test_to_deploy_without_the_stage_says_which_stages_not_deploy_net(corpus: Path) -> None:
     doc = load(corpus / AUTOENCODER)
     with pytest.raises(
@@ -278,8 +313,10 @@ def test_add_loss_on_a_value_of_one_phase_is_refused() -> None:
 def test_truncate_keeps_the_data_layer_of_every_phase(corpus: Path) -> None:
     doc = load(corpus / "BVLC__caffe__examples__mnist__lenet_train_test.prototxt")
     truncate(doc, "conv1")
-    layers = [(layer.name, layer.include[0].phase if len(layer.include) else None)
-              for layer in doc.message.layer]  # fmt: skip
+    layers = [
+        (layer.name, layer.include[0].phase if len(layer.include) else None)
+        for layer in doc.message.layer
+    ]
     assert layers == [("mnist", 0), ("mnist", 1), ("conv1", None)]
 
 
@@ -318,8 +355,11 @@ def test_unknown_states_are_refused(corpus: Path) -> None:
         filter_net(doc, stages="test-on-train")  # type: ignore[arg-type]
     with pytest.raises(InputError, match="unknown phase 'VAL'"):
         filter_net(doc, phase="VAL")
-    with pytest.raises(InputError, match=r"no include or exclude rule names stage 'bogus' "
-                       r"\(the net's rules name 'test-on-test', 'test-on-train'\)"):  # fmt: skip
+    with pytest.raises(
+        InputError,
+        match=r"no include or exclude rule names stage 'bogus' "
+        r"\(the net's rules name 'test-on-test', 'test-on-train'\)",
+    ):
         filter_net(doc, stages=("bogus",))
     with pytest.raises(InputError, match="did you mean 'test-on-test'"):
         to_deploy(doc, stages=("test-on-tset",))
@@ -338,13 +378,33 @@ def test_state_options_reach_to_deploy_and_aux(
 ) -> None:
     out = tmp_path / "ae.prototxt"
     source = str(corpus / AUTOENCODER)
-    code, _, err = _cli(["to-deploy", source, "--stage", "test-on-train", "--shape",
-                         "3,1,28,28", "-o", str(out)], capsys)  # fmt: skip
+    code, _, err = _cli(
+        ["to-deploy", source, "--stage", "test-on-train", "--shape", "3,1,28,28", "-o", str(out)],
+        capsys,
+    )
     assert code == 0, err
     assert load(out).message.layer[0].input_param.shape[0].dim == [3, 1, 28, 28]
-    code, _, err = _cli(["aux", source, "--target", "encode1", "--stage", "test-on-test",
-                         "--phase", "test", "--level", "0", "--shape", "2,1,28,28", "--batch",
-                         "5", "-o", str(out)], capsys)  # fmt: skip
+    code, _, err = _cli(
+        [
+            "aux",
+            source,
+            "--target",
+            "encode1",
+            "--stage",
+            "test-on-test",
+            "--phase",
+            "test",
+            "--level",
+            "0",
+            "--shape",
+            "2,1,28,28",
+            "--batch",
+            "5",
+            "-o",
+            str(out),
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert load(out).message.layer[0].input_param.shape[0].dim == [5, 1, 28, 28]
     code, _, err = _cli(["aux", source, "--target", "encode1", "--stage", "bogus"], capsys)
@@ -365,8 +425,9 @@ def test_hints_name_the_flag_of_the_command_in_use(
     assert "--" not in err.split("hint:")[0]  # the library's message names no option
     code, _, err = _cli(["aux", source, "--target", "conv3", "--channels", "3"], capsys)
     assert code == 2 and "--input-channels C" in err  # aux's --channels is the target's
-    code, _, err = _cli(["aux", source, "--target", "conv3", "--input-channels", "3",
-                         "-o", str(out)], capsys)  # fmt: skip
+    code, _, err = _cli(
+        ["aux", source, "--target", "conv3", "--input-channels", "3", "-o", str(out)], capsys
+    )
     assert code == 0, err
     assert load(out).message.layer[0].input_param.shape[0].dim == [50, 3, 227, 227]
     code, _, err = _cli(["to-deploy", source, "-o", str(out)], capsys)
@@ -463,8 +524,11 @@ def test_a_blob_target_naming_a_layer_says_so(corpus: Path) -> None:
         'layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 1 } } }\n'
         'layer { name: "relu" type: "ReLU" bottom: "x" top: "y" }\n'
     )
-    with pytest.raises(InputError, match=r"^no layer named 'y': that is a blob, written by "
-                       r"layer 'relu'; say blob:y or layer:relu$"):  # fmt: skip
+    with pytest.raises(
+        InputError,
+        match=r"^no layer named 'y': that is a blob, written by "
+        r"layer 'relu'; say blob:y or layer:relu$",
+    ):
         truncate(small, "layer:y")
     with pytest.raises(InputError, match=r"^no blob named 'relu2'$"):
         truncate(small, "blob:relu2")  # look-alikes come from the blob names only

@@ -53,44 +53,81 @@ POOL = "Pooling"
 CASES = [
     # Pooling, ceil mode: ceil((7-2)/2)+1 = 4; floor mode: floor(2.5)+1 = 3.
     ([1, 2, 7, 7], POOL, "pooling_param { kernel_size: 2 stride: 2 }", [1, 2, 4, 4]),
-    ([1, 2, 7, 7], POOL, "pooling_param { kernel_size: 2 stride: 2 round_mode: FLOOR }",
-     [1, 2, 3, 3]),
+    (
+        [1, 2, 7, 7],
+        POOL,
+        "pooling_param { kernel_size: 2 stride: 2 round_mode: FLOOR }",
+        [1, 2, 3, 3],
+    ),
     # pad 1: ceil((6+2-3)/2)+1 = 4 and (4-1)*2 = 6 < 6+1 keeps it.
     ([1, 2, 6, 6], POOL, "pooling_param { kernel_size: 3 stride: 2 pad: 1 }", [1, 2, 4, 4]),
     # pad 1: ceil((5+2-2)/2)+1 = 4, but (4-1)*2 = 6 >= 5+1: the last window goes, 3.
     ([1, 2, 5, 5], POOL, "pooling_param { kernel_size: 2 stride: 2 pad: 1 }", [1, 2, 3, 3]),
     # kernel_h/kernel_w, stride_h/stride_w: ceil((9-3)/1)+1 = 7, ceil((9-1)/4)+1 = 3.
-    ([1, 2, 9, 9], POOL,
-     "pooling_param { kernel_h: 3 kernel_w: 1 stride_h: 1 stride_w: 4 }", [1, 2, 7, 3]),
+    (
+        [1, 2, 9, 9],
+        POOL,
+        "pooling_param { kernel_h: 3 kernel_w: 1 stride_h: 1 stride_w: 4 }",
+        [1, 2, 7, 3],
+    ),
     ([1, 16, 13, 13], POOL, "pooling_param { pool: AVE global_pooling: true }", [1, 16, 1, 1]),
     # Dilation 2 makes a 3-kernel span 5: (10-5)/1+1 = 6; with pad 1, stride 2: 7//2+1 = 4.
-    ([1, 3, 10, 10], "Convolution",
-     "convolution_param { num_output: 8 kernel_size: 3 dilation: 2 }", [1, 8, 6, 6]),
-    ([1, 3, 10, 10], "Convolution",
-     "convolution_param { num_output: 8 kernel_size: 3 dilation: 2 pad: 1 stride: 2 }",
-     [1, 8, 4, 4]),
+    (
+        [1, 3, 10, 10],
+        "Convolution",
+        "convolution_param { num_output: 8 kernel_size: 3 dilation: 2 }",
+        [1, 8, 6, 6],
+    ),
+    (
+        [1, 3, 10, 10],
+        "Convolution",
+        "convolution_param { num_output: 8 kernel_size: 3 dilation: 2 pad: 1 stride: 2 }",
+        [1, 8, 4, 4],
+    ),
     # Per-axis kernel and stride: 10-3+1 = 8, (12-5)//2+1 = 4.
-    ([1, 3, 10, 12], "Convolution",
-     "convolution_param { num_output: 2 kernel_h: 3 kernel_w: 5 stride_h: 1 stride_w: 2 }",
-     [1, 2, 8, 4]),
+    (
+        [1, 3, 10, 12],
+        "Convolution",
+        "convolution_param { num_output: 2 kernel_h: 3 kernel_w: 5 stride_h: 1 stride_w: 2 }",
+        [1, 2, 8, 4],
+    ),
     # One value per spatial axis, 3-D convolution: 6-3+1 = 4, 7-2+1 = 6, 8-1+1 = 8.
-    ([1, 1, 6, 7, 8], "Convolution",
-     "convolution_param { num_output: 2 kernel_size: 3 kernel_size: 2 kernel_size: 1 }",
-     [1, 2, 4, 6, 8]),
+    (
+        [1, 1, 6, 7, 8],
+        "Convolution",
+        "convolution_param { num_output: 2 kernel_size: 3 kernel_size: 2 kernel_size: 1 }",
+        [1, 2, 4, 6, 8],
+    ),
     # Deconvolution: 2*(5-1) + 4 - 2 = 10.
-    ([1, 4, 5, 5], "Deconvolution",
-     "convolution_param { num_output: 3 kernel_size: 4 stride: 2 pad: 1 }", [1, 3, 10, 10]),
+    (
+        [1, 4, 5, 5],
+        "Deconvolution",
+        "convolution_param { num_output: 3 kernel_size: 4 stride: 2 pad: 1 }",
+        [1, 3, 10, 10],
+    ),
     # ... with dilation 2 (span 3): 1*(5-1) + 3 = 7.
-    ([1, 4, 5, 5], "Deconvolution",
-     "convolution_param { num_output: 3 kernel_size: 2 dilation: 2 }", [1, 3, 7, 7]),
+    (
+        [1, 4, 5, 5],
+        "Deconvolution",
+        "convolution_param { num_output: 3 kernel_size: 2 dilation: 2 }",
+        [1, 3, 7, 7],
+    ),
     # Reshape: 0 copies the input axis, -1 takes what is left (2*3*4*5 = 120).
     ([2, 3, 4, 5], "Reshape", "reshape_param { shape { dim: 0 dim: -1 } }", [2, 60]),
     ([2, 3, 4, 5], "Reshape", "reshape_param { shape { dim: 0 dim: 0 dim: -1 } }", [2, 3, 20]),
-    ([2, 3, 4, 5], "Reshape",
-     "reshape_param { shape { dim: -1 } axis: 1 num_axes: 2 }", [2, 12, 5]),
+    (
+        [2, 3, 4, 5],
+        "Reshape",
+        "reshape_param { shape { dim: -1 } axis: 1 num_axes: 2 }",
+        [2, 12, 5],
+    ),
     # axis -1 with num_axes 0 inserts after the last axis.
-    ([2, 3, 4, 5], "Reshape",
-     "reshape_param { shape { dim: 1 } axis: -1 num_axes: 0 }", [2, 3, 4, 5, 1]),
+    (
+        [2, 3, 4, 5],
+        "Reshape",
+        "reshape_param { shape { dim: 1 } axis: -1 num_axes: 0 }",
+        [2, 3, 4, 5, 1],
+    ),
     ([2, 3, 4, 5], "Flatten", "", [2, 60]),
     ([2, 3, 4, 5], "Flatten", "flatten_param { axis: 2 end_axis: 3 }", [2, 3, 20]),
     ([2, 3, 4, 5], "Flatten", "flatten_param { axis: 0 end_axis: 1 }", [6, 4, 5]),
@@ -100,7 +137,7 @@ CASES = [
     ([2, 3, 4, 5], "InnerProduct", "inner_product_param { num_output: 10 }", [2, 10]),
     ([2, 3, 4, 5], "InnerProduct", "inner_product_param { num_output: 7 axis: 2 }", [2, 3, 7]),
     ([2, 3, 4, 5], "ReLU", "", [2, 3, 4, 5]),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("dims", "kind", "param", "expected"), CASES)
@@ -148,11 +185,13 @@ def test_input_without_a_shape_is_unknown_not_an_error() -> None:
 
 BAD = [
     ("convolution_param { num_output: 4 kernel_size: 3 stride: 0 }", "must be positive"),
-    ("convolution_param { num_output: 4 kernel_size: 3 kernel_size: 3 kernel_size: 3 }",
-     "kernel has 3 values for 2 spatial axes"),
+    (
+        "convolution_param { num_output: 4 kernel_size: 3 kernel_size: 3 kernel_size: 3 }",
+        "kernel has 3 values for 2 spatial axes",
+    ),
     ("convolution_param { num_output: 4 kernel_size: 10 }", "the output would be 1x4x-1x-1"),
     ("convolution_param { num_output: 4 }", "must be positive"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("param", "reason"), BAD)

@@ -281,8 +281,31 @@ def test_fast_path_builds_the_drivers_tree_on_the_corpus(corpus: Path) -> None:
         _both_ways(path.read_bytes().decode("utf-8", "surrogateescape"))
 
 
-_PIECES = ["a", "b:", ":", "1", "-2.5", "-inf", '"s"', "'t'", "{", "}", "<", ">", "[", "]",
-           ",", ";", " ", "\n", "# c\n", "# end", "\ufeff", "$", '"open']  # fmt: skip
+_PIECES = [
+    "a",
+    "b:",
+    ":",
+    "1",
+    "-2.5",
+    "-inf",
+    '"s"',
+    "'t'",
+    "{",
+    "}",
+    "<",
+    ">",
+    "[",
+    "]",
+    ",",
+    ";",
+    " ",
+    "\n",
+    "# c\n",
+    "# end",
+    "\ufeff",
+    "$",
+    '"open',
+]
 
 
 @settings(max_examples=2000, deadline=None)
@@ -292,16 +315,18 @@ def test_fast_path_builds_the_drivers_tree_on_any_token_soup(pieces: list[str]) 
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.recursive(
-    st.sampled_from(["1", '"x" "y"', "N", "-1e3"]),
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=3).map(lambda xs: "[" + ", ".join(xs) + "]"),
-        st.lists(inner, max_size=3).map(
-            lambda xs: "{ " + " ".join(f"f{i}: {x}" for i, x in enumerate(xs)) + " }"
+@given(
+    st.recursive(
+        st.sampled_from(["1", '"x" "y"', "N", "-1e3"]),
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=3).map(lambda xs: "[" + ", ".join(xs) + "]"),
+            st.lists(inner, max_size=3).map(
+                lambda xs: "{ " + " ".join(f"f{i}: {x}" for i, x in enumerate(xs)) + " }"
+            ),
         ),
-    ),
-    max_leaves=12,
-))  # fmt: skip
+        max_leaves=12,
+    )
+)
 def test_fast_path_builds_the_drivers_tree_on_nested_values(value: str) -> None:
     _both_ways(f"# head\nfield: {value}  # tail\nother {value if value.startswith('{') else '{}'};")
 

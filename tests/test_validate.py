@@ -442,10 +442,23 @@ def test_weights_over_512_mib_load(tmp_path: Path) -> None:
     net = tmp_path / "net.prototxt"
     net.write_text(_BIG_NET.format(inputs=inputs, outputs=outputs, filler=""))
     proc = subprocess.run(
-        [sys.executable, "-m", "protoedit.cli", "validate", str(net),
-         "--weights", str(weights), "--memory-limit", "3G", "--json"],
-        capture_output=True, text=True, timeout=900, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "protoedit.cli",
+            "validate",
+            str(net),
+            "--weights",
+            str(weights),
+            "--memory-limit",
+            "3G",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
     report = json.loads(proc.stdout)
     assert proc.returncode == 0, report["reason"]
     assert report["status"] == "valid" and report["input_gradients"][0]["nonzero"]

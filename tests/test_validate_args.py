@@ -20,9 +20,16 @@ LENET = FIXTURES / "lenet_deploy.prototxt"
 
 @pytest.mark.parametrize(
     ("size", "text"),
-    [(0, "0 B"), (100, "100 B"), (1536, "1.50 KiB"), (284 * 2**10, "284 KiB"),
-     (512 * 2**20, "512 MiB"), (2 * 2**30, "2.00 GiB"), (12.5 * 2**30, "12.5 GiB")],
-)  # fmt: skip
+    [
+        (0, "0 B"),
+        (100, "100 B"),
+        (1536, "1.50 KiB"),
+        (284 * 2**10, "284 KiB"),
+        (512 * 2**20, "512 MiB"),
+        (2 * 2**30, "2.00 GiB"),
+        (12.5 * 2**30, "12.5 GiB"),
+    ],
+)
 def test_sizes_are_written_in_a_unit_that_fits(size: float, text: str) -> None:
     assert format_size(size) == text
 
@@ -108,9 +115,21 @@ def test_missing_pycaffe_raises_caffe_unavailable(
     assert proc.stderr.startswith("protoedit: error: pycaffe cannot be imported")
     assert "protoedit setup-caffe" in proc.stderr  # how to fix it, said once
     aux = subprocess.run(
-        [sys.executable, "-m", "protoedit.cli", "aux", str(LENET), "--target", "conv2",
-         "--validate", "-o", str(tmp_path / "aux.prototxt")],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "protoedit.cli",
+            "aux",
+            str(LENET),
+            "--target",
+            "conv2",
+            "--validate",
+            "-o",
+            str(tmp_path / "aux.prototxt"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert aux.returncode == 2 and "Traceback" not in aux.stderr
     assert "protoedit: error: pycaffe cannot be imported" in aux.stderr

@@ -118,12 +118,16 @@ def test_batch_one_by_default_on_the_command_line(capsys: pytest.CaptureFixture[
 @pytest.mark.parametrize(
     ("layer", "why"),
     [
-        ('type: "Reshape" bottom: "data" top: "r" reshape_param { shape { dim: 4 dim: -1 } }',
-         "Reshape layer 'x' fixes the first dimension to 4"),
-        ('type: "Slice" bottom: "data" top: "r" top: "r2" slice_param { axis: 0 }',
-         "Slice layer 'x' slices along the batch axis"),
+        (
+            'type: "Reshape" bottom: "data" top: "r" reshape_param { shape { dim: 4 dim: -1 } }',
+            "Reshape layer 'x' fixes the first dimension to 4",
+        ),
+        (
+            'type: "Slice" bottom: "data" top: "r" top: "r2" slice_param { axis: 0 }',
+            "Slice layer 'x' slices along the batch axis",
+        ),
     ],
-)  # fmt: skip
+)
 def test_the_declared_batch_is_kept_where_it_matters(tmp_path: Path, layer: str, why: str) -> None:
     net = tmp_path / "net.prototxt"
     net.write_text(
@@ -295,8 +299,9 @@ print(float(np.abs(net.params["conv"][0].diff).sum()), float(np.abs(net.blobs["d
 """
 
 
-@pytest.mark.parametrize("stopper", ["param { lr_mult: 0 } param { lr_mult: 0 }",
-                                     "propagate_down: false"])  # fmt: skip
+@pytest.mark.parametrize(
+    "stopper", ["param { lr_mult: 0 } param { lr_mult: 0 }", "propagate_down: false"]
+)
 def test_force_backward_computes_parameter_gradients_the_gate_does_not(
     tmp_path: Path, stopper: str
 ) -> None:
@@ -320,8 +325,11 @@ def test_force_backward_computes_parameter_gradients_the_gate_does_not(
     for mode in ("as_written", "gated"):
         run = subprocess.run(
             [sys.executable, "-c", _PARAM_DIFFS, str(net), mode],
-            capture_output=True, text=True, env=child_environment(), check=True,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            env=child_environment(),
+            check=True,
+        )
         outputs[mode] = run.stdout.split()
     weight_grad, input_grad = (float(x) for x in outputs["as_written"])
     assert weight_grad > 0 and input_grad > 0  # computed although the net says not to

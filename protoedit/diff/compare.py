@@ -256,11 +256,15 @@ def diff_docs(
     for path, _, was, now, was_json, now_json in _compare(a.message, b.message, top_a, top_b):
         result.net.append(
             FieldChange(
-                show_path(path), was, now, was_json, now_json,
+                show_path(path),
+                was,
+                now,
+                was_json,
+                now_json,
                 a.at(position(a.doc.tree.fields, path, -1)),
                 b.at(position(b.doc.tree.fields, path, -1)),
             )
-        )  # fmt: skip
+        )
     for i, key in enumerate(a.keys):
         if key not in b.index:
             result.removed.append(LayerEntry(key, a.layers[i].type, a.layer_at(i)))

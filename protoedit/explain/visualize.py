@@ -33,7 +33,7 @@ from protoedit.explain.gradients import NetSource, _document, input_shapes
 from protoedit.explain.preprocess import Preprocess, _mean_array, blob_to_image, fit_image
 from protoedit.explain.preprocess import load_input as load_image_input
 from protoedit.explain.session import DEFAULT_TIMEOUT, CaffeSession
-from protoedit.net.layers import is_data_layer, no_backward
+from protoedit.net.layers import SIZE_BOUND, is_a, is_data_layer, learnt_param_count, no_backward
 from protoedit.net.shapes import infer_shapes
 from protoedit.net.view import INPUT, BlobVersion, NetView
 from protoedit.rewrites import filter_net, force_backward, needs_upgrade, truncate, upgrade
@@ -45,8 +45,6 @@ Array = npt.NDArray[np.float32]
 PREFIX = "protoedit_vis_"
 MASK = f"{PREFIX}mask"
 PRE_MASK = f"{PREFIX}pre_mask"
-#: Layers whose output size is fixed by their parameters: the net cannot take other image sizes.
-_FIXED_SIZE = frozenset(["InnerProduct", "Reshape", "Flatten"])
 
 
 @dataclass(frozen=True)
@@ -137,7 +135,7 @@ class Head:
 
 
 def _fixed_ancestors(view: NetView, version: BlobVersion) -> bool:
-    return any(view.by_index[i].type in _FIXED_SIZE for i in view.ancestors([version]))
+    return any(is_a(view.by_index[i].type, SIZE_BOUND) for i in view.ancestors([version]))
 
 
 def visualization_net(
@@ -200,30 +198,21 @@ def visualization_net(
         report.changed.append(
             f"lr_mult 0 on the parameters of {frozen} layers: backward skips their gradients"
         )
-    head = Head(inputs[0], post, pre, channels, tuple(shape) if shape else None,
-                not _fixed_ancestors(view, version))  # fmt: skip
+    head = Head(
+        inputs[0],
+        post,
+        pre,
+        channels,
+        tuple(shape) if shape else None,
+        not _fixed_ancestors(view, version),
+    )
     _add_head(doc, head)
     report.changed.append(
-        f"loss = sum({MASK} x '{post}')" + (f" + sum({PRE_MASK} x '{pre}')" if pre else "")
+        f"loss = sum({MASK} x '{post}')"
+        + (f" + sum({PRE_MASK} x '{pre}')" if pre else "")
         + f"; {MASK} is an N x {channels} input: one unit per batch element"
-    )  # fmt: skip
+    )
     return doc, head, report
-
-
-def _parameter_count(info: Any) -> int | None:
-    """How many parameter blobs Caffe gives the layer (None for a type not known here)."""
-    param, bottoms = info.param, len(info.reads)
-    if info.type in ("Convolution", "Deconvolution"):
-        return 1 + int(param.convolution_param.bias_term)
-    if info.type == "InnerProduct":
-        return 1 + int(param.inner_product_param.bias_term)
-    if info.type == "Scale":
-        return int(bottoms == 1) + int(param.scale_param.bias_term)
-    if info.type == "BatchNorm":
-        return 0  # its statistics are never learnt: Caffe fixes their lr_mult at 0 itself
-    if info.type in ("PReLU", "Bias"):
-        return int(bottoms == 1)
-    return None
 
 
 def _freeze_parameters(doc: Document, view: NetView) -> int:
@@ -232,7 +221,7 @@ def _freeze_parameters(doc: Document, view: NetView) -> int:
     a convolution's forward + backward).  The number of layers changed."""
     changed = 0
     for info in view.layers:
-        count = _parameter_count(info)
+        count = learnt_param_count(info.param)
         specs = len(info.param.param)
         if count is None or count == 0 or specs > count:
             continue
@@ -251,18 +240,28 @@ def _add_head(doc: Document, head: Head) -> None:
     pairs = [(head.post, MASK, "")] + ([(head.pre, PRE_MASK, "_pre")] if head.pre else [])
     shape = f"shape {{ dim: 1 dim: {head.channels} }}"
     texts = [
-        layer_text(f"{PREFIX}masks", "Input", [], [m for _, m, _ in pairs],
-               "  input_param { " + " ".join(shape for _ in pairs) + " }")
-    ]  # fmt: skip
+        layer_text(
+            f"{PREFIX}masks",
+            "Input",
+            [],
+            [m for _, m, _ in pairs],
+            "  input_param { " + " ".join(shape for _ in pairs) + " }",
+        )
+    ]
     for value, mask, suffix in pairs:
         product = f"{PREFIX}product{suffix}"
         texts.append(
             layer_text(product, "Scale", [value, mask], [product], "  scale_param { axis: 0 }")
         )
         texts.append(
-            layer_text(f"{PREFIX}loss{suffix}", "Reduction", [product], [f"{PREFIX}loss{suffix}"],
-                   "  loss_weight: 1\n  reduction_param { operation: SUM axis: 0 }")
-        )  # fmt: skip
+            layer_text(
+                f"{PREFIX}loss{suffix}",
+                "Reduction",
+                [product],
+                [f"{PREFIX}loss{suffix}"],
+                "  loss_weight: 1\n  reduction_param { operation: SUM axis: 0 }",
+            )
+        )
     view = NetView(doc)
     dangling = sorted({v.blob for v in view.outputs()} - {head.post})
     if dangling:
@@ -374,12 +373,15 @@ def _schedule(
     tile_steps = settings.steps if tile == 1 else round(settings.steps * settings.tile_fraction)
     base_h, base_w = (height, width) if tile == 1 else (-(-height // tile), -(-width // tile))
     sizes = [
-        (max(1, round(base_h / settings.octave_scale**k)),
-         max(1, round(base_w / settings.octave_scale**k)))
+        (
+            max(1, round(base_h / settings.octave_scale**k)),
+            max(1, round(base_w / settings.octave_scale**k)),
+        )
         for k in reversed(range(octaves))
-    ]  # fmt: skip
-    counts = [tile_steps // octaves + (1 if k < tile_steps % octaves else 0)
-              for k in range(octaves)]  # fmt: skip
+    ]
+    counts = [
+        tile_steps // octaves + (1 if k < tile_steps % octaves else 0) for k in range(octaves)
+    ]
     if tile > 1:
         sizes.append((height, width))
         counts.append(settings.steps - tile_steps)
@@ -401,9 +403,14 @@ def _resize(x: Array, height: int, width: int) -> Array:
 
 
 def _start_batch(
-    start: Array | None, shape: tuple[int, ...], units: list[Unit], settings: Settings,
-    pre: Preprocess, low: list[float], high: list[float],
-) -> Array:  # fmt: skip
+    start: Array | None,
+    shape: tuple[int, ...],
+    units: list[Unit],
+    settings: Settings,
+    pre: Preprocess,
+    low: list[float],
+    high: list[float],
+) -> Array:
     """The first image of each element: the start image, or noise around the mean seeded by
     the seed and the unit (so a unit's result does not depend on its batch)."""
     lo = np.asarray(low, np.float32).reshape(-1, *([1] * (len(shape) - 2)))
@@ -509,13 +516,15 @@ def visualize(
     groups = [wanted[i : i + batch] for i in range(0, len(wanted), max(1, batch))]
     results: list[UnitResult] = []
     own = session is None
-    live = session or CaffeSession(doc.dumps(), weights=weights, net_path=doc.path,
-                                   seed=settings.seed, timeout=timeout)  # fmt: skip
+    live = session or CaffeSession(
+        doc.dumps(), weights=weights, net_path=doc.path, seed=settings.seed, timeout=timeout
+    )
     bar = _progress(settings.steps * len(groups), progress)
     try:
         for group in groups:
-            bar.set_description(f"units {len(results) + 1}-{len(results) + len(group)} "
-                                f"of {len(wanted)}")  # fmt: skip
+            bar.set_description(
+                f"units {len(results) + 1}-{len(results) + len(group)} of {len(wanted)}"
+            )
             x = _start_batch(start_array, shape, group, settings, pre, low, high)
             common: dict[str, Any] = {
                 "input": head.input,
@@ -567,8 +576,9 @@ def visualize(
         bar.close()
         if own:
             live.close()
-    return Visualization(target=target, units=results, settings=settings, preprocess=pre,
-                         report=report)  # fmt: skip
+    return Visualization(
+        target=target, units=results, settings=settings, preprocess=pre, report=report
+    )
 
 
 def _rate(settings: Settings, step: int, count: int) -> float:

@@ -29,8 +29,19 @@ NEEDS_LABELS = "needs-labels"  # reads labels or targets: meaningless in a deplo
 IN_PLACE = "in-place-capable"  # Caffe accepts top == bottom
 PYTHON = "python"  # user code (python_param module and layer)
 READS_SCORES = "reads-scores"  # a final layer whose first input holds the class scores
-#: Runs the same on inputs of any height and width: its parameters are sized by channels only
-#: (see :mod:`protoedit.net.extent`, which also checks Scale/Bias axes and matching inputs).
+#: Backward neither aborts nor reads a label under ``force_backward``, every bottom takes a
+#: gradient, and the input gradients are the same whether or not the parameter gradients are
+#: computed: validation may skip those (:mod:`protoedit.validate.netplan`).
+GATE_SAFE = "gate-safe"
+#: Ties the net to one input size: its parameters fix how many values it reads or makes
+#: (a fully connected weight, a fixed reshape), so the image cannot be resized before it.
+SIZE_BOUND = "size-bound"
+#: With a second bottom, that bottom stands for the first parameter blob (Scale's
+#: multipliers, Bias's offsets), which the layer then does not have.
+BOTTOM_OPERAND = "bottom-operand"
+#: Runs the same on inputs of any height and width: its parameters are sized by channels only.
+#: The opposite of size-bound, listed type by type so that validation shrinks only what it
+#: knows (:mod:`protoedit.net.extent` also checks Scale/Bias axes and matching inputs).
 ANY_EXTENT = "any-extent"
 CATEGORIES = (
     DATA,
@@ -43,8 +54,14 @@ CATEGORIES = (
     IN_PLACE,
     PYTHON,
     READS_SCORES,
+    GATE_SAFE,
+    SIZE_BOUND,
+    BOTTOM_OPERAND,
     ANY_EXTENT,
 )
+
+#: Parameter roles Caffe never learns: BatchNorm's statistics, whose ``lr_mult`` it fixes at 0.
+STATISTICS = frozenset(["mean", "variance", "scale_factor"])
 
 #: Shape rules that give a value's channel count from the layer's ``num_output``.
 NUM_OUTPUT_RULES = ("conv", "deconv", "inner_product")
@@ -56,6 +73,7 @@ class LayerType:
 
     name: str
     v1: str | None  # the V1LayerParameter.LayerType enum name
+    v0: str | None  # the V0 type string (``layers { layer { type: "conv" } }``)
     param_field: str | None  # the LayerParameter field that holds its parameters
     categories: frozenset[str]
     roles: tuple[str, ...]  # parameter blobs in Caffe's order; a missing bias is a prefix
@@ -69,76 +87,76 @@ class LayerType:
 
 # name | V1 enum | *_param field | categories | roles | shape rule, under a ``[origin]`` line.
 # Short category names: same = shape-keeping (implies channel-keeping), chan =
-# channel-keeping, noback, labels, inplace, scores = reads-scores, extent = any-extent.
-# "-" is none.
+# channel-keeping, noback, labels, inplace, scores = reads-scores, gate = gate-safe, sized =
+# size-bound, operand = bottom-operand, extent = any-extent.  "-" is none.
 _TABLE = """
 [BVLC]
-AbsVal        ABSVAL        -                   same,extent           -           same
-Accuracy      ACCURACY      accuracy_param      accuracy,labels,noback,scores -           -
+AbsVal        ABSVAL        -                   same,gate,extent      -           same
+Accuracy      ACCURACY      accuracy_param      accuracy,labels,noback,scores -   -
 ArgMax        ARGMAX        argmax_param        noback,scores         -           -
-BNLL          BNLL          -                   same,inplace,extent   -           same
-BatchNorm - batch_norm_param same,inplace,extent mean,variance,scale_factor same
+BNLL          BNLL          -                   same,inplace,gate,extent -           same
+BatchNorm - batch_norm_param same,inplace,gate,extent mean,variance,scale_factor same
 BatchReindex  -             -                   noback                -           -
-Bias          -             bias_param          same,inplace,extent   bias        same
-Clip          -             clip_param          same,inplace,extent   -           same
-Concat        CONCAT        concat_param        extent                -           concat
-ContrastiveLoss CONTRASTIVE_LOSS contrastive_loss_param loss,labels           -           -
-Convolution   CONVOLUTION   convolution_param   extent                weight,bias conv
-Crop          -             crop_param          chan,extent           -           crop
+Bias          -             bias_param          same,inplace,gate,operand,extent bias    same
+Clip          -             clip_param          same,inplace,gate,extent -           same
+Concat        CONCAT        concat_param        gate,extent           -           concat
+ContrastiveLoss CONTRASTIVE_LOSS contrastive_loss_param loss,labels   -           -
+Convolution   CONVOLUTION   convolution_param   gate,extent           weight,bias conv
+Crop          -             crop_param          chan,gate,extent      -           crop
 Data          DATA          data_param          data                  -           -
-Deconvolution DECONVOLUTION convolution_param   extent                weight,bias deconv
-Dropout       DROPOUT       dropout_param       same,inplace,extent   -           same
+Deconvolution DECONVOLUTION convolution_param   gate,extent           weight,bias deconv
+Dropout       DROPOUT       dropout_param       same,inplace,gate,extent -           same
 DummyData     DUMMY_DATA    dummy_data_param    -                     -           -
-ELU           -             elu_param           same,inplace,extent   -           same
-Eltwise       ELTWISE       eltwise_param       same,extent           -           same
+ELU           -             elu_param           same,inplace,gate,extent -           same
+Eltwise       ELTWISE       eltwise_param       same,gate,extent      -           same
 Embed         -             embed_param         noback                weight,bias -
-EuclideanLoss EUCLIDEAN_LOSS -                   loss,labels           -           -
-Exp           EXP           exp_param           same,inplace,extent   -           same
+EuclideanLoss EUCLIDEAN_LOSS -                  loss,labels,gate      -           -
+Exp           EXP           exp_param           same,inplace,gate,extent -           same
 Filter        -             -                   noback                -           -
-Flatten       FLATTEN       flatten_param       extent                -           flatten
+Flatten       FLATTEN       flatten_param       gate,sized,extent     -           flatten
 HDF5Data      HDF5_DATA     hdf5_data_param     data                  -           -
 HDF5Output    HDF5_OUTPUT   hdf5_output_param   noback                -           -
 HingeLoss     HINGE_LOSS    hinge_loss_param    loss,labels           -           -
 Im2col        IM2COL        convolution_param   -                     -           -
 ImageData     IMAGE_DATA    image_data_param    data                  -           -
 InfogainLoss  INFOGAIN_LOSS infogain_loss_param loss,labels           -           -
-InnerProduct  INNER_PRODUCT inner_product_param -                     weight,bias inner_product
-Input         -             input_param         extent                -           input
-LRN           LRN           lrn_param           same,extent           -           same
+InnerProduct  INNER_PRODUCT inner_product_param gate,sized            weight,bias inner_product
+Input         -             input_param         gate,extent           -           input
+LRN           LRN           lrn_param           same,gate,extent      -           same
 LSTM          -             recurrent_param     -                     -           -
 LSTMUnit      -             -                   -                     -           -
-Log           -             log_param           same,inplace,extent   -           same
-MVN           MVN           mvn_param           same,extent           -           same
+Log           -             log_param           same,inplace,gate,extent -           same
+MVN           MVN           mvn_param           same,gate,extent      -           same
 MemoryData    MEMORY_DATA   memory_data_param   data                  -           -
-MultinomialLogisticLoss MULTINOMIAL_LOGISTIC_LOSS - loss,labels - -
-PReLU         -             prelu_param         same,inplace,extent   slope       same
+MultinomialLogisticLoss MULTINOMIAL_LOGISTIC_LOSS - loss,labels       -           -
+PReLU         -             prelu_param         same,inplace,gate,extent slope       same
 Parameter     -             parameter_param     -                     -           -
-Pooling       POOLING       pooling_param       chan,extent           -           pool
-Power         POWER         power_param         same,inplace,extent   -           same
+Pooling       POOLING       pooling_param       chan,gate,extent      -           pool
+Power         POWER         power_param         same,inplace,gate,extent -           same
 Python        -             python_param        python                -           -
 RNN           -             recurrent_param     -                     -           -
-ReLU          RELU          relu_param          same,inplace,extent   -           same
-Reduction     -             reduction_param     extent                -           reduction
-Reshape       -             reshape_param       -                     -           reshape
+ReLU          RELU          relu_param          same,inplace,gate,extent -           same
+Reduction     -             reduction_param     gate,extent           -           reduction
+Reshape       -             reshape_param       gate,sized            -           reshape
 SPP           -             spp_param           -                     -           -
-Scale         -             scale_param         same,inplace,extent   scale,bias  same
-Sigmoid       SIGMOID       sigmoid_param       same,inplace,extent   -           same
-SigmoidCrossEntropyLoss SIGMOID_CROSS_ENTROPY_LOSS - loss,labels - -
-Silence       SILENCE       -                   noback,extent         -           -
-Slice         SLICE         slice_param         extent                -           slice
-Softmax       SOFTMAX       softmax_param       same,scores,extent    -           same
-SoftmaxWithLoss SOFTMAX_LOSS  softmax_param       loss,labels,scores    -           -
-Split         SPLIT         -                   same,extent           -           same
-Swish         -             swish_param         same,inplace,extent   -           same
-TanH          TANH          tanh_param          same,inplace,extent   -           same
+Scale         -             scale_param         same,inplace,gate,operand,extent scale,bias same
+Sigmoid       SIGMOID       sigmoid_param       same,inplace,gate,extent -           same
+SigmoidCrossEntropyLoss SIGMOID_CROSS_ENTROPY_LOSS - loss,labels      -           -
+Silence       SILENCE       -                   noback,gate,extent    -           -
+Slice         SLICE         slice_param         gate,extent           -           slice
+Softmax       SOFTMAX       softmax_param       same,scores,gate,extent -           same
+SoftmaxWithLoss SOFTMAX_LOSS softmax_param      loss,labels,scores    -           -
+Split         SPLIT         -                   same,gate,extent      -           same
+Swish         -             swish_param         same,inplace,gate,extent -           same
+TanH          TANH          tanh_param          same,inplace,gate,extent -           same
 Threshold     THRESHOLD     threshold_param     same,noback,extent    -           same
-Tile          -             tile_param          -                     -           -
+Tile          -             tile_param          gate                  -           -
 WindowData    WINDOW_DATA   window_data_param   data                  -           -
 
 [SSD]
-AnnotatedData -             annotated_data_param data                  -           -
-DetectionEvaluate -             detection_evaluate_param labels,noback         -           -
-DetectionOutput -             detection_output_param noback                -           -
+AnnotatedData -             annotated_data_param data                 -           -
+DetectionEvaluate -         detection_evaluate_param labels,noback    -           -
+DetectionOutput -           detection_output_param noback             -           -
 MultiBoxLoss  -             multibox_loss_param loss,labels           -           -
 Normalize     -             norm_param          same,extent           scale       same
 Permute       -             permute_param       -                     -           -
@@ -147,28 +165,28 @@ VideoData     -             video_data_param    data                  -         
 
 [py-faster-rcnn]
 ROIPooling    -             roi_pooling_param   chan                  -           -
-SmoothL1Loss  -             smooth_l1_loss_param loss,labels           -           -
+SmoothL1Loss  -             smooth_l1_loss_param loss,labels          -           -
 
 [SegNet]
 BN            -             bn_param            same,extent           -           same
-DenseImageData -             dense_image_data_param data                  -           -
+DenseImageData -            dense_image_data_param data               -           -
 Upsample      -             upsample_param      chan                  -           -
 
 [DeepLab]
 Interp        INTERP        interp_param        chan                  -           -
-ImageSegData  IMAGE_SEG_DATA image_data_param    data                  -           -
-SegAccuracy   SEG_ACCURACY  seg_accuracy_param  accuracy,labels,noback -           -
+ImageSegData  IMAGE_SEG_DATA image_data_param   data                  -           -
+SegAccuracy   SEG_ACCURACY  seg_accuracy_param  accuracy,labels,noback -          -
 MatWrite      MAT_WRITE     mat_write_param     noback                -           -
 
 [SENet]
 Axpy          -             -                   -                     -           -
 
 [MobileNet]
-DepthwiseConvolution -             convolution_param   extent                weight,bias conv
+DepthwiseConvolution -      convolution_param   extent                weight,bias conv
 
 [brocolli]
 BatchNormKyle -             batch_norm_param    same,inplace,extent   -           same
-BilinearInterpolate -             bilinear_interpolate_param chan                  -           -
+BilinearInterpolate -       bilinear_interpolate_param chan           -           -
 HardSigmoid   -             hardsigmoid_param   same,inplace,extent   -           same
 HardSwish     -             -                   same,inplace,extent   -           same
 MaxUnPool     -             max_unpool_param    chan                  -           -
@@ -181,6 +199,17 @@ Resize        -             resize_param        chan                  -         
 Unsqueeze     -             unsqueeze_param     -                     -           -
 """
 
+#: V0 type string -> V1 enum name, for the types V0 had (Caffe's ``UpgradeV0LayerType``).
+_V0_TABLE = """
+accuracy ACCURACY          bnll BNLL                  concat CONCAT        conv CONVOLUTION
+data DATA                  dropout DROPOUT            euclidean_loss EUCLIDEAN_LOSS
+flatten FLATTEN            hdf5_data HDF5_DATA        hdf5_output HDF5_OUTPUT
+im2col IM2COL              images IMAGE_DATA          infogain_loss INFOGAIN_LOSS
+innerproduct INNER_PRODUCT lrn LRN                    pool POOLING         relu RELU
+multinomial_logistic_loss MULTINOMIAL_LOGISTIC_LOSS   sigmoid SIGMOID      softmax SOFTMAX
+softmax_loss SOFTMAX_LOSS  split SPLIT                tanh TANH            window_data WINDOW_DATA
+"""
+
 _SHORT = {
     "same": SAME_SHAPE,
     "chan": SAME_CHANNELS,
@@ -188,6 +217,9 @@ _SHORT = {
     "labels": NEEDS_LABELS,
     "inplace": IN_PLACE,
     "scores": READS_SCORES,
+    "gate": GATE_SAFE,
+    "sized": SIZE_BOUND,
+    "operand": BOTTOM_OPERAND,
     "extent": ANY_EXTENT,
 }
 
@@ -196,17 +228,19 @@ def _none(word: str) -> str | None:
     return None if word == "-" else word
 
 
-def _rows(table: str) -> Iterator[LayerType]:
-    """The entries of :data:`_TABLE`."""
+def _rows(table: str, v0_table: str) -> Iterator[LayerType]:
+    """The entries of :data:`_TABLE`, with their V0 names from :data:`_V0_TABLE`."""
+    words = v0_table.split()
+    v0_of = dict(zip(words[1::2], words[::2], strict=True))
     origin = "BVLC"
     for line in table.splitlines():
         if line.startswith("["):
             origin = line.strip("[]")
         elif line.strip():
-            yield _row(line, origin)
+            yield _row(line, origin, v0_of)
 
 
-def _row(line: str, origin: str) -> LayerType:
+def _row(line: str, origin: str, v0_of: dict[str, str]) -> LayerType:
     """One :data:`_TABLE` row."""
     name, v1, param, flags, roles, shape = line.split()
     categories = {_SHORT.get(flag, flag) for flag in flags.split(",") if flag != "-"}
@@ -218,6 +252,7 @@ def _row(line: str, origin: str) -> LayerType:
     return LayerType(
         name,
         _none(v1),
+        v0_of.get(v1),
         _none(param),
         frozenset(categories),
         tuple(roles.split(",")) if roles != "-" else (),
@@ -227,7 +262,7 @@ def _row(line: str, origin: str) -> LayerType:
 
 
 class Catalogue:
-    """Layer types by name, and by V1 enum name (``by_v1``)."""
+    """Layer types by name, by V1 enum name (``by_v1``) and by V0 type string (``by_v0``)."""
 
     def __init__(self, types: Iterable[LayerType]) -> None:
         self.by_name: dict[str, LayerType] = {}
@@ -236,6 +271,7 @@ class Catalogue:
                 raise ValueError(f"layer type {entry.name} is in the catalogue twice")
             self.by_name[entry.name] = entry
         self.by_v1 = {t.v1: t for t in self.by_name.values() if t.v1}
+        self.by_v0 = {t.v0: t for t in self.by_name.values() if t.v0}
 
     def __iter__(self) -> Iterator[LayerType]:
         return iter(self.by_name.values())
@@ -261,7 +297,7 @@ class Catalogue:
 
 
 #: Every type we know: BVLC Caffe master's, then the forks'.
-CATALOGUE = Catalogue(_rows(_TABLE))
+CATALOGUE = Catalogue(_rows(_TABLE, _V0_TABLE))
 
 #: The types BVLC Caffe master registers (``REGISTER_LAYER_CLASS``): lint's E205 list.
 BVLC_TYPES = CATALOGUE.names(origin="BVLC")
@@ -323,16 +359,42 @@ def data_param(layer: Any, catalogue: Catalogue | None = None) -> Any:
 def param_roles(layer_type: str, count: int, bottoms: int = 1) -> list[str]:
     """The role of each of a layer's ``count`` parameter blobs (``blobK`` when unknown).
 
-    A Scale layer with two bottoms takes its multipliers from the second bottom, so its only
-    parameter is the bias.
+    A Scale (or Bias) layer with two bottoms takes its multipliers (offsets) from the second
+    bottom, so its first role is not a parameter (:data:`BOTTOM_OPERAND`).
     """
     entry = CATALOGUE.get(layer_type)
     roles = entry.roles if entry is not None else ()
-    if layer_type == "Scale" and bottoms > 1:
-        roles = ("bias",)
+    if entry is not None and entry.has(BOTTOM_OPERAND) and bottoms > 1:
+        roles = roles[1:]
     if count > len(roles):
         return [*roles, *(f"blob{k}" for k in range(len(roles), count))]
     return list(roles[:count])
+
+
+def param_blobs(layer: Any) -> tuple[str, ...] | None:
+    """The roles of the parameter blobs Caffe gives ``layer`` (a ``LayerParameter``), in order:
+    the bias is left out when the layer's ``*_param`` sets ``bias_term: false`` (Scale's
+    default), the first role when a second bottom stands for it.  ``None`` for a type the
+    catalogue does not know; a type whose roles it does not list gets ``()``."""
+    entry = CATALOGUE.get(layer.type)
+    if entry is None:
+        return None
+    roles = entry.roles
+    if entry.has(BOTTOM_OPERAND) and len(layer.bottom) > 1:
+        roles = roles[1:]
+    message = getattr(layer, entry.param_field, None) if entry.param_field else None
+    if "bias" in roles and not getattr(message, "bias_term", True):
+        roles = tuple(role for role in roles if role != "bias")
+    return roles
+
+
+def learnt_param_count(layer: Any) -> int | None:
+    """How many of ``layer``'s parameter blobs, from the first, Caffe learns (``lr_mult``
+    applies to them; :data:`STATISTICS` it never learns); ``None`` for an unknown type."""
+    roles = param_blobs(layer)
+    if roles is None:
+        return None
+    return next((k for k, role in enumerate(roles) if role in STATISTICS), len(roles))
 
 
 def param_key(layer: str, role: str) -> str:
@@ -359,7 +421,7 @@ def schema_types(schema: Any) -> list[LayerType]:
         message = field.message_type.name if field.message_type is not None else ""
         name = message.removesuffix("Parameter") or field.name.removesuffix("_param")
         categories = frozenset(c for c in (DATA, LOSS, ACCURACY) if _guess(name, c))
-        found.append(LayerType(name, None, field.name, categories, (), None, schema.path))
+        found.append(LayerType(name, None, None, field.name, categories, (), None, schema.path))
     return found
 
 

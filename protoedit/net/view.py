@@ -165,10 +165,6 @@ class NetView:
         """The first layer called ``name``."""
         return next((info for info in self.layers if info.name == name), None)
 
-    def consumers(self, version: BlobVersion) -> list[LayerInfo]:
-        """The layers that read exactly this value."""
-        return [info for info in self.layers if version in info.reads]
-
     def inplace_chain(self, version: BlobVersion) -> list[LayerInfo]:
         """The in-place layers that rewrite ``version`` one after another (BN, Scale, ReLU ...)."""
         chain = []

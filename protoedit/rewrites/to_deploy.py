@@ -153,6 +153,11 @@ def deploy_net(
     if not data:
         raise InputError("the net has no data layer to replace (is it already a deploy net?)")
     first = data[0]
+    if not first.writes:
+        raise InputError(
+            f"data layer '{first.name}' has no top: there is no input to replace it with",
+            doc.location(first.node.pos),
+        )
     dims = _input_dims(doc, first, shape, channels, batch)
     data_top = first.writes[0]
     labels = {w for info in data for w in info.writes[1:]}

@@ -17,16 +17,16 @@ from typing import Any
 from protoedit.document import Document
 from protoedit.errors import InputError
 from protoedit.lint import inline_nets
-from protoedit.net.layers import CATALOGUE
+from protoedit.net.layers import CATALOGUE, DATA
 from protoedit.net.shapes import LEGACY_HEADER, legacy_input_shapes
 from protoedit.net.view import split_layer_lists
 from protoedit.rewrites.report import RewriteReport
 from protoedit.rewrites.upgrade_v0 import is_v0, upgrade_v0
+from protoedit.schema import Schema
 from protoedit.schema.values import quote
 from protoedit.syntax.edit import Style, _indent_of, parse_fields
 from protoedit.syntax.split import elements, indent_block
-from protoedit.syntax.tree import Block, Field, Scalar
-from protoedit.syntax.tree import Document as Tree
+from protoedit.syntax.tree import Block, Field, Scalar, Tree
 
 #: V1 layer type enum -> the type string the current format uses: Caffe's upgrade table,
 #: from the layer catalogue (``NONE`` becomes the empty type, as in Caffe).
@@ -47,11 +47,6 @@ _PARAM_SPEC = {
     "blob_share_mode": "share_mode",
     "blobs_lr": "lr_mult",
     "weight_decay": "decay_mult",
-}
-_DATA_TYPES = {
-    "DATA": "data_param",
-    "IMAGE_DATA": "image_data_param",
-    "WINDOW_DATA": "window_data_param",
 }
 _TRANSFORM_FIELDS = ("scale", "mean_file", "crop_size", "mirror")
 #: SolverParameter's legacy ``solver_type`` enum -> its ``type`` string (Caffe's table).
@@ -183,12 +178,27 @@ def _upgrade_solver(doc: Document) -> RewriteReport:
     return report
 
 
+def transform_host(schema: Schema, v1: str) -> str | None:
+    """The ``*_param`` field of V1 type ``v1`` whose old transformation fields Caffe's
+    ``UpgradeNetDataTransformation`` moves: a BVLC data layer's whose message still declares
+    them (Data, ImageData and WindowData); ``None`` for any other type."""
+    entry = CATALOGUE.by_v1.get(v1)
+    if entry is None or entry.origin != "BVLC" or not entry.has(DATA) or not entry.param_field:
+        return None
+    field = schema.descriptor("V1LayerParameter").fields_by_name.get(entry.param_field)
+    message = field.message_type if field is not None else None
+    if message is None or any(name not in message.fields_by_name for name in _TRANSFORM_FIELDS):
+        return None
+    return entry.param_field
+
+
 def _upgrade_data_transform(doc: Document, field: Field, report: RewriteReport) -> None:
     block = _block(field)
     types = [_raw(f) for f in _named(block, "type")]
-    if not types or types[-1] not in _DATA_TYPES:
+    host = transform_host(doc.schema, types[-1]) if types else None
+    if host is None:
         return
-    params = _named(block, _DATA_TYPES[types[-1]])
+    params = _named(block, host)
     if not params:
         return
     moving = [f for f in _block(params[-1]).fields if f.name.text in _TRANSFORM_FIELDS]

@@ -16,33 +16,30 @@ from google.protobuf import text_format
 
 from protoedit.document import Document
 from protoedit.errors import InputError
+from protoedit.net.layers import CATALOGUE
 from protoedit.rewrites.report import RewriteReport
 from protoedit.syntax.edit import parse_fields, reindent
 from protoedit.syntax.tree import Block, Field
 
-#: V0 type string -> V1 LayerType enum name (Caffe's ``UpgradeV0LayerType``).
-V0_TYPES = {
-    "accuracy": "ACCURACY", "bnll": "BNLL", "concat": "CONCAT", "conv": "CONVOLUTION",
-    "data": "DATA", "dropout": "DROPOUT", "euclidean_loss": "EUCLIDEAN_LOSS",
-    "flatten": "FLATTEN", "hdf5_data": "HDF5_DATA", "hdf5_output": "HDF5_OUTPUT",
-    "im2col": "IM2COL", "images": "IMAGE_DATA", "infogain_loss": "INFOGAIN_LOSS",
-    "innerproduct": "INNER_PRODUCT", "lrn": "LRN",
-    "multinomial_logistic_loss": "MULTINOMIAL_LOGISTIC_LOSS", "pool": "POOLING",
-    "relu": "RELU", "sigmoid": "SIGMOID", "softmax": "SOFTMAX", "softmax_loss": "SOFTMAX_LOSS",
-    "split": "SPLIT", "tanh": "TANH", "window_data": "WINDOW_DATA",
-}  # fmt: skip
-
 _ANY = "*"
 #: V0 field -> {V0 type (or * for any): "param_message.field" in V1}.
 _MOVES: dict[str, dict[str, str]] = {
-    "num_output": {"conv": "convolution_param.num_output",
-                   "innerproduct": "inner_product_param.num_output"},
-    "biasterm": {"conv": "convolution_param.bias_term",
-                 "innerproduct": "inner_product_param.bias_term"},
-    "weight_filler": {"conv": "convolution_param.weight_filler",
-                      "innerproduct": "inner_product_param.weight_filler"},
-    "bias_filler": {"conv": "convolution_param.bias_filler",
-                    "innerproduct": "inner_product_param.bias_filler"},
+    "num_output": {
+        "conv": "convolution_param.num_output",
+        "innerproduct": "inner_product_param.num_output",
+    },
+    "biasterm": {
+        "conv": "convolution_param.bias_term",
+        "innerproduct": "inner_product_param.bias_term",
+    },
+    "weight_filler": {
+        "conv": "convolution_param.weight_filler",
+        "innerproduct": "inner_product_param.weight_filler",
+    },
+    "bias_filler": {
+        "conv": "convolution_param.bias_filler",
+        "innerproduct": "inner_product_param.bias_filler",
+    },
     "pad": {"conv": "convolution_param.pad", "pool": "pooling_param.pad"},
     "kernelsize": {"conv": "convolution_param.kernel_size", "pool": "pooling_param.kernel_size"},
     "group": {"conv": "convolution_param.group"},
@@ -53,14 +50,21 @@ _MOVES: dict[str, dict[str, str]] = {
     "alpha": {"lrn": "lrn_param.alpha"},
     "beta": {"lrn": "lrn_param.beta"},
     "k": {"lrn": "lrn_param.k"},
-    "source": {"data": "data_param.source", "hdf5_data": "hdf5_data_param.source",
-               "images": "image_data_param.source", "window_data": "window_data_param.source",
-               "infogain_loss": "infogain_loss_param.source"},
+    "source": {
+        "data": "data_param.source",
+        "hdf5_data": "hdf5_data_param.source",
+        "images": "image_data_param.source",
+        "window_data": "window_data_param.source",
+        "infogain_loss": "infogain_loss_param.source",
+    },
     "scale": {_ANY: "transform_param.scale"},
     "meanfile": {_ANY: "transform_param.mean_file"},
-    "batchsize": {"data": "data_param.batch_size", "hdf5_data": "hdf5_data_param.batch_size",
-                  "images": "image_data_param.batch_size",
-                  "window_data": "window_data_param.batch_size"},
+    "batchsize": {
+        "data": "data_param.batch_size",
+        "hdf5_data": "hdf5_data_param.batch_size",
+        "images": "image_data_param.batch_size",
+        "window_data": "window_data_param.batch_size",
+    },
     "cropsize": {_ANY: "transform_param.crop_size"},
     "mirror": {_ANY: "transform_param.mirror"},
     "rand_skip": {"data": "data_param.rand_skip", "images": "image_data_param.rand_skip"},
@@ -74,7 +78,7 @@ _MOVES: dict[str, dict[str, str]] = {
     "det_context_pad": {"window_data": "window_data_param.context_pad"},
     "det_crop_mode": {"window_data": "window_data_param.crop_mode"},
     "hdf5_output_param": {"hdf5_output": "hdf5_output_param"},
-}  # fmt: skip
+}
 _NET_FIELDS_KEPT = ("name", "layers", "input", "input_dim", "force_backward")
 
 
@@ -92,6 +96,12 @@ def _assign(target: Any, path: str, value: Any) -> None:
         setattr(target, leaf, value)
 
 
+def _v1_name(kind: str) -> str:
+    """The V1 enum name of V0 type string ``kind`` (``NONE`` for one V0 did not have)."""
+    entry = CATALOGUE.by_v0.get(kind)
+    return entry.v1 if entry is not None and entry.v1 else "NONE"
+
+
 def _v1_layer(connection: Any, v1_class: Any) -> Any:
     """One V0 layer connection as a V1LayerParameter message (Caffe's table)."""
     layer = v1_class()
@@ -103,7 +113,7 @@ def _v1_layer(connection: Any, v1_class: Any) -> Any:
         layer.name = v0.name
     if v0.HasField("type"):
         enum = layer.DESCRIPTOR.fields_by_name["type"].enum_type
-        layer.type = enum.values_by_name[V0_TYPES.get(kind, "NONE")].number
+        layer.type = enum.values_by_name[_v1_name(kind)].number
     for blob in v0.blobs:
         layer.blobs.add().CopyFrom(blob)
     layer.blobs_lr.extend(v0.blobs_lr)

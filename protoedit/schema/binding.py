@@ -21,7 +21,7 @@ from google.protobuf.message import Message
 
 from protoedit.errors import Location, ProtoeditError
 from protoedit.syntax.split import elements
-from protoedit.syntax.tree import Block, Document, Field, ListValue, Scalar
+from protoedit.syntax.tree import Block, Field, ListValue, Scalar, Tree
 
 FD = FieldDescriptor
 
@@ -51,19 +51,23 @@ class Diagnostic:
 
 
 _INT_RANGES = {
-    FD.TYPE_INT32: (-(2**31), 2**31 - 1), FD.TYPE_SINT32: (-(2**31), 2**31 - 1),
-    FD.TYPE_SFIXED32: (-(2**31), 2**31 - 1), FD.TYPE_UINT32: (0, 2**32 - 1),
-    FD.TYPE_FIXED32: (0, 2**32 - 1), FD.TYPE_INT64: (-(2**63), 2**63 - 1),
-    FD.TYPE_SINT64: (-(2**63), 2**63 - 1), FD.TYPE_SFIXED64: (-(2**63), 2**63 - 1),
-    FD.TYPE_UINT64: (0, 2**64 - 1), FD.TYPE_FIXED64: (0, 2**64 - 1),
-}  # fmt: skip
+    FD.TYPE_INT32: (-(2**31), 2**31 - 1),
+    FD.TYPE_SINT32: (-(2**31), 2**31 - 1),
+    FD.TYPE_SFIXED32: (-(2**31), 2**31 - 1),
+    FD.TYPE_UINT32: (0, 2**32 - 1),
+    FD.TYPE_FIXED32: (0, 2**32 - 1),
+    FD.TYPE_INT64: (-(2**63), 2**63 - 1),
+    FD.TYPE_SINT64: (-(2**63), 2**63 - 1),
+    FD.TYPE_SFIXED64: (-(2**63), 2**63 - 1),
+    FD.TYPE_UINT64: (0, 2**64 - 1),
+    FD.TYPE_FIXED64: (0, 2**64 - 1),
+}
+#: Scalar type -> its name in a .proto file (``TYPE_UINT32`` -> ``uint32``).
 _TYPE_NAMES = {
-    FD.TYPE_DOUBLE: "double", FD.TYPE_FLOAT: "float", FD.TYPE_INT64: "int64",
-    FD.TYPE_UINT64: "uint64", FD.TYPE_INT32: "int32", FD.TYPE_FIXED64: "fixed64",
-    FD.TYPE_FIXED32: "fixed32", FD.TYPE_BOOL: "bool", FD.TYPE_STRING: "string",
-    FD.TYPE_BYTES: "bytes", FD.TYPE_UINT32: "uint32", FD.TYPE_SFIXED32: "sfixed32",
-    FD.TYPE_SFIXED64: "sfixed64", FD.TYPE_SINT32: "sint32", FD.TYPE_SINT64: "sint64",
-}  # fmt: skip
+    number: name.removeprefix("TYPE_").lower()
+    for name, number in vars(FD).items()
+    if name.startswith("TYPE_")
+}
 # Scalars are parsed by text_format's helpers, with guards where they are laxer than
 # protobuf's C++ parser (the one Caffe uses).
 _SIGNED = {kind for kind, (low, _) in _INT_RANGES.items() if low < 0}
@@ -281,17 +285,19 @@ class Binder:
             if not slot.repeated:
                 if name in seen:
                     self._report(
-                        "E104", f"'{name}' is given twice, but it is not a repeated field",
+                        "E104",
+                        f"'{name}' is given twice, but it is not a repeated field",
                         field.pos,
-                    )  # fmt: skip
+                    )
                     continue
                 seen.add(name)
             if isinstance(value, ListValue):
                 if not slot.repeated:
                     self._report(
-                        "E106", f"'{name}' is not a repeated field: a [list] is not allowed",
+                        "E106",
+                        f"'{name}' is not a repeated field: a [list] is not allowed",
                         value.pos,
-                    )  # fmt: skip
+                    )
                     continue
                 items: list[Scalar | Block] = value.items
             else:
@@ -358,7 +364,7 @@ class Binder:
 
 
 def bind(
-    doc: Document, message_class: Callable[[], Message], lenient: bool = False
+    doc: Tree, message_class: Callable[[], Message], lenient: bool = False
 ) -> tuple[Message, list[Diagnostic]]:
     """Build the typed message of ``doc``; return it with every diagnostic found.
 
@@ -369,7 +375,7 @@ def bind(
 
 
 def bind_linked(
-    doc: Document, message_class: Callable[[], Message], lenient: bool = False
+    doc: Tree, message_class: Callable[[], Message], lenient: bool = False
 ) -> tuple[Message, Binder]:
     """:func:`bind`, returning the binder: its ``diagnostics``, and what :func:`linked_elements`
     needs (``skipped``)."""

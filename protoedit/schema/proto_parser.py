@@ -178,8 +178,10 @@ class _ToDescriptor(Transformer[Token, Any]):
         return ("field", field)
 
     def enum_value(self, items: list[Any]) -> tuple[str, descriptor_pb2.EnumValueDescriptorProto]:
-        return ("value", descriptor_pb2.EnumValueDescriptorProto(
-            name=str(items[0]), number=int(items[1], 0)))  # fmt: skip
+        return (
+            "value",
+            descriptor_pb2.EnumValueDescriptorProto(name=str(items[0]), number=int(items[1], 0)),
+        )
 
     def enum(self, items: list[Any]) -> tuple[str, descriptor_pb2.EnumDescriptorProto]:
         enum = descriptor_pb2.EnumDescriptorProto(name=str(items[0]))
@@ -257,8 +259,9 @@ def _resolve(fdp: descriptor_pb2.FileDescriptorProto, path: str) -> None:
                     full = lookup(inner, field.type_name)
                     if full is None:
                         raise SchemaError(
-                            f"unknown type '{field.type_name}' of field "
-                            f"'{inner[1:]}.{field.name}'", Location(path))  # fmt: skip
+                            f"unknown type '{field.type_name}' of field '{inner[1:]}.{field.name}'",
+                            Location(path),
+                        )
                     field.type_name = full
                     field.type = kinds[full]
             visit(inner, message.nested_type)

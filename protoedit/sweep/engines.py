@@ -222,10 +222,6 @@ class RayPool:
         self._dispatch()
         return outcome
 
-    def actors(self) -> list[Any]:
-        """The actors."""
-        return list(self._actors)
-
     def stop(self) -> None:
         for actor in self._actors:
             self._ray.kill(actor)

@@ -2,16 +2,16 @@
 
 from protoedit.syntax.parser import ParseError, parse
 from protoedit.syntax.printer import render
-from protoedit.syntax.tree import Block, Document, Field, ListValue, Scalar, Tok
+from protoedit.syntax.tree import Block, Field, ListValue, Scalar, Tok, Tree
 
 __all__ = [
     "Block",
-    "Document",
     "Field",
     "ListValue",
     "ParseError",
     "Scalar",
     "Tok",
+    "Tree",
     "parse",
     "render",
 ]

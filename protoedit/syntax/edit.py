@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from protoedit.syntax.parser import parse
 from protoedit.syntax.printer import comments
-from protoedit.syntax.tree import Block, Document, Field, ListValue, Scalar, Tok, detect_newline
+from protoedit.syntax.tree import Block, Field, ListValue, Scalar, Tok, Tree, detect_newline
 
-Container = Document | Block
+Container = Tree | Block
 
 
 def _indent_of(field: Field) -> str:
@@ -26,7 +26,7 @@ def _is_one_line(block: Block) -> bool:
     return all("\n" not in f.leading and "\n" not in f.trailing for f in block.fields)
 
 
-def guess_unit(doc: Document) -> str:
+def guess_unit(doc: Tree) -> str:
     """The file's indentation step: how much deeper than its parent's line the first nested
     field that starts a line sits; two spaces when no nested field starts a line (a file of
     one-line blocks says nothing about it)."""
@@ -48,7 +48,7 @@ def guess_unit(doc: Document) -> str:
 class Style:
     """How new text should look in one document: newline and indentation step."""
 
-    def __init__(self, doc: Document) -> None:
+    def __init__(self, doc: Tree) -> None:
         self.newline = detect_newline(doc.source)
         self.unit = guess_unit(doc)
 
@@ -63,9 +63,9 @@ def _line_starts(fields: list[Field], first_starts_line: bool) -> list[bool]:
     return starts
 
 
-def _container_indent(doc: Document, container: Container, style: Style) -> str:
+def _container_indent(doc: Tree, container: Container, style: Style) -> str:
     """The indentation of fields directly inside ``container``."""
-    if isinstance(container, Document):
+    if isinstance(container, Tree):
         return ""
     starts = _line_starts(container.fields, container.open_trailing.endswith("\n"))
     for field, starts_line in zip(container.fields, starts, strict=True):
@@ -87,8 +87,11 @@ def _owner_indent(
         for field, starts_line in zip(level, _line_starts(level, starts), strict=True):
             line = _indent_of(field) if starts_line else outer
             value = field.value
-            items = [value] if isinstance(value, Block) else (
-                value.items if isinstance(value, ListValue) else [])  # fmt: skip
+            items = (
+                [value]
+                if isinstance(value, Block)
+                else (value.items if isinstance(value, ListValue) else [])
+            )
             for item in items:
                 if item is block:
                     return line
@@ -155,7 +158,7 @@ def _one_line(fields: list[Field]) -> None:
                 item.close.pre = " " if item.fields else ""
 
 
-def _open_up(doc: Document, block: Block, style: Style) -> None:
+def _open_up(doc: Tree, block: Block, style: Style) -> None:
     """Turn a one-line block into a multi-line one, one field per line."""
     owner = _owner_indent(doc.fields, True, block, "") or ""
     block.open_trailing = style.newline
@@ -166,7 +169,7 @@ def _open_up(doc: Document, block: Block, style: Style) -> None:
 
 
 def insert_fields(
-    doc: Document, container: Container, new: list[Field], index: int | None = None
+    doc: Tree, container: Container, new: list[Field], index: int | None = None
 ) -> None:
     """Insert ``new`` fields into ``container`` at ``index`` (default: the end), styled to fit.
 
@@ -230,8 +233,3 @@ def replace_value(field: Field, raw: str) -> None:
     value = field.value
     pre = value.parts[0].pre if isinstance(value, Scalar) else " "
     field.value = Scalar([Tok(raw, pre)])
-
-
-def new_scalar_field(name: str, raw: str) -> Field:
-    """``name: raw`` as a field node (trivia set when inserted)."""
-    return Field(Tok(name), Scalar([Tok(raw, " ")]), Tok(":"))

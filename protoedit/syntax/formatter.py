@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from protoedit.errors import Location, ProtoeditError
 from protoedit.syntax.printer import comment_lines
-from protoedit.syntax.tree import Block, Document, Field, ListValue, Scalar, Tok, detect_newline
+from protoedit.syntax.tree import Block, Field, ListValue, Scalar, Tok, Tree, detect_newline
 
 INDENT = "  "
 _BLANK = ""  # a blank line in a list of comment lines (a comment is never empty)
@@ -95,7 +95,7 @@ def _list_has_comments(value: ListValue) -> bool:
 
 
 class _Formatter:
-    def __init__(self, doc: Document) -> None:
+    def __init__(self, doc: Tree) -> None:
         self.doc = doc
         self.nl = detect_newline(doc.source)
         self.out: list[str] = []
@@ -193,7 +193,7 @@ def block_ends_line(block: Block) -> bool:
     return block.open_trailing.endswith("\n")
 
 
-def format_tree(doc: Document) -> str:
+def format_tree(doc: Tree) -> str:
     """The canonical text of ``doc`` (comments kept in order, values as written)."""
     fmt = _Formatter(doc)
     fmt.fields(doc.fields, 0, True)

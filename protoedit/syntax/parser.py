@@ -22,7 +22,7 @@ from lark.parsers.lalr_analysis import Shift
 
 from protoedit.errors import Location, ProtoeditError, excerpt
 from protoedit.grammars import GRAMMARS
-from protoedit.syntax.tree import Block, Document, Field, ListValue, Scalar, Tok
+from protoedit.syntax.tree import Block, Field, ListValue, Scalar, Tok, Tree
 
 #: How deeply brackets (``{``/``<`` and ``[``) may nest.  Deeper text is refused with a
 #: located :class:`ParseError`, so every recursive walk of a parsed tree (formatter, edits,
@@ -140,9 +140,10 @@ def _reducer(rule: Any, builder: _Builder) -> tuple[int, str, Any]:
     origin = str(rule.origin.name)
     symbols = [str(symbol.name) for symbol in rule.expansion]
     splice = {
-        index for index, symbol in enumerate(rule.expansion)
+        index
+        for index, symbol in enumerate(rule.expansion)
         if not symbol.is_term and str(symbol.name).startswith("_")
-    }  # fmt: skip
+    }
     size = len(symbols)
 
     def flatten(children: list[Any]) -> list[Any]:
@@ -406,28 +407,29 @@ class _Parser:
         _, end = attach_trivia(fields, "", tail, in_block=False)
         return fields, end
 
-    def parse(self, text: str, path: str) -> Document:
+    def parse(self, text: str, path: str) -> Tree:
         with no_collection():
             return self._parse(text, path)
 
-    def _parse(self, text: str, path: str) -> Document:
+    def _parse(self, text: str, path: str) -> Tree:
         try:
             tree = self._fast(text)
             fields, end = tree if tree is not None else self._drive(self.tokens(text))
         except _BracketMismatch as exc:
-            doc = Document([], "", text, path)
+            doc = Tree([], "", text, path)
             line, col = doc.line_col(exc.open_tok.pos)
             raise _error(
-                doc, exc.close_tok.pos,
+                doc,
+                exc.close_tok.pos,
                 f"'{exc.open_tok.text}' opened at {line}:{col} is closed by "
                 f"'{exc.close_tok.text}'; expected '{_CLOSER[exc.open_tok.text]}'",
-            ) from None  # fmt: skip
+            ) from None
         except _TooDeep as exc:
-            doc = Document([], "", text, path)
+            doc = Tree([], "", text, path)
             raise _error(doc, exc.open_tok.pos, f"nesting deeper than {MAX_DEPTH} levels") from None
         except _SyntaxFailure as exc:
             raise _explain(exc, text, path) from None
-        return Document(fields, end, text, path)
+        return Tree(fields, end, text, path)
 
     def _drive(self, tokens: Iterator[tuple[str, Tok]]) -> tuple[list[Field], str]:
         """The LALR loop over a token stream: shift tokens, reduce with the rules' actions.
@@ -518,12 +520,12 @@ def _parser() -> _Parser:
     return _Parser()
 
 
-def parse(text: str, path: str = "<string>") -> Document:
-    """Parse protobuf text format into a lossless :class:`Document`; raise :class:`ParseError`."""
+def parse(text: str, path: str = "<string>") -> Tree:
+    """Parse protobuf text format into a lossless :class:`Tree`; raise :class:`ParseError`."""
     return _parser().parse(text, path)
 
 
-def _error(doc: Document, pos: int, message: str) -> ParseError:
+def _error(doc: Tree, pos: int, message: str) -> ParseError:
     line, col = doc.line_col(pos)
     return ParseError(message, Location(doc.path, line, col), excerpt(doc.source, line, col))
 
@@ -565,7 +567,7 @@ def _open_brackets(text: str, upto: int) -> list[tuple[str, int]]:
 
 def _explain(exc: _SyntaxFailure, text: str, path: str) -> ParseError:
     """Turn a driver failure into a plain-words message at the right place."""
-    doc = Document([], "", text, path)
+    doc = Tree([], "", text, path)
     token = exc.token
     pos = token.pos
     if exc.kind == "char":
@@ -584,10 +586,11 @@ def _explain(exc: _SyntaxFailure, text: str, path: str) -> ParseError:
             line, col = doc.line_col(open_pos)
             closer = {"{": "}", "<": ">", "[": "]"}[bracket]
             return _error(
-                doc, len(text.rstrip()),
+                doc,
+                len(text.rstrip()),
                 f"unclosed '{bracket}' opened at {line}:{col} (expected '{closer}' before the "
                 "end of the file)",
-            )  # fmt: skip
+            )
         if previous == "COLON":
             return _error(doc, len(text.rstrip()), "expected a value after ':'")
         return _error(doc, len(text.rstrip()), "unexpected end of the file")
@@ -596,9 +599,10 @@ def _explain(exc: _SyntaxFailure, text: str, path: str) -> ParseError:
     if previous == "NAME" and "COLON" in expected:
         name = _previous_name(text, pos)
         return _error(
-            doc, pos,
+            doc,
+            pos,
             f"expected ':' or '{{' after field name '{name}', found {_describe(token)}",
-        )  # fmt: skip
+        )
     stack = _open_brackets(text, pos)
     in_list = bool(stack) and stack[-1][0] == "["
     if not in_list:

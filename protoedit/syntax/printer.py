@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from protoedit.syntax.tree import Block, Document, Field, Scalar, Value
+from protoedit.syntax.tree import Block, Field, Scalar, Tree, Value
 
 #: A piece of output text and whether it is trivia (whitespace and comments).
 Piece = tuple[str, bool]
@@ -92,6 +92,6 @@ def render_field(field: Field) -> str:
     return "".join(text for text, _ in pieces([field]))
 
 
-def render(doc: Document) -> str:
+def render(doc: Tree) -> str:
     """The text of a whole document."""
     return "".join(text for text, _ in pieces(doc.fields, doc.end))

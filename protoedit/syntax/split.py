@@ -9,9 +9,9 @@ element it returns is the N-th entry of the repeated field in the message.
 from __future__ import annotations
 
 from protoedit.syntax.edit import Style, _indent_of, _is_one_line
-from protoedit.syntax.tree import Block, Document, Field, ListValue, Scalar, Tok
+from protoedit.syntax.tree import Block, Field, ListValue, Scalar, Tok, Tree
 
-Container = Document | Block
+Container = Tree | Block
 
 
 def items(field: Field) -> list[Scalar | Block]:
@@ -51,7 +51,7 @@ def indent_block(block: Block, indent: str, unit: str, newline: str) -> None:
     block.close.pre += indent
 
 
-def split_list(doc: Document, container: Container, field: Field) -> list[Field]:
+def split_list(doc: Tree, container: Container, field: Field) -> list[Field]:
     """Replace a list-valued ``field`` of ``container`` by one field per item, in order.
 
     Comments inside the brackets stay, above the element they precede; a multi-line item

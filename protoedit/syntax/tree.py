@@ -11,7 +11,7 @@ these rules:
 - ``Block.open_trailing``: the same, after an opening brace;
 - ``Block.close.pre``: the lines before a closing brace (comments there belong to the brace);
 - ``Tok.pre``: trivia between two tokens of one field (e.g. around ``:``);
-- ``Document.end``: what follows the last field's line.
+- ``Tree.end``: what follows the last field's line.
 
 The syntax layer knows nothing about Caffe.
 """
@@ -133,7 +133,7 @@ class Field:
         return f"Field({self.name.text!r})"
 
 
-class Document:
+class Tree:
     """A parsed file: top-level fields, the trivia after them, and the source for locations."""
 
     __slots__ = ("_line_starts", "end", "fields", "path", "source")

@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from protoedit.net.layers import DATA, PYTHON, is_a, param_roles
 from protoedit.validate.netplan import GATE_PREFIX, batch_matters, gate_backward
 
 _LIBRARY_HEADROOM = 256 * 2**20
@@ -47,13 +48,6 @@ def _stage(name: str) -> None:
     print(f"stage: {name}", flush=True)
 
 
-def _is_data_layer(kind: str) -> bool:
-    """A layer type that reads its data from files (``Data``, ``ImageData``, V1 ``DATA``)."""
-    from protoedit.net.layers import DATA, is_a
-
-    return is_a(kind, DATA)
-
-
 def _scan_net(text: str, param: Any, caffe_pb2: Any) -> dict[str, Any]:
     """Facts read without running Caffe: Python layers, data layers, ``force_backward``.
 
@@ -61,8 +55,6 @@ def _scan_net(text: str, param: Any, caffe_pb2: Any) -> dict[str, Any]:
     ``python_layers`` is a list of ``[layer, module, class]``; ``data_layers`` names the
     layers that read files.
     """
-    from protoedit.net.layers import PYTHON, is_a
-
     if param is None:
         # Caffe will report the syntax error itself; fall back to a textual scan here.
         python_layers = [["?", "", ""]] if _PYTHON_TYPE.search(text) else []
@@ -80,7 +72,7 @@ def _scan_net(text: str, param: Any, caffe_pb2: Any) -> dict[str, Any]:
             for layer in param.layer
             if is_a(layer.type, PYTHON)
         ],
-        "data_layers": [name for name, kind in kinds if _is_data_layer(kind)],
+        "data_layers": [name for name, kind in kinds if is_a(kind, DATA)],
         "force_backward": param.force_backward,
     }
 
@@ -169,8 +161,6 @@ def randomize_params(net: Any, rng: Any, skip: str | None = None) -> None:
     1.  Roles come from the layer catalogue.  Layers whose names start with ``skip`` are left
     alone (and draw no random numbers).
     """
-    from protoedit.net.layers import param_roles
-
     for name, layer in zip(net._layer_names, net.layers, strict=True):
         if skip is not None and name.startswith(skip):
             continue

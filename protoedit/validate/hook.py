@@ -44,9 +44,11 @@ def hook_nets(nets: list[Any], phase: str) -> tuple[list[Any], dict[int, Validat
             continue  # validation reports the unreadable or broken file itself
         if detect_type(doc.tree, builtin_schema()) == "caffe.SolverParameter":
             skipped[index] = ValidationReport(
-                net=str(net), phase=phase, status="skipped",
+                net=str(net),
+                phase=phase,
+                status="skipped",
                 reason="a solver file, not a net: its net is validated as its own file",
-            )  # fmt: skip
+            )
             continue
         if not _reads_files(doc.dumps()):
             continue
@@ -54,9 +56,11 @@ def hook_nets(nets: list[Any], phase: str) -> tuple[list[Any], dict[int, Validat
             to_deploy(doc, phase)
         except ProtoeditError as exc:
             skipped[index] = ValidationReport(
-                net=str(net), phase=phase, status="skipped",
+                net=str(net),
+                phase=phase,
+                status="skipped",
                 reason=f"a train/val net that cannot be made its deploy net here: {exc}",
-            )  # fmt: skip
+            )
             continue
         out[index] = doc
     return out, skipped

@@ -11,50 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from protoedit.net.layers import GATE_SAFE, is_a, learnt_param_count
+
 #: Prefix of the layers :func:`gate_backward` adds (names no trained model uses).
 GATE_PREFIX = "protoedit_backward_gate_"
-
-#: Layer types whose backward neither aborts nor reads a label under ``force_backward``, and
-#: whose bottoms all take a gradient (Caffe's ``AllowForceBackward`` is true for each).
-_GATE_SAFE = frozenset(
-    [
-        "Input",
-        "Convolution",
-        "Deconvolution",
-        "InnerProduct",
-        "ReLU",
-        "PReLU",
-        "ELU",
-        "Sigmoid",
-        "TanH",
-        "AbsVal",
-        "Power",
-        "Exp",
-        "Log",
-        "BNLL",
-        "Pooling",
-        "LRN",
-        "BatchNorm",
-        "Scale",
-        "Bias",
-        "Eltwise",
-        "Concat",
-        "Slice",
-        "Split",
-        "Crop",
-        "Reshape",
-        "Flatten",
-        "Dropout",
-        "Softmax",
-        "Reduction",
-        "Silence",
-        "EuclideanLoss",
-        "MVN",
-        "Tile",
-        "Clip",
-        "Swish",
-    ]
-)
 
 
 def _in_phase(layer: Any, phase: int) -> bool:
@@ -103,22 +63,6 @@ def batch_matters(param: Any, phase: int) -> str:
     return ""
 
 
-def _param_blob_count(layer: Any) -> int | None:
-    """How many parameter blobs Caffe gives ``layer``; None for a type not known here."""
-    kind, one_bottom = layer.type, len(layer.bottom) == 1
-    if kind in ("Convolution", "Deconvolution"):
-        return 1 + int(layer.convolution_param.bias_term)
-    if kind == "InnerProduct":
-        return 1 + int(layer.inner_product_param.bias_term)
-    if kind == "Scale":
-        return int(one_bottom) + int(layer.scale_param.bias_term)
-    if kind == "Bias":
-        return int(one_bottom)
-    if kind == "PReLU":
-        return 1
-    return None
-
-
 def _upgrade_input_fields(param: Any) -> None:
     """Turn the legacy ``input:`` header into an Input layer, first, as Caffe's loader does."""
     if not param.input:
@@ -155,7 +99,7 @@ def gate_backward(param: Any) -> str:
         return "the net does not set force_backward"
     if len(param.layers):
         return "a V1 net (layers { ... }): Caffe upgrades it when loading"
-    unsafe = sorted({layer.type for layer in param.layer if layer.type not in _GATE_SAFE})
+    unsafe = sorted({layer.type for layer in param.layer if not is_a(layer.type, GATE_SAFE)})
     if unsafe:
         return f"layer types whose backward is not known to be unaffected: {', '.join(unsafe)}"
     for layer in param.layer:
@@ -165,7 +109,7 @@ def gate_backward(param: Any) -> str:
             return f"layer {layer.name!r} sets propagate_down: false"
     _upgrade_input_fields(param)
     for layer in param.layer:
-        count = _param_blob_count(layer)
+        count = learnt_param_count(layer)
         if count is None:
             continue
         while len(layer.param) < count:

@@ -181,9 +181,12 @@ def write_junit(reports: list[ValidationReport], path: str) -> None:
     )
     for report in reports:
         case = ET.SubElement(
-            suite, "testcase", classname="protoedit.validate", name=report.net,
+            suite,
+            "testcase",
+            classname="protoedit.validate",
+            name=report.net,
             time=f"{report.seconds:.3f}",
-        )  # fmt: skip
+        )
         tag = {"failed": "failure", "error": "error", "skipped": "skipped"}.get(report.status)
         if tag is not None:
             ET.SubElement(case, tag, message=report.reason).text = report.format_text()

@@ -103,11 +103,21 @@ def validate(
     :class:`CaffeUnavailableError` when pycaffe cannot be imported.
     """
     return validate_files(
-        [net], jobs=1, weights=weights, phase=phase, inputs=inputs, seed=seed, timeout=timeout,
-        memory_limit=memory_limit, allow_python_layers=allow_python_layers,
-        random_weights=random_weights, save_gradients=save_gradients, batch=batch,
-        extent=extent, skip_param_gradients=skip_param_gradients,
-    )[0]  # fmt: skip
+        [net],
+        jobs=1,
+        weights=weights,
+        phase=phase,
+        inputs=inputs,
+        seed=seed,
+        timeout=timeout,
+        memory_limit=memory_limit,
+        allow_python_layers=allow_python_layers,
+        random_weights=random_weights,
+        save_gradients=save_gradients,
+        batch=batch,
+        extent=extent,
+        skip_param_gradients=skip_param_gradients,
+    )[0]
 
 
 def validate_files(
@@ -163,8 +173,11 @@ def iter_validate(
         workers = min(len(requests), jobs if jobs is not None else len(os.sched_getaffinity(0)))
         outcomes = run_requests(
             requests,  # type: ignore[arg-type]
-            jobs=workers, memory_limit=memory_limit, timeout=timeout, env=child_environment(),
-        )  # fmt: skip
+            jobs=workers,
+            memory_limit=memory_limit,
+            timeout=timeout,
+            env=child_environment(),
+        )
         try:
             for position, outcome in outcomes:
                 index = pending[position]
