@@ -243,11 +243,42 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     caffe.set_mode_cpu()
     caffe.set_random_seed(request["seed"])
     phase = caffe.TEST if request["phase"] == "TEST" else caffe.TRAIN
+    given: dict[str, str] = request["inputs"]
     with tempfile.TemporaryDirectory(prefix="protoedit-validate-") as tmp:
         load_path, result["param_gradients"] = _backward_plan(param, request, Path(tmp))
         plan: dict[str, Any] = {"param_gradients": result["param_gradients"]}
         print(f"plan: {json.dumps(plan)}", flush=True)
-        net = caffe.Net(load_path, phase, weights=request["weights"])
+        # Built at the declared shapes first: Caffe checks every layer's setup there.
+        net = caffe.Net(load_path, phase)
+        unknown = sorted(set(given) - set(net.inputs))
+        if unknown:
+            return result | {
+                "status": "error",
+                "reason": f"inputs name {', '.join(unknown)}, but the net's input blobs are: "
+                f"{', '.join(net.inputs) or 'none'}",
+            }
+        declared = {name: list(net.blobs[name].shape) for name in net.inputs}
+        if _set_batch(net, param, phase, request.get("batch"), set(given), result):
+            net.reshape()  # shapes only: Caffe allocates on first use
+        # The shapes a user reads in the report are those of the declared extent.
+        shapes = {name: list(b.shape) for name, b in net.blobs.items()}
+        smaller = _set_extent(net, text, request, result, net_path)
+        running = {name: list(net.blobs[name].shape) for name in net.inputs}
+        if running != declared:
+            # A blob keeps the memory of its largest shape: build the net again at the shapes
+            # it runs at, so that it takes only what they need.
+            if smaller:
+                plan["fallback"] = {"extent": "declared"}  # should Caffe abort on them
+                print(f"plan: {json.dumps(plan)}", flush=True)
+            _stage("reshape")
+            rebuilt = Path(tmp) / "run.prototxt"
+            changed = {n: shape for n, shape in running.items() if shape != declared[n]}
+            rebuilt.write_text(_with_input_shapes(Path(load_path).read_text(), changed))
+            del net
+            gc.collect()
+            net = caffe.Net(str(rebuilt), phase, weights=request["weights"])
+        elif request["weights"]:
+            net.copy_from(request["weights"])
 
     _stage("inputs")
     rng = np.random.default_rng(request["seed"])
@@ -259,29 +290,15 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     for name, layer in layers:
         if name.startswith(GATE_PREFIX):
             layer.blobs[0].data[...] = 0.0
-    given: dict[str, str] = request["inputs"]
-    unknown = sorted(set(given) - set(net.inputs))
-    if unknown:
-        return result | {
-            "status": "error",
-            "reason": f"inputs name {', '.join(unknown)}, but the net's input blobs are: "
-            f"{', '.join(net.inputs) or 'none'}",
-        }
-    reshaped = _set_batch(net, param, phase, request.get("batch"), set(given), result)
     arrays = {name: np.load(path).astype(np.float32) for name, path in given.items()}
+    reshaped = False
     for name, array in arrays.items():
         if tuple(array.shape) != tuple(net.blobs[name].shape):
             net.blobs[name].reshape(*array.shape)
             reshaped = True
-    if reshaped:
+    if reshaped:  # given inputs keep the declared extent: the shapes to report are these
         net.reshape()
-    # The shapes a user reads in the report are those of the declared extent.
-    shapes = {name: list(b.shape) for name, b in net.blobs.items()}
-    if _set_extent(net, text, request, result, net_path):
-        plan["fallback"] = {"extent": "declared"}  # should Caffe abort on the smaller extent
-        print(f"plan: {json.dumps(plan)}", flush=True)
-        _stage("reshape")
-        net.reshape()
+        shapes = {name: list(b.shape) for name, b in net.blobs.items()}
     # Caffe allocates blob memory lazily, on first use: check the budget before touching any.
     over = _over_budget(net, request["memory_limit"])
     if over:
@@ -439,6 +456,32 @@ def _set_extent(
         running[name] = shape[2:]
     result["extent"] = running
     return running != declared
+
+
+def _with_input_shapes(text: str, shapes: dict[str, list[int]]) -> str:
+    """The net ``text`` with its input blobs (Input layer tops or the legacy header) declared
+    at ``shapes``."""
+    import caffe.proto.caffe_pb2 as caffe_pb2
+    from google.protobuf import text_format
+
+    param = text_format.Parse(text, caffe_pb2.NetParameter())
+    if len(param.input):
+        header = [shapes.get(name) for name in param.input]
+        old = [list(s.dim) for s in param.input_shape] or [
+            list(param.input_dim[4 * i : 4 * i + 4]) for i in range(len(param.input))
+        ]
+        del param.input_shape[:], param.input_dim[:]
+        for new, before in zip(header, old, strict=False):
+            param.input_shape.add().dim.extend(new if new is not None else before)
+    for layer in param.layer:
+        if layer.type != "Input" or not any(top in shapes for top in layer.top):
+            continue
+        given = [list(s.dim) for s in layer.input_param.shape]
+        del layer.input_param.shape[:]
+        for index, top in enumerate(layer.top):
+            before = given[index] if len(given) > 1 else given[0]
+            layer.input_param.shape.add().dim.extend(shapes.get(top, before))
+    return text_format.MessageToString(param)
 
 
 def _unavailable(exc: Exception) -> dict[str, Any]:
