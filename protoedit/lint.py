@@ -15,7 +15,6 @@ from protoedit.document import Document
 from protoedit.net.shapes import LEGACY_HEADER
 from protoedit.net.state import NetState, layer_included
 from protoedit.schema.binding import Diagnostic, suggest
-from protoedit.syntax.parser import no_collection
 from protoedit.syntax.split import element_pos, elements
 from protoedit.syntax.tree import Block, Field, Scalar
 
@@ -54,6 +53,51 @@ def _flow_problems(layers: Any, skip: frozenset[int], inputs: Any, legacy: bool)
                 found.append(("E203", index, (nth, top)))
             available.add(top)
     return found
+
+
+def _states(layers: Any, ruled: list[int], phases: list[str]) -> list[tuple[str, frozenset[int]]]:
+    """(phase, indices of the layers it leaves out) for each state Caffe could build: every
+    phase with no stage and with each stage the rules name (only ``ruled`` layers vary)."""
+    stages = sorted(
+        {
+            stage
+            for index in ruled
+            for rule in (*layers[index].include, *layers[index].exclude)
+            for stage in (*rule.stage, *rule.not_stage)
+        }
+    )
+    states = []
+    for phase in phases:
+        for stage in [None, *stages]:
+            state = NetState(phase, 0, frozenset([stage]) if stage else frozenset())
+            states.append(
+                (phase, frozenset(i for i in ruled if not layer_included(layers[i], state)))
+            )
+    return states
+
+
+def _phase_problems(
+    layers: Any, states: list[tuple[str, frozenset[int]]], inputs: Any, legacy: bool
+) -> dict[tuple[str, int, tuple[int, str]], list[str]]:
+    """The problems that count, with the phases they count in, in finding order.
+
+    A problem counts in a phase only if it occurs in every state of that phase in which the
+    layer runs: files often rely on stages ("test-on-train") that a solver sets.  States
+    that leave out the same layers build the same net: each such net is walked once."""
+    built: dict[frozenset[int], list[Problem]] = {}
+    problems: dict[tuple[str, int, tuple[int, str], str], int] = {}
+    for phase, skip in states:
+        if skip not in built:
+            built[skip] = _flow_problems(layers, skip, inputs, legacy)
+        for code, index, what in built[skip]:
+            key = (code, index, what, phase)
+            problems[key] = problems.get(key, 0) + 1
+    seen: dict[tuple[str, int, tuple[int, str]], list[str]] = {}
+    for (code, index, what, phase), count in problems.items():
+        runs = sum(1 for p, skip in states if p == phase and index not in skip)
+        if count == runs:
+            seen.setdefault((code, index, what), []).append(phase)
+    return seen
 
 
 class _Places:
@@ -136,18 +180,6 @@ def net_findings(doc: Document, known_types: frozenset[str] | None) -> Iterator[
     yield from _net_findings(doc.message, doc.tree.fields, known_types, (doc, doc.tree))
 
 
-def _net_findings(
-    net: Any,
-    tree_fields: list[Field],
-    known_types: frozenset[str] | None,
-    linked: tuple[Document, Any],
-) -> Iterator[Diagnostic]:
-    """:func:`net_findings` of one net: its message and the fields it was bound from."""
-    with no_collection():  # a large net's lint makes many small objects and no cycles
-        found = list(_net_diagnostics(net, tree_fields, known_types, linked))
-    yield from found
-
-
 def _first_fields(tree_fields: list[Field], wanted: tuple[str, ...]) -> dict[str, Field]:
     """The first field of each ``wanted`` name that the file has."""
     first: dict[str, Field] = {}
@@ -158,13 +190,13 @@ def _first_fields(tree_fields: list[Field], wanted: tuple[str, ...]) -> dict[str
     return first
 
 
-def _net_diagnostics(
+def _net_findings(
     net: Any,
     tree_fields: list[Field],
     known_types: frozenset[str] | None,
     linked: tuple[Document, Any],
 ) -> Iterator[Diagnostic]:
-    """The findings of :func:`_net_findings`, made with the collector paused."""
+    """:func:`net_findings` of one net: its message and the fields it was bound from."""
     fields = _first_fields(tree_fields, ("layers", *LEGACY_HEADER))
     if len(net.layer) and len(net.layers):
         yield Diagnostic(
@@ -215,38 +247,10 @@ def _net_diagnostics(
                 f"unknown layer type '{kind}' (layer '{layers[index].name}'){hints[kind]}",
                 places.child(index, "type", 0),
             )
-    stages = sorted(
-        {
-            stage
-            for index in ruled
-            for rule in (*layers[index].include, *layers[index].exclude)
-            for stage in (*rule.stage, *rule.not_stage)
-        }
-    )
-    # A problem counts in a phase only if it occurs in every state of that phase in which the
-    # layer runs: files often rely on stages ("test-on-train") that a solver sets.  States
-    # that leave out the same layers build the same net: each such net is walked once.
     phase_enum = net.DESCRIPTOR.fields_by_name["state"].message_type.fields_by_name["phase"]
     all_phases = [value.name for value in phase_enum.enum_type.values]
-    states: list[tuple[str, frozenset[int]]] = []  # (phase, the layers it leaves out)
-    for phase in all_phases:
-        for stage in [None, *stages]:
-            state = NetState(phase, 0, frozenset([stage]) if stage else frozenset())
-            skip = frozenset(i for i in ruled if not layer_included(layers[i], state))
-            states.append((phase, skip))
-    built: dict[frozenset[int], list[Problem]] = {}
-    problems: dict[tuple[str, int, tuple[int, str], str], int] = {}
-    for phase, skip in states:
-        if skip not in built:
-            built[skip] = _flow_problems(layers, skip, net.input, legacy)
-        for code, index, what in built[skip]:
-            key = (code, index, what, phase)
-            problems[key] = problems.get(key, 0) + 1
-    seen: dict[tuple[str, int, tuple[int, str]], list[str]] = {}
-    for (code, index, what, phase), count in problems.items():
-        runs = sum(1 for p, skip in states if p == phase and index not in skip)
-        if count == runs:
-            seen.setdefault((code, index, what), []).append(phase)
+    states = _states(layers, ruled, all_phases)
+    seen = _phase_problems(layers, states, net.input, legacy)
     for (code, index, (nth, blob)), phases in sorted(seen.items(), key=lambda item: item[0][1]):
         layer = layers[index]
         where = "" if len(set(phases)) == len(all_phases) else f" (phase {phases[0]})"
