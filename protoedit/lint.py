@@ -8,6 +8,7 @@ but valid constructs (Caffe upgrades them on load) and style.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from operator import attrgetter
 from typing import Any
 
 from protoedit.document import Document
@@ -15,38 +16,106 @@ from protoedit.net.shapes import LEGACY_HEADER
 from protoedit.net.state import NetState, layer_included
 from protoedit.schema.binding import Diagnostic, suggest
 from protoedit.syntax.split import element_pos, elements
-from protoedit.syntax.tree import Block, Field
+from protoedit.syntax.tree import Block, Field, Scalar
+
+#: A problem of one state: (code, layer index, (nth bottom/top, blob; or 0, layer name)).
+Problem = tuple[str, int, tuple[int, str]]
+_FLOW_FIELDS = attrgetter("name", "bottom", "top")
 
 
-def _state_problems(
-    layers: Any, state: NetState, inputs: Any, legacy: bool
-) -> Iterator[tuple[str, int, str]]:
-    """(code, layer index, detail) for each problem of the net Caffe builds for ``state``."""
+def _flow_problems(layers: Any, skip: frozenset[int], inputs: Any, legacy: bool) -> list[Problem]:
+    """(code, layer index, (nth, blob or name)) for each problem of the net Caffe builds
+    when the layers at the indices in ``skip`` are left out.
+
+    One pass over the messages; blobs are checked in bulk and looked at one by one only
+    when something is wrong, so a clean layer costs a few set operations."""
     available = set(inputs)
     names: set[str] = set()
-    for index, layer in enumerate(layers):
-        if not layer_included(layer, state):
+    found: list[Problem] = []
+    for index, (name, bottoms, tops) in enumerate(map(_FLOW_FIELDS, layers)):
+        if skip and index in skip:
             continue
-        if layer.name in names and not legacy:
-            yield ("W203", index, layer.name)
-        names.add(layer.name)
-        for nth, bottom in enumerate(layer.bottom):
-            if bottom not in available:
-                yield ("E202", index, f"{nth}:{bottom}")
-        for nth, top in enumerate(layer.top):
-            in_place = nth < len(layer.bottom) and layer.bottom[nth] == top
+        if name in names and not legacy:
+            found.append(("W203", index, (0, name)))
+        names.add(name)
+        if not available.issuperset(bottoms):
+            found.extend(
+                ("E202", index, (nth, bottom))
+                for nth, bottom in enumerate(bottoms)
+                if bottom not in available
+            )
+        if len(tops) == 1 and tops[0] not in available:
+            available.add(tops[0])  # the common case: one new top
+            continue
+        for nth, top in enumerate(tops):
+            in_place = nth < len(bottoms) and bottoms[nth] == top
             if top in available and not in_place:
-                yield ("E203", index, f"{nth}:{top}")
+                found.append(("E203", index, (nth, top)))
             available.add(top)
+    return found
+
+
+def _states(layers: Any, ruled: list[int], phases: list[str]) -> list[tuple[str, frozenset[int]]]:
+    """(phase, indices of the layers it leaves out) for each state Caffe could build: every
+    phase with no stage and with each stage the rules name (only ``ruled`` layers vary)."""
+    stages = sorted(
+        {
+            stage
+            for index in ruled
+            for rule in (*layers[index].include, *layers[index].exclude)
+            for stage in (*rule.stage, *rule.not_stage)
+        }
+    )
+    states = []
+    for phase in phases:
+        for stage in [None, *stages]:
+            state = NetState(phase, 0, frozenset([stage]) if stage else frozenset())
+            states.append(
+                (phase, frozenset(i for i in ruled if not layer_included(layers[i], state)))
+            )
+    return states
+
+
+def _phase_problems(
+    layers: Any, states: list[tuple[str, frozenset[int]]], inputs: Any, legacy: bool
+) -> dict[tuple[str, int, tuple[int, str]], list[str]]:
+    """The problems that count, with the phases they count in, in finding order.
+
+    A problem counts in a phase only if it occurs in every state of that phase in which the
+    layer runs: files often rely on stages ("test-on-train") that a solver sets.  States
+    that leave out the same layers build the same net: each such net is walked once."""
+    built: dict[frozenset[int], list[Problem]] = {}
+    problems: dict[tuple[str, int, tuple[int, str], str], int] = {}
+    for phase, skip in states:
+        if skip not in built:
+            built[skip] = _flow_problems(layers, skip, inputs, legacy)
+        for code, index, what in built[skip]:
+            key = (code, index, what, phase)
+            problems[key] = problems.get(key, 0) + 1
+    seen: dict[tuple[str, int, tuple[int, str]], list[str]] = {}
+    for (code, index, what, phase), count in problems.items():
+        runs = sum(1 for p, skip in states if p == phase and index not in skip)
+        if count == runs:
+            seen.setdefault((code, index, what), []).append(phase)
+    return seen
 
 
 class _Places:
     """Source offsets of layers and their bottoms/tops, from the nodes binding linked to
-    each message entry (:meth:`Document.elements`)."""
+    each message entry (:meth:`Document.elements`); looked up only for findings made."""
 
     def __init__(self, doc: Document, container: Any, field_name: str) -> None:
         self.doc = doc
-        self.layers = doc.elements(container, field_name)
+        self.container = container
+        self.field_name = field_name
+        self._layers: list[tuple[Field, Scalar | Block]] | None = None
+
+    @property
+    def layers(self) -> list[tuple[Field, Scalar | Block]]:
+        """The (field, item) pair of each layer entry, in message order."""
+        if self._layers is None:
+            self._layers = self.doc.elements(self.container, self.field_name)
+        return self._layers
 
     def layer(self, index: int) -> int:
         return element_pos(*self.layers[index]) if index < len(self.layers) else 0
@@ -111,6 +180,16 @@ def net_findings(doc: Document, known_types: frozenset[str] | None) -> Iterator[
     yield from _net_findings(doc.message, doc.tree.fields, known_types, (doc, doc.tree))
 
 
+def _first_fields(tree_fields: list[Field], wanted: tuple[str, ...]) -> dict[str, Field]:
+    """The first field of each ``wanted`` name that the file has."""
+    first: dict[str, Field] = {}
+    for field in tree_fields:
+        name = field.name.text
+        if name in wanted and name not in first:
+            first[name] = field
+    return first
+
+
 def _net_findings(
     net: Any,
     tree_fields: list[Field],
@@ -118,7 +197,7 @@ def _net_findings(
     linked: tuple[Document, Any],
 ) -> Iterator[Diagnostic]:
     """:func:`net_findings` of one net: its message and the fields it was bound from."""
-    fields = {f.name.text: f for f in reversed(tree_fields)}  # first of each name
+    fields = _first_fields(tree_fields, ("layers", *LEGACY_HEADER))
     if len(net.layer) and len(net.layers):
         yield Diagnostic(
             "E201",
@@ -140,6 +219,7 @@ def _net_findings(
     legacy = bool(len(net.layers))
     layers = net.layers if legacy else net.layer
     places = _Places(*linked, "layers" if legacy else "layer")
+    ruled: list[int] = []  # the layers with include/exclude rules: only they vary by state
     if legacy:
         v0 = any(layer.HasField("layer") for layer in net.layers)
         kind = "V0 ('layers { layer { ... } }')" if v0 else "V1 ('layers' with enum types)"
@@ -149,42 +229,29 @@ def _net_findings(
             fields["layers"].pos,
             "warning",
         )
+        ruled = [
+            i for i, (include, exclude) in enumerate(map(_RULES, layers)) if include or exclude
+        ]
     else:
-        for index, layer in enumerate(layers):
-            if known_types is not None and layer.type not in known_types:
-                hint = suggest(layer.type, sorted(known_types))
-                yield Diagnostic(
-                    "E205",
-                    f"unknown layer type '{layer.type}' (layer '{layer.name}'){hint}",
-                    places.child(index, "type", 0),
-                )
-    stages = sorted(
-        {
-            stage
-            for layer in layers
-            for rule in (*layer.include, *layer.exclude)
-            for stage in (*rule.stage, *rule.not_stage)
-        }
-    )
-    # A problem counts in a phase only if it occurs in every state of that phase in which the
-    # layer runs: files often rely on stages ("test-on-train") that a solver sets.
-    problems: dict[tuple[str, int, str, str], int] = {}
-    runs: dict[tuple[int, str], int] = {}
+        hints: dict[str, str] = {}  # by type: a misspelt type tends to recur
+        candidates = sorted(known_types) if known_types is not None else []
+        for index, (kind, include, exclude) in enumerate(map(_TYPE_AND_RULES, layers)):
+            if include or exclude:
+                ruled.append(index)
+            if known_types is None or kind in known_types:
+                continue
+            if kind not in hints:
+                hints[kind] = suggest(kind, candidates)
+            yield Diagnostic(
+                "E205",
+                f"unknown layer type '{kind}' (layer '{layers[index].name}'){hints[kind]}",
+                places.child(index, "type", 0),
+            )
     phase_enum = net.DESCRIPTOR.fields_by_name["state"].message_type.fields_by_name["phase"]
     all_phases = [value.name for value in phase_enum.enum_type.values]
-    for phase in all_phases:
-        for stage in [None, *stages]:
-            state = NetState(phase, 0, frozenset([stage]) if stage else frozenset())
-            for key in _state_problems(layers, state, net.input, legacy):
-                problems[(*key, phase)] = problems.get((*key, phase), 0) + 1
-            for index, layer in enumerate(layers):
-                if layer_included(layer, state):
-                    runs[(index, phase)] = runs.get((index, phase), 0) + 1
-    seen: dict[tuple[str, int, str], list[str]] = {}
-    for (code, index, what, phase), count in problems.items():
-        if count == runs.get((index, phase), 0):
-            seen.setdefault((code, index, what), []).append(phase)
-    for (code, index, what), phases in sorted(seen.items(), key=lambda item: item[0][1]):
+    states = _states(layers, ruled, all_phases)
+    seen = _phase_problems(layers, states, net.input, legacy)
+    for (code, index, (nth, blob)), phases in sorted(seen.items(), key=lambda item: item[0][1]):
         layer = layers[index]
         where = "" if len(set(phases)) == len(all_phases) else f" (phase {phases[0]})"
         if code == "W203":
@@ -195,10 +262,7 @@ def _net_findings(
                 places.layer(index),
                 "warning",
             )
-            continue
-        nth_text, _, blob = what.partition(":")
-        nth = int(nth_text)
-        if code == "E202":
+        elif code == "E202":
             yield Diagnostic(
                 "E202",
                 f"bottom '{blob}' of layer '{layer.name}' is produced by no earlier layer{where}",
@@ -211,3 +275,7 @@ def _net_findings(
                 f"another layer and this is not in place{where}",
                 places.child(index, "top", nth),
             )
+
+
+_RULES = attrgetter("include", "exclude")
+_TYPE_AND_RULES = attrgetter("type", "include", "exclude")

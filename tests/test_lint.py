@@ -82,3 +82,50 @@ def test_phase_rules_read_phase_names_from_the_schema() -> None:
     layer = loads('layer { name: "a" include { phase: TEST } }').message.layer[0]
     assert layer_included(layer, NetState("TEST"))
     assert not layer_included(layer, NetState("TRAIN"))
+
+
+_STAGED = """\
+layer { name: "train_data" type: "Input" top: "data" top: "label" include { phase: TRAIN } }
+layer { name: "test_data" type: "Input" top: "data" include { phase: TEST } }
+layer { name: "labels" type: "Input" top: "label" include { phase: TEST stage: "with-label" } }
+layer { name: "loss" type: "EuclideanLoss" bottom: "data" bottom: "label" top: "loss" }
+layer { name: "acc" type: "Accuracy" bottom: "data" bottom: "label" top: "acc"
+  include { phase: TEST stage: "with-label" } }
+layer { name: "bad" type: "Accuracy" bottom: "data" bottom: "label" top: "bad"
+  include { phase: TEST not_stage: "with-label" } }
+layer { name: "loss" type: "Accuracy" bottom: "data" bottom: "label" top: "acc2"
+  include { phase: TRAIN } }
+layer { name: "again" type: "ReLU" bottom: "loss" top: "loss" top: "loss" }
+"""
+
+
+def test_a_problem_counts_when_every_state_of_its_phase_running_the_layer_has_it() -> None:
+    # "loss" lacks "label" in TEST without the stage only: a solver may always set the stage,
+    # so it is no finding; "bad" runs only there, so its missing "label" is one.  The second
+    # "loss" runs in TRAIN only, and the second top of "again" is not in place.
+    found = list(findings(loads(_STAGED), BVLC_TYPES))
+    assert [(f.code, f.pos, f.message) for f in found] == [
+        (
+            "E202",
+            _at(_STAGED, 'bottom: "label"', 2),
+            "bottom 'label' of layer 'bad' is produced by no earlier layer (phase TEST)",
+        ),
+        (
+            "W203",
+            _at(_STAGED, 'layer { name: "loss"', 1),
+            "duplicate layer name 'loss' (phase TRAIN): weights are matched to layers by name",
+        ),
+        (
+            "E203",
+            _at(_STAGED, 'top: "loss"', 2),
+            "top 'loss' of layer 'again' is already produced by another layer and this is "
+            "not in place",
+        ),
+    ]
+
+
+def test_every_layer_of_a_misspelt_type_gets_the_hint() -> None:
+    text = "".join(f'layer {{ name: "c{i}" type: "Convlution" }}\n' for i in range(3))
+    found = list(findings(loads(text), BVLC_TYPES))
+    assert [f.pos for f in found] == [_at(text, "type:", i) for i in range(3)]
+    assert all("(did you mean 'Convolution'" in f.message for f in found)
