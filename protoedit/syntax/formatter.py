@@ -120,44 +120,62 @@ class _Formatter:
             self.line(level, item)
 
     def fields(self, fields: list[Field], level: int, at_line_start: bool) -> None:
-        """The fields of one level.  The common case (no comment near a field, a scalar
-        value of one token) takes a short path: ``#`` tests before any splitting."""
+        """The fields of one level.  The common cases (no comment near a field; a scalar of
+        one token, or a message) take a short path: ``#`` tests before any splitting."""
         out = self.out
         nl = self.nl
         indent = self.indent(level)
-        first = True
+        previous: Field | None = None  # the field before, whose trailing ends its line or not
         for field in fields:
             leading = field.leading
             if "#" in leading:
-                items = _squeeze(_lines_with_blanks(leading, at_line_start), first, False)
+                if previous is not None:
+                    at_line_start = previous.trailing.endswith("\n")
+                items = _squeeze(_lines_with_blanks(leading, at_line_start), previous is None, False)
                 self.comment_lines(level, items)
-            elif not first and leading.count("\n") > (not at_line_start):
-                out.append(nl)  # blank lines above the field: one is kept
-            first = False
+            elif previous is not None and "\n" in leading:
+                if leading.count("\n") > 1 or previous.trailing.endswith("\n"):
+                    out.append(nl)  # blank lines above the field: one is kept
+            previous = field
             value = field.value
-            trailing = field.trailing
-            at_line_start = trailing.endswith("\n")
             colon = field.colon
-            if type(value) is Scalar and len(value.parts) == 1:
+            kind = type(value)
+            if kind is Scalar and len(value.parts) == 1:  # type: ignore[union-attr]
                 sep = field.sep
-                tok = value.parts[0]
+                tok = value.parts[0]  # type: ignore[union-attr]
                 if (
                     "#" in tok.pre
                     or (colon is not None and "#" in colon.pre)
                     or (sep is not None and "#" in sep.pre)
                 ):
                     self.comment_lines(level, _hoisted(field))
+                trailing = field.trailing
                 if "#" in trailing:
                     self.line(level, f"{field.name.text}: {tok.text}", comment_lines(trailing))
                 else:
                     out.append(f"{indent}{field.name.text}: {tok.text}{nl}")
                 continue
-            if type(value) is Scalar:  # adjacent strings
+            if kind is Scalar:  # adjacent strings
                 hoist = True
             else:
-                hoist = "#" in value.open.pre or (colon is not None and "#" in colon.pre)
+                hoist = "#" in value.open.pre or (colon is not None and "#" in colon.pre)  # type: ignore[union-attr]
             if hoist:
                 self.comment_lines(level, _hoisted(field))
+            if kind is Block:
+                block: Block = value  # type: ignore[assignment]
+                sep = field.sep
+                opener_text = block.open_trailing
+                if (
+                    block.fields
+                    and "#" not in opener_text
+                    and "#" not in block.close.pre
+                    and "#" not in field.trailing
+                    and (sep is None or "#" not in sep.pre)
+                ):  # no comment at either bracket
+                    out.append(f"{indent}{field.name.text} {{{nl}")
+                    self.fields(block.fields, level + 1, opener_text.endswith("\n"))
+                    out.append(f"{indent}}}{nl}")
+                    continue
             self.field(field, level)
 
     def field(self, field: Field, level: int) -> None:
