@@ -8,8 +8,8 @@ walk of the input tree, a scan of the output (in C) and one regular expression:
 
 - content: the output's tokens equal the canonical token sequence of the input tree (names,
   ``:`` before scalars and lists, ``{``/``}`` for every message, list commas; no separators).
-  With no comment on either side the output's lines are compared instead (:func:`content_lines`:
-  fewer, larger strings, the same verdict);
+  With no comment on either side the output's lines are compared first (:func:`content_lines`:
+  fewer, larger strings; equal lines mean equal tokens), the tokens only when they differ;
 - comments: the output's comments equal the input's, in order (one pass over each);
 - stability: the output is in canonical layout (see :func:`_patterns`), line by line: each
   line one of the formatter's line forms, indented two spaces per open bracket, at most one
@@ -27,17 +27,16 @@ from functools import lru_cache
 
 from protoedit.syntax.parser import _parser
 from protoedit.syntax.printer import comment_lines
-from protoedit.syntax.tree import Block, Document, Field, Scalar
+from protoedit.syntax.tree import Block, Field, Scalar, Tree
 
 
-def problem(tree: Document, formatted: str, nl: str) -> str | None:
+def problem(tree: Tree, formatted: str, nl: str) -> str | None:
     """What is wrong with ``formatted`` as the canonical text of ``tree`` (``nl``: the line
     ending it must use), in the words of the format error; ``None`` when nothing is."""
     words, layout = _patterns(nl)
-    if "#" not in tree.source and "#" not in formatted:  # no comment on either side
-        if [line.lstrip(" ") for line in formatted.split(nl) if line] != content_lines(tree):
-            return "would change the content"
-    else:
+    plain = "#" not in tree.source and "#" not in formatted  # no comment on either side
+    lines = [line.lstrip(" ") for line in formatted.split(nl) if line] if plain else None
+    if lines is None or lines != content_lines(tree):  # tokens tell content from layout
         found = words.findall(formatted)
         tokens, expected_comments = content(tree, "#" in tree.source)
         out_comments: list[str] = []
@@ -53,7 +52,7 @@ def problem(tree: Document, formatted: str, nl: str) -> str | None:
     return None
 
 
-def content(tree: Document, with_comments: bool = True) -> tuple[list[str], list[str]]:
+def content(tree: Tree, with_comments: bool = True) -> tuple[list[str], list[str]]:
     """(the canonical tokens of ``tree``, its comments in document order): what any layout of
     it holds.  A list of messages counts as the repeated field written out, ``<>`` as ``{}``.
     ``with_comments=False`` skips collecting comments (for a source with no ``#``)."""
@@ -69,7 +68,7 @@ def content(tree: Document, with_comments: bool = True) -> tuple[list[str], list
     return tokens, found
 
 
-def content_lines(tree: Document) -> list[str]:
+def content_lines(tree: Tree) -> list[str]:
     """The content of a tree with no comments as the lines of its canonical text, without
     indentation or blank lines: ``name: value``, ``name: [a, b]``, ``name {``, ``}`` and
     ``name {}``.  Equal lines mean equal tokens (a line of tokens and single separators
@@ -84,14 +83,14 @@ def _lines(fields: list[Field], lines: list[str]) -> None:
     for field in fields:
         value = field.value
         name = field.name.text
-        if type(value) is Scalar:
+        if isinstance(value, Scalar):
             parts = value.parts
             add(f"{name}: {parts[0].text}" if len(parts) == 1 else f"{name}: {value.raw}")
             continue
-        blocks = [value] if type(value) is Block else value.items
-        if blocks and type(blocks[0]) is Block:  # a list of messages: the repeated field
+        blocks = [value] if isinstance(value, Block) else value.items
+        if blocks and isinstance(blocks[0], Block):  # a list of messages: the repeated field
             for block in blocks:
-                inner = block.fields if type(block) is Block else []
+                inner = block.fields if isinstance(block, Block) else []
                 if inner:
                     add(f"{name} {{")
                     _lines(inner, lines)
@@ -99,7 +98,7 @@ def _lines(fields: list[Field], lines: list[str]) -> None:
                 else:
                     add(f"{name} {{}}")
         else:
-            add(f"{name}: [{', '.join(item.raw for item in blocks if type(item) is Scalar)}]")
+            add(f"{name}: [{', '.join(item.raw for item in blocks if isinstance(item, Scalar))}]")
 
 
 def _walk(fields: list[Field], tokens: list[str], trivia: list[str] | None) -> None:
@@ -113,14 +112,14 @@ def _walk(fields: list[Field], tokens: list[str], trivia: list[str] | None) -> N
             trivia += [field.leading, field.name.pre]
             if field.colon is not None:
                 trivia.append(field.colon.pre)
-        if type(value) is Scalar:
+        if isinstance(value, Scalar):
             add(name)
             add(":")
             for part in value.parts:
                 add(part.text)
                 if trivia is not None:
                     trivia.append(part.pre)
-        elif type(value) is Block:
+        elif isinstance(value, Block):
             add(name)
             add("{")
             if trivia is not None:
@@ -129,13 +128,13 @@ def _walk(fields: list[Field], tokens: list[str], trivia: list[str] | None) -> N
             add("}")
             if trivia is not None:
                 trivia.append(value.close.pre)
-        elif value.items and type(value.items[0]) is Block:  # written out as repeated fields
+        elif value.items and isinstance(value.items[0], Block):  # written out as repeated fields
             if trivia is not None:
                 trivia.append(value.open.pre)
             for index, item in enumerate(value.items):
                 add(name)
                 add("{")
-                if type(item) is Block:
+                if isinstance(item, Block):
                     if trivia is not None:
                         trivia += [item.open.pre, item.open_trailing]
                     _walk(item.fields, tokens, trivia)
@@ -157,7 +156,7 @@ def _walk(fields: list[Field], tokens: list[str], trivia: list[str] | None) -> N
                     add(",")
                     if trivia is not None:
                         trivia.append(value.commas[index - 1].pre)
-                if type(item) is Scalar:
+                if isinstance(item, Scalar):
                     for part in item.parts:
                         add(part.text)
                         if trivia is not None:
@@ -207,4 +206,3 @@ def _patterns(nl: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
     indent = "(?P<d>(?:(?P<e> *)  )?)(?! )"  # d: the indentation, e: one level less
     layout = re.compile(f"(?=[A-Za-z_#]|\\Z)(?:{indent}(?:{lines}))*+")
     return words, layout
-

@@ -131,11 +131,16 @@ class _Formatter:
             if "#" in leading:
                 if previous is not None:
                     at_line_start = previous.trailing.endswith("\n")
-                items = _squeeze(_lines_with_blanks(leading, at_line_start), previous is None, False)
+                items = _squeeze(
+                    _lines_with_blanks(leading, at_line_start), previous is None, False
+                )
                 self.comment_lines(level, items)
-            elif previous is not None and "\n" in leading:
-                if leading.count("\n") > 1 or previous.trailing.endswith("\n"):
-                    out.append(nl)  # blank lines above the field: one is kept
+            elif (
+                previous is not None
+                and "\n" in leading
+                and (leading.count("\n") > 1 or previous.trailing.endswith("\n"))
+            ):
+                out.append(nl)  # blank lines above the field: one is kept
             previous = field
             value = field.value
             colon = field.colon
