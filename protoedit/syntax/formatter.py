@@ -82,9 +82,9 @@ def _hoisted(field: Field) -> list[str]:
 def _after(field: Field) -> list[str]:
     """Comments after a message or list value's closing bracket, then its same-line comment."""
     found: list[str] = []
-    if not isinstance(field.value, Scalar) and field.sep is not None:
+    if not isinstance(field.value, Scalar) and field.sep is not None and "#" in field.sep.pre:
         found = comment_lines(field.sep.pre)
-    return found + comment_lines(field.trailing)
+    return found + comment_lines(field.trailing) if "#" in field.trailing else found
 
 
 def _list_has_comments(value: ListValue) -> bool:
@@ -99,12 +99,19 @@ class _Formatter:
         self.doc = doc
         self.nl = detect_newline(doc.source)
         self.out: list[str] = []
+        self.indents: list[str] = [""]
+
+    def indent(self, level: int) -> str:
+        indents = self.indents
+        while len(indents) <= level:
+            indents.append(INDENT * len(indents))
+        return indents[level]
 
     def line(self, level: int, text: str, tail: list[str] | None = None) -> None:
         """One line, with the first of ``tail`` at its end and the rest on lines below."""
         if tail:
             text = f"{text}  {tail[0]}"
-        self.out.append(f"{INDENT * level}{text}{self.nl}" if text else self.nl)
+        self.out.append(f"{self.indent(level)}{text}{self.nl}" if text else self.nl)
         if tail:
             self.comment_lines(level, tail[1:])
 
@@ -113,12 +120,68 @@ class _Formatter:
             self.line(level, item)
 
     def fields(self, fields: list[Field], level: int, at_line_start: bool) -> None:
-        for position, field in enumerate(fields):
-            items = _lines_with_blanks(field.leading, at_line_start)
-            items = _squeeze(items, drop_leading=position == 0, drop_trailing=False)
-            self.comment_lines(level, items + _hoisted(field))
+        """The fields of one level.  The common cases (no comment near a field; a scalar of
+        one token, or a message) take a short path: ``#`` tests before any splitting."""
+        out = self.out
+        nl = self.nl
+        indent = self.indent(level)
+        previous: Field | None = None  # the field before, whose trailing ends its line or not
+        for field in fields:
+            leading = field.leading
+            if "#" in leading:
+                if previous is not None:
+                    at_line_start = previous.trailing.endswith("\n")
+                items = _squeeze(
+                    _lines_with_blanks(leading, at_line_start), previous is None, False
+                )
+                self.comment_lines(level, items)
+            elif (
+                previous is not None
+                and "\n" in leading
+                and (leading.count("\n") > 1 or previous.trailing.endswith("\n"))
+            ):
+                out.append(nl)  # blank lines above the field: one is kept
+            previous = field
+            value = field.value
+            colon = field.colon
+            kind = type(value)
+            if kind is Scalar and len(value.parts) == 1:  # type: ignore[union-attr]
+                sep = field.sep
+                tok = value.parts[0]  # type: ignore[union-attr]
+                if (
+                    "#" in tok.pre
+                    or (colon is not None and "#" in colon.pre)
+                    or (sep is not None and "#" in sep.pre)
+                ):
+                    self.comment_lines(level, _hoisted(field))
+                trailing = field.trailing
+                if "#" in trailing:
+                    self.line(level, f"{field.name.text}: {tok.text}", comment_lines(trailing))
+                else:
+                    out.append(f"{indent}{field.name.text}: {tok.text}{nl}")
+                continue
+            if kind is Scalar:  # adjacent strings
+                hoist = True
+            else:
+                hoist = "#" in value.open.pre or (colon is not None and "#" in colon.pre)  # type: ignore[union-attr]
+            if hoist:
+                self.comment_lines(level, _hoisted(field))
+            if kind is Block:
+                block: Block = value  # type: ignore[assignment]
+                sep = field.sep
+                opener_text = block.open_trailing
+                if (
+                    block.fields
+                    and "#" not in opener_text
+                    and "#" not in block.close.pre
+                    and "#" not in field.trailing
+                    and (sep is None or "#" not in sep.pre)
+                ):  # no comment at either bracket
+                    out.append(f"{indent}{field.name.text} {{{nl}")
+                    self.fields(block.fields, level + 1, opener_text.endswith("\n"))
+                    out.append(f"{indent}}}{nl}")
+                    continue
             self.field(field, level)
-            at_line_start = field.trailing.endswith("\n")
 
     def field(self, field: Field, level: int) -> None:
         name = field.name.text
@@ -142,16 +205,26 @@ class _Formatter:
             self.line(level, f"{name}: [{raw}]", _after(field))
 
     def block(self, name: str, block: Block, level: int, tail: list[str]) -> None:
-        opener = comment_lines(block.open_trailing)
-        closing = _lines_with_blanks(block.close.pre, block_ends_line(block))
-        closing = _squeeze(closing, drop_leading=not block.fields, drop_trailing=True)
+        opener_text = block.open_trailing
+        opener = comment_lines(opener_text) if "#" in opener_text else []
+        close_pre = block.close.pre
+        closing: list[str] = []
+        if "#" in close_pre:  # without a comment the closing lines are blank: all dropped
+            closing = _lines_with_blanks(close_pre, block_ends_line(block))
+            closing = _squeeze(closing, drop_leading=not block.fields, drop_trailing=True)
         if not block.fields and not closing and not opener:
             self.line(level, f"{name} {{}}", tail)
             return
-        self.line(level, f"{name} {{", opener)
-        self.fields(block.fields, level + 1, block.open_trailing.endswith("\n"))
+        if opener:
+            self.line(level, f"{name} {{", opener)
+        else:
+            self.out.append(f"{self.indent(level)}{name} {{{self.nl}")
+        self.fields(block.fields, level + 1, opener_text.endswith("\n"))
         self.comment_lines(level + 1, closing)
-        self.line(level, "}", tail)
+        if tail:
+            self.line(level, "}", tail)
+        else:
+            self.out.append(f"{self.indent(level)}}}{self.nl}")
 
     def message_list(self, name: str, value: ListValue, level: int, tail: list[str]) -> None:
         """``name: [{..}, {..}]`` as the repeated field written out; a comment on the line of

@@ -231,6 +231,8 @@ class _Parser:
         self.rules = rules
         self.start_state: int = table.start_states["start"]
         terminals = {t.name: t.pattern.to_regexp() for t in lark.terminals}
+        #: The regexps of the grammar's tokens (trivia left out), by terminal name.
+        self.terminals = {n: r for n, r in terminals.items() if n not in lark.ignore_tokens}
         trivia = "|".join(terminals[name] for name in lark.ignore_tokens)
         tokens = "|".join(
             f"(?P<{name}>{regexp})"
