@@ -186,3 +186,17 @@ def test_the_checks_accept_what_the_formatter_writes_with_no_comments(text: str)
         return  # a list mixing messages and scalars
     assert canonical.problem(tree, formatted, detect_newline(text)) is None
     assert format_tree(parse(formatted)) == formatted
+
+
+def test_a_failure_at_the_end_of_a_long_list_is_found_in_linear_time() -> None:
+    # Numbers match their digits in several ways: without atomic groups in the layout
+    # pattern, a failure at the ``]`` retried every combination (2**n for n items).
+    text = "a: [ # c\n" + "".join(f"{i}{i}, " for i in range(10, 3000)) + "1]\nb: 1\n"
+    tree = parse(text)
+    formatted = format_tree(tree)
+    assert canonical.problem(tree, formatted, "\n") is None
+    for broken in (formatted.replace("\n]", "\n\n]"), formatted.replace("  1\n]", "  1,\n]")):
+        assert canonical.problem(tree, broken, "\n") is not None
+    assert canonical.problem(tree, formatted.replace("\nb: 1", "\n  b: 1"), "\n") == (
+        "is not stable (a second pass would change the result)"
+    )

@@ -178,15 +178,17 @@ def _patterns(nl: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
     token = "|".join(f"(?:{regexp})" for regexp in terminals.values())
     words = re.compile(f"#[^\n]*|{token}")
     n = re.escape(nl)
-    c = r"#(?:[^\n]*\S)?"  # a comment, without trailing whitespace
+    c = r"(?>#(?:[^\n]*\S)?)"  # a comment, without trailing whitespace
     t = f"(?:  {c})?"  # a comment at the end of the line
-    sc = f"(?:(?:{number})|(?:{name})|(?:{string})(?: (?:{string}))*)"  # a scalar as written
+    # A scalar as written.  Atomic, like every line below: a number can match its digits in
+    # several ways, and a failure far down must not retry each combination (exponential).
+    sc = f"(?>(?:{number})|(?:{name})|(?:{string})(?: (?:{string}))*)"
     d = "(?P=d)"
     below = f"{d}[A-Za-z_#]"  # a line at the same level that is not a closing line
     after = f"{n}(?:(?={below}|(?P=e)\\}}|\\Z)|{n}(?={below}))"  # one blank line at most
-    item = f"{d}  {sc},{t}{n}"
-    cline = f"{d}  {c}{n}"
-    last = f"{d}  {sc}{t}{n}(?:{cline})*"
+    item = f"(?>{d}  {sc},{t}{n})"
+    cline = f"(?>{d}  {c}{n})"
+    last = f"(?>{d}  {sc}{t}{n})(?:{cline})*"
     has_comment = f"(?:  #|{n}(?:{d}  {sc},?{n})*{d}  (?:#|{sc},?  #))"
     lines = "|".join(
         [
