@@ -9,6 +9,7 @@ import re
 import sys
 import traceback
 from collections.abc import Sequence
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal
 
 from protoedit.errors import ProtoeditError
@@ -505,9 +506,14 @@ def _upgrade(doc: Any) -> Any:
     return report
 
 
-def _add_rewrites(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _rewrites() -> ModuleType:
+    """:mod:`protoedit.rewrites`, imported when a rewrite runs, not when the parser is built."""
     from protoedit import rewrites
 
+    return rewrites
+
+
+def _add_rewrites(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     def run(fn: Any) -> Any:
         def runner(args: argparse.Namespace) -> int:
             from protoedit.commands import rewrite_file
@@ -552,7 +558,7 @@ def _add_rewrites(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     )
     cmd.set_defaults(
         run=run(
-            lambda doc, args: rewrites.to_deploy(
+            lambda doc, args: _rewrites().to_deploy(
                 doc,
                 args.phase,
                 args.shape,
@@ -565,13 +571,13 @@ def _add_rewrites(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     )
 
     cmd = _rewrite_command(commands, "force-backward", "set force_backward: true")
-    cmd.set_defaults(run=run(lambda doc, args: rewrites.force_backward(doc)))
+    cmd.set_defaults(run=run(lambda doc, args: _rewrites().force_backward(doc)))
 
     cmd = _rewrite_command(commands, "filter", "keep the layers Caffe builds for one state")
     _state_arguments(cmd)
     cmd.set_defaults(
         run=run(
-            lambda doc, args: rewrites.filter_net(doc, args.phase, args.level, tuple(args.stage))
+            lambda doc, args: _rewrites().filter_net(doc, args.phase, args.level, tuple(args.stage))
         )
     )
 
@@ -587,14 +593,16 @@ def _add_rewrites(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         action="store_true",
         help="keep the in-place layers after the target (post-activation)",
     )
-    cmd.set_defaults(run=run(lambda doc, args: rewrites.truncate(doc, args.at, args.after_inplace)))
+    cmd.set_defaults(
+        run=run(lambda doc, args: _rewrites().truncate(doc, args.at, args.after_inplace))
+    )
 
     cmd = _rewrite_command(commands, "add-loss", "append an activation-loss head")
     cmd.add_argument("--blob", required=True, metavar="TARGET", help="the value to measure")
     _head_arguments(cmd)
     cmd.set_defaults(
         run=run(
-            lambda doc, args: rewrites.add_loss(
+            lambda doc, args: _rewrites().add_loss(
                 doc, args.blob, _head(args), args.after_inplace, args.channels
             )
         )
@@ -644,7 +652,7 @@ def _add_rewrites(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     )
     cmd.set_defaults(
         run=run(
-            lambda doc, args: rewrites.aux(
+            lambda doc, args: _rewrites().aux(
                 doc,
                 args.target,
                 _head(args),

@@ -6,6 +6,7 @@ The phase names come from the built-in schema's ``Phase`` enum, not from a copy 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 
@@ -18,17 +19,17 @@ class NetState:
     stages: frozenset[str] = frozenset()
 
 
-def _schema_phases() -> tuple[str, ...]:
-    """Caffe's phases in enum order (TRAIN, TEST), read from the built-in schema's ``Phase``."""
+@cache
+def phases() -> tuple[str, ...]:
+    """Caffe's phases in enum order (TRAIN, TEST), read from the built-in schema's ``Phase``.
+
+    Read on first use, not at import: loading the schema would cost every CLI start-up.
+    """
     from protoedit.schema import builtin_schema
 
     enum = builtin_schema().descriptor("NetStateRule").fields_by_name["phase"].enum_type
     assert enum is not None  # the built-in schema declares it
     return tuple(value.name for value in sorted(enum.values, key=lambda v: v.number))
-
-
-#: The phase names a ``NetState`` may have.
-PHASES = _schema_phases()
 
 
 def phase_name(rule: Any) -> str:

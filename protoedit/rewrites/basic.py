@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from protoedit.document import Document
 from protoedit.errors import InputError
 from protoedit.net.layers import is_data_layer
-from protoedit.net.state import PHASES, NetState
+from protoedit.net.state import NetState, phases
 from protoedit.net.view import LayerInfo, NetView, require_net
 from protoedit.rewrites.cleanup import drop_layers
 from protoedit.rewrites.report import RewriteReport
@@ -64,7 +64,7 @@ def net_state(
     """
     if isinstance(stages, str):
         raise InputError(f"stages must be a sequence of names, not one string: ({stages!r},)")
-    if not isinstance(phase, str) or phase.upper() not in PHASES:
+    if not isinstance(phase, str) or phase.upper() not in phases():
         raise InputError(f"unknown phase {phase!r}: Caffe's phases are TRAIN and TEST")
     if not isinstance(level, int):
         raise InputError(f"the level must be an integer, not {level!r}")

@@ -26,7 +26,7 @@ from protoedit.net.layers import (
     is_data_layer,
     is_loss_or_accuracy,
 )
-from protoedit.net.state import PHASES, NetState
+from protoedit.net.state import NetState, phases
 from protoedit.net.view import LayerInfo, NetView
 from protoedit.rewrites.basic import describe_state, filter_net, net_state, stages_that_include
 from protoedit.rewrites.check import check_result
@@ -139,7 +139,7 @@ def deploy_net(
         hint = stages_that_include(doc, sources, state)
         needs: dict[str, str | None] = {"stages": hint[0] if hint else None}
         why = f": they need stage {' or '.join(repr(s) for s in hint)}" if hint else ""
-        other = NetState(PHASES[1 - PHASES.index(state.phase)], state.level, state.stages)
+        other = NetState(phases()[1 - phases().index(state.phase)], state.level, state.stages)
         if not hint and sources & {info.index for info in NetView(doc, other).layers}:
             needs, why = {"phase": other.phase}, f": they run in phase {other.phase}"
         raise MissingArgumentError(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from protoedit.document import Document
 from protoedit.errors import InputError
-from protoedit.net.state import PHASES, NetState
+from protoedit.net.state import NetState, phases
 from protoedit.net.view import BlobVersion, NetView
 from protoedit.rewrites.basic import rule_stages
 from protoedit.rewrites.check import check_result, lint_errors
@@ -37,7 +37,7 @@ def _states(view: NetView) -> list[NetState | None]:
     stages = [None, *sorted(rule_stages(view.layers))]
     return [
         NetState(phase, 0, frozenset([stage]) if stage else frozenset())
-        for phase in PHASES
+        for phase in phases()
         for stage in stages
     ]
 
