@@ -245,7 +245,7 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     phase = caffe.TEST if request["phase"] == "TEST" else caffe.TRAIN
     given: dict[str, str] = request["inputs"]
     with tempfile.TemporaryDirectory(prefix="protoedit-validate-") as tmp:
-        load_path, result["param_gradients"] = _backward_plan(param, request, Path(tmp))
+        load_path, result["param_gradients"], loaded = _backward_plan(param, request, Path(tmp))
         plan: dict[str, Any] = {"param_gradients": result["param_gradients"]}
         print(f"plan: {json.dumps(plan)}", flush=True)
         # Built at the declared shapes first: Caffe checks every layer's setup there.
@@ -264,16 +264,17 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
         shapes = {name: list(b.shape) for name, b in net.blobs.items()}
         smaller = _set_extent(net, text, request, result, net_path)
         running = {name: list(net.blobs[name].shape) for name in net.inputs}
-        if running != declared:
+        if running != declared and loaded is not None:
             # A blob keeps the memory of its largest shape: build the net again at the shapes
-            # it runs at, so that it takes only what they need.
+            # it runs at, so that it takes only what they need. (Should Caffe have read a
+            # text that protobuf could not, the net runs reshaped in place.)
             if smaller:
                 plan["fallback"] = {"extent": "declared"}  # should Caffe abort on them
                 print(f"plan: {json.dumps(plan)}", flush=True)
             _stage("reshape")
             rebuilt = Path(tmp) / "run.prototxt"
             changed = {n: shape for n, shape in running.items() if shape != declared[n]}
-            rebuilt.write_text(_with_input_shapes(Path(load_path).read_text(), changed))
+            rebuilt.write_text(_with_input_shapes(loaded, changed), encoding="utf-8")
             del net
             gc.collect()
             net = caffe.Net(str(rebuilt), phase, weights=request["weights"])
@@ -379,24 +380,25 @@ def _parse(text: str, caffe_pb2: Any) -> Any:
         return None
 
 
-def _backward_plan(param: Any, request: dict[str, Any], tmp: Path) -> tuple[str, str]:
-    """The file Caffe loads and what happens to parameter gradients: ``skipped``, or why they
-    are computed (see :func:`~protoedit.validate.netplan.gate_backward`); "" without
-    ``force_backward`` (backward then computes what training would)."""
+def _backward_plan(param: Any, request: dict[str, Any], tmp: Path) -> tuple[str, str, Any]:
+    """The file Caffe loads, what happens to parameter gradients (``skipped``, or why they are
+    computed, see :func:`~protoedit.validate.netplan.gate_backward`; "" without
+    ``force_backward``: backward then computes what training would) and the loaded file's
+    ``NetParameter`` (None when protobuf could not parse the net)."""
     if param is None or not param.force_backward:
-        return request["net"], ""
+        return request["net"], "", param
     if not request.get("skip_param_gradients", True):
-        return request["net"], "computed: asked for"
+        return request["net"], "computed: asked for", param
     from google.protobuf import text_format
 
     gated = type(param)()
     gated.CopyFrom(param)
     why = gate_backward(gated)
     if why:
-        return request["net"], f"computed: {why}"
+        return request["net"], f"computed: {why}", param
     path = tmp / "gated.prototxt"
     path.write_text(text_format.MessageToString(gated), encoding="utf-8")
-    return str(path), "skipped"
+    return str(path), "skipped", gated
 
 
 def _set_batch(
@@ -458,13 +460,13 @@ def _set_extent(
     return running != declared
 
 
-def _with_input_shapes(text: str, shapes: dict[str, list[int]]) -> str:
-    """The net ``text`` with its input blobs (Input layer tops or the legacy header) declared
-    at ``shapes``."""
-    import caffe.proto.caffe_pb2 as caffe_pb2
+def _with_input_shapes(loaded: Any, shapes: dict[str, list[int]]) -> str:
+    """The text of the ``NetParameter`` ``loaded`` (left as it is) with its input blobs (Input
+    layer tops or the legacy header) declared at ``shapes``."""
     from google.protobuf import text_format
 
-    param = text_format.Parse(text, caffe_pb2.NetParameter())
+    param = type(loaded)()
+    param.CopyFrom(loaded)
     if len(param.input):
         header = [shapes.get(name) for name in param.input]
         old = [list(s.dim) for s in param.input_shape] or [
