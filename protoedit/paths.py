@@ -2,7 +2,9 @@
 
 A path is dot-separated segments; each names a field and may select among the fields of
 that name with ``[N]`` (0-based, negative from the end) or ``[key=value]`` (the block whose
-scalar field ``key`` equals ``value``; quotes around the value are optional).
+scalar field ``key`` equals ``value``; quotes around the value are optional). Values compare
+as protobuf reads them: strings by their decoded text, numbers by value (``[lr_mult=1]`` finds
+``lr_mult: 1.0``, ``[group=16]`` finds ``group: 0x10``), ``true``/``True``/``t`` alike.
 """
 
 from __future__ import annotations
@@ -63,10 +65,55 @@ def parse_path(path: str) -> list[Segment]:
 
 
 def scalar_text(scalar: Scalar) -> str:
-    """A scalar's value as text: strings unquoted (escapes left as written), others raw."""
+    """A scalar's value as text: strings unquoted and unescaped, others as written."""
     if scalar.is_string():
-        return "".join(part.text[1:-1] for part in scalar.parts)
+        from google.protobuf import text_encoding
+
+        try:
+            data = b"".join(text_encoding.CUnescape(part.text[1:-1]) for part in scalar.parts)
+        except ValueError:  # a bad escape: the binding reports it; compare as written
+            return "".join(part.text[1:-1] for part in scalar.parts)
+        return data.decode("utf-8", errors="replace")
     return scalar.raw
+
+
+_OCTAL = re.compile(r"-?0[0-7]+")
+_FLOAT = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?[fF]?")
+_BOOLS = {
+    "true": "true",
+    "True": "true",
+    "t": "true",
+    "false": "false",
+    "False": "false",
+    "f": "false",
+}
+
+
+def _number(text: str) -> float | None:
+    """A text-format number's value (decimal, hex or octal integer, float with an optional
+    ``f``), or None for anything else (identifiers such as enum names, ``inf``, ``nan``)."""
+    if _OCTAL.fullmatch(text):
+        return int(text, 8)
+    try:
+        return int(text, 0)
+    except ValueError:
+        pass
+    if _FLOAT.fullmatch(text):
+        return float(text.rstrip("fF"))
+    return None
+
+
+def same_value(scalar: Scalar, wanted: str) -> bool:
+    """Whether ``scalar`` holds the value a selector wrote as ``wanted`` (see the module doc)."""
+    if scalar.is_string():
+        return scalar_text(scalar) == wanted
+    raw = scalar.raw
+    if raw == wanted:
+        return True
+    ours, theirs = _number(raw), _number(wanted)
+    if ours is not None and theirs is not None:
+        return ours == theirs
+    return raw in _BOOLS and _BOOLS[raw] == _BOOLS.get(wanted)
 
 
 def _matches(field: Field, segment: Segment) -> bool:
@@ -77,7 +124,7 @@ def _matches(field: Field, segment: Segment) -> bool:
     return any(
         child.name.text == segment.key
         and isinstance(child.value, Scalar)
-        and scalar_text(child.value) == segment.value
+        and same_value(child.value, segment.value or "")
         for child in field.value.fields
     )
 

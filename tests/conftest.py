@@ -52,6 +52,21 @@ def corpus() -> Path:
     return corpus_dir(CORPUS)
 
 
+def one_error_line(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    """Run the CLI in this process; it must exit 2 with exactly one ``protoedit: error:`` line
+    on stderr and no traceback. Returns that line."""
+    from protoedit.cli import main
+
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("protoedit: error: ")
+    return lines[0]
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Print the aux-net proof report (targets tried, passed, refused per net) and what the
     fuzz tests ran."""

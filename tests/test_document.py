@@ -78,6 +78,23 @@ def test_set_renders_values_by_schema_type() -> None:
         doc.set("layer[0].pooling_param.kernal_size", 3)
 
 
+def test_selectors_compare_values_as_protobuf_reads_them() -> None:
+    doc = loads(
+        'layer { name: "a\\"b" type: "Convolution" param { lr_mult: 1.0 }'
+        " convolution_param { group: 0x10 bias_term: True } }\n"
+        'layer { name: "c" "d" param { lr_mult: 2 } }\n'
+    )
+    assert doc.get('layer[name=a"b].type') == "Convolution"  # escapes decoded
+    assert doc.get("layer[name=cd].param[0].lr_mult") == 2  # adjacent strings joined
+    assert doc.get("layer[0].param[lr_mult=1].lr_mult") == 1.0  # 1 is 1.0
+    assert doc.get("layer[0].convolution_param[group=16].group") == 16  # 0x10 is 16
+    assert doc.get("layer[0].convolution_param[bias_term=true].bias_term") is True
+    with pytest.raises(InputError, match="no field at"):
+        doc.get("layer[0].param[lr_mult=1.5]")
+    with pytest.raises(InputError, match="no field at"):
+        doc.get("layer[0].convolution_param[bias_term=false]")
+
+
 def test_paths_that_do_not_pick_one_field_are_refused() -> None:
     doc = loads('layer { name: "a" }\nlayer { name: "b" }\n')
     with pytest.raises(InputError, match="matches 2 fields"):

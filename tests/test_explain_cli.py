@@ -14,19 +14,9 @@ from protoedit.explain.digits import FIXTURES, TrainedDigits
 from protoedit.rewrites import LossHead
 from protoedit.schema import builtin_schema
 
+from .conftest import one_error_line
+
 DEPLOY = FIXTURES / "deploy.prototxt"
-
-
-def _one_error_line(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
-    """Run the CLI; it must exit 2 with exactly one line on stderr and no traceback."""
-    code = main(argv)
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("protoedit: error: ")
-    return lines[0]
 
 
 @pytest.fixture
@@ -38,7 +28,7 @@ def digit_npy(tmp_path: Path) -> Path:
 
 def test_missing_weights_file(capsys: pytest.CaptureFixture[str], digit_npy: Path) -> None:
     argv = ["grad", str(DEPLOY), "--weights", "/nonexistent/w.caffemodel"]
-    line = _one_error_line(capsys, [*argv, "--input", str(digit_npy), "--target", "ip2"])
+    line = one_error_line(capsys, [*argv, "--input", str(digit_npy), "--target", "ip2"])
     assert "/nonexistent/w.caffemodel: cannot read weights file" in line
 
 
@@ -48,7 +38,7 @@ def test_unreadable_weights_file(
     junk = tmp_path / "junk.caffemodel"
     junk.write_bytes(b"\xff\xfe" * 20)
     argv = ["grad", str(DEPLOY), "--weights", str(junk), "--input", str(digit_npy)]
-    line = _one_error_line(capsys, [*argv, "--target", "ip2", "--class", "1"])
+    line = one_error_line(capsys, [*argv, "--target", "ip2", "--class", "1"])
     assert f"{junk}: not a Caffe weights file" in line
 
 
@@ -58,7 +48,7 @@ def test_undecodable_image(capsys: pytest.CaptureFixture[str], tmp_path: Path) -
     weights = tmp_path / "w.caffemodel"
     weights.write_bytes(b"")
     argv = ["grad", str(DEPLOY), "--weights", str(weights), "--input", str(image)]
-    line = _one_error_line(capsys, [*argv, "--target", "conv1"])
+    line = one_error_line(capsys, [*argv, "--target", "conv1"])
     assert f"{image}: cannot decode image" in line
 
 
@@ -69,7 +59,7 @@ def test_target_without_backward(capsys: pytest.CaptureFixture[str], tmp_path: P
     net = tmp_path / "with_argmax.prototxt"
     net.write_text(text)
     argv = ["grad", str(net), "--weights", "w", "--input", "x.npy", "--target", "argmax"]
-    line = _one_error_line(capsys, argv)
+    line = one_error_line(capsys, argv)
     assert "layer 'argmax' (ArgMax) cannot run backward" in line
     assert f"{net}:" in line
 
@@ -77,7 +67,7 @@ def test_target_without_backward(capsys: pytest.CaptureFixture[str], tmp_path: P
 def test_loss_must_be_a_loss(capsys: pytest.CaptureFixture[str], digit_npy: Path) -> None:
     argv = ["grad", str(FIXTURES / "train.prototxt"), "--weights", "w"]
     argv += ["--input", f"data={digit_npy}", "--input", f"label={digit_npy}"]
-    line = _one_error_line(capsys, [*argv, "--loss", "ip2"])
+    line = one_error_line(capsys, [*argv, "--loss", "ip2"])
     assert "'ip2' is not a loss" in line
 
 
@@ -91,20 +81,20 @@ def test_loss_fed_by_a_data_layer(capsys: pytest.CaptureFixture[str], tmp_path: 
         'layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "loss" }\n'
     )
     argv = ["grad", str(net), "--weights", "w", "--input", "x.npy", "--loss", "loss"]
-    line = _one_error_line(capsys, argv)
+    line = one_error_line(capsys, argv)
     assert f"{net}:1:1: layer 'mnist' (Data) reads its data from files" in line
 
 
 def test_several_inputs_need_names(capsys: pytest.CaptureFixture[str], digit_npy: Path) -> None:
     argv = ["grad", str(FIXTURES / "train.prototxt"), "--weights", "w"]
-    line = _one_error_line(capsys, [*argv, "--input", str(digit_npy), "--loss", "loss"])
+    line = one_error_line(capsys, [*argv, "--input", str(digit_npy), "--loss", "loss"])
     assert "several input blobs (data, label): name each one with --input BLOB=FILE" in line
 
 
 def test_input_of_the_wrong_shape(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     np.save(tmp_path / "big.npy", np.zeros((1, 1, 9, 9), dtype=np.float32))
     argv = ["grad", str(DEPLOY), "--weights", "w", "--input", str(tmp_path / "big.npy")]
-    line = _one_error_line(capsys, [*argv, "--target", "ip2"])
+    line = one_error_line(capsys, [*argv, "--target", "ip2"])
     assert "input 'data' has shape [1, 1, 9, 9]; the net expects N x 1 x 8 x 8" in line
 
 
@@ -121,7 +111,7 @@ def test_weights_that_do_not_fit_name_layer_and_shapes(
     weights = tmp_path / "lenet_like.caffemodel"
     weights.write_bytes(model.SerializeToString())
     argv = ["grad", str(DEPLOY), "--weights", str(weights), "--input", str(digit_npy)]
-    line = _one_error_line(capsys, [*argv, "--target", "ip2"])
+    line = one_error_line(capsys, [*argv, "--target", "ip2"])
     assert f"{weights}: the weights do not fit the net" in line
     assert "layer 'conv1' weight: the net expects 16 x 1 x 3 x 3" in line
     assert "the weights file has 8 x 1 x 5 x 5" in line
@@ -134,7 +124,7 @@ def test_caffe_abort_is_one_line(
     net = tmp_path / "typo.prototxt"
     net.write_text(DEPLOY.read_text().replace('type: "Pooling"', 'type: "Poolling"', 1))
     argv = ["grad", str(net), "--weights", str(digits_model.weights), "--input", str(digit_npy)]
-    line = _one_error_line(capsys, [*argv, "--target", "ip2"])
+    line = one_error_line(capsys, [*argv, "--target", "ip2"])
     assert "Caffe aborted during load" in line and "Poolling" in line
 
 

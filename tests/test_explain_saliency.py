@@ -27,6 +27,8 @@ from protoedit.explain.saliency import (
 )
 from protoedit.rewrites import LossHead
 
+from .conftest import one_error_line
+
 DEPLOY = FIXTURES / "deploy.prototxt"
 #: float32 has 24 bits of mantissa; through a few layers of sums of ~100 terms, results of
 #: the same computation in another batch size (another BLAS blocking) differ by ~1e-6 relative.
@@ -123,17 +125,6 @@ def test_logits_target_steps_back_over_the_final_softmax_or_loss(tmp_path: Path)
 # --- bad input: one line, exit 2 --------------------------------------------------------
 
 
-def _one_error_line(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
-    code = main(argv)
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("protoedit: error: ")
-    return lines[0]
-
-
 def _argv(image: Path, tmp_path: Path, *extra: str) -> list[str]:
     weights = tmp_path / "never-read.caffemodel"
     out = str(tmp_path / "map.png")
@@ -158,13 +149,13 @@ def _png(path: Path, width: int, height: int) -> Path:
 def test_undecodable_image(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     image = tmp_path / "photo.jpg"
     image.write_bytes(b"\xff\xd8\xff\xe0 truncated jpeg")
-    line = _one_error_line(capsys, _argv(image, tmp_path, "--class", "1"))
+    line = one_error_line(capsys, _argv(image, tmp_path, "--class", "1"))
     assert f"{image}: cannot decode image" in line
 
 
 def test_class_out_of_range(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     image = _png(tmp_path / "digit.png", 8, 8)
-    line = _one_error_line(capsys, _argv(image, tmp_path, "--class", "10"))
+    line = one_error_line(capsys, _argv(image, tmp_path, "--class", "10"))
     assert "class 10 is out of range: 'ip2' has 10 there (--class)" in line
 
 
@@ -172,7 +163,7 @@ def test_baseline_of_another_size(capsys: pytest.CaptureFixture[str], tmp_path: 
     image = _png(tmp_path / "digit.png", 16, 12)
     baseline = _png(tmp_path / "base.png", 12, 16)
     argv = _argv(image, tmp_path, "--class", "1", "--method", "integrated")
-    line = _one_error_line(capsys, [*argv, "--baseline", str(baseline)])
+    line = one_error_line(capsys, [*argv, "--baseline", str(baseline)])
     assert f"{baseline}: the baseline is 12 x 16 pixels, the image 16 x 12" in line
 
 
@@ -183,20 +174,20 @@ def test_baseline_array_of_the_wrong_shape(
     baseline = tmp_path / "base.npy"
     np.save(baseline, np.zeros((1, 7, 8), dtype=np.float32))
     argv = _argv(image, tmp_path, "--class", "1", "--method", "integrated")
-    line = _one_error_line(capsys, [*argv, "--baseline", str(baseline)])
+    line = one_error_line(capsys, [*argv, "--baseline", str(baseline)])
     assert f"{baseline}: the baseline has shape [1, 7, 8]; the image is 1 x 8 x 8" in line
 
 
 def test_no_head(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     image = _png(tmp_path / "digit.png", 8, 8)
-    line = _one_error_line(capsys, _argv(image, tmp_path))
+    line = one_error_line(capsys, _argv(image, tmp_path))
     assert "give --class K, or --target LAYER" in line
 
 
 def test_output_must_be_png(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     image = _png(tmp_path / "digit.png", 8, 8)
     argv = _argv(image, tmp_path, "--class", "1")
-    line = _one_error_line(capsys, [*argv[:-1], str(tmp_path / "map.jpg")])
+    line = one_error_line(capsys, [*argv[:-1], str(tmp_path / "map.jpg")])
     assert "a .png file" in line
 
 

@@ -29,19 +29,11 @@ from protoedit.explain.visualize import (
 from protoedit.net.view import NetView
 from protoedit.rewrites import truncate
 
+from .conftest import one_error_line
+
 #: The digits net reads pixels scaled to [0, 1]: a 0-255 image times 1/255.
 DIGITS = Preprocess(scale=1 / 255)
 F32 = float(np.finfo(np.float32).eps)
-
-
-def _one_error_line(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
-    code = main(argv)
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    return lines[0]
 
 
 # --- no Caffe needed ------------------------------------------------------------------------
@@ -326,16 +318,16 @@ def test_bad_input_is_one_line(
 ) -> None:
     out = str(tmp_path / "g.png")
     base = ["visualize", str(digits_model.deploy), "--weights", str(digits_model.weights)]
-    line = _one_error_line(capsys, [*base, "--target", "conv2", "--channels", "30-40", "-o", out])
+    line = one_error_line(capsys, [*base, "--target", "conv2", "--channels", "30-40", "-o", out])
     assert "channel 32 is out of range" in line and "32 channels" in line
     assert "--channels" in line
-    line = _one_error_line(capsys, [*base, "--target", "nope", "-o", out])
+    line = one_error_line(capsys, [*base, "--target", "nope", "-o", out])
     assert "nope" in line
-    line = _one_error_line(capsys, [*base, "--target", "conv2", "--preset", "x", "-o", out])
+    line = one_error_line(capsys, [*base, "--target", "conv2", "--preset", "x", "-o", out])
     assert "no preset 'x'" in line and "yosinski4" in line
     train = ["visualize", str(digits_model.train_net), "--weights", str(digits_model.weights)]
-    line = _one_error_line(capsys, [*train, "--target", "loss", "-o", out])
+    line = one_error_line(capsys, [*train, "--target", "loss", "-o", out])
     assert "cannot run backward" in line
     missing = ["visualize", str(digits_model.deploy), "--weights", str(tmp_path / "no.caffemodel")]
-    assert "no.caffemodel" in _one_error_line(capsys, [*missing, "--target", "conv1", "-o", out])
+    assert "no.caffemodel" in one_error_line(capsys, [*missing, "--target", "conv1", "-o", out])
     assert not Path(out).exists()
