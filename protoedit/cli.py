@@ -294,8 +294,9 @@ def _add_format(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "format",
         help="rewrite files in the canonical layout (comments kept)",
         description="Canonical layout: two-space indentation, one field per line, comments kept "
-        "where they belong. Prints to stdout unless -i; a folder stands for the .prototxt and "
-        ".pbtxt files under it. Exit 0 nothing to do, 1 --check found changes, 2 error.",
+        "where they belong. Prints one file to stdout unless -i (several need -i, --check or "
+        "--diff); a folder stands for the .prototxt and .pbtxt files under it. Exit 0 nothing "
+        "to do, 1 --check found changes, 2 error.",
     )
     cmd.add_argument("files", nargs="*", metavar="FILE", help="files or folders, or - for stdin")
     cmd.add_argument("--check", action="store_true", help="only say which files would change")
@@ -314,8 +315,14 @@ def _run_format(args: argparse.Namespace) -> int:
 
     if args.in_place and (args.check or args.diff):
         args.usage_error("-i/--in-place cannot be combined with --check or --diff (never written)")
+    files = net_files(args.files or ["-"], args.exclude)
+    if len(files) > 1 and not (args.in_place or args.check or args.diff):
+        args.usage_error(
+            f"{len(files)} files would be printed one after another to stdout; give -i to "
+            "rewrite them in place, or --check or --diff"
+        )
     return format_files(
-        net_files(args.files or ["-"], args.exclude),
+        files,
         check=args.check,
         diff=args.diff,
         in_place=args.in_place,

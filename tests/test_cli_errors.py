@@ -40,6 +40,7 @@ CRASH_ROWS = [
     (["truncate", "-i", "-", "--at", "conv1"], "-i/--in-place needs a file, not - (stdin)"),
     (["format", "-i", "--diff", LENET], "cannot be combined with --check or --diff"),
     (["format", "-i", "--check", LENET], "cannot be combined with --check or --diff"),
+    (["format", LENET, LENET], "2 files would be printed one after another to stdout"),
 ]
 
 
