@@ -20,8 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from protoedit.explain.maximisation import Settings
 from protoedit.explain.preprocess import Preprocess
-from protoedit.explain.visualize import Settings
 from protoedit.sweep import Plan, Target, make_model, run_sweep
 
 

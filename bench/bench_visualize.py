@@ -27,8 +27,8 @@ import numpy as np
 
 from protoedit import load
 from protoedit.explain import CaffeSession, Preprocess
+from protoedit.explain.maximisation import Settings, visualization_net, visualize
 from protoedit.explain.models import open_nsfw
-from protoedit.explain.visualize import Settings, visualization_net, visualize
 from protoedit.rewrites import force_backward, truncate
 
 

@@ -862,7 +862,7 @@ def _run_grad(args: argparse.Namespace) -> int:
 
 
 def _add_saliency(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    # Defaults live in protoedit.explain.saliency (not imported here: numpy and the rewrites
+    # Defaults live in protoedit.explain.saliency_maps (not imported here: numpy and the rewrites
     # would load for every command); a test checks that this help states them.
     def count(text: str) -> int:
         try:
@@ -932,7 +932,7 @@ def _add_saliency(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     )
 
     def run(args: argparse.Namespace) -> int:
-        from protoedit.explain.saliency import saliency
+        from protoedit.explain.saliency_maps import saliency
 
         flag = next(
             (
@@ -1222,7 +1222,7 @@ def _run_visualize(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from protoedit.errors import ProtoeditError
-    from protoedit.explain.visualize import (
+    from protoedit.explain.maximisation import (
         PRESETS,
         Unit,
         classifier_target,

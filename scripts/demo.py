@@ -82,8 +82,8 @@ def pictures(out: Path) -> int:
     from protoedit.errors import ProtoeditError
     from protoedit.explain import Preprocess
     from protoedit.explain.digits import trained_digits
-    from protoedit.explain.saliency import saliency
-    from protoedit.explain.visualize import Settings, Unit, visualize
+    from protoedit.explain.maximisation import Settings, Unit, visualize
+    from protoedit.explain.saliency_maps import saliency
 
     print("\n=== 4. pictures of the trained digits net")
     try:

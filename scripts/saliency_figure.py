@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw
 
 from protoedit.explain import Preprocess, saliency
 from protoedit.explain.digits import trained_digits
-from protoedit.explain.saliency import METHODS
+from protoedit.explain.saliency_maps import METHODS
 from protoedit.rewrites import LossHead
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -3,6 +3,7 @@ integrated gradients on the trained digits net, batching, pictures, and bad inpu
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from protoedit.errors import InputError
 from protoedit.explain import CaffeSession, Preprocess, gradients, saliency
 from protoedit.explain.digits import FIXTURES, TrainedDigits
 from protoedit.explain.heatmap import DIVERGING, SEQUENTIAL, colours, panels
-from protoedit.explain.saliency import (
+from protoedit.explain.saliency_maps import (
     DEFAULT_CHUNK,
     DEFAULT_NOISE,
     DEFAULT_SAMPLES,
@@ -25,6 +26,7 @@ from protoedit.explain.saliency import (
     black_baseline,
     logits_target,
 )
+from protoedit.explain.session import CaffeRunError
 from protoedit.rewrites import LossHead
 
 from .conftest import one_error_line
@@ -192,6 +194,25 @@ def test_output_must_be_png(capsys: pytest.CaptureFixture[str], tmp_path: Path) 
 
 
 # --- on the trained digits net ----------------------------------------------------------
+
+
+@pytest.mark.caffe
+def test_a_killed_session_says_so_and_still_closes(digits_model: TrainedDigits) -> None:
+    images, _ = _held_out(digits_model)
+    session = CaffeSession(digits_model.deploy.read_text(), weights=digits_model.weights)
+    try:
+        assert session.run({"data": images[:1]}, backward=False)["loss"] is not None
+        pid = session._proc.pid if session._proc else 0
+        session.kill()
+        with pytest.raises(CaffeRunError, match="died with SIGKILL during run"):
+            session.run({"data": images[:1]}, backward=False)
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)  # reaped: not even a zombie is left
+    finally:
+        session.close()
+    session.kill()  # closed: nothing to do
+    with pytest.raises(CaffeRunError, match="closed"):
+        session.run({"data": images[:1]}, backward=False)
 
 
 @pytest.mark.caffe

@@ -15,8 +15,7 @@ from protoedit.errors import InputError
 from protoedit.explain import CaffeSession
 from protoedit.explain.ascent import objectives, regularise, unit_mask
 from protoedit.explain.digits import TrainedDigits
-from protoedit.explain.preprocess import Preprocess
-from protoedit.explain.visualize import (
+from protoedit.explain.maximisation import (
     MASK,
     PRE_MASK,
     PRESETS,
@@ -26,6 +25,7 @@ from protoedit.explain.visualize import (
     visualization_net,
     visualize,
 )
+from protoedit.explain.preprocess import Preprocess
 from protoedit.net.view import NetView
 from protoedit.rewrites import truncate
 

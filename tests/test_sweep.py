@@ -21,8 +21,8 @@ import pytest
 from protoedit.cli import main
 from protoedit.errors import InputError
 from protoedit.explain.digits import TrainedDigits
+from protoedit.explain.maximisation import Settings, visualize
 from protoedit.explain.preprocess import Preprocess
-from protoedit.explain.visualize import Settings, visualize
 from protoedit.sweep import Plan, Target, make_model, read_plan, run_sweep
 from protoedit.sweep import compute as compute_module
 from protoedit.sweep.engines import LocalPool, RayUnavailableError, make_pool

@@ -5,11 +5,11 @@ in memory with :mod:`protoedit.rewrites`; images are preprocessed by
 :mod:`protoedit.explain.preprocess`, the Caffe way.
 """
 
-from protoedit.explain.gradients import Gradients, gradients, prepare
+from protoedit.explain.layer_gradients import Gradients, gradients, prepare
+from protoedit.explain.maximisation import PRESETS, Settings, Unit, Visualization, visualize
 from protoedit.explain.preprocess import Preprocess, load_input
-from protoedit.explain.saliency import Saliency, saliency
+from protoedit.explain.saliency_maps import Saliency, saliency
 from protoedit.explain.session import CaffeRunError, CaffeSession
-from protoedit.explain.visualize import PRESETS, Settings, Unit, Visualization, visualize
 from protoedit.explain.weights import WeightsError
 
 __all__ = [

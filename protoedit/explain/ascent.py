@@ -1,6 +1,6 @@
 """Gradient ascent steps on a net's input, run inside the Caffe worker (``ascend`` requests).
 
-The net is the visualisation net of :mod:`protoedit.explain.visualize`: its loss is the sum of
+The net is the visualisation net of :mod:`protoedit.explain.maximisation`: its loss is the sum of
 a per-element mask times the target (``post``) and, for units that are dead at the moment,
 the same mask times the value before the target's ReLU (``pre``).  Element ``n`` of the batch
 optimises its own unit because its mask row selects only that unit.  Every step: jitter the

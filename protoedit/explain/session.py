@@ -194,6 +194,14 @@ class CaffeSession:
         the new image ``x`` and each element's ``activation``."""
         return self.request("ascend", x=np.ascontiguousarray(x, dtype=np.float32), **fields)
 
+    def kill(self) -> None:
+        """Kill the worker and its process group now, from any thread (an interrupted run); a
+        request in flight then fails with :class:`CaffeRunError`. :meth:`close` still cleans up."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(OSError):
+                os.killpg(proc.pid, signal.SIGKILL)
+
     def close(self) -> None:
         """Stop the worker (killed with its process group if it does not leave) and clean up."""
         proc, self._proc = self._proc, None

@@ -9,19 +9,17 @@ of that layer starts a new one.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
 
 from protoedit.errors import ProtoeditError
+from protoedit.explain.maximisation import visualization_net, visualize
 from protoedit.explain.preprocess import blob_to_image
 from protoedit.explain.session import CaffeSession
-from protoedit.explain.visualize import visualization_net, visualize
 from protoedit.sweep.plan import LayerJob, WorkItem
 from protoedit.sweep.store import UnitOutput
 
@@ -136,15 +134,10 @@ class Computer:
     def kill(self) -> None:
         """Stop every Caffe process at once (an interrupted sweep); a request in flight in
         another thread then fails, which its caller ignores."""
-        import signal
-
         with self._lock:
             sessions = list(self._sessions.values())
         for session in sessions:
-            proc: Any = getattr(session, "_proc", None)  # the session's own process handle
-            if proc is not None and proc.poll() is None:
-                with contextlib.suppress(OSError):
-                    os.killpg(proc.pid, signal.SIGKILL)
+            session.kill()
 
     def close(self) -> None:
         """Close every session."""

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from protoedit.errors import InputError, Location, ProtoeditError
+from protoedit.explain.maximisation import PRESETS, Settings, parse_channels, visualization_net
 from protoedit.explain.preprocess import Preprocess
-from protoedit.explain.visualize import PRESETS, Settings, parse_channels, visualization_net
 
 #: Bump when the way results are computed changes and old results must not be reused.
 RESULT_VERSION = 1

@@ -29,7 +29,7 @@ import numpy.typing as npt
 
 from protoedit.document import Document
 from protoedit.errors import InputError
-from protoedit.explain.gradients import NetSource, _document, input_shapes
+from protoedit.explain.layer_gradients import NetSource, _document, input_shapes
 from protoedit.explain.preprocess import Preprocess, _mean_array, blob_to_image, fit_image
 from protoedit.explain.preprocess import load_input as load_image_input
 from protoedit.explain.session import DEFAULT_TIMEOUT, CaffeSession

@@ -30,7 +30,7 @@ import numpy.typing as npt
 
 from protoedit.document import Document
 from protoedit.errors import InputError, Location
-from protoedit.explain.gradients import (
+from protoedit.explain.layer_gradients import (
     InputSource,
     NetSource,
     _document,
