@@ -36,7 +36,7 @@ from protoedit.net.layers import (
     registered_types,
 )
 from protoedit.net.shapes import RULES
-from protoedit.rewrites.upgrade import V1_TYPES, transform_host
+from protoedit.rewrites.upgrade import V1_TYPES, copied_fields, transform_host
 from protoedit.schema import Schema, builtin_schema
 from protoedit.syntax import parse
 from protoedit.syntax.parser import ParseError
@@ -117,6 +117,35 @@ def test_v1_names_are_the_schemas_enum_and_upgrade_reads_them() -> None:
         assert v1 == "NONE" or CATALOGUE.by_v1[v1].name == name
 
 
+def test_a_forks_v1_fields_are_copied_when_the_new_message_declares_them_alike() -> None:
+    fork = Schema(
+        """syntax = "proto2";
+        package caffe;
+        message FooParameter { optional float x = 1; }
+        message BarParameter { optional float y = 1; }
+        message LayerParameter {
+          optional string name = 1;
+          optional string type = 2;
+          repeated string top = 3;
+          optional FooParameter foo_param = 4;
+          optional BarParameter bar_param = 5;
+        }
+        message V1LayerParameter {
+          enum LayerType { NONE = 0; }
+          optional string name = 1;
+          optional LayerType type = 2;
+          optional string top = 3;
+          optional FooParameter foo_param = 4;
+          optional FooParameter bar_param = 5;
+          repeated float blobs_lr = 6;
+        }
+        """,
+        "fork.proto",
+    )
+    # `type` changes kind, `top` repetition, `bar_param` message; `blobs_lr` has no twin
+    assert copied_fields(fork) == {"name", "foo_param"}
+
+
 def test_v0_names_belong_to_v1_types_and_transform_hosts_are_data_params() -> None:
     assert len(CATALOGUE.by_v0) == 24 and CATALOGUE.by_v0["conv"].name == "Convolution"
     assert all(entry.v1 for entry in CATALOGUE.by_v0.values())
@@ -131,6 +160,9 @@ def test_v0_names_belong_to_v1_types_and_transform_hosts_are_data_params() -> No
 
 _V0_CASE = re.compile(r'type == "(\w+)"\) \{\s*return V1LayerParameter_LayerType_(\w+);')
 _TRANSFORM_CASE = re.compile(r"CONVERT_LAYER_TRANSFORM_PARAM\((\w+), \w+, (\w+)\);")
+_V1_COPY = re.compile(
+    r"layer_param->(?:add|set|mutable)_(\w+)\((?:\)->CopyFrom\()?\s*v1_layer_param\.\1\("
+)
 
 
 @pytest.mark.caffe
@@ -140,6 +172,14 @@ def test_the_upgrade_facts_are_caffes_upgrade_proto(caffe_source: Path) -> None:
     assert v0 == {name: entry.v1 for name, entry in CATALOGUE.by_v0.items()}
     hosts = {v1: f"{param}_param" for v1, param in _TRANSFORM_CASE.findall(text)}
     assert hosts and all(transform_host(builtin_schema(), v1) == f for v1, f in hosts.items())
+    # V1 fields copied as they are: `layer_param->add_top(v1_layer_param.top(i))`,
+    # `layer_param->mutable_X()->CopyFrom(v1_layer_param.X())`: exactly the fields the schema
+    # declares alike in both messages
+    start = text.index("bool UpgradeV1LayerParameter(")
+    body = text[start : text.index("\n}\n", start)]
+    copied = set(_V1_COPY.findall(body))
+    assert {"top", "loss_weight", "convolution_param"} <= copied
+    assert copied == copied_fields(builtin_schema())
 
 
 def _corpus_types(path: Path) -> set[str]:

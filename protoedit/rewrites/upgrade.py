@@ -12,6 +12,7 @@ comments and untouched text stay; V0 files (``layers { layer { ... } }``) go thr
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from protoedit.document import Document
@@ -23,6 +24,7 @@ from protoedit.net.view import split_layer_lists
 from protoedit.rewrites.report import RewriteReport
 from protoedit.rewrites.upgrade_v0 import is_v0, upgrade_v0
 from protoedit.schema import Schema
+from protoedit.schema.binding import is_repeated
 from protoedit.schema.values import quote
 from protoedit.syntax.edit import Style, _indent_of, parse_fields
 from protoedit.syntax.split import elements, indent_block
@@ -32,16 +34,30 @@ from protoedit.syntax.tree import Block, Field, Scalar, Tree
 #: from the layer catalogue (``NONE`` becomes the empty type, as in Caffe).
 V1_TYPES = {"NONE": "", **{t.v1: t.name for t in CATALOGUE if t.v1}}
 
-#: V1 fields Caffe carries over unchanged (same name and type in LayerParameter).
-_COPIED = frozenset(
-    """name bottom top include exclude blobs loss_weight accuracy_param argmax_param
-    concat_param contrastive_loss_param convolution_param data_param dropout_param
-    dummy_data_param eltwise_param exp_param hdf5_data_param hdf5_output_param
-    hinge_loss_param image_data_param infogain_loss_param inner_product_param lrn_param
-    memory_data_param mvn_param pooling_param power_param relu_param sigmoid_param
-    softmax_param slice_param tanh_param threshold_param window_data_param transform_param
-    loss_param""".split()  # noqa: SIM905
-)
+
+@lru_cache(maxsize=16)
+def copied_fields(schema: Schema) -> frozenset[str]:
+    """The V1 layer fields Caffe's upgrade carries over unchanged: those ``LayerParameter``
+    declares with the same name and type (``type`` and ``param`` change type, the rest of
+    ``V1LayerParameter`` is folded into ``param`` blocks or dropped)."""
+    new = schema.descriptor("LayerParameter").fields_by_name
+    return frozenset(
+        field.name
+        for field in schema.descriptor("V1LayerParameter").fields
+        if field.name in new and _same_type(field, new[field.name])
+    )
+
+
+def _same_type(old: Any, new: Any) -> bool:
+    """Two field descriptors of the same kind, repetition and (message or enum) type."""
+    if old.type != new.type or is_repeated(old) != is_repeated(new):
+        return False
+    kinds = ((old.message_type, new.message_type), (old.enum_type, new.enum_type))
+    return all(
+        (a is None) == (b is None) and (a is None or a.full_name == b.full_name) for a, b in kinds
+    )
+
+
 _PARAM_SPEC = {
     "param": "name",
     "blob_share_mode": "share_mode",
@@ -236,10 +252,11 @@ def _upgrade_v1_layer(doc: Document, field: Field, report: RewriteReport) -> Non
         for nth, (_, item) in enumerate(elements(block.fields, key)):
             assert isinstance(item, Scalar)  # binding refuses a block for these fields
             specs.setdefault(nth, []).append(f"{target}: {item.raw}")
+    copied = copied_fields(doc.schema)
     dropped = [
         f
         for f in block.fields
-        if f.name.text in _PARAM_SPEC or (f.name.text not in _COPIED and f.name.text != "type")
+        if f.name.text in _PARAM_SPEC or (f.name.text not in copied and f.name.text != "type")
     ]
     # The param blocks go where the first folded field was, among the fields that stay.
     first = next((i for i, f in enumerate(block.fields) if f.name.text in _PARAM_SPEC), 0)
