@@ -87,6 +87,20 @@ class Document:
         self._skipped: dict[int, Scalar | Block] = {}  # what binding left out, by id
         self.warnings: list[Diagnostic] = []
         self.dropped: list[Diagnostic] = []  # best-effort mode: the errors left out
+        self._outer: Document | None = None  # set by :meth:`nested`
+
+    def nested(self, block: Block, message_type: str) -> Document:
+        """The message written in ``block`` (a solver's inline ``net_param``) as a document of
+        its own: it shares the block's fields, and each of its edits drops this document's
+        message too."""
+        inner = Document(
+            Tree(block.fields, "", self.tree.source, self.tree.path),
+            self.schema,
+            self.schema.qualified(message_type),
+            self.lenient,
+        )
+        inner._outer = self
+        return inner
 
     @property
     def path(self) -> str:
@@ -149,10 +163,13 @@ class Document:
         return linked_elements(container.fields, name, self._skipped)
 
     def invalidate(self) -> None:
-        """Drop the message (rebuilt on next access).  The edit methods call it; only code
-        that changes ``tree`` behind the document's back needs to."""
+        """Drop the message (rebuilt on next access), and that of the document this one is
+        :meth:`nested` in.  The edit methods call it; only code that changes ``tree`` behind
+        the document's back needs to."""
         self._message = None
         self._skipped = {}
+        if self._outer is not None:
+            self._outer.invalidate()
 
     # -- editing by node: each drops the message itself ---------------------------------------
 

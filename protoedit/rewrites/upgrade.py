@@ -28,7 +28,7 @@ from protoedit.schema.binding import is_repeated
 from protoedit.schema.values import quote
 from protoedit.syntax.edit import Style, _indent_of, parse_fields
 from protoedit.syntax.split import elements, indent_block
-from protoedit.syntax.tree import Block, Field, Scalar, Tree
+from protoedit.syntax.tree import Block, Field, Scalar
 
 #: V1 layer type enum -> the type string the current format uses: Caffe's upgrade table,
 #: from the layer catalogue (``NONE`` becomes the empty type, as in Caffe).
@@ -177,12 +177,7 @@ def _upgrade_solver(doc: Document) -> RewriteReport:
         first = _indent_of(block.fields[0]) if block.fields else ""
         style = Style(doc.tree)
         unit = first[len(outer) :] if first.startswith(outer) and len(first) > len(outer) else ""
-        sub = Document(
-            Tree(block.fields, "", doc.tree.source, doc.tree.path),
-            doc.schema,
-            doc.schema.qualified("NetParameter"),
-            doc.lenient,
-        )
+        sub = doc.nested(block, "NetParameter")
         inner = RewriteReport()
         _upgrade_net(sub, inner)
         if sub.tree.end.strip():
@@ -190,7 +185,6 @@ def _upgrade_solver(doc: Document) -> RewriteReport:
         indent_block(block, outer, unit or style.unit, style.newline)
         report.changed += [f"{name}: {line}" for line in inner.changed]
         report.dropped += [f"{name}: {line}" for line in inner.dropped]
-    doc.invalidate()  # `sub` edited the fields it shares with this document
     return report
 
 
