@@ -205,8 +205,9 @@ def test_changed_field_has_old_and_new_value_and_both_places() -> None:
         "  convolution_param { num_output: 8 kernel_size: 3 pad: 1 }"
     )
     assert new_line == old_line + 4  # two blank lines above each of the first two layers
-    assert str(num.old_at) == f"a.prototxt:{old_line}"
-    assert str(num.new_at) == f"b.prototxt:{new_line}"
+    column = 1 + NET.splitlines()[old_line - 1].index("num_output")
+    assert str(num.old_at) == f"a.prototxt:{old_line}:{column}"
+    assert str(num.new_at) == f"b.prototxt:{new_line}:{column}"
     # pad is absent in the old file: its place is the nearest enclosing field written there
     assert change.fields[1].old_at == num.old_at
 
@@ -301,8 +302,8 @@ def test_json_has_every_kind_with_places() -> None:
             "field": "inner_product_param.num_output",
             "old": 2,
             "new": 3,
-            "old_at": "a:26",
-            "new_at": "b:26",
+            "old_at": "a:26:25",
+            "new_at": "b:26:25",
         }
     ]
 
@@ -319,7 +320,7 @@ def test_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert cli.main(["diff", "--text", str(a), str(b)]) == 1
     assert cli.main(["diff", str(a), str(c)]) == 1
     out = capsys.readouterr().out
-    assert f"inner_product_param.num_output: 2 -> 3    ({a}:26 -> {c}:26)" in out
+    assert f"inner_product_param.num_output: 2 -> 3    ({a}:26:25 -> {c}:26:25)" in out
     assert cli.main(["diff", "--json", str(a), str(c)]) == 1
     assert json.loads(capsys.readouterr().out)["changed"][0]["layer"] == "fc"
     assert cli.main(["diff", str(a), str(tmp_path / "missing.prototxt")]) == 2
@@ -372,7 +373,7 @@ def test_git_diff_with_the_driver_shows_the_semantic_diff(tmp_path: Path) -> Non
     (repo / "net.prototxt").write_text(REFORMATTED.replace("num_output: 4", "num_output: 16"))
     shown = _git(repo, "diff")
     assert "~ layer 'conv1' (Convolution)" in shown
-    assert "convolution_param.num_output: 4 -> 16    (a/net.prototxt:13 -> b/net.prototxt:11)" in (
+    assert "convolution_param.num_output: 4 -> 16    (a/net.prototxt:13:23 -> b/net.prototxt:11:9)" in (
         shown
     )
     assert "the first convolution" not in shown  # no line diff
