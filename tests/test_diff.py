@@ -362,6 +362,9 @@ def test_list_form_net_against_its_block_form_twin_differs_in_text_only() -> Non
     for change, name in zip(result.text, names, strict=False):
         assert str(change.old_at) == _layer_place("a", LISTED, name)
         assert str(change.new_at) == _layer_place("b", BLOCKED, name)
+    commented = LISTED.replace('top: "fc"\n', 'top: "fc"  # the classifier\n')
+    [comment] = diff_docs(loads(LISTED, path="a"), loads(commented, path="b"), text=True).text
+    assert (comment.what, str(comment.new_at)) == ("layer 'fc'", "b:9:9")  # an item's own text
     # the helper itself: an item of a list, a field of its own
     assert [_layer_place("a", LISTED, n) for n in ("data", "relu1", "fc")] == [
         "a:3:3",
