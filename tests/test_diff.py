@@ -205,10 +205,11 @@ def test_changed_field_has_old_and_new_value_and_both_places() -> None:
         "  convolution_param { num_output: 8 kernel_size: 3 pad: 1 }"
     )
     assert new_line == old_line + 4  # two blank lines above each of the first two layers
-    assert str(num.old_at) == f"a.prototxt:{old_line}"
-    assert str(num.new_at) == f"b.prototxt:{new_line}"
+    column = 1 + NET.splitlines()[old_line - 1].index("num_output")
+    assert str(num.old_at) == f"a.prototxt:{old_line}:{column}"
+    assert str(num.new_at) == f"b.prototxt:{new_line}:{column}"
     # pad is absent in the old file: its place is the nearest enclosing field written there
-    assert change.fields[1].old_at == num.old_at
+    assert str(change.fields[1].old_at) == f"a.prototxt:{old_line}:3"  # convolution_param
 
 
 def test_rewiring_is_reported_apart_from_field_changes() -> None:
@@ -301,10 +302,147 @@ def test_json_has_every_kind_with_places() -> None:
             "field": "inner_product_param.num_output",
             "old": 2,
             "new": 3,
-            "old_at": "a:26",
-            "new_at": "b:26",
+            "old_at": "a:26:25",
+            "new_at": "b:26:25",
         }
     ]
+
+
+# -- list-form layers: each layer is its own item, wherever it is written -------------------
+
+LISTED = """name: "tiny"
+layer: [
+  { name: "data" type: "Input" top: "data" input_param { shape { dim: [1, 3, 8, 8] } } },
+  { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
+    param: [{ lr_mult: 1 }, { lr_mult: 2 }]
+    convolution_param { num_output: 4 kernel_size: 3 } }
+]
+layer { name: "relu1" type: "ReLU" bottom: "conv1" top: "conv1" }
+layer: [{ name: "fc" type: "InnerProduct" bottom: "conv1" top: "fc"
+          inner_product_param { num_output: 2 } }]
+layer: []
+"""
+
+#: The same net with one ``layer { ... }`` field per layer.
+BLOCKED = """name: "tiny"
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: [1, 3, 8, 8] } } }
+layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
+  param { lr_mult: 1 } param { lr_mult: 2 }
+  convolution_param { num_output: 4 kernel_size: 3 } }
+layer { name: "relu1" type: "ReLU" bottom: "conv1" top: "conv1" }
+layer { name: "fc" type: "InnerProduct" bottom: "conv1" top: "fc"
+  inner_product_param { num_output: 2 } }
+"""
+
+
+def _at(path: str, text: str, offset: int) -> str:
+    """``path:line:col`` of an offset of ``text``."""
+    line_start = text.rfind("\n", 0, offset) + 1
+    return f"{path}:{text.count(chr(10), 0, offset) + 1}:{offset - line_start + 1}"
+
+
+def _place(path: str, text: str, needle: str) -> str:
+    """``path:line:col`` of the first ``needle`` in ``text``."""
+    return _at(path, text, text.index(needle))
+
+
+def _layer_place(path: str, text: str, name: str) -> str:
+    """Where layer ``name`` is: its ``layer`` field, or its ``{`` in a list."""
+    at = text.index(f'{{ name: "{name}"')
+    field = at - len("layer ")
+    return _at(path, text, field if text.startswith("layer {", field) else at)
+
+
+def test_list_form_net_against_its_block_form_twin_differs_in_text_only() -> None:
+    assert diff_docs(loads(LISTED, path="a"), loads(BLOCKED, path="b")).same
+    assert diff_docs(loads(LISTED, path="a"), loads(LISTED, path="b"), text=True).same
+    result = diff_docs(loads(LISTED, path="a"), loads(BLOCKED, path="b"), text=True)
+    names = ["data", "conv1", "fc"]  # relu1 is written alike in both
+    assert [t.what for t in result.text[:3]] == [f"layer '{n}'" for n in names]
+    for change, name in zip(result.text, names, strict=False):
+        assert str(change.old_at) == _layer_place("a", LISTED, name)
+        assert str(change.new_at) == _layer_place("b", BLOCKED, name)
+    commented = LISTED.replace('top: "fc"\n', 'top: "fc"  # the classifier\n')
+    [comment] = diff_docs(loads(LISTED, path="a"), loads(commented, path="b"), text=True).text
+    assert (comment.what, str(comment.new_at)) == ("layer 'fc'", "b:9:9")  # an item's own text
+    # the helper itself: an item of a list, a field of its own
+    assert [_layer_place("a", LISTED, n) for n in ("data", "relu1", "fc")] == [
+        "a:3:3",
+        "a:8:1",
+        "a:9:9",
+    ]
+
+
+def test_change_inside_a_list_form_layer_is_at_the_field_itself() -> None:
+    new_text = LISTED.replace("num_output: 4", "num_output: 8").replace("lr_mult: 2", "lr_mult: 3")
+    new_text = new_text.replace("layer: [\n", "layer: [\n\n  # widened\n")  # shift the lines
+    result = diff_docs(loads(LISTED, path="a"), loads(new_text, path="b"))
+    [change] = result.changed
+    assert change.layer == "conv1"
+    assert str(change.old_at) == _layer_place("a", LISTED, "conv1")
+    assert str(change.new_at) == _layer_place("b", new_text, "conv1")
+    places = {f.field: (str(f.old_at), str(f.new_at)) for f in change.fields}
+    assert places == {
+        "param[1].lr_mult": (
+            _place("a", LISTED, "lr_mult: 2"),
+            _place("b", new_text, "lr_mult: 3"),
+        ),
+        "convolution_param.num_output": (
+            _place("a", LISTED, "num_output: 4"),
+            _place("b", new_text, "num_output: 8"),
+        ),
+    }
+    assert "(a:6:25 -> b:8:25)" in format_text(result)  # convolution_param.num_output
+
+
+def test_mixed_forms_locate_every_layer_by_its_own_node() -> None:
+    # old: a list, a block, a list, an empty list (as many `layer` fields as layers);
+    # new: the lists written the other way round, conv1 changed, fc moved before relu1
+    new_text = """name: "tiny"
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: [1, 3, 8, 8] } } }
+layer: [
+  { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
+    param: [{ lr_mult: 1 }, { lr_mult: 2 }]
+    convolution_param { num_output: 4 kernel_size: 5 } },
+  { name: "fc" type: "InnerProduct" bottom: "conv1" top: "fc"
+    inner_product_param { num_output: 2 } }
+]
+layer { name: "relu1" type: "ReLU" bottom: "conv1" top: "conv1" }
+layer: [{ name: "drop" type: "Dropout" bottom: "fc" top: "fc" }]
+"""
+    result = diff_docs(loads(LISTED, path="a"), loads(new_text, path="b"))
+    [change] = result.changed
+    assert (change.layer, str(change.old_at), str(change.new_at)) == (
+        "conv1",
+        _layer_place("a", LISTED, "conv1"),
+        _layer_place("b", new_text, "conv1"),
+    )
+    [field] = change.fields
+    assert field.field == "convolution_param.kernel_size"
+    assert str(field.old_at) == _place("a", LISTED, "kernel_size: 3")
+    assert str(field.new_at) == _place("b", new_text, "kernel_size: 5")
+    [added] = result.added
+    assert (added.layer, str(added.at)) == ("drop", _layer_place("b", new_text, "drop"))
+    [moved] = result.moved
+    assert moved.layer in {"fc", "relu1"}
+    assert str(moved.old_at) == _layer_place("a", LISTED, moved.layer)
+    assert str(moved.new_at) == _layer_place("b", new_text, moved.layer)
+    data = json.loads(to_json(result))
+    assert data["changed"][0]["fields"][0]["old_at"] == str(field.old_at)
+
+
+def test_phase_keeps_list_form_layers_with_their_own_nodes() -> None:
+    twins = LISTED.replace(
+        'layer: [{ name: "fc"',
+        'layer: [{ name: "fc" include { phase: TRAIN } },\n         { name: "fc"',
+    )
+    result = diff_docs(loads(twins, path="a"), loads(BLOCKED, path="b"), phase="TEST")
+    assert result.same
+    changed = BLOCKED.replace("num_output: 2", "num_output: 3")
+    result = diff_docs(loads(twins, path="a"), loads(changed, path="b"), phase="TEST")
+    [change] = result.changed
+    assert str(change.old_at) == _at("a", twins, twins.index('{ name: "fc" type'))
+    assert str(change.fields[0].old_at) == _place("a", twins, "num_output: 2")
 
 
 # -- the command line ----------------------------------------------------------------------
@@ -319,7 +457,7 @@ def test_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert cli.main(["diff", "--text", str(a), str(b)]) == 1
     assert cli.main(["diff", str(a), str(c)]) == 1
     out = capsys.readouterr().out
-    assert f"inner_product_param.num_output: 2 -> 3    ({a}:26 -> {c}:26)" in out
+    assert f"inner_product_param.num_output: 2 -> 3    ({a}:26:25 -> {c}:26:25)" in out
     assert cli.main(["diff", "--json", str(a), str(c)]) == 1
     assert json.loads(capsys.readouterr().out)["changed"][0]["layer"] == "fc"
     assert cli.main(["diff", str(a), str(tmp_path / "missing.prototxt")]) == 2
@@ -372,9 +510,8 @@ def test_git_diff_with_the_driver_shows_the_semantic_diff(tmp_path: Path) -> Non
     (repo / "net.prototxt").write_text(REFORMATTED.replace("num_output: 4", "num_output: 16"))
     shown = _git(repo, "diff")
     assert "~ layer 'conv1' (Convolution)" in shown
-    assert "convolution_param.num_output: 4 -> 16    (a/net.prototxt:13 -> b/net.prototxt:11)" in (
-        shown
-    )
+    places = "(a/net.prototxt:13:23 -> b/net.prototxt:11:9)"
+    assert f"convolution_param.num_output: 4 -> 16    {places}" in shown
     assert "the first convolution" not in shown  # no line diff
     assert "@@" in _git(repo, "diff", "--no-ext-diff")  # without the driver: a line diff
 

@@ -27,8 +27,9 @@ from protoedit.document import Document
 from protoedit.errors import Location
 from protoedit.net.state import NetState, layer_included
 from protoedit.syntax import parse
-from protoedit.syntax.printer import render_field
-from protoedit.syntax.tree import Field
+from protoedit.syntax.printer import render_field, render_value
+from protoedit.syntax.split import element_pos
+from protoedit.syntax.tree import Block
 
 #: Fields of a layer reported as re-wiring rather than as changed values.
 WIRING = ("bottom", "top")
@@ -156,9 +157,8 @@ class _Side:
         self.message = doc.message
         self.is_net = doc.message_type.endswith(".NetParameter")
         layers = list(self.message.layer) if self.is_net else []
-        nodes: list[Field | None] = [f for f in doc.tree.fields if f.name.text == "layer"]
-        if len(nodes) != len(layers):  # pragma: no cover - the binder keeps them in step
-            nodes = [None] * len(layers)
+        # The node each layer was bound from: a `layer` field, or an item of `layer: [...]`.
+        nodes = doc.elements(doc.tree, "layer") if self.is_net else []
         if phase is not None:
             state = NetState(phase)
             kept = [i for i, layer in enumerate(layers) if layer_included(layer, state)]
@@ -169,18 +169,22 @@ class _Side:
         self.index = {key: i for i, key in enumerate(self.keys)}
 
     def at(self, pos: int) -> Location:
-        """``path:line`` of a source offset (the path alone for text made by an edit)."""
-        line, _ = self.doc.tree.line_col(pos)
-        return Location(self.doc.path, line)
+        """``path:line:col`` of a source offset (the path alone for text made by an edit)."""
+        return self.doc.location(pos)
 
     def layer_at(self, index: int, path: Path = ()) -> Location:
-        """Where layer ``index`` (or the leaf ``path`` inside it) is written."""
-        node = self.nodes[index]
-        if node is None:
-            return Location(self.doc.path)
-        block = node.value
-        inner = getattr(block, "fields", [])
-        return self.at(position(inner, path, node.pos) if path else node.pos)
+        """Where layer ``index`` (or the leaf ``path`` inside it) is written: its own field,
+        or its ``{`` in a list-form ``layer: [...]``."""
+        node, item = self.nodes[index]
+        pos = element_pos(node, item)
+        if path and isinstance(item, Block):
+            pos = position(self.doc, item, path, pos)
+        return self.at(pos)
+
+    def layer_text(self, index: int) -> str:
+        """The text of layer ``index``: its field, or its item of a list (trivia included)."""
+        node, item = self.nodes[index]
+        return render_field(node) if node.value is item else render_value(item)
 
 
 def layer_keys(names: list[str]) -> list[str]:
@@ -261,8 +265,8 @@ def diff_docs(
                 now,
                 was_json,
                 now_json,
-                a.at(position(a.doc.tree.fields, path, -1)),
-                b.at(position(b.doc.tree.fields, path, -1)),
+                a.at(position(a.doc, a.doc.tree, path, -1)),
+                b.at(position(b.doc, b.doc.tree, path, -1)),
             )
         )
     for i, key in enumerate(a.keys):
@@ -315,8 +319,7 @@ def _layer_change(a: _Side, b: _Side, i: int, j: int, key: str) -> LayerChange:
 
 def _text_change(a: _Side, b: _Side, i: int, j: int, what: str, result: NetDiff) -> None:
     """Record a matched layer whose text (layout, comments) differs."""
-    node_a, node_b = a.nodes[i], b.nodes[j]
-    if node_a is not None and node_b is not None and render_field(node_a) != render_field(node_b):
+    if a.layer_text(i) != b.layer_text(j):
         result.text.append(TextChange(what, a.layer_at(i), b.layer_at(j)))
 
 

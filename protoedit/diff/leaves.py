@@ -8,14 +8,18 @@ a repeated scalar is one leaf holding a tuple.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from google.protobuf.descriptor import FieldDescriptor
 
 from protoedit.schema.binding import is_repeated
 from protoedit.schema.values import format_float, quote
-from protoedit.syntax.tree import Block, Field
+from protoedit.syntax.split import element_pos
+from protoedit.syntax.tree import Block, Tree
+
+if TYPE_CHECKING:
+    from protoedit.document import Document
 
 FD = FieldDescriptor
 
@@ -122,21 +126,27 @@ def json_value(value: Any, fd: FieldDescriptor) -> Any:
     return value
 
 
-def position(fields: list[Field], path: Path, default: int) -> int:
-    """The source offset where ``path`` is written among ``fields``; the nearest enclosing
-    field written in the source (else ``default``) when the leaf itself is not (absent, or
-    made by an edit)."""
+def position(doc: Document, container: Tree | Block, path: Path, default: int) -> int:
+    """The source offset where ``path`` is written in ``container`` (a block of ``doc``, or its
+    tree); the nearest enclosing node written in the source (else ``default``) when the leaf
+    itself is not (absent, or made by an edit).
+
+    Entries are the nodes binding made them from (:meth:`Document.elements`), so ``param[1]``
+    of ``param: [{..}, {..}]`` is the second item, at its own ``{``, not the list's field."""
     best = default
-    current: list[Field] | None = fields
+    current: Tree | Block | None = container
     for segment in path:
         if current is None:
             break
-        named = [f for f in current if f.name.text == segment.name]
-        nth = segment.index if segment.index is not None and segment.index >= 0 else 0
-        if nth >= len(named):
+        pairs = doc.elements(current, segment.name)
+        entry = segment.index is not None and segment.index >= 0
+        nth = segment.index if entry and segment.index is not None else 0
+        if nth >= len(pairs):
             break
-        found = named[nth]
-        if found.pos >= 0:
-            best = found.pos
-        current = found.value.fields if isinstance(found.value, Block) else None
+        node, item = pairs[nth]
+        # one entry of a repeated message: where that entry is; else the (first) field itself
+        pos = element_pos(node, item) if entry else node.pos
+        if pos >= 0:
+            best = pos
+        current = item if isinstance(item, Block) else None
     return best

@@ -53,7 +53,11 @@ def _value_parts(value: Value) -> list[_Part]:
 
 def pieces(fields: list[Field], end: str = "") -> Iterator[Piece]:
     """The text of ``fields`` (then ``end``) in order, as non-empty pieces."""
-    stack: list[Iterator[_Part]] = [iter([*fields, (end, True)])]
+    return _pieces([*fields, (end, True)])
+
+
+def _pieces(parts: list[_Part]) -> Iterator[Piece]:
+    stack: list[Iterator[_Part]] = [iter(parts)]
     while stack:
         for part in stack[-1]:
             if isinstance(part, tuple):
@@ -90,6 +94,11 @@ def comments(fields: list[Field], end: str = "") -> list[str]:
 def render_field(field: Field) -> str:
     """The text of one field, trivia included."""
     return "".join(text for text, _ in pieces([field]))
+
+
+def render_value(value: Value) -> str:
+    """The text of one value (a block that is an item of a ``[list]``, say), trivia included."""
+    return "".join(text for text, _ in _pieces([value]))
 
 
 def render(doc: Tree) -> str:
