@@ -38,6 +38,7 @@ from protoedit.rewrites import (
     upgrade,
 )
 from protoedit.syntax.split import elements
+from protoedit.syntax.tree import Block, Scalar
 
 FORMS = ("fields", "list", "mixed", "interleaved")
 
@@ -466,3 +467,15 @@ def test_every_document_edit_drops_the_stale_message() -> None:
     ]
     doc.invalidate()  # still there, and harmless
     assert loads(doc.dumps()).message == doc.message
+
+
+def test_replace_item_edits_a_list_element_in_place() -> None:
+    doc = loads('layer { name: "c" type: "Concat" bottom: ["a", "b"] top: "c" }\n')
+    [block] = [item for _, item in doc.elements(doc.tree, "layer")]
+    assert isinstance(block, Block)
+    _, second = doc.elements(block, "bottom")[1]
+    assert isinstance(second, Scalar)
+    doc.replace_item(second, '"z"')
+    assert doc.dumps() == 'layer { name: "c" type: "Concat" bottom: ["a", "z"] top: "c" }\n'
+    assert list(doc.message.layer[0].bottom) == ["a", "z"]
+    assert doc.elements(block, "bottom")[1][1] is second  # the node binding links stays
