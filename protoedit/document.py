@@ -26,7 +26,7 @@ from protoedit.schema.binding import (
 from protoedit.schema.binding import BindError as BindError  # re-exported: its old home
 from protoedit.schema.values import render_value
 from protoedit.syntax import parse, render
-from protoedit.syntax.edit import insert_fields, remove_field, replace_value
+from protoedit.syntax.edit import insert_fields, remove_field, replace_item, replace_value
 from protoedit.syntax.parser import no_collection
 from protoedit.syntax.split import split_list
 from protoedit.syntax.tree import Block, Field, ListValue, Scalar, Tok, Tree
@@ -193,6 +193,12 @@ class Document:
             replace_value(field, value)
         else:
             field.value = value
+        self.invalidate()
+
+    def replace_item(self, item: Scalar, raw: str) -> None:
+        """Give one element of a repeated scalar field (from :meth:`elements`) new text
+        (already valid), whether it is a field's value or an item of a ``[list]``."""
+        replace_item(item, raw)
         self.invalidate()
 
     def rename(self, field: Field, name: str) -> None:

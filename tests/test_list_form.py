@@ -20,9 +20,13 @@ from hypothesis import strategies as st
 from protoedit import InputError, loads
 from protoedit.cli import main
 from protoedit.document import Document
+from protoedit.draw.graph import net_graph
+from protoedit.explain.layer_gradients import prepare
+from protoedit.explain.maximisation import visualization_net
 from protoedit.lint import net_findings
 from protoedit.net import NetView
 from protoedit.net.layers import CATALOGUE
+from protoedit.net.shapes import infer_shapes
 from protoedit.rewrites import (
     LossHead,
     add_loss,
@@ -34,6 +38,7 @@ from protoedit.rewrites import (
     upgrade,
 )
 from protoedit.syntax.split import elements
+from protoedit.syntax.tree import Block, Scalar
 
 FORMS = ("fields", "list", "mixed", "interleaved")
 
@@ -128,8 +133,20 @@ def _layer_text(layer: Layer, choose: Choose, v1: bool) -> str:
     return "{ " + " ".join(lines) + " }"
 
 
-def render(layers: list[Layer], choose: Choose, v1: bool = False, with_data: bool = False) -> str:
-    """The net as text, each repeated field written as ``choose`` says."""
+def render(
+    layers: list[Layer],
+    choose: Choose,
+    v1: bool = False,
+    with_data: bool = False,
+    with_loss: bool = False,
+) -> str:
+    """The net as text, each repeated field written as ``choose`` says; ``with_data``: fed
+    by a Data layer, with a SoftmaxWithLoss; ``with_loss``: a Reduction with a loss_weight
+    on the last output (an Input-fed net with a loss of its own)."""
+    if with_loss:
+        scores = [layer for layer in layers if not layer.phase][-1].tops[0]
+        weight = _group("loss_weight", ["1"], choose(), False)
+        layers = [*layers, Layer("loss", "Reduction", [scores], ["loss"], extra=weight)]
     if with_data:
         means = " ".join(_group("mean_value", ["104", "117", "123"], choose(), False))
         extra = [
@@ -182,6 +199,16 @@ def _same(texts: list[str], rewrite: Callable[[Document], object]) -> None:
     assert results[2] == results[0], texts[2]
 
 
+def _same_built(texts: list[str], build: Callable[[Document], Document]) -> None:
+    """Like :func:`_same` for functions that rewrite a copy of the net and return it."""
+    results = [
+        loads(build(loads(text)).dumps()).message.SerializeToString(deterministic=True)
+        for text in texts
+    ]
+    assert results[1] == results[0], texts[1]
+    assert results[2] == results[0], texts[2]
+
+
 @settings(max_examples=50, deadline=None)
 @given(nets(), st.data())
 def test_every_rewrite_sees_the_same_net_in_every_form(
@@ -208,6 +235,15 @@ def test_every_rewrite_sees_the_same_net_in_every_form(
     _same(texts, lambda doc: aux(doc, f"layer:{target}", LossHead("sumsq")))
     _same(texts, lambda doc: aux(doc, f"layer:{target}", LossHead("channel", 0)))
     _same(_variants(layers, data, with_data=True), lambda doc: to_deploy(doc))
+    # What explain builds in memory: the visualisation net (param specs frozen, an in-place
+    # ReLU's top renamed), the aux net of `gradients`, and the net cut to its own loss.
+    _same_built(texts, lambda doc: visualization_net(doc, f"layer:{target}")[0])
+    _same_built(texts, lambda doc: visualization_net(doc, target, after_inplace=False)[0])
+    _same_built(texts, lambda doc: prepare(doc, target=target, head=LossHead("unit", 0))[0])
+    _same_built(_variants(layers, data, with_loss=True), lambda doc: prepare(doc, loss="loss")[0])
+    for phase in (None, "TEST"):  # the drawing: same nodes, same edges, same shapes
+        graphs = [net_graph(loads(text), phase) for text in texts]
+        assert graphs[1] == graphs[0] and graphs[2] == graphs[0]
     v1 = _variants(layers, data, v1=True)
     _same(v1, upgrade)
     # The V1 spelling upgrades to the current one (blobs_lr/weight_decay -> param specs).
@@ -239,6 +275,51 @@ def test_lint_places_findings_in_the_right_layer(layers: list[Layer], data: st.D
             name_at = text.index('name: "', dup.pos)
             following = text.find('name: "', name_at + 1)
             assert dup.pos < pos < (following if following >= 0 else len(text))
+
+
+def _layer_start(text: str, name: str) -> tuple[int, int]:
+    """Line and column of layer ``name``: its ``layer`` field, or its ``{`` in a list."""
+    brace = text.rfind("{", 0, text.index(f'name: "{name}"'))  # name is a layer's first field
+    start = brace - len("layer ") if text[:brace].endswith("layer ") else brace
+    return loads(text).tree.line_col(start)
+
+
+def _where(error: pytest.ExceptionInfo[InputError]) -> tuple[int, int]:
+    location = error.value.location
+    assert location is not None, error.value
+    return location.line, location.column
+
+
+@settings(max_examples=30, deadline=None)
+@given(nets(), st.data())
+def test_errors_about_a_layer_in_a_list_point_at_the_layer(
+    layers: list[Layer], data: st.DataObject
+) -> None:
+    bad = [
+        Layer("zero_stride", "Convolution", ["data"], ["zero_stride"],
+              extra=["convolution_param { num_output: 1 kernel_size: 1 stride: 0 }"]),
+        Layer("argmax", "ArgMax", ["data"], ["argmax"]),
+    ]  # fmt: skip
+    plain = list(layers)
+    for layer in bad:
+        layers.insert(data.draw(st.integers(0, len(layers))), layer)
+    for text in _variants(layers, data):
+        view = NetView(loads(text))
+        with pytest.raises(InputError, match="cannot infer the shape") as error:
+            infer_shapes(view)[view.final["zero_stride"]]  # shapes are inferred on look-up
+        assert _where(error) == _layer_start(text, "zero_stride"), text
+        # aux and visualize split the lists before they look: the place must survive that.
+        for build in (
+            lambda doc: aux(doc, "argmax", LossHead("sumsq")),
+            lambda doc: visualization_net(doc, "argmax"),
+        ):
+            with pytest.raises(InputError, match="cannot run backward") as error:
+                build(loads(text))
+            assert _where(error) == _layer_start(text, "argmax"), text
+    for text in _variants(plain, data, with_data=True):  # the data layer opens the list
+        with pytest.raises(InputError, match="reads its data from files") as error:
+            prepare(loads(text), loss="loss")
+        assert _where(error) == _layer_start(text, "data"), text
 
 
 LIST_NET = """name: "n"
@@ -386,3 +467,15 @@ def test_every_document_edit_drops_the_stale_message() -> None:
     ]
     doc.invalidate()  # still there, and harmless
     assert loads(doc.dumps()).message == doc.message
+
+
+def test_replace_item_edits_a_list_element_in_place() -> None:
+    doc = loads('layer { name: "c" type: "Concat" bottom: ["a", "b"] top: "c" }\n')
+    [block] = [item for _, item in doc.elements(doc.tree, "layer")]
+    assert isinstance(block, Block)
+    _, second = doc.elements(block, "bottom")[1]
+    assert isinstance(second, Scalar)
+    doc.replace_item(second, '"z"')
+    assert doc.dumps() == 'layer { name: "c" type: "Concat" bottom: ["a", "z"] top: "c" }\n'
+    assert list(doc.message.layer[0].bottom) == ["a", "z"]
+    assert doc.elements(block, "bottom")[1][1] is second  # the node binding links stays

@@ -116,13 +116,13 @@ def loss_net(doc: Document, loss: str) -> RewriteReport:
             raise InputError(
                 f"layer '{info.name}' ({info.type}) reads its data from files; a gradient "
                 "needs the data given: feed the net through Input layers",
-                doc.location(info.node.pos),
+                doc.location(info.pos),
             )
         if no_backward(info.type) and not is_loss(info.type):
             raise InputError(
                 f"layer '{info.name}' ({info.type}) cannot run backward, and the loss "
                 "depends on it",
-                doc.location(info.node.pos),
+                doc.location(info.pos),
             )
     report.extend(force_backward(doc))
     report.extend(truncate(doc, loss))

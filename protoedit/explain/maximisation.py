@@ -37,9 +37,11 @@ from protoedit.net.layers import SIZE_BOUND, is_a, is_data_layer, learnt_param_c
 from protoedit.net.shapes import infer_shapes
 from protoedit.net.view import INPUT, BlobVersion, NetView
 from protoedit.rewrites import filter_net, force_backward, needs_upgrade, truncate, upgrade
-from protoedit.rewrites.add_loss import infer_channels, layer_text
+from protoedit.rewrites.add_loss import infer_channels, layer_text, rename_blobs
 from protoedit.rewrites.report import RewriteReport
 from protoedit.rewrites.truncate import target_value
+from protoedit.syntax.edit import parse_fields
+from protoedit.syntax.tree import Block
 
 Array = npt.NDArray[np.float32]
 PREFIX = "protoedit_vis_"
@@ -163,7 +165,7 @@ def visualization_net(
             raise InputError(
                 f"layer '{info.name}' ({info.type}) cannot run backward, and the target "
                 "depends on it",
-                doc.location(info.node.pos),
+                doc.location(info.pos),
             )
     report.extend(force_backward(doc))
     report.extend(truncate(doc, target, after_inplace))
@@ -189,7 +191,7 @@ def visualization_net(
             post = f"{PREFIX}{version.blob}".replace("/", "_")
             while post in taken:
                 post += "_"
-            doc.set(f"layer[{producer.index}].top[0]", post)
+            rename_blobs(doc, [("top", producer, 0)], post)
             report.changed.append(
                 f"'{producer.name}' writes '{post}', so '{pre}' keeps the pre-activation"
             )
@@ -219,20 +221,28 @@ def _freeze_parameters(doc: Document, view: NetView) -> int:
     """``lr_mult: 0`` on every parameter of the layers whose blob count is known: only the
     input's gradient is needed, and Caffe then skips the weight-gradient products (a third of
     a convolution's forward + backward).  The number of layers changed."""
-    changed = 0
+    edits: list[tuple[Block, list[Block], int]] = []  # layer, its specs, specs to add
     for info in view.layers:
         count = learnt_param_count(info.param)
         specs = len(info.param.param)
-        if count is None or count == 0 or specs > count:
+        if count is None or count == 0 or specs > count or info.block is None:
             continue
         if all(spec.lr_mult == 0 for spec in info.param.param) and specs == count:
             continue
-        for nth in range(specs):
-            doc.set(f"layer[{info.index}].param[{nth}].lr_mult", 0)
-        for _ in range(count - specs):
-            doc.insert(f"layer[{info.index}]", "param { lr_mult: 0 }")
-        changed += 1
-    return changed
+        items = [item for _, item in doc.elements(info.block, "param")]
+        edits.append((info.block, [n for n in items if isinstance(n, Block)], count - specs))
+    for layer, blocks, missing in edits:  # nodes found first: each edit drops the message
+        for spec in blocks:
+            given = [f for f in spec.fields if f.name.text == "lr_mult"]
+            if given:
+                doc.replace_value(given[-1], "0")
+            else:
+                doc.insert_fields(spec, parse_fields("lr_mult: 0"))
+        if missing:
+            after = [n for n, f in enumerate(layer.fields) if f.name.text == "param"]
+            where = after[-1] + 1 if after else None
+            doc.insert_fields(layer, parse_fields("param { lr_mult: 0 }\n" * missing), where)
+    return len(edits)
 
 
 def _add_head(doc: Document, head: Head) -> None:

@@ -220,7 +220,7 @@ def layer_shapes(view: NetView, info: Any, ins: list[Shape]) -> list[Shape | Non
         inputs = ", ".join("x".join(map(str, s)) for s in ins) or "none"
         raise InputError(
             f"cannot infer the shape of layer '{info.name}' ({info.type}, inputs {inputs}): {exc}",
-            view.doc.location(info.node.pos),
+            view.doc.location(info.pos),
         ) from None
     return outs
 

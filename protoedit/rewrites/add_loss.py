@@ -23,12 +23,13 @@ from protoedit.document import Document
 from protoedit.errors import InputError, MissingArgumentError
 from protoedit.net.layers import NUM_OUTPUT_RULES, SAME_CHANNELS, layer_type
 from protoedit.net.shapes import Shape, infer_shapes
-from protoedit.net.view import INPUT, BlobVersion, NetView
+from protoedit.net.view import INPUT, BlobVersion, LayerInfo, NetView
 from protoedit.rewrites.check import check_result, lint_errors
 from protoedit.rewrites.report import RewriteReport
 from protoedit.rewrites.truncate import target_value
 from protoedit.schema.binding import suggest
 from protoedit.schema.values import format_float, quote
+from protoedit.syntax.tree import Scalar
 
 HEAD_PREFIX = "protoedit_aux_"
 LOSS_TOP = f"{HEAD_PREFIX}loss"
@@ -131,14 +132,24 @@ def _move_inplace_chain(doc: Document, view: NetView, version: BlobVersion) -> s
     new = _unique(f"{version.blob}_after_{chain[0].name}".replace("/", "_"), blobs)
     # Values the chain writes: every reader of them (the chain itself included) moves over.
     chain_versions = {w for info in chain for w in info.writes if w.blob == version.blob}
+    entries = []
     for info in view.layers:
-        for nth, read in enumerate(info.reads):
-            if read in chain_versions:
-                doc.set(f"layer[{info.index}].bottom[{nth}]", new)
-        for nth, write in enumerate(info.writes):
-            if write in chain_versions:
-                doc.set(f"layer[{info.index}].top[{nth}]", new)
+        entries += [("bottom", info, n) for n, r in enumerate(info.reads) if r in chain_versions]
+        entries += [("top", info, n) for n, w in enumerate(info.writes) if w in chain_versions]
+    rename_blobs(doc, entries, new)
     return new
+
+
+def rename_blobs(doc: Document, entries: list[tuple[str, LayerInfo, int]], new: str) -> None:
+    """Set each ``(bottom|top, layer, nth)`` entry to the blob ``new``, by node: the entry's
+    own field or an item of a ``[list]``.  The nodes are all found before the first edit."""
+    items = []
+    for name, info, nth in entries:
+        assert info.block is not None  # a layer that bound is a block
+        items.append(doc.elements(info.block, name)[nth][1])
+    for item in items:
+        assert isinstance(item, Scalar)
+        doc.replace_item(item, quote(new))
 
 
 def layer_text(name: str, kind: str, bottoms: list[str], tops: list[str], extra: str = "") -> str:

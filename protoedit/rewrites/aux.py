@@ -80,7 +80,7 @@ def aux(
             raise InputError(
                 f"layer '{info.name}' ({info.type}) cannot run backward, and the target "
                 "depends on it",
-                doc.location(info.node.pos),
+                doc.location(info.pos),
             )
         if info.index in needed and is_a(info.type, PYTHON):
             report.flagged.append(f"layer '{info.name}' is a Python layer: it runs user code")

@@ -12,7 +12,7 @@ from protoedit.net.view import LayerInfo, NetView, require_net
 from protoedit.rewrites.cleanup import drop_layers
 from protoedit.rewrites.report import RewriteReport
 from protoedit.schema.binding import suggest
-from protoedit.syntax.tree import Block, Field
+from protoedit.syntax.tree import Field
 
 #: The rule blocks Caffe's FilterNet reads.
 _RULES = ("include", "exclude")
@@ -140,10 +140,10 @@ def filter_net(
     hint = stages_that_include(doc, data, state) if no_data else []
     ruled: list[str] = []
     for info in view.layers:
-        if info.index in kept and isinstance(info.node.value, Block):
-            rules = [f for f in info.node.value.fields if f.name.text in _RULES]
+        if info.index in kept and info.block is not None:
+            rules = [f for f in info.block.fields if f.name.text in _RULES]
             for rule in rules:
-                doc.remove(info.node.value, rule)
+                doc.remove(info.block, rule)
             ruled += [info.name] if rules else []
     drop_layers(doc, view, gone, report)
     if ruled:

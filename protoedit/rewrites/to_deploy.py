@@ -94,7 +94,7 @@ def _input_dims(
                 + (" or the input's channel count" if "channels" in needs else "")
                 + (" or the batch size" if "batch" in needs else ""),
                 needs,
-                doc.location(first.node.pos),
+                doc.location(first.pos),
             )
         dims = [int(v) for v in derived if v is not None]
     if batch is not None:
@@ -145,7 +145,7 @@ def deploy_net(
         raise MissingArgumentError(
             f"no data layer of the net runs in {describe_state(state)}{why}",
             needs,
-            doc.location(original.by_index[min(sources)].node.pos),
+            doc.location(original.by_index[min(sources)].pos),
         )
     report.extend(filter_net(doc, phase, level, stages))
     view = NetView(doc)
@@ -156,7 +156,7 @@ def deploy_net(
     if not first.writes:
         raise InputError(
             f"data layer '{first.name}' has no top: there is no input to replace it with",
-            doc.location(first.node.pos),
+            doc.location(first.pos),
         )
     dims = _input_dims(doc, first, shape, channels, batch)
     data_top = first.writes[0]

@@ -233,3 +233,10 @@ def replace_value(field: Field, raw: str) -> None:
     value = field.value
     pre = value.parts[0].pre if isinstance(value, Scalar) else " "
     field.value = Scalar([Tok(raw, pre)])
+
+
+def replace_item(item: Scalar, raw: str) -> None:
+    """Give one scalar element new text in place: a field's value or an item of its
+    ``[list]`` alike, its trivia and offset kept (the node stays the one binding linked)."""
+    first = item.parts[0]
+    item.parts = [Tok(raw, first.pre, first.pos)]

@@ -70,7 +70,7 @@ def split_list(doc: Tree, container: Container, field: Field) -> list[Field]:
     for nth, item in enumerate(value.items):
         pre = before[nth] + (item.open.pre if isinstance(item, Block) else item.parts[0].pre)
         comments = _comments(pre)
-        name = Tok(field.name.text, "", field.name.pos if nth == 0 else item.pos)
+        name = Tok(field.name.text, "", item.pos)  # where the element was: errors still point there
         if isinstance(item, Block):
             item.open.pre = " "
             if not one_line and not _is_one_line(item):
