@@ -12,7 +12,7 @@ from operator import attrgetter
 from typing import Any
 
 from protoedit.document import Document
-from protoedit.net.shapes import LEGACY_HEADER
+from protoedit.net.inputs import LEGACY_HEADER
 from protoedit.net.state import NetState, layer_included
 from protoedit.schema.binding import Diagnostic, suggest
 from protoedit.syntax.split import element_pos, elements

@@ -34,6 +34,7 @@ from protoedit.net.layers import (
     param_blobs,
     param_roles,
     registered_types,
+    type_name,
 )
 from protoedit.net.shapes import RULES
 from protoedit.rewrites.upgrade import V1_TYPES, copied_fields, transform_host
@@ -244,6 +245,15 @@ def test_data_layers_include_fork_readers_and_python_readers() -> None:
 
 def _layer_message(text: str) -> Any:
     return text_format.Parse(text, builtin_schema().message_class("LayerParameter")())
+
+
+def test_v1_layers_are_looked_up_by_their_enum_name() -> None:
+    v1 = builtin_schema().message_class("V1LayerParameter")
+    data = text_format.Parse('type: IMAGE_DATA top: "data" top: "label"', v1())
+    relu = text_format.Parse('type: RELU bottom: "data" top: "data"', v1())
+    assert type_name(data) == "IMAGE_DATA" and is_data_layer(data)
+    assert type_name(relu) == "RELU" and not is_data_layer(relu)
+    assert type_name(_layer_message('type: "Convolution"')) == "Convolution"
 
 
 def test_learnt_parameters_follow_bias_term_bottoms_and_statistics() -> None:

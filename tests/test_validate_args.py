@@ -133,3 +133,60 @@ def test_missing_pycaffe_raises_caffe_unavailable(
     )
     assert aux.returncode == 2 and "Traceback" not in aux.stderr
     assert "protoedit: error: pycaffe cannot be imported" in aux.stderr
+
+
+_DEPLOY_WITH_COMMENT = """name: "n"
+layer {
+  name: "data"
+  type: "Input"  # was: type: "Data"
+  top: "data"
+  input_param { shape { dim: 1 dim: 3 dim: 8 dim: 8 } }
+}
+layer { name: "relu" type: "ReLU" bottom: "data" top: "out" }
+"""
+_PYTHON_READER = """name: "n"
+layer {
+  name: "data"
+  type: "Python"
+  top: "data"
+  top: "label"
+  python_param { module: "voc_layers" layer: "VOCSegDataLayer" }
+}
+layer { name: "relu" type: "ReLU" bottom: "data" top: "out" }
+"""
+_V1_DATA = """name: "n"
+layers {
+  name: "data"
+  type: DATA
+  top: "data"
+  top: "label"
+  data_param { source: "train_lmdb" batch_size: 4 }
+  transform_param { crop_size: 8 mean_value: 1 mean_value: 2 mean_value: 3 }
+}
+layers { name: "relu" type: RELU bottom: "data" top: "out" }
+"""
+_V1_DEPLOY = """name: "n"
+input: "data"
+input_dim: 1 input_dim: 3 input_dim: 8 input_dim: 8
+layers { name: "relu" type: RELU bottom: "data" top: "out" }  # not a DATA layer
+"""
+
+
+def test_the_hook_finds_data_layers_in_the_parsed_net_not_in_the_text(tmp_path: Path) -> None:
+    from protoedit.document import Document
+    from protoedit.validate.hook import hook_nets
+
+    texts = [_DEPLOY_WITH_COMMENT, _PYTHON_READER, _V1_DATA, _V1_DEPLOY]
+    nets: list[object] = []
+    for index, text in enumerate(texts):
+        nets.append(tmp_path / f"net{index}.prototxt")
+        (tmp_path / f"net{index}.prototxt").write_text(text)
+    out, skipped = hook_nets(nets, "TEST")
+    # A commented-out data type is not a layer: the net is validated as written.
+    assert out[0] == nets[0] and 0 not in skipped
+    # A Python layer with tops and no bottoms reads files: the hook tried its deploy net.
+    assert "data layer 'data' (a Python layer)" in skipped[1].reason
+    # A V1 DATA layer is a data layer: replaced by an Input layer of its crop size.
+    assert 2 not in skipped and isinstance(out[2], Document)
+    assert "Input" in out[2].dumps() and "train_lmdb" not in out[2].dumps()
+    assert out[3] == nets[3] and 3 not in skipped

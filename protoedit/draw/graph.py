@@ -162,7 +162,8 @@ def _type_params(info: LayerInfo) -> list[str]:
 def _shapes(view: NetView) -> dict[BlobVersion, list[int] | None]:
     """Inferred shapes, layer by layer; where inference fails for a layer, its outputs and
     what depends on them go without (the drawing never fails for a shape)."""
-    from protoedit.net.shapes import header_shapes, layer_shapes
+    from protoedit.net.inputs import header_shapes
+    from protoedit.net.shapes import layer_shapes
 
     header = header_shapes(view.doc.message)
     found: dict[BlobVersion, list[int] | None] = {}

@@ -1,6 +1,7 @@
 """Caffe's net facts: the layer catalogue (:mod:`~protoedit.net.layers`), the ``FilterNet``
-rules (:mod:`~protoedit.net.state`), the net view (layers, versioned blobs and data flow over a
-loaded document) and static shape inference (:mod:`~protoedit.net.shapes`).
+rules (:mod:`~protoedit.net.state`), the legacy input header (:mod:`~protoedit.net.inputs`),
+the net view (layers, versioned blobs and data flow over a loaded document) and static shape
+inference (:mod:`~protoedit.net.shapes`).
 
 The view's names are imported on first use, so ``protoedit.net.layers`` loads without
 protobuf or Lark: the Caffe child reads the catalogue (PEP 562)."""

@@ -14,8 +14,9 @@ import math
 from dataclasses import dataclass, field
 
 from protoedit.errors import InputError
+from protoedit.net.inputs import header_shapes
 from protoedit.net.layers import ANY_EXTENT, layer_type
-from protoedit.net.shapes import Shape, header_shapes, layer_shapes
+from protoedit.net.shapes import Shape, layer_shapes
 from protoedit.net.view import INPUT, BlobVersion, LayerInfo, NetView
 
 #: Candidate extents are the declared one times k / STEPS, for k = 1 .. STEPS - 1.

@@ -339,12 +339,23 @@ def no_backward(name: str) -> bool:
     return is_a(name, NO_BACKWARD) or is_a(name, NEEDS_LABELS) or is_loss(name)
 
 
+def type_name(layer: Any) -> str:
+    """A layer's type as the catalogue looks it up: a ``LayerParameter``'s ``type``, or the
+    enum name of a V1 layer's (``DATA``, ``IMAGE_DATA``: found through ``by_v1``)."""
+    kind = layer.type
+    if isinstance(kind, str):
+        return kind
+    value = layer.DESCRIPTOR.fields_by_name["type"].enum_type.values_by_number.get(kind)
+    return str(value.name) if value is not None else str(kind)
+
+
 def is_data_layer(layer: Any) -> bool:
     """A layer that feeds the net from files: a data type, or a Python layer with tops and no
-    bottoms (FCN's and LRCN's readers are Python layers)."""
-    if is_a(layer.type, DATA):
+    bottoms (FCN's and LRCN's readers are Python layers).  V1 ``layers`` count too."""
+    kind = type_name(layer)
+    if is_a(kind, DATA):
         return True
-    return is_a(layer.type, PYTHON) and not len(layer.bottom) and bool(len(layer.top))
+    return is_a(kind, PYTHON) and not len(layer.bottom) and bool(len(layer.top))
 
 
 def data_param(layer: Any, catalogue: Catalogue | None = None) -> Any:

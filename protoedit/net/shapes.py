@@ -15,6 +15,11 @@ from collections.abc import Callable
 from typing import Any
 
 from protoedit.errors import InputError
+
+# ``X as X``: re-exported, the rewrites import the legacy header's names from here.
+from protoedit.net.inputs import LEGACY_HEADER as LEGACY_HEADER
+from protoedit.net.inputs import header_shapes
+from protoedit.net.inputs import legacy_input_shapes as legacy_input_shapes
 from protoedit.net.layers import layer_type
 from protoedit.net.view import INPUT, BlobVersion, NetView
 
@@ -272,21 +277,3 @@ def infer_shapes(view: NetView) -> dict[BlobVersion, Shape | None]:
     inferred when first asked for.  A layer whose parameters give no valid shape raises a
     located :class:`InputError` ("cannot infer the shape of layer X: ...")."""
     return _LazyShapes(view)
-
-
-#: The NetParameter fields of the legacy input header (an Input layer is the current form).
-LEGACY_HEADER = ("input", "input_dim", "input_shape")
-
-
-def legacy_input_shapes(net: Any) -> list[Shape]:
-    """The shapes a legacy header declares, one per ``input:`` (as Caffe's ``UpgradeNetInput``
-    reads them): the ``input_shape`` entries, else ``input_dim`` in groups of four."""
-    if len(net.input_shape):
-        return [list(shape.dim) for shape in net.input_shape]
-    dims = list(net.input_dim)
-    return [dims[4 * i : 4 * i + 4] for i in range(len(net.input))] if dims else []
-
-
-def header_shapes(net: Any) -> dict[str, Shape]:
-    """Shapes declared by a legacy ``input:`` header, by input name."""
-    return dict(zip(net.input, legacy_input_shapes(net), strict=False))

@@ -19,7 +19,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from protoedit.net.layers import DATA, PYTHON, is_a, param_roles
+from protoedit.net.inputs import legacy_input_shapes
+from protoedit.net.layers import PYTHON, is_a, is_data_layer, param_roles
 from protoedit.validate.netplan import GATE_PREFIX, batch_matters, gate_backward
 
 _LIBRARY_HEADROOM = 256 * 2**20
@@ -48,7 +49,7 @@ def _stage(name: str) -> None:
     print(f"stage: {name}", flush=True)
 
 
-def _scan_net(text: str, param: Any, caffe_pb2: Any) -> dict[str, Any]:
+def _scan_net(text: str, param: Any) -> dict[str, Any]:
     """Facts read without running Caffe: Python layers, data layers, ``force_backward``.
 
     ``param`` is the parsed net (None if protobuf could not parse ``text``).
@@ -63,16 +64,15 @@ def _scan_net(text: str, param: Any, caffe_pb2: Any) -> dict[str, Any]:
             "data_layers": [],
             "force_backward": bool(_FORCE_BACKWARD.search(text)),
         }
-    v1_type = caffe_pb2.V1LayerParameter.LayerType.Name  # V1 has no Python layers
-    kinds = [(layer.name, layer.type) for layer in param.layer]
-    kinds += [(layer.name, v1_type(layer.type)) for layer in param.layers]
     return {
         "python_layers": [
             [layer.name, layer.python_param.module, layer.python_param.layer]
             for layer in param.layer
             if is_a(layer.type, PYTHON)
         ],
-        "data_layers": [name for name, kind in kinds if is_a(kind, DATA)],
+        "data_layers": [
+            layer.name for layer in [*param.layer, *param.layers] if is_data_layer(layer)
+        ],
         "force_backward": param.force_backward,
     }
 
@@ -218,7 +218,7 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     net_path = request["net"]
     text = Path(net_path).read_text(encoding="utf-8", errors="replace")
     param = _parse(text, caffe_pb2)
-    facts = _scan_net(text, param, caffe_pb2)
+    facts = _scan_net(text, param)
     print(f"scan: {json.dumps({'data_layers': facts['data_layers']})}", flush=True)
     force_backward = facts["force_backward"]
     python_layers = facts["python_layers"]
@@ -258,7 +258,7 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
                 f"{', '.join(net.inputs) or 'none'}",
             }
         declared = {name: list(net.blobs[name].shape) for name in net.inputs}
-        if _set_batch(net, param, phase, request.get("batch"), set(given), result):
+        if _set_batch(net, param, request["phase"], request.get("batch"), set(given), result):
             net.reshape()  # shapes only: Caffe allocates on first use
         # The shapes a user reads in the report are those of the declared extent.
         shapes = {name: list(b.shape) for name, b in net.blobs.items()}
@@ -402,7 +402,7 @@ def _backward_plan(param: Any, request: dict[str, Any], tmp: Path) -> tuple[str,
 
 
 def _set_batch(
-    net: Any, param: Any, phase: int, batch: int | None, given: set[str], result: dict[str, Any]
+    net: Any, param: Any, phase: str, batch: int | None, given: set[str], result: dict[str, Any]
 ) -> bool:
     """Reshape the generated inputs to ``batch`` (None: keep the declared one) unless a layer
     makes the batch matter; record ``batch``, ``declared_batch``, ``batch_note``; True when
@@ -469,9 +469,7 @@ def _with_input_shapes(loaded: Any, shapes: dict[str, list[int]]) -> str:
     param.CopyFrom(loaded)
     if len(param.input):
         header = [shapes.get(name) for name in param.input]
-        old = [list(s.dim) for s in param.input_shape] or [
-            list(param.input_dim[4 * i : 4 * i + 4]) for i in range(len(param.input))
-        ]
+        old = legacy_input_shapes(param)
         del param.input_shape[:], param.input_dim[:]
         for new, before in zip(header, old, strict=False):
             param.input_shape.add().dim.extend(new if new is not None else before)

@@ -8,21 +8,19 @@ runs in Caffe.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 from protoedit.errors import ProtoeditError
+from protoedit.net.layers import is_data_layer
 from protoedit.validate.report import ValidationReport
 
-_TYPE = re.compile(r"""\btype\s*:\s*"?'?(\w+)""")
 
-
-def _reads_files(text: str) -> bool:
-    """Whether a layer type names a data layer that reads files (``Data``, ``ImageData``,
-    V1 ``DATA``...; not ``DummyData``)."""
-    kinds = {kind.upper().replace("_", "") for kind in _TYPE.findall(text)}
-    return any(kind.endswith("DATA") and kind != "DUMMYDATA" for kind in kinds)
+def _reads_files(net: Any) -> bool:
+    """Whether a layer of ``net`` (a bound ``NetParameter``) reads files, as the catalogue
+    decides (:func:`~protoedit.net.layers.is_data_layer`: ``Data``, a Python reader, V1
+    ``DATA``...; not ``DummyData``); comments and strings are not layers."""
+    return any(is_data_layer(layer) for layer in [*net.layer, *net.layers])
 
 
 def hook_nets(nets: list[Any], phase: str) -> tuple[list[Any], dict[int, ValidationReport]]:
@@ -50,7 +48,7 @@ def hook_nets(nets: list[Any], phase: str) -> tuple[list[Any], dict[int, Validat
                 reason="a solver file, not a net: its net is validated as its own file",
             )
             continue
-        if not _reads_files(doc.dumps()):
+        if not _reads_files(doc.message):
             continue
         try:
             to_deploy(doc, phase)

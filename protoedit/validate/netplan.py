@@ -11,29 +11,32 @@ from __future__ import annotations
 
 from typing import Any
 
+from protoedit.net.inputs import legacy_input_shapes
 from protoedit.net.layers import GATE_SAFE, is_a, learnt_param_count
+from protoedit.net.state import NetState, layer_included
 
 #: Prefix of the layers :func:`gate_backward` adds (names no trained model uses).
 GATE_PREFIX = "protoedit_backward_gate_"
 
 
-def _in_phase(layer: Any, phase: int) -> bool:
-    """Whether Caffe builds ``layer`` in ``phase`` (include/exclude rules by phase only)."""
-    if any(rule.HasField("phase") and rule.phase == phase for rule in layer.exclude):
-        return False
-    rules = list(layer.include)
-    return not rules or any(not rule.HasField("phase") or rule.phase == phase for rule in rules)
+def built_state(param: Any, phase: str) -> NetState:
+    """The ``NetState`` pycaffe's ``caffe.Net(file, phase)`` builds ``param`` for: the phase
+    given, level 0 (Caffe sets the level it is passed) and the stages of the net's own
+    ``state`` (it appends the ones passed, none here)."""
+    return NetState(phase, 0, frozenset(param.state.stage))
 
 
-def batch_matters(param: Any, phase: int) -> str:
+def batch_matters(param: Any, phase: str) -> str:
     """Why the net must run at its declared batch ("" when any batch gives the same verdict).
 
     A Reshape whose first dimension is a fixed number, a Slice or Concat along the batch axis,
     and BatchNorm computing batch statistics (TRAIN without ``use_global_stats``) all change
-    what the net computes, or whether it loads, when the batch changes.
+    what the net computes, or whether it loads, when the batch changes.  Only the layers Caffe
+    builds in ``phase`` (``TRAIN`` or ``TEST``) count: its ``FilterNet`` rules decide.
     """
+    state = built_state(param, phase)
     for layer in param.layer:
-        if not _in_phase(layer, phase):
+        if not layer_included(layer, state):
             continue
         if layer.type == "Reshape":
             reshape = layer.reshape_param
@@ -56,7 +59,7 @@ def batch_matters(param: Any, phase: int) -> str:
             )
             if axis == 0:
                 return f"Concat layer {layer.name!r} concatenates along the batch axis"
-        if layer.type == "BatchNorm" and phase == 0:  # caffe.Phase TRAIN = 0, TEST = 1
+        if layer.type == "BatchNorm" and phase == "TRAIN":
             stats = layer.batch_norm_param
             if not (stats.HasField("use_global_stats") and stats.use_global_stats):
                 return f"BatchNorm layer {layer.name!r} uses the batch's statistics in TRAIN"
@@ -64,22 +67,21 @@ def batch_matters(param: Any, phase: int) -> str:
 
 
 def _upgrade_input_fields(param: Any) -> None:
-    """Turn the legacy ``input:`` header into an Input layer, first, as Caffe's loader does."""
+    """Turn the legacy ``input:`` header into an Input layer, first, as Caffe's loader does
+    (``UpgradeNetInput``: a header without shapes is only dropped)."""
     if not param.input:
         return
-    layer = param.layer.add()
-    layer.name, layer.type = "input", "Input"
-    for index, name in enumerate(param.input):
-        layer.top.append(name)
-        shape = layer.input_param.shape.add()
-        if index < len(param.input_shape):
-            shape.CopyFrom(param.input_shape[index])
-        else:
-            shape.dim.extend(param.input_dim[4 * index : 4 * index + 4])
-    # Caffe puts the Input layer before every other layer: move the new one to the front.
-    layers = list(param.layer)
-    del param.layer[:]
-    param.layer.extend([layers[-1], *layers[:-1]])
+    shapes = legacy_input_shapes(param)
+    if shapes:
+        layer = param.layer.add()
+        layer.name, layer.type = "input", "Input"
+        layer.top.extend(param.input)
+        for dims in shapes:
+            layer.input_param.shape.add().dim.extend(dims)
+        # Caffe puts the Input layer before every other layer: move the new one to the front.
+        layers = list(param.layer)
+        del param.layer[:]
+        param.layer.extend([layers[-1], *layers[:-1]])
     del param.input[:], param.input_shape[:], param.input_dim[:]
 
 
