@@ -17,9 +17,7 @@ from typing import Any
 from protoedit.errors import InputError
 
 # ``X as X``: re-exported, the rewrites import the legacy header's names from here.
-from protoedit.net.inputs import LEGACY_HEADER as LEGACY_HEADER
 from protoedit.net.inputs import header_shapes
-from protoedit.net.inputs import legacy_input_shapes as legacy_input_shapes
 from protoedit.net.layers import layer_type
 from protoedit.net.view import INPUT, BlobVersion, NetView
 

@@ -18,8 +18,8 @@ from typing import Any
 from protoedit.document import Document
 from protoedit.errors import InputError
 from protoedit.lint import inline_nets
+from protoedit.net.inputs import LEGACY_HEADER, legacy_input_shapes
 from protoedit.net.layers import CATALOGUE, DATA
-from protoedit.net.shapes import LEGACY_HEADER, legacy_input_shapes
 from protoedit.net.view import split_layer_lists
 from protoedit.rewrites.report import RewriteReport
 from protoedit.rewrites.upgrade_v0 import is_v0, upgrade_v0
