@@ -77,29 +77,20 @@ def scalar_text(scalar: Scalar) -> str:
     return scalar.raw
 
 
-_OCTAL = re.compile(r"-?0[0-7]+")
-_FLOAT = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?[fF]?")
-_BOOLS = {
-    "true": "true",
-    "True": "true",
-    "t": "true",
-    "false": "false",
-    "False": "false",
-    "f": "false",
-}
+def _read(text: str) -> float | bool | None:
+    """A scalar's value by protobuf's own text-format rules: a number (decimal, hex or octal
+    integer, float with an optional ``f``), else a bool spelling, else None (an enum name)."""
+    from google.protobuf import text_format
 
-
-def _number(text: str) -> float | None:
-    """A text-format number's value (decimal, hex or octal integer, float with an optional
-    ``f``), or None for anything else (identifiers such as enum names, ``inf``, ``nan``)."""
-    if _OCTAL.fullmatch(text):
-        return int(text, 8)
-    try:
-        return int(text, 0)
-    except ValueError:
-        pass
-    if _FLOAT.fullmatch(text):
-        return float(text.rstrip("fF"))
+    for parse in (
+        lambda: text_format.ParseInteger(text, is_signed=True, is_long=True),
+        lambda: text_format.ParseFloat(text),
+        lambda: text_format.ParseBool(text),
+    ):
+        try:
+            return parse()
+        except ValueError:
+            continue
     return None
 
 
@@ -107,13 +98,12 @@ def same_value(scalar: Scalar, wanted: str) -> bool:
     """Whether ``scalar`` holds the value a selector wrote as ``wanted`` (see the module doc)."""
     if scalar.is_string():
         return scalar_text(scalar) == wanted
-    raw = scalar.raw
-    if raw == wanted:
+    if scalar.raw == wanted:
         return True
-    ours, theirs = _number(raw), _number(wanted)
-    if ours is not None and theirs is not None:
-        return ours == theirs
-    return raw in _BOOLS and _BOOLS[raw] == _BOOLS.get(wanted)
+    ours, theirs = _read(scalar.raw), _read(wanted)
+    if ours is None or theirs is None or isinstance(ours, bool) != isinstance(theirs, bool):
+        return False  # a bool is no number here, though Python's True == 1
+    return ours == theirs
 
 
 def _matches(field: Field, segment: Segment) -> bool:
