@@ -15,8 +15,6 @@ from collections.abc import Callable
 from typing import Any
 
 from protoedit.errors import InputError
-
-# ``X as X``: re-exported, the rewrites import the legacy header's names from here.
 from protoedit.net.inputs import header_shapes
 from protoedit.net.layers import layer_type
 from protoedit.net.view import INPUT, BlobVersion, NetView
