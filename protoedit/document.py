@@ -10,24 +10,23 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from protoedit.errors import InputError, Location, excerpt
-from protoedit.files import read_text, write_atomic  # re-exported: the old home of file I/O
-from protoedit.paths import Segment, Walk, absent, parse_path, resolve, walk
+from protoedit.files import read_text, write_atomic
+from protoedit.paths import Walk, field_descriptors, missing_segments, parse_path, walk
 from protoedit.schema import Schema, load_schema
 from protoedit.schema.binding import (
     Binder,
+    BindError,
     Diagnostic,
     bind_linked,
     is_repeated,
     linked_elements,
     scalar_value,
-    suggest,
     type_label,
 )
-from protoedit.schema.binding import BindError as BindError  # re-exported: its old home
 from protoedit.schema.values import render_value
 from protoedit.syntax import parse, render
+from protoedit.syntax.allocation import bulk_allocation
 from protoedit.syntax.edit import insert_fields, remove_field, replace_item, replace_value
-from protoedit.syntax.parser import no_collection
 from protoedit.syntax.split import split_list
 from protoedit.syntax.tree import Block, Field, ListValue, Scalar, Tok, Tree
 
@@ -117,7 +116,7 @@ class Document:
     def bind(self) -> Message:
         """Build the message from the tree now, raising the first error found."""
         cls = self.schema.message_class(self.message_type)
-        with no_collection():
+        with bulk_allocation():
             message, binder = bind_linked(self.tree, cls, self.lenient)
         diagnostics = binder.diagnostics
         self._skipped = binder.skipped
@@ -135,7 +134,7 @@ class Document:
         check followed by a lint binds once.
         """
         cls = self.schema.message_class(self.message_type)
-        with no_collection():
+        with bulk_allocation():
             message, binder = bind_linked(self.tree, cls, self.lenient)
         diagnostics = binder.diagnostics
         errors = [d for d in diagnostics if d.severity == "error"]
@@ -213,28 +212,27 @@ class Document:
         self.invalidate()
         return new
 
-    def changed(self) -> None:
-        """Deprecated name of :meth:`invalidate` (it reads like a question)."""
-        self.invalidate()
-
     def dumps(self) -> str:
         """The document's text (byte-identical to the input when untouched)."""
         return render(self.tree)
 
     # -- reading and editing by path ---------------------------------------------------------
+    # A path that names a field the schema lacks is a PathError in every method (a lenient
+    # document may hold such fields: there the names go unchecked); a valid path may match
+    # nothing: find() gives [], delete() 0, get() the default where the message has one.
 
     def find(self, path: str) -> list[Field]:
         """The fields at ``path`` (see :mod:`protoedit.paths`), possibly none."""
-        return resolve(self.tree, path).fields
+        walked = self._walk(path, lenient=self.lenient)[0]
+        return walked.picked if walked.complete else []
 
     def get(self, path: str) -> Any:
         """The typed value at ``path``: a scalar (enums as numbers), a message, or a list for
         a repeated field without a selector.  It reads the nodes :meth:`find` finds; a field
-        the file leaves out reads as its default, as in the message."""
-        segments = parse_path(path)
-        fds = self._descriptors(segments, path, InputError)
-        walked = walk(self.tree, path)
-        last = segments[-1]
+        the file leaves out reads as its default, as in the message (a selector that picks
+        nothing has no default: an :class:`InputError`)."""
+        walked, fds = self._walk(path)
+        last = walked.segments[-1]
         fd = fds[-1]
         assert fd is not None  # strict look-up: unknown names raised above
         if walked.complete and walked.picked:
@@ -246,7 +244,7 @@ class Document:
                     f"{path!r} matches {len(walked.picked)} fields; add [N] to pick one"
                 )
             return values[0] if len(values) == 1 else values  # one field may hold a [list]
-        missing = _missing(walked, fds)
+        missing = missing_segments(walked, fds)
         value: Any = self._container_message(walked.container, fds[: walked.depth])
         for segment in missing:
             value = getattr(value, segment.name)
@@ -256,14 +254,12 @@ class Document:
         """Set a scalar field, inserting it (and missing parent messages) if absent; the rest
         of the text is untouched.  A value the field's type refuses is a :class:`BindError`,
         raised before anything changes."""
-        segments = parse_path(path)
-        fds = self._descriptors(segments, path, BindError, allow_unknown=self.lenient)
+        walked, fds = self._walk(path, lenient=self.lenient)
         fd = fds[-1]
         if fd is not None and fd.message_type is not None:
             raise BindError(
                 f"{path!r} is a message ({type_label(fd)}): insert its fields as text instead"
             )
-        walked = walk(self.tree, path)
         if walked.complete and len(walked.picked) > 1:
             raise InputError(f"{path!r} matches {len(walked.picked)} fields; pick one with [N]")
         target = walked.picked[0] if walked.complete and walked.picked else None
@@ -275,7 +271,7 @@ class Document:
             replace_value(target, raw)
             self.invalidate()
             return
-        missing = _missing(walked, fds)
+        missing = missing_segments(walked, fds)
         text = f"{missing[-1].name}: {raw}"
         for segment in reversed(missing[:-1]):
             text = f"{segment.name} {{ {text} }}"
@@ -292,11 +288,11 @@ class Document:
         container: Tree | Block = self.tree
         descriptor: Descriptor | None = self.schema.descriptor(self.message_type)
         if path:
-            fds = self._descriptors(parse_path(path), path, BindError, allow_unknown=self.lenient)
-            where = resolve(self.tree, path)
-            if len(where.fields) != 1 or not isinstance(where.fields[0].value, Block):
+            walked, fds = self._walk(path, lenient=self.lenient)
+            picked = walked.picked if walked.complete else []
+            if len(picked) != 1 or not isinstance(picked[0].value, Block):
                 raise InputError(f"{path!r} must name exactly one message to insert into")
-            container = where.fields[0].value
+            container = picked[0].value
             descriptor = fds[-1].message_type if fds[-1] is not None else None
         snippet = parse(text, "<snippet>")
         if descriptor is not None:
@@ -309,13 +305,23 @@ class Document:
         self.invalidate()
 
     def delete(self, path: str) -> int:
-        """Remove every field at ``path`` with its own comments; return how many."""
-        where = resolve(self.tree, path)
-        for field in where.fields:
-            remove_field(where.container, field)
-        if where.fields:
+        """Remove every field at ``path`` with its own comments; return how many (0 when a
+        valid path matches nothing)."""
+        walked = self._walk(path, lenient=self.lenient)[0]
+        fields = walked.picked if walked.complete else []
+        for field in fields:
+            remove_field(walked.container, field)
+        if fields:
             self.invalidate()
-        return len(where.fields)
+        return len(fields)
+
+    def _walk(self, path: str, lenient: bool = False) -> tuple[Walk, list[FieldDescriptor | None]]:
+        """How far ``path`` goes in the tree, and the schema field of each segment: a name
+        the schema lacks is a :class:`~protoedit.paths.PathError` (unless ``lenient``)."""
+        segments = parse_path(path)
+        descriptor = self.schema.descriptor(self.message_type)
+        fds = field_descriptors(descriptor, segments, path, allow_unknown=lenient)
+        return walk(self.tree, path), fds
 
     def _insert(
         self, container: Tree | Block, fields: list[Field], index: int | None, scalar: bool
@@ -323,50 +329,6 @@ class Document:
         if index is None:
             index = _default_position(container.fields, fields[0].name.text, scalar)
         insert_fields(self.tree, container, fields, index)
-
-    def _descriptors(
-        self,
-        segments: list[Segment],
-        path: str,
-        error: type[InputError] | type[BindError],
-        allow_unknown: bool = False,
-    ) -> list[FieldDescriptor | None]:
-        """The schema field each segment names; ``None`` past a field the schema lacks
-        (only with ``allow_unknown``: lenient documents keep such fields)."""
-        descriptor: Descriptor | None = self.schema.descriptor(self.message_type)
-        fds: list[FieldDescriptor | None] = []
-        for depth, segment in enumerate(segments):
-            walked = ".".join(str(s) for s in segments[: depth + 1])
-            if descriptor is None:
-                fds.append(None)
-                continue
-            fd = descriptor.fields_by_name.get(segment.name)
-            if fd is None:
-                if allow_unknown:
-                    fds.append(None)
-                    descriptor = None
-                    continue
-                raise error(
-                    f"{path!r}: {descriptor.full_name} has no field '{segment.name}'"
-                    + suggest(segment.name, list(descriptor.fields_by_name))
-                )
-            sub = fd.message_type
-            if segment.key is not None:
-                keys = list(sub.fields_by_name) if sub is not None else []
-                if segment.key not in keys:
-                    what = sub.full_name if sub is not None else f"'{walked}' ({type_label(fd)})"
-                    raise error(
-                        f"{path!r}: {what} has no field '{segment.key}' to select by"
-                        + suggest(segment.key, keys)
-                    )
-            if depth < len(segments) - 1 and sub is None:
-                raise error(
-                    f"{path!r}: '{walked}' is a {type_label(fd)} field, not a message, "
-                    f"so it has no field '{segments[depth + 1].name}'"
-                )
-            fds.append(fd)
-            descriptor = sub
-        return fds
 
     def _values(self, field: Field, fd: FieldDescriptor) -> list[Any]:
         """The typed values one tree field holds (several for a ``[list]``)."""
@@ -464,22 +426,6 @@ def _bind_error(errors: list[Diagnostic], tree: Tree, suffix: str = "") -> BindE
     if others:
         detail += f"\n  (and {len(others)} more)"
     return BindError(first.message + suffix, Location(tree.path, line, col), detail, others)
-
-
-def _missing(walked: Walk, fds: list[FieldDescriptor | None]) -> list[Segment]:
-    """The segments past the end of the tree; only plain names of singular messages the
-    schema knows (and the last field) may be missing: their defaults, or new blocks."""
-    segments = walked.segments
-    for depth in range(walked.depth, len(segments)):
-        segment, fd = segments[depth], fds[depth]
-        parent = depth < len(segments) - 1
-        if (
-            segment.index is not None
-            or segment.key is not None
-            or (parent and (fd is None or is_repeated(fd)))
-        ):
-            raise absent(Walk(walked.container, walked.depth, [], segments))
-    return segments[walked.depth :]
 
 
 def _pos_of(container: Tree | Block) -> int:

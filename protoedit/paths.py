@@ -5,16 +5,23 @@ that name with ``[N]`` (0-based, negative from the end) or ``[key=value]`` (the 
 scalar field ``key`` equals ``value``; quotes around the value are optional). Values compare
 as protobuf reads them: strings by their decoded text, numbers by value (``[lr_mult=1]`` finds
 ``lr_mult: 1.0``, ``[group=16]`` finds ``group: 0x10``), ``true``/``True``/``t`` alike.
+
+Against a schema (:func:`field_descriptors`), a path that names a field the schema does not
+have is a :class:`PathError`, whatever the method; a valid path may match nothing.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from protoedit.errors import InputError
+from protoedit.errors import InputError, Location
 from protoedit.syntax.tree import Block, Field, Scalar, Tree
+
+if TYPE_CHECKING:
+    from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 _SEGMENT = re.compile(
     r"""(?P<name>[A-Za-z_][A-Za-z0-9_]*)
@@ -32,6 +39,7 @@ class Segment:
     index: int | None = None
     key: str | None = None
     value: str | None = None
+    start: int = field(default=0, compare=False)  # its offset in the path
 
     def __str__(self) -> str:
         if self.index is not None:
@@ -53,7 +61,7 @@ def parse_path(path: str) -> list[Segment]:
         if value is not None and value[:1] in "\"'":
             value = value[1:-1]
         index = int(match["index"]) if match["index"] is not None else None
-        segments.append(Segment(match["name"], index, match["key"], value))
+        segments.append(Segment(match["name"], index, match["key"], value, position))
         position = match.end()
         if position < len(path):
             if path[position] != ".":
@@ -62,6 +70,86 @@ def parse_path(path: str) -> list[Segment]:
     if not segments:
         raise InputError("empty path")
     return segments
+
+
+class PathError(InputError):
+    """A path names a field the schema does not have (or selects by one, or goes on past a
+    scalar): ``path``, the bad segment's ``index`` and ``offset`` in it, and the schema's
+    nearest names in ``suggestions``.  The detail shows the path with a caret."""
+
+    def __init__(
+        self,
+        message: str,
+        path: str,
+        index: int,
+        offset: int,
+        suggestions: list[str],
+        location: Location | None = None,
+        detail: str | None = None,
+    ) -> None:
+        self.path = path
+        self.index = index
+        self.offset = offset
+        self.suggestions = suggestions
+        if detail is None:
+            detail = f"  {path}\n  {' ' * offset}^"
+        super().__init__(message, location, detail)
+
+    @classmethod
+    def at(
+        cls, problem: str, path: str, index: int, offset: int, name: str, names: list[str]
+    ) -> PathError:
+        """The error for ``problem`` with ``name`` at ``offset`` of ``path`` (in its
+        ``index``-th segment), suggesting the nearest of ``names`` (the schema's there)."""
+        close = difflib.get_close_matches(name, names, n=3, cutoff=0.6) if name else []
+        hint = " or ".join(f"'{name}'" for name in close)
+        text = f"{path!r}: {problem}" + (f" (did you mean {hint}?)" if hint else "")
+        return cls(text, path, index, offset, close)
+
+
+def field_descriptors(
+    descriptor: Descriptor, segments: list[Segment], path: str, allow_unknown: bool = False
+) -> list[FieldDescriptor | None]:
+    """The schema field each segment names, from message ``descriptor`` down; a name the
+    schema lacks is a :class:`PathError`, or (``allow_unknown``: lenient documents keep such
+    fields) ``None`` from there on."""
+    from protoedit.schema.binding import type_label
+
+    current: Descriptor | None = descriptor
+    fds: list[FieldDescriptor | None] = []
+    for depth, segment in enumerate(segments):
+        if current is None:
+            fds.append(None)
+            continue
+        fd = current.fields_by_name.get(segment.name)
+        if fd is None:
+            if allow_unknown:
+                fds.append(None)
+                current = None
+                continue
+            problem = f"{current.full_name} has no field '{segment.name}'"
+            names = list(current.fields_by_name)
+            raise PathError.at(problem, path, depth, segment.start, segment.name, names)
+        sub = fd.message_type
+        if segment.key is not None:
+            keys = list(sub.fields_by_name) if sub is not None else []
+            if segment.key not in keys:
+                walked = ".".join(str(s) for s in segments[: depth + 1])
+                what = sub.full_name if sub is not None else f"'{walked}' ({type_label(fd)})"
+                problem = f"{what} has no field '{segment.key}' to select by"
+                offset = segment.start + len(segment.name) + 1  # the key follows '['
+                raise PathError.at(problem, path, depth, offset, segment.key, keys)
+        if depth < len(segments) - 1 and sub is None:
+            walked = ".".join(str(s) for s in segments[: depth + 1])
+            after = segments[depth + 1]
+            problem = (
+                f"'{walked}' is a {type_label(fd)} field, not a message, "
+                f"so it has no field '{after.name}'"
+            )
+            raise PathError.at(problem, path, depth + 1, after.start, "", [])
+        fds.append(fd)
+        current = sub
+    return fds
 
 
 def scalar_text(scalar: Scalar) -> str:
@@ -221,6 +309,24 @@ def absent(walked: Walk) -> InputError:
     full = walked.walked(len(walked.segments) - 1)
     inside = f" in {full!r}" if walked.depth < len(walked.segments) - 1 else ""
     return InputError(f"no field at {walked.walked()!r}{inside}{hint}")
+
+
+def missing_segments(walked: Walk, fds: list[FieldDescriptor | None]) -> list[Segment]:
+    """The segments past the end of the tree; only plain names of singular messages the
+    schema knows (and the last field) may be missing: their defaults, or new blocks."""
+    from protoedit.schema.binding import is_repeated
+
+    segments = walked.segments
+    for depth in range(walked.depth, len(segments)):
+        segment, fd = segments[depth], fds[depth]
+        parent = depth < len(segments) - 1
+        if (
+            segment.index is not None
+            or segment.key is not None
+            or (parent and (fd is None or is_repeated(fd)))
+        ):
+            raise absent(Walk(walked.container, walked.depth, [], segments))
+    return segments[walked.depth :]
 
 
 def resolve(doc: Tree, path: str) -> Resolved:

@@ -185,11 +185,10 @@ def test_every_error_survives_pickling() -> None:
     assert len(again.others) == 1
 
 
-def test_bind_error_lives_next_to_binding_and_keeps_its_old_home() -> None:
-    import protoedit.document
+def test_bind_error_is_the_one_of_binding() -> None:
     import protoedit.schema.binding
 
-    assert protoedit.document.BindError is protoedit.schema.binding.BindError is BindError
+    assert protoedit.schema.binding.BindError is BindError
 
 
 def test_lenient_mode_keeps_unknown_enum_values_like_unknown_fields() -> None:

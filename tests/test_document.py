@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from protoedit import BindError, InputError, load, loads
+from protoedit import BindError, InputError, PathError, load, loads
 from protoedit.cli import main
-from protoedit.document import write_atomic
+from protoedit.files import write_atomic
 from protoedit.syntax.edit import replace_value
 from protoedit.syntax.printer import comments
 
@@ -74,7 +75,7 @@ def test_set_renders_values_by_schema_type() -> None:
     assert 'name: "a \\"quoted\\" name"' in doc.dumps()
     with pytest.raises(BindError, match=r"not a value of caffe\.PoolingParameter\.PoolMethod"):
         doc.set("layer[0].pooling_param.pool", "MEDIAN")
-    with pytest.raises(BindError, match="has no field 'kernal_size'"):
+    with pytest.raises(PathError, match="has no field 'kernal_size'"):
         doc.set("layer[0].pooling_param.kernal_size", 3)
 
 
@@ -240,7 +241,7 @@ def test_set_creates_missing_parent_messages_the_schema_knows() -> None:
     assert doc.message.layer[0].convolution_param.bias_filler.std == 0.5
     with pytest.raises(InputError, match=r"no field at 'layer\[name=conv1\]\.param'"):
         doc.set("layer[name=conv1].param.lr_mult", 1.0)  # repeated: which one?
-    with pytest.raises(BindError, match="has no field 'weight_filer'"):
+    with pytest.raises(PathError, match="has no field 'weight_filer'"):
         doc.set("layer[name=conv1].convolution_param.weight_filer.type", "xavier")
     before = doc.dumps()
     with pytest.raises(BindError, match="cannot set"):
@@ -320,14 +321,14 @@ def test_get_reads_values_typed_and_defaults_as_the_message_does() -> None:
     assert doc.get("layer[0].bottom") == []
 
 
-def test_invalidate_replaces_changed_and_the_old_name_still_works() -> None:
+def test_invalidate_drops_the_message_after_a_direct_tree_edit() -> None:
     doc = loads(CONV)
-    for call, name in ((doc.invalidate, "m"), (doc.changed, "k")):
-        assert doc.message.name != name  # bound: a cached message
-        replace_value(doc.find("name")[0], f'"{name}"')  # a direct tree edit
-        assert doc.message.name != name  # the cache does not know
-        call()
-        assert doc.message.name == name
+    assert doc.message.name != "m"  # bound: a cached message
+    replace_value(doc.find("name")[0], '"m"')  # a direct tree edit
+    assert doc.message.name != "m"  # the cache does not know
+    doc.invalidate()
+    assert doc.message.name == "m"
+    assert not hasattr(doc, "changed")  # the old name is gone (0.1.0: no shims)
 
 
 def test_check_lints_the_net_past_bad_values(
@@ -394,3 +395,82 @@ def test_unreadable_files_are_located_errors_and_stray_bytes_survive(tmp_path: P
     doc.set("name", "new")
     doc.save()
     assert latin1.read_bytes() == b'# caf\xe9\nname: "new"\n'
+
+
+# -- one error for a path the schema does not have, empty results for one that matches nothing
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda doc, path: doc.find(path),
+        lambda doc, path: doc.get(path),
+        lambda doc, path: doc.set(path, 1),
+        lambda doc, path: doc.insert(path, "lr_mult: 1"),
+        lambda doc, path: doc.delete(path),
+    ],
+    ids=["find", "get", "set", "insert", "delete"],
+)
+def test_a_path_typo_is_a_path_error_in_every_method(call: Any) -> None:
+    doc = loads(CONV)
+    before = doc.dumps()
+    path = "layer[name=conv1].convolution_param.num_outptu"
+    with pytest.raises(PathError) as raised:
+        call(doc, path)
+    error = raised.value
+    assert isinstance(error, InputError)
+    assert (error.path, error.index, error.offset) == (path, 2, path.index("num_outptu"))
+    assert error.suggestions == ["num_output"]
+    assert str(error) == (
+        f"{path!r}: caffe.ConvolutionParameter has no field 'num_outptu' "
+        "(did you mean 'num_output'?)\n"
+        f"  {path}\n  {' ' * path.index('num_outptu')}^"
+    )
+    assert doc.dumps() == before
+
+
+@pytest.mark.parametrize(
+    ("path", "index", "offset", "suggestions"),
+    [
+        ("layr[0].name", 0, 0, ["layer", "layers"]),
+        ("layer[nme=conv1].top", 0, 6, ["name"]),
+        ("layer[0].name.x", 2, 14, []),
+    ],
+)
+def test_a_path_error_points_at_the_bad_segment(
+    path: str, index: int, offset: int, suggestions: list[str]
+) -> None:
+    doc = loads(CONV)
+    for call in (doc.find, doc.delete, doc.get):
+        with pytest.raises(PathError) as raised:
+            call(path)
+        assert (raised.value.index, raised.value.offset) == (index, offset)
+        assert raised.value.suggestions == suggestions
+        assert raised.value.detail.splitlines()[-1] == "  " + " " * offset + "^"
+
+
+def test_a_valid_path_that_matches_nothing_gives_empty_results() -> None:
+    doc = loads(CONV)
+    before = doc.dumps()
+    for path in ("layer[name=nope].top", "layer[99].param[0].lr_mult", "layer[name=nope]"):
+        assert doc.find(path) == []
+        assert doc.delete(path) == 0
+    assert doc.find("layer[name=conv1].convolution_param.group") == []  # left out: no node
+    assert doc.get("layer[name=conv1].convolution_param.group") == 1  # its default
+    assert doc.dumps() == before
+
+
+def test_a_path_error_survives_pickling() -> None:
+    import pickle
+
+    with pytest.raises(PathError) as raised:
+        loads(CONV).find("layr")
+    again = pickle.loads(pickle.dumps(raised.value))
+    assert (type(again), str(again), again.offset) == (PathError, str(raised.value), 0)
+
+
+def test_a_lenient_document_finds_and_deletes_fields_the_schema_lacks() -> None:
+    doc = loads('name: "n"\nfork_option: 3\n', lenient=True)
+    assert [f.name.text for f in doc.find("fork_option")] == ["fork_option"]
+    assert doc.delete("fork_option") == 1
+    assert doc.dumps() == 'name: "n"\n'
