@@ -95,3 +95,17 @@ def test_a_rewrite_on_a_file_of_one_line_layers_indents_its_layers_by_two_spaces
     assert new[0] == "layer {" and new[1].startswith('  name: "protoedit_aux_')
     indents = {len(line) - len(line.lstrip(" ")) for line in new}
     assert indents == {0, 2, 4}
+
+
+def test_the_snippet_builder_is_public_and_feeds_the_node_edits() -> None:
+    import protoedit
+    import protoedit.syntax
+
+    assert protoedit.parse_fields is protoedit.syntax.parse_fields
+    doc = protoedit.loads('name: "n"\nlayer { name: "a" type: "ReLU" bottom: "x" top: "x" }\n')
+    fields = protoedit.parse_fields('layer { name: "b" type: "ReLU" bottom: "x" top: "x" }')
+    doc.insert_fields(doc.tree, fields)
+    assert [layer.name for layer in doc.message.layer] == ["a", "b"]
+    assert doc.dumps().endswith(
+        '\nlayer {\n  name: "b"\n  type: "ReLU"\n  bottom: "x"\n  top: "x"\n}\n'
+    )

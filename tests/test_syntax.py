@@ -172,8 +172,7 @@ def _depth(openers: list[str]) -> int:
 
 
 def _parses_formats_and_dumps_or_refuses(text: str, depth: int) -> None:
-    from protoedit import loads
-    from protoedit.commands import format_text
+    from protoedit import format_text, loads
 
     if depth > MAX_DEPTH:
         for attempt in (parse, lambda t: format_text(t, "<string>"), loads):
@@ -262,10 +261,11 @@ def _shape(node: object) -> object:
 
 def _both_ways(text: str) -> None:
     """The fast path builds exactly the driver's tree, or declines where the driver fails."""
-    from protoedit.syntax.parser import _parser
+    from protoedit.syntax.fast import fast_parse
+    from protoedit.syntax.parser import MAX_DEPTH, _parser
 
     parser = _parser()
-    fast = parser._fast(text)
+    fast = fast_parse(text, parser.pieces, parser.kinds, MAX_DEPTH)
     try:
         driven = parser._drive(parser.tokens(text))
     except Exception as exc:  # any refusal of the driver (_SyntaxFailure and the others)
@@ -341,7 +341,7 @@ def test_parses_run_in_parallel_without_a_lock() -> None:
     assert [tree.fields[0].value.raw for tree in trees] == [str(i) for i in range(200)]  # type: ignore[union-attr]
 
 
-def test_a_load_runs_no_garbage_collection_and_restores_the_collector() -> None:
+def test_a_load_runs_only_one_young_collection_per_build_and_restores_the_collector() -> None:
     import gc
 
     from protoedit import loads
@@ -351,7 +351,8 @@ def test_a_load_runs_no_garbage_collection_and_restores_the_collector() -> None:
     runs: list[int] = []
 
     def count(phase: str, info: dict[str, int]) -> None:
-        runs.append(info["generation"])
+        if phase == "start":
+            runs.append(info["generation"])
 
     gc.callbacks.append(count)
     try:
@@ -359,10 +360,68 @@ def test_a_load_runs_no_garbage_collection_and_restores_the_collector() -> None:
         assert len(doc.message.layer) == 5000
     finally:
         gc.callbacks.remove(count)
-    assert runs == [] and gc.isenabled()
+    # The parse and the binding each collect the young generations once on the way in (the
+    # caller's young garbage); nothing scans the new objects.
+    assert runs == [1, 1] and gc.isenabled()
     gc.disable()
     try:
         parse("a: 1")
         assert not gc.isenabled()  # a caller's choice is left alone
     finally:
         gc.enable()
+
+
+# -- the garbage collector ends as the caller left it -------------------------------------
+
+
+def _collector_state() -> tuple[bool, int, tuple[int, int, int]]:
+    import gc
+
+    return gc.isenabled(), gc.get_freeze_count(), gc.get_threshold()
+
+
+@pytest.mark.parametrize("setting", ["enabled", "disabled", "frozen", "thresholds"])
+def test_a_load_leaves_the_collector_as_it_found_it(setting: str) -> None:
+    import gc
+
+    import protoedit
+
+    threshold = gc.get_threshold()
+    try:
+        if setting == "disabled":
+            gc.disable()
+        elif setting == "frozen":
+            gc.freeze()
+        elif setting == "thresholds":
+            gc.set_threshold(500, 7, 3)
+        before = _collector_state()
+        protoedit.load(FIXTURES / "lenet_deploy.prototxt")
+        protoedit.loads('layer { name: "a" type: "ReLU" }\n').message  # noqa: B018
+        assert _collector_state() == before
+    finally:
+        gc.enable()
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
+
+
+def test_a_load_does_not_hold_back_the_callers_young_garbage() -> None:
+    # The old load froze and unfroze every object, so garbage the caller had just made went to
+    # the oldest generation and waited for a full collection; now it goes as a young
+    # collection would take it.
+    import gc
+    import weakref
+
+    import protoedit
+
+    class Node:
+        pass
+
+    assert gc.isenabled() and not gc.get_freeze_count()
+    gc.collect()
+    node = Node()
+    node.self = node  # type: ignore[attr-defined]  # a cycle: only the collector frees it
+    gone = weakref.ref(node)
+    del node
+    protoedit.loads('name: "n"\n')
+    gc.collect(1)  # a young collection
+    assert gone() is None

@@ -26,7 +26,7 @@ from protoedit.rewrites.upgrade_v0 import is_v0, upgrade_v0
 from protoedit.schema import Schema
 from protoedit.schema.binding import is_repeated
 from protoedit.schema.values import quote
-from protoedit.syntax.edit import Style, _indent_of, parse_fields
+from protoedit.syntax.edit import Style, indent_of, parse_fields
 from protoedit.syntax.split import elements, indent_block
 from protoedit.syntax.tree import Block, Field, Scalar
 
@@ -173,8 +173,8 @@ def _upgrade_solver(doc: Document) -> RewriteReport:
         if not _net_needs_upgrade(net):
             continue
         # The net's own indentation step, from its first line (the file may mix styles).
-        outer = _indent_of(field)
-        first = _indent_of(block.fields[0]) if block.fields else ""
+        outer = indent_of(field)
+        first = indent_of(block.fields[0]) if block.fields else ""
         style = Style(doc.tree)
         unit = first[len(outer) :] if first.startswith(outer) and len(first) > len(outer) else ""
         sub = doc.nested(block, "NetParameter")

@@ -1,5 +1,6 @@
 """The syntax layer: protobuf text format <-> lossless tree.  Knows nothing about Caffe."""
 
+from protoedit.syntax.edit import parse_fields
 from protoedit.syntax.parser import ParseError, parse
 from protoedit.syntax.printer import render
 from protoedit.syntax.tree import Block, Field, ListValue, Scalar, Tok, Tree
@@ -13,5 +14,6 @@ __all__ = [
     "Tok",
     "Tree",
     "parse",
+    "parse_fields",
     "render",
 ]

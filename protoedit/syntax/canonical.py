@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from protoedit.syntax.parser import _parser
+from protoedit.syntax.parser import token_patterns
 from protoedit.syntax.printer import comment_lines
 from protoedit.syntax.tree import Block, Field, Scalar, Tree
 
@@ -173,7 +173,7 @@ def _walk(fields: list[Field], tokens: list[str], trivia: list[str] | None) -> N
 @lru_cache(maxsize=2)
 def _patterns(nl: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
     """(the scan for tokens and comments, the canonical layout) for line ending ``nl``."""
-    terminals = _parser().terminals
+    terminals = token_patterns()
     name, number, string = terminals["NAME"], terminals["NUMBER"], terminals["STRING"]
     token = "|".join(f"(?:{regexp})" for regexp in terminals.values())
     words = re.compile(f"#[^\n]*|{token}")

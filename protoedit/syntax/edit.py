@@ -14,12 +14,12 @@ from protoedit.syntax.tree import Block, Field, ListValue, Scalar, Tok, Tree, de
 Container = Tree | Block
 
 
-def _indent_of(field: Field) -> str:
+def indent_of(field: Field) -> str:
     """The indentation before a field's name (what follows the last newline of its leading)."""
     return field.leading.rsplit("\n", 1)[-1] if "\n" in field.leading else field.leading
 
 
-def _is_one_line(block: Block) -> bool:
+def is_one_line(block: Block) -> bool:
     """``{ a: 1 b: 2 }``: no newline between the braces."""
     if "\n" in block.open_trailing or "\n" in block.close.pre:
         return False
@@ -34,11 +34,11 @@ def guess_unit(doc: Tree) -> str:
         value = field.value
         if not starts_line or not isinstance(value, Block):
             continue
-        outer = _indent_of(field)
+        outer = indent_of(field)
         inner_starts = _line_starts(value.fields, value.open_trailing.endswith("\n"))
         for inner, inner_starts_line in zip(value.fields, inner_starts, strict=True):
             if inner_starts_line:
-                indent = _indent_of(inner)
+                indent = indent_of(inner)
                 if indent.startswith(outer) and indent[len(outer) :] and not indent.strip():
                     return indent[len(outer) :]
                 break
@@ -70,7 +70,7 @@ def _container_indent(doc: Tree, container: Container, style: Style) -> str:
     starts = _line_starts(container.fields, container.open_trailing.endswith("\n"))
     for field, starts_line in zip(container.fields, starts, strict=True):
         if starts_line:
-            return _indent_of(field)
+            return indent_of(field)
     if "\n" in container.close.pre:
         return container.close.pre.rsplit("\n", 1)[-1] + style.unit
     return (_owner_indent(doc.fields, True, container, "") or "") + style.unit
@@ -85,7 +85,7 @@ def _owner_indent(
     while stack:
         level, starts, outer = stack.pop()
         for field, starts_line in zip(level, _line_starts(level, starts), strict=True):
-            line = _indent_of(field) if starts_line else outer
+            line = indent_of(field) if starts_line else outer
             value = field.value
             items = (
                 [value]
@@ -179,7 +179,7 @@ def insert_fields(
     style = Style(doc)
     fields = container.fields
     index = len(fields) if index is None else max(0, min(index, len(fields)))
-    if isinstance(container, Block) and _is_one_line(container) and container.fields:
+    if isinstance(container, Block) and is_one_line(container) and container.fields:
         if not comments(new):
             _one_line(new)
             fields[index:index] = new

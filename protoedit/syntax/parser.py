@@ -1,19 +1,18 @@
 """Text format -> lossless tree, with Lark (LALR) and ``grammars/prototxt.lark``.
 
 The grammar ignores whitespace and comments; the tokenizer keeps them as each token's leading
-trivia, and the builder hands every gap to its owner (see the attachment rules in
-:mod:`protoedit.syntax.tree`).  A parse first tries a one-pass state machine over a single
-``findall`` scan; whatever it does not expect (every error) goes to the LALR driver over
-Lark's tables, which builds the same tree and gives the located messages.  Parses share no
-state, so threads may parse at once.
+trivia, and the builder hands every gap to its owner (:mod:`protoedit.syntax.trivia`).  A
+parse first tries the one-pass parser (:mod:`protoedit.syntax.fast`) over a single ``findall``
+scan; whatever it does not expect (every error) goes to the LALR driver over Lark's tables,
+which builds the same tree and gives the located messages.  Parses share no state, so
+threads may parse at once; the garbage collector ends as it was found
+(:mod:`protoedit.syntax.allocation`).
 """
 
 from __future__ import annotations
 
-import gc
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
@@ -22,7 +21,10 @@ from lark.parsers.lalr_analysis import Shift
 
 from protoedit.errors import Location, ProtoeditError, excerpt
 from protoedit.grammars import GRAMMARS
+from protoedit.syntax.allocation import bulk_allocation
+from protoedit.syntax.fast import CLOSER, fast_parse
 from protoedit.syntax.tree import Block, Field, ListValue, Scalar, Tok, Tree
+from protoedit.syntax.trivia import attach_trivia
 
 #: How deeply brackets (``{``/``<`` and ``[``) may nest.  Deeper text is refused with a
 #: located :class:`ParseError`, so every recursive walk of a parsed tree (formatter, edits,
@@ -31,55 +33,12 @@ from protoedit.syntax.tree import Block, Field, ListValue, Scalar, Tok, Tree
 #: { shape`` in V0 form), the deepest file of the shared corpus nests 4.
 MAX_DEPTH = 100
 
-_CLOSER = {"{": "}", "<": ">"}
-# States of the one-pass parser (:meth:`_Parser._fast`): what the next token may be.
-_FIELD, _NAME, _VALUE, _STRINGS, _SEP, _LIST_FIRST, _LIST_ITEM, _LIST_AFTER, _LIST_STRINGS = range(
-    9
-)
 _OPENERS = frozenset(("OPEN", "LSQB"))
 _CLOSERS = frozenset(("CLOSE", "RSQB"))
 
 
 class ParseError(ProtoeditError):
     """The text is not valid protobuf text format; the message says what was expected where."""
-
-
-def split_gap(gap: str) -> tuple[str, str]:
-    """Split trivia after a token into (rest of that line, what belongs to the next node)."""
-    newline = gap.find("\n")
-    if newline >= 0:
-        return gap[: newline + 1], gap[newline + 1 :]
-    if "#" in gap:  # a comment with no newline after it: only at the end of the file
-        return gap, ""
-    return "", gap
-
-
-def attach_trivia(fields: list[Field], head: str, tail: str, in_block: bool) -> tuple[str, str]:
-    """Move each field's leading gap and the closing gap to their owners.
-
-    ``head`` is the gap before the first field (or before ``tail`` when there are none),
-    ``tail`` the gap before the closing brace or end of file.  Returns what stays with the
-    opener (the rest of its line, for a block) and with the closer.
-    """
-    opener = ""
-    if not fields:
-        if in_block:
-            opener, rest = split_gap(tail)
-            return opener, rest
-        return "", tail
-    previous: Field | None = None
-    for field in fields:
-        gap = field.name.pre
-        field.name.pre = ""
-        if previous is not None:
-            previous.trailing, field.leading = split_gap(gap)
-        elif in_block:
-            opener, field.leading = split_gap(gap)
-        else:
-            field.leading = gap
-        previous = field
-    fields[-1].trailing, closer = split_gap(tail)
-    return opener, closer
 
 
 class _Builder:
@@ -109,7 +68,7 @@ class _Builder:
 
     def block(self, children: list[Any]) -> Block:
         open_tok, close_tok = children[0], children[-1]
-        if _CLOSER[open_tok.text] != close_tok.text:
+        if CLOSER[open_tok.text] != close_tok.text:
             raise _BracketMismatch(open_tok, close_tok)
         fields: list[Field] = children[1:-1]
         head = fields[0].name.pre if fields else ""
@@ -272,150 +231,13 @@ class _Parser:
             yield kind, Tok(m.group(kind), m.group(1), start)
             pos = m.end()
 
-    def _fast(self, text: str) -> tuple[list[Field], str] | None:
-        """The tree of valid ``text`` in one pass: a ``findall`` scan (in C) and a state
-        machine for the grammar's few forms; ``None`` at the first thing it does not expect.
-
-        It builds what the LALR driver builds (the tests compare them); anything odd, an
-        error above all, goes to the driver, whose messages are the reference.
-        """
-        kinds = self.kinds
-        pos = 0
-        depth = 0
-        state = _FIELD
-        fields: list[Field] = []
-        stack: list[tuple[Any, ...]] = []
-        name = colon = lopen = None
-        items: list[Scalar | Block] = []
-        commas: list[Tok] = []
-        scalar: Scalar | None = None
-        tail = None
-        for pre, raw in self.pieces.findall(text):
-            pos += len(pre)
-            if not raw:
-                tail = pre
-                break
-            tok = Tok(raw, pre, pos)
-            pos += len(raw)
-            kind = kinds[raw[0]]
-            if state == _STRINGS:  # a string value goes on while strings follow
-                if kind == "STRING":
-                    scalar.parts.append(tok)  # type: ignore[union-attr]
-                    continue
-                fields.append(Field(name, scalar, colon))  # type: ignore[arg-type]
-                state = _SEP
-            elif state == _LIST_STRINGS:
-                if kind == "STRING":
-                    scalar.parts.append(tok)  # type: ignore[union-attr]
-                    continue
-                state = _LIST_AFTER
-            if state == _SEP:
-                if kind == "COMMA" or kind == "SEMICOLON":
-                    fields[-1].sep = tok
-                    state = _FIELD
-                    continue
-                state = _FIELD
-            if state == _FIELD:
-                if kind == "NAME":
-                    name = tok
-                    state = _NAME
-                    continue
-                if kind == "CLOSE" and stack:
-                    open_tok = stack[-1][0]
-                    if _CLOSER[open_tok.text] != raw:
-                        return None
-                    head = fields[0].name.pre if fields else ""
-                    opener, tok.pre = attach_trivia(fields, head, pre, in_block=True)
-                    block = Block(open_tok, fields, tok, opener)
-                    depth -= 1
-                    _, fields, name, colon, lopen, items, commas = stack.pop()
-                    if lopen is None:
-                        fields.append(Field(name, block, colon))
-                        state = _SEP
-                    else:
-                        items.append(block)
-                        state = _LIST_AFTER
-                    continue
-                return None
-            if state == _NAME:
-                if kind == "COLON":
-                    colon = tok
-                    state = _VALUE
-                    continue
-                colon = None
-                state = _VALUE  # a block may follow a name directly, nothing else may
-                if kind != "OPEN":
-                    return None
-            if state == _VALUE:
-                if kind == "STRING":
-                    scalar = Scalar([tok])
-                    state = _STRINGS
-                elif kind == "NUMBER" or (kind == "NAME" and colon is not None):
-                    fields.append(Field(name, Scalar([tok]), colon))  # type: ignore[arg-type]
-                    state = _SEP
-                elif kind == "OPEN":
-                    depth += 1
-                    if depth > MAX_DEPTH:
-                        return None
-                    stack.append((tok, fields, name, colon, None, items, commas))
-                    fields = []
-                    state = _FIELD
-                elif kind == "LSQB" and colon is not None:
-                    depth += 1
-                    if depth > MAX_DEPTH:
-                        return None
-                    lopen, items, commas = tok, [], []
-                    state = _LIST_FIRST
-                else:
-                    return None
-                continue
-            if state == _LIST_AFTER:
-                if kind == "COMMA":
-                    commas.append(tok)
-                    state = _LIST_ITEM
-                    continue
-                if kind != "RSQB":
-                    return None
-                state = _LIST_FIRST  # the close is handled there
-            if kind == "RSQB" and state == _LIST_FIRST:
-                depth -= 1
-                value = ListValue(lopen, items, commas, tok)  # type: ignore[arg-type]
-                fields.append(Field(name, value, colon))  # type: ignore[arg-type]
-                lopen = None
-                state = _SEP
-            elif kind == "STRING":
-                scalar = Scalar([tok])
-                items.append(scalar)
-                state = _LIST_STRINGS
-            elif kind == "NUMBER" or kind == "NAME":
-                items.append(Scalar([tok]))
-                state = _LIST_AFTER
-            elif kind == "OPEN":
-                depth += 1
-                if depth > MAX_DEPTH:
-                    return None
-                stack.append((tok, fields, name, colon, lopen, items, commas))
-                fields, lopen = [], None
-                state = _FIELD
-            else:
-                return None
-        if state == _STRINGS:
-            fields.append(Field(name, scalar, colon))  # type: ignore[arg-type]
-        elif state not in (_FIELD, _SEP):
-            return None
-        # findall skips what it cannot match; then the lengths do not add up to the text.
-        if stack or tail is None or pos != len(text):
-            return None
-        _, end = attach_trivia(fields, "", tail, in_block=False)
-        return fields, end
-
     def parse(self, text: str, path: str) -> Tree:
-        with no_collection():
+        with bulk_allocation():
             return self._parse(text, path)
 
     def _parse(self, text: str, path: str) -> Tree:
         try:
-            tree = self._fast(text)
+            tree = fast_parse(text, self.pieces, self.kinds, MAX_DEPTH)
             fields, end = tree if tree is not None else self._drive(self.tokens(text))
         except _BracketMismatch as exc:
             doc = Tree([], "", text, path)
@@ -424,7 +246,7 @@ class _Parser:
                 doc,
                 exc.close_tok.pos,
                 f"'{exc.open_tok.text}' opened at {line}:{col} is closed by "
-                f"'{exc.close_tok.text}'; expected '{_CLOSER[exc.open_tok.text]}'",
+                f"'{exc.close_tok.text}'; expected '{CLOSER[exc.open_tok.text]}'",
             ) from None
         except _TooDeep as exc:
             doc = Tree([], "", text, path)
@@ -494,32 +316,14 @@ def _first_characters(token: re.Pattern[str]) -> dict[str, str]:
     return kinds
 
 
-@contextmanager
-def no_collection() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a tree (or the message of one) is built.
-
-    A tree holds no reference cycles, yet the collector would scan its hundreds of thousands
-    of new objects again and again (most of the load time of a large file).  On the way out
-    the new objects go straight to the oldest generation (``freeze`` then ``unfreeze`` moves
-    every tracked object there, scanning none), unless the program froze objects itself:
-    garbage among them is still collected, by the next full collection.
-    """
-    collecting = gc.isenabled()
-    if collecting:
-        gc.disable()
-    try:
-        yield
-    finally:
-        if collecting:
-            if not gc.get_freeze_count():
-                gc.freeze()
-                gc.unfreeze()
-            gc.enable()
-
-
 @lru_cache(maxsize=1)
 def _parser() -> _Parser:
     return _Parser()
+
+
+def token_patterns() -> dict[str, str]:
+    """The regexps of the grammar's tokens (trivia left out), by terminal name."""
+    return _parser().terminals
 
 
 def parse(text: str, path: str = "<string>") -> Tree:

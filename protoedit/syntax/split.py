@@ -8,7 +8,7 @@ element it returns is the N-th entry of the repeated field in the message.
 
 from __future__ import annotations
 
-from protoedit.syntax.edit import Style, _indent_of, _is_one_line
+from protoedit.syntax.edit import Style, indent_of, is_one_line
 from protoedit.syntax.tree import Block, Field, ListValue, Scalar, Tok, Tree
 
 Container = Tree | Block
@@ -43,7 +43,7 @@ def indent_block(block: Block, indent: str, unit: str, newline: str) -> None:
         same_line = field.trailing.strip()
         field.trailing = (f" {same_line}" if same_line else "") + newline
         for value in items(field):
-            if isinstance(value, Block) and not _is_one_line(value):
+            if isinstance(value, Block) and not is_one_line(value):
                 indent_block(value, indent + unit, unit, newline)
     opening = block.open_trailing.strip()
     block.open_trailing = (f" {opening}" if opening else "") + newline
@@ -64,8 +64,8 @@ def split_list(doc: Tree, container: Container, field: Field) -> list[Field]:
     before = [value.open.pre, *(comma.pre for comma in value.commas)]
     inner = "".join(before) + value.close.pre
     inner += "".join(i.open.pre if isinstance(i, Block) else i.parts[0].pre for i in value.items)
-    one_line = isinstance(container, Block) and _is_one_line(container) and "\n" not in inner
-    indent = _indent_of(field)
+    one_line = isinstance(container, Block) and is_one_line(container) and "\n" not in inner
+    indent = indent_of(field)
     new: list[Field] = []
     for nth, item in enumerate(value.items):
         pre = before[nth] + (item.open.pre if isinstance(item, Block) else item.parts[0].pre)
@@ -73,7 +73,7 @@ def split_list(doc: Tree, container: Container, field: Field) -> list[Field]:
         name = Tok(field.name.text, "", item.pos)  # where the element was: errors still point there
         if isinstance(item, Block):
             item.open.pre = " "
-            if not one_line and not _is_one_line(item):
+            if not one_line and not is_one_line(item):
                 indent_block(item, indent, style.unit, style.newline)
             part = Field(name, item)
         else:
