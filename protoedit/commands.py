@@ -1,6 +1,7 @@
 """The drivers of the file commands, apart from argument parsing: ``format``
-(:func:`format_files`, :func:`format_text`), ``check`` (:func:`check_files`) and every rewrite
-command (:func:`rewrite_file`: load, rewrite, optionally validate, write or diff)."""
+(:func:`format_files`, on :func:`protoedit.format_text`), ``check`` (:func:`check_files`, on
+:func:`protoedit.check_text`) and every rewrite command (:func:`rewrite_file`: load, rewrite,
+optionally validate, write or diff)."""
 
 from __future__ import annotations
 
@@ -8,22 +9,20 @@ import difflib
 import os
 import re
 import sys
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from protoedit.document import Document, loads, message_type_of
-from protoedit.errors import Location, ProtoeditError
+from protoedit.document import Document, loads
+from protoedit.errors import ProtoeditError, ProtoeditWarning
 from protoedit.files import encode, read_source, source_name, write_atomic
-from protoedit.lint import findings as lint_findings
-from protoedit.net.layers import known_types, registered_types
+from protoedit.lint import check_text
+from protoedit.net.layers import registered_types
 from protoedit.rewrites import RewriteReport
 from protoedit.schema import BUILTIN_PROTO, load_schema
 from protoedit.schema.binding import Diagnostic
-from protoedit.syntax import canonical, parse
-from protoedit.syntax.formatter import format_tree
-from protoedit.syntax.parser import ParseError
-from protoedit.syntax.tree import detect_newline
+from protoedit.syntax.formatter import format_text
 
 
 def _say(line: str) -> None:
@@ -40,28 +39,6 @@ def _print_diff(old: str, new: str, name: str, what: str) -> None:
             f"{name} ({what})",
         )
     )
-
-
-def format_text(text: str, name: str) -> str:
-    """Canonical text for ``text``, with run-time safety nets (a failure is a formatter bug,
-    reported as an error before anything is written): the result holds the same fields, the
-    same comments in the same order, and formatting it again changes nothing.
-
-    The nets cost no second parse (:mod:`protoedit.syntax.canonical`), and nothing at all
-    when the text is already canonical: a result equal to the input parses to the input's
-    own tree, so it holds what the input holds and a second pass gives the same result."""
-    tree = parse(text, name)
-    bom = _BOM if text.startswith(_BOM) else ""  # the formatter drops leading trivia
-    formatted = bom + format_tree(tree)
-    if formatted == text:
-        return formatted
-    problem = canonical.problem(tree, formatted[len(bom) :], detect_newline(tree.source))
-    if problem is not None:
-        raise ProtoeditError(
-            f"formatting {problem}; this is a formatter bug, the file was left as is",
-            Location(name),
-        )
-    return formatted
 
 
 def format_files(
@@ -119,7 +96,6 @@ def check_files(
         _say(f"protoedit: error: {exc}{hint}")
         return 2
     builtin = resolved.path == str(BUILTIN_PROTO)
-    accepted = known_types(resolved, builtin)
     unknown_types: set[str] = set()
     for name in files:
         shown = source_name(name, stdin_name)
@@ -129,27 +105,8 @@ def check_files(
             _say(f"protoedit: error: {exc}")
             unreadable += 1
             continue
-        try:
-            tree = parse(text, shown)
-        except ParseError as exc:
-            print(f"{exc.location}: E001 {exc.message}")
-            errors += 1
-            continue
-        doc = Document(tree, resolved, message_type_of(tree, resolved, message_type))
-        findings = doc.diagnostics()
-        if doc.message_type.endswith((".NetParameter", ".SolverParameter")):
-            # Lint the net even past schema problems: what fails to bind is left out of it.
-            # A file that binds without errors is its own lint document (bound once).
-            clean = not any(d.severity == "error" for d in findings)
-            lint_doc = (
-                doc
-                if clean
-                else Document(tree, resolved, doc.message_type, lenient=True, best_effort=True)
-            )
-            findings += list(lint_findings(lint_doc, accepted))
-        findings.sort(key=lambda f: f.pos)
-        for finding in findings:
-            print(doc.describe(finding))
+        for finding in check_text(text, name=shown, schema=resolved, message_type=message_type):
+            print(finding)
             if finding.code == "E205":
                 unknown_types.update(_UNKNOWN_TYPE.findall(finding.message))
             if finding.severity == "error":
@@ -163,7 +120,6 @@ def check_files(
     return 1 if errors or (strict and warnings) else 0
 
 
-_BOM = "\ufeff"
 _UNKNOWN_TYPE = re.compile(r"^unknown layer type '([^']+)'")
 
 
@@ -182,6 +138,21 @@ def _suggest_installed_schema(unknown: set[str]) -> None:
             f"hint: the installed Caffe registers {', '.join(found)}; check against its schema "
             f"with --proto {proto}"
         )
+
+
+def _say_warnings(caught: list[warnings.WarningMessage]) -> None:
+    """Our warnings as one line each on stderr (each once); any other as Python shows it."""
+    said: set[str] = set()
+    for warning in caught:
+        if issubclass(warning.category, ProtoeditWarning):
+            line = f"protoedit: warning: {warning.message}"
+            if line not in said:
+                _say(line)
+            said.add(line)
+        else:
+            warnings.showwarning(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
 
 
 def rewrite_file(
@@ -203,7 +174,7 @@ def rewrite_file(
     unified diff instead.  The report goes to stderr.  Nothing is written on an error; an
     error that names a missing parameter gets a hint with its option from ``flags``
     (parameter -> ``--flag METAVAR``).  With ``validate_result`` the result also runs
-    through :func:`protoedit.validate` (with ``validate_options``; its report on stderr),
+    through :func:`protoedit.validate_net` (with ``validate_options``; its report on stderr),
     the exit code is the validation's, and ``in_place`` leaves the file alone when the
     validation fails.  With ``lenient``, unknown fields are reported where they survive.
     ``draw`` names a picture (.svg/.png/.pdf) of the change: kept, dropped and added layers.
@@ -214,7 +185,12 @@ def rewrite_file(
         text = read_source(name)
         doc = loads(text, schema=schema, lenient=lenient, path="<stdin>" if name == "-" else name)
         unknown = list(doc.warnings)
-        report = rewrite(doc)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ProtoeditWarning)
+            try:
+                report = rewrite(doc)
+            finally:
+                _say_warnings(caught)
         result = doc.dumps()
         shown = _result_name(name, output, in_place, diff)
         again = loads(result, schema=schema, lenient=lenient, path=shown)  # still a valid file
@@ -293,17 +269,17 @@ def _hint(exc: ProtoeditError, flags: Mapping[str, str]) -> str | None:
 def _validate_text(text: str, folder: Path, **options: Any) -> int:
     """Validate a rewritten net in Caffe (from a temporary file beside the original, so
     relative paths in it still resolve); print the report on stderr.  ``options`` go to
-    :func:`protoedit.validate` (weights, random_weights, memory_limit, timeout, ...)."""
+    :func:`protoedit.validate_net` (weights, random_weights, memory_limit, timeout, ...)."""
     import tempfile
 
-    from protoedit.validate import validate
+    from protoedit.validate import validate_net
 
     with tempfile.TemporaryDirectory(dir=folder if os.access(folder, os.W_OK) else None) as tmp:
         path = Path(tmp) / "rewritten.prototxt"
         path.write_bytes(encode(text))
-        report = validate(path, **options)
+        report = validate_net(path, **options)
     _say(report.format_text().replace(str(path), "(rewritten net)"))
     return report.exit_code
 
 
-__all__ = ["check_files", "format_files", "format_text", "rewrite_file"]
+__all__ = ["check_files", "format_files", "rewrite_file"]

@@ -104,6 +104,21 @@ def write_atomic(target: str | os.PathLike[str], text: str) -> None:
     _sync_folder(path.parent)
 
 
+def format_file(path: str | os.PathLike[str], *, write: bool = True) -> bool:
+    """Whether the file at ``path`` is not in canonical layout
+    (:func:`~protoedit.syntax.formatter.format_text`); with ``write``, it is rewritten
+    atomically in that layout (nothing is written on an error)."""
+    from protoedit.syntax.formatter import format_text
+
+    text = read_text(path)
+    formatted = format_text(text, str(path))
+    if formatted == text:
+        return False
+    if write:
+        write_atomic(path, formatted)
+    return True
+
+
 def _create_temporary(path: Path, mode: int | None, shown: str) -> tuple[int, Path]:
     """A new file beside ``path``, open for writing: its descriptor and path.
 

@@ -7,13 +7,19 @@ but valid constructs (Caffe upgrades them on load) and style.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from operator import attrgetter
+from pathlib import Path
 from typing import Any
 
-from protoedit.document import Document
+from protoedit.document import Document, message_type_of
+from protoedit.errors import Location
+from protoedit.files import read_text
 from protoedit.net.inputs import LEGACY_HEADER
 from protoedit.net.state import NetState, layer_included
+from protoedit.schema import Schema
 from protoedit.schema.binding import Diagnostic, suggest
 from protoedit.syntax.split import element_pos, elements
 from protoedit.syntax.tree import Block, Field, Scalar
@@ -279,3 +285,67 @@ def _net_findings(
 
 _RULES = attrgetter("include", "exclude")
 _TYPE_AND_RULES = attrgetter("type", "include", "exclude")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem ``protoedit check`` reports: ``str()`` is ``path:line:col: CODE message``;
+    ``severity`` is ``error`` (Caffe would refuse the file) or ``warning``."""
+
+    location: Location
+    code: str
+    message: str
+    severity: str = "error"
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.code} {self.message}"
+
+
+def check_text(
+    text: str,
+    *,
+    name: str = "<string>",
+    schema: str | os.PathLike[str] | Schema | None = None,
+    message_type: str | None = None,
+) -> list[Finding]:
+    """Every finding of ``protoedit check`` for ``text`` (named ``name`` in locations), in file
+    order: syntax (``E0xx``, the parse stops at the first), schema (``E1xx``/``W1xx``) and,
+    for a net or a solver, net structure (``E2xx``/``W2xx``; linted past schema problems).
+
+    ``schema`` is a ``caffe.proto`` path or a :class:`~protoedit.Schema` (default: the
+    built-in one); a schema or ``message_type`` that cannot be used raises."""
+    from protoedit.net.layers import known_types
+    from protoedit.schema import BUILTIN_PROTO, load_schema
+    from protoedit.syntax import ParseError, parse
+
+    resolved = load_schema(Path(schema) if isinstance(schema, os.PathLike) else schema)
+    if message_type:
+        resolved.descriptor(message_type)
+    try:
+        tree = parse(text, name)
+    except ParseError as exc:
+        where = exc.location or Location(name)
+        return [Finding(where, "E001", exc.message)]
+    doc = Document(tree, resolved, message_type_of(tree, resolved, message_type))
+    diagnostics = doc.diagnostics()
+    if doc.message_type.endswith((".NetParameter", ".SolverParameter")):
+        # Lint the net even past schema problems: what fails to bind is left out of it. A
+        # file that binds without errors is its own lint document (bound once).
+        clean = not any(d.severity == "error" for d in diagnostics)
+        lint_doc = (
+            doc if clean else Document(tree, resolved, doc.message_type, True, best_effort=True)
+        )
+        accepted = known_types(resolved, resolved.path == str(BUILTIN_PROTO))
+        diagnostics += list(findings(lint_doc, accepted))
+    diagnostics.sort(key=lambda d: d.pos)
+    return [Finding(doc.location(d.pos), d.code, d.message, d.severity) for d in diagnostics]
+
+
+def check_file(
+    path: str | os.PathLike[str],
+    *,
+    schema: str | os.PathLike[str] | Schema | None = None,
+    message_type: str | None = None,
+) -> list[Finding]:
+    """:func:`check_text` of a file (an unreadable file raises :class:`InputError`)."""
+    return check_text(read_text(path), name=str(path), schema=schema, message_type=message_type)

@@ -8,9 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protoedit import ProtoeditError, commands
-from protoedit.commands import format_text
-from protoedit.syntax import parse
+from protoedit import ProtoeditError, commands, format_text
+from protoedit.syntax import formatter, parse
 from protoedit.syntax.formatter import format_tree
 from protoedit.syntax.printer import comments
 from protoedit.syntax.tree import Tree
@@ -82,7 +81,7 @@ def _breaking(monkeypatch: pytest.MonkeyPatch, change: str) -> None:
         indent = at - doc.source.rindex("\n", 0, at) - 1
         return text.replace("  b: 1", " " * (indent + 1) + "b: 1")  # deeper with every pass
 
-    monkeypatch.setattr(commands, "format_tree", broken)
+    monkeypatch.setattr(formatter, "format_tree", broken)
 
 
 @pytest.mark.parametrize(
@@ -171,3 +170,37 @@ def test_generated_documents_format_with_their_comments_in_order(text: str) -> N
 @given(_documents())
 def test_round_trip_documents_format(text: str) -> None:
     assert format_text(format_text(text, "t"), "t") == format_text(text, "t")
+
+
+# -- the library entry points: format_text, format_file -------------------------------------
+
+
+def test_format_file_rewrites_only_what_is_not_canonical(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from protoedit import format_file
+
+    target = Path(str(tmp_path)) / "net.prototxt"
+    target.write_text("a {b: 1}  # note\n")
+    assert format_file(target, write=False) is True
+    assert target.read_text() == "a {b: 1}  # note\n"  # asked only
+    assert format_file(target) is True
+    assert target.read_text() == "a {\n  b: 1\n}  # note\n"
+    stamp = target.stat().st_mtime_ns
+    assert format_file(target) is False  # canonical already: not written again
+    assert target.stat().st_mtime_ns == stamp
+
+
+def test_format_file_leaves_the_file_on_a_formatter_bug(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: object
+) -> None:
+    from pathlib import Path
+
+    from protoedit import format_file
+
+    target = Path(str(tmp_path)) / "net.prototxt"
+    target.write_text("# one\na {b: 1}\n")
+    _breaking(monkeypatch, "comments")
+    with pytest.raises(ProtoeditError, match="the file was left as is"):
+        format_file(target)
+    assert target.read_text() == "# one\na {b: 1}\n"

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import pytest
 
-from protoedit import ProtoeditError, loads
-from protoedit.commands import check_files, format_text
+from protoedit import ProtoeditError, format_text, loads
+from protoedit.commands import check_files
 from protoedit.document import Document
 from protoedit.net.layers import BVLC_TYPES, layer_type
 from protoedit.rewrites import (

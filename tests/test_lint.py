@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from protoedit import loads
 from protoedit.lint import findings
 from protoedit.net.layers import BVLC_TYPES
@@ -129,3 +131,49 @@ def test_every_layer_of_a_misspelt_type_gets_the_hint() -> None:
     found = list(findings(loads(text), BVLC_TYPES))
     assert [f.pos for f in found] == [_at(text, "type:", i) for i in range(3)]
     assert all("(did you mean 'Convolution'" in f.message for f in found)
+
+
+# -- the library entry points: check_text, check_file -----------------------------------------
+
+
+def test_check_text_returns_the_findings_as_data() -> None:
+    from protoedit import Finding, Location, check_text
+
+    text = (
+        'layer {\n  name: "c"\n  type: "Convolution"\n  bottom: "missing"\n  top: "c"\n'
+        "  convolution_param { num_output: 2 kernal_size: 3 }\n}\n"
+    )
+    found = check_text(text, name="net.prototxt")
+    assert [(f.code, f.severity, f.location) for f in found] == [
+        ("E202", "error", Location("net.prototxt", 4, 3)),
+        ("E101", "error", Location("net.prototxt", 6, 37)),
+    ]
+    assert all(isinstance(f, Finding) for f in found)
+    assert str(found[1]).startswith("net.prototxt:6:37: E101 unknown field 'kernal_size'")
+    assert check_text('name: "ok"\n') == []
+
+
+def test_check_text_reports_a_syntax_error_as_one_finding() -> None:
+    from protoedit import check_text
+
+    [finding] = check_text("a { b: 1\n", name="bad.prototxt")
+    assert (finding.code, finding.location.path, finding.severity) == (
+        "E001",
+        "bad.prototxt",
+        "error",
+    )
+    assert "unclosed '{'" in finding.message
+
+
+def test_check_file_is_what_protoedit_check_prints(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from protoedit import check_file
+    from protoedit.cli import main
+
+    net = tmp_path / "net.prototxt"
+    net.write_text('layer { name: "r" type: "ReLU" bottom: "x" top: "x" }\nnme: "n"\n')
+    found = check_file(net)
+    assert found and {f.code for f in found} == {"E101", "E202"}
+    assert main(["check", str(net)]) == 1
+    assert capsys.readouterr().out.splitlines() == [str(f) for f in found]

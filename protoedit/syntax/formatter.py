@@ -16,6 +16,8 @@ The formatter recurses once per nesting level; the parser's depth limit bounds t
 from __future__ import annotations
 
 from protoedit.errors import Location, ProtoeditError
+from protoedit.syntax import canonical
+from protoedit.syntax.parser import parse
 from protoedit.syntax.printer import comment_lines
 from protoedit.syntax.tree import Block, Field, ListValue, Scalar, Tok, Tree, detect_newline
 
@@ -274,3 +276,29 @@ def format_tree(doc: Tree) -> str:
     tail = _lines_with_blanks(doc.end, at_start)
     fmt.comment_lines(0, _squeeze(tail, drop_leading=not doc.fields, drop_trailing=True))
     return "".join(fmt.out)
+
+
+_BOM = "\ufeff"
+
+
+def format_text(text: str, name: str = "<string>") -> str:
+    """``text`` in canonical layout (``protoedit format``), with run-time safety nets: the
+    result holds the same fields, the same comments in the same order, and formatting it
+    again changes nothing (a failure is a formatter bug, raised as a :class:`ProtoeditError`
+    naming ``name``).  Invalid text is a :class:`~protoedit.syntax.ParseError`.
+
+    The nets cost no second parse (:mod:`protoedit.syntax.canonical`), and nothing at all
+    when the text is already canonical: a result equal to the input parses to the input's
+    own tree, so it holds what the input holds and a second pass gives the same result."""
+    tree = parse(text, name)
+    bom = _BOM if text.startswith(_BOM) else ""  # the formatter drops leading trivia
+    formatted = bom + format_tree(tree)
+    if formatted == text:
+        return formatted
+    problem = canonical.problem(tree, formatted[len(bom) :], detect_newline(tree.source))
+    if problem is not None:
+        raise ProtoeditError(
+            f"formatting {problem}; this is a formatter bug, the file was left as is",
+            Location(name),
+        )
+    return formatted
