@@ -47,6 +47,11 @@ def _rebuild(cls: type[ProtoeditError], args: tuple[object, ...]) -> ProtoeditEr
     return error
 
 
+class ProtoeditWarning(UserWarning):
+    """Base of every warning protoedit gives (through :mod:`warnings`); its message is one
+    line, which a front end prints as it is."""
+
+
 class InputError(ProtoeditError):
     """A file could not be read, or an argument names something that does not exist."""
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from protoedit import Document, InputError, cli, load, loads
+from protoedit import Document, InputError, UnknownStageWarning, cli, load, loads
 from protoedit.errors import BrokenResultError, Location, MissingArgumentError
 from protoedit.lint import net_findings
 from protoedit.rewrites import (
@@ -355,15 +355,70 @@ def test_unknown_states_are_refused(corpus: Path) -> None:
         filter_net(doc, stages="test-on-train")  # type: ignore[arg-type]
     with pytest.raises(InputError, match="unknown phase 'VAL'"):
         filter_net(doc, phase="VAL")
-    with pytest.raises(
-        InputError,
-        match=r"no include or exclude rule names stage 'bogus' "
-        r"\(the net's rules name 'test-on-test', 'test-on-train'\)",
-    ):
-        filter_net(doc, stages=("bogus",))
-    with pytest.raises(InputError, match="did you mean 'test-on-test'"):
-        to_deploy(doc, stages=("test-on-tset",))
     assert len(doc.message.layer) == len(load(corpus / AUTOENCODER).message.layer)
+
+
+def test_a_stage_no_rule_names_is_a_warning_and_the_state_caffes(corpus: Path) -> None:
+    # Caffe builds a net for any stage (FilterNet's TestFilterInByNotStage): the stage only
+    # matters to rules that name it, so the net is the one of the state without it.
+    doc = load(corpus / AUTOENCODER)
+    with pytest.warns(UnknownStageWarning) as caught:
+        filter_net(doc, "TRAIN", stages=("bogus",))
+    [warning] = caught
+    assert str(warning.message) == (
+        "no include or exclude rule names stage 'bogus' "
+        "(the net's rules name 'test-on-test', 'test-on-train'); "
+        "going on: Caffe builds the net for that state all the same"
+    )
+    assert (warning.message.stage, warning.message.named) == (  # type: ignore[union-attr]
+        "bogus",
+        ["test-on-test", "test-on-train"],
+    )
+    plain = load(corpus / AUTOENCODER)
+    filter_net(plain, "TRAIN")
+    assert doc.dumps() == plain.dumps()
+    with (
+        pytest.warns(UnknownStageWarning, match="did you mean 'test-on-test'"),
+        pytest.raises(MissingArgumentError, match="they need stage 'test-on-test'"),
+    ):
+        to_deploy(load(corpus / AUTOENCODER), stages=("test-on-tset",))
+
+
+def test_aux_warns_of_a_stage_no_rule_names(corpus: Path) -> None:
+    doc = load(corpus / AUTOENCODER)
+    with pytest.warns(UnknownStageWarning, match="stage 'extra'"):
+        report = aux(
+            doc,
+            "encode1",
+            LossHead("channel", 0),
+            shape=[1, 1, 28, 28],
+            stages=("test-on-train", "extra"),
+        )
+    assert report.changed  # it went on
+    assert "Reduction" in [layer.type for layer in doc.message.layer]  # the head
+
+
+def test_the_cli_prints_the_stage_warning_as_one_line_and_goes_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    net = tmp_path / "net.prototxt"
+    net.write_text(
+        'layer { name: "data" type: "Data" top: "data"'
+        ' data_param { source: "db" batch_size: 1 } }\n'
+        'layer { name: "kept" type: "ReLU" bottom: "data" top: "kept"'
+        ' include { not_stage: "mystage" } }\n'
+        'layer { name: "gone" type: "ReLU" bottom: "data" top: "gone"'
+        ' include { stage: "mystage" } }\n'
+    )
+    for command in (["filter"], ["to-deploy", "--shape", "1,1,4,4"]):
+        code, out, err = _cli([*command, str(net), "--stage", "other"], capsys)
+        assert code == 0, err
+        assert [line for line in err.splitlines() if "warning" in line] == [
+            "protoedit: warning: no include or exclude rule names stage 'other' "
+            "(the net's rules name 'mystage'); going on: Caffe builds the net for that state "
+            "all the same"
+        ]
+        assert 'name: "kept"' in out and 'name: "gone"' not in out
 
 
 def test_filter_flags_a_state_without_data_layers(corpus: Path) -> None:
@@ -588,7 +643,7 @@ def test_aux_in_place_keeps_the_original_when_validation_fails(
 def test_sumsq_mean_is_the_mean_square_in_caffe(tmp_path: Path) -> None:
     import numpy as np
 
-    from protoedit.validate import validate
+    from protoedit.validate import validate_net
 
     doc = loads(
         'layer { name: "data" type: "Input" top: "data"\n'
@@ -603,7 +658,7 @@ def test_sumsq_mean_is_the_mean_square_in_caffe(tmp_path: Path) -> None:
     doc.save(net)
     values = np.random.default_rng(0).standard_normal((2, 3, 4, 5)).astype(np.float32)
     np.save(tmp_path / "data.npy", values)
-    report = validate(net, inputs={"data": tmp_path / "data.npy"})
+    report = validate_net(net, inputs={"data": tmp_path / "data.npy"})
     assert report.status == "valid", report.reason
     expected = float(np.mean(values.astype(np.float64) ** 2))
     # float32: 120 squares summed (about 120 roundings of 2^-24 each), then one product.

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Sequence
 
 from protoedit.document import Document
-from protoedit.errors import InputError
+from protoedit.errors import InputError, ProtoeditWarning
 from protoedit.net.layers import is_data_layer
 from protoedit.net.state import NetState, phases
 from protoedit.net.view import LayerInfo, NetView, require_net
@@ -59,8 +60,9 @@ def net_state(
 ) -> NetState:
     """The ``NetState`` to filter ``doc`` for, refusing what no Caffe state could mean.
 
-    The phase is TRAIN or TEST; each stage must be one that some include/exclude rule of
-    the net names (a misspelt stage would otherwise silently select nothing).
+    The phase is TRAIN or TEST.  A stage that no include/exclude rule of the net names is
+    a state Caffe builds all the same (a ``not_stage`` rule then includes its layer), but
+    more often a misspelt stage: it gives an :class:`UnknownStageWarning`.
     """
     if isinstance(stages, str):
         raise InputError(f"stages must be a sequence of names, not one string: ({stages!r},)")
@@ -71,16 +73,27 @@ def net_state(
     known = rule_stages(NetView(doc).layers) if stages else set()
     for stage in stages:
         if stage not in known:
-            named = (
-                "the net's rules name " + ", ".join(f"'{s}'" for s in sorted(known))
-                if known
-                else "the net has no stage rules"
-            )
-            raise InputError(
-                f"no include or exclude rule names stage '{stage}' ({named})"
-                + suggest(stage, sorted(known))
-            )
+            warnings.warn(UnknownStageWarning(stage, known), stacklevel=3)
     return NetState(phase.upper(), level, frozenset(stages))
+
+
+class UnknownStageWarning(ProtoeditWarning):
+    """A stage that no include or exclude rule of the net names (``stage``; ``named``: the
+    stages the rules do name): the net is built for it all the same."""
+
+    def __init__(self, stage: str, named: Iterable[str]) -> None:
+        self.stage = stage
+        self.named = sorted(named)
+        which = (
+            "the net's rules name " + ", ".join(f"'{s}'" for s in self.named)
+            if self.named
+            else "the net has no stage rules"
+        )
+        super().__init__(
+            f"no include or exclude rule names stage '{stage}' ({which})"
+            + suggest(stage, self.named)
+            + "; going on: Caffe builds the net for that state all the same"
+        )
 
 
 def rule_stages(layers: Iterable[LayerInfo]) -> set[str]:
