@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from protoedit import load  # noqa: E402
 from protoedit.rewrites import LossHead, aux  # noqa: E402
-from protoedit.validate import ValidationReport, validate, validate_files  # noqa: E402
+from protoedit.validate import ValidationReport, validate_files, validate_net  # noqa: E402
 
 #: (corpus file, logits layer, a target in the middle of the net)
 P3_NETS = [
@@ -58,7 +58,9 @@ def _aux_file(net: Path, target: str, head: LossHead, folder: Path) -> Path:
 
 def _best(path: Path, repeat: int, **options: object) -> ValidationReport:
     """The report of the fastest of ``repeat`` runs (its ``seconds`` the Caffe work)."""
-    runs = [validate(path, random_weights=True, memory_limit=0, **options) for _ in range(repeat)]  # type: ignore[arg-type]
+    runs = [
+        validate_net(path, random_weights=True, memory_limit=0, **options) for _ in range(repeat)
+    ]  # type: ignore[arg-type]
     return min(runs, key=lambda r: r.seconds)
 
 

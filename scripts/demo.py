@@ -17,7 +17,7 @@ from pathlib import Path
 
 from protoedit import load
 from protoedit.rewrites import LossHead, aux
-from protoedit.validate import ValidationReport, validate
+from protoedit.validate import ValidationReport, validate_net
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_NET = ROOT / "fixtures" / "lenet_deploy.prototxt"
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     print(f"protoedit demo: the gradient of one '{args.target}' channel with respect to the input")
-    before = validate(args.net)
+    before = validate_net(args.net)
     _show(f"1. {args.net.name} as written", before)
     if before.status == "error":
         return 2
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n=== 2. protoedit aux {args.net.name} --target {args.target} --channel {args.channel}")
     print("\n".join(report.lines()))
     print(f"wrote {aux_path}")
-    after = validate(aux_path, save_gradients=args.out)
+    after = validate_net(aux_path, save_gradients=args.out)
     _show(f"3. {aux_path.name}", after)
 
     grad_before = before.input_gradients[0]

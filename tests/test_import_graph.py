@@ -152,14 +152,21 @@ def test_the_catalogue_and_the_childs_net_plan_load_without_protobuf_or_lark() -
     assert _loaded_after("protoedit.validate.netplan, protoedit.net.layers", heavy) == []
 
 
-def test_protoedit_validate_is_the_function_whatever_was_imported_first() -> None:
+def test_protoedit_validate_is_the_subpackage_whatever_was_imported_first() -> None:
+    # The single-net function is ``validate_net``: nothing hides the subpackage, whether it
+    # is reached by ``import``, as an attribute, or after its modules were imported.
     code = (
-        "import protoedit.validate.runner, protoedit.validate.report\n"
-        "from protoedit import validate\n"
         "import protoedit\n"
-        "print(callable(validate), callable(protoedit.validate))"
+        "print(type(protoedit.validate).__name__, callable(protoedit.validate.validate_files))\n"
+        "import protoedit.validate as v\n"
+        "print(type(v).__name__, callable(v.validate_files),"
+        " v.validate_net is protoedit.validate_net)\n"
+        "import protoedit.validate.runner\n"
+        "from protoedit import validate\n"
+        "print(type(validate).__name__,"
+        " validate.validate_net is protoedit.validate.runner.validate_net)"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
-    assert out.split() == ["True", "True"]
+    assert out.split() == ["module", "True", "module", "True", "True", "module", "True"]

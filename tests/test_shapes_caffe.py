@@ -9,7 +9,7 @@ import pytest
 from protoedit import load
 from protoedit.net import INPUT, NetView
 from protoedit.net.shapes import infer_shapes
-from protoedit.validate import validate
+from protoedit.validate import validate_net
 
 from .conftest import CORPUS
 
@@ -26,7 +26,7 @@ CORPUS_NETS = [
 def _compare(path: Path) -> int:
     view = NetView(load(path))
     ours = infer_shapes(view)
-    report = validate(path, memory_limit=16 * 2**30)
+    report = validate_net(path, memory_limit=16 * 2**30)
     assert report.blobs, report.reason
     checked = 0
     for name, caffe_shape in report.blobs.items():

@@ -12,7 +12,7 @@ import pytest
 
 from protoedit import load
 from protoedit.rewrites import LossHead, add_loss, force_backward
-from protoedit.validate import validate
+from protoedit.validate import validate_net
 
 pytestmark = pytest.mark.caffe
 
@@ -35,7 +35,7 @@ LOGITS = {
 
 @pytest.mark.parametrize("model", MODELS)
 def test_deploy_net_runs_and_input_gradient_is_zero(caffe_models: Path, model: str) -> None:
-    report = validate(caffe_models / model / "deploy.prototxt")
+    report = validate_net(caffe_models / model / "deploy.prototxt")
     assert report.status == "failed", report.reason
     assert report.blobs, "forward ran, so every blob has a shape"
     logits, classes = LOGITS[model]
@@ -57,7 +57,7 @@ def _with_head(source: Path, blob: str, with_force_backward: bool, out: Path) ->
 def test_zero_parameters_are_named_as_the_cause(caffe_models: Path, tmp_path: Path) -> None:
     # A deploy net without weights has all-zero parameters: no gradient even with a loss head.
     source = caffe_models / "bvlc_alexnet" / "deploy.prototxt"
-    report = validate(_with_head(source, "fc8", True, tmp_path / "aux.prototxt"))
+    report = validate_net(_with_head(source, "fc8", True, tmp_path / "aux.prototxt"))
     assert report.status == "failed"
     assert "are all zero: no weights were given" in report.reason
     assert report.cause == "zero_weights"  # a cause the CLI turns into a hint
@@ -71,7 +71,7 @@ def test_loss_head_needs_force_backward(
     logits, classes = LOGITS[model]
     source = caffe_models / model / "deploy.prototxt"
     aux = _with_head(source, logits, with_force_backward, tmp_path / "aux.prototxt")
-    report = validate(aux, random_weights=True)
+    report = validate_net(aux, random_weights=True)
     [grad] = report.input_gradients
     assert list(report.losses) == ["protoedit_aux_loss"]
     assert report.blobs[logits][1] == classes

@@ -8,7 +8,7 @@ import pytest
 
 from protoedit import load
 from protoedit.rewrites import to_deploy
-from protoedit.validate import validate
+from protoedit.validate import validate_net
 
 pytestmark = pytest.mark.caffe
 
@@ -43,7 +43,7 @@ def test_train_val_becomes_the_shipped_deploy_net(
     # Caffe builds and runs the result (zero input gradient: no loss, no force_backward).
     path = tmp_path / "deploy.prototxt"
     doc.save(path)
-    result = validate(path)
+    result = validate_net(path)
     assert result.status == "failed", result.reason
     assert result.blobs["prob"] == [2, int(ours.layer[-2].inner_product_param.num_output)]
 

@@ -13,7 +13,7 @@ import pytest
 from protoedit import load
 from protoedit.cli import main as cli_main
 from protoedit.rewrites import LossHead, add_loss, force_backward
-from protoedit.validate import validate
+from protoedit.validate import validate_net
 from protoedit.validate.runner import child_environment
 
 from .conftest import FIXTURES
@@ -44,7 +44,7 @@ def _euclidean_tolerances(count: int) -> tuple[float, float]:
 
 
 def test_deploy_net_as_written_has_zero_input_gradient() -> None:
-    report = validate(LENET)
+    report = validate_net(LENET)
     assert report.status == "failed" and report.exit_code == 1
     assert report.blobs["data"] == [2, 1, 28, 28]
     assert report.blobs["conv1"] == [2, 8, 24, 24]
@@ -57,7 +57,7 @@ def test_deploy_net_as_written_has_zero_input_gradient() -> None:
 
 
 def test_valid_net_reports_loss_and_gradient_from_seeded_inputs() -> None:
-    report = validate(VALIDATE / "euclidean_force_backward.prototxt", seed=7)
+    report = validate_net(VALIDATE / "euclidean_force_backward.prototxt", seed=7)
     assert report.status == "valid", report.reason
     rng = np.random.default_rng(7)  # the child fills inputs in net.inputs order
     data = rng.standard_normal((2, 3)).astype(np.float32)
@@ -75,7 +75,7 @@ def test_given_npy_inputs_are_used_and_may_reshape(tmp_path: Path) -> None:
     target = np.zeros((4, 2), dtype=np.float32)
     np.save(tmp_path / "data.npy", data)
     np.save(tmp_path / "target.npy", target)
-    report = validate(
+    report = validate_net(
         VALIDATE / "euclidean_force_backward.prototxt",
         inputs={"data": tmp_path / "data.npy", "target": tmp_path / "target.npy"},
     )
@@ -87,7 +87,7 @@ def test_given_npy_inputs_are_used_and_may_reshape(tmp_path: Path) -> None:
 
 def test_unknown_input_name_is_an_error(tmp_path: Path) -> None:
     np.save(tmp_path / "x.npy", np.zeros((2, 3), dtype=np.float32))
-    report = validate(
+    report = validate_net(
         VALIDATE / "euclidean_force_backward.prototxt", inputs={"image": tmp_path / "x.npy"}
     )
     assert report.status == "error"
@@ -95,7 +95,7 @@ def test_unknown_input_name_is_an_error(tmp_path: Path) -> None:
 
 
 def test_missing_bottom_aborts_caffe_and_reports_the_glog_line() -> None:
-    report = validate(VALIDATE / "missing_bottom.prototxt")
+    report = validate_net(VALIDATE / "missing_bottom.prototxt")
     assert report.status == "error" and report.exit_code == 2
     assert report.fatal is not None
     assert report.fatal.file.endswith(".cpp") and report.fatal.line > 0
@@ -104,7 +104,7 @@ def test_missing_bottom_aborts_caffe_and_reports_the_glog_line() -> None:
 
 
 def test_accuracy_under_force_backward_aborts_in_backward() -> None:
-    report = validate(VALIDATE / "accuracy_force_backward.prototxt")
+    report = validate_net(VALIDATE / "accuracy_force_backward.prototxt")
     assert report.status == "error"
     assert report.fatal is not None and "Not Implemented" in report.fatal.message
     assert "during backward" in report.reason
@@ -113,24 +113,24 @@ def test_accuracy_under_force_backward_aborts_in_backward() -> None:
 def test_syntax_error_is_reported_with_line_and_column(tmp_path: Path) -> None:
     bad = tmp_path / "bad.prototxt"
     bad.write_text('name: "x"\nlayer {\n  name: "a"\n  type "Input"\n}\n')
-    report = validate(bad)
+    report = validate_net(bad)
     assert report.status == "error"
     assert report.reason.startswith(f"{bad}:4:")
 
 
 def test_unreadable_file_is_an_error_without_running_caffe(tmp_path: Path) -> None:
-    report = validate(tmp_path / "absent.prototxt")
+    report = validate_net(tmp_path / "absent.prototxt")
     assert report.status == "error" and report.seconds == 0.0
     assert "cannot read net file" in report.reason
 
 
 def test_python_layers_are_refused_unless_allowed() -> None:
     net = VALIDATE / "python_layer.prototxt"
-    refused = validate(net)
+    refused = validate_net(net)
     assert refused.status == "error" and refused.cause == "python_layers"
     assert "allow_python_layers=True" in refused.hint and "--" not in refused.reason
     assert "double" in refused.reason and refused.blobs == {}
-    allowed = validate(net, allow_python_layers=True)
+    allowed = validate_net(net, allow_python_layers=True)
     assert allowed.status == "failed", allowed.reason  # it ran; no force_backward, no loss
     assert allowed.blobs["doubled"] == [1, 3]
 
@@ -138,7 +138,7 @@ def test_python_layers_are_refused_unless_allowed() -> None:
 def test_timeout_kills_the_child_and_says_so() -> None:
     # The layer sleeps forever in forward, so the run can only end by the timeout; the timeout
     # is long against import and load (a few seconds) on any machine, so the stage is forward.
-    report = validate(
+    report = validate_net(
         VALIDATE / "sleepy_python_layer.prototxt", allow_python_layers=True, timeout=20
     )
     assert report.status == "error"
@@ -147,7 +147,7 @@ def test_timeout_kills_the_child_and_says_so() -> None:
 
 
 def test_over_the_memory_budget_is_a_clear_error() -> None:
-    report = validate(VALIDATE / "huge_blobs.prototxt", memory_limit=2 * 2**30)
+    report = validate_net(VALIDATE / "huge_blobs.prototxt", memory_limit=2 * 2**30)
     assert report.status == "error"
     assert "over the memory budget" in report.reason and "2.00 GiB" in report.reason
     assert report.cause == "over_budget" and "memory_limit" in report.hint
@@ -156,7 +156,7 @@ def test_over_the_memory_budget_is_a_clear_error() -> None:
 
 def test_failed_allocation_beyond_the_estimate_is_a_budget_error() -> None:
     # The blobs fit in 512 MiB, the convolution's hidden im2col buffer (1.6 GB) does not.
-    report = validate(VALIDATE / "big_im2col.prototxt", memory_limit=512 * 2**20, timeout=120)
+    report = validate_net(VALIDATE / "big_im2col.prototxt", memory_limit=512 * 2**20, timeout=120)
     assert report.status == "error"
     assert report.reason.startswith("over the memory budget (512 MiB) during forward")
     assert report.cause == "over_budget"
@@ -172,7 +172,7 @@ def test_blas_runs_on_one_thread_whatever_the_cores(monkeypatch: pytest.MonkeyPa
 
 def test_small_budget_still_runs_a_small_net() -> None:
     # The budget is for the net: Python and its libraries are not charged against it.
-    report = validate(LENET, memory_limit=16 * 2**20, timeout=120)
+    report = validate_net(LENET, memory_limit=16 * 2**20, timeout=120)
     assert report.status == "failed", report.reason
 
 
@@ -205,7 +205,7 @@ def test_cli_error_prints_one_line_reason_on_stderr() -> None:
 
 
 def test_gradients_are_saved_as_arrays_and_pictures(tmp_path: Path) -> None:
-    report = validate(VALIDATE / "euclidean_force_backward.prototxt", save_gradients=tmp_path)
+    report = validate_net(VALIDATE / "euclidean_force_backward.prototxt", save_gradients=tmp_path)
     assert report.ok
     for grad in report.input_gradients:
         array = np.load(tmp_path / f"{grad.blob}.npy")
@@ -216,7 +216,7 @@ def test_gradients_are_saved_as_arrays_and_pictures(tmp_path: Path) -> None:
 def test_unwritable_gradient_folder_is_a_clean_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     folder = tmp_path / "file" / "gradients"  # below a file: cannot be made
-    report = validate(VALIDATE / "euclidean_force_backward.prototxt", save_gradients=folder)
+    report = validate_net(VALIDATE / "euclidean_force_backward.prototxt", save_gradients=folder)
     assert report.status == "error"
     assert report.reason.startswith(f"cannot write the gradients to {folder}: ")
 
@@ -232,11 +232,11 @@ def test_random_weights_give_a_gradient_through_zero_filled_layers(tmp_path: Pat
         'layer { name: "loss" type: "Reduction" bottom: "ip" top: "loss" loss_weight: 1\n'
         "  reduction_param { operation: SUMSQ axis: 0 } }\n"
     )
-    zero = validate(net)
+    zero = validate_net(net)
     assert zero.status == "failed" and zero.cause == "zero_weights"
     assert "the weights of 1 layer(s) (ip) are all zero" in zero.reason
     assert "random_weights=True" in zero.hint and "--" not in zero.reason
-    assert validate(net, random_weights=True).ok
+    assert validate_net(net, random_weights=True).ok
 
 
 def test_zero_conv_weights_are_the_cause_in_a_batchnorm_scale_net(tmp_path: Path) -> None:
@@ -254,7 +254,7 @@ def test_zero_conv_weights_are_the_cause_in_a_batchnorm_scale_net(tmp_path: Path
         'layer { name: "loss" type: "Reduction" bottom: "conv1" top: "loss" loss_weight: 1\n'
         "  reduction_param { operation: SUMSQ axis: 0 } }\n"
     )
-    report = validate(net)
+    report = validate_net(net)
     assert report.status == "failed" and report.cause == "zero_weights", report.reason
     assert "(conv1)" in report.reason and "Softmax" not in report.reason
 
@@ -266,7 +266,7 @@ def test_missing_python_layer_module_is_named(tmp_path: Path) -> None:
         'layer { name: "loss" type: "Python" bottom: "data" top: "loss"\n'
         '  python_param { module: "protoedit_no_such_module" layer: "Loss" } }\n'
     )
-    report = validate(net, allow_python_layers=True)
+    report = validate_net(net, allow_python_layers=True)
     assert report.status == "error"
     assert report.reason == (
         "Python layer 'loss' cannot be loaded: ModuleNotFoundError: "
@@ -284,7 +284,7 @@ def test_train_val_net_aborting_on_its_data_gets_the_to_deploy_hint(
         'layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip"\n'
         "  inner_product_param { num_output: 2 } }\n"
     )
-    report = validate(net)
+    report = validate_net(net)
     assert report.status == "error" and report.fatal is not None
     assert report.cause == "data_layers" and "mnist" in report.hint
     assert "to_deploy" in report.hint
@@ -296,7 +296,7 @@ def test_train_val_net_aborting_on_its_data_gets_the_to_deploy_hint(
 def test_solver_file_is_named_as_such(tmp_path: Path) -> None:
     solver = tmp_path / "solver.prototxt"
     solver.write_text('net: "train_val.prototxt"\nbase_lr: 0.01\nmax_iter: 10\n')
-    report = validate(solver)
+    report = validate_net(solver)
     assert report.status == "error" and report.cause == "solver_file"
     assert report.reason == f"{solver}: this is a SolverParameter file, not a net"
     assert "train_val.prototxt" in report.hint
@@ -304,17 +304,17 @@ def test_solver_file_is_named_as_such(tmp_path: Path) -> None:
 
 def test_a_document_is_validated_as_edited(tmp_path: Path) -> None:
     doc = load(LENET)
-    assert validate(doc).status == "failed"  # as written: no force_backward, no loss
+    assert validate_net(doc).status == "failed"  # as written: no force_backward, no loss
     force_backward(doc)
     add_loss(doc, "conv2", LossHead("channel", 3))
-    report = validate(doc)
+    report = validate_net(doc)
     assert report.ok, report.reason
     assert report.net == str(LENET) and "protoedit_aux_loss" in report.losses
 
 
 def test_a_documents_python_layers_are_found_beside_its_file() -> None:
     doc = load(VALIDATE / "python_layer.prototxt")
-    report = validate(doc, allow_python_layers=True)
+    report = validate_net(doc, allow_python_layers=True)
     assert report.status == "failed", report.reason  # it ran: the module was found
     assert report.blobs["doubled"] == [1, 3]
 
@@ -389,7 +389,9 @@ def test_save_gradients_writes_one_tile_per_batch_item(tmp_path: Path) -> None:
     force_backward(doc)
     add_loss(doc, "conv1", LossHead("channel", 0))
     doc.save(net)
-    report = validate(net, inputs={"data": tmp_path / "data.npy"}, save_gradients=tmp_path / "g")
+    report = validate_net(
+        net, inputs={"data": tmp_path / "data.npy"}, save_gradients=tmp_path / "g"
+    )
     assert report.ok, report.reason
     with Image.open(tmp_path / "g" / "data.png") as image:
         picture = np.asarray(image)

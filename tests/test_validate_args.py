@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from protoedit import CaffeUnavailableError, InputError, validate
+from protoedit import CaffeUnavailableError, InputError, validate_net
 from protoedit.cli import main as cli_main
 from protoedit.validate.report import format_size
 
@@ -37,12 +37,12 @@ def test_sizes_are_written_in_a_unit_that_fits(size: float, text: str) -> None:
 @pytest.mark.parametrize("timeout", [0, -1, float("nan")])
 def test_non_positive_timeout_is_refused(timeout: float) -> None:
     with pytest.raises(InputError, match="timeout must be a positive number of seconds"):
-        validate(LENET, timeout=timeout)
+        validate_net(LENET, timeout=timeout)
 
 
 def test_negative_memory_limit_is_refused() -> None:
     with pytest.raises(InputError, match="memory_limit must be 0"):
-        validate(LENET, memory_limit=-1)
+        validate_net(LENET, memory_limit=-1)
 
 
 @pytest.mark.parametrize("value", ["-1", "0", "soon"])
@@ -56,7 +56,7 @@ def test_cli_refuses_a_timeout_that_is_not_positive(
 
 
 def test_missing_weights_file_is_an_error_before_caffe(capsys: pytest.CaptureFixture[str]) -> None:
-    report = validate(LENET, weights="absent.caffemodel")
+    report = validate_net(LENET, weights="absent.caffemodel")
     assert report.status == "error" and report.seconds == 0.0
     assert report.reason.startswith("cannot read weights file absent.caffemodel")
     assert cli_main(["validate", str(LENET), "--weights", "absent.caffemodel"]) == 2
@@ -64,7 +64,7 @@ def test_missing_weights_file_is_an_error_before_caffe(capsys: pytest.CaptureFix
 
 
 def test_weights_file_that_is_a_folder_is_an_error(tmp_path: Path) -> None:
-    report = validate(LENET, weights=tmp_path)
+    report = validate_net(LENET, weights=tmp_path)
     assert report.status == "error" and "cannot read weights file" in report.reason
 
 
@@ -72,7 +72,7 @@ def test_weights_larger_than_the_budget_are_refused_before_loading(tmp_path: Pat
     weights = tmp_path / "big.caffemodel"
     with weights.open("wb") as handle:  # sparse: no disk space taken
         handle.truncate(300 * 2**20)
-    report = validate(LENET, weights=weights, memory_limit=256 * 2**20)
+    report = validate_net(LENET, weights=weights, memory_limit=256 * 2**20)
     assert report.status == "error" and report.seconds == 0.0 and report.cause == "over_budget"
     assert "300 MiB" in report.reason and "600 MiB" in report.reason
     assert "the budget is 256 MiB" in report.reason
@@ -104,7 +104,7 @@ def test_missing_pycaffe_raises_caffe_unavailable(
     path = os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])
     monkeypatch.setenv("PYTHONPATH", path)
     with pytest.raises(CaffeUnavailableError, match=r"pycaffe cannot be imported \(ImportError"):
-        validate(LENET)
+        validate_net(LENET)
     proc = subprocess.run(
         [sys.executable, "-m", "protoedit.cli", "validate", str(LENET)],
         capture_output=True,

@@ -14,7 +14,7 @@ from protoedit import load
 from protoedit.cli import main as cli_main
 from protoedit.net.view import NetView
 from protoedit.rewrites import LossHead, add_loss, aux, force_backward
-from protoedit.validate import validate, validate_files
+from protoedit.validate import validate_files, validate_net
 
 from .conftest import FIXTURES
 
@@ -49,7 +49,7 @@ def test_one_bad_file_of_each_kind_leaves_the_others_alone() -> None:
     assert "Unknown bottom blob 'image'" in reports[1].reason and reports[1].fatal is not None
     assert reports[3].reason.startswith("over the memory budget (512 MiB) during forward")
     assert reports[4].reason.startswith("timed out after 20 s (during forward)")
-    alone = {str(n): validate(n, **options) for n in (EUCLIDEAN, LENET)}  # type: ignore[arg-type]
+    alone = {str(n): validate_net(n, **options) for n in (EUCLIDEAN, LENET)}  # type: ignore[arg-type]
     for index in (0, 2, 5, 6):
         assert _facts(reports[index]) == _facts(alone[reports[index].net])
 
@@ -87,8 +87,8 @@ def test_skipping_parameter_gradients_keeps_the_input_gradient(tmp_path: Path) -
     aux(doc, "conv2", LossHead(channel=3))
     path = tmp_path / "aux.prototxt"
     path.write_text(doc.dumps())
-    skipped = validate(path, random_weights=True)
-    computed = validate(path, random_weights=True, skip_param_gradients=False)
+    skipped = validate_net(path, random_weights=True)
+    computed = validate_net(path, random_weights=True, skip_param_gradients=False)
     assert skipped.param_gradients == "skipped"
     assert computed.param_gradients == "computed: asked for"
     assert skipped.status == "valid", skipped.reason
@@ -97,7 +97,7 @@ def test_skipping_parameter_gradients_keeps_the_input_gradient(tmp_path: Path) -
 
 
 def test_parameter_gradients_stay_where_skipping_could_change_the_verdict() -> None:
-    report = validate(VALIDATE / "accuracy_force_backward.prototxt")
+    report = validate_net(VALIDATE / "accuracy_force_backward.prototxt")
     assert report.param_gradients.startswith("computed: layer types") and (
         "Accuracy" in report.param_gradients
     )
@@ -135,7 +135,7 @@ def test_the_declared_batch_is_kept_where_it_matters(tmp_path: Path, layer: str,
         "input_param { shape { dim: 4 dim: 6 } } }\n"
         f'layer {{ name: "x" {layer} }}\n'
     )
-    report = validate(net, batch=1)
+    report = validate_net(net, batch=1)
     assert report.batch == 4 and report.declared_batch == 4, report.reason
     assert report.batch_note == f"declared batch 4 kept: {why}"
     assert report.status == "failed"  # it ran (no loss): the declared batch loaded
@@ -148,9 +148,9 @@ def test_batchnorm_in_train_keeps_the_declared_batch(tmp_path: Path) -> None:
         "input_param { shape { dim: 3 dim: 2 } } }\n"
         'layer { name: "bn" type: "BatchNorm" bottom: "data" top: "bn" }\n'
     )
-    train = validate(net, batch=1, phase="TRAIN")
+    train = validate_net(net, batch=1, phase="TRAIN")
     assert train.batch == 3 and "BatchNorm layer 'bn'" in train.batch_note
-    test = validate(net, batch=1, phase="TEST")
+    test = validate_net(net, batch=1, phase="TEST")
     assert test.batch == 1 and test.batch_note == ""
 
 

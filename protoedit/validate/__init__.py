@@ -15,7 +15,7 @@ from protoedit.validate.defaults import (
 
 if TYPE_CHECKING:
     from protoedit.validate.report import FatalLog, InputGradient, ValidationReport
-    from protoedit.validate.runner import iter_validate, validate, validate_files
+    from protoedit.validate.runner import iter_validate, validate_files, validate_net
 
 #: Imported on first use: the CLI reads the defaults without loading the runner.
 _LAZY = {
@@ -23,8 +23,8 @@ _LAZY = {
     "InputGradient": "protoedit.validate.report",
     "ValidationReport": "protoedit.validate.report",
     "iter_validate": "protoedit.validate.runner",
-    "validate": "protoedit.validate.runner",
     "validate_files": "protoedit.validate.runner",
+    "validate_net": "protoedit.validate.runner",
 }
 
 
@@ -48,6 +48,6 @@ __all__ = [
     "InputGradient",
     "ValidationReport",
     "iter_validate",
-    "validate",
     "validate_files",
+    "validate_net",
 ]

@@ -63,7 +63,7 @@ def child_environment() -> dict[str, str]:
 Batch = int | str | None
 
 
-def validate(
+def validate_net(
     net: str | os.PathLike[str] | Document,
     *,
     weights: str | os.PathLike[str] | None = None,
@@ -123,9 +123,9 @@ def validate(
 def validate_files(
     nets: Sequence[str | os.PathLike[str] | Document], *, jobs: int | None = None, **options: Any
 ) -> list[ValidationReport]:
-    """:func:`validate` for many nets on ``jobs`` warm Caffe workers (default: one per core this
-    process may run on);
-    the reports in the order of ``nets``.  ``options`` are :func:`validate`'s."""
+    """:func:`validate_net` for many nets on ``jobs`` warm Caffe workers (default: one per core
+    this process may run on); the reports in the order of ``nets``.  ``options`` are
+    :func:`validate_net`'s."""
     reports: list[ValidationReport | None] = [None] * len(nets)
     for index, report in iter_validate(nets, jobs=jobs, **options):
         reports[index] = report
