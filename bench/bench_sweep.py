@@ -24,11 +24,13 @@ from protoedit.explain.maximisation import Settings
 from protoedit.explain.preprocess import Preprocess
 from protoedit.sweep import Plan, Target, make_model, run_sweep
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/assets of the checkout
+
 
 def plan_for(args: argparse.Namespace) -> Plan:
     """The digits net (conv2 and ip1, half the units each) or open_nsfw's ResNet-50."""
     if args.model == "digits":
-        from protoedit.explain.digits import trained_digits
+        from tests.assets.digits import trained_digits
 
         digits = trained_digits()
         model = make_model(
@@ -36,7 +38,7 @@ def plan_for(args: argparse.Namespace) -> Plan:
         )
         layers = tuple(args.layers.split(",")) if args.layers else ("conv2", "ip1")
     else:
-        from protoedit.explain.models import open_nsfw
+        from tests.assets.models import open_nsfw
 
         nsfw = open_nsfw()
         model = make_model(

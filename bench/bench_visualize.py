@@ -28,8 +28,10 @@ import numpy as np
 from protoedit import load
 from protoedit.explain import CaffeSession, Preprocess
 from protoedit.explain.maximisation import Settings, visualization_net, visualize
-from protoedit.explain.models import open_nsfw
 from protoedit.rewrites import force_backward, truncate
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/assets of the checkout
+from tests.assets.models import open_nsfw
 
 
 def truncated_net(deploy: Path, weights: Path, target: str, batch: int) -> Any:

@@ -20,6 +20,7 @@ from protoedit.rewrites import LossHead, aux
 from protoedit.validate import ValidationReport, validate_net
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the test assets of the checkout: tests/assets
 DEFAULT_NET = ROOT / "fixtures" / "lenet_deploy.prototxt"
 
 
@@ -81,9 +82,9 @@ def pictures(out: Path) -> int:
 
     from protoedit.errors import ProtoeditError
     from protoedit.explain import Preprocess
-    from protoedit.explain.digits import trained_digits
     from protoedit.explain.maximisation import Settings, Unit, visualize
     from protoedit.explain.saliency_maps import saliency
+    from tests.assets.digits import trained_digits
 
     print("\n=== 4. pictures of the trained digits net")
     try:

@@ -13,11 +13,13 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from protoedit.explain import Preprocess, saliency
-from protoedit.explain.digits import trained_digits
 from protoedit.explain.saliency_maps import METHODS
 from protoedit.rewrites import LossHead
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the test assets of the checkout: tests/assets
+from tests.assets.digits import trained_digits  # noqa: E402
+
 DIGITS = (3, 0)  # which digits to show (the first held-out image of each)
 LABEL_WIDTH = 110
 GAP = 12

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from protoedit import caffe_build
-from protoedit.explain.digits import TrainedDigits, trained_digits
-from protoedit.explain.models import CachedModel, ModelFetchError, open_nsfw
+
+from .assets.digits import TrainedDigits, trained_digits
+from .assets.models import CachedModel, ModelFetchError, open_nsfw
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"

@@ -10,10 +10,10 @@ from PIL import Image
 
 from protoedit.cli import main
 from protoedit.explain import gradients
-from protoedit.explain.digits import FIXTURES, TrainedDigits
 from protoedit.rewrites import LossHead
 from protoedit.schema import builtin_schema
 
+from .assets.digits import FIXTURES, TrainedDigits
 from .conftest import one_error_line
 
 DEPLOY = FIXTURES / "deploy.prototxt"

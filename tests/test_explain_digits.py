@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from protoedit.explain import CaffeSession
-from protoedit.explain.digits import FILES, FIXTURES, TrainedDigits, cache_key, trained_digits
+
+from .assets.digits import FILES, FIXTURES, TrainedDigits, cache_key, trained_digits
 
 #: What "sensible" means for this net: 8x8 digits are easy, and a linear model on pixels
 #: already reaches about 95%; a two-conv net trained for 1,500 steps should do better.

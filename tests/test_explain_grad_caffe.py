@@ -17,11 +17,12 @@ import pytest
 
 from protoedit import load, loads
 from protoedit.explain import CaffeSession, gradients, prepare
-from protoedit.explain.digits import TrainedDigits
 from protoedit.explain.weights import read_weights, stored_shapes
 from protoedit.net.layers import layer_type
 from protoedit.net.view import NetView
 from protoedit.rewrites import LossHead
+
+from .assets.digits import TrainedDigits
 
 pytestmark = pytest.mark.caffe
 

@@ -9,11 +9,12 @@ import pytest
 from protoedit import load
 from protoedit.errors import InputError
 from protoedit.explain import prepare
-from protoedit.explain.digits import FIXTURES
 from protoedit.explain.weights import read_weights, stored_shapes
 from protoedit.net.view import NetView
 from protoedit.rewrites import LOSS_TOP, LossHead
 from protoedit.schema import builtin_schema
+
+from .assets.digits import FIXTURES
 
 TRAIN = FIXTURES / "train.prototxt"
 

@@ -15,7 +15,6 @@ from PIL import Image
 from protoedit.cli import main
 from protoedit.errors import InputError
 from protoedit.explain import CaffeSession, Preprocess, gradients, saliency
-from protoedit.explain.digits import FIXTURES, TrainedDigits
 from protoedit.explain.heatmap import DIVERGING, SEQUENTIAL, colours, panels
 from protoedit.explain.saliency_maps import (
     DEFAULT_CHUNK,
@@ -29,6 +28,7 @@ from protoedit.explain.saliency_maps import (
 from protoedit.explain.session import CaffeRunError
 from protoedit.rewrites import LossHead
 
+from .assets.digits import FIXTURES, TrainedDigits
 from .conftest import one_error_line
 
 DEPLOY = FIXTURES / "deploy.prototxt"

