@@ -11,7 +11,7 @@ from google.protobuf.message import Message
 
 from protoedit.errors import InputError, Location, excerpt
 from protoedit.files import read_text, write_atomic
-from protoedit.paths import Walk, field_descriptors, missing_segments, parse_path, walk
+from protoedit.paths import Walk, absent, field_descriptors, missing_segments, parse_path, walk
 from protoedit.schema import Schema, load_schema
 from protoedit.schema.binding import (
     Binder,
@@ -289,7 +289,9 @@ class Document:
         descriptor: Descriptor | None = self.schema.descriptor(self.message_type)
         if path:
             walked, fds = self._walk(path, lenient=self.lenient)
-            picked = walked.picked if walked.complete else []
+            if not walked.complete or not walked.picked:
+                raise absent(walked)  # what there is instead, with the nearest names
+            picked = walked.picked
             if len(picked) != 1 or not isinstance(picked[0].value, Block):
                 raise InputError(f"{path!r} must name exactly one message to insert into")
             container = picked[0].value

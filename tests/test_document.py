@@ -457,6 +457,8 @@ def test_a_valid_path_that_matches_nothing_gives_empty_results() -> None:
         assert doc.delete(path) == 0
     assert doc.find("layer[name=conv1].convolution_param.group") == []  # left out: no node
     assert doc.get("layer[name=conv1].convolution_param.group") == 1  # its default
+    with pytest.raises(InputError, match=r"no field at 'layer\[name=conv2\]'.*name=conv1"):
+        doc.insert("layer[name=conv2]", "bottom: 'x'")  # nowhere to insert: say what is there
     assert doc.dumps() == before
 
 
