@@ -170,3 +170,12 @@ def test_protoedit_validate_is_the_subpackage_whatever_was_imported_first() -> N
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.split() == ["module", "True", "module", "True", "True", "module", "True"]
+
+
+def test_every_public_name_resolves() -> None:
+    for name in protoedit.__all__:
+        assert getattr(protoedit, name) is not None, name
+    assert protoedit.format_text("a {b: 1}\n") == "a {\n  b: 1\n}\n"
+    assert [str(f) for f in protoedit.check_text("nme: 1\n", name="n.prototxt")] == [
+        "n.prototxt:1:1: E101 unknown field 'nme' in caffe.NetParameter (did you mean 'name'?)"
+    ]
