@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_diff import net_text
 
 from protoedit import builtin_schema, loads
-from protoedit.commands import check_files, format_files
+from protoedit.cli.format_check import check_files, format_files
 
 DEFAULT_CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
 BIG = 50_000  # bytes: the corpus files the load target applies to
@@ -96,8 +96,10 @@ def main() -> int:
         work: dict[str, Callable[[], object]] = {
             "small": lambda: loads(small, lenient=True),
             "large": lambda: loads(large, lenient=True),
-            "check": lambda: check_files([str(path)], False, None, None),
-            "format": lambda: format_files([str(path)], True, False, False, None),
+            "check": lambda: check_files([str(path)], strict=False),
+            "format": lambda: format_files(
+                [str(path)], check=True, diff=False, in_place=False, stdin_name=None
+            ),
         }
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             for _ in range(args.large_rounds):

@@ -74,7 +74,7 @@ def test_format_leaves_a_broken_file_untouched(tmp_path: Path) -> None:
 
 
 def test_format_is_idempotent_and_keeps_comments_over_the_corpus(corpus: Path) -> None:
-    from protoedit.commands import format_text
+    from protoedit.syntax.safe_format import format_text
 
     for path in sorted(corpus.glob("*.prototxt")):
         text = path.read_bytes().decode("utf-8")

@@ -9,10 +9,10 @@ from collections.abc import Callable
 import pytest
 from hypothesis import given, settings
 
-from protoedit import ProtoeditError, commands
-from protoedit.commands import format_text
-from protoedit.syntax import canonical, parse
+from protoedit import ProtoeditError
+from protoedit.syntax import canonical, parse, safe_format
 from protoedit.syntax.formatter import format_tree
+from protoedit.syntax.safe_format import format_text
 from protoedit.syntax.tree import Tree, detect_newline
 
 from .test_formatter import _commented, _numbered
@@ -23,7 +23,7 @@ PLAIN = "a { b: 1  c: 'x' }\ne { }\nl: [1, 2]\n\nd: 2\n"
 
 
 def _install(monkeypatch: pytest.MonkeyPatch, broken: Callable[[Tree], str]) -> None:
-    monkeypatch.setattr(commands, "format_tree", broken)
+    monkeypatch.setattr(safe_format, "format_tree", broken)
 
 
 def _toggle(before: str, after: str) -> Callable[[Tree], str]:

@@ -8,11 +8,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protoedit import ProtoeditError, commands
-from protoedit.commands import format_text
-from protoedit.syntax import parse
+from protoedit import ProtoeditError
+from protoedit.cli.format_check import format_files
+from protoedit.syntax import parse, safe_format
 from protoedit.syntax.formatter import format_tree
 from protoedit.syntax.printer import comments
+from protoedit.syntax.safe_format import format_text
 from protoedit.syntax.tree import Tree
 
 from .test_syntax import _documents
@@ -82,7 +83,7 @@ def _breaking(monkeypatch: pytest.MonkeyPatch, change: str) -> None:
         indent = at - doc.source.rindex("\n", 0, at) - 1
         return text.replace("  b: 1", " " * (indent + 1) + "b: 1")  # deeper with every pass
 
-    monkeypatch.setattr(commands, "format_tree", broken)
+    monkeypatch.setattr(safe_format, "format_tree", broken)
 
 
 @pytest.mark.parametrize(
@@ -113,7 +114,7 @@ def test_format_files_reports_a_formatter_bug_with_exit_2(
     target = Path(str(tmp_path)) / "net.prototxt"
     target.write_text("# one\na {b: 1}\n")
     _breaking(monkeypatch, "comments")
-    assert commands.format_files([str(target)], False, False, True, None) == 2
+    assert format_files([str(target)], check=False, diff=False, in_place=True, stdin_name=None) == 2
     assert "the file was left as is" in capsys.readouterr().err
     assert target.read_text() == "# one\na {b: 1}\n"
 

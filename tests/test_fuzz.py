@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from protoedit import ProtoeditError, loads
-from protoedit.commands import check_files, format_text
+from protoedit.cli.format_check import check_files
 from protoedit.document import Document
 from protoedit.net.layers import BVLC_TYPES, layer_type
 from protoedit.rewrites import (
@@ -43,6 +43,7 @@ from protoedit.rewrites import (
 )
 from protoedit.syntax import parse
 from protoedit.syntax.parser import MAX_DEPTH
+from protoedit.syntax.safe_format import format_text
 from protoedit.syntax.tree import Block, Field, Scalar
 
 from .conftest import FIXTURES
@@ -288,7 +289,7 @@ def _calls(
 ) -> Iterator[tuple[str, Callable[[], object]]]:
     def check() -> object:
         check_path.write_text(text, encoding="utf-8", errors="surrogatepass")
-        return check_files([str(check_path)], rng.random() < 0.5, None, None)
+        return check_files([str(check_path)], strict=rng.random() < 0.5)
 
     yield "loads", lambda: loads(text).message
     yield "loads(lenient=True)", lambda: loads(text, lenient=True).message

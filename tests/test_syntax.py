@@ -173,7 +173,7 @@ def _depth(openers: list[str]) -> int:
 
 def _parses_formats_and_dumps_or_refuses(text: str, depth: int) -> None:
     from protoedit import loads
-    from protoedit.commands import format_text
+    from protoedit.syntax.safe_format import format_text
 
     if depth > MAX_DEPTH:
         for attempt in (parse, lambda t: format_text(t, "<string>"), loads):
