@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-from protoedit.cli.options import Commands, add_schema
+from protoedit.cli.options import Commands, add_output, add_schema
 from protoedit.files import STDIN
 
 if TYPE_CHECKING:
@@ -30,11 +30,10 @@ def add_draw(commands: Commands) -> None:
     cmd.add_argument("net", nargs="?", metavar="NET", help="a .prototxt, or - for stdin")
     cmd.add_argument("--before", metavar="OLD", help="the net before a change (with --after)")
     cmd.add_argument("--after", metavar="NEW", help="the net after the change (with --before)")
-    cmd.add_argument(
-        "-o",
-        "--output",
-        metavar="PICTURE",
-        help="write here; the format by extension: .svg, .png, .pdf, .dot (default: SVG on stdout)",
+    add_output(
+        cmd,
+        "PICTURE",
+        "write here; the format by extension: .svg, .png, .pdf, .dot (default: SVG on stdout)",
     )
     cmd.add_argument(
         "--rankdir",

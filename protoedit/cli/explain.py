@@ -10,6 +10,7 @@ from protoedit.cli.messages import say
 from protoedit.cli.options import (
     Commands,
     add_head,
+    add_output,
     add_preprocess,
     add_python_layers,
     add_target,
@@ -70,7 +71,7 @@ def add_grad(commands: Commands) -> None:
     add_target(what, False, "the layer the loss head measures")
     what.add_argument("--loss", metavar="BLOB", help="the net's own loss blob instead")
     add_head(cmd)
-    cmd.add_argument("-o", "--output", metavar="GRADS.npz", help="write every gradient here")
+    add_output(cmd, "GRADS.npz", "write every gradient here")
     _common(cmd)
     hints(cmd, _explain_flags)
     cmd.set_defaults(run=run_grad)
@@ -187,7 +188,7 @@ def add_saliency(commands: Commands) -> None:
     cmd.add_argument(
         "--chunk", type=positive, metavar="N", help="batch items per forward/backward (default 32)"
     )
-    cmd.add_argument("-o", "--output", required=True, metavar="MAP.png", help="the heat map")
+    add_output(cmd, "MAP.png", "the heat map (the map's .npy files go beside it)", required=True)
     _common(cmd)
     hints(cmd, _explain_flags)
     cmd.set_defaults(run=run_saliency)
@@ -297,7 +298,7 @@ def add_visualize(commands: Commands) -> None:
         help="measure the target before the in-place layers that follow it (default after)",
     )
     cmd.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    cmd.add_argument("-o", "--output", required=True, metavar="GRID.png")
+    add_output(cmd, "GRID.png", "the grid (each unit's files go beside it)", required=True)
     _common(cmd, crop=False)
     hints(cmd, _visualize_flags)
     cmd.set_defaults(run=run_visualize)

@@ -88,6 +88,13 @@ def add_weights(cmd: argparse.ArgumentParser, required: bool = True) -> None:
     )
 
 
+def add_output(
+    cmd: argparse.ArgumentParser | Any, metavar: str, what: str, required: bool = False
+) -> None:
+    """``-o/--output``: where a command writes its result."""
+    cmd.add_argument("-o", "--output", required=required, metavar=metavar, help=what)
+
+
 def add_timeout(cmd: argparse.ArgumentParser | Any, default: float | None, what: str) -> None:
     """``--timeout SECONDS``: positive, for every command that runs Caffe."""
     cmd.add_argument(

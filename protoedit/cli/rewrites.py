@@ -11,6 +11,7 @@ from protoedit.cli.messages import say
 from protoedit.cli.options import (
     Commands,
     add_head,
+    add_output,
     add_schema,
     add_state,
     add_target,
@@ -41,7 +42,7 @@ def _command(commands: Commands, name: str, help: str, rewrite: Rewrite) -> argp
     )
     cmd.add_argument("file", metavar="FILE", help="a .prototxt, or - for stdin")
     out = cmd.add_mutually_exclusive_group()
-    out.add_argument("-o", "--output", metavar="OUT", help="write here instead of stdout")
+    add_output(out, "OUT", "write here instead of stdout")
     out.add_argument("-i", "--in-place", action="store_true", help="rewrite FILE itself")
     out.add_argument("--diff", action="store_true", help="print a unified diff instead")
     add_schema(cmd, lenient="tolerate fields the schema lacks (kept verbatim, with a warning)")

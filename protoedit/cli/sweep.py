@@ -8,6 +8,7 @@ from typing import Any
 from protoedit.cli.messages import say
 from protoedit.cli.options import (
     Commands,
+    add_output,
     add_preprocess,
     add_python_layers,
     add_weights,
@@ -73,7 +74,7 @@ def add_sweep(commands: Commands) -> None:
         "images with their activations, sortable, opening from disk. Exit 0, 2 on error.",
     )
     report.add_argument("store_dir", metavar="STORE", help="the sweep's results folder")
-    report.add_argument("-o", "--output", required=True, metavar="ATLAS_DIR")
+    add_output(report, "ATLAS_DIR", "the folder of the contact sheet", required=True)
     report.set_defaults(run=run_report)
 
 

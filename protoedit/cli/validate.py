@@ -170,6 +170,7 @@ def run_validate(args: argparse.Namespace) -> int:
             if args.hook:
                 _hook_verdict(report)
             reports[runnable[position]] = report
+            bar.set_postfix_str(report.net, refresh=False)
             bar.update(1)
             bar.clear()
             while shown < len(reports) and reports[shown] is not None:
