@@ -81,7 +81,7 @@ def hints(cmd: argparse.ArgumentParser, flags: Any) -> None:
     cmd.set_defaults(flags=flags)
 
 
-def add_weights(cmd: argparse.ArgumentParser, required: bool = True) -> None:
+def add_weights(cmd: argparse.ArgumentParser | Any, required: bool = True) -> None:
     """``--weights MODEL.caffemodel``."""
     cmd.add_argument(
         "--weights", required=required, metavar="MODEL.caffemodel", help="the trained weights"

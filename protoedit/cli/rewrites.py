@@ -16,6 +16,7 @@ from protoedit.cli.options import (
     add_state,
     add_target,
     add_timeout,
+    add_weights,
     dims,
     head,
     head_flags,
@@ -206,7 +207,7 @@ def _add_aux(commands: Commands) -> None:
         help="also run the result through `protoedit validate` (exit code: the validation's; "
         "-i keeps the original when it fails)",
     )
-    check.add_argument("--weights", metavar="MODEL.caffemodel")
+    add_weights(check, required=False)
     check.add_argument(
         "--random-weights", action="store_true", help="seeded random values for every parameter"
     )

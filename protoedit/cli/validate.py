@@ -10,6 +10,7 @@ from protoedit.cli.options import (
     Commands,
     add_python_layers,
     add_timeout,
+    add_weights,
     parse_size,
     positive,
 )
@@ -87,7 +88,7 @@ def add_validate(commands: Commands) -> None:
         "validated as its deploy net (to-deploy in memory), weights are random unless given, "
         "and a net that runs without a loss or force_backward passes",
     )
-    cmd.add_argument("--weights", metavar="MODEL.caffemodel")
+    add_weights(cmd, required=False)
     cmd.add_argument("--phase", choices=["TEST", "TRAIN"], default="TEST", type=str.upper)
     cmd.add_argument(
         "--json", action="store_true", help="print one JSON object a file (JSON lines)"
