@@ -20,7 +20,7 @@ from pathlib import Path
 from google.protobuf import text_format
 
 from protoedit import builtin_schema, loads
-from protoedit.commands import check_files
+from protoedit.cli.format_check import check_files
 from protoedit.errors import ProtoeditError
 from protoedit.syntax import parse
 
@@ -81,7 +81,7 @@ def main() -> int:
         )
     paths = [str(p) for p in sorted(args.corpus.glob("*.prototxt"))]
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        check_time = best_of(args.rounds, lambda: check_files(paths, False, None, None))
+        check_time = best_of(args.rounds, lambda: check_files(paths, strict=False))
     reference_all = best_of(args.rounds, theirs(files))
     print(
         f"protoedit check, {len(paths)} files, one process: {check_time:.3f}s "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 
@@ -22,7 +23,11 @@ class Location:
 
 
 class ProtoeditError(Exception):
-    """Base of every error protoedit raises; ``str()`` is ``path:line:col: message``."""
+    """Base of every error protoedit raises; ``str()`` is ``path:line:col: message``.
+
+    Subclasses carry what a front end needs to say how to fix it as fields, never in the
+    message text: :attr:`MissingArgumentError.needs`, :attr:`InvalidArgumentError.argument`.
+    """
 
     def __init__(self, message: str, location: Location | None = None, detail: str = "") -> None:
         self.message = message
@@ -38,6 +43,12 @@ class ProtoeditError(Exception):
     def __str__(self) -> str:
         head = f"{self.location}: {self.message}" if self.location else self.message
         return f"{head}\n{self.detail}" if self.detail else head
+
+    def remedy(self, options: Mapping[str, str] | None = None) -> str:
+        """What would fix the error, naming for each library parameter ``options[name]`` (a
+        front end's own option, e.g. ``--stage S``) or else the keyword ``name=``; ``""``
+        when nothing is known."""
+        return ""
 
 
 def _rebuild(cls: type[ProtoeditError], args: tuple[object, ...]) -> ProtoeditError:
@@ -92,6 +103,18 @@ class MissingArgumentError(InputError):
     def __reduce__(self) -> tuple[object, ...]:
         return (type(self), (self.message, self.needs, self.location, self.detail))
 
+    def remedy(self, options: Mapping[str, str] | None = None) -> str:
+        """``pass --shape N,C,H,W or --input-channels C`` (with ``options``), or ``pass
+        shape= or input_channels=`` for a Python caller (suggested values included)."""
+        named = []
+        for parameter, value in self.needs.items():
+            if options is None:
+                named.append(f"{parameter}={'' if value is None else repr(value)}")
+            elif parameter in options:
+                flag = options[parameter]
+                named.append(flag if value is None else f"{flag.split()[0]} {value}")
+        return f"pass {' or '.join(named)}" if named else ""
+
     def renamed(self, names: dict[str, str]) -> MissingArgumentError:
         """The same error with parameters renamed: a recipe that passes a value on to a
         step under another name reports its own parameter."""
@@ -115,3 +138,18 @@ class BrokenResultError(MissingArgumentError):
 
     def __reduce__(self) -> tuple[object, ...]:
         return (type(self), (self.message, self.findings, self.needs, self.location))
+
+
+class InvalidArgumentError(InputError):
+    """A value given for the library parameter ``argument`` is out of range or of the wrong
+    form (a channel past the last, a batch of 0); a front end names its own option for it
+    (the CLI: ``channel 10 is out of range: ... (--class)``)."""
+
+    def __init__(
+        self, message: str, argument: str, location: Location | None = None, detail: str = ""
+    ) -> None:
+        self.argument = argument
+        super().__init__(message, location, detail)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.message, self.argument, self.location, self.detail))

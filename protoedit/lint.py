@@ -252,6 +252,7 @@ def _net_findings(
                 "E205",
                 f"unknown layer type '{kind}' (layer '{layers[index].name}'){hints[kind]}",
                 places.child(index, "type", 0),
+                subject=kind,
             )
     phase_enum = net.DESCRIPTOR.fields_by_name["state"].message_type.fields_by_name["phase"]
     all_phases = [value.name for value in phase_enum.enum_type.values]
@@ -296,6 +297,8 @@ class Finding:
     code: str
     message: str
     severity: str = "error"
+    #: What the finding is about (E205: the unknown layer type), for front ends that act on it.
+    subject: str | None = None
 
     def __str__(self) -> str:
         return f"{self.location}: {self.code} {self.message}"
@@ -338,7 +341,9 @@ def check_text(
         accepted = known_types(resolved, resolved.path == str(BUILTIN_PROTO))
         diagnostics += list(findings(lint_doc, accepted))
     diagnostics.sort(key=lambda d: d.pos)
-    return [Finding(doc.location(d.pos), d.code, d.message, d.severity) for d in diagnostics]
+    return [
+        Finding(doc.location(d.pos), d.code, d.message, d.severity, d.subject) for d in diagnostics
+    ]
 
 
 def check_file(

@@ -32,12 +32,12 @@ def _run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
 CRASH_ROWS = [
     (["force-backward", LENET, "-o", "{tmp}/missing/out.prototxt"], "cannot write: no folder"),
     (["upgrade", LENET, "-o", "{tmp}"], "cannot write: it is a directory"),
-    (["check", LENET, "--type", "Bogus"], "the schema has no message 'Bogus' (--type takes"),
+    (["check", LENET, "--type", "Bogus"], "the schema has no message 'Bogus' (--type)"),
     (["check", LENET, "--type", "LabelMap"], "the schema has no message 'LabelMap'"),
     (["check", "{tmp}/nothing.prototxt"], "nothing.prototxt: cannot read"),
     (["format", "-i", "-"], "-i/--in-place needs a file, not - (stdin)"),
     (["format", "-i"], "-i/--in-place needs a file, not - (stdin)"),
-    (["truncate", "-i", "-", "--at", "conv1"], "-i/--in-place needs a file, not - (stdin)"),
+    (["truncate", "-i", "-", "--target", "conv1"], "-i/--in-place needs a file, not - (stdin)"),
     (["format", "-i", "--diff", LENET], "cannot be combined with --check or --diff"),
     (["format", "-i", "--check", LENET], "cannot be combined with --check or --diff"),
     (["format", LENET, LENET], "2 files would be printed one after another to stdout"),
@@ -65,7 +65,7 @@ def test_an_internal_error_is_a_short_report_and_exit_123(
     def broken(*_: object, **__: object) -> int:
         raise RuntimeError("the unexpected happened")
 
-    monkeypatch.setattr("protoedit.commands.check_files", broken)
+    monkeypatch.setattr("protoedit.cli.format_check.check_files", broken)
     assert cli.main(["check", LENET]) == cli.EXIT_INTERNAL == 123
     err = capsys.readouterr().err
     assert err.startswith(
@@ -95,7 +95,7 @@ def test_expected_failures_are_one_line(
     def failing(*_: object, **__: object) -> int:
         raise exc
 
-    monkeypatch.setattr("protoedit.commands.format_files", failing)
+    monkeypatch.setattr("protoedit.cli.format_check.format_files", failing)
     assert cli.main(["format", LENET]) == code
     assert capsys.readouterr().err == said
 

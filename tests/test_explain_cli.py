@@ -87,8 +87,11 @@ def test_loss_fed_by_a_data_layer(capsys: pytest.CaptureFixture[str], tmp_path: 
 
 def test_several_inputs_need_names(capsys: pytest.CaptureFixture[str], digit_npy: Path) -> None:
     argv = ["grad", str(FIXTURES / "train.prototxt"), "--weights", "w"]
-    line = one_error_line(capsys, [*argv, "--input", str(digit_npy), "--loss", "loss"])
-    assert "several input blobs (data, label): name each one with --input BLOB=FILE" in line
+    assert main([*argv, "--input", str(digit_npy), "--loss", "loss"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "protoedit: error: the net has several input blobs (data, label): name each one",
+        "hint: pass --input BLOB=FILE",  # from the error's `needs`, in this command's terms
+    ]
 
 
 def test_input_of_the_wrong_shape(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

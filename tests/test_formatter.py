@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protoedit import ProtoeditError, commands, format_text
+from protoedit import ProtoeditError, format_text
+from protoedit.cli.format_check import format_files
 from protoedit.syntax import formatter, parse
 from protoedit.syntax.formatter import format_tree
 from protoedit.syntax.printer import comments
@@ -112,7 +113,7 @@ def test_format_files_reports_a_formatter_bug_with_exit_2(
     target = Path(str(tmp_path)) / "net.prototxt"
     target.write_text("# one\na {b: 1}\n")
     _breaking(monkeypatch, "comments")
-    assert commands.format_files([str(target)], False, False, True, None) == 2
+    assert format_files([str(target)], check=False, diff=False, in_place=True, stdin_name=None) == 2
     assert "the file was left as is" in capsys.readouterr().err
     assert target.read_text() == "# one\na {b: 1}\n"
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from protoedit import ProtoeditError, format_text, loads
-from protoedit.commands import check_files
+from protoedit.cli.format_check import check_files
 from protoedit.document import Document
 from protoedit.net.layers import BVLC_TYPES, layer_type
 from protoedit.rewrites import (
@@ -288,7 +288,7 @@ def _calls(
 ) -> Iterator[tuple[str, Callable[[], object]]]:
     def check() -> object:
         check_path.write_text(text, encoding="utf-8", errors="surrogatepass")
-        return check_files([str(check_path)], rng.random() < 0.5, None, None)
+        return check_files([str(check_path)], strict=rng.random() < 0.5)
 
     yield "loads", lambda: loads(text).message
     yield "loads(lenient=True)", lambda: loads(text, lenient=True).message

@@ -503,7 +503,7 @@ def test_add_loss_hint_names_channels(tmp_path: Path, capsys: pytest.CaptureFixt
         'layer { name: "r" type: "Tile" bottom: "data" top: "r"\n'
         "  tile_param { axis: 1 tiles: 3 } }\n"
     )
-    code, _, err = _cli(["add-loss", str(net), "--blob", "r", "--channel", "1"], capsys)
+    code, _, err = _cli(["add-loss", str(net), "--target", "r", "--channel", "1"], capsys)
     assert code == 2 and "hint: pass --channels N" in err
 
 

@@ -298,15 +298,21 @@ def test_ray_missing_is_a_clear_error(
 
 def test_cli_usage_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     cases = [
-        (["sweep", "--store", str(tmp_path)], "give a plan file or --net, --weights, --layers"),
-        (["sweep", "report", str(tmp_path)], "usage: protoedit sweep report STORE -o"),
+        (["sweep", "--store", str(tmp_path)], "give a plan file (--plan) or --net, --weights"),
         (["sweep", "report", str(tmp_path), "-o", str(tmp_path / "a")], "no sweep store here"),
-        (["sweep", "a.toml", "b.toml"], "one plan file at most"),
+        (["sweep", "--plan", "a.toml", "--net", "n"], "give a plan file or --net/--weights"),
     ]
     for argv, message in cases:
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1, err
+    for argv, message in [
+        (["sweep", "report", str(tmp_path)], "required: -o/--output"),
+        (["sweep", "a.toml"], "invalid choice: 'a.toml'"),
+    ]:
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
 
 
 # --- Caffe: the digits net ------------------------------------------------------------------

@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from protoedit.document import Document, load
-from protoedit.errors import InputError, Location
+from protoedit.errors import InputError, Location, MissingArgumentError
 from protoedit.explain.preprocess import Preprocess, load_input
 from protoedit.explain.session import DEFAULT_TIMEOUT, CaffeSession
 from protoedit.net.layers import DATA, is_a, is_loss, no_backward, param_key
@@ -172,7 +172,9 @@ def load_inputs(
     if not isinstance(inputs, Mapping):
         if len(declared) != 1:
             names = ", ".join(declared) or "none"
-            raise InputError(f"the net has several input blobs ({names}): name each one")
+            raise MissingArgumentError(
+                f"the net has several input blobs ({names}): name each one", {"inputs": None}
+            )
         inputs = {next(iter(declared)): inputs}
     missing = sorted(set(declared) - set(inputs))
     unknown = sorted(set(inputs) - set(declared))

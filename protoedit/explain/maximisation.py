@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -28,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from protoedit.document import Document
-from protoedit.errors import InputError
+from protoedit.errors import InputError, InvalidArgumentError
 from protoedit.explain.layer_gradients import NetSource, _document, input_shapes
 from protoedit.explain.preprocess import Preprocess, _mean_array, blob_to_image, fit_image
 from protoedit.explain.preprocess import load_input as load_image_input
@@ -36,6 +35,7 @@ from protoedit.explain.session import DEFAULT_TIMEOUT, CaffeSession
 from protoedit.net.layers import SIZE_BOUND, is_a, is_data_layer, learnt_param_count, no_backward
 from protoedit.net.shapes import infer_shapes
 from protoedit.net.view import INPUT, BlobVersion, NetView
+from protoedit.progress import progress_bar
 from protoedit.rewrites import filter_net, force_backward, needs_upgrade, truncate, upgrade
 from protoedit.rewrites.add_loss import infer_channels, layer_text, rename_blobs
 from protoedit.rewrites.report import RewriteReport
@@ -436,14 +436,6 @@ def _start_batch(
     return np.ascontiguousarray(np.stack(images), dtype=np.float32)
 
 
-def _progress(total: int, enabled: bool | None) -> Any:
-    from tqdm import tqdm  # type: ignore[import-untyped]
-
-    if enabled is None:
-        enabled = sys.stderr.isatty()
-    return tqdm(total=total, unit="step", disable=not enabled, file=sys.stderr, leave=False)
-
-
 def visualize(
     net: NetSource,
     *,
@@ -471,20 +463,26 @@ def visualize(
     pre = preprocess or Preprocess()
     doc, head, report = visualization_net(net, target, after_inplace=after_inplace)
     wanted = list(units) if units is not None else [Unit(c) for c in (channels or [0])]
+    given = "units" if units is not None else "channels"
     if not wanted:
-        raise InputError("no units to visualise")
+        raise InvalidArgumentError("no units to visualise", given)
     for unit in wanted:
         if not 0 <= unit.channel < head.channels:
-            raise InputError(
+            raise InvalidArgumentError(
                 f"channel {unit.channel} is out of range: '{target}' has {head.channels} "
-                f"channels (0-{head.channels - 1})"
+                f"channels (0-{head.channels - 1})",
+                given,
             )
         if unit.position is not None:
             if head.shape is None or len(unit.position) != len(head.shape) - 2:
-                raise InputError(f"unit {unit.channel},{unit.position} does not fit '{target}'")
+                raise InvalidArgumentError(
+                    f"unit {unit.channel},{unit.position} does not fit '{target}'", given
+                )
             for index, size in zip(unit.position, head.shape[2:], strict=True):
                 if not 0 <= index < size:
-                    raise InputError(f"position {unit.position} is outside '{target}' {head.shape}")
+                    raise InvalidArgumentError(
+                        f"position {unit.position} is outside '{target}' {head.shape}", given
+                    )
     shape = input_shapes(doc)[head.input]
     if len(shape) != 4:
         raise InputError(f"the input '{head.input}' has shape {list(shape)}, not N x C x H x W")
@@ -529,7 +527,7 @@ def visualize(
     live = session or CaffeSession(
         doc.dumps(), weights=weights, net_path=doc.path, seed=settings.seed, timeout=timeout
     )
-    bar = _progress(settings.steps * len(groups), progress)
+    bar = progress_bar(settings.steps * len(groups), unit="step", enabled=progress, leave=False)
     try:
         for group in groups:
             bar.set_description(

@@ -29,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from protoedit.document import Document
-from protoedit.errors import InputError, Location
+from protoedit.errors import InputError, Location, MissingArgumentError
 from protoedit.explain.layer_gradients import (
     InputSource,
     NetSource,
@@ -126,7 +126,10 @@ def logits_target(net: NetSource) -> str:
             found[info.name] = None
     if len(found) != 1:
         names = ", ".join(f"'{name}'" for name in found) or "none"
-        raise InputError(f"cannot tell which layer holds the class scores (candidates: {names})")
+        raise MissingArgumentError(
+            f"cannot tell which layer holds the class scores (candidates: {names})",
+            {"target": None},
+        )
     return next(iter(found))
 
 

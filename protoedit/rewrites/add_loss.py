@@ -20,7 +20,7 @@ from typing import Any, Literal
 from google.protobuf import text_format
 
 from protoedit.document import Document
-from protoedit.errors import InputError, MissingArgumentError
+from protoedit.errors import InputError, InvalidArgumentError, MissingArgumentError
 from protoedit.net.layers import NUM_OUTPUT_RULES, SAME_CHANNELS, layer_type
 from protoedit.net.shapes import Shape, infer_shapes
 from protoedit.net.view import INPUT, BlobVersion, LayerInfo, NetView
@@ -209,7 +209,9 @@ class _HeadLayers:
         """
         if not 0 <= index < size:
             what = f"{noun} {index}" if axis == 1 else f"index {index} on axis {axis}"
-            raise InputError(f"{what} is out of range: '{self.blob}' has {size} there")
+            raise InvalidArgumentError(
+                f"{what} is out of range: '{self.blob}' has {size} there", "head"
+            )
         if size == 1:
             return source
         suffix = "" if axis == 1 else f"_axis{axis}"

@@ -48,6 +48,8 @@ class Diagnostic:
     message: str
     pos: int
     severity: str = "error"
+    #: What the finding is about, for front ends that act on it (E205: the unknown type).
+    subject: str | None = None
 
 
 _INT_RANGES = {

@@ -15,7 +15,7 @@ import queue
 import threading
 from typing import Any, Protocol
 
-from protoedit.errors import ProtoeditError
+from protoedit.errors import InvalidArgumentError, ProtoeditError
 from protoedit.sweep.compute import Computer, Outcome
 from protoedit.sweep.plan import WorkItem
 
@@ -242,7 +242,7 @@ def make_pool(engine: str, workers: int | None, address: str | None = None) -> P
     """The pool for ``engine`` (``local`` or ``ray``)."""
     if engine == "local":
         if address:
-            raise ProtoeditError("an address is for the ray engine only")
+            raise InvalidArgumentError("an address is for the ray engine only", "address")
         return LocalPool(workers or default_workers())
     if engine == "ray":
         return RayPool(workers, address)

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from protoedit.errors import InputError, Location, ProtoeditError
+from protoedit.errors import InputError, InvalidArgumentError, Location, ProtoeditError
 from protoedit.explain.maximisation import PRESETS, Settings, parse_channels, visualization_net
 from protoedit.explain.preprocess import Preprocess
 
@@ -99,7 +99,7 @@ def expand(plan: Plan) -> list[LayerJob]:
     """Every (model, layer) of the plan with its config hash and channels (``all``: counted
     from the net), in plan order; a channel out of range is an error here, before any run."""
     if plan.batch < 1:
-        raise InputError("the batch size must be at least 1")
+        raise InvalidArgumentError("the batch size must be at least 1", "batch")
     jobs: list[LayerJob] = []
     hashes: dict[str, str] = {}
     for target in plan.targets:
@@ -112,9 +112,10 @@ def expand(plan: Plan) -> list[LayerJob]:
             channels = target.channels or tuple(range(head.channels))
             bad = [c for c in channels if not 0 <= c < head.channels]
             if bad:
-                raise InputError(
+                raise InvalidArgumentError(
                     f"channel {bad[0]} is out of range: '{layer}' of {model.name} has "
-                    f"{head.channels} channels (0-{head.channels - 1})"
+                    f"{head.channels} channels (0-{head.channels - 1})",
+                    "channels",
                 )
             description = {
                 "version": RESULT_VERSION,
@@ -184,13 +185,14 @@ def make_settings(values: dict[str, Any], where: Location | None = None) -> Sett
     values = dict(values)
     preset = values.pop("preset", "default")
     if preset not in PRESETS:
-        raise InputError(f"unknown preset {preset!r} (one of {', '.join(sorted(PRESETS))})", where)
+        presets = ", ".join(sorted(PRESETS))
+        raise InvalidArgumentError(f"unknown preset {preset!r} (one of {presets})", "preset", where)
     unknown = sorted(set(values) - _SETTING_NAMES)
     if unknown:
         raise InputError(f"unknown setting {unknown[0]!r}", where)
     settings = replace(PRESETS[preset], **values)
     if settings.steps < 1:
-        raise InputError("the number of steps must be at least 1", where)
+        raise InvalidArgumentError("the number of steps must be at least 1", "steps", where)
     return settings
 
 

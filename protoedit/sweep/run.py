@@ -4,13 +4,13 @@ store each batch the moment it is done, retry a failed batch once, and count."""
 from __future__ import annotations
 
 import os
-import sys
 import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from protoedit.progress import progress_bar
 from protoedit.sweep.compute import Outcome
 from protoedit.sweep.engines import Pool, make_pool, ray_module
 from protoedit.sweep.plan import Plan, WorkItem, expand, unit_count, work_items
@@ -67,22 +67,6 @@ class SweepInterrupted(KeyboardInterrupt):
         self.summary = summary
 
 
-def _progress(total: int, enabled: bool | None) -> Any:
-    from tqdm import tqdm  # type: ignore[import-untyped]
-
-    if enabled is None:
-        enabled = sys.stderr.isatty()
-    return tqdm(
-        total=total,
-        desc="sweep",
-        disable=not enabled,
-        file=sys.stderr,
-        smoothing=0.1,
-        bar_format="{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} units "
-        "[{elapsed}, ETA {remaining}{postfix}]",
-    )
-
-
 def run_sweep(
     plan: Plan,
     store: str | os.PathLike[str],
@@ -114,7 +98,15 @@ def run_sweep(
             return summary
         own = pool is None
         live = pool or make_pool(engine, workers, address)
-        bar = _progress(summary.units - summary.already, progress)
+        bar = progress_bar(
+            summary.units - summary.already,
+            unit="unit",
+            enabled=progress,
+            desc="sweep",
+            smoothing=0.1,
+            bar_format="{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} units "
+            "[{elapsed}, ETA {remaining}{postfix}]",
+        )
         try:
             _dispatch(live, items, db, summary, bar, done)
         except KeyboardInterrupt:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -21,6 +22,21 @@ CAUSES = (
     "data_layers",  # the net reads data from files (a train/val net)
     "solver_file",  # the file is a SolverParameter, not a net
 )
+
+#: The remedy for each cause, for a Python caller: this library's functions and parameters.
+#: ``{detail}`` is the report's ``cause_detail``; a front end has its own table (the CLI's
+#: names its commands and flags) and renders it with :meth:`ValidationReport.remedy`.
+API_HINTS: dict[str, str] = {
+    "no_loss": "a deploy net has no loss: protoedit.rewrites.aux (or add_loss) gives it one "
+    "whose value is a unit's activation",
+    "no_force_backward": "protoedit.rewrites.force_backward sets 'force_backward: true'",
+    "zero_weights": "give trained weights (weights=) or random ones (random_weights=True)",
+    "python_layers": "allow_python_layers=True runs them",
+    "over_budget": "give a larger memory_limit (0 for none)",
+    "data_layers": "the net reads its data from files ({detail}): protoedit.rewrites.to_deploy "
+    "replaces its data layers with an Input layer",
+    "solver_file": "validate the net it names: {detail}",
+}
 
 
 def format_size(size: float) -> str:
@@ -74,8 +90,8 @@ class ValidationReport:
     reason: str = ""
     #: One of :data:`CAUSES` when the reason has a known remedy, else empty.
     cause: str = ""
-    #: The remedy for a Python caller, naming this library's functions and parameters.
-    hint: str = ""
+    #: What the remedy needs to name besides the cause (the data layers, the solver's net).
+    cause_detail: str = ""
     #: Every blob's shape at the batch run and the declared extent.
     blobs: dict[str, list[int]] = field(default_factory=dict)
     losses: dict[str, float] = field(default_factory=dict)
@@ -107,15 +123,28 @@ class ValidationReport:
         """0 valid, 1 validation failed, 2 could not run."""
         return EXIT_CODES[self.status]
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data for JSON: every field, plus ``exit_code``."""
+    @property
+    def hint(self) -> str:
+        """The remedy for a Python caller (:data:`API_HINTS`); ``""`` when none is known."""
+        return self.remedy(API_HINTS)
+
+    def remedy(self, hints: Mapping[str, str]) -> str:
+        """The remedy for the cause, phrased by ``hints`` (cause -> text with ``{detail}``:
+        :data:`API_HINTS`, or a front end's own table); ``""`` when none is known."""
+        text = hints.get(self.cause, "")
+        return text.format(detail=self.cause_detail).removesuffix(": ")
+
+    def to_dict(self, hints: Mapping[str, str] = API_HINTS) -> dict[str, Any]:
+        """Plain data for JSON: every field, plus ``hint`` (phrased by ``hints``) and
+        ``exit_code``."""
         data = asdict(self)
+        data["hint"] = self.remedy(hints)
         data["exit_code"] = self.exit_code
         return data
 
-    def to_json(self) -> str:
+    def to_json(self, hints: Mapping[str, str] = API_HINTS) -> str:
         """One JSON object with the same facts as the text report."""
-        return json.dumps(self.to_dict(), indent=2, allow_nan=True)
+        return json.dumps(self.to_dict(hints), indent=2, allow_nan=True)
 
     def format_text(self, verdict: bool = True) -> str:
         """A human-readable report: shapes, losses, input gradients, and the verdict line
@@ -165,9 +194,11 @@ def _dims(dims: list[int]) -> str:
     return "x".join(map(str, dims)) or "scalar"
 
 
-def write_junit(reports: list[ValidationReport], path: str) -> None:
+def write_junit(
+    reports: list[ValidationReport], path: str, hints: Mapping[str, str] = API_HINTS
+) -> None:
     """A JUnit XML file for CI systems: one test case a net; ``failed`` is a failure,
-    ``error`` an error, ``skipped`` skipped."""
+    ``error`` an error, ``skipped`` skipped; the text ends with the hint (by ``hints``)."""
     import xml.etree.ElementTree as ET
 
     suite = ET.Element(
@@ -189,5 +220,7 @@ def write_junit(reports: list[ValidationReport], path: str) -> None:
         )
         tag = {"failed": "failure", "error": "error", "skipped": "skipped"}.get(report.status)
         if tag is not None:
-            ET.SubElement(case, tag, message=report.reason).text = report.format_text()
+            hint = report.remedy(hints)
+            text = report.format_text() + (f"\nhint: {hint}" if hint else "")
+            ET.SubElement(case, tag, message=report.reason).text = text
     ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)

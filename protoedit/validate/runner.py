@@ -306,23 +306,9 @@ def _read_outcome(
 
 
 def _set_cause(report: ValidationReport, cause: str, detail: str = "") -> None:
-    """Record a known cause of failure and its remedy, phrased for a Python caller."""
+    """Record a known cause of failure and what its remedy names (the report phrases it)."""
     report.cause = cause
-    report.hint = _HINTS[cause].format(detail=detail)
-
-
-#: The remedy for each cause, naming this library's functions and parameters.
-_HINTS = {
-    "no_loss": "a deploy net has no loss: protoedit.rewrites.aux (or add_loss) gives it one "
-    "whose value is a unit's activation",
-    "no_force_backward": "protoedit.rewrites.force_backward sets 'force_backward: true'",
-    "zero_weights": "give trained weights (weights=) or random ones (random_weights=True)",
-    "python_layers": "allow_python_layers=True runs them",
-    "over_budget": "give a larger memory_limit (0 for none)",
-    "data_layers": "the net reads its data from files ({detail}): protoedit.rewrites.to_deploy "
-    "replaces its data layers with an Input layer",
-    "solver_file": "validate the net it names{detail}",
-}
+    report.cause_detail = detail
 
 
 def _fill_from_result(report: ValidationReport, result: dict[str, object]) -> None:
@@ -382,7 +368,7 @@ def _explain_crash(
         solver_net = _solver_net(report.net)
         if solver_net is not None:
             report.reason = f"{report.net}: this is a SolverParameter file, not a net"
-            _set_cause(report, "solver_file", f": {solver_net}" if solver_net else "")
+            _set_cause(report, "solver_file", solver_net)
             return
         line, column, message = parse_error.groups()
         report.reason = f"{report.net}:{line}:{column}: Caffe cannot parse the file: {message}"

@@ -1,0 +1,7 @@
+"""``python -m protoedit.cli``: the command line, as the ``protoedit`` script runs it."""
+
+import sys
+
+from protoedit.cli import main
+
+sys.exit(main())

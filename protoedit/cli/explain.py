@@ -1,0 +1,376 @@
+"""``protoedit grad``, ``saliency`` and ``visualize``: what a net's output owes its input."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from protoedit.cli.messages import say
+from protoedit.cli.options import (
+    Commands,
+    add_head,
+    add_output,
+    add_preprocess,
+    add_python_layers,
+    add_target,
+    add_timeout,
+    add_weights,
+    floats,
+    head,
+    head_flags,
+    hints,
+    positive,
+    preprocess,
+    python_layers,
+    unit,
+)
+from protoedit.validate import DEFAULT_TIMEOUT
+
+_TIMEOUT = f"Caffe's limit (default {DEFAULT_TIMEOUT:g})"
+
+
+def _explain_flags(args: argparse.Namespace) -> dict[str, str]:
+    """The options of grad and saliency, by library parameter."""
+    return {
+        **head_flags(args),
+        "target": "--target LAYER",
+        "inputs": "--input BLOB=FILE",
+        "weights": "--weights MODEL.caffemodel",
+    }
+
+
+def _common(cmd: argparse.ArgumentParser, crop: bool = True) -> None:
+    """What every explain command takes besides its own options."""
+    add_weights(cmd)
+    add_preprocess(cmd, crop=crop)
+    add_python_layers(cmd)
+    add_timeout(cmd, DEFAULT_TIMEOUT, _TIMEOUT)
+
+
+def add_grad(commands: Commands) -> None:
+    """``protoedit grad``."""
+    cmd = commands.add_parser(
+        "grad",
+        help="gradients of a loss by layer name: every parameter and every input",
+        description="Rewrite NET in memory for a loss (an activation head on --target, or the "
+        "net's own --loss blob), run one forward and backward in Caffe in a child process, and "
+        "print layer, role, shape, |grad| and |grad|/|param| for every learnable blob and "
+        "input. -o writes them as .npz (keys LAYER/ROLE and input/BLOB). Exit 0, 2 on error.",
+    )
+    cmd.add_argument("net", metavar="NET.prototxt")
+    cmd.add_argument(
+        "--input",
+        action="append",
+        required=True,
+        metavar="[BLOB=]FILE",
+        help="an image (PNG/JPEG) or .npy for the input blob; BLOB=FILE when there are several "
+        "(repeat --input for each)",
+    )
+    what = cmd.add_mutually_exclusive_group(required=True)
+    add_target(what, False, "the layer the loss head measures")
+    what.add_argument("--loss", metavar="BLOB", help="the net's own loss blob instead")
+    add_head(cmd)
+    add_output(cmd, "GRADS.npz", "write every gradient here")
+    _common(cmd)
+    hints(cmd, _explain_flags)
+    cmd.set_defaults(run=run_grad)
+
+
+def _grad_inputs(given: list[str]) -> Any:
+    """``FILE`` alone for the only input blob, else ``BLOB=FILE`` pairs."""
+    import os
+
+    from protoedit.errors import MissingArgumentError
+
+    pairs = {}
+    for text in given:
+        name, sep, path = text.partition("=")
+        if not sep or os.path.exists(text):
+            if len(given) == 1:
+                return text
+            raise MissingArgumentError(
+                f"name the blob of each input, not {text!r}", {"inputs": None}
+            )
+        pairs[name] = path
+    return pairs
+
+
+def run_grad(args: argparse.Namespace) -> int:
+    """Compute the gradients, print the report and the table, write the .npz."""
+    from protoedit.explain import gradients
+
+    result = gradients(
+        args.net,
+        weights=args.weights,
+        inputs=_grad_inputs(args.input),
+        target=args.target,
+        head=head(args) if args.target else None,
+        loss=args.loss,
+        preprocess=preprocess(args),
+        after_inplace=args.after_inplace,
+        channels=args.channels,
+        timeout=args.timeout,
+        **python_layers(args),
+    )
+    if args.output:
+        result.save(args.output)
+    for line in result.report.lines():
+        say(line)
+    for warning in result.warnings:
+        say(f"warning: {warning}")
+    rows = [("layer", "role", "shape", "|grad|", "|grad|/|param|")]
+    for layer, role, shape, norm, ratio in result.rows():
+        dims = "x".join(map(str, shape))
+        rows.append((layer, role, dims, f"{norm:.6g}", "-" if ratio is None else f"{ratio:.6g}"))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    print(f"loss: {result.loss:.9g}")
+    if args.output:
+        say(f"wrote {args.output}")
+    return 0
+
+
+def _fraction(text: str) -> float:
+    value = floats(text)
+    if len(value) != 1 or not value[0] >= 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {text!r}")
+    return value[0]
+
+
+def add_saliency(commands: Commands) -> None:
+    """``protoedit saliency``."""
+    # Defaults live in protoedit.explain.saliency_maps (not imported here: numpy and the rewrites
+    # would load for every command); a test checks that this help states them.
+    cmd = commands.add_parser(
+        "saliency",
+        help="a saliency map of one image: gradient, SmoothGrad or integrated gradients",
+        description="Rewrite NET in memory for a head (--class K on the net's class scores, or "
+        "a head on --target), run it in Caffe in a child process, and write a picture "
+        "(-o MAP.png: the input, the map, the map over the input) with the raw H x W map "
+        "beside it (MAP.npy; integrated also writes the per-channel attributions, "
+        "MAP-attributions.npy). The noisy copies and "
+        "the integration steps run as batches of --chunk items. Exit 0, 2 on error.",
+    )
+    cmd.add_argument("net", metavar="NET.prototxt")
+    cmd.add_argument("--image", required=True, metavar="FILE", help="an image or a .npy")
+    add_target(
+        cmd,
+        False,
+        "the layer the head measures (default with --class: the net's class scores, the input "
+        "of a final Softmax)",
+    )
+    add_head(cmd)
+    cmd.add_argument(
+        "--method",
+        choices=["gradient", "smoothgrad", "integrated"],
+        default="gradient",
+        help="max |gradient| over channels (the default), its mean over noisy copies, or "
+        "integrated gradients from a baseline",
+    )
+    cmd.add_argument(
+        "--samples", type=positive, metavar="N", help="smoothgrad: noisy copies (default 50)"
+    )
+    cmd.add_argument(
+        "--noise",
+        type=_fraction,
+        metavar="F",
+        help="smoothgrad: noise std as a fraction of the input's range (default 0.15)",
+    )
+    cmd.add_argument("--seed", type=int, help="smoothgrad: noise seed (default 0)")
+    cmd.add_argument(
+        "--steps", type=positive, metavar="N", help="integrated: midpoint-rule steps (default 64)"
+    )
+    cmd.add_argument(
+        "--baseline", metavar="FILE", help="integrated: an image or .npy (default black)"
+    )
+    cmd.add_argument(
+        "--chunk", type=positive, metavar="N", help="batch items per forward/backward (default 32)"
+    )
+    add_output(cmd, "MAP.png", "the heat map (the map's .npy files go beside it)", required=True)
+    _common(cmd)
+    hints(cmd, _explain_flags)
+    cmd.set_defaults(run=run_saliency)
+
+
+#: The options that apply to one saliency method only.
+_METHOD_OPTIONS = (
+    ("smoothgrad", ("samples", "noise", "seed")),
+    ("integrated", ("steps", "baseline")),
+)
+
+
+def run_saliency(args: argparse.Namespace) -> int:
+    """Compute the map, write the pictures, print what was computed and written."""
+    from protoedit.errors import ProtoeditError
+    from protoedit.explain.saliency_maps import saliency
+
+    if args.target is None and args.logit is None:
+        raise ProtoeditError("give --class K, or --target LAYER with a head")
+    if not args.output.lower().endswith(".png"):
+        raise ProtoeditError(f"-o names the heat map, a .png file, not {args.output!r}")
+    for method, names in _METHOD_OPTIONS:
+        for name in names:
+            if args.method != method and getattr(args, name) is not None:
+                say(f"warning: --{name} applies to --method {method} only: ignored")
+    result = saliency(
+        args.net,
+        weights=args.weights,
+        image=args.image,
+        target=args.target,
+        head=head(args),
+        method=args.method,
+        baseline=args.baseline,
+        preprocess=preprocess(args),
+        after_inplace=args.after_inplace,
+        channels=args.channels,
+        timeout=args.timeout,
+        **{
+            name: getattr(args, name)
+            for name in ("samples", "noise", "seed", "steps", "chunk")
+            if getattr(args, name) is not None
+        },
+        **python_layers(args),
+    )
+    written = result.save(args.output)
+    for line in result.report.lines():
+        say(line)
+    for warning in result.warnings:
+        say(f"warning: {warning}")
+    print(f"{result.method} saliency of '{result.target}': f(image) = {result.value:.6g}")
+    gap = result.completeness_gap
+    if gap is not None and result.baseline_value is not None:
+        delta = result.value - result.baseline_value
+        share = f" ({abs(gap) / abs(delta):.2%})" if delta else ""
+        print(
+            f"f(baseline) = {result.baseline_value:.6g}; attributions sum to "
+            f"{delta + gap:.6g}, f(image) - f(baseline) = {delta:.6g}, gap {gap:.3g}{share}"
+        )
+    print(f"{result.requests} forward/backward requests")
+    what = ["input, map, map over the input", "map, H x W", "attributions, C x H x W"]
+    for path, description in zip(written, what, strict=False):
+        print(f"wrote {path} ({description})")
+    return 0
+
+
+def add_visualize(commands: Commands) -> None:
+    """``protoedit visualize``."""
+    cmd = commands.add_parser(
+        "visualize",
+        help="activation maximisation: the image that most excites each unit of a layer",
+        description="Rewrite NET in memory (truncate at --target, a per-unit mask head), then "
+        "run gradient ascent on the input in Caffe, several units per batch, with the "
+        "regularisers of Yosinski et al. 2015 (decay, blur, small-norm and small-contribution "
+        "clipping), jitter and octaves. Writes the labelled grid -o GRID.png and, next to it, "
+        "each unit's PNG and .npy (as fed to the input blob) and GRID.json. Exit 0, 2 on error.",
+    )
+    cmd.add_argument("net", metavar="NET.prototxt")
+    add_target(cmd, False, "the layer (or blob) whose units to show")
+    what = cmd.add_mutually_exclusive_group()
+    what.add_argument("--channels", metavar="0-15", help="channels, e.g. 0-15 or 1,4,9")
+    what.add_argument(
+        "--units", type=unit, nargs="+", metavar="K[,H,W]", help="units: channel K at H,W"
+    )
+    what.add_argument(
+        "--class",
+        dest="logit",
+        type=int,
+        metavar="K",
+        help="one class of a classifier (the target defaults to the last Softmax's input)",
+    )
+    cmd.add_argument(
+        "--preset",
+        default="default",
+        metavar="NAME",
+        help="default, or yosinski1..yosinski4 (the four sets of Yosinski et al. 2015)",
+    )
+    cmd.add_argument(
+        "--steps", type=positive, metavar="N", help="iterations (default: the preset's)"
+    )
+    cmd.add_argument("--seed", type=int, default=0, help="the noise and jitter seed")
+    cmd.add_argument("--octaves", type=positive, metavar="N", help="image scales, coarse to fine")
+    cmd.add_argument("--batch", type=positive, default=16, help="units optimised together")
+    cmd.add_argument("--start", metavar="FILE", help="begin from this image or .npy, not noise")
+    cmd.add_argument(
+        "--before-inplace",
+        action="store_true",
+        help="measure the target before the in-place layers that follow it (default after)",
+    )
+    cmd.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_output(cmd, "GRID.png", "the grid (each unit's files go beside it)", required=True)
+    _common(cmd, crop=False)
+    hints(cmd, _visualize_flags)
+    cmd.set_defaults(run=run_visualize)
+
+
+def _visualize_flags(args: argparse.Namespace) -> dict[str, str]:
+    """visualize's options by library parameter: ``units`` is the one that chose them."""
+    chosen = "--class K" if args.logit is not None else "--units K[,H,W]"
+    if args.logit is None and not args.units:
+        chosen = "--channels 0-15"
+    return {
+        "units": chosen,
+        "channels": chosen,
+        "target": "--target LAYER",
+        "preset": "--preset NAME",
+        "weights": "--weights MODEL.caffemodel",
+    }
+
+
+def run_visualize(args: argparse.Namespace) -> int:
+    """Optimise the units, write the grid and its files, print each unit's activations."""
+    from dataclasses import replace
+
+    from protoedit.errors import InvalidArgumentError, MissingArgumentError
+    from protoedit.explain.maximisation import (
+        PRESETS,
+        Unit,
+        classifier_target,
+        parse_channels,
+        visualize,
+    )
+
+    if args.preset not in PRESETS:
+        raise InvalidArgumentError(
+            f"no preset {args.preset!r}; the presets: {', '.join(PRESETS)}", "preset"
+        )
+    settings = replace(PRESETS[args.preset], seed=args.seed)
+    if args.steps is not None:
+        settings = replace(settings, steps=args.steps)
+    if args.octaves is not None:
+        settings = replace(settings, octaves=args.octaves)
+    target = args.target
+    if target is None:
+        if args.logit is None:
+            raise MissingArgumentError("name the layer to visualise", {"target": None})
+        target = classifier_target(args.net)
+    if args.logit is not None:
+        units = [Unit(args.logit)]
+    elif args.units:
+        units = [Unit(u[0], tuple(u[1:]) or None) for u in args.units]
+    else:
+        units = [Unit(c) for c in parse_channels(args.channels or "0")]
+    result = visualize(
+        args.net,
+        weights=args.weights,
+        target=target,
+        units=units,
+        settings=settings,
+        preprocess=preprocess(args),
+        start=args.start,
+        batch=args.batch,
+        after_inplace=not args.before_inplace,
+        progress=False if args.quiet else None,
+        timeout=args.timeout,
+        **python_layers(args),
+    )
+    written = result.save(args.output)
+    for result_unit in result.units:
+        dead = " (dead at the start)" if result_unit.dead_at_start else ""
+        print(
+            f"{result_unit.label}: {result_unit.start:.6g} -> {result_unit.end:.6g} in "
+            f"{result_unit.steps} steps{dead}"
+        )
+    print(f"wrote {written[0]} and {len(written) - 1} files next to it", file=sys.stderr)
+    return 0
