@@ -707,7 +707,7 @@ def _add_setup_caffe(commands: argparse._SubParsersAction[argparse.ArgumentParse
     )
 
     def run(args: argparse.Namespace) -> int:
-        from protoedit import caffe_build
+        from protoedit.caffe import build as caffe_build
 
         caffe_build.setup()  # a CaffeBuildError is a ProtoeditError: main() reports it
         return 0

@@ -170,7 +170,7 @@ _UNKNOWN_TYPE = re.compile(r"^unknown layer type '([^']+)'")
 def _suggest_installed_schema(unknown: set[str]) -> None:
     """When the installed Caffe (a fork) registers layer types the built-in BVLC list lacks,
     say which and how to check against that Caffe's own schema."""
-    from protoedit import caffe_build
+    from protoedit.caffe import build as caffe_build
 
     proto = caffe_build.caffe_proto_path()
     if not proto.is_file():
