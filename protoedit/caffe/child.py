@@ -15,7 +15,6 @@ the fatal line from our stderr.
 
 from __future__ import annotations
 
-import gc
 import importlib
 import json
 import os
@@ -116,7 +115,6 @@ def serve(conn: Connection, memory_limit: int, preload: list[str]) -> None:
         if request is None:
             return
         conn.send(_answer(request, conn, cache))
-        gc.collect()  # the request's net goes now, not when the next one is loaded
 
 
 def main(argv: list[str]) -> int:

@@ -447,6 +447,15 @@ def _with_input_shapes(loaded: Any, shapes: dict[str, list[int]]) -> str:
 
 
 def validate(request: dict[str, Any], note: Note) -> dict[str, Any]:
+    """:func:`run`, with Python-level failures turned into an error result; the net is
+    freed before the next request comes."""
+    try:
+        return _run_or_error(request, note)
+    finally:
+        gc.collect()
+
+
+def _run_or_error(request: dict[str, Any], note: Note) -> dict[str, Any]:
     """:func:`run`, with Python-level failures turned into an error result."""
     try:
         return run(request, note)
