@@ -226,3 +226,20 @@ def test_a_second_gradients_call_in_a_session_costs_no_caffe_import(
     for layer, roles in first.params.items():
         for role, grad in roles.items():
             assert np.array_equal(grad, second.params[layer][role])
+
+
+@pytest.mark.caffe
+def test_explain_sessions_pass_the_gate_too(caffe_session: Session) -> None:
+    from protoedit.explain import CaffeSession
+
+    text = PYTHON_NET.read_text()
+    with pytest.raises(PythonLayersRefused, match="'double'"):
+        CaffeSession(text, net_path=str(PYTHON_NET), session=caffe_session)
+    with pytest.raises(PythonLayersRefused):
+        CaffeSession(text, net_path=str(PYTHON_NET))
+    shared_pid = caffe_session.pid
+    with CaffeSession(text, net_path=str(PYTHON_NET), allow_python_layers=True) as opened:
+        out = opened.run({"data": np.ones((1, 3))}, backward=False, blobs=("doubled",))
+        assert opened.pid != caffe_session.pid  # its module stays imported: a worker of its own
+    assert np.array_equal(out["blobs"]["doubled"], 2 * np.ones((1, 3)))
+    assert caffe_session.pid == shared_pid
