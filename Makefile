@@ -10,7 +10,7 @@ STAMP := $(VENV)/.protoedit-setup
 # `make setup` always runs (it re-links a cached build in seconds, and repairs a .venv whose
 # pycaffe went missing); the other targets set up only when the stamp is older than a file
 # that changes the setup.
-SETUP_INPUTS := Makefile pyproject.toml scripts/setup.sh protoedit/caffe_build.py
+SETUP_INPUTS := Makefile pyproject.toml scripts/setup.sh protoedit/caffe/build.py
 
 setup:
 	bash scripts/setup.sh

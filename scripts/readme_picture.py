@@ -17,7 +17,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from protoedit import caffe_build, cli
+from protoedit import cli
+from protoedit.caffe import build as caffe_build
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS_NET = (

@@ -34,5 +34,5 @@ fi
 echo "setup: installing protoedit and its Python dependencies into .venv" >&2
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[caffe,dev,ray]'
-.venv/bin/python -m protoedit.caffe_build install
-.venv/bin/python -m protoedit.caffe_build test-tools
+.venv/bin/python -m protoedit.caffe.build install
+.venv/bin/python -m protoedit.caffe.build test-tools

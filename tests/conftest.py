@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from protoedit import caffe_build
+from protoedit.caffe import build as caffe_build
 
 from .assets.digits import TrainedDigits, trained_digits
 from .assets.models import CachedModel, ModelFetchError, open_nsfw
+
+if TYPE_CHECKING:
+    from protoedit.caffe import Session
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
@@ -95,6 +100,18 @@ def digits_model() -> TrainedDigits:
     if importlib.util.find_spec("sklearn") is None:
         _missing("scikit-learn is not installed (the dev extra)")
     return trained_digits()
+
+
+@pytest.fixture(scope="session")
+def caffe_session() -> Iterator[Session]:
+    """A warm Caffe worker the Caffe tests share (validate's default memory limit); one that
+    a test's net kills is replaced on the next request."""
+    from protoedit.caffe import Session
+    from protoedit.validate import DEFAULT_MEMORY_LIMIT
+
+    preload = ("protoedit.validate.child", "protoedit.explain.worker")
+    with Session(memory_limit=DEFAULT_MEMORY_LIMIT, preload=preload) as opened:
+        yield opened
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from protoedit import load
-from protoedit.caffe_build import models_dir
+from protoedit.caffe.build import models_dir
 
 from .conftest import FIXTURES, ROOT
 

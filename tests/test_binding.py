@@ -311,7 +311,7 @@ def test_scalars_parse_as_caffes_own_parser_does(tmp_path: Path) -> None:
     import os
     import subprocess
 
-    from protoedit.caffe_build import tool_path
+    from protoedit.caffe.build import tool_path
 
     tool = tool_path("upgrade_net_proto_text")
     cls = builtin_schema().message_class("caffe.NetParameter")

@@ -126,7 +126,7 @@ def test_check_reports_syntax_and_schema_errors(
 
 
 def test_check_with_a_fork_schema(corpus: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from protoedit.caffe_build import caffe_proto_path
+    from protoedit.caffe.build import caffe_proto_path
 
     if not caffe_proto_path().is_file():
         pytest.skip("Caffe source package not unpacked")
@@ -248,7 +248,7 @@ def test_format_diff_never_writes_even_with_check(tmp_path: Path) -> None:
 def test_check_suggests_the_installed_caffes_schema_for_its_layer_types(
     corpus: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from protoedit.caffe_build import caffe_proto_path, source_dir
+    from protoedit.caffe.build import caffe_proto_path, source_dir
     from protoedit.net.layers import registered_types
 
     registered = registered_types(source_dir())

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from protoedit import load, loads
+from protoedit.caffe import Session
 from protoedit.explain import CaffeSession, gradients, prepare
 from protoedit.explain.weights import read_weights, stored_shapes
 from protoedit.net.layers import layer_type
@@ -102,16 +103,21 @@ HEADS = [
 
 @pytest.mark.parametrize(("target", "head"), HEADS)
 def test_every_gradient_matches_finite_differences(
-    digits_model: TrainedDigits, target: str, head: LossHead
+    digits_model: TrainedDigits, target: str, head: LossHead, caffe_session: Session
 ) -> None:
     x = _noisy(_held_out(digits_model, 2)[0])
     result = gradients(
-        digits_model.deploy, weights=digits_model.weights, inputs=x, target=target, head=head
+        digits_model.deploy,
+        weights=digits_model.weights,
+        inputs=x,
+        target=target,
+        head=head,
+        session=caffe_session,
     )
     doc, _ = prepare(digits_model.deploy, target=target, head=head)
     rng = np.random.default_rng(2026)
     checked = []
-    with CaffeSession(doc.dumps(), weights=digits_model.weights) as session:
+    with CaffeSession(doc.dumps(), weights=digits_model.weights, session=caffe_session) as session:
         values = session.get_params()
         chain = _chain([roles["weight"].shape for roles in values.values()])
 
@@ -142,11 +148,13 @@ def test_every_gradient_matches_finite_differences(
         assert abs(numeric - analytic) <= tolerance, (key, analytic, numeric, tolerance)
 
 
-def test_a_session_serves_repeated_requests_alike(digits_model: TrainedDigits) -> None:
+def test_a_session_serves_repeated_requests_alike(
+    digits_model: TrainedDigits, caffe_session: Session
+) -> None:
     """Caffe adds parameter gradients into their diffs; every request must start from zero."""
     x = _held_out(digits_model, 3)[0]
     doc, _ = prepare(digits_model.deploy, target="ip2", head=LossHead("logit", 7))
-    with CaffeSession(doc.dumps(), weights=digits_model.weights) as session:
+    with CaffeSession(doc.dumps(), weights=digits_model.weights, session=caffe_session) as session:
         first = session.run({"data": x})
         inputs_only = session.run({"data": x[:1]}, param_grads=False)
         again = session.run({"data": x})
@@ -173,7 +181,9 @@ def _expected_keys(doc: Any) -> set[str]:
     return keys
 
 
-def test_keys_are_the_nets_layer_names_and_roles(digits_model: TrainedDigits) -> None:
+def test_keys_are_the_nets_layer_names_and_roles(
+    digits_model: TrainedDigits, caffe_session: Session
+) -> None:
     x, _ = _held_out(digits_model, 1)
     result = gradients(
         digits_model.deploy,
@@ -181,6 +191,7 @@ def test_keys_are_the_nets_layer_names_and_roles(digits_model: TrainedDigits) ->
         inputs=x,
         target="ip2",
         head=LossHead("logit", 0),
+        session=caffe_session,
     )
     doc = load(digits_model.deploy)
     assert set(result.flat()) == _expected_keys(doc) | {"input/data"}
@@ -211,7 +222,7 @@ def _bias_free(digits: TrainedDigits, tmp_path: Path) -> tuple[Any, Path]:
 
 
 def test_euler_theorem_holds_exactly_on_the_bias_free_net(
-    digits_model: TrainedDigits, tmp_path: Path
+    digits_model: TrainedDigits, tmp_path: Path, caffe_session: Session
 ) -> None:
     """f(t x) = t f(x) for t > 0, so sum(x * df/dx) = f(x), up to float32 rounding only.
 
@@ -225,7 +236,12 @@ def test_euler_theorem_holds_exactly_on_the_bias_free_net(
     for item in range(len(x)):
         for cls in (int(labels[item]), (int(labels[item]) + 1) % 10):
             result = gradients(
-                doc, weights=weights, inputs=x[item], target="ip2", head=LossHead("logit", cls)
+                doc,
+                weights=weights,
+                inputs=x[item],
+                target="ip2",
+                head=LossHead("logit", cls),
+                session=caffe_session,
             )
             terms = x[item][None].astype(np.float64) * result.inputs["data"]
             allowance = chain * U * float(np.abs(terms).sum())
@@ -236,13 +252,14 @@ def test_euler_theorem_holds_exactly_on_the_bias_free_net(
         inputs=x[0],
         target="ip2",
         head=LossHead("logit", int(labels[0])),
+        session=caffe_session,
     )
     terms = x[0][None].astype(np.float64) * biased.inputs["data"]
     assert abs(float(terms.sum()) - biased.loss) > 100 * chain * U * float(np.abs(terms).sum())
 
 
 def test_full_net_loss_equals_pycaffes_own_backward(
-    digits_model: TrainedDigits, tmp_path: Path
+    digits_model: TrainedDigits, tmp_path: Path, caffe_session: Session
 ) -> None:
     """``loss=`` on the training net gives what pycaffe's ``net.backward()`` leaves in every
     ``net.layers[i].blobs[k].diff``: the same float32 operations in the same order."""
@@ -250,7 +267,11 @@ def test_full_net_loss_equals_pycaffes_own_backward(
     wrong = ((labels + 3) % 10).astype(np.float32)  # a large loss, so the gradients are large
     inputs = {"data": x, "label": wrong}
     result = gradients(
-        digits_model.train_net, weights=digits_model.weights, inputs=inputs, loss="loss"
+        digits_model.train_net,
+        weights=digits_model.weights,
+        inputs=inputs,
+        loss="loss",
+        session=caffe_session,
     )
     np.savez(tmp_path / "inputs.npz", **inputs)
     script = Path(__file__).with_name("explain_backward_in_caffe.py")

@@ -202,7 +202,7 @@ def test_a_killed_session_says_so_and_still_closes(digits_model: TrainedDigits) 
     session = CaffeSession(digits_model.deploy.read_text(), weights=digits_model.weights)
     try:
         assert session.run({"data": images[:1]}, backward=False)["loss"] is not None
-        pid = session._proc.pid if session._proc else 0
+        pid = session.pid or 0
         session.kill()
         with pytest.raises(CaffeRunError, match="died with SIGKILL during run"):
             session.run({"data": images[:1]}, backward=False)

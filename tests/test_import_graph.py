@@ -142,7 +142,15 @@ def test_the_cli_starts_without_protobuf_lark_or_numpy() -> None:
     # parser with every subcommand's help is built first); the commands import what they
     # need when they run.
     heavy = ["google.protobuf", "lark", "numpy", "protoedit.rewrites", "protoedit.schema"]
-    heavy += ["tqdm", "protoedit.explain", "protoedit.sweep", "protoedit.validate.runner"]
+    heavy += [
+        "tqdm",
+        "protoedit.explain",
+        "protoedit.sweep",
+        "protoedit.validate.runner",
+        "protoedit.caffe",
+        "protoedit.caffe.session",
+        "protoedit.caffe.build",
+    ]
     assert _loaded_after("protoedit.cli", heavy, then="protoedit.cli.build_parser()") == []
 
 
@@ -170,6 +178,32 @@ def test_the_catalogue_and_the_childs_net_plan_load_without_protobuf_or_lark() -
     # net view (protobuf, Lark) through ``protoedit.net``.
     heavy = ["google.protobuf", "lark", "protoedit.net.view"]
     assert _loaded_after("protoedit.validate.netplan, protoedit.net.layers", heavy) == []
+
+
+def test_the_caffe_layer_sits_below_its_users() -> None:
+    # validate, explain and sweep run Caffe through protoedit.caffe; it never imports them
+    # (a handler module is imported by name, in the child).
+    graph = _edges(_modules())
+    users = ("protoedit.validate", "protoedit.explain", "protoedit.sweep", "protoedit.cli")
+    upward = sorted(
+        (name, target)
+        for name, targets in graph.items()
+        if name.startswith("protoedit.caffe")
+        for target in targets
+        if target.startswith(users)
+    )
+    assert upward == []
+    assert "protoedit.caffe.session" in graph["protoedit.explain.session"]
+    assert "protoedit.caffe.pool" in graph["protoedit.validate.pool"]
+    assert "protoedit.caffe.pool" in graph["protoedit.sweep.engines"]
+
+
+def test_the_caffe_package_and_its_child_load_light() -> None:
+    # ``import protoedit.caffe`` and the child's loop need the standard library only: no
+    # protobuf, Lark, numpy or net view (a handler imports what it needs, in the child).
+    heavy = ["google.protobuf", "lark", "numpy", "protoedit.net.view", "protoedit.document"]
+    assert _loaded_after("protoedit.caffe", heavy) == []
+    assert _loaded_after("protoedit.caffe.child", heavy) == []
 
 
 def test_protoedit_validate_is_the_subpackage_whatever_was_imported_first() -> None:

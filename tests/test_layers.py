@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from google.protobuf import text_format
 
-from protoedit import caffe_build
+from protoedit.caffe import build as caffe_build
 from protoedit.net import layers
 from protoedit.net.layers import (
     BOTTOM_OPERAND,

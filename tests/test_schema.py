@@ -8,7 +8,7 @@ import pytest
 from google.protobuf import descriptor_pb2
 
 from protoedit import ProtoeditError, load, loads
-from protoedit.caffe_build import caffe_proto_path
+from protoedit.caffe.build import caffe_proto_path
 from protoedit.schema import Schema, SchemaError, builtin_schema
 from protoedit.schema.proto_parser import parse_proto
 

@@ -65,7 +65,7 @@ def test_a_current_file_says_nothing_to_upgrade(
 
 
 def _caffe(tool: str, source: Path, out: Path) -> None:
-    from protoedit.caffe_build import tool_path
+    from protoedit.caffe.build import tool_path
 
     env = dict(os.environ, GLOG_minloglevel="2")
     subprocess.run([str(tool_path(tool)), str(source), str(out)], env=env, capture_output=True)

@@ -114,7 +114,7 @@ def _caffe_children(pid: int) -> list[int]:
         except OSError:
             continue
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == pid and b"protoedit.explain.worker" in cmdline:
+        if ppid == pid and b"protoedit.caffe.child" in cmdline:
             found.append(int(entry.name))
     return found
 

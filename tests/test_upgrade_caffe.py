@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from protoedit import ProtoeditError, load
-from protoedit.caffe_build import tool_path
+from protoedit.caffe.build import tool_path
 from protoedit.rewrites import needs_upgrade, upgrade
 
 pytestmark = pytest.mark.caffe

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from protoedit import load
+from protoedit.caffe import Session, child_environment
 from protoedit.cli import main as cli_main
 from protoedit.rewrites import LossHead, add_loss, force_backward
 from protoedit.validate import validate_net
-from protoedit.validate.runner import child_environment
 
 from .conftest import FIXTURES
 
@@ -43,8 +43,8 @@ def _euclidean_tolerances(count: int) -> tuple[float, float]:
     return (count + 3) * FLOAT32_UNIT_ROUNDOFF, 3 * FLOAT32_UNIT_ROUNDOFF
 
 
-def test_deploy_net_as_written_has_zero_input_gradient() -> None:
-    report = validate_net(LENET)
+def test_deploy_net_as_written_has_zero_input_gradient(caffe_session: Session) -> None:
+    report = validate_net(LENET, session=caffe_session)
     assert report.status == "failed" and report.exit_code == 1
     assert report.blobs["data"] == [2, 1, 28, 28]
     assert report.blobs["conv1"] == [2, 8, 24, 24]
@@ -56,8 +56,10 @@ def test_deploy_net_as_written_has_zero_input_gradient() -> None:
     assert report.force_backward is False
 
 
-def test_valid_net_reports_loss_and_gradient_from_seeded_inputs() -> None:
-    report = validate_net(VALIDATE / "euclidean_force_backward.prototxt", seed=7)
+def test_valid_net_reports_loss_and_gradient_from_seeded_inputs(caffe_session: Session) -> None:
+    report = validate_net(
+        VALIDATE / "euclidean_force_backward.prototxt", seed=7, session=caffe_session
+    )
     assert report.status == "valid", report.reason
     rng = np.random.default_rng(7)  # the child fills inputs in net.inputs order
     data = rng.standard_normal((2, 3)).astype(np.float32)
@@ -70,7 +72,7 @@ def test_valid_net_reports_loss_and_gradient_from_seeded_inputs() -> None:
     assert grads["target"].ok
 
 
-def test_given_npy_inputs_are_used_and_may_reshape(tmp_path: Path) -> None:
+def test_given_npy_inputs_are_used_and_may_reshape(tmp_path: Path, caffe_session: Session) -> None:
     data = np.arange(8, dtype=np.float32).reshape(4, 2)
     target = np.zeros((4, 2), dtype=np.float32)
     np.save(tmp_path / "data.npy", data)
@@ -78,6 +80,7 @@ def test_given_npy_inputs_are_used_and_may_reshape(tmp_path: Path) -> None:
     report = validate_net(
         VALIDATE / "euclidean_force_backward.prototxt",
         inputs={"data": tmp_path / "data.npy", "target": tmp_path / "target.npy"},
+        session=caffe_session,
     )
     assert report.status == "valid", report.reason
     assert report.blobs["data"] == [4, 2]
@@ -85,10 +88,12 @@ def test_given_npy_inputs_are_used_and_may_reshape(tmp_path: Path) -> None:
     assert report.losses["loss"] == pytest.approx(loss, rel=_euclidean_tolerances(data.size)[0])
 
 
-def test_unknown_input_name_is_an_error(tmp_path: Path) -> None:
+def test_unknown_input_name_is_an_error(tmp_path: Path, caffe_session: Session) -> None:
     np.save(tmp_path / "x.npy", np.zeros((2, 3), dtype=np.float32))
     report = validate_net(
-        VALIDATE / "euclidean_force_backward.prototxt", inputs={"image": tmp_path / "x.npy"}
+        VALIDATE / "euclidean_force_backward.prototxt",
+        inputs={"image": tmp_path / "x.npy"},
+        session=caffe_session,
     )
     assert report.status == "error"
     assert "image" in report.reason and "data, target" in report.reason
@@ -124,26 +129,27 @@ def test_unreadable_file_is_an_error_without_running_caffe(tmp_path: Path) -> No
     assert "cannot read net file" in report.reason
 
 
-def test_python_layers_are_refused_unless_allowed() -> None:
+def test_python_layers_are_refused_unless_allowed(caffe_session: Session) -> None:
     net = VALIDATE / "python_layer.prototxt"
-    refused = validate_net(net)
+    refused = validate_net(net, session=caffe_session)
     assert refused.status == "error" and refused.cause == "python_layers"
     assert "allow_python_layers=True" in refused.hint and "--" not in refused.reason
     assert "double" in refused.reason and refused.blobs == {}
-    allowed = validate_net(net, allow_python_layers=True)
+    allowed = validate_net(net, allow_python_layers=True)  # own worker
     assert allowed.status == "failed", allowed.reason  # it ran; no force_backward, no loss
     assert allowed.blobs["doubled"] == [1, 3]
 
 
 def test_timeout_kills_the_child_and_says_so() -> None:
-    # The layer sleeps forever in forward, so the run can only end by the timeout; the timeout
-    # is long against import and load (a few seconds) on any machine, so the stage is forward.
+    # The layer sleeps forever in forward, so the run can only end by the timeout.  The
+    # timeout counts from when the net is sent to a worker that has imported Caffe, and
+    # loading this small net takes milliseconds, so the stage is forward.
     report = validate_net(
-        VALIDATE / "sleepy_python_layer.prototxt", allow_python_layers=True, timeout=20
+        VALIDATE / "sleepy_python_layer.prototxt", allow_python_layers=True, timeout=3
     )
     assert report.status == "error"
-    assert report.reason.startswith("timed out after 20 s (during forward)")
-    assert 20 <= report.seconds < 40
+    assert report.reason.startswith("timed out after 3 s (during forward)")
+    assert 3 <= report.seconds < 6
 
 
 def test_over_the_memory_budget_is_a_clear_error() -> None:
@@ -204,8 +210,12 @@ def test_cli_error_prints_one_line_reason_on_stderr() -> None:
     assert line.startswith("protoedit: error: Caffe aborted during load:")
 
 
-def test_gradients_are_saved_as_arrays_and_pictures(tmp_path: Path) -> None:
-    report = validate_net(VALIDATE / "euclidean_force_backward.prototxt", save_gradients=tmp_path)
+def test_gradients_are_saved_as_arrays_and_pictures(tmp_path: Path, caffe_session: Session) -> None:
+    report = validate_net(
+        VALIDATE / "euclidean_force_backward.prototxt",
+        save_gradients=tmp_path,
+        session=caffe_session,
+    )
     assert report.ok
     for grad in report.input_gradients:
         array = np.load(tmp_path / f"{grad.blob}.npy")
@@ -213,15 +223,21 @@ def test_gradients_are_saved_as_arrays_and_pictures(tmp_path: Path) -> None:
         assert (tmp_path / f"{grad.blob}.png").read_bytes().startswith(b"\x89PNG")
 
 
-def test_unwritable_gradient_folder_is_a_clean_error(tmp_path: Path) -> None:
+def test_unwritable_gradient_folder_is_a_clean_error(
+    tmp_path: Path, caffe_session: Session
+) -> None:
     (tmp_path / "file").write_text("")
     folder = tmp_path / "file" / "gradients"  # below a file: cannot be made
-    report = validate_net(VALIDATE / "euclidean_force_backward.prototxt", save_gradients=folder)
+    report = validate_net(
+        VALIDATE / "euclidean_force_backward.prototxt", save_gradients=folder, session=caffe_session
+    )
     assert report.status == "error"
     assert report.reason.startswith(f"cannot write the gradients to {folder}: ")
 
 
-def test_random_weights_give_a_gradient_through_zero_filled_layers(tmp_path: Path) -> None:
+def test_random_weights_give_a_gradient_through_zero_filled_layers(
+    tmp_path: Path, caffe_session: Session
+) -> None:
     # Without fillers every parameter is 0 and so is the gradient; random weights fix that.
     net = tmp_path / "net.prototxt"
     net.write_text(
@@ -232,14 +248,16 @@ def test_random_weights_give_a_gradient_through_zero_filled_layers(tmp_path: Pat
         'layer { name: "loss" type: "Reduction" bottom: "ip" top: "loss" loss_weight: 1\n'
         "  reduction_param { operation: SUMSQ axis: 0 } }\n"
     )
-    zero = validate_net(net)
+    zero = validate_net(net, session=caffe_session)
     assert zero.status == "failed" and zero.cause == "zero_weights"
     assert "the weights of 1 layer(s) (ip) are all zero" in zero.reason
     assert "random_weights=True" in zero.hint and "--" not in zero.reason
-    assert validate_net(net, random_weights=True).ok
+    assert validate_net(net, random_weights=True, session=caffe_session).ok
 
 
-def test_zero_conv_weights_are_the_cause_in_a_batchnorm_scale_net(tmp_path: Path) -> None:
+def test_zero_conv_weights_are_the_cause_in_a_batchnorm_scale_net(
+    tmp_path: Path, caffe_session: Session
+) -> None:
     # ResNet style: Scale's multipliers default to 1 and BatchNorm's statistics are not
     # weights, so not every parameter is zero; the zero convolution weights are the cause.
     net = tmp_path / "net.prototxt"
@@ -254,7 +272,7 @@ def test_zero_conv_weights_are_the_cause_in_a_batchnorm_scale_net(tmp_path: Path
         'layer { name: "loss" type: "Reduction" bottom: "conv1" top: "loss" loss_weight: 1\n'
         "  reduction_param { operation: SUMSQ axis: 0 } }\n"
     )
-    report = validate_net(net)
+    report = validate_net(net, session=caffe_session)
     assert report.status == "failed" and report.cause == "zero_weights", report.reason
     assert "(conv1)" in report.reason and "Softmax" not in report.reason
 
@@ -266,7 +284,7 @@ def test_missing_python_layer_module_is_named(tmp_path: Path) -> None:
         'layer { name: "loss" type: "Python" bottom: "data" top: "loss"\n'
         '  python_param { module: "protoedit_no_such_module" layer: "Loss" } }\n'
     )
-    report = validate_net(net, allow_python_layers=True)
+    report = validate_net(net, allow_python_layers=True)  # own worker
     assert report.status == "error"
     assert report.reason == (
         "Python layer 'loss' cannot be loaded: ModuleNotFoundError: "
@@ -302,19 +320,20 @@ def test_solver_file_is_named_as_such(tmp_path: Path) -> None:
     assert "train_val.prototxt" in report.hint
 
 
-def test_a_document_is_validated_as_edited(tmp_path: Path) -> None:
+def test_a_document_is_validated_as_edited(tmp_path: Path, caffe_session: Session) -> None:
     doc = load(LENET)
-    assert validate_net(doc).status == "failed"  # as written: no force_backward, no loss
+    as_written = validate_net(doc, session=caffe_session)
+    assert as_written.status == "failed"  # no force_backward, no loss
     force_backward(doc)
     add_loss(doc, "conv2", LossHead("channel", 3))
-    report = validate_net(doc)
+    report = validate_net(doc, session=caffe_session)
     assert report.ok, report.reason
     assert report.net == str(LENET) and "protoedit_aux_loss" in report.losses
 
 
 def test_a_documents_python_layers_are_found_beside_its_file() -> None:
     doc = load(VALIDATE / "python_layer.prototxt")
-    report = validate_net(doc, allow_python_layers=True)
+    report = validate_net(doc, allow_python_layers=True)  # own worker
     assert report.status == "failed", report.reason  # it ran: the module was found
     assert report.blobs["doubled"] == [1, 3]
 
@@ -379,7 +398,9 @@ def test_cli_hint_for_zero_weights_names_the_flags(
     assert "hint: pass --weights MODEL.caffemodel or --random-weights" in capsys.readouterr().out
 
 
-def test_save_gradients_writes_one_tile_per_batch_item(tmp_path: Path) -> None:
+def test_save_gradients_writes_one_tile_per_batch_item(
+    tmp_path: Path, caffe_session: Session
+) -> None:
     from PIL import Image
 
     batch = np.zeros((10, 1, 28, 28), dtype=np.float32)
@@ -390,7 +411,10 @@ def test_save_gradients_writes_one_tile_per_batch_item(tmp_path: Path) -> None:
     add_loss(doc, "conv1", LossHead("channel", 0))
     doc.save(net)
     report = validate_net(
-        net, inputs={"data": tmp_path / "data.npy"}, save_gradients=tmp_path / "g"
+        net,
+        inputs={"data": tmp_path / "data.npy"},
+        save_gradients=tmp_path / "g",
+        session=caffe_session,
     )
     assert report.ok, report.reason
     with Image.open(tmp_path / "g" / "data.png") as image:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from protoedit import load
+from protoedit.caffe import Session
 from protoedit.cli import main as cli_main
 from protoedit.net.view import NetView
 from protoedit.rewrites import LossHead, add_loss, aux, force_backward
@@ -42,13 +43,15 @@ def test_one_bad_file_of_each_kind_leaves_the_others_alone() -> None:
         EUCLIDEAN,
         LENET,
     ]
-    options = {"memory_limit": 512 * 2**20, "timeout": 20.0, "allow_python_layers": True}
+    # The timeout counts from when a net is sent to a worker that is up: the others take well
+    # under a second once Caffe is imported.
+    options = {"memory_limit": 512 * 2**20, "timeout": 5.0, "allow_python_layers": True}
     reports = validate_files(nets, jobs=2, **options)  # type: ignore[arg-type]
     assert [r.net for r in reports] == [str(n) for n in nets]
     assert [r.exit_code for r in reports] == [0, 2, 1, 2, 2, 0, 1]
     assert "Unknown bottom blob 'image'" in reports[1].reason and reports[1].fatal is not None
     assert reports[3].reason.startswith("over the memory budget (512 MiB) during forward")
-    assert reports[4].reason.startswith("timed out after 20 s (during forward)")
+    assert reports[4].reason.startswith("timed out after 5 s (during forward)")
     alone = {str(n): validate_net(n, **options) for n in (EUCLIDEAN, LENET)}  # type: ignore[arg-type]
     for index in (0, 2, 5, 6):
         assert _facts(reports[index]) == _facts(alone[reports[index].net])
@@ -82,13 +85,17 @@ def test_python_layer_nets_do_not_share_a_worker_with_the_next_net(tmp_path: Pat
     assert ratio == pytest.approx(1.5, rel=4 * 2**-24)
 
 
-def test_skipping_parameter_gradients_keeps_the_input_gradient(tmp_path: Path) -> None:
+def test_skipping_parameter_gradients_keeps_the_input_gradient(
+    tmp_path: Path, caffe_session: Session
+) -> None:
     doc = load(FIXTURES / "lenet_deploy.prototxt")
     aux(doc, "conv2", LossHead(channel=3))
     path = tmp_path / "aux.prototxt"
     path.write_text(doc.dumps())
-    skipped = validate_net(path, random_weights=True)
-    computed = validate_net(path, random_weights=True, skip_param_gradients=False)
+    skipped = validate_net(path, random_weights=True, session=caffe_session)
+    computed = validate_net(
+        path, random_weights=True, skip_param_gradients=False, session=caffe_session
+    )
     assert skipped.param_gradients == "skipped"
     assert computed.param_gradients == "computed: asked for"
     assert skipped.status == "valid", skipped.reason
@@ -128,29 +135,33 @@ def test_batch_one_by_default_on_the_command_line(capsys: pytest.CaptureFixture[
         ),
     ],
 )
-def test_the_declared_batch_is_kept_where_it_matters(tmp_path: Path, layer: str, why: str) -> None:
+def test_the_declared_batch_is_kept_where_it_matters(
+    tmp_path: Path, layer: str, why: str, caffe_session: Session
+) -> None:
     net = tmp_path / "net.prototxt"
     net.write_text(
         'layer { name: "data" type: "Input" top: "data" '
         "input_param { shape { dim: 4 dim: 6 } } }\n"
         f'layer {{ name: "x" {layer} }}\n'
     )
-    report = validate_net(net, batch=1)
+    report = validate_net(net, batch=1, session=caffe_session)
     assert report.batch == 4 and report.declared_batch == 4, report.reason
     assert report.batch_note == f"declared batch 4 kept: {why}"
     assert report.status == "failed"  # it ran (no loss): the declared batch loaded
 
 
-def test_batchnorm_in_train_keeps_the_declared_batch(tmp_path: Path) -> None:
+def test_batchnorm_in_train_keeps_the_declared_batch(
+    tmp_path: Path, caffe_session: Session
+) -> None:
     net = tmp_path / "bn.prototxt"
     net.write_text(
         'layer { name: "data" type: "Input" top: "data" '
         "input_param { shape { dim: 3 dim: 2 } } }\n"
         'layer { name: "bn" type: "BatchNorm" bottom: "data" top: "bn" }\n'
     )
-    train = validate_net(net, batch=1, phase="TRAIN")
+    train = validate_net(net, batch=1, phase="TRAIN", session=caffe_session)
     assert train.batch == 3 and "BatchNorm layer 'bn'" in train.batch_note
-    test = validate_net(net, batch=1, phase="TEST")
+    test = validate_net(net, batch=1, phase="TEST", session=caffe_session)
     assert test.batch == 1 and test.batch_note == ""
 
 
@@ -310,7 +321,7 @@ def test_force_backward_computes_parameter_gradients_the_gate_does_not(
     import subprocess
     import sys
 
-    from protoedit.validate.runner import child_environment
+    from protoedit.caffe import child_environment
 
     net = tmp_path / "net.prototxt"
     net.write_text(

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from protoedit import CaffeUnavailableError, ProtoeditError, caffe_build
+from protoedit import ProtoeditError
+from protoedit.caffe import build as caffe_build
 from protoedit.cli import main
-from protoedit.validate import child, runner
 
 from .assets.digits import TrainedDigits
 from .conftest import FIXTURES, IN_CI, ROOT
@@ -43,17 +43,6 @@ def test_setup_hint_mentions_make_setup_only_in_a_clone(
     monkeypatch.setattr(caffe_build, "_CLONE_ROOT", tmp_path)  # as installed from a wheel
     from_wheel = caffe_build.setup_hint()
     assert "`protoedit setup-caffe`" in from_wheel and "make" not in from_wheel
-
-
-def test_validate_without_pycaffe_says_how_to_set_it_up(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "caffe", None)  # `import caffe` now raises ImportError
-    result = child.run({"net": str(FIXTURES / "lenet_deploy.prototxt")})
-    assert result["status"] == "error" and result["cause"] == "caffe_unavailable"
-    # The parent turns that into the error a user sees, with the one setup hint.
-    with pytest.raises(CaffeUnavailableError) as caught:
-        runner._fill_from_result(runner.ValidationReport(net="lenet", phase="TEST"), result)
-    assert str(caught.value).endswith(caffe_build.setup_hint())
-    assert "protoedit setup-caffe" in str(caught.value)
 
 
 def test_unmet_requirements_are_the_extras_missing_or_too_old() -> None:
@@ -133,7 +122,7 @@ def test_debians_python_without_its_headers_needs_the_dev_package(
     assert package not in caffe_build.missing_debian_packages()
 
 
-SETUP_INPUTS = ["Makefile", "pyproject.toml", "scripts/setup.sh", "protoedit/caffe_build.py"]
+SETUP_INPUTS = ["Makefile", "pyproject.toml", "scripts/setup.sh", "protoedit/caffe/build.py"]
 
 
 def _make_plan(folder: Path, target: str) -> str:

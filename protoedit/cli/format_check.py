@@ -193,7 +193,7 @@ def check_files(
 def _suggest_installed_schema(unknown: set[str]) -> None:
     """When the installed Caffe (a fork) registers layer types the built-in BVLC list lacks,
     say which and how to check against that Caffe's own schema."""
-    from protoedit import caffe_build
+    from protoedit.caffe import build as caffe_build
     from protoedit.net.layers import registered_types
 
     proto = caffe_build.caffe_proto_path()

@@ -22,7 +22,7 @@ def add_setup_caffe(commands: Commands) -> None:
 
 def run_setup_caffe(args: argparse.Namespace) -> int:
     """Build or reuse pycaffe; a ``CaffeBuildError`` goes to the error boundary."""
-    from protoedit import caffe_build
+    from protoedit.caffe import build as caffe_build
 
     caffe_build.setup()
     return 0

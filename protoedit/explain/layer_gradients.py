@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from protoedit.caffe.session import Session
 from protoedit.document import Document, load
 from protoedit.errors import InputError, Location, MissingArgumentError
 from protoedit.explain.preprocess import Preprocess, load_input
@@ -219,22 +220,25 @@ def gradients(
     after_inplace: bool = False,
     channels: int | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    session: Session | None = None,
 ) -> Gradients:
     """One forward/backward of ``net`` rewritten for ``head`` on ``target`` (or for its own
     ``loss`` blob), in a Caffe worker; every learnable blob's gradient by layer and role.
 
     ``inputs`` is one array or file for a net with one input blob, else a mapping by blob
     name; images are preprocessed by ``preprocess``.  Weights are checked to fit first.
+    ``session``: a warm :class:`protoedit.caffe.Session` to run in (no Caffe import).
     """
     doc, report = prepare(
         net, target=target, head=head, loss=loss, after_inplace=after_inplace, channels=channels
     )
     arrays = load_inputs(doc, inputs, preprocess or Preprocess())
-    with CaffeSession(doc.dumps(), weights=weights, net_path=doc.path, timeout=timeout) as session:
-        result = session.run(arrays, backward=True, param_norms=True)
+    text, path = doc.dumps(), doc.path
+    with CaffeSession(text, weights=weights, net_path=path, timeout=timeout, session=session) as s:
+        result = s.run(arrays, backward=True, param_norms=True)
         warnings = [
             f"layer '{name}' is not in the weights file: its parameters keep their fillers"
-            for name in session.info["missing"]
+            for name in s.info["missing"]
         ]
     if weights is None:
         warnings.append("no weights given: every parameter has its filler's initial value")

@@ -1,50 +1,47 @@
-"""The parent side: a Caffe worker process that holds one net across many requests.
+"""The parent side of explain: one net loaded in a warm Caffe worker for many requests.
 
-Code importing caffe never runs in the caller's process: Caffe aborts its whole process on a
-failed CHECK.  A :class:`CaffeSession` starts ``protoedit.explain.worker``, loads the net text
-(written to a private temporary folder the session removes), and serves forward/backward
-requests until closed; one-shot calls (``gradients``) open and close one, and iterative ones
-(``visualize``) can keep it for every step.  When the worker dies, the glog fatal line it
-printed becomes the error message.
+A :class:`CaffeSession` writes the net text to a private temporary folder, loads it in a
+worker of :mod:`protoedit.caffe` (its own, or a shared :class:`~protoedit.caffe.Session`
+given as ``session=``, so that many nets and calls pay one Caffe import) and serves
+forward/backward requests (:mod:`protoedit.explain.worker`) until closed.  ``timeout`` bounds
+each request.  When the worker dies, the glog fatal line it printed becomes the error.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import re
-import select
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from protoedit.errors import CaffeUnavailableError, InputError, Location, ProtoeditError
-from protoedit.explain import protocol
+from protoedit.caffe.gate import mentions_python_layers
+from protoedit.caffe.session import DEFAULT_REQUEST_TIMEOUT, CaffeRefused, CaffeRunError, Session
+from protoedit.errors import InputError, Location
 from protoedit.explain.weights import WeightsError, read_weights, stored_shapes
 
-DEFAULT_TIMEOUT = 600.0
-
-# glog: "F20261126 11:40:00.123456 12345 net.cpp:123] Check failed: ..." (older: "F1126 ...")
-_FATAL = re.compile(r"^F\d{4,8} [\d:.]+\s+\d+ ([^:\s]+:\d+)\] (.*)$", re.MULTILINE)
+DEFAULT_TIMEOUT = DEFAULT_REQUEST_TIMEOUT
+_HANDLER = "protoedit.explain.worker"
 
 Array = npt.NDArray[np.float32]
 
-
-class CaffeRunError(ProtoeditError):
-    """Caffe refused or aborted while running a net (the fatal line is in the message)."""
+__all__ = ["DEFAULT_TIMEOUT", "CaffeRunError", "CaffeSession"]
 
 
 class CaffeSession:
-    """One net loaded in one Caffe worker; use as a context manager or call :meth:`close`."""
+    """One net loaded in one Caffe worker; use as a context manager or call :meth:`close`.
+
+    ``timeout`` bounds each request (seconds from when it is sent).  ``session``: a warm
+    worker to load the net on (it stays open after :meth:`close`); without one, the net
+    gets a worker of its own.  A net with Python layers runs only with
+    ``allow_python_layers=True`` (or a ``session`` opened so), always in a worker of its own
+    (their modules stay imported).
+    """
 
     def __init__(
         self,
@@ -54,43 +51,37 @@ class CaffeSession:
         net_path: str = "<net>",
         seed: int = 0,
         timeout: float = DEFAULT_TIMEOUT,
+        allow_python_layers: bool = False,
+        session: Session | None = None,
     ) -> None:
         self.net_path = net_path
         self.weights_path = str(weights) if weights is not None else ""
         self.timeout = timeout
+        self._closed = False
         stored = None
         if weights is not None:
             stored = stored_shapes(read_weights(weights))  # raises before any process starts
-        self._tmp = Path(tempfile.mkdtemp(prefix="protoedit-explain-"))
-        self._stderr = open(self._tmp / "stderr.log", "w+b")  # noqa: SIM115 - closed in close()
-        env = dict(os.environ)
-        env.setdefault("GLOG_minloglevel", "2")
-        self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
-            [sys.executable, "-m", "protoedit.explain.worker"],
-            bufsize=0,  # no read-ahead: select() on the pipe must see every unread byte
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-            env=env,
-            start_new_session=True,
+        allow = allow_python_layers or (session is not None and session.allow_python_layers)
+        self._own = session is None or mentions_python_layers(net_text)
+        self._session: Session = (
+            session if session is not None and not self._own else Session(allow_python_layers=allow)
         )
+        self._tmp = Path(tempfile.mkdtemp(prefix="protoedit-explain-"))
+        self._pid: int | None = None
+        self._net_id: int | None = None
         try:
-            ready = self._receive("start")
-            if "error" in ready:
-                from protoedit.caffe_build import setup_hint
-
-                raise CaffeUnavailableError(
-                    f"pycaffe cannot be imported ({ready['error']}); {setup_hint()}"
-                )
             net_file = self._tmp / "net.prototxt"
             net_file.write_text(net_text, encoding="utf-8")
-            self.info = self.request(
+            self.info = self._request(
                 "load",
                 net=str(net_file),
+                net_path=net_path,
                 weights=str(Path(weights).resolve()) if weights is not None else None,
                 stored_shapes=stored,
                 seed=seed,
             )
+            self._pid = self._session.pid
+            self._net_id = self.info["net_id"]
         except BaseException:
             self.close()
             raise
@@ -101,56 +92,42 @@ class CaffeSession:
         shapes: dict[str, list[int]] = self.info["inputs"]
         return shapes
 
+    @property
+    def pid(self) -> int | None:
+        """The process id of the worker holding the net."""
+        return self._pid if not self._closed else None
+
+    @property
+    def alive(self) -> bool:
+        """Whether the worker holding the net still runs (a request can be served)."""
+        return not self._closed and self._session.pid == self._pid and self._pid is not None
+
     def request(self, op: str, **fields: Any) -> dict[str, Any]:
-        """Send one request and wait for its answer; a refusal raises a ProtoeditError."""
-        if self._proc is None or self._proc.stdin is None:
+        """Send one request on the loaded net and wait for its answer; a refusal raises a
+        ProtoeditError."""
+        if self._closed:
             raise CaffeRunError("the Caffe session is closed")
-        with contextlib.suppress(BrokenPipeError):  # a dead worker: _receive explains why
-            protocol.send(self._proc.stdin, {"op": op, **fields})
-        answer = self._receive(op)
-        if "error" in answer:
-            kind = answer.get("kind")
-            if kind == "weights":
+        return self._request(op, net_id=self._net_id, worker_pid=self._pid, **fields)
+
+    def _request(self, op: str, worker_pid: int | None = None, **fields: Any) -> dict[str, Any]:
+        try:
+            return self._session.request(
+                _HANDLER, op, request_timeout=self.timeout, worker_pid=worker_pid, **fields
+            )
+        except CaffeRefused as exc:
+            if exc.kind == "weights":
                 raise WeightsError(
-                    f"the weights do not fit the net: {answer['error']}",
-                    Location(self.weights_path),
-                )
-            if kind == "input":
-                raise InputError(answer["error"], Location(self.net_path))
-            raise CaffeRunError(f"Caffe failed during {op}: {answer['error']}")
-        return answer
-
-    def _receive(self, op: str) -> dict[str, Any]:
-        assert self._proc is not None and self._proc.stdout is not None
-        stream = self._proc.stdout
-        ready, _, _ = select.select([stream], [], [], self.timeout)
-        if not ready:
-            self.close()
-            raise CaffeRunError(f"Caffe did not answer within {self.timeout:g} s (during {op})")
-        answer = protocol.receive(stream)
-        if answer is None:
-            raise self._death(op)
-        return answer
-
-    def _death(self, op: str) -> ProtoeditError:
-        """The error for a worker that died: glog's fatal line, else the signal or exit code."""
-        assert self._proc is not None
-        code = self._proc.wait()
-        self._stderr.seek(0)
-        text = self._stderr.read().decode("utf-8", errors="replace")
-        self.close()
-        fatal = _FATAL.findall(text)
-        if fatal:
-            where, message = fatal[-1]
-            return CaffeRunError(
-                f"Caffe aborted during {op}: {message.strip()} ({where})", Location(self.net_path)
-            )
-        if code < 0:
-            return CaffeRunError(
-                f"the Caffe process died with {signal.Signals(-code).name} during {op}"
-            )
-        last = text.strip().splitlines()[-1:] or ["no output"]
-        return CaffeRunError(f"the Caffe process exited with code {code} during {op}: {last[0]}")
+                    f"the weights do not fit the net: {exc.message}", Location(self.weights_path)
+                ) from None
+            if exc.kind == "input":
+                raise InputError(exc.message, Location(self.net_path)) from None
+            if exc.message.startswith("Caffe failed during"):
+                raise
+            raise CaffeRunError(f"Caffe failed during {op}: {exc.message}") from None
+        except CaffeRunError as exc:
+            if exc.location is None and exc.message.startswith("Caffe aborted"):
+                raise CaffeRunError(exc.message, Location(self.net_path)) from None
+            raise
 
     def run(
         self,
@@ -197,36 +174,24 @@ class CaffeSession:
     def kill(self) -> None:
         """Kill the worker and its process group now, from any thread (an interrupted run); a
         request in flight then fails with :class:`CaffeRunError`. :meth:`close` still cleans up."""
-        proc = self._proc
-        if proc is not None and proc.poll() is None:
-            with contextlib.suppress(OSError):
-                os.killpg(proc.pid, signal.SIGKILL)
+        if not self._closed:
+            self._session.kill()
 
     def close(self) -> None:
-        """Stop the worker (killed with its process group if it does not leave) and clean up."""
-        proc, self._proc = self._proc, None
-        if proc is not None:
-            try:
-                if proc.stdin is not None and proc.poll() is None:
-                    protocol.send(proc.stdin, {"op": "close"})
-                    proc.stdin.close()
-                proc.wait(timeout=10)
-            except (OSError, subprocess.TimeoutExpired):
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-            if proc.stdout is not None:
-                proc.stdout.close()
-        if not self._stderr.closed:
-            self._stderr.close()
+        """Unload the net (stopping the worker if it is the net's own) and clean up."""
+        if self._closed:
+            return
+        loaded = self.alive and self._net_id is not None
+        self._closed = True
+        if self._own:
+            self._session.close()
+        elif loaded:
+            with contextlib.suppress(CaffeRunError):
+                self._session.request(_HANDLER, "unload", net_id=self._net_id, worker_pid=self._pid)
         shutil.rmtree(self._tmp, ignore_errors=True)
 
     def __enter__(self) -> CaffeSession:
         return self
 
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()

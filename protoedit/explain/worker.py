@@ -1,35 +1,26 @@
-"""The Caffe side of a :class:`~protoedit.explain.session.CaffeSession`: one net, many requests.
+"""The Caffe side of a :class:`~protoedit.explain.session.CaffeSession`: handlers run in a
+worker of :mod:`protoedit.caffe`, which may hold several nets, each under the id ``load``
+returned.
 
-Runs as ``python -m protoedit.explain.worker``: reads framed requests on stdin, answers on the
-original stdout (fd 1 is pointed at stderr first, so nothing Caffe prints can corrupt the
-stream).  Caffe aborts the whole process on a failed CHECK; the parent then explains the death
-from the glog line on our stderr.  Requests: ``load`` (net file, weights, stored blob shapes),
-``run`` (inputs; forward, optionally backward; loss, parameter and input gradients, chosen
-blobs), ``get_params`` / ``set_params`` (by layer and role), ``ascend`` (gradient-ascent
-steps on the input, :mod:`protoedit.explain.ascent`), ``close``.
+Requests: ``load`` (net file, weights, stored blob shapes), ``run`` (inputs; forward,
+optionally backward; loss, parameter and input gradients, chosen blobs), ``get_params`` /
+``set_params`` (by layer and role), ``ascend`` (gradient-ascent steps on the input,
+:mod:`protoedit.explain.ascent`), ``unload``.  Every request but ``load`` names its
+``net_id``.
 """
 
 from __future__ import annotations
 
-import os
-import sys
-from typing import IO, Any
+import itertools
+from typing import Any
 
-from protoedit.explain import protocol
+from protoedit.caffe.child import Handler, Note, Refused
 from protoedit.explain.weights import misfits
 from protoedit.net.layers import param_roles
 
 
-class _Refused(Exception):
-    """A request that cannot be served; the message goes back to the parent as an error."""
-
-    def __init__(self, message: str, kind: str = "input") -> None:
-        super().__init__(message)
-        self.kind = kind
-
-
-class Worker:
-    """Holds the loaded net between requests."""
+class LoadedNet:
+    """One net held between requests."""
 
     def __init__(self) -> None:
         import caffe
@@ -59,7 +50,7 @@ class Worker:
             stored = request["stored_shapes"]
             problems = misfits(expected, stored, self.roles)
             if problems:
-                raise _Refused("; ".join(problems), "weights")
+                raise Refused("; ".join(problems), "weights")
             missing = [name for name in expected if name not in stored]
             net.copy_from(weights)
         self.net = net
@@ -84,7 +75,7 @@ class Worker:
         given: dict[str, Any] = request["inputs"]
         unknown = sorted(set(given) - set(net.inputs))
         if unknown:
-            raise _Refused(f"no input blob named {', '.join(map(repr, unknown))}")
+            raise Refused(f"no input blob named {', '.join(map(repr, unknown))}")
         reshaped = False
         for name, array in given.items():
             blob = net.blobs[name]
@@ -130,13 +121,13 @@ class Worker:
         blobs: list[str] = request.get("blobs", [])
         absent = [b for b in blobs if b not in net.blobs]
         if absent:
-            raise _Refused(f"no blob named {', '.join(map(repr, absent))}")
+            raise Refused(f"no blob named {', '.join(map(repr, absent))}")
         result["blobs"] = {name: net.blobs[name].data.copy() for name in blobs}
         return result
 
     def _param(self, layer: str, role: str) -> Any:
         if layer not in self.layers or role not in self.roles[layer]:
-            raise _Refused(f"no parameter '{layer}/{role}' in the net")
+            raise Refused(f"no parameter '{layer}/{role}' in the net")
         return self.layers[layer].blobs[self.roles[layer].index(role)]
 
     def get_params(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -155,7 +146,7 @@ class Worker:
             for role, array in roles.items():
                 blob = self._param(layer, role)
                 if tuple(array.shape) != tuple(blob.data.shape):
-                    raise _Refused(
+                    raise Refused(
                         f"'{layer}/{role}' has shape {tuple(blob.data.shape)}, "
                         f"not {tuple(array.shape)}"
                     )
@@ -172,51 +163,46 @@ class Worker:
             if request.get(key) and request[key] not in self.net.blobs
         ]
         if absent:
-            raise _Refused(f"no blob named {', '.join(map(repr, absent))}")
+            raise Refused(f"no blob named {', '.join(map(repr, absent))}")
         return ascend(self.net, request)
 
 
-def serve(requests: IO[bytes], answers: IO[bytes]) -> None:
-    """The request loop: one answer per request, ``{"error": ..., "kind": ...}`` on refusal."""
-    try:
-        worker = Worker()
-    except Exception as exc:  # any import failure means the same thing to the user
-        protocol.send(answers, {"error": f"{type(exc).__name__}: {exc}", "kind": "import"})
-        return
-    protocol.send(answers, {"ready": True})
-    handlers = {
-        "load": worker.load,
-        "run": worker.run,
-        "get_params": worker.get_params,
-        "set_params": worker.set_params,
-        "ascend": worker.ascend,
-    }
-    while True:
-        request = protocol.receive(requests)
-        if request is None or request.get("op") == "close":
-            return
-        op = request.get("op", "")
-        try:
-            if op not in handlers:
-                raise _Refused(f"unknown request {op!r}", "internal")
-            if op != "load" and worker.net is None:
-                raise _Refused("no net is loaded", "internal")
-            answer = handlers[op](request)
-        except _Refused as exc:
-            answer = {"error": str(exc), "kind": exc.kind}
-        except Exception as exc:  # a pycaffe-level error (bad shapes, ...): report it
-            answer = {"error": f"{type(exc).__name__}: {exc}", "kind": "caffe"}
-        protocol.send(answers, answer)
+#: The nets this worker holds, by id.
+_NETS: dict[int, LoadedNet] = {}
+_IDS = itertools.count(1)
 
 
-def main() -> int:
-    """Keep the protocol stream on a private descriptor; everything else prints to stderr."""
-    answers = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-    serve(sys.stdin.buffer, answers)
-    return 0
+def _load(request: dict[str, Any], note: Note) -> dict[str, Any]:
+    net = LoadedNet()
+    info = net.load(request)
+    net_id = next(_IDS)
+    _NETS[net_id] = net
+    return {"net_id": net_id, **info}
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def _on_net(method: str) -> Handler:
+    """A handler calling ``method`` of the net the request names."""
+
+    def handle(request: dict[str, Any], note: Note) -> dict[str, Any]:
+        net = _NETS.get(request.get("net_id", 0))
+        if net is None:
+            raise Refused("no such net is loaded in this worker", "internal")
+        answer: dict[str, Any] = getattr(net, method)(request)
+        return answer
+
+    return handle
+
+
+def _unload(request: dict[str, Any], note: Note) -> dict[str, Any]:
+    _NETS.pop(request.get("net_id", 0), None)
+    return {}
+
+
+HANDLERS: dict[str, Handler] = {
+    "load": _load,
+    "run": _on_net("run"),
+    "get_params": _on_net("get_params"),
+    "set_params": _on_net("set_params"),
+    "ascend": _on_net("ascend"),
+    "unload": _unload,
+}

@@ -1,10 +1,11 @@
 """The worker side of a sweep: compute work items, keeping each net loaded between them.
 
-A :class:`Computer` belongs to one worker (a thread of the local engine, a Ray actor).  It
-keeps a :class:`CaffeSession` (one Caffe process with the visualisation net loaded) per
-(model, layer) it has seen, so Caffe and each net load once per worker, not once per batch.
-A session that died (Caffe aborted, the process was killed) is dropped, and the next item
-of that layer starts a new one.
+A :class:`Computer` belongs to one worker (a thread of the local engine, a Ray actor) and
+owns one warm Caffe worker (a :class:`protoedit.caffe.Session`).  It keeps the visualisation
+net of the last (model, layer) pairs it has seen loaded there (a :class:`CaffeSession` each),
+so Caffe imports once per worker and each net loads once, not once per batch.  A net whose
+worker died (Caffe aborted, the process was killed) is dropped, and the next item of that
+layer loads it again in a fresh worker.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from protoedit.caffe.session import Session
 from protoedit.errors import ProtoeditError
 from protoedit.explain.maximisation import visualization_net, visualize
 from protoedit.explain.preprocess import blob_to_image
@@ -23,7 +25,7 @@ from protoedit.explain.session import CaffeSession
 from protoedit.sweep.plan import LayerJob, WorkItem
 from protoedit.sweep.store import UnitOutput
 
-#: Nets kept loaded per worker (each is a Caffe process holding its weights).
+#: Nets kept loaded per worker (each holds its weights in the worker's Caffe process).
 KEEP_SESSIONS = 2
 
 
@@ -44,7 +46,7 @@ def versions() -> tuple[str, str]:
     """protoedit's version and the Caffe build's, as seen by this worker."""
     from importlib.metadata import PackageNotFoundError, version
 
-    from protoedit.caffe_build import build_key
+    from protoedit.caffe.build import build_key
 
     try:
         mine = version("protoedit")
@@ -56,8 +58,10 @@ def versions() -> tuple[str, str]:
 class Computer:
     """Computes work items for one worker; not thread-safe (one per worker)."""
 
-    def __init__(self, name: str | None = None) -> None:
+    def __init__(self, name: str | None = None, session: Session | None = None) -> None:
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
+        self._own = session is None
+        self.session = session if session is not None else Session()
         self._sessions: OrderedDict[tuple[str, str, str], CaffeSession] = OrderedDict()
         self._lock = threading.Lock()
         self._versions = versions()
@@ -67,12 +71,17 @@ class Computer:
         key = (job.model.net, job.model.weights, job.layer)
         with self._lock:
             session = self._sessions.get(key)
-            if session is not None:
+            if session is not None and session.alive:
                 self._sessions.move_to_end(key)
                 return session
+            self._sessions.pop(key, None)
         doc, _, _ = visualization_net(job.model.net, job.layer, after_inplace=job.after_inplace)
         session = CaffeSession(
-            doc.dumps(), weights=job.model.weights, net_path=job.model.net, seed=job.settings.seed
+            doc.dumps(),
+            weights=job.model.weights,
+            net_path=job.model.net,
+            seed=job.settings.seed,
+            session=self.session,
         )
         self.loads += 1
         with self._lock:
@@ -132,17 +141,20 @@ class Computer:
         return outcome
 
     def kill(self) -> None:
-        """Stop every Caffe process at once (an interrupted sweep); a request in flight in
+        """Stop the Caffe worker at once (an interrupted sweep); a request in flight in
         another thread then fails, which its caller ignores."""
+        self.session.kill()
         with self._lock:
             sessions = list(self._sessions.values())
-        for session in sessions:
+        for session in sessions:  # a net with Python layers has a worker of its own
             session.kill()
 
     def close(self) -> None:
-        """Close every session."""
+        """Unload every net, and stop the worker if it is the computer's own."""
         with self._lock:
             sessions = list(self._sessions.values())
             self._sessions.clear()
         for session in sessions:
             session.close()
+        if self._own:
+            self.session.close()

@@ -1,31 +1,29 @@
 """Where work items run: ``local`` (one worker per core on this machine) or ``ray`` (actors).
 
 Both are pools with the same small interface: :meth:`submit` an item, wait for the
-:meth:`next` outcome, :meth:`stop` at once (Ctrl-C), :meth:`close`.  A local worker is a
-driver thread with its own :class:`~protoedit.sweep.compute.Computer`, whose Caffe processes
-do the work (the thread only sends requests, so the GIL is no bottleneck).  A Ray worker is
-an actor holding a Computer: the same code on a local Ray instance or on a cluster.
+:meth:`next` outcome, :meth:`stop` at once (Ctrl-C), :meth:`close`.  The local engine is a
+:class:`protoedit.caffe.Pool`: driver threads, each with a warm Caffe worker and a
+:class:`~protoedit.sweep.compute.Computer` on it.  A Ray worker is an actor holding a
+Computer: the same code on a local Ray instance or on a cluster.  Each Caffe child runs BLAS
+on one thread (set in the child's environment, not in ours).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import queue
-import threading
 from typing import Any, Protocol
 
+from protoedit.caffe.environment import SINGLE_THREADED
+from protoedit.caffe.pool import Pool as CaffePool
 from protoedit.errors import InvalidArgumentError, ProtoeditError
 from protoedit.sweep.compute import Computer, Outcome
 from protoedit.sweep.plan import WorkItem
 
 ENGINES = ("local", "ray")
-#: One worker per core, so each worker's Caffe runs one BLAS thread: OpenBLAS's own threads
-#: would compete with the other workers (and they spin while waiting).
 #: Work items in flight per worker: the next one waits at the worker while the driver stores
 #: the last one's results, so no worker idles between items.
 DEPTH = 2
-SINGLE_THREADED = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 class RayUnavailableError(ProtoeditError):
@@ -59,56 +57,34 @@ def default_workers() -> int:
 
 
 class LocalPool:
-    """``workers`` driver threads, each with its own Caffe processes."""
+    """``workers`` threads of a :class:`protoedit.caffe.Pool`, each with its own Caffe worker
+    and :class:`Computer`."""
 
     def __init__(self, workers: int) -> None:
         workers = max(1, workers)
         self.capacity = workers * DEPTH
-        for name, value in SINGLE_THREADED.items():  # inherited by the Caffe processes
-            os.environ.setdefault(name, value)
-        self._todo: queue.Queue[tuple[WorkItem, int] | None] = queue.Queue()
-        self._done: queue.Queue[Outcome] = queue.Queue()
-        self._stopping = threading.Event()
-        self.computers = [Computer(f"local:{os.getpid()}:{n}") for n in range(workers)]
-        self._threads = [
-            threading.Thread(target=self._work, args=(c,), name=f"sweep-{n}", daemon=True)
-            for n, c in enumerate(self.computers)
-        ]
-        for thread in self._threads:
-            thread.start()
-
-    def _work(self, computer: Computer) -> None:
-        try:
-            while not self._stopping.is_set():
-                task = self._todo.get()
-                if task is None:
-                    return
-                outcome = computer.compute(*task)
-                if not self._stopping.is_set():
-                    self._done.put(outcome)
-        finally:
-            computer.close()
+        names = iter(range(workers))
+        self._pool: CaffePool[Computer] = CaffePool(
+            workers,
+            make_state=lambda session: Computer(f"local:{os.getpid()}:{next(names)}", session),
+            close_state=Computer.close,
+        )
+        self.computers = self._pool.states
 
     def submit(self, item: WorkItem, attempt: int) -> None:
-        self._todo.put((item, attempt))
+        self._pool.submit(None, lambda computer: computer.compute(item, attempt))
 
     def next(self, timeout: float) -> Outcome | None:
-        try:
-            return self._done.get(timeout=timeout)
-        except queue.Empty:
-            return None
+        done = self._pool.next(timeout)
+        return None if done is None else done[1]
 
     def stop(self) -> None:
-        self._stopping.set()
         for computer in self.computers:
             computer.kill()
-        self.close()
+        self._pool.stop()
 
     def close(self) -> None:
-        for _ in self._threads:
-            self._todo.put(None)
-        for thread in self._threads:
-            thread.join(timeout=30)
+        self._pool.close()
 
 
 class SweepActor:
@@ -117,9 +93,6 @@ class SweepActor:
     def __init__(self, name: str) -> None:
         import socket
 
-        os.environ.setdefault("GLOG_minloglevel", "2")
-        for variable, value in SINGLE_THREADED.items():  # inherited by its Caffe processes
-            os.environ.setdefault(variable, value)
         self.computer = Computer(f"ray:{socket.gethostname()}:{os.getpid()}:{name}")
 
     def compute(self, item: WorkItem, attempt: int) -> Outcome:

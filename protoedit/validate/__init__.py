@@ -14,12 +14,13 @@ from protoedit.validate.defaults import (
 )
 
 if TYPE_CHECKING:
-    from protoedit.validate.report import FatalLog, InputGradient, ValidationReport
+    from protoedit.caffe.fatal import FatalLog
+    from protoedit.validate.report import InputGradient, ValidationReport
     from protoedit.validate.runner import iter_validate, validate_files, validate_net
 
 #: Imported on first use: the CLI reads the defaults without loading the runner.
 _LAZY = {
-    "FatalLog": "protoedit.validate.report",
+    "FatalLog": "protoedit.caffe.fatal",
     "InputGradient": "protoedit.validate.report",
     "ValidationReport": "protoedit.validate.report",
     "iter_validate": "protoedit.validate.runner",

@@ -1,64 +1,44 @@
 """The child side of validation: load the net in pycaffe, run forward and backward, write facts.
 
-Runs as ``python -m protoedit.validate.child MEMORY_LIMIT``: a long-lived worker that imports
-Caffe once, then reads one JSON request a line on stdin and answers each with a ``result: JSON``
-line on stdout.  Caffe aborts the whole process on a failed CHECK, which is why this runs in its
-own process: the parent reads the glog line from our stderr when we die.  Progress goes to
-stdout as ``stage: NAME`` lines so the parent can say where a crash or a timeout happened, and
-what the net holds as one ``scan: JSON`` line (read if Caffe aborts while loading).
+The ``validate`` handler of a :mod:`protoedit.caffe` worker (which imported Caffe once and
+serves net after net).  Caffe aborts the whole process on a failed CHECK, which is why this
+runs in a child: the parent reads the glog line from its stderr when it dies.  Progress goes
+to the parent as notes: ``stage`` (so it can say where a crash or a timeout happened),
+``scan`` (the data layers, read if Caffe aborts while loading) and ``plan`` (how the net runs,
+and the request to run again with should the worker die).  Python layers were let through by
+the worker layer's gate; a worker that imported their modules serves no other net.
 """
 
 from __future__ import annotations
 
 import gc
-import json
 import math
 import re
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from protoedit.caffe.child import Handler, Note
+from protoedit.caffe.gate import mentions_python_layers
 from protoedit.net.inputs import legacy_input_shapes
 from protoedit.net.layers import PYTHON, is_a, is_data_layer, param_roles
+from protoedit.net.state import NetState, layer_included
 from protoedit.validate.netplan import GATE_PREFIX, batch_matters, gate_backward
 
-_LIBRARY_HEADROOM = 256 * 2**20
-_PYTHON_TYPE = re.compile(r"""\btype\s*:\s*(?:"Python"|'Python'|PYTHON\b)""")
 _FORCE_BACKWARD = re.compile(r"\bforce_backward\s*:\s*true\b")
 
 
-def _limit_address_space(budget: int) -> None:
-    """Allow ``budget`` bytes of address space beyond what the imports already took.
-
-    Set here rather than before exec, and with headroom for the BLAS working buffers that are
-    mapped on first use: OpenBLAS hangs instead of failing when those do not fit, and the
-    budget is meant for the net, not for Python and its libraries.
-    """
-    if not budget:
-        return
-    import resource
-
-    status = Path("/proc/self/status").read_text()
-    kib = int(re.search(r"^VmSize:\s+(\d+) kB", status, re.MULTILINE).group(1))  # type: ignore[union-attr]
-    limit = kib * 1024 + budget + _LIBRARY_HEADROOM
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
-
-def _stage(name: str) -> None:
-    print(f"stage: {name}", flush=True)
-
-
-def _scan_net(text: str, param: Any) -> dict[str, Any]:
+def _scan_net(text: str, param: Any, phase: str) -> dict[str, Any]:
     """Facts read without running Caffe: Python layers, data layers, ``force_backward``.
 
     ``param`` is the parsed net (None if protobuf could not parse ``text``).
-    ``python_layers`` is a list of ``[layer, module, class]``; ``data_layers`` names the
-    layers that read files.
+    ``python_layers`` is a list of ``[layer, module, class]`` of the Python layers Caffe
+    builds in ``phase`` (those the gate checked); ``data_layers`` names the layers that read
+    files.
     """
     if param is None:
         # Caffe will report the syntax error itself; fall back to a textual scan here.
-        python_layers = [["?", "", ""]] if _PYTHON_TYPE.search(text) else []
+        python_layers = [["?", "", ""]] if mentions_python_layers(text) else []
         return {
             "python_layers": python_layers,
             "data_layers": [],
@@ -68,7 +48,7 @@ def _scan_net(text: str, param: Any) -> dict[str, Any]:
         "python_layers": [
             [layer.name, layer.python_param.module, layer.python_param.layer]
             for layer in param.layer
-            if is_a(layer.type, PYTHON)
+            if is_a(layer.type, PYTHON) and layer_included(layer, NetState(phase))
         ],
         "data_layers": [
             layer.name for layer in [*param.layer, *param.layers] if is_data_layer(layer)
@@ -198,44 +178,26 @@ def _save_gradient(folder: Path, blob: str, diff: Any) -> None:
         raise _Refused(f"cannot write the gradients to {folder}: {exc.strerror or exc}") from exc
 
 
-#: Nets whose Python layers this process imported (then it serves no further net).
-_RECYCLE: list[str] = []
-
-
 class _Refused(Exception):
     """A run that stops with an error status; the message is the reason."""
 
 
-def run(request: dict[str, Any]) -> dict[str, Any]:
+def run(request: dict[str, Any], note: Note) -> dict[str, Any]:
     """Do the validation described by ``request``; return the result fields."""
-    try:
-        import caffe
-        import caffe.proto.caffe_pb2 as caffe_pb2
-        import numpy as np
-    except Exception as exc:  # any import failure means the same thing to the user
-        return _unavailable(exc)
+    import caffe
+    import caffe.proto.caffe_pb2 as caffe_pb2
+    import numpy as np
 
     net_path = request["net"]
     text = Path(net_path).read_text(encoding="utf-8", errors="replace")
     param = _parse(text, caffe_pb2)
-    facts = _scan_net(text, param)
-    print(f"scan: {json.dumps({'data_layers': facts['data_layers']})}", flush=True)
+    facts = _scan_net(text, param, request["phase"])
+    note("scan", {"data_layers": facts["data_layers"]})
     force_backward = facts["force_backward"]
     python_layers = facts["python_layers"]
     result: dict[str, Any] = {"force_backward": force_backward}
-    if python_layers and not request["allow_python_layers"]:
-        names = ", ".join(name for name, _, _ in python_layers)
-        return result | {
-            "status": "error",
-            "cause": "python_layers",
-            "reason": f"the net has Python layers ({names}), which run user code when the net "
-            "loads; they are refused unless allowed",
-        }
-    _stage("load")
-    if python_layers:
-        _RECYCLE.append(net_path)  # their modules stay imported: this process runs no other
-        # Python layers import their module by name; look beside the net first.
-        sys.path.insert(0, request.get("module_dir") or str(Path(net_path).resolve().parent))
+    note("stage", "load")
+    if python_layers:  # the gate let them through, and put their folder on sys.path
         problem = _python_layer_problem(python_layers)
         if problem:
             return result | {"status": "error", "reason": problem}
@@ -247,7 +209,7 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="protoedit-validate-") as tmp:
         load_path, result["param_gradients"], loaded = _backward_plan(param, request, Path(tmp))
         plan: dict[str, Any] = {"param_gradients": result["param_gradients"]}
-        print(f"plan: {json.dumps(plan)}", flush=True)
+        note("plan", dict(plan))
         # Built at the declared shapes first: Caffe checks every layer's setup there.
         net = caffe.Net(load_path, phase)
         unknown = sorted(set(given) - set(net.inputs))
@@ -270,8 +232,8 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
             # text that protobuf could not, the net runs reshaped in place.)
             if smaller:
                 plan["fallback"] = {"extent": "declared"}  # should Caffe abort on them
-                print(f"plan: {json.dumps(plan)}", flush=True)
-            _stage("reshape")
+                note("plan", dict(plan))
+            note("stage", "reshape")
             rebuilt = Path(tmp) / "run.prototxt"
             changed = {n: shape for n, shape in running.items() if shape != declared[n]}
             rebuilt.write_text(_with_input_shapes(loaded, changed), encoding="utf-8")
@@ -281,7 +243,7 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
         elif request["weights"]:
             net.copy_from(request["weights"])
 
-    _stage("inputs")
+    note("stage", "inputs")
     rng = np.random.default_rng(request["seed"])
     # The backward gate adds 0 (forward stays the same) and draws no random numbers, so the
     # other layers get the same random values as without it.
@@ -311,7 +273,7 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
             array = rng.standard_normal(blob.data.shape).astype(np.float32)
         blob.data[...] = array
 
-    _stage("forward")
+    note("stage", "forward")
     net.forward()
     weights = net.blob_loss_weights
     losses = {
@@ -319,7 +281,7 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
         for name in net.blobs
         if weights.get(name, 0.0) != 0.0
     }
-    _stage("backward")
+    note("stage", "backward")
     net.backward()
 
     gradients = []
@@ -484,19 +446,19 @@ def _with_input_shapes(loaded: Any, shapes: dict[str, list[int]]) -> str:
     return text_format.MessageToString(param)
 
 
-def _unavailable(exc: Exception) -> dict[str, Any]:
-    """The result when pycaffe cannot be imported."""
-    return {
-        "status": "error",
-        "cause": "caffe_unavailable",
-        "reason": f"pycaffe cannot be imported ({type(exc).__name__}: {exc})",
-    }
+def validate(request: dict[str, Any], note: Note) -> dict[str, Any]:
+    """:func:`run`, with Python-level failures turned into an error result; the net is
+    freed before the next request comes."""
+    try:
+        return _run_or_error(request, note)
+    finally:
+        gc.collect()
 
 
-def _answer(request: dict[str, Any]) -> dict[str, Any]:
+def _run_or_error(request: dict[str, Any], note: Note) -> dict[str, Any]:
     """:func:`run`, with Python-level failures turned into an error result."""
     try:
-        return run(request)
+        return run(request, note)
     except _Refused as refused:
         return {"status": "error", "reason": str(refused)}
     except MemoryError:
@@ -509,32 +471,11 @@ def _answer(request: dict[str, Any]) -> dict[str, Any]:
         return {"status": "error", "reason": f"{type(exc).__name__}: {exc}"}
 
 
-def main(argv: list[str]) -> int:
-    """Serve requests until stdin closes: import Caffe once, then one JSON line in, one
-    ``result:`` line out each; a net with Python layers is the last this process runs (its
-    modules stay imported).  Crashes are the parent's to read."""
-    _stage("import")
-    try:
-        import caffe  # noqa: F401
-    except Exception as exc:  # any import failure means the same thing to the user
-        print("result: " + json.dumps(_unavailable(exc)), flush=True)
-        return 0
+def warm() -> None:
+    """Build the extent parser before the memory limit applies (the worker calls this once)."""
     from protoedit.net.extent import extent_of
 
-    extent_of('layer { name: "warm" type: "Input" top: "x" }', "TEST")  # parser built once
-    _limit_address_space(int(argv[0]) if argv else 0)
-    _stage("ready")
-    for line in sys.stdin:
-        request = json.loads(line)
-        result = _answer(request)
-        if _RECYCLE:
-            result["worker_exits"] = True
-        print("result: " + json.dumps(result), flush=True)
-        gc.collect()  # the net goes now, not when the next one is loaded
-        if _RECYCLE:
-            break
-    return 0
+    extent_of('layer { name: "warm" type: "Input" top: "x" }', "TEST")
 
 
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+HANDLERS: dict[str, Handler] = {"validate": validate}

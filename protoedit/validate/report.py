@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from protoedit.caffe.fatal import FatalLog
+
 Status = Literal["valid", "failed", "error", "skipped"]
 
 #: Exit code of ``protoedit validate`` for each status (``skipped``: not a net to run here).
@@ -51,18 +53,6 @@ def format_size(size: float) -> str:
 
 
 _UNITS = (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10))
-
-
-@dataclass(frozen=True)
-class FatalLog:
-    """Caffe's fatal glog line (``F... file.cpp:NN] message``) from an aborted child."""
-
-    file: str
-    line: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.message}"
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from protoedit.caffe.fatal import last_fatal
+from protoedit.caffe.session import Session
 from protoedit.document import Document, detect_type
-from protoedit.errors import CaffeUnavailableError, InputError, ProtoeditError
+from protoedit.errors import InputError, ProtoeditError
 from protoedit.schema import builtin_schema
 from protoedit.syntax.parser import parse
 from protoedit.validate.defaults import (
@@ -27,11 +29,9 @@ from protoedit.validate.defaults import (
     DEFAULT_TIMEOUT,
     EXTENTS,
 )
-from protoedit.validate.pool import CaffeUnavailable, Outcome, run_requests
-from protoedit.validate.report import FatalLog, InputGradient, ValidationReport, format_size
+from protoedit.validate.pool import Outcome, run_requests
+from protoedit.validate.report import InputGradient, ValidationReport, format_size
 
-# glog: "F20261126 11:40:00.123456 12345 net.cpp:123] Check failed: ..." (older: "F1126 ...")
-_GLOG_FATAL = re.compile(r"^F\d{4,8} [\d:.]+\s+\d+ ([^:\s]+):(\d+)\] (.*)$", re.MULTILINE)
 # glog error before the parse CHECK: "... Error parsing text-format caffe.NetParameter: 12:5: ..."
 _PARSE_ERROR = re.compile(r"Error parsing text-format caffe\.\w+: (\d+):(\d+): (.*)$", re.MULTILINE)
 _SOLVER_NET = re.compile(r"""^\s*(?:train_)?net\s*:\s*["']([^"']*)["']""", re.MULTILINE)
@@ -48,18 +48,6 @@ def _unreadable(path: str, what: str) -> str:
     return ""
 
 
-def child_environment() -> dict[str, str]:
-    """The child's environment: Caffe's log down to errors, BLAS on one thread.
-
-    OpenBLAS (and OpenMP) size their working buffers by thread count, that is by the machine's
-    cores; pinned to one thread, the memory the libraries take is the same everywhere.
-    """
-    env = dict(os.environ)
-    env.setdefault("GLOG_minloglevel", "2")  # errors and fatals only: we read the fatal line
-    env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
-    return env
-
-
 Batch = int | str | None
 
 
@@ -71,13 +59,14 @@ def validate_net(
     inputs: Mapping[str, str | os.PathLike[str]] | None = None,
     seed: int = 0,
     timeout: float = DEFAULT_TIMEOUT,
-    memory_limit: int = DEFAULT_MEMORY_LIMIT,
+    memory_limit: int | None = None,
     allow_python_layers: bool = False,
     random_weights: bool = False,
     save_gradients: str | os.PathLike[str] | None = None,
     batch: Batch = None,
     extent: str = DECLARED,
     skip_param_gradients: bool = True,
+    session: Session | None = None,
 ) -> ValidationReport:
     """Instantiate ``net`` in Caffe in a child process, run forward and backward, report.
 
@@ -101,10 +90,16 @@ def validate_net(
     ``hint`` say what to change when that is known.  Raises :class:`InputError` for a
     non-positive ``timeout`` or a negative ``memory_limit``, and
     :class:`CaffeUnavailableError` when pycaffe cannot be imported.
+
+    ``timeout`` counts from when the net is sent to a Caffe worker that is up (importing
+    Caffe has its own limit).  ``memory_limit`` is each worker's address-space budget
+    (default ``DEFAULT_MEMORY_LIMIT``).  ``session``: a warm :class:`protoedit.caffe.Session`
+    to run in (its ``memory_limit`` applies; a different one given here is an error).
     """
     return validate_files(
         [net],
         jobs=1,
+        session=session,
         weights=weights,
         phase=phase,
         inputs=inputs,
@@ -137,16 +132,25 @@ def iter_validate(
     *,
     jobs: int | None = None,
     timeout: float = DEFAULT_TIMEOUT,
-    memory_limit: int = DEFAULT_MEMORY_LIMIT,
+    memory_limit: int | None = None,
+    session: Session | None = None,
     **options: Any,
 ) -> Iterator[tuple[int, ValidationReport]]:
     """Validate ``nets`` on ``jobs`` workers; yield ``(index, report)`` as each is done.
 
     Each worker imports Caffe once and validates many nets; one that Caffe aborts, or that
-    hits ``timeout`` or ``memory_limit``, is replaced, and only its net gets the error.
+    hits ``timeout`` (counted per net, from when it is sent to a worker that is up) or
+    ``memory_limit``, is replaced, and only its net gets the error.
     """
     if not timeout > 0:
         raise InputError(f"timeout must be a positive number of seconds, not {timeout!r}")
+    if session is not None and memory_limit not in (None, session.memory_limit):
+        raise InputError(
+            f"memory_limit {memory_limit!r} differs from the session's ({session.memory_limit}):"
+            " it is set when the session's worker starts"
+        )
+    if memory_limit is None:
+        memory_limit = session.memory_limit if session is not None else DEFAULT_MEMORY_LIMIT
     if memory_limit < 0:
         raise InputError(f"memory_limit must be 0 (no limit) or positive, not {memory_limit!r}")
     batch = options.pop("batch", None)
@@ -176,20 +180,16 @@ def iter_validate(
             jobs=workers,
             memory_limit=memory_limit,
             timeout=timeout,
-            env=child_environment(),
+            allow_python_layers=bool(options.get("allow_python_layers", False)),
+            session=session,
         )
-        try:
-            for position, outcome in outcomes:
-                index = pending[position]
-                path = files[index][0]
-                report = ValidationReport(net=str(path), phase=str(options.get("phase", "TEST")))
-                report.phase = report.phase.upper()
-                _read_outcome(report, outcome, timeout, memory_limit)
-                yield index, _named(report, nets[index], path)
-        except CaffeUnavailable as exc:
-            from protoedit.caffe_build import setup_hint
-
-            raise CaffeUnavailableError(f"{exc}; {setup_hint()}") from None
+        for position, outcome in outcomes:
+            index = pending[position]
+            path = files[index][0]
+            report = ValidationReport(net=str(path), phase=str(options.get("phase", "TEST")))
+            report.phase = report.phase.upper()
+            _read_outcome(report, outcome, timeout, memory_limit)
+            yield index, _named(report, nets[index], path)
 
 
 def _named(
@@ -272,7 +272,6 @@ def _prepare(
         "inputs": {name: str(Path(path).resolve()) for name, path in given.items()},
         "seed": seed,
         "memory_limit": memory_limit,
-        "allow_python_layers": allow_python_layers,
         "random_weights": random_weights,
         "save_gradients": str(Path(save_gradients).resolve()) if save_gradients else None,
         "batch": batch,
@@ -285,10 +284,15 @@ def _read_outcome(
     report: ValidationReport, outcome: Outcome, timeout: float, memory_limit: int
 ) -> None:
     """Fill ``report`` from what a worker did with its request."""
+    if outcome.refused is not None:
+        report.reason = outcome.refused.message
+        _set_cause(report, "python_layers")
+        return
+    reply = outcome.reply
     report.seconds = outcome.seconds
     report.param_gradients = outcome.plan.get("param_gradients", "")
-    report.stderr_tail = "\n".join(outcome.stderr.splitlines()[-20:])
-    if outcome.timed_out:
+    report.stderr_tail = "\n".join(reply.stderr.splitlines()[-20:])
+    if reply.timed_out:
         report.reason = (
             f"timed out after {timeout:g} s (during {outcome.stage}); the child was killed"
         )
@@ -296,11 +300,11 @@ def _read_outcome(
     if outcome.result is not None:
         _fill_from_result(report, outcome.result)
         if outcome.retried is not None:
-            fatal = _GLOG_FATAL.findall(outcome.retried.stderr)
-            why = f"Caffe aborted ({fatal[-1][2].strip()})" if fatal else "the worker died"
+            fatal = last_fatal(outcome.retried.stderr)
+            why = f"Caffe aborted ({fatal.message})" if fatal else "the worker died"
             report.extent_note = f"declared extent kept: at the smallest extent {why}"
         return
-    _explain_crash(report, outcome.returncode or 0, outcome.stage, outcome.stderr, memory_limit)
+    _explain_crash(report, reply.returncode or 0, outcome.stage, reply.stderr, memory_limit)
     if not report.cause and outcome.data_layers:  # Caffe aborted, most likely reading the data
         _set_cause(report, "data_layers", ", ".join(outcome.data_layers))
 
@@ -313,10 +317,6 @@ def _set_cause(report: ValidationReport, cause: str, detail: str = "") -> None:
 
 def _fill_from_result(report: ValidationReport, result: dict[str, object]) -> None:
     """Copy the child's result fields into the report."""
-    if result.get("cause") == "caffe_unavailable":
-        from protoedit.caffe_build import setup_hint
-
-        raise CaffeUnavailableError(f"{result['reason']}; {setup_hint()}")
     report.status = result["status"]  # type: ignore[assignment]
     report.reason = str(result.get("reason", ""))
     if result.get("cause"):
@@ -352,10 +352,7 @@ def _explain_crash(
     report: ValidationReport, code: int, stage: str, stderr: str, memory_limit: int
 ) -> None:
     """The child died without a result: say why, from glog's fatal line or the signal."""
-    fatal = _GLOG_FATAL.findall(stderr)
-    if fatal:
-        file, line, message = fatal[-1]
-        report.fatal = FatalLog(file=file, line=int(line), message=message.strip())
+    report.fatal = last_fatal(stderr)
     if any(sign in stderr for sign in _MEMORY_SIGNS):
         report.reason = (
             f"over the memory budget ({format_size(memory_limit)}) during {stage}: "

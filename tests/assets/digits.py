@@ -20,7 +20,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from protoedit.caffe_build import build_key, cache_root
+from protoedit.caffe.build import build_key, cache_root
 from protoedit.errors import InputError, Location
 from protoedit.explain.session import CaffeRunError
 

@@ -20,7 +20,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from protoedit.caffe_build import cache_root
+from protoedit.caffe.build import cache_root
 from protoedit.errors import ProtoeditError
 
 NSFW_PACKAGE = "nsfw"

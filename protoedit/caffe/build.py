@@ -6,7 +6,7 @@ with the Makefile it ships.  The build is cached outside the repository, keyed b
 package version and the Python version, so a second setup only re-links the cache into the
 virtual environment.
 
-Run as ``protoedit setup-caffe`` (from a wheel), ``python -m protoedit.caffe_build install``
+Run as ``protoedit setup-caffe`` (from a wheel), ``python -m protoedit.caffe.build install``
 (what ``make setup`` does; the same code) or ``... where``.
 """
 
@@ -75,7 +75,7 @@ _BUILT_STAMP = ".protoedit-built"
 #: The extra of protoedit holding what pycaffe imports.
 CAFFE_EXTRA = "caffe"
 
-_CLONE_ROOT = Path(__file__).resolve().parent.parent
+_CLONE_ROOT = Path(__file__).resolve().parents[2]
 
 
 class CaffeBuildError(ProtoeditError):
@@ -323,7 +323,7 @@ def _makefile_config(src: Path) -> str:
     lib_dir = src / ".temp_release" / "lib"
     return "\n".join(
         [
-            "# Written by protoedit.caffe_build; do not edit.",
+            "# Written by protoedit.caffe.build; do not edit.",
             "CPU_ONLY := 1",
             "USE_OPENCV := 0",
             "USE_LEVELDB := 0",
@@ -492,7 +492,7 @@ def setup(site_packages: Path | None = None) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Command line: ``install`` (build if needed, then link into this Python), ``test-tools``
     (the programs only the test suite runs) or ``where``."""
-    parser = argparse.ArgumentParser(prog="python -m protoedit.caffe_build", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m protoedit.caffe.build", description=__doc__)
     parser.add_argument("action", choices=["install", "test-tools", "where"])
     args = parser.parse_args(argv)
     try:
