@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 
 from protoedit import load
-from protoedit.explain import CaffeSession, Preprocess
-from protoedit.explain.maximisation import Settings, visualization_net, visualize
+from protoedit.explain import CaffeSession, Preprocess, Settings, visualize
 from protoedit.explain.models import open_nsfw
+from protoedit.explain.vis_net import visualization_net
 from protoedit.rewrites import force_backward, truncate
 
 
@@ -90,7 +90,7 @@ def main() -> int:
                     model.deploy,
                     weights=None,
                     target=args.target,
-                    channels=channels,
+                    objectives=channels,
                     settings=replace(one_scale, steps=steps),
                     preprocess=pre,
                     progress=False,
@@ -116,7 +116,7 @@ def main() -> int:
         model.deploy,
         weights=model.weights,
         target=args.target,
-        channels=channels,
+        objectives=channels,
         settings=settings,
         preprocess=pre,
         progress=False,
@@ -128,7 +128,7 @@ def main() -> int:
             model.deploy,
             weights=model.weights,
             target=args.target,
-            channels=[channel],
+            objectives=[channel],
             settings=settings,
             preprocess=pre,
             progress=False,

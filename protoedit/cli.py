@@ -456,7 +456,7 @@ def _state_arguments(cmd: argparse.ArgumentParser) -> None:
 _FLAGS: dict[str, dict[str, str]] = {
     "to-deploy": {
         "shape": "--shape N,C,H,W",
-        "channels": "--channels C",
+        "input_channels": "--channels C",
         "batch": "--batch N",
         "stages": "--stage S",
         "phase": "--phase P",
@@ -464,13 +464,13 @@ _FLAGS: dict[str, dict[str, str]] = {
     "aux": {
         "shape": "--shape N,C,H,W",
         "input_channels": "--input-channels C",
-        "channels": "--channels N",
+        "target_channels": "--channels N",
         "batch": "--batch N",
         "stages": "--stage S",
         "phase": "--phase P",
         "reduce": "--reduce mean|sum",
     },
-    "add-loss": {"channels": "--channels N", "reduce": "--reduce mean|sum"},
+    "add-loss": {"target_channels": "--channels N", "reduce": "--reduce mean|sum"},
     "filter": {"stages": "--stage S"},
 }
 
@@ -568,8 +568,8 @@ def _add_rewrites(commands: argparse._SubParsersAction[argparse.ArgumentParser])
             lambda doc, args: _rewrites().to_deploy(
                 doc,
                 args.phase,
-                args.shape,
-                args.channels,
+                shape=args.shape,
+                input_channels=args.channels,
                 level=args.level,
                 stages=args.stage,
                 batch=args.batch,
@@ -601,7 +601,9 @@ def _add_rewrites(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         help="keep the in-place layers after the target (post-activation)",
     )
     cmd.set_defaults(
-        run=run(lambda doc, args: _rewrites().truncate(doc, args.at, args.after_inplace))
+        run=run(
+            lambda doc, args: _rewrites().truncate(doc, args.at, after_inplace=args.after_inplace)
+        )
     )
 
     cmd = _rewrite_command(commands, "add-loss", "append an activation-loss head")
@@ -610,7 +612,11 @@ def _add_rewrites(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     cmd.set_defaults(
         run=run(
             lambda doc, args: _rewrites().add_loss(
-                doc, args.blob, _head(args), args.after_inplace, args.channels
+                doc,
+                args.blob,
+                _head(args),
+                after_inplace=args.after_inplace,
+                target_channels=args.channels,
             )
         )
     )
@@ -663,10 +669,10 @@ def _add_rewrites(commands: argparse._SubParsersAction[argparse.ArgumentParser])
                 doc,
                 args.target,
                 _head(args),
-                args.after_inplace,
-                args.channels,
-                args.shape,
-                args.input_channels,
+                after_inplace=args.after_inplace,
+                target_channels=args.channels,
+                shape=args.shape,
+                input_channels=args.input_channels,
                 phase=args.phase,
                 level=args.level,
                 stages=args.stage,
@@ -833,7 +839,7 @@ def _run_grad(args: argparse.Namespace) -> int:
             loss=args.loss,
             preprocess=pre,
             after_inplace=args.after_inplace,
-            channels=args.channels,
+            target_channels=args.channels,
             timeout=args.timeout,
         )
         if args.output:
@@ -932,7 +938,7 @@ def _add_saliency(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     )
 
     def run(args: argparse.Namespace) -> int:
-        from protoedit.explain.saliency_maps import saliency
+        from protoedit.explain.attribution import saliency
 
         flag = next(
             (
@@ -950,16 +956,6 @@ def _add_saliency(commands: argparse._SubParsersAction[argparse.ArgumentParser])
             raise ProtoeditError("give --class K, or --target LAYER with a head")
         if not args.output.lower().endswith(".png"):
             raise ProtoeditError(f"-o names the heat map, a .png file, not {args.output!r}")
-        for method, options in (
-            ("smoothgrad", ("samples", "noise", "seed")),
-            ("integrated", ("steps", "baseline")),
-        ):
-            for option in options:
-                if args.method != method and getattr(args, option) is not None:
-                    print(
-                        f"warning: --{option} applies to --method {method} only: ignored",
-                        file=sys.stderr,
-                    )
         pre = _preprocess(args)
         try:
             result = saliency(
@@ -972,7 +968,7 @@ def _add_saliency(commands: argparse._SubParsersAction[argparse.ArgumentParser])
                 baseline=args.baseline,
                 preprocess=pre,
                 after_inplace=args.after_inplace,
-                channels=args.channels,
+                target_channels=args.channels,
                 timeout=args.timeout,
                 **{
                     name: getattr(args, name)
@@ -1222,13 +1218,10 @@ def _run_visualize(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from protoedit.errors import ProtoeditError
-    from protoedit.explain.maximisation import (
-        PRESETS,
-        Unit,
-        classifier_target,
-        parse_channels,
-        visualize,
-    )
+    from protoedit.explain.maximisation import visualize
+    from protoedit.explain.objectives import Unit, parse_channels
+    from protoedit.explain.settings import PRESETS
+    from protoedit.explain.vis_net import classifier_target
 
     pre = _preprocess(args)
     if args.preset not in PRESETS:
@@ -1257,7 +1250,7 @@ def _run_visualize(args: argparse.Namespace) -> int:
             args.net,
             weights=args.weights,
             target=target,
-            units=units,
+            objectives=units,
             settings=settings,
             preprocess=pre,
             start=args.start,
@@ -1273,7 +1266,7 @@ def _run_visualize(args: argparse.Namespace) -> int:
             line += " (--channels)"
         print(f"protoedit: error: {line}", file=sys.stderr)
         return 2
-    for unit in result.units:
+    for unit in result.results:
         dead = " (dead at the start)" if unit.dead_at_start else ""
         print(f"{unit.label}: {unit.start:.6g} -> {unit.end:.6g} in {unit.steps} steps{dead}")
     print(f"wrote {written[0]} and {len(written) - 1} files next to it", file=sys.stderr)

@@ -17,9 +17,10 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from protoedit.errors import ProtoeditError
-from protoedit.explain.maximisation import visualization_net, visualize
+from protoedit.explain.maximisation import visualize
 from protoedit.explain.preprocess import blob_to_image
 from protoedit.explain.session import CaffeSession
+from protoedit.explain.vis_net import visualization_net
 from protoedit.sweep.plan import LayerJob, WorkItem
 from protoedit.sweep.store import UnitOutput
 
@@ -100,7 +101,7 @@ class Computer:
                 job.model.net,
                 weights=job.model.weights,
                 target=job.layer,
-                channels=list(item.channels),
+                objectives=list(item.channels),
                 settings=job.settings,
                 preprocess=job.model.preprocess,
                 batch=len(item.channels),
@@ -118,7 +119,7 @@ class Computer:
             pre = job.model.preprocess
             outcome.outputs = [
                 UnitOutput(
-                    channel=r.unit.channel,
+                    channel=channel,
                     array=r.image,
                     picture=blob_to_image(r.image, pre),
                     activation_start=r.start,
@@ -126,7 +127,7 @@ class Computer:
                     steps=r.steps,
                     dead_at_start=r.dead_at_start,
                 )
-                for r in result.units
+                for channel, r in zip(item.channels, result.results, strict=True)
             ]
         outcome.seconds = time.perf_counter() - started
         return outcome
