@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from protoedit.explain.maximisation import Settings
+from protoedit.explain import Settings
 from protoedit.explain.preprocess import Preprocess
 from protoedit.sweep import Plan, Target, make_model, run_sweep
 

@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 
 from protoedit import load
-from protoedit.explain import CaffeSession, Preprocess
-from protoedit.explain.maximisation import Settings, visualization_net, visualize
+from protoedit.explain import CaffeSession, Preprocess, Settings, visualize
+from protoedit.explain.vis_net import visualization_net
 from protoedit.rewrites import force_backward, truncate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/assets of the checkout
@@ -92,7 +92,7 @@ def main() -> int:
                     model.deploy,
                     weights=None,
                     target=args.target,
-                    channels=channels,
+                    objectives=channels,
                     settings=replace(one_scale, steps=steps),
                     preprocess=pre,
                     progress=False,
@@ -118,7 +118,7 @@ def main() -> int:
         model.deploy,
         weights=model.weights,
         target=args.target,
-        channels=channels,
+        objectives=channels,
         settings=settings,
         preprocess=pre,
         progress=False,
@@ -130,7 +130,7 @@ def main() -> int:
             model.deploy,
             weights=model.weights,
             target=args.target,
-            channels=[channel],
+            objectives=[channel],
             settings=settings,
             preprocess=pre,
             progress=False,

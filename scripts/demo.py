@@ -6,7 +6,8 @@
    mean of one ``conv2`` channel; the file keeps its comments.  Validate it: the input
    gradient is now non-zero, and it is saved as a picture.
 3. From the aux net to pictures, on the digits net trained in Caffe (cached): ``visualize``
-   every class and a few ``conv2`` channels, all units of a call in one batch.
+   every class, a combined objective and a few ``relu2`` channels, all units of a call in
+   one batch; integrated gradients of a held-out digit.
 """
 
 from __future__ import annotations
@@ -81,46 +82,43 @@ def pictures(out: Path) -> int:
     import numpy as np
 
     from protoedit.errors import ProtoeditError
-    from protoedit.explain import Preprocess
-    from protoedit.explain.maximisation import Settings, Unit, visualize
-    from protoedit.explain.saliency_maps import saliency
+    from protoedit.explain import IntegratedGradients, Preprocess, Settings, Unit, Visualizer
     from tests.assets.digits import trained_digits
 
     print("\n=== 4. pictures of the trained digits net")
     try:
         model = trained_digits()
         pixels = Preprocess(scale=1 / 255)  # the net reads pixels in [0, 1]
-        classes = visualize(
-            model.deploy,
-            weights=model.weights,
-            target="ip2",
-            units=[Unit(k) for k in range(10)],
-            preprocess=pixels,
-        )
-        grid = out / "digits_classes.png"
-        classes.save(grid)
-        print(f"protoedit visualize --class K, K = 0..9: {grid}")
-        channels = visualize(
+        with Visualizer(
+            model.deploy, weights=model.weights, target="ip2", preprocess=pixels
+        ) as classes:
+            grid = out / "digits_classes.png"
+            classes.run(range(10)).save(grid)
+            print(f"protoedit visualize --class K, K = 0..9: {grid}")
+            grid = out / "digits_3_not_8.png"
+            classes.run([Unit(3) - Unit(8)]).save(grid)
+            print(f"objectives combine: class 3 minus class 8, in the same worker: {grid}")
+        with Visualizer(
             model.deploy,
             weights=model.weights,
             target="relu2",
-            channels=range(8),
             settings=Settings(steps=100),
             preprocess=pixels,
-        )
-        grid = out / "digits_relu2.png"
-        channels.save(grid)
-        print(f"protoedit visualize --target relu2 --channels 0-7: {grid}")
+        ) as relu2:
+            grid = out / "digits_relu2.png"
+            relu2.run(range(8)).save(grid)
+            print(f"protoedit visualize --target relu2 --channels 0-7: {grid}")
         print("(each grid has one .png and one .npy per unit and a .json summary beside it)")
         held_out = np.load(model.split)
         image, label = held_out["images"][0], int(held_out["labels"][0])
-        salient = saliency(
+        # An array is the blob as fed: the digit is already in the net's [0, 1] range.
+        with IntegratedGradients(
             model.deploy,
             weights=model.weights,
-            image=image,
             head=LossHead("logit", label),
-            method="integrated",
-        )
+            preprocess=pixels,
+        ) as integrated:
+            salient = integrated.attribute(image)
         written = salient.save(out / "digits_saliency.png")
         print(
             f"protoedit saliency --class {label} --method integrated (a held-out {label}): "

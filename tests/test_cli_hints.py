@@ -95,11 +95,11 @@ def test_a_value_out_of_range_names_the_option_that_gave_it(
 
 
 def test_the_library_error_carries_the_parameter_not_the_option() -> None:
-    from protoedit.explain.maximisation import Unit, visualize
+    from protoedit.explain import Unit, visualize
 
     with pytest.raises(InvalidArgumentError) as error:
-        visualize(DIGITS, weights=None, target="conv1", units=[Unit(16)])
-    assert error.value.argument == "units" and "--" not in str(error.value)
+        visualize(DIGITS, weights=None, target="conv1", objectives=[Unit(16)])
+    assert error.value.argument == "objectives" and "--" not in str(error.value)
 
 
 def test_a_missing_value_is_a_hint_in_the_commands_terms_or_the_apis() -> None:
@@ -149,7 +149,7 @@ def test_every_timeout_must_be_positive(
     ("command", "library"),
     [
         ("grad", "protoedit.explain.gradients"),
-        ("saliency", "protoedit.explain.saliency_maps.saliency"),
+        ("saliency", "protoedit.explain.attribution.saliency"),
         ("visualize", "protoedit.explain.maximisation.visualize"),
         ("sweep", "protoedit.sweep.run_sweep"),
     ],
@@ -174,7 +174,7 @@ def test_allow_python_layers_reaches_the_library(
     assert main(argv) == 2
     assert main([*argv, "--allow-python-layers"]) == 2
     assert "protoedit: error: stop here" in capsys.readouterr().err
-    assert [options.get("allow_python_layers") for options in called] == [None, True]
+    assert [options.get("allow_python_layers") for options in called] == [False, True]
 
 
 def test_the_target_has_one_spelling(capsys: pytest.CaptureFixture[str]) -> None:

@@ -15,7 +15,6 @@ from PIL import Image
 from protoedit.cli import main
 from protoedit.errors import InputError
 from protoedit.explain import CaffeSession, Preprocess, gradients, saliency
-from protoedit.explain.heatmap import DIVERGING, SEQUENTIAL, colours, panels
 from protoedit.explain.saliency_maps import (
     DEFAULT_CHUNK,
     DEFAULT_NOISE,
@@ -26,6 +25,7 @@ from protoedit.explain.saliency_maps import (
     logits_target,
 )
 from protoedit.explain.session import CaffeRunError
+from protoedit.picture import DIVERGING, SEQUENTIAL, colours, panels
 from protoedit.rewrites import LossHead
 
 from .assets.digits import FIXTURES, TrainedDigits
@@ -278,12 +278,13 @@ def test_smoothgrad_is_seeded(digits_model: TrainedDigits) -> None:
     first = saliency(digits_model.deploy, seed=1, **kwargs)
     again = saliency(digits_model.deploy, seed=1, **kwargs)
     other = saliency(digits_model.deploy, seed=2, **kwargs)
+    del kwargs["samples"]  # an option of smoothgrad: refused for the plain gradient
     plain = saliency(digits_model.deploy, **{**kwargs, "method": "gradient"})
     np.testing.assert_array_equal(first.map, again.map)
     assert not np.allclose(first.map, other.map, rtol=0.01)
     assert not np.allclose(first.map, plain.map, rtol=0.01)  # the noise does something
     # The same draws however the copies are chunked (only float32 rounding differs).
-    chunked = saliency(digits_model.deploy, seed=1, chunk=5, **kwargs)
+    chunked = saliency(digits_model.deploy, seed=1, chunk=5, samples=24, **kwargs)
     _close(chunked.map, first.map)
 
 
@@ -380,10 +381,12 @@ def test_cli_writes_the_picture_and_the_maps(
     out = tmp_path / "map.png"
     argv = ["saliency", str(digits_model.deploy), "--weights", str(digits_model.weights)]
     argv += ["--image", str(digit), "--class", str(labels[0]), "--method", "integrated"]
-    assert main([*argv, "--steps", "40", "--samples", "5", "-o", str(out)]) == 0
-    captured = capsys.readouterr()
-    printed = captured.out
-    assert "warning: --samples applies to --method smoothgrad only: ignored" in captured.err
+    assert main([*argv, "--steps", "40", "--samples", "5", "-o", str(out)]) == 2
+    refused = capsys.readouterr()
+    assert "samples applies to the smoothgrad method only, not to integrated" in refused.err
+    assert not out.exists()
+    assert main([*argv, "--steps", "40", "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
     attributions = tmp_path / "map-attributions.npy"
     for path in (out, tmp_path / "map.npy", attributions):
         assert f"wrote {path}" in printed

@@ -4,6 +4,7 @@ regularisers, the outputs and bad input."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,17 +15,11 @@ from protoedit.cli import main
 from protoedit.errors import InputError
 from protoedit.explain import CaffeSession
 from protoedit.explain.ascent import objectives, regularise, unit_mask
-from protoedit.explain.maximisation import (
-    MASK,
-    PRE_MASK,
-    PRESETS,
-    Settings,
-    Unit,
-    parse_channels,
-    visualization_net,
-    visualize,
-)
+from protoedit.explain.maximisation import visualize
+from protoedit.explain.objectives import Unit, parse_channels
 from protoedit.explain.preprocess import Preprocess
+from protoedit.explain.settings import PRESETS, Settings, StepSettings
+from protoedit.explain.vis_net import MASK, PRE_MASK, visualization_net
 from protoedit.net.view import NetView
 from protoedit.rewrites import truncate
 
@@ -70,11 +65,12 @@ def test_parse_channels() -> None:
 def test_mask_rows_measure_each_elements_own_unit() -> None:
     rng = np.random.default_rng(3)
     values = rng.normal(size=(3, 5, 4, 6)).astype(np.float32)
-    units: list[tuple[int, tuple[int, ...] | None]] = [(4, None), (0, None), (4, None)]
+    units = [((1.0, 4, None),), ((1.0, 0, None),), ((1.0, 4, None),)]
     got = objectives(values, unit_mask(values.shape, units))
     want = [values[0, 4].mean(), values[1, 0].mean(), values[2, 4].mean()]
     np.testing.assert_allclose(got, want, rtol=10 * F32 * values.size, atol=0)
-    at = objectives(values, unit_mask(values.shape, [(1, (2, 3)), (2, None), (3, (0, 5))]))
+    terms = [((1.0, 1, (2, 3)),), ((1.0, 2, None),), ((1.0, 3, (0, 5)),)]
+    at = objectives(values, unit_mask(values.shape, terms))
     np.testing.assert_allclose(
         at,
         [values[0, 1, 2, 3], values[1, 2].mean(), values[2, 3, 0, 5]],
@@ -82,18 +78,11 @@ def test_mask_rows_measure_each_elements_own_unit() -> None:
     )
 
 
-def _worker_settings(**extra: float) -> dict[str, object]:
-    base: dict[str, object] = {
-        "decay": 0.0,
-        "blur_radius": 0.0,
-        "blur_every": 0,
-        "norm_percentile": 0.0,
-        "contribution_percentile": 0.0,
-        "low": [-104.0, -117.0, -123.0],
-        "high": [151.0, 138.0, 132.0],
-    }
-    base.update(extra)
-    return base
+def _worker_settings(**extra: float) -> StepSettings:
+    base = StepSettings.of(
+        Settings(blur_every=0), 1.0, [-104.0, -117.0, -123.0], [151.0, 138.0, 132.0]
+    )
+    return replace(base, **extra)  # type: ignore[arg-type]
 
 
 def test_clipping_to_the_pixel_range_after_the_mean() -> None:
@@ -141,7 +130,7 @@ def test_the_head_is_a_mask_input_times_the_target(digits_fixture_deploy: Path) 
     # Only the input's gradient is used: no layer learns, so backward skips weight gradients.
     assert [spec.lr_mult for spec in by_name["conv1"].param.param] == [0.0, 0.0]
     assert doc.message.force_backward
-    assert any("one unit per batch element" in line for line in report.lines())
+    assert any("one objective per batch element" in line for line in report.lines())
 
 
 @pytest.fixture
@@ -218,19 +207,25 @@ def test_digits_every_class_beats_every_real_digit(
 def test_units_in_one_batch_are_independent_and_seeded(digits_model: TrainedDigits) -> None:
     """Each element follows its own unit: a batch of two gives what two single runs give, and
     the same seed gives the same images."""
-    kwargs = dict(weights=digits_model.weights, target="conv2", preprocess=DIGITS, progress=False)
+    kwargs = dict(
+        weights=digits_model.weights,
+        target="conv2",
+        preprocess=DIGITS,
+        progress=False,
+        after_inplace=True,
+    )
     settings = Settings(steps=3)
-    both = visualize(digits_model.deploy, channels=[5, 20], settings=settings, **kwargs)
+    both = visualize(digits_model.deploy, objectives=[5, 20], settings=settings, **kwargs)
     alone = [
-        visualize(digits_model.deploy, channels=[c], settings=settings, **kwargs) for c in (5, 20)
+        visualize(digits_model.deploy, objectives=[c], settings=settings, **kwargs) for c in (5, 20)
     ]
-    again = visualize(digits_model.deploy, channels=[5, 20], settings=settings, **kwargs)
+    again = visualize(digits_model.deploy, objectives=[5, 20], settings=settings, **kwargs)
     for n in range(2):
-        single = alone[n].units[0]
+        single = alone[n].results[0]
         # A few steps of size step/255 each: batch GEMMs round differently, nothing more.
-        np.testing.assert_allclose(both.units[n].image, single.image, atol=1e-4, rtol=0)
-        np.testing.assert_array_equal(both.units[n].image, again.units[n].image)
-    assert not np.allclose(both.units[0].image, both.units[1].image)
+        np.testing.assert_allclose(both.results[n].image, single.image, atol=1e-4, rtol=0)
+        np.testing.assert_array_equal(both.results[n].image, again.results[n].image)
+    assert not np.allclose(both.results[0].image, both.results[1].image)
 
 
 @pytest.mark.caffe
@@ -247,13 +242,13 @@ def test_a_dead_unit_is_optimised_through_its_pre_activation(
         digits_model.deploy,
         weights=digits_model.weights,
         target="relu1",
-        channels=dead,
+        objectives=dead,
         start=np.zeros((1, 8, 8), np.float32),
         settings=Settings(steps=60),
         preprocess=DIGITS,
         progress=False,
     )
-    for unit in result.units:
+    for unit in result.results:
         assert unit.start == 0.0 and unit.dead_at_start, unit.label
         assert unit.end > 0.0, unit.label
 
@@ -268,7 +263,8 @@ def test_outputs_next_to_the_grid(digits_model: TrainedDigits, tmp_path: Path) -
         digits_model.deploy,
         weights=digits_model.weights,
         target="conv2",
-        channels=[1, 30],
+        after_inplace=True,  # relu2's output, as the truncated net below measures
+        objectives=[1, 30],
         settings=Settings(steps=20),
         preprocess=DIGITS,
         progress=False,
@@ -303,13 +299,13 @@ def test_start_image_is_where_the_ascent_begins(digits_model: TrainedDigits) -> 
         digits_model.deploy,
         weights=digits_model.weights,
         target="ip2",
-        units=[Unit(3)],
+        objectives=[Unit(3)],
         start=digit,
         settings=Settings(steps=5),
         preprocess=DIGITS,
         progress=False,
     )
-    assert result.units[0].start == pytest.approx(float(logits["ip2"][0, 3]), rel=1e-5)
+    assert result.results[0].start == pytest.approx(float(logits["ip2"][0, 3]), rel=1e-5)
 
 
 @pytest.mark.caffe

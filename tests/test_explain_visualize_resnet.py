@@ -71,13 +71,15 @@ def test_resnet_channels_beat_the_photographs(nsfw_model: CachedModel, layer: st
         nsfw_model.deploy,
         weights=nsfw_model.weights,
         target=layer,
-        channels=CHANNELS,
+        objectives=CHANNELS,
         preprocess=pre,
         progress=False,
     )
-    multiples = np.array([u.end / reference[u.unit.channel] for u in result.units])
+    multiples = np.array(
+        [u.end / reference[c] for c, u in zip(CHANNELS, result.results, strict=True)]
+    )
     print(layer, "multiples", np.round(multiples, 2).tolist())
-    for unit in result.units:
+    for unit in result.results:
         assert unit.image.shape == (3, 224, 224)
         pixels = unit.image + np.array(nsfw_model.mean, np.float32).reshape(3, 1, 1)
         assert pixels.min() >= -1e-3 and pixels.max() <= 255 + 1e-3

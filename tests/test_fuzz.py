@@ -311,15 +311,33 @@ def _calls(
     phase = rng.choice(["TEST", "TRAIN"])
     rewrites: list[tuple[str, Callable[[Document], object]]] = [
         ("upgrade", upgrade),
-        ("to_deploy", lambda d: to_deploy(d, phase, shape, rng.choice([None, 3]))),
+        (
+            "to_deploy",
+            lambda d: to_deploy(d, phase, shape=shape, input_channels=rng.choice([None, 3])),
+        ),
         ("force_backward", force_backward),
         (
             "filter_net",
             lambda d: filter_net(d, phase, rng.randint(0, 2), ("a",) * rng.randint(0, 1)),
         ),
-        ("truncate", lambda d: truncate(d, target, inplace)),
-        ("add_loss", lambda d: add_loss(d, target, head, inplace, rng.choice([None, 4]))),
-        ("aux", lambda d: aux(d, target, head, inplace, None, shape, rng.choice([None, 3]))),
+        ("truncate", lambda d: truncate(d, target, after_inplace=inplace)),
+        (
+            "add_loss",
+            lambda d: add_loss(
+                d, target, head, after_inplace=inplace, target_channels=rng.choice([None, 4])
+            ),
+        ),
+        (
+            "aux",
+            lambda d: aux(
+                d,
+                target,
+                head,
+                after_inplace=inplace,
+                shape=shape,
+                input_channels=rng.choice([None, 3]),
+            ),
+        ),
     ]
     for name, rewrite in rng.sample(rewrites, 4):
 

@@ -22,7 +22,7 @@ from protoedit.cli import main
 from protoedit.document import Document
 from protoedit.draw.graph import net_graph
 from protoedit.explain.layer_gradients import prepare
-from protoedit.explain.maximisation import visualization_net
+from protoedit.explain.vis_net import visualization_net
 from protoedit.lint import net_findings
 from protoedit.net import NetView
 from protoedit.net.layers import CATALOGUE
@@ -237,7 +237,7 @@ def test_every_rewrite_sees_the_same_net_in_every_form(
     _same(_variants(layers, data, with_data=True), lambda doc: to_deploy(doc))
     # What explain builds in memory: the visualisation net (param specs frozen, an in-place
     # ReLU's top renamed), the aux net of `gradients`, and the net cut to its own loss.
-    _same_built(texts, lambda doc: visualization_net(doc, f"layer:{target}")[0])
+    _same_built(texts, lambda doc: visualization_net(doc, f"layer:{target}", after_inplace=True)[0])
     _same_built(texts, lambda doc: visualization_net(doc, target, after_inplace=False)[0])
     _same_built(texts, lambda doc: prepare(doc, target=target, head=LossHead("unit", 0))[0])
     _same_built(_variants(layers, data, with_loss=True), lambda doc: prepare(doc, loss="loss")[0])

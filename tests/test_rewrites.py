@@ -70,9 +70,15 @@ def apply(rewrite: str, doc: Document, args: dict[str, Any]) -> RewriteReport:
             doc, args.get("phase", "TEST"), args.get("level", 0), tuple(args.get("stages", ()))
         )
     if rewrite == "truncate":
-        return truncate(doc, args["target"], after)
+        return truncate(doc, args["target"], after_inplace=after)
     if rewrite == "add_loss":
-        return add_loss(doc, args["target"], _head(args), after, args.get("channels"))
+        return add_loss(
+            doc,
+            args["target"],
+            _head(args),
+            after_inplace=after,
+            target_channels=args.get("target_channels"),
+        )
     if rewrite == "upgrade":
         return upgrade(doc)
     state = {"level": args.get("level", 0), "stages": tuple(args.get("stages", ()))}
@@ -80,8 +86,8 @@ def apply(rewrite: str, doc: Document, args: dict[str, Any]) -> RewriteReport:
         return to_deploy(
             doc,
             args.get("phase", "TEST"),
-            args.get("shape"),
-            args.get("channels"),
+            shape=args.get("shape"),
+            input_channels=args.get("input_channels"),
             batch=args.get("batch"),
             **state,
         )
@@ -90,10 +96,10 @@ def apply(rewrite: str, doc: Document, args: dict[str, Any]) -> RewriteReport:
             doc,
             args["target"],
             _head(args),
-            after,
-            args.get("channels"),
-            args.get("shape"),
-            args.get("input_channels"),
+            after_inplace=after,
+            target_channels=args.get("target_channels"),
+            shape=args.get("shape"),
+            input_channels=args.get("input_channels"),
             phase=args.get("phase", "TEST"),
             batch=args.get("batch"),
             **state,
@@ -200,8 +206,8 @@ def test_channel_count_unknown_is_refused_unless_given() -> None:
     )
     with pytest.raises(MissingArgumentError, match="give the channel count") as caught:
         add_loss(doc, "r", LossHead("channel", 1))
-    assert caught.value.needs == {"channels": None}
-    add_loss(doc, "r", LossHead("channel", 1), channels=3)
+    assert caught.value.needs == {"target_channels": None}
+    add_loss(doc, "r", LossHead("channel", 1), target_channels=3)
     assert doc.message.layer[-2].type == "Reduction"
 
 
@@ -599,7 +605,7 @@ def test_aux_target_dropped_by_to_deploy_says_why(corpus: Path) -> None:
 
 def test_aux_flags_describe_the_final_net(corpus: Path) -> None:
     text = (corpus / "BVLC__caffe__models__bvlc_googlenet__train_val.prototxt").read_text()
-    deploy = to_deploy(loads(text), channels=3)
+    deploy = to_deploy(loads(text), input_channels=3)
     assert any("outputs (loss1/classifier" in line for line in deploy.flagged)
     report = aux(loads(text), "inception_4c/output", LossHead("unit", 5), input_channels=3)
     assert not any("outputs" in line for line in report.flagged)

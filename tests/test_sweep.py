@@ -20,7 +20,7 @@ import pytest
 
 from protoedit.cli import main
 from protoedit.errors import InputError
-from protoedit.explain.maximisation import Settings, visualize
+from protoedit.explain import Settings, visualize
 from protoedit.explain.preprocess import Preprocess
 from protoedit.sweep import Plan, Target, make_model, read_plan, run_sweep
 from protoedit.sweep import compute as compute_module
@@ -189,7 +189,7 @@ def test_config_hash_follows_every_setting_and_the_files(tmp_path: Path) -> None
         replace(plan, settings=Settings(steps=6)),
         replace(plan, settings=Settings(steps=5, seed=1)),
         replace(plan, batch=4),
-        replace(plan, after_inplace=False),
+        replace(plan, after_inplace=True),
         Plan(
             (Target(replace(model, preprocess=Preprocess(scale=2.0)), ("conv1", "conv2")),),
             settings=Settings(steps=5),
@@ -349,15 +349,16 @@ def test_local_sweep_stores_every_unit_and_loads_each_net_once_per_worker(
         digits_model.deploy,
         weights=digits_model.weights,
         target="conv2",
-        channels=[3, 4, 5],
+        after_inplace=False,  # the plan's default
+        objectives=[3, 4, 5],
         settings=plan.settings,
         preprocess=Preprocess(scale=SCALE),
         batch=3,
         progress=False,
     )
     stored = {r.channel: r for r in rows if r.layer == "conv2"}
-    for unit in direct.units:
-        row = stored[unit.unit.channel]
+    for channel, unit in zip((3, 4, 5), direct.results, strict=True):
+        row = stored[channel]
         assert row.activation_end == pytest.approx(unit.end, rel=1e-4, abs=1e-6)
         np.testing.assert_allclose(np.load(tmp_path / row.array), unit.image, rtol=1e-4, atol=1e-5)
     again = run_sweep(plan, tmp_path, progress=False, workers=1)
@@ -491,7 +492,7 @@ def test_a_unit_that_raises_is_retried_once_then_counted(
     calls: dict[int, int] = {}
 
     def flaky(*args: object, **kwargs: object) -> object:
-        first = kwargs["channels"][0]  # type: ignore[index]
+        first = kwargs["objectives"][0]  # type: ignore[index]
         calls[first] = calls.get(first, 0) + 1
         if first == 4 or (first == 8 and calls[first] == 1):
             raise ValueError(f"unit {first} broke")

@@ -26,7 +26,7 @@ def test_train_val_becomes_the_shipped_deploy_net(
     model: str, caffe_models: Path, tmp_path: Path
 ) -> None:
     doc = load(caffe_models / model / "train_val.prototxt")
-    report = to_deploy(doc, channels=3, batch=2)
+    report = to_deploy(doc, input_channels=3, batch=2)
     deploy = load(caffe_models / model / "deploy.prototxt").message
     ours = doc.message
     # Layer for layer the shipped deploy net, down to the Softmax "prob" on top.
@@ -50,6 +50,6 @@ def test_train_val_becomes_the_shipped_deploy_net(
 
 def test_batch_replaces_the_data_layers_batch(caffe_models: Path) -> None:
     doc = load(caffe_models / "bvlc_googlenet" / "train_val.prototxt")
-    report = to_deploy(doc, channels=3, batch=1)
+    report = to_deploy(doc, input_channels=3, batch=1)
     assert list(doc.message.layer[0].input_param.shape[0].dim) == [1, 3, 224, 224]
     assert "(data: 1 x 3 x 224 x 224)" in report.changed[-1]

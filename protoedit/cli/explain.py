@@ -22,7 +22,6 @@ from protoedit.cli.options import (
     hints,
     positive,
     preprocess,
-    python_layers,
     unit,
 )
 from protoedit.validate import DEFAULT_TIMEOUT
@@ -109,9 +108,9 @@ def run_grad(args: argparse.Namespace) -> int:
         loss=args.loss,
         preprocess=preprocess(args),
         after_inplace=args.after_inplace,
-        channels=args.channels,
+        target_channels=args.channels,
         timeout=args.timeout,
-        **python_layers(args),
+        allow_python_layers=args.allow_python_layers,
     )
     if args.output:
         result.save(args.output)
@@ -194,26 +193,15 @@ def add_saliency(commands: Commands) -> None:
     cmd.set_defaults(run=run_saliency)
 
 
-#: The options that apply to one saliency method only.
-_METHOD_OPTIONS = (
-    ("smoothgrad", ("samples", "noise", "seed")),
-    ("integrated", ("steps", "baseline")),
-)
-
-
 def run_saliency(args: argparse.Namespace) -> int:
     """Compute the map, write the pictures, print what was computed and written."""
     from protoedit.errors import ProtoeditError
-    from protoedit.explain.saliency_maps import saliency
+    from protoedit.explain.attribution import saliency
 
     if args.target is None and args.logit is None:
         raise ProtoeditError("give --class K, or --target LAYER with a head")
     if not args.output.lower().endswith(".png"):
         raise ProtoeditError(f"-o names the heat map, a .png file, not {args.output!r}")
-    for method, names in _METHOD_OPTIONS:
-        for name in names:
-            if args.method != method and getattr(args, name) is not None:
-                say(f"warning: --{name} applies to --method {method} only: ignored")
     result = saliency(
         args.net,
         weights=args.weights,
@@ -224,14 +212,14 @@ def run_saliency(args: argparse.Namespace) -> int:
         baseline=args.baseline,
         preprocess=preprocess(args),
         after_inplace=args.after_inplace,
-        channels=args.channels,
+        target_channels=args.channels,
         timeout=args.timeout,
         **{
             name: getattr(args, name)
             for name in ("samples", "noise", "seed", "steps", "chunk")
             if getattr(args, name) is not None
         },
-        **python_layers(args),
+        allow_python_layers=args.allow_python_layers,
     )
     written = result.save(args.output)
     for line in result.report.lines():
@@ -293,9 +281,9 @@ def add_visualize(commands: Commands) -> None:
     cmd.add_argument("--batch", type=positive, default=16, help="units optimised together")
     cmd.add_argument("--start", metavar="FILE", help="begin from this image or .npy, not noise")
     cmd.add_argument(
-        "--before-inplace",
+        "--after-inplace",
         action="store_true",
-        help="measure the target before the in-place layers that follow it (default after)",
+        help="measure the target after the in-place layers that follow it (default before)",
     )
     cmd.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_output(cmd, "GRID.png", "the grid (each unit's files go beside it)", required=True)
@@ -305,13 +293,12 @@ def add_visualize(commands: Commands) -> None:
 
 
 def _visualize_flags(args: argparse.Namespace) -> dict[str, str]:
-    """visualize's options by library parameter: ``units`` is the one that chose them."""
+    """visualize's options by library parameter: ``objectives`` come from the one given."""
     chosen = "--class K" if args.logit is not None else "--units K[,H,W]"
     if args.logit is None and not args.units:
         chosen = "--channels 0-15"
     return {
-        "units": chosen,
-        "channels": chosen,
+        "objectives": chosen,
         "target": "--target LAYER",
         "preset": "--preset NAME",
         "weights": "--weights MODEL.caffemodel",
@@ -323,13 +310,10 @@ def run_visualize(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from protoedit.errors import InvalidArgumentError, MissingArgumentError
-    from protoedit.explain.maximisation import (
-        PRESETS,
-        Unit,
-        classifier_target,
-        parse_channels,
-        visualize,
-    )
+    from protoedit.explain.maximisation import visualize
+    from protoedit.explain.objectives import Unit, parse_channels
+    from protoedit.explain.settings import PRESETS
+    from protoedit.explain.vis_net import classifier_target
 
     if args.preset not in PRESETS:
         raise InvalidArgumentError(
@@ -355,18 +339,18 @@ def run_visualize(args: argparse.Namespace) -> int:
         args.net,
         weights=args.weights,
         target=target,
-        units=units,
+        objectives=units,
         settings=settings,
         preprocess=preprocess(args),
         start=args.start,
         batch=args.batch,
-        after_inplace=not args.before_inplace,
+        after_inplace=args.after_inplace,
         progress=False if args.quiet else None,
         timeout=args.timeout,
-        **python_layers(args),
+        allow_python_layers=args.allow_python_layers,
     )
     written = result.save(args.output)
-    for result_unit in result.units:
+    for result_unit in result.results:
         dead = " (dead at the start)" if result_unit.dead_at_start else ""
         print(
             f"{result_unit.label}: {result_unit.start:.6g} -> {result_unit.end:.6g} in "

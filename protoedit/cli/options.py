@@ -111,11 +111,6 @@ def add_python_layers(cmd: argparse.ArgumentParser) -> None:
     )
 
 
-def python_layers(args: argparse.Namespace) -> dict[str, Any]:
-    """The keyword of :func:`add_python_layers` for a library call, when the flag is given."""
-    return {"allow_python_layers": True} if args.allow_python_layers else {}
-
-
 def add_preprocess(cmd: argparse.ArgumentParser, crop: bool = True) -> None:
     """The Caffe-way image preprocessing options of grad, saliency, visualize and sweep."""
     cmd.add_argument("--rgb", action="store_true", help="keep RGB (default: BGR, as Caffe)")
@@ -219,7 +214,7 @@ def head_flags(args: argparse.Namespace) -> dict[str, str]:
         (flag for flag, value in _HEAD_OPTIONS if getattr(args, value) not in (None, False)),
         "--channel K",
     )
-    return {"head": given, "channels": "--channels N", "reduce": "--reduce mean|sum"}
+    return {"head": given, "target_channels": "--channels N", "reduce": "--reduce mean|sum"}
 
 
 _HEAD_OPTIONS = (("--class K", "logit"), ("--unit K[,H,W]", "unit"), ("--sumsq", "sumsq"))

@@ -106,8 +106,8 @@ def add_rewrites(commands: Commands) -> None:
         lambda doc, args: _rewrites().to_deploy(
             doc,
             args.phase,
-            args.shape,
-            args.channels,
+            shape=args.shape,
+            input_channels=args.channels,
             level=args.level,
             stages=args.stage,
             batch=args.batch,
@@ -119,7 +119,7 @@ def add_rewrites(commands: Commands) -> None:
     cmd.add_argument(
         "--batch", type=positive, metavar="N", help="batch size (default: the data layer's)"
     )
-    hints(cmd, {**_SHAPE, **_STATE, "channels": "--channels C"})
+    hints(cmd, {**_SHAPE, **_STATE, "input_channels": "--channels C"})
 
     _command(
         commands,
@@ -141,7 +141,7 @@ def add_rewrites(commands: Commands) -> None:
         commands,
         "truncate",
         "keep exactly what computes a target",
-        lambda doc, args: _rewrites().truncate(doc, args.target, args.after_inplace),
+        lambda doc, args: _rewrites().truncate(doc, args.target, after_inplace=args.after_inplace),
     )
     add_target(cmd, True, "a layer or blob name (layer:NAME / blob:NAME when both exist)")
     cmd.add_argument(
@@ -155,7 +155,11 @@ def add_rewrites(commands: Commands) -> None:
         "add-loss",
         "append an activation-loss head",
         lambda doc, args: _rewrites().add_loss(
-            doc, args.target, head(args), args.after_inplace, args.channels
+            doc,
+            args.target,
+            head(args),
+            after_inplace=args.after_inplace,
+            target_channels=args.channels,
         ),
     )
     add_target(cmd, True, "the value to measure: a layer or blob name")
@@ -169,10 +173,10 @@ def _aux(doc: Any, args: argparse.Namespace) -> Any:
         doc,
         args.target,
         head(args),
-        args.after_inplace,
-        args.channels,
-        args.shape,
-        args.input_channels,
+        after_inplace=args.after_inplace,
+        target_channels=args.channels,
+        shape=args.shape,
+        input_channels=args.input_channels,
         phase=args.phase,
         level=args.level,
         stages=args.stage,

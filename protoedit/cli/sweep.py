@@ -15,7 +15,6 @@ from protoedit.cli.options import (
     hints,
     positive,
     preprocess,
-    python_layers,
 )
 
 #: Exit code of an interrupted sweep (the store stays consistent; run it again to finish).
@@ -129,7 +128,7 @@ def run_sweep(args: argparse.Namespace) -> int:
             workers=args.workers or given.workers,
             address=args.address or given.address,
             progress=False if args.quiet else None,
-            **python_layers(args),
+            allow_python_layers=args.allow_python_layers,
         )
     except SweepInterrupted as stop:  # Ctrl-C: what was done and what is left, then 130
         for line in stop.summary.lines():

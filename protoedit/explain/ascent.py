@@ -1,9 +1,10 @@
 """Gradient ascent steps on a net's input, run inside the Caffe worker (``ascend`` requests).
 
-The net is the visualisation net of :mod:`protoedit.explain.maximisation`: its loss is the sum of
-a per-element mask times the target (``post``) and, for units that are dead at the moment,
-the same mask times the value before the target's ReLU (``pre``).  Element ``n`` of the batch
-optimises its own unit because its mask row selects only that unit.  Every step: jitter the
+The net is the visualisation net of :mod:`protoedit.explain.vis_net`: its loss is the sum of
+a per-element mask times the target (``post``) and, for objectives that are dead at the
+moment, a mask on the value before the target's ReLU (``pre``).  Element ``n`` of the batch
+optimises its own objective (a weighted sum of units) because its mask row weighs only
+those units.  Every step: jitter the
 image, forward, backward, undo the jitter on the gradient, normalise it by its mean absolute
 value (per element), step, then the regularisers after Yosinski et al. (2015): L2 decay, a
 Gaussian blur every few steps, zeroing pixels of small norm or small contribution, and
@@ -17,27 +18,34 @@ into requests.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
+if TYPE_CHECKING:
+    from protoedit.explain.settings import StepSettings
+
 Array = npt.NDArray[np.float32]
+#: One term of an objective: weight, channel, position (None: the channel's mean).
+Term = tuple[float, int, tuple[int, ...] | None]
 _TINY = 1e-12
 
 
-def unit_mask(shape: tuple[int, ...], units: list[tuple[int, tuple[int, ...] | None]]) -> Array:
-    """Mask rows: element ``n`` weighs only its unit (channel mean over positions, or one
-    position) of a blob of ``shape``; the mask is N x C x [positions when one is named]."""
-    full = any(position is not None for _, position in units)
+def unit_mask(shape: tuple[int, ...], objectives: list[tuple[Term, ...]]) -> Array:
+    """Mask rows: element ``n`` weighs only its objective's units (a channel mean over
+    positions, or one position, times the term's weight) of a blob of ``shape``; the mask
+    is N x C x [positions when some term names one]."""
+    full = any(position is not None for terms in objectives for _, _, position in terms)
     spatial = tuple(shape[2:])
-    mask = np.zeros((len(units), shape[1], *spatial) if full else (len(units), shape[1]))
+    mask = np.zeros((len(objectives), shape[1], *spatial) if full else (len(objectives), shape[1]))
     count = float(np.prod(spatial)) if spatial else 1.0
-    for n, (channel, position) in enumerate(units):
-        if position is not None:
-            mask[(n, channel, *position)] = 1.0
-        else:
-            mask[n, channel] = 1.0 / count
+    for n, terms in enumerate(objectives):
+        for weight, channel, position in terms:
+            if position is not None:
+                mask[(n, channel, *position)] += weight
+            else:
+                mask[n, channel] += weight / count
     return mask.astype(np.float32)
 
 
@@ -62,40 +70,43 @@ def _percentile_zero(x: Array, score: npt.NDArray[Any], percentile: float) -> No
     x *= (score >= threshold)[:, None].astype(np.float32)
 
 
-def regularise(x: Array, gradient: Array, step: int, settings: dict[str, Any]) -> None:
+def regularise(x: Array, gradient: Array, step: int, settings: StepSettings) -> None:
     """The regularisers after one step, in place: decay, blur, small norm/contribution, clip."""
     from scipy import ndimage  # type: ignore[import-untyped]
 
-    decay = float(settings["decay"])
+    decay = settings.decay
     if decay:
         x *= np.float32(1.0 - decay)
-    radius, every = float(settings["blur_radius"]), int(settings["blur_every"])
+    radius, every = settings.blur_radius, settings.blur_every
     if radius > 0 and every > 0 and (step + 1) % every == 0 and x.ndim == 4:
         x[...] = ndimage.gaussian_filter(x, sigma=(0, 0, radius, radius), mode="nearest")
     spatial = x.ndim == 4
-    if spatial and float(settings["norm_percentile"]) > 0:
-        _percentile_zero(x, np.sqrt((x * x).sum(axis=1)), float(settings["norm_percentile"]))
-    if spatial and float(settings["contribution_percentile"]) > 0:
+    if spatial and settings.norm_percentile > 0:
+        _percentile_zero(x, np.sqrt((x * x).sum(axis=1)), settings.norm_percentile)
+    if spatial and settings.contribution_percentile > 0:
         contribution = np.abs((x * gradient).sum(axis=1))
-        _percentile_zero(x, contribution, float(settings["contribution_percentile"]))
-    lo = np.asarray(settings["low"], dtype=np.float32).reshape(1, -1, *([1] * (x.ndim - 2)))
-    hi = np.asarray(settings["high"], dtype=np.float32).reshape(1, -1, *([1] * (x.ndim - 2)))
+        _percentile_zero(x, contribution, settings.contribution_percentile)
+    lo = np.asarray(settings.low, dtype=np.float32).reshape(1, -1, *([1] * (x.ndim - 2)))
+    hi = np.asarray(settings.high, dtype=np.float32).reshape(1, -1, *([1] * (x.ndim - 2)))
     np.clip(x, lo, hi, out=x)
 
 
-def _units(request: dict[str, Any]) -> list[tuple[int, tuple[int, ...] | None]]:
-    return [(int(c), tuple(p) if p is not None else None) for c, p in request["units"]]
+def _objectives(request: dict[str, Any]) -> list[tuple[Term, ...]]:
+    return [
+        tuple((float(w), int(c), tuple(p) if p is not None else None) for w, c, p in terms)
+        for terms in request["objectives"]
+    ]
 
 
 def _set_inputs(net: Any, request: dict[str, Any], x: Array, dead: list[bool]) -> Array:
     """Shape the image and mask blobs for ``x`` and fill the masks; the unit mask comes back.
 
-    Live elements weigh the target.  A dead element weighs its pre-activation at the one
-    position where it was highest in the last forward (the centre when there is none): the
-    mean of a pre-activation can favour a black image even when one patch could fire, but
-    its best position always leads towards firing.
+    Live elements weigh the target.  A dead element weighs each of its units'
+    pre-activations at the one position where it was highest in the last forward (the
+    centre when there is none): the mean of a pre-activation can favour a black image even
+    when one patch could fire, but its best position always leads towards firing.
     """
-    data, units = net.blobs[request["input"]], _units(request)
+    data, units = net.blobs[request["input"]], _objectives(request)
     mask_blob, pre_mask = net.blobs[request["mask"]], request.get("pre_mask")
     mask_shape = tuple(int(d) for d in request["mask_shape"])
     pre_blob = net.blobs[request["pre"]] if pre_mask else None
@@ -121,18 +132,19 @@ def _set_inputs(net: Any, request: dict[str, Any], x: Array, dead: list[bool]) -
     alive = np.asarray([not d for d in dead], np.float32).reshape(-1, *([1] * (mask.ndim - 1)))
     mask_blob.data[...] = mask * alive
     chosen = np.zeros(full, np.float32)
-    for n, (channel, position) in enumerate(units):
+    for n, terms in enumerate(units):
         if not dead[n]:
             continue
-        where = position
-        if where is None:
-            plane = previous[n, channel] if previous is not None else None
-            if plane is not None and plane.size:
-                flat = np.unravel_index(int(np.argmax(plane)), plane.shape)
-                where = tuple(int(i) for i in flat)
-            else:
-                where = tuple(size // 2 for size in full[2:])
-        chosen[(n, channel, *where)] = 1.0
+        for weight, channel, position in terms:
+            where = position
+            if where is None:
+                plane = previous[n, channel] if previous is not None else None
+                if plane is not None and plane.size:
+                    flat = np.unravel_index(int(np.argmax(weight * plane)), plane.shape)
+                    where = tuple(int(i) for i in flat)
+                else:
+                    where = tuple(size // 2 for size in full[2:])
+            chosen[(n, channel, *where)] += weight
     net.blobs[pre_mask].data[...] = chosen
     return mask
 
@@ -140,15 +152,15 @@ def _set_inputs(net: Any, request: dict[str, Any], x: Array, dead: list[bool]) -
 def ascend(net: Any, request: dict[str, Any]) -> dict[str, Any]:
     """Run ``steps`` ascent steps from ``x``; the new image and each unit's activation.
 
-    ``dead`` flags the elements whose unit is zero everywhere: they follow the pre-activation
+    ``dead`` flags the elements whose objective is zero everywhere: they follow the pre-activation
     (``pre``) while the unit stays dead.  With ``measure`` (or no steps) the final image is
     measured unjittered (one more forward); otherwise the activations are the last step's.
     """
     x = np.array(request["x"], dtype=np.float32)
     dead = [bool(d) for d in request["dead"]]
-    settings: dict[str, Any] = request["settings"]
+    settings: StepSettings = request["settings"]
     seed, start, steps = int(request["seed"]), int(request["start"]), int(request["steps"])
-    jitter, rate, cap = int(settings["jitter"]), float(settings["step"]), float(settings["cap"])
+    jitter, rate, cap = settings.jitter, settings.step, settings.cap
     name, post, pre = request["input"], request["post"], request.get("pre")
     shift = (len(x), *([1] * (x.ndim - 1)))
     values = pre_values = np.zeros(len(x))

@@ -1,9 +1,9 @@
 """Gradients by layer name: ``d loss / d param`` for every learnable blob, ``d loss / d input``.
 
-The loss is either an activation head on a target (the ``aux`` rewrite: truncate, loss head,
-``force_backward``) or a loss the net already computes (``loss=BLOB``: the net truncated to
-that blob's ancestors, with ``force_backward`` so input gradients flow).  Either way the net
-is rewritten in memory and run once, forward and backward, in a Caffe worker process.
+The loss is either an activation head on a target (the ``aux`` rewrite) or a loss the net
+already computes (``loss=BLOB``); either way :func:`~protoedit.rewrites.backward.backward_net`
+prepares the net, in memory.  :class:`LayerGradients` holds the rewritten net and its Caffe
+worker, so that many inputs cost one net load; :func:`gradients` is one call of it.
 """
 
 from __future__ import annotations
@@ -11,28 +11,26 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
-from protoedit.caffe.session import Session
-from protoedit.document import Document, load
-from protoedit.errors import InputError, Location, MissingArgumentError
-from protoedit.explain.preprocess import Preprocess, load_input
-from protoedit.explain.session import DEFAULT_TIMEOUT, CaffeSession
-from protoedit.net.layers import DATA, is_a, is_loss, no_backward, param_key
-from protoedit.net.shapes import infer_shapes
-from protoedit.net.view import NetView
-from protoedit.rewrites import LossHead, aux, filter_net, force_backward, truncate
+from protoedit.document import Document
+from protoedit.errors import InputError
+from protoedit.explain.explainer import Explainer, SessionSource, WeightsSource
+from protoedit.explain.inputs import InputSource, NetSource, load_inputs, private_copy
+from protoedit.explain.objectives import Unit, as_head
+from protoedit.explain.preprocess import Preprocess
+from protoedit.explain.session import DEFAULT_TIMEOUT
+from protoedit.net.layers import param_key
+from protoedit.rewrites import LossHead, aux
+from protoedit.rewrites.backward import backward_net
 from protoedit.rewrites.report import RewriteReport
-from protoedit.rewrites.upgrade import needs_upgrade, upgrade
 
 Array = npt.NDArray[np.float32]
 #: Key prefix of input gradients in :meth:`Gradients.flat` (no parameter role is a blob name).
 INPUT_PREFIX = "input/"
-
-NetSource = Document | str | os.PathLike[str]
-InputSource = npt.ArrayLike | str | os.PathLike[str]
 
 
 @dataclass
@@ -65,10 +63,12 @@ class Gradients(Mapping[str, dict[str, Array]]):
         out.update({INPUT_PREFIX + blob: g for blob, g in self.inputs.items()})
         return out
 
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write :meth:`flat` as an ``.npz``."""
+    def save(self, path: str | os.PathLike[str]) -> list[Path]:
+        """Write :meth:`flat` as an ``.npz``; the path written, in a list as every
+        ``save`` gives."""
         with open(path, "wb") as handle:
             np.savez(handle, **self.flat())  # type: ignore[arg-type]
+        return [Path(path)]
 
     def rows(self) -> list[tuple[str, str, tuple[int, ...], float, float | None]]:
         """Table rows: layer, role, shape, |grad|, |grad| / |param| (None for inputs or 0)."""
@@ -84,17 +84,6 @@ class Gradients(Mapping[str, dict[str, Array]]):
         return rows
 
 
-def _document(net: NetSource) -> Document:
-    """A private copy of ``net`` to rewrite (a Document given by the caller stays untouched)."""
-    if isinstance(net, Document):
-        from protoedit.document import loads
-
-        return loads(
-            net.dumps(), net.schema, net.lenient, path=net.path, message_type=net.message_type
-        )
-    return load(net)
-
-
 def loss_net(doc: Document, loss: str) -> RewriteReport:
     """Make ``doc`` compute only the net's own loss ``loss`` (a blob), with input gradients.
 
@@ -102,32 +91,7 @@ def loss_net(doc: Document, loss: str) -> RewriteReport:
     Input layers (data layers read files a gradient call has no use for), and may contain
     loss layers with labels but nothing else that cannot run backward.
     """
-    report = RewriteReport()
-    if needs_upgrade(doc):
-        report.extend(upgrade(doc))
-    report.extend(filter_net(doc, "TEST"))
-    view = NetView(doc)
-    version = view.resolve(loss)
-    producer = view.by_index.get(version.producer)
-    if producer is None or not (is_loss(producer.type) or len(producer.param.loss_weight)):
-        raise InputError(f"'{loss}' is not a loss: no loss layer or loss_weight produces it")
-    for index in sorted(view.ancestors([version])):
-        info = view.by_index[index]
-        if is_a(info.type, DATA):
-            raise InputError(
-                f"layer '{info.name}' ({info.type}) reads its data from files; a gradient "
-                "needs the data given: feed the net through Input layers",
-                doc.location(info.pos),
-            )
-        if no_backward(info.type) and not is_loss(info.type):
-            raise InputError(
-                f"layer '{info.name}' ({info.type}) cannot run backward, and the loss "
-                "depends on it",
-                doc.location(info.pos),
-            )
-    report.extend(force_backward(doc))
-    report.extend(truncate(doc, loss))
-    return report
+    return backward_net(doc, loss, own_loss=True)
 
 
 def prepare(
@@ -137,116 +101,104 @@ def prepare(
     head: LossHead | None = None,
     loss: str | None = None,
     after_inplace: bool = False,
-    channels: int | None = None,
+    target_channels: int | None = None,
 ) -> tuple[Document, RewriteReport]:
     """The rewritten net whose loss is ``head`` on ``target``, or the net's own ``loss``."""
     if (target is None) == (loss is None):
         raise InputError("give a target (with a loss head) or a loss blob, exactly one")
-    doc = _document(net)
+    doc = private_copy(net)
     if loss is not None:
+        for name, value in (("head", head), ("target_channels", target_channels)):
+            if value is not None:
+                raise InputError(f"{name} applies to a target, not to the net's own loss")
         return doc, loss_net(doc, loss)
     assert target is not None
-    report = aux(doc, target, head or LossHead(), after_inplace, channels)
+    report = aux(doc, target, head, after_inplace=after_inplace, target_channels=target_channels)
     return doc, report
 
 
-def input_shapes(doc: Document) -> dict[str, tuple[int, ...]]:
-    """Declared shapes of the net's Input blobs (what images are fitted to)."""
-    view = NetView(doc)
-    shapes = infer_shapes(view)
-    out: dict[str, tuple[int, ...]] = {}
-    for info in view.layers:
-        if info.type == "Input":
-            for version in info.writes:
-                shape = shapes.get(version)
-                if shape is not None:
-                    out[version.blob] = tuple(shape)
-    return out
+class LayerGradients(Explainer):
+    """``net`` rewritten once for ``head`` on ``target`` (or for its own ``loss`` blob) and
+    the Caffe worker that runs it; :meth:`compute` gives every learnable blob's gradient for
+    one set of inputs, and may be called again with others."""
 
-
-def load_inputs(
-    doc: Document, inputs: InputSource | Mapping[str, InputSource], pre: Preprocess
-) -> dict[str, Array]:
-    """Arrays for every input blob: from arrays, ``.npy`` files or images; batch axis added
-    to a single item; every axis but the batch must match the declared shape."""
-    declared = input_shapes(doc)
-    if not isinstance(inputs, Mapping):
-        if len(declared) != 1:
-            names = ", ".join(declared) or "none"
-            raise MissingArgumentError(
-                f"the net has several input blobs ({names}): name each one", {"inputs": None}
-            )
-        inputs = {next(iter(declared)): inputs}
-    missing = sorted(set(declared) - set(inputs))
-    unknown = sorted(set(inputs) - set(declared))
-    if unknown:
-        raise InputError(
-            f"no input blob named {', '.join(unknown)}; the net's inputs: {', '.join(declared)}"
+    def __init__(
+        self,
+        net: NetSource,
+        *,
+        weights: WeightsSource,
+        target: str | None = None,
+        head: LossHead | Unit | None = None,
+        loss: str | None = None,
+        after_inplace: bool = False,
+        target_channels: int | None = None,
+        preprocess: Preprocess | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        session: SessionSource | None = None,
+        allow_python_layers: bool = False,
+    ) -> None:
+        doc, report = prepare(
+            net,
+            target=target,
+            head=as_head(head) if head is not None else None,
+            loss=loss,
+            after_inplace=after_inplace,
+            target_channels=target_channels,
         )
-    if missing:
-        raise InputError(f"no data given for input blob {', '.join(missing)}")
-    arrays = {}
-    for name, source in inputs.items():
-        shape = declared[name]
-        if isinstance(source, str | os.PathLike):
-            array = load_input(source, shape, pre)
-            where = Location(str(source))
-        else:
-            array = np.asarray(source, dtype=np.float32)
-            where = None
-        if array.ndim == len(shape) - 1:
-            array = array[None]
-        if array.ndim != len(shape) or tuple(array.shape[1:]) != tuple(shape[1:]):
-            raise InputError(
-                f"input '{name}' has shape {list(array.shape)}; the net expects "
-                f"N x {' x '.join(map(str, shape[1:]))}"
-                if len(shape) > 1
-                else f"input '{name}' has shape {list(array.shape)}; the net expects a vector",
-                where,
-            )
-        arrays[name] = array
-    return arrays
+        super().__init__(
+            doc,
+            report,
+            weights=weights,
+            timeout=timeout,
+            session=session,
+            allow_python_layers=allow_python_layers,
+        )
+        self.preprocess = preprocess or Preprocess()
+
+    def compute(self, inputs: InputSource | Mapping[str, InputSource]) -> Gradients:
+        """One forward/backward on ``inputs``: one array or file for a net with one input
+        blob, else a mapping by blob name (see :mod:`protoedit.explain.inputs`)."""
+        arrays = load_inputs(self.inputs, inputs, self.preprocess)
+        result = self.session().run(arrays, backward=True, param_norms=True)
+        return Gradients(
+            params=result["params"],
+            inputs=result["inputs"],
+            loss=result["loss"],
+            param_norms=result["param_norms"],
+            warnings=self.warnings(),
+            report=self.report,
+        )
 
 
 def gradients(
     net: NetSource,
     *,
-    weights: str | os.PathLike[str] | None,
+    weights: WeightsSource,
     inputs: InputSource | Mapping[str, InputSource],
     target: str | None = None,
-    head: LossHead | None = None,
+    head: LossHead | Unit | None = None,
     loss: str | None = None,
     preprocess: Preprocess | None = None,
     after_inplace: bool = False,
-    channels: int | None = None,
+    target_channels: int | None = None,
     timeout: float = DEFAULT_TIMEOUT,
-    session: Session | None = None,
+    session: SessionSource | None = None,
+    allow_python_layers: bool = False,
 ) -> Gradients:
     """One forward/backward of ``net`` rewritten for ``head`` on ``target`` (or for its own
-    ``loss`` blob), in a Caffe worker; every learnable blob's gradient by layer and role.
-
-    ``inputs`` is one array or file for a net with one input blob, else a mapping by blob
-    name; images are preprocessed by ``preprocess``.  Weights are checked to fit first.
-    ``session``: a warm :class:`protoedit.caffe.Session` to run in (no Caffe import).
-    """
-    doc, report = prepare(
-        net, target=target, head=head, loss=loss, after_inplace=after_inplace, channels=channels
-    )
-    arrays = load_inputs(doc, inputs, preprocess or Preprocess())
-    text, path = doc.dumps(), doc.path
-    with CaffeSession(text, weights=weights, net_path=path, timeout=timeout, session=session) as s:
-        result = s.run(arrays, backward=True, param_norms=True)
-        warnings = [
-            f"layer '{name}' is not in the weights file: its parameters keep their fillers"
-            for name in s.info["missing"]
-        ]
-    if weights is None:
-        warnings.append("no weights given: every parameter has its filler's initial value")
-    return Gradients(
-        params=result["params"],
-        inputs=result["inputs"],
-        loss=result["loss"],
-        param_norms=result["param_norms"],
-        warnings=warnings,
-        report=report,
-    )
+    ``loss`` blob), in a Caffe worker: :meth:`LayerGradients.compute` once.  Weights are
+    checked to fit first."""
+    with LayerGradients(
+        net,
+        weights=weights,
+        target=target,
+        head=head,
+        loss=loss,
+        after_inplace=after_inplace,
+        target_channels=target_channels,
+        preprocess=preprocess,
+        timeout=timeout,
+        session=session,
+        allow_python_layers=allow_python_layers,
+    ) as method:
+        return method.compute(inputs)

@@ -96,7 +96,7 @@ def fit_image(image: Array, height: int, width: int, fit: str) -> Array:
     return resized[top : top + height, left : left + width]
 
 
-def _mean_array(pre: Preprocess, shape: tuple[int, int, int]) -> Array | None:
+def mean_array(pre: Preprocess, shape: tuple[int, int, int]) -> Array | None:
     channels, height, width = shape
     if pre.mean is not None and pre.mean_file is not None:
         raise InputError("give a mean per channel or a mean file, not both")
@@ -127,7 +127,7 @@ def image_to_blob(image: Array, shape: tuple[int, int, int], pre: Preprocess) ->
     data = fitted.transpose(2, 0, 1)
     if channels == 3 and not pre.rgb:
         data = data[::-1]
-    mean = _mean_array(pre, shape)
+    mean = mean_array(pre, shape)
     if mean is not None:
         data = data - mean
     return np.ascontiguousarray(data * np.float32(pre.scale), dtype=np.float32)
@@ -138,7 +138,7 @@ def blob_to_image(data: npt.ArrayLike, pre: Preprocess) -> npt.NDArray[np.uint8]
     clipped to 0-255 after the mean is added back."""
     array = np.asarray(data, dtype=np.float32) / np.float32(pre.scale)
     shape = (int(array.shape[0]), int(array.shape[1]), int(array.shape[2]))
-    mean = _mean_array(pre, shape)
+    mean = mean_array(pre, shape)
     if mean is not None:
         array = array + mean
     if shape[0] == 3 and not pre.rgb:

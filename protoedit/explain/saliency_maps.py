@@ -1,26 +1,17 @@
-"""Saliency maps of one image: which input pixels the head's value ``f`` depends on.
+"""A saliency map and what it is made from: the result of the methods of
+:mod:`protoedit.explain.attribution`, the image and baseline as blobs, the net's class scores.
 
-``f`` is the loss head of the aux net (a class logit, a channel, a unit; its weight included),
-for one image.  Three methods, each one Caffe worker and few requests:
-
-- ``gradient`` (Simonyan et al. 2013): ``max over channels of |d f / d x|``.
-- ``smoothgrad`` (Smilkov et al. 2017): the gradient averaged over ``samples`` noisy copies
-  ``x + N(0, sigma^2)``, ``sigma = noise * (max x - min x)`` (seeded), then the same max of
-  magnitudes.  The signed gradients are averaged, as in the paper.
-- ``integrated`` (Sundararajan et al. 2017): ``(x - x') * mean_k grad f(x' + a_k (x - x'))``
-  by the midpoint rule, ``a_k = (k + 1/2) / steps``, from the baseline ``x'``; the map is the
-  attributions summed over channels (signed), and they add up to ``f(x) - f(x')``.
-
-The noisy copies and the path points run as batches through the net (the worker reshapes the
-input blob to each batch), ``chunk`` at a time to bound memory: ``ceil(samples / chunk)``
-forward/backward requests, not one per copy.  A "black" baseline is a black image preprocessed
-like the input: ``-mean * scale`` in the blob, not zero (a zero blob is the mean image).
+An image given as an array (or ``.npy``) is the blob as fed to the net, already
+preprocessed; an image file is pixels, preprocessed by ``preprocess``.  The picture shows the
+input as the net saw it, stretched to its own range (so an input in [0, 1] is not shown
+black).  A "black" baseline is a black image preprocessed like the input: ``-mean * scale``
+in the blob, not zero (a zero blob is the mean image).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -28,18 +19,14 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from protoedit.document import Document
 from protoedit.errors import InputError, Location, MissingArgumentError
-from protoedit.explain.layer_gradients import (
+from protoedit.explain.inputs import (
     InputSource,
     NetSource,
-    _document,
-    input_shapes,
     load_inputs,
-    prepare,
+    private_copy,
 )
-from protoedit.explain.preprocess import Preprocess, blob_to_image, image_to_blob, load_input
-from protoedit.explain.session import DEFAULT_TIMEOUT, CaffeSession
+from protoedit.explain.preprocess import Preprocess, image_to_blob, load_input
 from protoedit.net.layers import READS_SCORES, is_a, no_backward
 from protoedit.net.view import INPUT, NetView
 from protoedit.rewrites import LossHead, filter_net
@@ -61,9 +48,13 @@ DEFAULT_CHUNK = 32
 
 @dataclass
 class Saliency:
-    """A saliency map (H x W) and what it was computed from (arrays C x H x W, as fed)."""
+    """A saliency map (H x W) and what it was computed from (arrays C x H x W, as fed).
 
-    method: Method
+    ``method`` names it (``smoothgrad(integrated)`` for SmoothGrad over integrated
+    gradients); ``path_value`` is f at the end of the path when that is not ``value`` (the
+    mean over noisy copies), for :attr:`completeness_gap`."""
+
+    method: str
     map: Array
     gradient: Array  # d f / d x (smoothgrad: the mean over copies; integrated: over the path)
     input: Array
@@ -72,6 +63,7 @@ class Saliency:
     baseline: Array | None = None
     baseline_value: float | None = None  # f(baseline)
     requests: int = 0  # forward/backward requests the worker served
+    path_value: float | None = None
     target: str = ""
     preprocess: Preprocess = field(default_factory=Preprocess)
     warnings: list[str] = field(default_factory=list)
@@ -83,18 +75,20 @@ class Saliency:
         if self.attributions is None or self.baseline_value is None:
             return None
         total = float(np.sum(self.attributions, dtype=np.float64))
-        return total - (self.value - self.baseline_value)
+        end = self.value if self.path_value is None else self.path_value
+        return total - (end - self.baseline_value)
 
     def picture(self) -> npt.NDArray[np.uint8]:
-        """The input, the heat map, and the heat map over the input, side by side (uint8 RGB)."""
-        from protoedit.explain.heatmap import panels
+        """The input as the net saw it (stretched to its own range), the heat map, and the
+        heat map over the input, side by side (uint8 RGB)."""
+        from protoedit.picture import normalised, panels
 
-        return panels(blob_to_image(self.input, self.preprocess), self.map)
+        return panels(normalised(self.input, bgr=not self.preprocess.rgb), self.map)
 
     def save(self, path: str | os.PathLike[str]) -> list[Path]:
         """Write the picture to ``path`` (a ``.png``), the map beside it as ``.npy`` and, for
         integrated gradients, the per-channel attributions as ``-attributions.npy``."""
-        from protoedit.explain.heatmap import write_png
+        from protoedit.picture import write_png
 
         png = Path(path)
         if png.suffix.lower() != ".png":
@@ -112,7 +106,7 @@ def logits_target(net: NetSource) -> str:
     """The layer whose top a class head reads when no target is named: the net's one output,
     or what its final Softmax (or a training net's SoftmaxWithLoss and Accuracy) reads, the
     logits (the softmax saturates, so its gradient says little)."""
-    doc = _document(net)
+    doc = private_copy(net)
     if needs_upgrade(doc):
         upgrade(doc)
     filter_net(doc, "TEST")
@@ -133,19 +127,20 @@ def logits_target(net: NetSource) -> str:
     return next(iter(found))
 
 
-def _per_item_factor(head: LossHead, items: int) -> float:
+def per_item_factor(head: LossHead, items: int) -> float:
     """What turns d(batch loss)/d(item) into d f(item)/d(item): a mean over the batch divides
     each item's share by the batch size; sums (and SUMSQ heads) do not."""
     return float(items) if head.reduce == "mean" and head.kind != "sumsq" else 1.0
 
 
-def _single(doc: Document, source: InputSource, pre: Preprocess, what: str) -> tuple[str, Array]:
-    """The net's one input blob and ``source`` as its C x H x W data."""
-    declared = input_shapes(doc)
+def single_input(
+    declared: Mapping[str, tuple[int, ...]], source: InputSource, pre: Preprocess, what: str
+) -> tuple[str, Array]:
+    """The net's one input blob (of ``declared``) and ``source`` as its C x H x W data."""
     if len(declared) != 1:
         names = ", ".join(declared) or "none"
         raise InputError(f"a saliency map needs a net with one input blob, not {names}")
-    blob, array = next(iter(load_inputs(doc, source, pre).items()))
+    blob, array = next(iter(load_inputs(declared, source, pre).items()))
     if array.shape[0] != 1:
         where = Location(str(source)) if isinstance(source, str | os.PathLike) else None
         raise InputError(f"the {what} is a batch of {array.shape[0]}: give one item", where)
@@ -169,7 +164,7 @@ def black_baseline(shape: tuple[int, int, int], pre: Preprocess) -> Array:
     return image_to_blob(np.zeros((height, width, channels), np.float32), shape, pre)
 
 
-def _baseline(
+def baseline_blob(
     source: InputSource | None,
     image: InputSource,
     shape: tuple[int, int, int],
@@ -202,132 +197,3 @@ def _baseline(
             where,
         )
     return array
-
-
-def _gradients_of(
-    session: CaffeSession,
-    blob: str,
-    head: LossHead,
-    points: Callable[[int, int], Array],
-    count: int,
-    chunk: int,
-) -> tuple[npt.NDArray[np.float64], int]:
-    """The mean over ``count`` batch items (made ``chunk`` at a time by ``points(start,
-    stop)``) of each item's d f / d x; and the number of requests it took."""
-    total: npt.NDArray[np.float64] | None = None
-    requests = 0
-    for start in range(0, count, chunk):
-        stop = min(count, start + chunk)
-        batch = points(start, stop)
-        answer = session.run({blob: batch}, backward=True, param_grads=False)
-        requests += 1
-        grads = answer["inputs"][blob].astype(np.float64)
-        summed = grads.sum(axis=0) * _per_item_factor(head, stop - start)
-        total = summed if total is None else total + summed
-    assert total is not None
-    return total / count, requests
-
-
-def saliency(
-    net: NetSource,
-    *,
-    weights: str | os.PathLike[str] | None,
-    image: InputSource,
-    head: LossHead,
-    target: str | None = None,
-    method: Method = "gradient",
-    samples: int = DEFAULT_SAMPLES,
-    noise: float = DEFAULT_NOISE,
-    steps: int = DEFAULT_STEPS,
-    baseline: InputSource | None = None,
-    seed: int = 0,
-    chunk: int = DEFAULT_CHUNK,
-    preprocess: Preprocess | None = None,
-    after_inplace: bool = False,
-    channels: int | None = None,
-    timeout: float = DEFAULT_TIMEOUT,
-) -> Saliency:
-    """The saliency map of ``image`` for ``head`` on ``target`` (for a ``logit`` head the
-    target defaults to the net's class scores: :func:`logits_target`), by ``method``; see the
-    module docstring.
-
-    ``image`` is an image file, a ``.npy`` or an array (C x H x W or 1 x C x H x W, as fed);
-    ``baseline`` likewise (integrated only; black when None).  ``preprocess`` says how image
-    files become blobs, what "black" is, and how the input is shown under the map.
-    """
-    if method not in METHODS:
-        raise InputError(f"unknown method {method!r}: one of {', '.join(METHODS)}")
-    for name, given in (("samples", samples), ("steps", steps), ("chunk", chunk)):
-        if given < 1:
-            raise InputError(f"{name} must be at least 1, not {given}")
-    if not noise >= 0:
-        raise InputError(f"the noise level must be a non-negative fraction, not {noise}")
-    if target is None:
-        if head.kind != "logit":
-            raise InputError("name the target layer (only a class head finds its own)")
-        target = logits_target(net)
-    pre = preprocess or Preprocess()
-    doc, report = prepare(
-        net, target=target, head=head, after_inplace=after_inplace, channels=channels
-    )
-    blob, x = _single(doc, image, pre, "image")
-    shape = (int(x.shape[0]), int(x.shape[1]), int(x.shape[2]))
-    base = _baseline(baseline, image, shape, pre) if method == "integrated" else None
-    attributions: Array | None = None
-    baseline_value: float | None = None
-    with CaffeSession(doc.dumps(), weights=weights, net_path=doc.path, timeout=timeout) as session:
-        # f(x) by a forward pass (with the gradient too for the plain method).
-        answer = session.run({blob: x[None]}, backward=method == "gradient", param_grads=False)
-        value = float(answer["loss"])
-        requests = 1
-        if method == "gradient":
-            gradient = answer["inputs"][blob][0].astype(np.float64)
-        elif method == "smoothgrad":
-            rng = np.random.default_rng(seed)
-            sigma = noise * float(x.max() - x.min())
-
-            def noisy(start: int, stop: int) -> Array:
-                draws = rng.standard_normal((stop - start, *shape))
-                return (x[None] + sigma * draws).astype(np.float32)
-
-            gradient, batches = _gradients_of(session, blob, head, noisy, samples, chunk)
-            requests += batches
-        else:
-            assert base is not None
-            delta = x.astype(np.float64) - base
-
-            def on_path(start: int, stop: int) -> Array:
-                alphas = (np.arange(start, stop, dtype=np.float64) + 0.5) / steps
-                return (base[None] + alphas[:, None, None, None] * delta[None]).astype(np.float32)
-
-            gradient, batches = _gradients_of(session, blob, head, on_path, steps, chunk)
-            baseline_value = float(session.run({blob: base[None]}, backward=False)["loss"])
-            requests += batches + 1
-            attributions = (delta * gradient).astype(np.float32)
-        missing = session.info["missing"]
-    warnings = [
-        f"layer '{name}' is not in the weights file: its parameters keep their fillers"
-        for name in missing
-    ]
-    if weights is None:
-        warnings.append("no weights given: every parameter has its filler's initial value")
-    as_float = gradient.astype(np.float32)
-    if attributions is not None:
-        saliency_map = attributions.sum(axis=0, dtype=np.float64).astype(np.float32)
-    else:
-        saliency_map = np.abs(as_float).max(axis=0)
-    return Saliency(
-        method=method,
-        map=saliency_map,
-        gradient=as_float,
-        input=x,
-        value=value,
-        attributions=attributions,
-        baseline=base,
-        baseline_value=baseline_value,
-        requests=requests,
-        target=target,
-        preprocess=pre,
-        warnings=warnings,
-        report=report,
-    )

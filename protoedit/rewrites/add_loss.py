@@ -265,7 +265,7 @@ def _measure_channel(
     view: NetView,
     version: BlobVersion,
     head: LossHead,
-    channels: int | None,
+    target_channels: int | None,
     report: RewriteReport,
 ) -> None:
     """A channel's (or a logit's) slice of axis 1."""
@@ -276,12 +276,14 @@ def _measure_channel(
         note = _check_logit(view, version, shapes.get(version))
         if note:
             report.flagged.append(note)
-    count = channels if channels is not None else infer_channels(view, version, shapes)
+    count = target_channels
+    if count is None:
+        count = infer_channels(view, version, shapes)
     if count is None:
         raise MissingArgumentError(
             f"cannot tell how many channels '{blob}' has from the layer parameters: "
             "give the channel count",
-            {"channels": None},
+            {"target_channels": None},
         )
     head_layers.description = f"{head.reduce} of channel {head.channel} of '{blob}'"
     if head.kind == "logit":
@@ -338,10 +340,12 @@ def add_loss(
     doc: Document,
     target: str,
     head: LossHead,
+    *,
     after_inplace: bool = False,
-    channels: int | None = None,
+    target_channels: int | None = None,
 ) -> RewriteReport:
-    """Append a loss head that measures ``head`` on the ``target`` value."""
+    """Append a loss head that measures ``head`` on the ``target`` value; ``target_channels``
+    is the target's channel count, for when the layers do not tell."""
     view = NetView.editable(doc)
     version = target_value(view, target, after_inplace)
     report = RewriteReport(changed=list(view.normalised))
@@ -351,7 +355,7 @@ def add_loss(
         raise InputError("the net already has a protoedit loss head; add_loss once per net")
     head_layers = _HeadLayers(version.blob)
     if head.kind in ("channel", "logit"):
-        _measure_channel(head_layers, view, version, head, channels, report)
+        _measure_channel(head_layers, view, version, head, target_channels, report)
     elif head.kind == "unit":
         _measure_unit(head_layers, view, version, head)
     else:

@@ -64,7 +64,7 @@ def _input_dims(
     doc: Document,
     first: LayerInfo,
     shape: Sequence[int] | None,
-    channels: int | None,
+    input_channels: int | None,
     batch: int | None,
 ) -> list[int]:
     """The Input layer's shape: given, or derived from the first data layer."""
@@ -72,15 +72,15 @@ def _input_dims(
         dims = [int(d) for d in shape]
     else:
         derived = derive_shape(first.param, for_schema(doc.schema))
-        if channels is not None:
-            derived[1] = channels
+        if input_channels is not None:
+            derived[1] = input_channels
         if batch is not None:
             derived[0] = batch
         missing = [name for name, v in zip("NCHW", derived, strict=True) if v is None]
         if missing:
             needs: dict[str, str | None] = {"shape": None}
             if missing == ["C"]:
-                needs["channels"] = None
+                needs["input_channels"] = None
             if missing == ["N"]:
                 needs["batch"] = None
             source = (
@@ -91,7 +91,7 @@ def _input_dims(
             raise MissingArgumentError(
                 f"cannot tell the input's {'/'.join(missing)} from data layer '{first.name}' "
                 f"({source}): give the shape"
-                + (" or the input's channel count" if "channels" in needs else "")
+                + (" or the input's channel count" if "input_channels" in needs else "")
                 + (" or the batch size" if "batch" in needs else ""),
                 needs,
                 doc.location(first.pos),
@@ -120,9 +120,9 @@ def _unique(name: str, view: NetView) -> str:
 def deploy_net(
     doc: Document,
     phase: str = "TEST",
-    shape: Sequence[int] | None = None,
-    channels: int | None = None,
     *,
+    shape: Sequence[int] | None = None,
+    input_channels: int | None = None,
     level: int = 0,
     stages: Sequence[str] = (),
     batch: int | None = None,
@@ -158,7 +158,7 @@ def deploy_net(
             f"data layer '{first.name}' has no top: there is no input to replace it with",
             doc.location(first.pos),
         )
-    dims = _input_dims(doc, first, shape, channels, batch)
+    dims = _input_dims(doc, first, shape, input_channels, batch)
     data_top = first.writes[0]
     labels = {w for info in data for w in info.writes[1:]}
     reasons = {info.index: "data layer (the Input layer replaces it)" for info in data}
@@ -209,9 +209,9 @@ def deploy_net(
 def to_deploy(
     doc: Document,
     phase: str = "TEST",
-    shape: Sequence[int] | None = None,
-    channels: int | None = None,
     *,
+    shape: Sequence[int] | None = None,
+    input_channels: int | None = None,
     level: int = 0,
     stages: Sequence[str] = (),
     batch: int | None = None,
@@ -222,7 +222,15 @@ def to_deploy(
     ``batch`` replaces the batch size (default: the data layer's).  A result Caffe would
     not load raises :class:`~protoedit.errors.BrokenResultError`.
     """
-    report = deploy_net(doc, phase, shape, channels, level=level, stages=stages, batch=batch)
+    report = deploy_net(
+        doc,
+        phase,
+        shape=shape,
+        input_channels=input_channels,
+        level=level,
+        stages=stages,
+        batch=batch,
+    )
     outputs = [v.blob for v in NetView(doc).outputs()]
     if len(outputs) > 1:
         report.flagged.append(

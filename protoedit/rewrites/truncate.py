@@ -60,7 +60,7 @@ def needed_layers(doc: Document, target: str, after_inplace: bool) -> set[int]:
     return keep
 
 
-def truncate(doc: Document, target: str, after_inplace: bool = False) -> RewriteReport:
+def truncate(doc: Document, target: str, *, after_inplace: bool = False) -> RewriteReport:
     """Remove every layer the target value does not depend on."""
     view = NetView.editable(doc)
     version = target_value(view, target, after_inplace)

@@ -19,9 +19,10 @@ from dataclasses import dataclass
 
 from protoedit.caffe.session import Session
 from protoedit.errors import ProtoeditError
-from protoedit.explain.maximisation import visualization_net, visualize
+from protoedit.explain.maximisation import visualize
 from protoedit.explain.preprocess import blob_to_image
 from protoedit.explain.session import CaffeSession
+from protoedit.explain.vis_net import visualization_net
 from protoedit.sweep.plan import LayerJob, WorkItem
 from protoedit.sweep.store import UnitOutput
 
@@ -58,10 +59,18 @@ def versions() -> tuple[str, str]:
 class Computer:
     """Computes work items for one worker; not thread-safe (one per worker)."""
 
-    def __init__(self, name: str | None = None, session: Session | None = None) -> None:
+    def __init__(
+        self,
+        name: str | None = None,
+        session: Session | None = None,
+        *,
+        allow_python_layers: bool = False,
+    ) -> None:
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self._own = session is None
-        self.session = session if session is not None else Session()
+        self.session = (
+            session if session is not None else Session(allow_python_layers=allow_python_layers)
+        )
         self._sessions: OrderedDict[tuple[str, str, str], CaffeSession] = OrderedDict()
         self._lock = threading.Lock()
         self._versions = versions()
@@ -109,7 +118,7 @@ class Computer:
                 job.model.net,
                 weights=job.model.weights,
                 target=job.layer,
-                channels=list(item.channels),
+                objectives=list(item.channels),
                 settings=job.settings,
                 preprocess=job.model.preprocess,
                 batch=len(item.channels),
@@ -127,7 +136,7 @@ class Computer:
             pre = job.model.preprocess
             outcome.outputs = [
                 UnitOutput(
-                    channel=r.unit.channel,
+                    channel=channel,
                     array=r.image,
                     picture=blob_to_image(r.image, pre),
                     activation_start=r.start,
@@ -135,7 +144,7 @@ class Computer:
                     steps=r.steps,
                     dead_at_start=r.dead_at_start,
                 )
-                for r in result.units
+                for channel, r in zip(item.channels, result.results, strict=True)
             ]
         outcome.seconds = time.perf_counter() - started
         return outcome

@@ -60,7 +60,7 @@ class LocalPool:
     """``workers`` threads of a :class:`protoedit.caffe.Pool`, each with its own Caffe worker
     and :class:`Computer`."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, allow_python_layers: bool = False) -> None:
         workers = max(1, workers)
         self.capacity = workers * DEPTH
         names = iter(range(workers))
@@ -68,6 +68,7 @@ class LocalPool:
             workers,
             make_state=lambda session: Computer(f"local:{os.getpid()}:{next(names)}", session),
             close_state=Computer.close,
+            allow_python_layers=allow_python_layers,
         )
         self.computers = self._pool.states
 
@@ -90,10 +91,13 @@ class LocalPool:
 class SweepActor:
     """The Ray actor: one Computer, kept between items (so its nets stay loaded)."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, allow_python_layers: bool = False) -> None:
         import socket
 
-        self.computer = Computer(f"ray:{socket.gethostname()}:{os.getpid()}:{name}")
+        self.computer = Computer(
+            f"ray:{socket.gethostname()}:{os.getpid()}:{name}",
+            allow_python_layers=allow_python_layers,
+        )
 
     def compute(self, item: WorkItem, attempt: int) -> Outcome:
         return self.computer.compute(item, attempt)
@@ -125,8 +129,11 @@ class RayPool:
         workers: int | None,
         address: str | None = None,
         runtime_env: dict[str, Any] | None = None,
+        *,
+        allow_python_layers: bool = False,
     ) -> None:
         ray = self._ray = ray_module()
+        self._allow_python_layers = allow_python_layers
         self._owned = False
         if not ray.is_initialized():
             level = os.environ.get("GLOG_minloglevel", "2")  # noqa: SIM112 - glog's own name
@@ -156,7 +163,7 @@ class RayPool:
 
     def _new_actor(self) -> Any:
         self._made += 1
-        return self._actor_class.remote(str(self._made))
+        return self._actor_class.remote(str(self._made), self._allow_python_layers)
 
     def submit(self, item: WorkItem, attempt: int) -> None:
         self._waiting.append((item, attempt))
@@ -211,12 +218,19 @@ class RayPool:
             self._ray.shutdown()
 
 
-def make_pool(engine: str, workers: int | None, address: str | None = None) -> Pool:
-    """The pool for ``engine`` (``local`` or ``ray``)."""
+def make_pool(
+    engine: str,
+    workers: int | None,
+    address: str | None = None,
+    *,
+    allow_python_layers: bool = False,
+) -> Pool:
+    """The pool for ``engine`` (``local`` or ``ray``); its Caffe workers run nets with Python
+    layers only with ``allow_python_layers``."""
     if engine == "local":
         if address:
             raise InvalidArgumentError("an address is for the ray engine only", "address")
-        return LocalPool(workers or default_workers())
+        return LocalPool(workers or default_workers(), allow_python_layers)
     if engine == "ray":
-        return RayPool(workers, address)
+        return RayPool(workers, address, allow_python_layers=allow_python_layers)
     raise ProtoeditError(f"unknown engine {engine!r} (one of {', '.join(ENGINES)})")

@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from protoedit.errors import InputError, InvalidArgumentError, Location, ProtoeditError
-from protoedit.explain.maximisation import PRESETS, Settings, parse_channels, visualization_net
+from protoedit.explain.objectives import parse_channels
 from protoedit.explain.preprocess import Preprocess
+from protoedit.explain.settings import PRESETS, Settings
+from protoedit.explain.vis_net import visualization_net
 
 #: Bump when the way results are computed changes and old results must not be reused.
 RESULT_VERSION = 1
@@ -54,7 +56,7 @@ class Plan:
     targets: tuple[Target, ...]
     settings: Settings = field(default_factory=Settings)
     batch: int = DEFAULT_BATCH
-    after_inplace: bool = True
+    after_inplace: bool = False
 
 
 @dataclass(frozen=True)
@@ -109,12 +111,12 @@ def expand(plan: Plan) -> list[LayerJob]:
                 hashes[path] = _sha256(path)
         for layer in target.layers:
             _, head, _ = visualization_net(model.net, layer, after_inplace=plan.after_inplace)
-            channels = target.channels or tuple(range(head.channels))
-            bad = [c for c in channels if not 0 <= c < head.channels]
+            channels = target.channels or tuple(range(head.target_channels))
+            bad = [c for c in channels if not 0 <= c < head.target_channels]
             if bad:
                 raise InvalidArgumentError(
                     f"channel {bad[0]} is out of range: '{layer}' of {model.name} has "
-                    f"{head.channels} channels (0-{head.channels - 1})",
+                    f"{head.target_channels} channels (0-{head.target_channels - 1})",
                     "channels",
                 )
             description = {
@@ -287,7 +289,7 @@ def read_plan(path: str | os.PathLike[str]) -> PlanFile:
         targets=tuple(targets),
         settings=make_settings(data.get("settings", {}), where),
         batch=int(data.get("batch", DEFAULT_BATCH)),
-        after_inplace=bool(data.get("after_inplace", True)),
+        after_inplace=bool(data.get("after_inplace", False)),
     )
     store = data.get("store")
     return PlanFile(

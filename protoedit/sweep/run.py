@@ -76,8 +76,11 @@ def run_sweep(
     address: str | None = None,
     progress: bool | None = None,
     pool: Pool | None = None,
+    allow_python_layers: bool = False,
 ) -> Summary:
     """Compute every unit of ``plan`` missing from the store at ``store``.
+
+    Nets with Python layers (which import code) run only with ``allow_python_layers``.
 
     ``pool``: workers to use instead of making them from ``engine`` (they stay open).
     Raises :class:`SweepInterrupted` (a ``KeyboardInterrupt``) on Ctrl-C, after stopping.
@@ -97,7 +100,7 @@ def run_sweep(
         if not items:
             return summary
         own = pool is None
-        live = pool or make_pool(engine, workers, address)
+        live = pool or make_pool(engine, workers, address, allow_python_layers=allow_python_layers)
         bar = progress_bar(
             summary.units - summary.already,
             unit="unit",

@@ -1,0 +1,130 @@
+"""What every explain method object holds: its net rewritten once for a backward pass, the
+weights, and the Caffe worker that runs it, opened on first use and reused by every call.
+
+``net_text`` and ``inputs`` (the input blobs' shapes) are all a call needs of the net.
+A caller may hand in a ``session``: a warm worker (:class:`protoedit.caffe.Session`, from
+``with protoedit.caffe.session() as s:``) that the net is loaded on, so that many objects
+and calls pay one Caffe import; or a :class:`~protoedit.explain.session.CaffeSession` already
+loaded with :attr:`Explainer.net_text` (shared between objects of one net).  Either stays
+open when the object closes.  An object given to another process (pickled)
+goes without its worker and opens its own there.
+"""
+
+from __future__ import annotations
+
+import os
+from types import TracebackType
+from typing import Any, Self
+
+from protoedit.caffe.session import Session
+from protoedit.document import Document
+from protoedit.explain.inputs import input_shapes
+from protoedit.explain.session import DEFAULT_TIMEOUT, CaffeSession
+from protoedit.rewrites.report import RewriteReport
+
+WeightsSource = str | os.PathLike[str] | None
+#: What ``session=`` takes: a warm worker to load the net on, or a session holding the net.
+SessionSource = Session | CaffeSession
+
+
+def open_session(
+    net_text: str,
+    *,
+    weights: WeightsSource,
+    net_path: str,
+    seed: int = 0,
+    timeout: float = DEFAULT_TIMEOUT,
+    allow_python_layers: bool = False,
+    worker: Session | None = None,
+) -> CaffeSession:
+    """``net_text`` loaded in a Caffe worker: ``worker`` (a warm one, left open) or its own.
+    A net with Python layers loads only with ``allow_python_layers``."""
+    return CaffeSession(
+        net_text,
+        weights=weights,
+        net_path=net_path,
+        seed=seed,
+        timeout=timeout,
+        allow_python_layers=allow_python_layers,
+        session=worker,
+    )
+
+
+class Explainer:
+    """A rewritten net, its weights and (once used) its Caffe worker; a context manager."""
+
+    def __init__(
+        self,
+        doc: Document,
+        report: RewriteReport,
+        *,
+        weights: WeightsSource,
+        seed: int = 0,
+        timeout: float = DEFAULT_TIMEOUT,
+        session: SessionSource | None = None,
+        allow_python_layers: bool = False,
+    ) -> None:
+        self.doc: Document | None = doc
+        self.report = report
+        self.weights = weights
+        self.seed = seed
+        self.timeout = timeout
+        self.allow_python_layers = allow_python_layers
+        self.net_text = doc.dumps()
+        self.net_path = doc.path
+        self.inputs = input_shapes(doc)
+        self._worker = session if isinstance(session, Session) else None
+        self._session = session if isinstance(session, CaffeSession) else None
+        self._own = False
+
+    def session(self) -> CaffeSession:
+        """The worker: the one given, or one opened now and kept until :meth:`close`."""
+        if self._session is None:
+            self._session = open_session(
+                self.net_text,
+                weights=self.weights,
+                net_path=self.net_path,
+                seed=self.seed,
+                timeout=self.timeout,
+                allow_python_layers=self.allow_python_layers,
+                worker=self._worker,
+            )
+            self._own = True
+        return self._session
+
+    def warnings(self) -> list[str]:
+        """What the weights leave at their fillers (asks the worker)."""
+        missing: list[str] = self.session().info["missing"]
+        out = [
+            f"layer '{name}' is not in the weights file: its parameters keep their fillers"
+            for name in missing
+        ]
+        if self.weights is None:
+            out.append("no weights given: every parameter has its filler's initial value")
+        return out
+
+    def close(self) -> None:
+        """Unload the net this object loaded (a worker or session handed in stays open)."""
+        session, own = self._session, self._own
+        self._session, self._own = None, False
+        if session is not None and own:
+            session.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without the worker (a copy in another process opens its own) and without
+        the Document (``doc`` is None there; ``net_text`` is the net)."""
+        state = dict(self.__dict__)
+        state["_session"], state["_own"], state["doc"] = None, False, None
+        state["_worker"] = None
+        return state
