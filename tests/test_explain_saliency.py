@@ -29,7 +29,7 @@ from protoedit.explain.saliency_maps import (
 from protoedit.explain.session import CaffeRunError
 from protoedit.rewrites import LossHead
 
-from .conftest import one_error_line
+from .helpers import one_error_line
 
 DEPLOY = FIXTURES / "deploy.prototxt"
 #: float32 has 24 bits of mantissa; through a few layers of sums of ~100 terms, results of

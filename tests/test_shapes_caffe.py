@@ -11,7 +11,7 @@ from protoedit.net import INPUT, NetView
 from protoedit.net.shapes import infer_shapes
 from protoedit.validate import validate
 
-from .conftest import CORPUS
+from .helpers import CORPUS
 
 pytestmark = pytest.mark.caffe
 CORPUS_NETS = [

@@ -16,7 +16,7 @@ from protoedit.rewrites import LossHead, add_loss, force_backward
 from protoedit.validate import validate
 from protoedit.validate.runner import child_environment
 
-from .conftest import FIXTURES
+from .helpers import FIXTURES
 
 pytestmark = pytest.mark.caffe
 VALIDATE = FIXTURES / "validate"

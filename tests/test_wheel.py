@@ -17,7 +17,7 @@ from protoedit import CaffeUnavailableError, ProtoeditError, caffe_build
 from protoedit.cli import main
 from protoedit.validate import child, runner
 
-from .conftest import FIXTURES, IN_CI, ROOT
+from .helpers import FIXTURES, IN_CI, ROOT
 
 NO_SUCH_DIST = "protoedit-test-no-such-distribution"
 
