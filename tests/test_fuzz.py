@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,21 +32,12 @@ from protoedit import ProtoeditError, loads
 from protoedit.commands import check_files, format_text
 from protoedit.document import Document
 from protoedit.net.layers import BVLC_TYPES, layer_type
-from protoedit.rewrites import (
-    LossHead,
-    add_loss,
-    aux,
-    filter_net,
-    force_backward,
-    to_deploy,
-    truncate,
-    upgrade,
-)
 from protoedit.syntax import parse
 from protoedit.syntax.parser import MAX_DEPTH
 from protoedit.syntax.tree import Block, Field, Scalar
 
-from .conftest import FIXTURES
+from .helpers import FIXTURES, report_lines
+from .test_rewrites import run_rewrite
 
 pytestmark = pytest.mark.fuzz
 
@@ -73,16 +65,13 @@ class _Tally:
 _TALLIES: dict[str, _Tally] = {}
 
 
-def fuzz_report_lines() -> list[str]:
-    """One line per fuzz group, for the terminal summary."""
-    lines = []
-    for group, tally in _TALLIES.items():
-        known = ", ".join(f"{what}: {n}" for what, n in tally.known.items()) or "none"
-        lines.append(
-            f"{group}: {tally.cases} cases, {tally.calls} calls, {tally.refused} refused with "
-            f"a ProtoeditError, {len(tally.crashes)} new crash classes; known crashes: {known}"
-        )
-    return lines
+def _report_line(group: str, tally: _Tally) -> str:
+    """What the fuzzing of ``group`` did, for the end-of-run report."""
+    known = ", ".join(f"{what}: {n}" for what, n in tally.known.items()) or "none"
+    return (
+        f"{group}: {tally.cases} cases, {tally.calls} calls, {tally.refused} refused with "
+        f"a ProtoeditError, {len(tally.crashes)} new crash classes; known crashes: {known}"
+    )
 
 
 # -- mutations ---------------------------------------------------------------------------------
@@ -299,33 +288,42 @@ def _calls(
         targets = _targets(loads(text, lenient=lenient))
     except ProtoeditError:
         return
-    head = LossHead(
-        rng.choice(["channel", "unit", "sumsq", "logit"]),
-        rng.randint(0, 3),
-        rng.choice(["mean", "sum"]),
-        rng.choice([1.0, -1.0]),
-    )
+    head = {
+        "kind": rng.choice(["channel", "unit", "sumsq", "logit"]),
+        "channel": rng.randint(0, 3),
+        "reduce": rng.choice(["mean", "sum"]),
+        "weight": rng.choice([1.0, -1.0]),
+    }
     target = rng.choice(targets)
     inplace = rng.random() < 0.3
     shape = rng.choice([None, [1, 3, 8, 8], [2, 1, 5]])
     phase = rng.choice(["TEST", "TRAIN"])
-    rewrites: list[tuple[str, Callable[[Document], object]]] = [
-        ("upgrade", upgrade),
-        ("to_deploy", lambda d: to_deploy(d, phase, shape, rng.choice([None, 3]))),
-        ("force_backward", force_backward),
-        (
-            "filter_net",
-            lambda d: filter_net(d, phase, rng.randint(0, 2), ("a",) * rng.randint(0, 1)),
-        ),
-        ("truncate", lambda d: truncate(d, target, inplace)),
-        ("add_loss", lambda d: add_loss(d, target, head, inplace, rng.choice([None, 4]))),
-        ("aux", lambda d: aux(d, target, head, inplace, None, shape, rng.choice([None, 3]))),
-    ]
-    for name, rewrite in rng.sample(rewrites, 4):
+    # the arguments of each rewrite, as a golden case of tests/test_rewrites.py gives them
+    rewrites: dict[str, dict[str, Any]] = {
+        "upgrade": {},
+        "to_deploy": {"phase": phase, "shape": shape, "channels": rng.choice([None, 3])},
+        "force_backward": {},
+        "filter": {"phase": phase, "level": rng.randint(0, 2), "stages": ["a"] * rng.randint(0, 1)},
+        "truncate": {"target": target, "after_inplace": inplace},
+        "add_loss": {
+            "target": target,
+            **head,
+            "after_inplace": inplace,
+            "channels": rng.choice([None, 4]),
+        },
+        "aux": {
+            "target": target,
+            **head,
+            "after_inplace": inplace,
+            "shape": shape,
+            "input_channels": rng.choice([None, 3]),
+        },
+    }
+    for name in rng.sample(sorted(rewrites), 4):
 
-        def run(rewrite: Callable[[Document], object] = rewrite) -> object:
+        def run(name: str = name) -> object:
             doc = loads(text, lenient=lenient)
-            rewrite(doc)
+            run_rewrite(name, doc, rewrites[name])
             return loads(doc.dumps(), lenient=lenient)  # as the CLI re-checks its result
 
         yield (
@@ -403,7 +401,9 @@ def _fuzz(group: str, make: Callable[[random.Random], str], share: float, tmp: P
         for _ in range(rng.choice([0, 1, 1, 2, 3])):
             text, _kind = _mutate(text, rng)
         _run_case(case, text, rng, tally, tmp)
-    print(fuzz_report_lines()[list(_TALLIES).index(group)])
+    line = _report_line(group, tally)
+    print(line)
+    report_lines("fuzzing", [line])
     return tally
 
 
