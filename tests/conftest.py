@@ -17,7 +17,7 @@ from .caffe_tripwire import CaffeTripwire
 from .helpers import CORPUS, REPORT_PROPERTY, corpus_dir, take_report_lines
 from .helpers import missing as _missing
 
-CAFFE_FIXTURES = frozenset({"caffe_models", "digits_model", "nsfw_model"})
+CAFFE_FIXTURES = frozenset({"caffe_models", "caffe_session", "digits_model", "nsfw_model"})
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
