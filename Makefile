@@ -36,7 +36,7 @@ test: $(STAMP) fetch
 # What needs no Caffe (no `caffe` marker; tests/conftest.py fails an unmarked test that tries
 # to import pycaffe), not the `slow` ones, on every core, with 10 s of fuzzing instead of 60.
 test-fast: $(STAMP)
-	PROTOEDIT_FUZZ_SECONDS=$${PROTOEDIT_FUZZ_SECONDS:-10} $(PY) -m pytest -m "not caffe and not slow" -n auto
+	PROTOEDIT_FUZZ_SECONDS=$${PROTOEDIT_FUZZ_SECONDS:-10} $(PY) -m pytest -m "not caffe and not slow" -n auto --dist worksteal
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check protoedit tests scripts bench

@@ -410,8 +410,11 @@ class _Source:
 
 
 #: Processes that fuzz a group together (the cases interleaved): the same CPU time in less
-#: wall time.  At most 4: each one pays its imports.
-WORKERS = 1 if REPLAY else max(1, min(4, len(os.sched_getaffinity(0))))
+#: wall time.  At most 4: each one pays its imports.  One under pytest-xdist, whose workers
+#: already keep the cores busy, and when replaying.
+WORKERS = max(1, min(4, len(os.sched_getaffinity(0))))
+if REPLAY or os.environ.get("PYTEST_XDIST_WORKER"):
+    WORKERS = 1
 
 
 def _fuzz_part(group: str, source: _Source, first: int, seconds: float, tmp: Path) -> _Tally:
