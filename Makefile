@@ -34,9 +34,10 @@ test: $(STAMP) fetch
 	$(PY) -m pytest
 
 # What needs no Caffe (no `caffe` marker; tests/conftest.py fails an unmarked test that tries
-# to import pycaffe), not the `slow` ones, on every core, with 10 s of fuzzing instead of 60.
+# to import pycaffe), not the `slow` ones, on every core, with 10 s of fuzzing instead of 60 and
+# a quarter of each Hypothesis test's examples (tests/conftest.py).
 test-fast: $(STAMP)
-	PROTOEDIT_FUZZ_SECONDS=$${PROTOEDIT_FUZZ_SECONDS:-10} $(PY) -m pytest -m "not caffe and not slow" -n auto --dist worksteal
+	PROTOEDIT_FUZZ_SECONDS=$${PROTOEDIT_FUZZ_SECONDS:-10} PROTOEDIT_HYPOTHESIS_SCALE=$${PROTOEDIT_HYPOTHESIS_SCALE:-0.25} $(PY) -m pytest -m "not caffe and not slow" -n auto --dist worksteal
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check protoedit tests scripts bench

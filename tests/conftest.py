@@ -4,6 +4,7 @@ guard that keeps the ``caffe`` marker true. Plain helpers live in ``tests/helper
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,6 +33,23 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             pytest.fail("a test in a *_caffe.py file is not marked `caffe`", pytrace=False)
     elif importlib.util.find_spec("caffe") is None:
         _missing("pycaffe is not importable; run `make setup`")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """``PROTOEDIT_HYPOTHESIS_SCALE`` (``make test-fast``: 0.25) scales every Hypothesis
+    test's ``max_examples``, as ``PROTOEDIT_FUZZ_SECONDS`` bounds the fuzzing there; unset (as
+    in ``make test`` and CI), every test runs its own budget."""
+    scale = float(os.environ.get("PROTOEDIT_HYPOTHESIS_SCALE", "1"))
+    if scale == 1:
+        return
+    from hypothesis import settings
+
+    for item in items:
+        test = getattr(item, "obj", None)
+        given = getattr(test, "_hypothesis_internal_use_settings", None)  # set by @settings
+        if isinstance(given, settings):
+            examples = max(10, round(given.max_examples * scale))
+            test._hypothesis_internal_use_settings = settings(given, max_examples=examples)  # type: ignore[union-attr]
 
 
 @pytest.fixture(scope="session")

@@ -115,3 +115,28 @@ def test_two():
     start = next(i for i, line in enumerate(out) if " proof " in line and line.startswith("="))
     assert out[start + 1 : start + 4] == ["net a: 3 tried", "net b: 2 tried", "    refused x"]
     assert any(" another " in line for line in out[:start]) and "seen" in out
+
+
+def test_the_fast_loop_scales_hypothesis_budgets(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makeconftest(_CONFTEST)
+    pytester.makepyfile(
+        test_budget="""
+from pathlib import Path
+from hypothesis import given, settings, strategies as st
+
+@settings(max_examples=80, database=None)
+@given(st.integers())
+def test_counts(n):
+    with Path("calls").open("a") as calls:
+        calls.write("x")
+"""
+    )
+    counts = []
+    for scale in ("1", "0.25"):
+        monkeypatch.setenv("PROTOEDIT_HYPOTHESIS_SCALE", scale)
+        pytester.runpytest_inprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+        counts.append(len((pytester.path / "calls").read_text()))
+        (pytester.path / "calls").unlink()
+    assert counts[0] >= 80 and 20 <= counts[1] < 30
