@@ -1,11 +1,13 @@
-# protoedit: `make demo` runs the main job, `make test` runs every test (Caffe included).
+# protoedit: `make demo` runs the main job, `make test` runs every test (Caffe included),
+# `make test-fast` the tests that need no Caffe (the edit loop: about a minute). pytest takes
+# more arguments from PYTEST_ADDOPTS (`PYTEST_ADDOPTS=-x make test-fast`).
 # Both set everything up on first use (see scripts/setup.sh).
 
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.protoedit-setup
 
-.PHONY: setup demo test lint bench clean fetch
+.PHONY: setup demo test test-fast lint bench clean fetch
 
 # `make setup` always runs (it re-links a cached build in seconds, and repairs a .venv whose
 # pycaffe went missing); the other targets set up only when the stamp is older than a file
@@ -30,6 +32,12 @@ fetch: $(STAMP)
 
 test: $(STAMP) fetch
 	$(PY) -m pytest
+
+# What needs no Caffe (no `caffe` marker; tests/conftest.py fails an unmarked test that tries
+# to import pycaffe), not the `slow` ones, on every core, with 10 s of fuzzing instead of 60 and
+# a quarter of each Hypothesis test's examples (tests/conftest.py).
+test-fast: $(STAMP)
+	PROTOEDIT_FUZZ_SECONDS=$${PROTOEDIT_FUZZ_SECONDS:-10} PROTOEDIT_HYPOTHESIS_SCALE=$${PROTOEDIT_HYPOTHESIS_SCALE:-0.25} $(PY) -m pytest -m "not caffe and not slow" -n auto --dist worksteal
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check protoedit tests scripts bench

@@ -1,4 +1,5 @@
-"""Shared test fixtures: where Caffe, its source package and the shared corpus are."""
+"""Shared test fixtures (where Caffe, its source package and the shared corpus are) and the
+guard that keeps the ``caffe`` marker true. Plain helpers live in ``tests/helpers.py``."""
 
 from __future__ import annotations
 
@@ -18,22 +19,63 @@ from .assets.models import CachedModel, ModelFetchError, open_nsfw
 if TYPE_CHECKING:
     from protoedit.caffe import Session
 
-ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT / "fixtures"
-CORPUS = ROOT.parent / "shared" / "corpus"
-IN_CI = os.environ.get("CI", "").lower() == "true"
+from .caffe_tripwire import CaffeTripwire
+from .helpers import CORPUS, REPORT_PROPERTY, corpus_dir, take_report_lines
+from .helpers import missing as _missing
 
-
-def _missing(reason: str) -> None:
-    """Caffe and corpus tests fail in CI and skip elsewhere when what they need is absent."""
-    if IN_CI:
-        pytest.fail(f"{reason} (CI=true: these tests must run)", pytrace=False)
-    pytest.skip(reason)
+CAFFE_FIXTURES = frozenset({"caffe_models", "caffe_session", "digits_model", "nsfw_model"})
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    if item.get_closest_marker("caffe") and importlib.util.find_spec("caffe") is None:
+    """The ``caffe`` marker is what says a test needs Caffe (``make test-fast`` leaves those
+    out): a test that uses a Caffe fixture, or lives in a ``*_caffe.py`` file, must carry it;
+    one that does is skipped (failed in CI) where pycaffe is missing."""
+    if item.get_closest_marker("caffe") is None:
+        used = sorted(CAFFE_FIXTURES.intersection(getattr(item, "fixturenames", ())))
+        if used:
+            pytest.fail(f"uses {', '.join(used)} but is not marked `caffe`", pytrace=False)
+        if item.path.name.endswith("_caffe.py"):
+            pytest.fail("a test in a *_caffe.py file is not marked `caffe`", pytrace=False)
+    elif importlib.util.find_spec("caffe") is None:
         _missing("pycaffe is not importable; run `make setup`")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """``PROTOEDIT_HYPOTHESIS_SCALE`` (``make test-fast``: 0.25) scales every Hypothesis
+    test's ``max_examples``, as ``PROTOEDIT_FUZZ_SECONDS`` bounds the fuzzing there; unset (as
+    in ``make test`` and CI), every test runs its own budget."""
+    scale = float(os.environ.get("PROTOEDIT_HYPOTHESIS_SCALE", "1"))
+    if scale == 1:
+        return
+    from hypothesis import settings
+
+    for item in items:
+        test = getattr(item, "obj", None)
+        given = getattr(test, "_hypothesis_internal_use_settings", None)  # set by @settings
+        if isinstance(given, settings):
+            examples = max(10, round(given.max_examples * scale))
+            test._hypothesis_internal_use_settings = settings(given, max_examples=examples)  # type: ignore[union-attr]
+
+
+@pytest.fixture(scope="session")
+def caffe_tripwire(tmp_path_factory: pytest.TempPathFactory) -> CaffeTripwire:
+    """The ``caffe`` stand-in that tests not marked ``caffe`` run with (see caffe_guard)."""
+    return CaffeTripwire(tmp_path_factory.mktemp("caffe-tripwire"))
+
+
+@pytest.fixture(autouse=True)
+def caffe_guard(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A test not marked ``caffe`` runs as on a machine without pycaffe, and fails if any
+    process tried to import it: the marker, not the file name, says what needs Caffe, and
+    ``make test-fast`` (``-m 'not caffe'``) holds every test that passes without it."""
+    if request.node.get_closest_marker("caffe") is not None:
+        yield
+        return
+    tripwire = request.getfixturevalue("caffe_tripwire")
+    with tripwire.armed(monkeypatch):
+        yield
+    if tripwire.tripped():
+        pytest.fail(f"started Caffe but is not marked `caffe`: {tripwire.tripped()}", pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -45,51 +87,43 @@ def caffe_models() -> Path:
     return models
 
 
-def corpus_dir(path: Path) -> Path:
-    """``path`` if it is a folder; else fail under ``CI=true``, skip elsewhere."""
-    if not path.is_dir():
-        _missing(f"shared corpus not found at {path}")
-    return path
-
-
 @pytest.fixture(scope="session")
 def corpus() -> Path:
     """``../shared/corpus``: must be present in CI; in a user's clone those tests skip."""
     return corpus_dir(CORPUS)
 
 
-def one_error_line(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
-    """Run the CLI in this process; it must exit 2 with exactly one ``protoedit: error:`` line
-    on stderr and no traceback. Returns that line."""
-    from protoedit.cli import main
-
-    code = main(argv)
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("protoedit: error: ")
-    return lines[0]
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """The report lines the test gave ride on its report (so they survive pytest-xdist)."""
+    for title, lines in take_report_lines():
+        item.user_properties.append((REPORT_PROPERTY + title, lines))
+    yield
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Print the aux-net proof report (targets tried, passed, refused per net) and what the
-    fuzz tests ran."""
-    from tests.test_aux_caffe import aux_report_lines
+class _EndOfRunReport:
+    """Collects the lines tests gave to ``helpers.report_lines`` and prints them by title at
+    the end (the aux-net proof in Caffe, what the fuzz tests ran)."""
 
-    lines = aux_report_lines()
-    if lines:
-        terminalreporter.section("aux net proof in Caffe")
-        for line in lines:
-            terminalreporter.write_line(line)
-    from tests.test_fuzz import fuzz_report_lines
+    def __init__(self) -> None:
+        self.sections: dict[str, list[str]] = {}
 
-    lines = fuzz_report_lines()
-    if lines:
-        terminalreporter.section("fuzzing")
-        for line in lines:
-            terminalreporter.write_line(line)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "teardown":  # the last of the three reports, with every property
+            return
+        for name, lines in report.user_properties:
+            if name.startswith(REPORT_PROPERTY):
+                self.sections.setdefault(name.removeprefix(REPORT_PROPERTY), []).extend(lines)
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        for title, lines in sorted(self.sections.items()):
+            terminalreporter.section(title)
+            for line in lines:
+                terminalreporter.write_line(line)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(_EndOfRunReport(), "protoedit-end-of-run-report")
 
 
 @pytest.fixture(scope="session")

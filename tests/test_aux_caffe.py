@@ -18,11 +18,10 @@ import pytest
 from protoedit import load
 from protoedit.caffe.build import models_dir
 
-from .conftest import FIXTURES, ROOT
+from .helpers import FIXTURES, ROOT, report_lines
 
 pytestmark = pytest.mark.caffe
 PROOF = Path(__file__).with_name("caffe_proof.py")
-REPORT: dict[str, dict[str, object]] = {}
 TARGETS_PER_NET = 10
 
 SOURCE_NETS = [
@@ -74,11 +73,13 @@ def _prove(name: str, path: Path, tmp_path: Path, **extra: object) -> list[dict[
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-    REPORT[name] = {
-        "tried": len(results),
-        "passed": sum(r["status"] == "passed" for r in results),
-        "refused": [f"{r['target']}: {r['reason']}" for r in results if r["status"] == "refused"],
-    }
+    refused = [f"{r['target']}: {r['reason']}" for r in results if r["status"] == "refused"]
+    passed = sum(r["status"] == "passed" for r in results)
+    report_lines(
+        "aux net proof in Caffe",
+        [f"{name}: {len(results)} targets tried, {passed} passed, {len(refused)} refused"]
+        + [f"    refused {reason}" for reason in refused],
+    )
     return results
 
 
@@ -209,16 +210,4 @@ def test_input_gradient_matches_finite_differences_away_from_kinks(tmp_path: Pat
             assert _agrees(probe), (result["target"], probe)
 
 
-def aux_report_lines() -> list[str]:
-    """The report printed at the end of the test run (see conftest)."""
-    lines = []
-    for name, counts in REPORT.items():
-        lines.append(
-            f"{name}: {counts['tried']} targets tried, {counts['passed']} passed, "
-            f"{len(counts['refused'])} refused"
-        )  # type: ignore[arg-type]
-        lines += [f"    refused {reason}" for reason in counts["refused"]]  # type: ignore[attr-defined]
-    return lines
-
-
-__all__ = ["aux_report_lines", "models_dir"]
+__all__ = ["models_dir"]

@@ -144,11 +144,14 @@ def _subclasses(cls: type[ProtoeditError]) -> list[type[ProtoeditError]]:
 
 def _instance(cls: type[ProtoeditError]) -> ProtoeditError:
     """An instance of any error class, its arguments filled in by name and annotation."""
+    from protoedit.caffe.gate import PythonLayer
+
     samples: dict[str, object] = {
         "message": "it broke",
         "location": Location("net.prototxt", 3, 7),
         "detail": "  here ^",
         "others": ["net.prototxt:4:1: E101 another"],
+        "layers": [PythonLayer("py", "mymodule", Location("net.prototxt", 9, 1))],
     }
     arguments: dict[str, object] = {}
     for name, parameter in inspect.signature(cls.__init__).parameters.items():

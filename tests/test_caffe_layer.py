@@ -27,7 +27,7 @@ from protoedit.explain import gradients
 from protoedit.rewrites import LossHead
 
 from .assets.digits import TrainedDigits
-from .conftest import FIXTURES, ROOT
+from .helpers import FIXTURES, ROOT
 
 PROBE = "tests.caffe_probe"
 PYTHON_NET = FIXTURES / "validate" / "python_layer.prototxt"

@@ -12,7 +12,7 @@ import pytest
 
 from protoedit import InputError, cli
 
-from .conftest import FIXTURES
+from .helpers import FIXTURES
 
 LENET = str(FIXTURES / "lenet_deploy.prototxt")
 

@@ -13,7 +13,7 @@ import yaml
 
 from protoedit.cli import main
 
-from .conftest import FIXTURES, ROOT
+from .helpers import FIXTURES, ROOT
 
 FEATURES = FIXTURES / "syntax" / "all_features.prototxt"
 

@@ -16,7 +16,7 @@ from protoedit.cli import build_parser, main
 from protoedit.errors import InvalidArgumentError, MissingArgumentError
 from protoedit.validate import validate_net
 
-from .conftest import FIXTURES
+from .helpers import FIXTURES
 
 DIGITS = FIXTURES / "digits" / "deploy.prototxt"
 LENET = FIXTURES / "lenet_deploy.prototxt"

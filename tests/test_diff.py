@@ -21,7 +21,7 @@ from protoedit.diff import diff_docs, format_text, to_json
 from protoedit.diff.compare import _longest_increasing
 from protoedit.rewrites import LossHead, aux, upgrade
 
-from .conftest import FIXTURES
+from .helpers import FIXTURES
 
 GOLDEN = FIXTURES / "diff"
 ALEXNET = "BVLC__caffe__models__bvlc_alexnet__{}.prototxt"

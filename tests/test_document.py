@@ -15,7 +15,7 @@ from protoedit.files import write_atomic
 from protoedit.syntax.edit import replace_value
 from protoedit.syntax.printer import comments
 
-from .conftest import FIXTURES
+from .helpers import FIXTURES
 
 EDITS = FIXTURES / "edits"
 CASES = sorted(p.name.removesuffix(".in.prototxt") for p in EDITS.glob("*.in.prototxt"))

@@ -40,8 +40,26 @@ def _classes(element: ET.Element) -> set[str]:
     return set(element.get("class", "").split())
 
 
-def _expected(doc: object, phase: str | None = None) -> tuple[list[str], int]:
-    """Layer names drawn as nodes and the number of edges, from the net's data flow."""
+def _drawn_edges(svg: bytes) -> set[tuple[str, str, str, str]]:
+    """The edges of an SVG as (tail, head, blob, status): ends by layer key or terminal name."""
+    ends = {
+        g.findtext(f"{SVG}title"): g.get("id", "").removeprefix("layer:")
+        for g in _elements(svg, "node")
+    }
+    drawn = set()
+    for g in _elements(svg, "edge"):
+        tail, _, head = (g.findtext(f"{SVG}title") or "").partition("->")
+        blob = g.get("id", "").removeprefix("blob:").rpartition(":")[0]
+        (status,) = _classes(g) - {"edge", "blob"}
+        drawn.add((ends[tail], ends[head], blob, status))
+    return drawn
+
+
+def _flow(doc: object, phase: str | None = None) -> tuple[list[str], set[tuple[str, str, str]]]:
+    """Layer names drawn as nodes and the edges (tail, head, blob), from the net's data flow:
+    a layer that rewrites in place a value another layer wrote is drawn in that layer's node.
+    A node is ``NAME#INDEX`` (a name may repeat: train/test twins); an edge from outside the
+    layers starts at ``in:BLOB``, one leaving the net ends at ``out:BLOB``."""
     from protoedit.net.state import NetState
 
     view = NetView(prepare(doc), NetState(phase) if phase else None)  # type: ignore[arg-type]
@@ -53,14 +71,27 @@ def _expected(doc: object, phase: str | None = None) -> tuple[list[str], int]:
             if rewrites and read.producer != INPUT:
                 owner[info.index] = owner[read.producer]
                 break
+    node = {i: f"{view.by_index[o].name}#{o}" for i, o in owner.items()}
     nodes = [info.name for info in view.layers if owner[info.index] == info.index]
     edges = {
-        (owner.get(r.producer, r.blob), owner[info.index], r.blob)
+        (node.get(r.producer, f"in:{r.blob}"), node[info.index], r.blob)
         for info in view.layers
         for r in info.reads
         if owner.get(r.producer) != owner[info.index]
     }
-    return nodes, len(edges) + len(view.outputs())
+    edges |= {(node[v.producer], f"out:{v.blob}", v.blob) for v in view.outputs()}
+    return nodes, edges
+
+
+def _named_edges(doc: object) -> set[tuple[str, str, str]]:
+    """:func:`_flow`'s edges with the nodes by layer name (for nets whose names are unique)."""
+    return {(t.split("#")[0], h.split("#")[0], blob) for t, h, blob in _flow(doc)[1]}
+
+
+def _expected(doc: object, phase: str | None = None) -> tuple[list[str], int]:
+    """Layer names drawn as nodes and the number of edges."""
+    nodes, edges = _flow(doc, phase)
+    return nodes, len(edges)
 
 
 @needs_dot
@@ -125,6 +156,10 @@ def test_change_marks_dropped_layers_grey_and_dashed_and_added_ones(corpus: Path
     folded = {f.key for node in graph.nodes.values() for f in node.folded if f.status == "dropped"}
     assert drawn_dropped | folded == set(dropped)
     assert drawn_dropped and folded
+    # which ones are nodes and which are folded, from the data flow (in-place layers fold)
+    nodes_before = _flow(before)[0]
+    assert drawn_dropped == set(dropped) & set(nodes_before)
+    assert folded == set(dropped) - set(nodes_before)
     for key in drawn_dropped:
         shape = next(layers[key].iter(f"{SVG}path"), None)  # the rounded box
         assert shape is not None and shape.get("stroke-dasharray"), key
@@ -139,6 +174,12 @@ def test_change_marks_dropped_layers_grey_and_dashed_and_added_ones(corpus: Path
     edges = _elements(svg, "edge")
     assert any("dropped" in _classes(e) for e in edges)
     assert any("added" in _classes(e) for e in edges)
+    # every edge, with its status, is the data flow before and after the rewrite compared
+    edges_before, edges_after = _named_edges(before), _named_edges(after)
+    expected = {(*e, "dropped") for e in edges_before - edges_after}
+    expected |= {(*e, "added") for e in edges_after - edges_before}
+    expected |= {(*e, "kept") for e in edges_before & edges_after}
+    assert _drawn_edges(svg) == expected
     dashed = [e for e in edges if "dropped" in _classes(e)]
     assert all(next(e.iter(f"{SVG}path")).get("stroke-dasharray") for e in dashed)
     for key in added | (kept - drawn_dropped):

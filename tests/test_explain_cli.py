@@ -14,7 +14,7 @@ from protoedit.rewrites import LossHead
 from protoedit.schema import builtin_schema
 
 from .assets.digits import FIXTURES, TrainedDigits
-from .conftest import one_error_line
+from .helpers import one_error_line
 
 DEPLOY = FIXTURES / "deploy.prototxt"
 

@@ -29,7 +29,7 @@ from protoedit.picture import DIVERGING, SEQUENTIAL, colours, panels
 from protoedit.rewrites import LossHead
 
 from .assets.digits import FIXTURES, TrainedDigits
-from .conftest import one_error_line
+from .helpers import one_error_line
 
 DEPLOY = FIXTURES / "deploy.prototxt"
 #: float32 has 24 bits of mantissa; through a few layers of sums of ~100 terms, results of

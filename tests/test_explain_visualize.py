@@ -24,7 +24,7 @@ from protoedit.net.view import NetView
 from protoedit.rewrites import truncate
 
 from .assets.digits import TrainedDigits
-from .conftest import one_error_line
+from .helpers import one_error_line
 
 #: The digits net reads pixels scaled to [0, 1]: a 0-255 image times 1/255.
 DIGITS = Preprocess(scale=1 / 255)

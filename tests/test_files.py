@@ -15,7 +15,7 @@ import pytest
 from protoedit import InputError, ProtoeditError, load
 from protoedit.files import read_source, read_text, write_atomic
 
-from .conftest import FIXTURES
+from .helpers import FIXTURES
 
 LENET = FIXTURES / "lenet_deploy.prototxt"
 BOM = b"\xef\xbb\xbf"

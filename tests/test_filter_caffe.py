@@ -13,7 +13,7 @@ import pytest
 from protoedit import UnknownStageWarning, load
 from protoedit.rewrites import filter_net
 
-from .conftest import FIXTURES
+from .helpers import FIXTURES
 
 pytestmark = pytest.mark.caffe
 RULES = FIXTURES / "filter" / "rules.prototxt"

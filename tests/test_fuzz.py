@@ -8,13 +8,15 @@ nesting.  Each input goes through ``loads`` (strict and lenient), ``check_files`
 
 Reproducible: case ``group:index`` draws everything from ``Random(f"{SEED}:{group}:{index}")``;
 ``PROTOEDIT_FUZZ_CASE=group:index`` replays one case, ``PROTOEDIT_FUZZ_SEED`` changes the seed,
-``PROTOEDIT_FUZZ_SECONDS`` the total time (60 s by default, shared by the tests below).
+``PROTOEDIT_FUZZ_SECONDS`` the total time (60 s by default, shared by the tests below): CPU
+time, spent by one process per core (up to 4), so 30 s of wall time on 2 idle cores.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import multiprocessing
 import os
 import random
 import re
@@ -22,8 +24,10 @@ import time
 import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,21 +35,12 @@ from protoedit import ProtoeditError, format_text, loads
 from protoedit.cli.format_check import check_files
 from protoedit.document import Document
 from protoedit.net.layers import BVLC_TYPES, layer_type
-from protoedit.rewrites import (
-    LossHead,
-    add_loss,
-    aux,
-    filter_net,
-    force_backward,
-    to_deploy,
-    truncate,
-    upgrade,
-)
 from protoedit.syntax import parse
 from protoedit.syntax.parser import MAX_DEPTH
 from protoedit.syntax.tree import Block, Field, Scalar
 
-from .conftest import FIXTURES
+from .helpers import FIXTURES, report_lines
+from .test_rewrites import run_rewrite
 
 pytestmark = pytest.mark.fuzz
 
@@ -70,19 +65,13 @@ class _Tally:
     crashes: dict[str, str] = field(default_factory=dict)  # signature -> reproducer
 
 
-_TALLIES: dict[str, _Tally] = {}
-
-
-def fuzz_report_lines() -> list[str]:
-    """One line per fuzz group, for the terminal summary."""
-    lines = []
-    for group, tally in _TALLIES.items():
-        known = ", ".join(f"{what}: {n}" for what, n in tally.known.items()) or "none"
-        lines.append(
-            f"{group}: {tally.cases} cases, {tally.calls} calls, {tally.refused} refused with "
-            f"a ProtoeditError, {len(tally.crashes)} new crash classes; known crashes: {known}"
-        )
-    return lines
+def _report_line(group: str, tally: _Tally) -> str:
+    """What the fuzzing of ``group`` did, for the end-of-run report."""
+    known = ", ".join(f"{what}: {n}" for what, n in tally.known.items()) or "none"
+    return (
+        f"{group}: {tally.cases} cases, {tally.calls} calls, {tally.refused} refused with "
+        f"a ProtoeditError, {len(tally.crashes)} new crash classes; known crashes: {known}"
+    )
 
 
 # -- mutations ---------------------------------------------------------------------------------
@@ -299,51 +288,46 @@ def _calls(
         targets = _targets(loads(text, lenient=lenient))
     except ProtoeditError:
         return
-    head = LossHead(
-        rng.choice(["channel", "unit", "sumsq", "logit"]),
-        rng.randint(0, 3),
-        rng.choice(["mean", "sum"]),
-        rng.choice([1.0, -1.0]),
-    )
+    head = {
+        "kind": rng.choice(["channel", "unit", "sumsq", "logit"]),
+        "channel": rng.randint(0, 3),
+        "reduce": rng.choice(["mean", "sum"]),
+        "weight": rng.choice([1.0, -1.0]),
+    }
     target = rng.choice(targets)
     inplace = rng.random() < 0.3
     shape = rng.choice([None, [1, 3, 8, 8], [2, 1, 5]])
     phase = rng.choice(["TEST", "TRAIN"])
-    rewrites: list[tuple[str, Callable[[Document], object]]] = [
-        ("upgrade", upgrade),
-        (
-            "to_deploy",
-            lambda d: to_deploy(d, phase, shape=shape, input_channels=rng.choice([None, 3])),
-        ),
-        ("force_backward", force_backward),
-        (
-            "filter_net",
-            lambda d: filter_net(d, phase, rng.randint(0, 2), ("a",) * rng.randint(0, 1)),
-        ),
-        ("truncate", lambda d: truncate(d, target, after_inplace=inplace)),
-        (
-            "add_loss",
-            lambda d: add_loss(
-                d, target, head, after_inplace=inplace, target_channels=rng.choice([None, 4])
-            ),
-        ),
-        (
-            "aux",
-            lambda d: aux(
-                d,
-                target,
-                head,
-                after_inplace=inplace,
-                shape=shape,
-                input_channels=rng.choice([None, 3]),
-            ),
-        ),
-    ]
-    for name, rewrite in rng.sample(rewrites, 4):
+    # the arguments of each rewrite, as a golden case of tests/test_rewrites.py gives them
+    rewrites: dict[str, dict[str, Any]] = {
+        "upgrade": {},
+        "to_deploy": {
+            "phase": phase,
+            "shape": shape,
+            "input_channels": rng.choice([None, 3]),
+        },
+        "force_backward": {},
+        "filter": {"phase": phase, "level": rng.randint(0, 2), "stages": ["a"] * rng.randint(0, 1)},
+        "truncate": {"target": target, "after_inplace": inplace},
+        "add_loss": {
+            "target": target,
+            **head,
+            "after_inplace": inplace,
+            "target_channels": rng.choice([None, 4]),
+        },
+        "aux": {
+            "target": target,
+            **head,
+            "after_inplace": inplace,
+            "shape": shape,
+            "input_channels": rng.choice([None, 3]),
+        },
+    }
+    for name in rng.sample(sorted(rewrites), 4):
 
-        def run(rewrite: Callable[[Document], object] = rewrite) -> object:
+        def run(name: str = name) -> object:
             doc = loads(text, lenient=lenient)
-            rewrite(doc)
+            run_rewrite(name, doc, rewrites[name])
             return loads(doc.dumps(), lenient=lenient)  # as the CLI re-checks its result
 
         yield (
@@ -404,30 +388,90 @@ def _run_case(case: str, text: str, rng: random.Random, tally: _Tally, tmp: Path
             )
 
 
-def _fuzz(group: str, make: Callable[[random.Random], str], share: float, tmp: Path) -> _Tally:
-    """Run cases of ``group`` until its share of the time is used (or replay one case)."""
-    tally = _TALLIES.setdefault(group, _Tally())
-    deadline = time.monotonic() + SECONDS * share
-    indices: Iterator[int] = iter(range(10**9))
+@dataclass(frozen=True)
+class _Source:
+    """Where a group's cases start: a text of ``files``, or with ``generated`` also generated
+    nets (half the cases) and generated nesting (a tenth).  Picklable: the fuzzing processes
+    get it."""
+
+    files: tuple[Path, ...]
+    generated: bool = False
+
+    def maker(self) -> Callable[[random.Random], str]:
+        texts = [path.read_text(encoding="utf-8", errors="replace") for path in self.files]
+        if not self.generated:
+            return lambda rng: rng.choice(texts)
+
+        def make(rng: random.Random) -> str:
+            pick = rng.random()
+            if pick < 0.4:
+                return rng.choice(texts)
+            if pick < 0.9:
+                return _generated_net(rng)
+            return _generated_nesting(rng)
+
+        return make
+
+
+#: Processes that fuzz a group together (the cases interleaved): the same CPU time in less
+#: wall time.  At most 4: each one pays its imports.  One under pytest-xdist, whose workers
+#: already keep the cores busy, and when replaying.
+WORKERS = max(1, min(4, len(os.sched_getaffinity(0))))
+if REPLAY or os.environ.get("PYTEST_XDIST_WORKER"):
+    WORKERS = 1
+
+
+def _fuzz_part(group: str, source: _Source, first: int, seconds: float, tmp: Path) -> _Tally:
+    """Cases ``first``, ``first + WORKERS``, ... of ``group`` for ``seconds`` (or the replayed
+    one)."""
+    tally = _Tally()
+    make = source.maker()
+    warm = _Tally()  # the first case of a process pays for lazy imports and schema parsing
+    _run_case(f"{group}:warm-up", make(random.Random(SEED)), random.Random(SEED), warm, tmp)
+    deadline = time.process_time() + seconds  # CPU time: a busy machine gets no fewer cases
+    indices: Iterator[int] = iter(range(first, 10**9, WORKERS))
     if REPLAY:
         wanted_group, _, wanted = REPLAY.rpartition(":")
         indices = iter([int(wanted)] if wanted_group == group else [])
     for index in indices:
-        if not REPLAY and time.monotonic() > deadline:
+        if not REPLAY and time.process_time() > deadline:
             break
         case = f"{group}:{index}"
         rng = random.Random(f"{SEED}:{case}")
         text = make(rng)
         for _ in range(rng.choice([0, 1, 1, 2, 3])):
             text, _kind = _mutate(text, rng)
-        _run_case(case, text, rng, tally, tmp)
-    print(fuzz_report_lines()[list(_TALLIES).index(group)])
+        _run_case(case, text, rng, tally, tmp / f"worker{first}")
     return tally
 
 
-def _seeded_from(files: list[Path]) -> Callable[[random.Random], str]:
-    texts = [path.read_text(encoding="utf-8", errors="replace") for path in files]
-    return lambda rng: rng.choice(texts)
+def _fuzz(group: str, source: _Source, share: float, tmp: Path) -> _Tally:
+    """Run cases of ``group`` until its share of the time is used (CPU time, spread over
+    ``WORKERS`` processes), or replay one case."""
+    seconds = SECONDS * share / WORKERS
+    for first in range(WORKERS):
+        (tmp / f"worker{first}").mkdir()
+    if WORKERS == 1:
+        parts = [_fuzz_part(group, source, 0, seconds, tmp)]
+    else:
+        spawn = multiprocessing.get_context("spawn")  # no fork of a process with threads
+        with ProcessPoolExecutor(WORKERS, mp_context=spawn) as pool:
+            futures = [
+                pool.submit(_fuzz_part, group, source, first, seconds, tmp)
+                for first in range(WORKERS)
+            ]
+            parts = [future.result() for future in futures]
+    tally = _Tally()
+    for part in parts:
+        tally.cases += part.cases
+        tally.calls += part.calls
+        tally.refused += part.refused
+        tally.known += part.known
+        tally.crashes = part.crashes | tally.crashes
+    line = _report_line(group, tally)
+    print(line)
+    report_lines("fuzzing", [line])
+    return tally
 
 
 def _assert_no_new_crashes(tally: _Tally) -> None:
@@ -444,18 +488,8 @@ def test_fuzz_fixtures_and_generated_nets(
 ) -> None:
     if _replaying_another("generated"):
         pytest.skip(f"replaying {REPLAY}")
-    fixtures = sorted(FIXTURES.rglob("*.prototxt"))
-    from_fixtures = _seeded_from(fixtures)
-
-    def make(rng: random.Random) -> str:
-        pick = rng.random()
-        if pick < 0.4:
-            return from_fixtures(rng)
-        if pick < 0.9:
-            return _generated_net(rng)
-        return _generated_nesting(rng)
-
-    tally = _fuzz("generated", make, 0.35, tmp_path)
+    source = _Source(tuple(sorted(FIXTURES.rglob("*.prototxt"))), generated=True)
+    tally = _fuzz("generated", source, 0.35, tmp_path)
     record_property("fuzz_cases", tally.cases)
     assert tally.cases > 0 and tally.calls > tally.cases
     _assert_no_new_crashes(tally)
@@ -467,7 +501,7 @@ def test_fuzz_mutated_corpus(
     if _replaying_another("corpus"):
         pytest.skip(f"replaying {REPLAY}")
     files = [p for p in sorted(corpus.glob("*.prototxt")) if p.stat().st_size < 200_000]
-    tally = _fuzz("corpus", _seeded_from(files), 0.65, tmp_path)
+    tally = _fuzz("corpus", _Source(tuple(files)), 0.65, tmp_path)
     record_property("fuzz_cases", tally.cases)
     assert tally.cases > 0
     _assert_no_new_crashes(tally)

@@ -50,6 +50,7 @@ def caffe_source(caffe_models: Path) -> Path:
     return caffe_build.source_dir()
 
 
+@pytest.mark.caffe  # the Caffe source package that setup unpacks
 def test_every_type_the_bundled_caffe_registers_is_catalogued(caffe_source: Path) -> None:
     registered = registered_types(caffe_source)
     assert {"Convolution", "Python", "PriorBox"} <= registered
@@ -71,6 +72,7 @@ def test_every_param_field_of_the_builtin_schema_maps_to_a_catalogued_type() -> 
             assert entry.param_field in params, entry.name
 
 
+@pytest.mark.caffe  # the Caffe source package that setup unpacks
 def test_every_param_field_of_the_forks_schema_is_a_type_or_registers_none(
     caffe_source: Path,
 ) -> None:
@@ -355,6 +357,7 @@ def test_roles_agree_with_the_blobs_caffe_creates(caffe_source: Path) -> None:
         assert roles is not None and len(roles) == counts[key], (key, roles)
 
 
+@pytest.mark.caffe  # the Caffe source package that setup unpacks
 def test_check_knows_the_types_of_a_caffe_source_trees_schema(
     caffe_source: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import FIXTURES, ROOT
+from .helpers import FIXTURES, ROOT
 
 pytestmark = pytest.mark.caffe
 

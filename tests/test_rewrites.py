@@ -35,7 +35,7 @@ from protoedit.rewrites.check import lint_errors
 from protoedit.syntax import Block, Field, Scalar, parse
 from protoedit.syntax.printer import render_field
 
-from .conftest import FIXTURES
+from .helpers import FIXTURES
 
 GOLDEN = FIXTURES / "rewrites"
 CASES = sorted(GOLDEN.glob("*/*.in.prototxt"))
@@ -107,6 +107,44 @@ def apply(rewrite: str, doc: Document, args: dict[str, Any]) -> RewriteReport:
     raise AssertionError(rewrite)
 
 
+class _Arguments(dict[str, Any]):
+    """A case's arguments, noting which ones :func:`apply` read."""
+
+    def __init__(self, args: dict[str, Any]) -> None:
+        super().__init__(args)
+        self.read: set[str] = set()
+
+    def __getitem__(self, key: str) -> Any:
+        self.read.add(key)
+        return super().__getitem__(key)
+
+    def __contains__(self, key: object) -> bool:
+        self.read.add(str(key))
+        return super().__contains__(key)
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        self.read.add(key)
+        return super().get(key, default)
+
+
+def run_rewrite(rewrite: str, doc: Document, args: dict[str, Any]) -> RewriteReport:
+    """:func:`apply`, refusing an argument it did not read (a misspelt or renamed key in a
+    case, or in the fuzz tests' draws, would otherwise be dropped without a word)."""
+    given = _Arguments(args)
+    report = apply(rewrite, doc, given)
+    unread = sorted(set(args) - given.read)
+    assert not unread, f"{rewrite} does not take {unread}"
+    return report
+
+
+def test_run_rewrite_refuses_an_argument_it_does_not_read() -> None:
+    net = 'layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 } } }\n'
+    report = run_rewrite("truncate", loads(net), {"target": "data", "after_inplace": True})
+    assert report.lines()
+    with pytest.raises(AssertionError, match=r"truncate does not take \['channels'\]"):
+        run_rewrite("truncate", loads(net), {"target": "data", "channels": 3})
+
+
 @pytest.mark.parametrize("case", CASES, ids=lambda p: f"{p.parent.name}/{p.name.split('.')[0]}")
 def test_golden(case: Path) -> None:
     rewrite = case.parent.name
@@ -114,7 +152,7 @@ def test_golden(case: Path) -> None:
     args = json.loads((case.parent / f"{stem}.args.json").read_text())
     source = case.read_text()
     doc = loads(source, path=str(case))
-    report = apply(rewrite, doc, args)
+    report = run_rewrite(rewrite, doc, args)
     result = doc.dumps()
     expected_path = case.parent / f"{stem}.out.prototxt"
     report_path = case.parent / f"{stem}.report"
@@ -136,7 +174,7 @@ def test_golden(case: Path) -> None:
             assert comment in result, (case.name, comment)
     if rewrite in ("force_backward", "filter", "truncate", "upgrade"):
         again = loads(result)
-        apply(rewrite, again, args)
+        run_rewrite(rewrite, again, args)
         assert again.dumps() == result
 
 

@@ -9,9 +9,9 @@ import pytest
 from protoedit import load
 from protoedit.net import INPUT, NetView
 from protoedit.net.shapes import infer_shapes
-from protoedit.validate import validate_net
+from protoedit.validate.runner import validate_files
 
-from .conftest import CORPUS
+from .helpers import CORPUS
 
 pytestmark = pytest.mark.caffe
 CORPUS_NETS = [
@@ -23,13 +23,24 @@ CORPUS_NETS = [
 ]
 
 
-def _compare(path: Path) -> int:
+@pytest.fixture(scope="module")
+def caffe_shapes(caffe_models: Path) -> dict[Path, dict[str, list[int]]]:
+    """Every net of the tests below built in Caffe at once, on two workers that import it once
+    each: the blob shapes by net file."""
+    nets = sorted(caffe_models.glob("*/deploy.prototxt"))
+    if CORPUS.is_dir():
+        nets += [CORPUS / name for name in CORPUS_NETS]
+    reports = validate_files(nets, jobs=2, memory_limit=16 * 2**30)
+    for report in reports:
+        assert report.blobs, report.reason
+    return {net: report.blobs for net, report in zip(nets, reports, strict=True)}
+
+
+def _compare(path: Path, caffe_shapes: dict[Path, dict[str, list[int]]]) -> int:
     view = NetView(load(path))
     ours = infer_shapes(view)
-    report = validate_net(path, memory_limit=16 * 2**30)
-    assert report.blobs, report.reason
     checked = 0
-    for name, caffe_shape in report.blobs.items():
+    for name, caffe_shape in caffe_shapes[path].items():
         version = view.final.get(name)
         if version is None or version.producer == INPUT:
             continue  # Caffe's Split copies, and header inputs
@@ -38,12 +49,15 @@ def _compare(path: Path) -> int:
     return checked
 
 
-def test_shapes_of_source_package_nets(caffe_models: Path) -> None:
-    assert sum(_compare(path) for path in sorted(caffe_models.glob("*/deploy.prototxt"))) > 100
+def test_shapes_of_source_package_nets(
+    caffe_models: Path, caffe_shapes: dict[Path, dict[str, list[int]]]
+) -> None:
+    nets = sorted(caffe_models.glob("*/deploy.prototxt"))
+    assert sum(_compare(path, caffe_shapes) for path in nets) > 100
 
 
 @pytest.mark.parametrize("name", CORPUS_NETS)
-def test_shapes_of_corpus_nets(name: str) -> None:
+def test_shapes_of_corpus_nets(name: str, caffe_shapes: dict[Path, dict[str, list[int]]]) -> None:
     if not CORPUS.is_dir():
         pytest.skip("shared corpus not present")
-    assert _compare(CORPUS / name) > 25
+    assert _compare(CORPUS / name, caffe_shapes) > 25

@@ -13,6 +13,8 @@ import pytest
 from protoedit import load
 from protoedit.rewrites import LossHead, add_loss, force_backward
 from protoedit.validate import validate_net
+from protoedit.validate.report import ValidationReport
+from protoedit.validate.runner import validate_files
 
 pytestmark = pytest.mark.caffe
 
@@ -33,9 +35,22 @@ LOGITS = {
 }
 
 
+#: Caffe runs the nets of a module's tests at once, on two workers that import it once each;
+#: each test reads its own net's report.
+WORKERS = 2
+
+
+@pytest.fixture(scope="module")
+def deploy_reports(caffe_models: Path) -> dict[str, ValidationReport]:
+    nets = [caffe_models / model / "deploy.prototxt" for model in MODELS]
+    return dict(zip(MODELS, validate_files(nets, jobs=WORKERS), strict=True))
+
+
 @pytest.mark.parametrize("model", MODELS)
-def test_deploy_net_runs_and_input_gradient_is_zero(caffe_models: Path, model: str) -> None:
-    report = validate_net(caffe_models / model / "deploy.prototxt")
+def test_deploy_net_runs_and_input_gradient_is_zero(
+    deploy_reports: dict[str, ValidationReport], model: str
+) -> None:
+    report = deploy_reports[model]
     assert report.status == "failed", report.reason
     assert report.blobs, "forward ran, so every blob has a shape"
     logits, classes = LOGITS[model]
@@ -63,15 +78,34 @@ def test_zero_parameters_are_named_as_the_cause(caffe_models: Path, tmp_path: Pa
     assert report.cause == "zero_weights"  # a cause the CLI turns into a hint
 
 
+@pytest.fixture(scope="module")
+def head_reports(
+    caffe_models: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[tuple[str, bool], ValidationReport]:
+    """Each net with a loss head on its logits, with and without ``force_backward``, run with
+    random weights."""
+    folder = tmp_path_factory.mktemp("heads")
+    cases = [(model, with_fb) for model in MODELS for with_fb in (False, True)]
+    nets = [
+        _with_head(
+            caffe_models / model / "deploy.prototxt",
+            LOGITS[model][0],
+            with_fb,
+            folder / f"{model}-{with_fb}.prototxt",
+        )
+        for model, with_fb in cases
+    ]
+    reports = validate_files(nets, jobs=WORKERS, random_weights=True)
+    return dict(zip(cases, reports, strict=True))
+
+
 @pytest.mark.parametrize("model", MODELS)
 @pytest.mark.parametrize("with_force_backward", [False, True])
 def test_loss_head_needs_force_backward(
-    caffe_models: Path, model: str, with_force_backward: bool, tmp_path: Path
+    head_reports: dict[tuple[str, bool], ValidationReport], model: str, with_force_backward: bool
 ) -> None:
     logits, classes = LOGITS[model]
-    source = caffe_models / model / "deploy.prototxt"
-    aux = _with_head(source, logits, with_force_backward, tmp_path / "aux.prototxt")
-    report = validate_net(aux, random_weights=True)
+    report = head_reports[model, with_force_backward]
     [grad] = report.input_gradients
     assert list(report.losses) == ["protoedit_aux_loss"]
     assert report.blobs[logits][1] == classes

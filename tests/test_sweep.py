@@ -11,7 +11,8 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -134,6 +135,29 @@ def _wait_for(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
             return
         time.sleep(0.05)
     raise AssertionError("timed out")
+
+
+@contextmanager
+def _writes_held(store: Path, at_least: int, timeout: float = 60.0) -> Iterator[int]:
+    """Wait until ``at_least`` results are stored, then hold the store's write lock for the
+    block: the lock is taken before the count, so the count is what the store holds until the
+    block ends (a running sweep waits to commit). Yields the count."""
+    _wait_for(lambda: _stored(store) >= 1, timeout)  # the store and its tables exist
+    deadline = time.monotonic() + timeout
+    db = sqlite3.connect(store / DATABASE, timeout=timeout, isolation_level=None)
+    try:
+        while True:
+            db.execute("BEGIN IMMEDIATE")
+            count: int = db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+            if count >= at_least:
+                break
+            db.execute("ROLLBACK")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out with {count} results stored")
+            time.sleep(0.02)
+        yield count
+    finally:
+        db.close()
 
 
 # --- no Caffe needed ------------------------------------------------------------------------
@@ -386,20 +410,21 @@ def test_sigkill_mid_sweep_then_resume_computes_each_unit_once(
         "--batch",
         "1",
         "--steps",
-        "4000",  # about half a second per unit here: the sweep is still running when hit
+        "400",
         "--workers",
         "2",
     )
     proc = subprocess.Popen(argv, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        _wait_for(lambda: _stored(tmp_path) >= 6)
-        children = _caffe_children(proc.pid)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
+        with _writes_held(tmp_path, 6) as stored:  # no result is committed from here on
+            children = _caffe_children(proc.pid)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
     finally:
         proc.kill()
     before = _rows(tmp_path)
-    assert 6 <= len(before) < 32, "the sweep finished before it was killed: make it longer"
+    assert len(before) == stored
+    assert 6 <= stored < 32, "the sweep finished before it was killed"
     assert children
     _wait_for(lambda: not any(_alive(pid) for pid in children), 20)  # no orphan Caffe process
     _check_consistent(tmp_path, killed=True)

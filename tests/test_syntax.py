@@ -12,7 +12,7 @@ from protoedit.syntax import ParseError, parse, render
 from protoedit.syntax.parser import MAX_DEPTH
 from protoedit.syntax.tree import Block, Scalar
 
-from .conftest import FIXTURES
+from .helpers import FIXTURES
 
 FEATURES = FIXTURES / "syntax" / "all_features.prototxt"
 

@@ -16,7 +16,7 @@ from protoedit.cli import main as cli_main
 from protoedit.rewrites import LossHead, add_loss, force_backward
 from protoedit.validate import validate_net
 
-from .conftest import FIXTURES
+from .helpers import FIXTURES
 
 pytestmark = pytest.mark.caffe
 VALIDATE = FIXTURES / "validate"

@@ -13,7 +13,7 @@ from protoedit import CaffeUnavailableError, InputError, validate_net
 from protoedit.cli import main as cli_main
 from protoedit.validate.report import format_size
 
-from .conftest import FIXTURES
+from .helpers import FIXTURES
 
 LENET = FIXTURES / "lenet_deploy.prototxt"
 

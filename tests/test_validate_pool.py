@@ -17,7 +17,7 @@ from protoedit.net.view import NetView
 from protoedit.rewrites import LossHead, add_loss, aux, force_backward
 from protoedit.validate import validate_files, validate_net
 
-from .conftest import FIXTURES
+from .helpers import FIXTURES
 
 pytestmark = pytest.mark.caffe
 VALIDATE = FIXTURES / "validate"

@@ -19,7 +19,7 @@ from protoedit.caffe import build as caffe_build
 from protoedit.cli import main
 
 from .assets.digits import TrainedDigits
-from .conftest import FIXTURES, IN_CI, ROOT
+from .helpers import FIXTURES, IN_CI, ROOT
 
 NO_SUCH_DIST = "protoedit-test-no-such-distribution"
 
@@ -40,7 +40,7 @@ def test_setup_hint_mentions_make_setup_only_in_a_clone(
 ) -> None:
     in_clone = caffe_build.setup_hint()
     assert "`protoedit setup-caffe`" in in_clone and "`make setup`" in in_clone
-    monkeypatch.setattr(caffe_build, "_CLONE_ROOT", tmp_path)  # as installed from a wheel
+    monkeypatch.setattr(caffe_build, "_clone_root", lambda: None)  # as installed from a wheel
     from_wheel = caffe_build.setup_hint()
     assert "`protoedit setup-caffe`" in from_wheel and "make" not in from_wheel
 
@@ -59,20 +59,15 @@ def test_unmet_requirements_are_the_extras_missing_or_too_old() -> None:
     ]
 
 
-def test_caffe_extra_read_from_a_clones_pyproject_when_not_installed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    (tmp_path / "pyproject.toml").write_text(
-        "[project.optional-dependencies]\n"
-        f'caffe = ["numpy>=1.0", "{NO_SUCH_DIST}>=2"]\n'
-        f'dev = ["{NO_SUCH_DIST}-dev"]\n'
-    )
-    monkeypatch.setattr(caffe_build, "_CLONE_ROOT", tmp_path)
+def test_the_clone_is_found_from_the_editable_install_record() -> None:
+    # `make setup` installs this checkout in editable mode: pip's direct_url.json names it,
+    # so no module of the package computes a path outside itself to find the clone.
+    assert caffe_build._clone_root() == ROOT
 
-    def not_installed(name: str) -> list[str]:
-        raise caffe_build.importlib.metadata.PackageNotFoundError(name)
 
-    monkeypatch.setattr(caffe_build.importlib.metadata, "requires", not_installed)
+def test_caffe_extra_read_from_the_installed_metadata(monkeypatch: pytest.MonkeyPatch) -> None:
+    requires = ['numpy>=1.0; extra == "caffe"', f'{NO_SUCH_DIST}>=2; extra == "caffe"']
+    monkeypatch.setattr(caffe_build.importlib.metadata, "requires", lambda name: requires)
     assert caffe_build.missing_python_dependencies() == [f"{NO_SUCH_DIST}>=2"]
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import json
 import os
 import re
 import shlex
@@ -24,7 +25,7 @@ import sysconfig
 import tarfile
 import tempfile
 import time
-import tomllib
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -75,16 +76,26 @@ _BUILT_STAMP = ".protoedit-built"
 #: The extra of protoedit holding what pycaffe imports.
 CAFFE_EXTRA = "caffe"
 
-_CLONE_ROOT = Path(__file__).resolve().parents[2]
-
 
 class CaffeBuildError(ProtoeditError):
     """The Caffe build or install could not be completed; the message says what to do."""
 
 
+def _clone_root() -> Path | None:
+    """The checkout this protoedit is installed from in editable mode (what `make setup`
+    does), as pip records it in the distribution's ``direct_url.json``; else None (a wheel)."""
+    for dist in importlib.metadata.distributions(name="protoedit"):  # a build's egg-info too
+        info = json.loads(dist.read_text("direct_url.json") or "{}")
+        url = str(info.get("url", ""))
+        if info.get("dir_info", {}).get("editable") and url.startswith("file://"):
+            return Path(urllib.parse.unquote(urllib.parse.urlparse(url).path))
+    return None
+
+
 def _in_clone() -> bool:
     """True when this protoedit runs from a clone of its repository (not from a wheel)."""
-    return (_CLONE_ROOT / "scripts" / "setup.sh").is_file()
+    root = _clone_root()
+    return root is not None and (root / "scripts" / "setup.sh").is_file()
 
 
 def setup_hint() -> str:
@@ -247,15 +258,11 @@ def unmet_requirements(requires: list[str], extra: str) -> list[str]:
 
 
 def _caffe_extra_requires() -> list[str]:
-    """``Requires-Dist`` of the installed protoedit, else the extra in a clone's pyproject."""
+    """``Requires-Dist`` of the installed protoedit (none when it is not installed)."""
     try:
         return importlib.metadata.requires("protoedit") or []
     except importlib.metadata.PackageNotFoundError:
-        pyproject = _CLONE_ROOT / "pyproject.toml"
-        if not pyproject.is_file():
-            return []
-        extras = tomllib.loads(pyproject.read_text())["project"]["optional-dependencies"]
-        return [f'{spec}; extra == "{CAFFE_EXTRA}"' for spec in extras.get(CAFFE_EXTRA, [])]
+        return []
 
 
 def missing_python_dependencies() -> list[str]:
