@@ -26,7 +26,7 @@ from typing import Any
 
 from protoedit.caffe.gate import check_python_layers
 from protoedit.caffe.worker import CaffeUnavailable, Reply, Worker
-from protoedit.errors import CaffeUnavailableError, ProtoeditError
+from protoedit.errors import CaffeUnavailableError, Location, ProtoeditError
 
 #: Each request's default limit, in seconds from when it is sent.
 DEFAULT_REQUEST_TIMEOUT = 600.0
@@ -43,12 +43,12 @@ class CaffeRefused(CaffeRunError):
     """A handler refused a request, or failed in Python; ``kind`` says whose fault it is
     (``input``, ``weights``, ``caffe``, ``internal``, ``memory``)."""
 
-    def __init__(self, message: str, kind: str) -> None:
+    def __init__(self, message: str, kind: str, location: Location | None = None) -> None:
         self.kind = kind
-        super().__init__(message)
+        super().__init__(message, location)
 
     def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.message, self.kind))
+        return (type(self), (self.message, self.kind, self.location))
 
 
 def unavailable_error(reason: str) -> CaffeUnavailableError:
