@@ -341,10 +341,25 @@ def test_parses_run_in_parallel_without_a_lock() -> None:
     assert [tree.fields[0].value.raw for tree in trees] == [str(i) for i in range(200)]  # type: ignore[union-attr]
 
 
+def test_a_library_load_never_touches_the_collector(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gc
+
+    from protoedit import loads
+
+    def touched(*_: object) -> None:
+        raise AssertionError("a library call changed the garbage collector's state")
+
+    for name in ("disable", "enable", "freeze", "unfreeze", "collect", "set_threshold"):
+        monkeypatch.setattr(gc, name, touched)
+    doc = loads('layer { name: "x" bottom: "a" top: "b" }\n' * 2000)
+    assert len(doc.message.layer) == 2000
+
+
 def test_a_load_runs_only_one_young_collection_per_build_and_restores_the_collector() -> None:
     import gc
 
     from protoedit import loads
+    from protoedit.syntax.allocation import own_process
 
     text = 'layer { name: "x" bottom: "a" top: "b" param { lr_mult: 1 } }\n' * 5000
     loads('name: "warm-up"')  # the schema is loaded once, on first use
@@ -355,10 +370,12 @@ def test_a_load_runs_only_one_young_collection_per_build_and_restores_the_collec
             runs.append(info["generation"])
 
     gc.callbacks.append(count)
+    own_process()  # as the CLI does: its process is protoedit's
     try:
         doc = loads(text)  # some 100 000 new objects: hundreds of collections without the pause
         assert len(doc.message.layer) == 5000
     finally:
+        own_process(False)
         gc.callbacks.remove(count)
     # The parse and the binding each collect the young generations once on the way in (the
     # caller's young garbage); nothing scans the new objects.

@@ -84,6 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _refuse_in_place_stdin(parser, args)
+    from protoedit.syntax.allocation import own_process
+
+    own_process()  # this process is the command's: large loads may pause the collector
     try:
         try:
             code = int(args.run(args))
