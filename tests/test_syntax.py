@@ -355,6 +355,17 @@ def test_a_library_load_never_touches_the_collector(monkeypatch: pytest.MonkeyPa
     assert len(doc.message.layer) == 2000
 
 
+def test_the_command_owns_its_process_only_while_it_runs(tmp_path: Path) -> None:
+    from protoedit.cli import main
+    from protoedit.syntax import allocation
+
+    net = tmp_path / "net.prototxt"
+    net.write_text('name: "n"\n')
+    assert not allocation._process_owned
+    assert main(["check", str(net)]) == 0
+    assert not allocation._process_owned  # main() run in-process leaves the flag as found
+
+
 def test_a_load_runs_only_one_young_collection_per_build_and_restores_the_collector() -> None:
     import gc
 

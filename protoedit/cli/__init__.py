@@ -86,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _refuse_in_place_stdin(parser, args)
     from protoedit.syntax.allocation import own_process
 
-    own_process()  # this process is the command's: large loads may pause the collector
+    owned = own_process()  # the command's process: large loads may pause the collector
     try:
         try:
             code = int(args.run(args))
@@ -112,6 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_INTERRUPTED
     except BrokenPipeError:
         return _quiet_after_broken_pipe()
+    finally:
+        own_process(owned)  # main() called in-process (tests, scripts) leaves it as found
 
 
 def _quiet_after_broken_pipe() -> int:

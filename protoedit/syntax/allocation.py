@@ -15,12 +15,13 @@ from contextlib import contextmanager
 _process_owned = False
 
 
-def own_process(owned: bool = True) -> None:
-    """Say that this process belongs to protoedit (the CLI does): loads may then pause the
-    collector while they build.  In a library caller's process the collector is never
-    touched."""
+def own_process(owned: bool = True) -> bool:
+    """Say whether this process belongs to protoedit (the CLI says so while a command runs):
+    loads may then pause the collector while they build.  In a library caller's process the
+    collector is never touched.  Returns the previous setting, to restore it."""
     global _process_owned
-    _process_owned = owned
+    previous, _process_owned = _process_owned, owned
+    return previous
 
 
 @contextmanager
