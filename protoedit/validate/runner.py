@@ -153,6 +153,7 @@ def iter_validate(
         memory_limit = session.memory_limit if session is not None else DEFAULT_MEMORY_LIMIT
     if memory_limit < 0:
         raise InputError(f"memory_limit must be 0 (no limit) or positive, not {memory_limit!r}")
+    allow_python_layers = bool(options.pop("allow_python_layers", False))  # the worker's gate
     batch = options.pop("batch", None)
     if batch == DECLARED:
         batch = None
@@ -180,7 +181,7 @@ def iter_validate(
             jobs=workers,
             memory_limit=memory_limit,
             timeout=timeout,
-            allow_python_layers=bool(options.get("allow_python_layers", False)),
+            allow_python_layers=allow_python_layers,
             session=session,
         )
         for position, outcome in outcomes:
@@ -228,7 +229,6 @@ def _prepare(
     inputs: Mapping[str, str | os.PathLike[str]] | None = None,
     seed: int = 0,
     memory_limit: int,
-    allow_python_layers: bool = False,
     random_weights: bool = False,
     save_gradients: str | os.PathLike[str] | None = None,
     batch: int | None,
