@@ -27,29 +27,6 @@ WeightsSource = str | os.PathLike[str] | None
 SessionSource = Session | CaffeSession
 
 
-def open_session(
-    net_text: str,
-    *,
-    weights: WeightsSource,
-    net_path: str,
-    seed: int = 0,
-    timeout: float = DEFAULT_TIMEOUT,
-    allow_python_layers: bool = False,
-    worker: Session | None = None,
-) -> CaffeSession:
-    """``net_text`` loaded in a Caffe worker: ``worker`` (a warm one, left open) or its own.
-    A net with Python layers loads only with ``allow_python_layers``."""
-    return CaffeSession(
-        net_text,
-        weights=weights,
-        net_path=net_path,
-        seed=seed,
-        timeout=timeout,
-        allow_python_layers=allow_python_layers,
-        session=worker,
-    )
-
-
 class Explainer:
     """A rewritten net, its weights and (once used) its Caffe worker; a context manager."""
 
@@ -78,16 +55,17 @@ class Explainer:
         self._own = False
 
     def session(self) -> CaffeSession:
-        """The worker: the one given, or one opened now and kept until :meth:`close`."""
+        """The net in a worker: the session given, or the net loaded now (on the warm worker
+        given, else in a worker of its own) and kept until :meth:`close`."""
         if self._session is None:
-            self._session = open_session(
+            self._session = CaffeSession(
                 self.net_text,
                 weights=self.weights,
                 net_path=self.net_path,
                 seed=self.seed,
                 timeout=self.timeout,
                 allow_python_layers=self.allow_python_layers,
-                worker=self._worker,
+                session=self._worker,
             )
             self._own = True
         return self._session
