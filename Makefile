@@ -30,8 +30,12 @@ demo: $(STAMP)
 fetch: $(STAMP)
 	$(PY) -m tests.assets.models
 
+# Every test on every core (TEST_WORKERS=1 for one process): Caffe runs single-threaded in its
+# workers, so two pytest workers on two cores halve the time; conftest starts the `slow` tests
+# first, so none of them is left alone at the end.
+TEST_WORKERS ?= auto
 test: $(STAMP) fetch
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 # What needs no Caffe (no `caffe` marker; tests/conftest.py fails an unmarked test that tries
 # to import pycaffe), not the `slow` ones, on every core, with 10 s of fuzzing instead of 60 and

@@ -40,10 +40,21 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         _missing("pycaffe is not importable; run `make setup`")
 
 
+def _longest_first(item: pytest.Item) -> int:
+    """Where a test goes in the run: ``slow`` ones first, then Caffe ones, then the rest."""
+    if item.get_closest_marker("slow") is not None:
+        return 0
+    return 1 if item.get_closest_marker("caffe") is not None else 2
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """``PROTOEDIT_HYPOTHESIS_SCALE`` (``make test-fast``: 0.25) scales every Hypothesis
+    """Long tests run first (a stable sort), so that under ``make test``'s workers the short
+    ones fill the end and no long test runs alone there.
+
+    ``PROTOEDIT_HYPOTHESIS_SCALE`` (``make test-fast``: 0.25) scales every Hypothesis
     test's ``max_examples``, as ``PROTOEDIT_FUZZ_SECONDS`` bounds the fuzzing there; unset (as
     in ``make test`` and CI), every test runs its own budget."""
+    items.sort(key=_longest_first)
     scale = float(os.environ.get("PROTOEDIT_HYPOTHESIS_SCALE", "1"))
     if scale == 1:
         return
