@@ -1,6 +1,7 @@
-"""Run in a child process by the tests: does an aux net's loss equal the target activation?
+"""A handler of the Caffe worker, for the tests: does an aux net's loss equal the target activation?
 
-    python tests/caffe_proof.py REQUEST.json   (prints one JSON result per target)
+Loaded in a warm worker (``Session(pythonpath=[ROOT]).request("tests.caffe_proof", "prove",
+**request)``), so the proofs of many nets share one Caffe import.
 
 For one original net (a channel head, or with ``head: unit`` the unit at the centre of that
 channel): seeded random weights (saved as a .caffemodel), a seeded input at
@@ -11,19 +12,17 @@ any in-place layer), and the net made by ``protoedit.rewrites.aux`` (or, with ``
 (within the float32 error of a mean), with a finite, non-zero input gradient.  With
 ``finite_differences`` (a list of steps), the loss is also probed by central differences
 along the gradient's direction and random ones.
-A child process, because Caffe aborts its whole process on a failed CHECK.
+In a worker, because Caffe aborts its whole process on a failed CHECK.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import sys
+import shutil
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-
-os.environ.setdefault("GLOG_minloglevel", "2")
-os.environ["OPENBLAS_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = "1"  # before numpy/caffe
+from typing import Any
 
 import caffe
 import numpy as np
@@ -46,8 +45,19 @@ def _prepare(net: caffe.Net, batch: int) -> str:
     return str(name)
 
 
-def main(request_path: str) -> int:
-    request = json.loads(Path(request_path).read_text())
+def prove(request: dict[str, Any], note: Callable[[str, Any], None]) -> dict[str, Any]:
+    """The worker's operation: one result per target (see the module docstring)."""
+    work = Path(tempfile.mkdtemp(prefix="protoedit-proof-"))
+    try:
+        return {"results": list(_results(request, work))}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+HANDLERS = {"prove": prove}
+
+
+def _results(request: dict[str, Any], work: Path) -> Iterator[dict[str, object]]:
     caffe.set_mode_cpu()
     original = caffe.Net(request["net"], caffe.TEST)
     randomize_params(original, np.random.default_rng(request["seed"]))
@@ -57,7 +67,6 @@ def main(request_path: str) -> int:
         .standard_normal(original.blobs[data].data.shape)
         .astype(np.float32)
     )
-    work = Path(tempfile.mkdtemp(prefix="protoedit-proof-"))
     weights = work / "weights.caffemodel"
     original.save(str(weights))
     unit = request.get("head") == "unit"
@@ -72,7 +81,7 @@ def main(request_path: str) -> int:
             else:
                 aux(doc, target, head)
         except ProtoeditError as exc:
-            print(json.dumps(result | {"status": "refused", "reason": str(exc).splitlines()[0]}))
+            yield result | {"status": "refused", "reason": str(exc).splitlines()[0]}
             continue
         path = work / f"aux_{len(os.listdir(work))}.prototxt"
         doc.save(path)
@@ -104,8 +113,7 @@ def main(request_path: str) -> int:
             )
         close = abs(loss - expected) <= _mean_error_bound(activation)
         ok = close and result["grad_finite"] and result["grad_norm"] > 0
-        print(json.dumps(result | {"status": "passed" if ok else "failed"}), flush=True)
-    return 0
+        yield result | {"status": "passed" if ok else "failed"}
 
 
 def _mean_error_bound(values: np.ndarray) -> float:
@@ -167,7 +175,3 @@ def _finite_differences(
                 }
             )
     return probes
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))

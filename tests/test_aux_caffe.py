@@ -1,14 +1,13 @@
 """Proof in Caffe: the aux net's loss is the target activation, and gradients reach the input.
 
-Each net runs in a child process (tests/caffe_proof.py); results are collected into a report
-printed at the end of the test run (counts per net: tried, passed, refused with reason).
+Each net runs in a warm Caffe worker that loads tests/caffe_proof.py as a handler (one Caffe
+import for the module); results are collected into a report printed at the end of the test run
+(counts per net: tried, passed, refused with reason).
 """
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +15,14 @@ import numpy as np
 import pytest
 
 from protoedit import load
+from protoedit.caffe import Session
 from protoedit.caffe.build import models_dir
 
 from .helpers import FIXTURES, ROOT, report_lines
 
 pytestmark = pytest.mark.caffe
-PROOF = Path(__file__).with_name("caffe_proof.py")
+#: The longest a proof of one net may take (ResNet-50 with finite differences is well inside).
+PROOF_TIMEOUT = 900.0
 TARGETS_PER_NET = 10
 
 SOURCE_NETS = [
@@ -59,20 +60,18 @@ def _targets(path: Path) -> list[tuple[str, int]]:
     return picked
 
 
-def _prove(name: str, path: Path, tmp_path: Path, **extra: object) -> list[dict[str, object]]:
+@pytest.fixture(scope="module")
+def proof_worker() -> Iterator[Session]:
+    """One warm worker for every proof of the module (no memory limit: ResNet-50 at batch 2)."""
+    with Session(pythonpath=[str(ROOT)], request_timeout=PROOF_TIMEOUT) as opened:
+        yield opened
+
+
+def _prove(name: str, path: Path, worker: Session, **extra: object) -> list[dict[str, object]]:
     request = {"net": str(path), "seed": 0, "targets": _targets(path), **extra}
-    request_path = tmp_path / "request.json"
-    request_path.write_text(json.dumps(request))
-    proc = subprocess.run(
-        [sys.executable, str(PROOF), str(request_path)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=900,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    results = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    results: list[dict[str, object]] = worker.request("tests.caffe_proof", "prove", **request)[
+        "results"
+    ]
     refused = [f"{r['target']}: {r['reason']}" for r in results if r["status"] == "refused"]
     passed = sum(r["status"] == "passed" for r in results)
     report_lines(
@@ -91,9 +90,9 @@ def _check(results: list[dict[str, object]]) -> None:
 
 @pytest.mark.parametrize("model", SOURCE_NETS)
 def test_aux_head_measures_the_target_on_source_package_nets(
-    model: str, caffe_models: Path, tmp_path: Path
+    model: str, caffe_models: Path, proof_worker: Session
 ) -> None:
-    _check(_prove(model, caffe_models / model / "deploy.prototxt", tmp_path))
+    _check(_prove(model, caffe_models / model / "deploy.prototxt", proof_worker))
 
 
 def _label(name: str) -> str:
@@ -103,9 +102,9 @@ def _label(name: str) -> str:
 
 @pytest.mark.parametrize("name", CORPUS_NETS)
 def test_aux_head_measures_the_target_on_corpus_nets(
-    name: str, corpus: Path, tmp_path: Path
+    name: str, corpus: Path, proof_worker: Session
 ) -> None:
-    _check(_prove(_label(name), corpus / name, tmp_path))
+    _check(_prove(_label(name), corpus / name, proof_worker))
 
 
 @pytest.mark.parametrize(
@@ -116,12 +115,12 @@ def test_aux_head_measures_the_target_on_corpus_nets(
     ],
 )
 def test_add_loss_on_the_whole_net_reads_the_pre_activation(
-    name: str, corpus: Path, tmp_path: Path
+    name: str, corpus: Path, proof_worker: Session
 ) -> None:
     # Targets followed by in-place BatchNorm/Scale/ReLU (ResNet) or ReLU (GoogLeNet): the
     # in-place chain is moved to a new blob, so the head sees the layer's own output.
     label = f"{_label(name)} (add-loss, whole net)"
-    _check(_prove(label, corpus / name, tmp_path, rewrite="add_loss"))
+    _check(_prove(label, corpus / name, proof_worker, rewrite="add_loss"))
 
 
 @pytest.mark.parametrize(
@@ -131,8 +130,8 @@ def test_add_loss_on_the_whole_net_reads_the_pre_activation(
         "BVLC__caffe__models__bvlc_googlenet__deploy.prototxt",
     ],
 )
-def test_unit_head_measures_one_neuron(name: str, corpus: Path, tmp_path: Path) -> None:
-    _check(_prove(f"{_label(name)} (one unit, centre)", corpus / name, tmp_path, head="unit"))
+def test_unit_head_measures_one_neuron(name: str, corpus: Path, proof_worker: Session) -> None:
+    _check(_prove(f"{_label(name)} (one unit, centre)", corpus / name, proof_worker, head="unit"))
 
 
 #: Each float32 loss evaluation is taken to be within this many ulps of its exact value: a
@@ -161,10 +160,10 @@ def _agrees(probe: dict[str, Any]) -> bool:
 
 
 def _finite_differences(
-    label: str, fixture: str, tmp_path: Path, steps: list[float]
+    label: str, fixture: str, worker: Session, steps: list[float]
 ) -> list[dict[str, Any]]:
     """Aux heads on a fixture net, each with central-difference probes (see caffe_proof)."""
-    results = _prove(label, FIXTURES / fixture, tmp_path, finite_differences=steps, batch=1)
+    results = _prove(label, FIXTURES / fixture, worker, finite_differences=steps, batch=1)
     _check(results)
     return results
 
@@ -175,9 +174,9 @@ def _along_gradient_is_sharp(probe: dict[str, Any], within: float) -> None:
     assert central_difference_tolerance(probe) <= within * abs(probe["analytic"]), probe
 
 
-def test_input_gradient_matches_finite_differences_on_a_smooth_net(tmp_path: Path) -> None:
+def test_input_gradient_matches_finite_differences_on_a_smooth_net(proof_worker: Session) -> None:
     results = _finite_differences(
-        "smooth fixture (finite differences)", "smooth_deploy.prototxt", tmp_path, [0.05]
+        "smooth fixture (finite differences)", "smooth_deploy.prototxt", proof_worker, [0.05]
     )
     for result in results:
         probes = result["finite_differences"]
@@ -186,13 +185,15 @@ def test_input_gradient_matches_finite_differences_on_a_smooth_net(tmp_path: Pat
             assert _agrees(probe), (result["target"], probe)
 
 
-def test_input_gradient_matches_finite_differences_away_from_kinks(tmp_path: Path) -> None:
+def test_input_gradient_matches_finite_differences_away_from_kinks(
+    proof_worker: Session,
+) -> None:
     # ReLU and max pooling are piecewise linear.  For each direction the largest step whose
     # four points share one bit-identical input gradient stays inside one linear piece (no
     # kink crossed): there the difference may only be off by rounding.
     steps = [1e-2, 3e-3, 1e-3, 3e-4]
     results = _finite_differences(
-        "lenet fixture (finite differences)", "lenet_deploy.prototxt", tmp_path, steps
+        "lenet fixture (finite differences)", "lenet_deploy.prototxt", proof_worker, steps
     )
     for result in results:
         by_direction: dict[str, list[dict[str, Any]]] = {}
