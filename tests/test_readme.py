@@ -18,19 +18,25 @@ README = (ROOT / "README.md").read_text()
 BLOCK = re.compile(r"```(console|python)\n(.*?)```", re.DOTALL)
 
 
-def _console_examples() -> list[tuple[str, list[str], int]]:
-    """(command, expected output lines, expected exit code) for each `$ ` line."""
-    examples = []
+Example = tuple[str, list[str], int]
+
+
+def _console_sessions() -> list[list[Example]]:
+    """Each console block as a session: (command, expected output lines, expected exit code)
+    for each `$ ` line, in order (a later command may read what an earlier one wrote)."""
+    sessions = []
     for kind, body in BLOCK.findall(README):
         if kind != "console":
             continue
+        examples = []
         for chunk in body.split("$ ")[1:]:
             command, *rest = chunk.rstrip("\n").split("\n")
             exits = [line for line in rest if line.startswith("# exit ")]
             expected = [line for line in rest if not line.startswith("# exit ")]
             code = int(exits[0].split()[-1]) if exits else 0
             examples.append((command, expected, code))
-    return examples
+        sessions.append(examples)
+    return sessions
 
 
 def _python_blocks() -> list[str]:
@@ -43,19 +49,22 @@ def test_readme_starts_with_the_two_commands() -> None:
 
 
 @pytest.mark.caffe
-@pytest.mark.parametrize("example", _console_examples(), ids=lambda e: e[0])
-def test_console_example(example: tuple[str, list[str], int]) -> None:
-    command, expected, code = example
-    argv = shlex.split(command)
-    assert argv[0] == "protoedit"
+@pytest.mark.parametrize("session", _console_sessions(), ids=lambda e: e[0][0])
+def test_console_session(session: list[Example]) -> None:
     bindir = str(Path(sys.executable).parent)
     env = dict(os.environ, PATH=bindir + os.pathsep + os.environ.get("PATH", ""))
-    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, env=env, check=False)
-    assert proc.returncode == code, proc.stdout + proc.stderr
-    output = proc.stdout + proc.stderr
-    assert shown_output_matches(expected, output.splitlines()), (
-        "README shows:\n" + "\n".join(expected) + "\nthe command printed:\n" + output
-    )
+    for command, expected, code in session:
+        argv = shlex.split(command)
+        assert argv[0] == "protoedit"
+        proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, env=env, check=False)
+        output = proc.stdout + proc.stderr
+        assert proc.returncode == code, f"$ {command}\n{output}"
+        assert shown_output_matches(expected, output.splitlines()), (
+            f"$ {command}\nREADME shows:\n"
+            + "\n".join(expected)
+            + "\nthe command printed:\n"
+            + output
+        )
 
 
 #: A README output line that stands for lines left out (any number, maybe none).
