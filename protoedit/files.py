@@ -12,6 +12,7 @@ import contextlib
 import os
 import secrets
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 from protoedit.errors import InputError, Location
@@ -74,6 +75,14 @@ def write_atomic(target: str | os.PathLike[str], text: str) -> None:
     disk, takes over the target's permissions (a new file gets what the umask allows), and is
     renamed over it; on any failure the temporary file is removed and the target is untouched.
     """
+    write_atomic_bytes(target, [encode(text)])
+
+
+def write_atomic_bytes(
+    target: str | os.PathLike[str], chunks: Iterable[bytes | memoryview]
+) -> None:
+    """:func:`write_atomic` for binary content given in pieces (a large file is written
+    from its parts, never joined in memory first)."""
     shown = str(target)
     path = Path(os.path.realpath(target))
     if path.is_dir():
@@ -89,7 +98,8 @@ def write_atomic(target: str | os.PathLike[str], text: str) -> None:
     fd, tmp = _create_temporary(path, mode, shown)
     try:
         with open(fd, "wb") as handle:
-            handle.write(encode(text))
+            for chunk in chunks:
+                handle.write(chunk)
             handle.flush()
             os.fsync(handle.fileno())
         if mode is not None:
@@ -161,4 +171,5 @@ __all__ = [
     "read_text",
     "source_name",
     "write_atomic",
+    "write_atomic_bytes",
 ]

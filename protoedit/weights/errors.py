@@ -1,0 +1,13 @@
+"""The error of the weights package (kept apart so that the Caffe worker imports it cheaply)."""
+
+from __future__ import annotations
+
+from protoedit.errors import InputError, ProtoeditWarning
+
+
+class WeightsError(InputError):
+    """A weights file is missing, unreadable, not a caffemodel, or does not fit the net."""
+
+
+class WeightsWarning(ProtoeditWarning):
+    """Weights that Caffe accepts but that leave part of the net untrained (layers missing)."""
