@@ -55,24 +55,66 @@ def arrays_of(weights: Any) -> Arrays:
     return arrays
 
 
-def types_of(weights: Any) -> dict[str, str]:
-    """The layer type stored with each layer's weights, where the object keeps one."""
-    if not isinstance(weights, Mapping):
-        return {}
-    return {
-        str(name): str(entry.type)
-        for name, entry in weights.items()
-        if getattr(entry, "type", None)
-    }
+def weights_like(
+    original: Any,
+    arrays: Arrays,
+    types: Mapping[str, str],
+    renamed: Mapping[str, str] | None = None,
+) -> Any:
+    """New weights of the same kind as ``original``, layers in the order of ``arrays``.
 
-
-def weights_like(original: Any, arrays: Arrays, types: Mapping[str, str]) -> Any:
-    """New weights of the same kind as ``original``: a ``Weights`` for a ``Weights``
-    (``types`` gives each layer's type), a dict of lists otherwise."""
-    if isinstance(original, dict) or not hasattr(type(original), "from_arrays"):
+    For a ``Weights``, each layer that was stored (under its old name ``renamed[name]``
+    when renamed) keeps what the file held besides its blobs (fields of forks, the V1
+    format); ``types`` gives a changed layer type (the catalogue's name).  Otherwise a
+    dict of lists.
+    """
+    if isinstance(original, dict) or not hasattr(original, "layers"):
         return {name: list(blobs) for name, blobs in arrays.items()}
-    known = {name: kind for name, kind in types.items() if name in arrays}
-    return type(original).from_arrays(arrays, types=known)
+    import copy
+
+    from protoedit.net.layers import layer_type
+
+    renamed = renamed or {}
+    stored = {layer.name: layer for layer in original.layers}  # the last of a duplicate
+    layers = []
+    for name, blobs in arrays.items():
+        before = stored.get(renamed.get(name, name))
+        kind = types.get(name, "")
+        if before is None:
+            layer = _layer_class()(name, kind, blobs)
+        else:
+            layer = copy.copy(before)
+            layer.name = name
+            layer.blobs = [b if b is old else _float32(b) for b, old in _pairs(blobs, before)]
+            if kind and kind != before.catalogue_type:
+                entry = layer_type(kind)
+                layer.type = entry.v1 if before.v1 and entry is not None and entry.v1 else kind
+        layers.append(layer)
+    return type(original)(
+        layers,
+        path=original.path,
+        schema=original.schema,
+        head=list(original.head),
+        tail=list(original.tail),
+    )
+
+
+def _layer_class() -> Any:
+    from protoedit.weights import LayerWeights
+
+    return LayerWeights
+
+
+def _pairs(blobs: list[Any], before: Any) -> list[tuple[Any, Any]]:
+    """Each new blob with the stored layer's blob at its place (None past its end)."""
+    old = list(before.blobs)
+    return [(b, old[k] if k < len(old) else None) for k, b in enumerate(blobs)]
+
+
+def _float32(blob: Any) -> Any:
+    import numpy as np
+
+    return np.asarray(blob, dtype=np.float32)
 
 
 def layer_blobs(arrays: Arrays, layer: str, kind: str, at_least: int) -> list[NDArray[Any]]:

@@ -26,7 +26,6 @@ from protoedit.rewrites.carried import (
     WeightsReport,
     arrays_of,
     layer_blobs,
-    types_of,
     weights_like,
 )
 from protoedit.rewrites.check import check_result, lint_errors
@@ -234,7 +233,6 @@ def fold_bn(doc: Document, weights: Any) -> WeightsReport:
     view = NetView.editable(doc)
     baseline = lint_errors(doc)
     arrays = arrays_of(weights)
-    types = types_of(weights)
     names = Counter(info.name for info in view.layers)
     report = WeightsReport(changed=list(view.normalised))
     gone: dict[int, str] = {}
@@ -285,5 +283,5 @@ def fold_bn(doc: Document, weights: Any) -> WeightsReport:
     check_result(doc, "fold-bn", baseline=baseline)
     kept = {info.name for info in NetView(doc).layers}
     report.carried = {name: name for name in new if name in kept and new[name] is arrays.get(name)}
-    report.weights = weights_like(weights, new, types)
+    report.weights = weights_like(weights, new, {})
     return report

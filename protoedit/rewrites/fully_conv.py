@@ -24,7 +24,6 @@ from protoedit.rewrites.carried import (
     WeightsReport,
     arrays_of,
     layer_blobs,
-    types_of,
     weights_like,
 )
 from protoedit.rewrites.check import check_result, lint_errors
@@ -121,8 +120,7 @@ def fully_conv(doc: Document, weights: Any = None) -> WeightsReport:
                 f"multiple of its {h}x{w} window"
             )
         new[info.name] = [weight.reshape(out, -1, h, w).copy(), *blobs[1:]]
-    types = {**types_of(weights), **{info.name: "Convolution" for info, _ in plans}}
-    report.weights = weights_like(weights, new, types)
+    report.weights = weights_like(weights, new, {info.name: "Convolution" for info, _ in plans})
     changed = {info.name for info, _ in plans}
     report.carried = {name: name for name in arrays if name not in changed}
     return report

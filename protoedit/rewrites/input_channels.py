@@ -22,7 +22,6 @@ from protoedit.rewrites.carried import (
     WeightsReport,
     arrays_of,
     layer_blobs,
-    types_of,
     weights_like,
 )
 from protoedit.rewrites.check import check_result, lint_errors
@@ -123,9 +122,7 @@ def input_channels(
         w = w.sum(axis=1, keepdims=True, dtype=np.float64).astype(np.float32)
     elif new > old:
         w = np.concatenate([w, np.zeros((w.shape[0], new - old, *w.shape[2:]), w.dtype)], 1)
-    report.weights = weights_like(
-        weights, {**arrays, conv.name: [w, *blobs[1:]]}, types_of(weights)
-    )
+    report.weights = weights_like(weights, {**arrays, conv.name: [w, *blobs[1:]]}, {})
     report.carried = {n: n for n in arrays if n != conv.name}
     return report
 

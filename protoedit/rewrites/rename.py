@@ -17,7 +17,7 @@ from protoedit.errors import InvalidArgumentError
 from protoedit.net.layers import param_blobs
 from protoedit.net.view import LayerInfo, NetView
 from protoedit.rewrites.add_loss import rename_blobs
-from protoedit.rewrites.carried import WeightsReport, arrays_of, types_of, weights_like
+from protoedit.rewrites.carried import WeightsReport, arrays_of, weights_like
 from protoedit.rewrites.check import check_result, lint_errors
 from protoedit.schema.binding import suggest
 from protoedit.schema.values import quote
@@ -103,7 +103,6 @@ def rename(doc: Document, renames: Mapping[str, str], weights: Any = None) -> We
     if weights is None:
         return report
     arrays = arrays_of(weights)
-    types = types_of(weights)
     clash = [
         new
         for old, new in renames.items()
@@ -117,7 +116,7 @@ def rename(doc: Document, renames: Mapping[str, str], weights: Any = None) -> We
         )
     new = {renames.get(name, name): blobs for name, blobs in arrays.items()}
     report.weights = weights_like(
-        weights, new, {renames.get(name, name): kind for name, kind in types.items()}
+        weights, new, {}, renamed={new: old for old, new in renames.items()}
     )
     kept = {renames.get(info.name, info.name) for info in view.layers}
     report.carried = {renames.get(n, n): n for n in arrays if renames.get(n, n) in kept}

@@ -9,7 +9,7 @@ from typing import Any
 from protoedit.document import Document
 from protoedit.net.layers import param_blobs
 from protoedit.net.view import NetView
-from protoedit.rewrites.carried import WeightsReport, arrays_of, types_of, weights_like
+from protoedit.rewrites.carried import WeightsReport, arrays_of, weights_like
 
 __all__ = ["used_weights"]
 
@@ -37,5 +37,5 @@ def used_weights(doc: Document, weights: Any) -> WeightsReport:
         for info in view.layers
         if param_blobs(info.param) and info.name not in kept
     ]
-    report.weights = weights_like(weights, kept, types_of(weights))
+    report.weights = weights_like(weights, kept, {})
     return report

@@ -126,7 +126,8 @@ class EquivalenceReport:
                 out.append(f"{bad} of {len(self.blobs)} blobs diverge")
         verdict = "equivalent" if self.ok else "NOT equivalent"
         count = len(self.params)
-        carried = f", {count} layer{'s' if count != 1 else ''}' weights bitwise" if count else ""
+        whose = "layers'" if count != 1 else "layer's"
+        carried = f", {count} {whose} weights bitwise" if count else ""
         worst = max(
             (b for b in self.blobs if b.tolerance > 0),
             key=lambda b: b.difference / b.tolerance,
@@ -186,6 +187,15 @@ def seeded_inputs(shapes: Mapping[str, list[int]], seed: int = 0) -> Inputs:
     return {name: rng.standard_normal(shape).astype(np.float32) for name, shape in shapes.items()}
 
 
+def _stored(weights: Any) -> list[str]:
+    """The layers with blobs in a ``.caffemodel`` (read without the values)."""
+    if not isinstance(weights, (str, os.PathLike)):
+        return []
+    from protoedit.weights import load
+
+    return [layer.name for layer in load(weights, values=False).with_blobs()]
+
+
 def _weights_field(weights: Any) -> Any:
     """A ``.caffemodel`` path (copied by Caffe by layer name) or ``{layer: [float32]}``."""
     if isinstance(weights, (str, os.PathLike)):
@@ -231,6 +241,8 @@ def check_equivalence(
     fields: dict[str, Any] = {
         "original_weights": _weights_field(original_weights),
         "weights": _weights_field(weights),
+        "original_stored": _stored(original_weights),
+        "stored": _stored(weights),
         "carried": sorted((carried or {}).items()),
         "renamed_blobs": dict(renamed_blobs or {}),
         "inputs": inputs,

@@ -15,13 +15,19 @@ from typing import Any
 from protoedit.caffe.child import Handler, Note, Refused
 
 
-def _load(caffe: Any, net_file: str, weights: Any) -> tuple[Any, list[str]]:
-    """The net in TEST phase with its weights; the layers with blobs the weights lack."""
+def _load(caffe: Any, net_file: str, weights: Any, stored: list[str]) -> tuple[Any, list[str]]:
+    """The net in TEST phase with its weights (a file holding the layers ``stored``, or
+    arrays by layer name); the layers with blobs the weights lack."""
     net = caffe.Net(net_file, caffe.TEST)
     names = list(net._layer_names)
     if isinstance(weights, str):
         net.copy_from(weights)
-        return net, []
+        have = set(stored)
+        return net, [
+            n
+            for n, layer in zip(names, net.layers, strict=True)
+            if len(layer.blobs) and n not in have
+        ]
     missing = []
     for name, layer in zip(names, net.layers, strict=True):
         if not len(layer.blobs):
@@ -85,8 +91,10 @@ def _compare(request: dict[str, Any], note: Note) -> dict[str, Any]:
 
     caffe.set_mode_cpu()
     note("stage", "load")
-    original, missing_a = _load(caffe, request["original"], request["original_weights"])
-    rewritten, missing_b = _load(caffe, request["net"], request["weights"])
+    original, missing_a = _load(
+        caffe, request["original"], request["original_weights"], request["original_stored"]
+    )
+    rewritten, missing_b = _load(caffe, request["net"], request["weights"], request["stored"])
     old, new = _params(original), _params(rewritten)
     params = []
     for new_name, old_name in request["carried"]:
