@@ -46,6 +46,11 @@ def weights_files(args: argparse.Namespace) -> WeightsFiles | None:
     source = getattr(args, "weights", None)
     check = bool(getattr(args, "check", False))
     if out is None:
+        if source and not getattr(args, "validate", False):
+            raise MissingArgumentError(
+                "--weights needs --weights-out: where the rewritten weights go",
+                {"weights_out": None},
+            )
         if check:
             raise MissingArgumentError(
                 "--check needs the weights to compare", {"weights_out": None}
@@ -73,16 +78,6 @@ def _loaded(args: argparse.Namespace) -> Any:
     from protoedit.weights import load
 
     return load(args.weights, schema=args.proto)
-
-
-def _needs_out(args: argparse.Namespace) -> None:
-    """A weights rewrite given ``--weights`` must be told where the new ones go."""
-    from protoedit.errors import MissingArgumentError
-
-    if getattr(args, "weights", None) and not args.weights_out:
-        raise MissingArgumentError(
-            "--weights needs --weights-out: where the rewritten weights go", {"weights_out": None}
-        )
 
 
 def carrying(rewrite: Rewrite) -> Rewrite:
@@ -119,21 +114,18 @@ def _fold_bn(doc: Any, args: argparse.Namespace) -> Any:
 def _rename(doc: Any, args: argparse.Namespace) -> Any:
     from protoedit.rewrites import rename
 
-    _needs_out(args)
     return rename(doc, dict(args.renames), _loaded(args))
 
 
 def _fully_conv(doc: Any, args: argparse.Namespace) -> Any:
     from protoedit.rewrites import fully_conv
 
-    _needs_out(args)
     return fully_conv(doc, _loaded(args))
 
 
 def _input_channels(doc: Any, args: argparse.Namespace) -> Any:
     from protoedit.rewrites import input_channels
 
-    _needs_out(args)
     return input_channels(doc, args.channels, _loaded(args), swap=args.swap_rgb)
 
 
