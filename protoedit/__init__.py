@@ -22,6 +22,7 @@ from protoedit.errors import (
 )
 
 if TYPE_CHECKING:
+    from protoedit import weights as weights
     from protoedit.document import Document, load, loads
     from protoedit.files import format_file
     from protoedit.lint import Finding, check_file, check_text

@@ -15,6 +15,7 @@ import os
 import stat
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -205,6 +206,18 @@ class _Reader:
                 done += got
             pos += size
         return array
+
+
+def layer_from_message(message: Any, blobs: list[Array]) -> LayerWeights:
+    """A stored layer as Caffe saves one: the net's ``LayerParameter`` (its ``blobs``
+    left out) followed by ``blobs``."""
+    copy = type(message)()
+    copy.CopyFrom(message)
+    copy.ClearField("blobs")
+    data = copy.SerializeToString()
+    layer = LayerWeights(message.name, message.type, blobs)
+    layer.segments = [(f.number, data[f.start : f.end]) for f in wire.fields(data, 0, len(data))]
+    return layer
 
 
 def _dims(shape: Shape) -> str:

@@ -159,6 +159,7 @@ def match(net: Document | NetView, weights: Weights) -> WeightsMatch:
     named: dict[str, list[LayerInfo]] = {}
     for info in view.layers:
         named.setdefault(info.name, []).append(info)
+    expected: dict[str, list[Shape | None] | None] = {}
     for name, infos in named.items():
         roles = [param_blobs(info.param) for info in infos]
         learns = any(r for r in roles) or (name in weights and any(r is None for r in roles))
@@ -167,20 +168,44 @@ def match(net: Document | NetView, weights: Weights) -> WeightsMatch:
         result.learners.append(name)
         if len(infos) > 1:
             result.duplicates.append(name)
+        info = infos[-1]  # the layer Caffe copies into
+        expected[name] = _expected(view, info, shapes)
         if name not in weights:
             result.missing.append(name)
             continue
         result.found.append(name)
-        info = infos[-1]  # the layer Caffe copies into
-        _compare(result, info, weights, _expected(view, info, shapes))
+        _compare(result, info, weights, expected[name])
     every = {layer.name for layer in view.doc.message.layer}  # all phases
     for layer in weights.with_blobs():
         if layer.name not in every and layer.name not in result.unmatched:
-            nearest = difflib.get_close_matches(layer.name, result.missing, n=3, cutoff=0.5)
-            result.unmatched[layer.name] = nearest or difflib.get_close_matches(
-                layer.name, result.learners, n=3, cutoff=0.6
-            )
+            result.unmatched[layer.name] = _nearest(layer.name, layer.shapes(), result, expected)
     return result
+
+
+def _nearest(
+    name: str,
+    stored: list[tuple[Shape, bool]],
+    result: WeightsMatch,
+    expected: dict[str, list[Shape | None] | None],
+) -> list[str]:
+    """The layers a stored name most likely was renamed to: missing layers whose blobs have
+    its shapes, then missing layers with a similar name (then any layer so named)."""
+
+    def fitting(want: list[Shape | None] | None) -> bool:
+        return (
+            want is not None
+            and len(want) == len(stored)
+            and all(
+                w is not None and fits(w, have, legacy)
+                for w, (have, legacy) in zip(want, stored, strict=True)
+            )
+        )
+
+    same = [missing for missing in result.missing if fitting(expected.get(missing))]
+    similar = difflib.get_close_matches(name, result.missing, n=3, cutoff=0.5)
+    nearest = [*difflib.get_close_matches(name, same, n=3, cutoff=0.0), *similar]
+    nearest = list(dict.fromkeys(nearest))[:3]
+    return nearest or difflib.get_close_matches(name, result.learners, n=3, cutoff=0.6)
 
 
 def _compare(

@@ -234,10 +234,10 @@ class Weights(MutableMapping[str, LayerWeights]):
             raise WeightsError(f"layer names stored twice: {names}", self.where)
         if not self.has_values:
             raise WeightsError("the weights were read without their values", self.where)
-        net_layers = _net_layers(doc_or_net) if doc_or_net is not None else {}
+        by_name = net_layers(doc_or_net) if doc_or_net is not None else {}
         named: dict[str, Array] = {}
         for layer in self.with_blobs():
-            roles = layer.roles(net_layers.get(layer.name))
+            roles = layer.roles(by_name.get(layer.name))
             for role, blob in zip(roles, layer.blobs, strict=True):
                 named[param_key(layer.name, role)] = blob
         return named
@@ -265,7 +265,7 @@ class Weights(MutableMapping[str, LayerWeights]):
         return cls(layers, path=path, schema=load_schema(schema))
 
 
-def _net_layers(doc_or_net: Document | NetView) -> dict[str, Any]:
+def net_layers(doc_or_net: Document | NetView) -> dict[str, Any]:
     """The ``LayerParameter`` of each layer of a net, by name (the last of a duplicate)."""
     message = doc_or_net.doc.message if hasattr(doc_or_net, "doc") else doc_or_net.message
     return {layer.name: layer for layer in message.layer}
