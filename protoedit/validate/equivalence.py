@@ -133,12 +133,9 @@ class EquivalenceReport:
             key=lambda b: b.difference / b.tolerance,
             default=None,
         )
-        closest = (
-            f"; closest to its tolerance: {worst.describe()}"
-            if worst is not None and self.ok
-            else ""
-        )
-        out.append(f"check: {verdict} ({len(self.blobs)} blobs compared{carried}){closest}")
+        out.append(f"check: {verdict} ({len(self.blobs)} blobs compared{carried})")
+        if worst is not None and self.ok:
+            out.append(f"closest to its tolerance: {worst.describe()}")
         return out
 
 
