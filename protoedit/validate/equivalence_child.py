@@ -146,4 +146,26 @@ def _compare(request: dict[str, Any], note: Note) -> dict[str, Any]:
     return {"blobs": rows, "params": params, "missing": missing_b, "missing_original": missing_a}
 
 
-HANDLERS: dict[str, Handler] = {"compare": _compare}
+def _forward_times(request: dict[str, Any], note: Note) -> dict[str, Any]:
+    """Seconds of each of ``repeat`` forward passes of each net in ``nets`` (``[net file,
+    weights]`` pairs) on ``inputs``, taken in turn so that both see the same machine."""
+    import time
+
+    import caffe
+
+    caffe.set_mode_cpu()
+    loaded = [
+        _load(caffe, net_file, weights, stored)[0] for net_file, weights, stored in request["nets"]
+    ]
+    for net in loaded:  # the first pass allocates: not timed
+        _run(net, request["inputs"])
+    times: list[list[float]] = [[] for _ in loaded]
+    for _ in range(int(request["repeat"])):
+        for k, net in enumerate(loaded):
+            started = time.perf_counter()
+            net.forward()
+            times[k].append(time.perf_counter() - started)
+    return {"seconds": times}
+
+
+HANDLERS: dict[str, Handler] = {"compare": _compare, "forward_times": _forward_times}
