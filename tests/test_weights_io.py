@@ -89,6 +89,15 @@ def test_v1_layers_with_legacy_shapes(tmp_path: Path) -> None:
     assert list(weights.named()) == ["ip/weight", "ip/bias"]
 
 
+def test_v0_models_are_refused(tmp_path: Path) -> None:
+    net = _message()
+    old = net.layers.add().layer
+    old.name, old.type = "conv1", "conv"
+    old.blobs.add(num=1, channels=1, height=1, width=2).data.extend([1, 2])
+    with pytest.raises(WeightsError, match=r"a V0 model .* upgrade_net_proto_binary"):
+        load(_write(tmp_path / "v0.caffemodel", net))
+
+
 def test_double_data_stays_double(tmp_path: Path) -> None:
     net = _message()
     blob = net.layer.add(name="scale", type="Scale").blobs.add()

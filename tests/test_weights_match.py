@@ -94,6 +94,14 @@ def test_blob_count_mismatch_is_an_error() -> None:
     ]
 
 
+def test_weights_mixing_v1_and_current_layers_are_an_error() -> None:
+    weights = _weights()
+    weights["conv1"].v1 = True
+    assert match(_net(), weights).mixed
+    with pytest.raises(WeightsError, match="mixes V1 'layers' and 'layer'"):
+        require_match(_net(), weights)
+
+
 def test_weights_of_another_net_are_an_error() -> None:
     other = Weights.from_arrays({"fc": [np.zeros((3, 2))]}, path="other.caffemodel")
     with pytest.raises(WeightsError, match=r"none of the net's layers that learn .* stores 'fc'"):

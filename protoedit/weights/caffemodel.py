@@ -23,7 +23,7 @@ from protoedit.errors import Location
 from protoedit.files import write_atomic_bytes
 from protoedit.schema import Schema, load_schema
 from protoedit.weights import wire
-from protoedit.weights.errors import WeightsError, WeightsWarning
+from protoedit.weights.errors import MIXED_FORMATS, WeightsError, WeightsWarning
 from protoedit.weights.model import Array, LayerWeights, Shape, StoredBlob, Weights
 from protoedit.weights.numbers import Numbers, numbers
 
@@ -127,6 +127,11 @@ class _Reader:
                     layer.segments.append((blobs_no, None))
                 self._blob(view, part, layer)
                 continue
+            if v1 and part.number == n.v0_layer and part.wire == wire.LEN:
+                raise self.error(
+                    "a V0 model (layers nested as 'layers { layer { ... } }'): upgrade it "
+                    "with Caffe's upgrade_net_proto_binary first"
+                )
             layer.segments.append((part.number, view[part.start : part.end]))
             if part.number == name_no and part.wire == wire.LEN:
                 layer.name = self._text(view, part)
@@ -237,12 +242,8 @@ def save(weights: Weights, path: str | os.PathLike[str]) -> list[Path]:
     n = numbers(weights.schema)
     if not weights.has_values:
         raise WeightsError("the weights were read without their values", Location(str(path)))
-    formats = {layer.v1 for layer in weights.layers}
-    if len(formats) > 1:
-        raise WeightsError(
-            "the layers mix the V1 'layers' and the 'layer' format, which Caffe refuses",
-            Location(str(path)),
-        )
+    if len({layer.v1 for layer in weights.layers}) > 1:
+        raise WeightsError(MIXED_FORMATS, Location(str(path)))
     chunks: list[Chunk] = list(weights.head)
     for layer in weights.layers:
         body = layer_chunks(layer, weights.schema)

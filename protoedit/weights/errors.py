@@ -11,3 +11,7 @@ class WeightsError(InputError):
 
 class WeightsWarning(ProtoeditWarning):
     """Weights that Caffe accepts but that leave part of the net untrained (layers missing)."""
+
+
+#: Caffe refuses a file (net or weights) with both V1 ``layers`` and ``layer``.
+MIXED_FORMATS = "the weights file mixes V1 'layers' and 'layer', which Caffe refuses to read"

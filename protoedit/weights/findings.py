@@ -2,7 +2,8 @@
 
 Errors (Caffe aborts, or fills the wrong layer): ``E301`` a name given to several layers
 that learn, ``E302`` a wrong number of blobs, ``E303`` a wrong shape, ``E304`` a name
-stored twice, ``E305`` none of the net's layers that learn is stored.  Warnings: ``W301`` a
+stored twice, ``E305`` none of the net's layers that learn is stored, ``E306`` the file mixes
+V1 ``layers`` and ``layer``.  Warnings: ``W301`` a
 layer that learns is not stored (it keeps its initial values), ``W302`` a stored name
 matches no layer (with the nearest names: a renamed layer is the usual cause).
 """
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from protoedit.errors import Location
 from protoedit.lint import Finding
+from protoedit.weights.errors import MIXED_FORMATS
 from protoedit.weights.match import match
 
 if TYPE_CHECKING:
@@ -55,6 +57,8 @@ def weights_findings(doc: Document, weights: Weights) -> list[Finding]:
         )
         for name in found.stored_duplicates
     ]
+    if found.mixed:
+        findings.append(Finding(stored, "E306", MIXED_FORMATS))
     if found.learners and not found.found:
         findings.append(
             Finding(stored, "E305", "none of the net's layers that learn is in the weights file")

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from protoedit.errors import InputError, Location
 from protoedit.net.layers import param_blobs
 from protoedit.net.params import param_shapes
-from protoedit.weights.errors import WeightsError, WeightsWarning
+from protoedit.weights.errors import MIXED_FORMATS, WeightsError, WeightsWarning
 from protoedit.weights.fit import dims, fits
 from protoedit.weights.model import Shape, Weights
 
@@ -78,6 +78,7 @@ class WeightsMatch:
     stored_duplicates: list[str] = field(default_factory=list)  # names stored twice
     counts: list[CountMismatch] = field(default_factory=list)
     mismatches: list[BlobMismatch] = field(default_factory=list)
+    mixed: bool = False  # the file has both V1 'layers' and 'layer': Caffe refuses it
 
     @property
     def errors(self) -> list[str]:
@@ -91,6 +92,8 @@ class WeightsMatch:
             f"layer name '{name}' is stored more than once: Caffe keeps the last one's values"
             for name in self.stored_duplicates
         ]
+        if self.mixed:
+            found.append(MIXED_FORMATS)
         return found + [str(c) for c in self.counts] + [str(m) for m in self.mismatches]
 
     @property
@@ -156,6 +159,7 @@ def match(net: Document | NetView, weights: Weights) -> WeightsMatch:
     view = _view(net)
     shapes = infer_shapes(view)
     result = WeightsMatch(weights.path, stored_duplicates=weights.duplicates)
+    result.mixed = len({layer.v1 for layer in weights.layers}) > 1
     named: dict[str, list[LayerInfo]] = {}
     for info in view.layers:
         named.setdefault(info.name, []).append(info)

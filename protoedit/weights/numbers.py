@@ -20,6 +20,7 @@ class Numbers:
     v1_name: int
     v1_type: int
     v1_blobs: int
+    v0_layer: int  # V1LayerParameter.layer: a V0 layer nested in a V1 one
     data: int
     double_data: int
     shape: int
@@ -48,6 +49,7 @@ def numbers(schema: Schema) -> Numbers:
         v1_name=n("V1LayerParameter", "name"),
         v1_type=n("V1LayerParameter", "type"),
         v1_blobs=n("V1LayerParameter", "blobs"),
+        v0_layer=n("V1LayerParameter", "layer"),
         data=n("BlobProto", "data"),
         double_data=n("BlobProto", "double_data"),
         shape=n("BlobProto", "shape"),
