@@ -148,3 +148,14 @@ def test_aux_and_to_deploy_take_weights_out(tmp_path: Path, capsys: Any) -> None
     assert main([*argv, "--weights-out", str(out), "-o", str(tmp_path / "deploy.prototxt")]) == 0
     assert list(load_weights(out)) == ["conv1", "bn1", "scale1", "conv2", "bn2"]
     capsys.readouterr()
+
+
+def test_check_refuses_a_net_that_reads_files(tmp_path: Path, capsys: Any) -> None:
+    train = tmp_path / "train.prototxt"
+    train.write_text((FIXTURES / "deploy_recipe" / "train_val.prototxt").read_text())
+    weights = FIXTURES / "deploy_recipe" / "trained.caffemodel"
+    out = tmp_path / "folded.caffemodel"
+    argv = ["fold-bn", str(train), "--weights", str(weights), "--weights-out", str(out)]
+    line = one_error_line(capsys, [*argv, "-o", str(tmp_path / "f.prototxt"), "--check"])
+    assert "reads its data from files (layer 'data')" in line and "to-deploy" in line
+    assert not out.exists()

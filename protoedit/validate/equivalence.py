@@ -156,7 +156,7 @@ def input_shapes(net: Document | str | os.PathLike[str]) -> dict[str, list[int]]
     """The shape of each input blob of a deploy net (Input layers, a legacy header)."""
     from protoedit.document import load, loads
     from protoedit.net.inputs import header_shapes
-    from protoedit.net.layers import layer_type
+    from protoedit.net.layers import is_data_layer, layer_type
     from protoedit.net.shapes import infer_shapes
     from protoedit.net.state import NetState
     from protoedit.net.view import NetView
@@ -164,6 +164,12 @@ def input_shapes(net: Document | str | os.PathLike[str]) -> dict[str, list[int]]
     doc = load(net) if isinstance(net, (str, os.PathLike)) else loads(net.dumps())
     shapes = dict(header_shapes(doc.message))
     view = NetView(doc, NetState("TEST"))
+    data = [info.name for info in view.layers if is_data_layer(info.param)]
+    if data:
+        raise InputError(
+            f"the net reads its data from files (layer '{data[0]}'): the check runs deploy "
+            "nets on seeded inputs; turn it into one first (to-deploy)"
+        )
     inferred = infer_shapes(view)
     for info in view.layers:
         entry = layer_type(info.type)
@@ -173,6 +179,8 @@ def input_shapes(net: Document | str | os.PathLike[str]) -> dict[str, list[int]]
                 if shape is None:
                     raise InputError(f"the shape of input '{version.blob}' is not known")
                 shapes[version.blob] = shape
+    if not shapes:
+        raise InputError("the net declares no input (Input layer or input: header) to feed")
     return shapes
 
 
