@@ -6,6 +6,7 @@ import os
 import sys
 import warnings
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,16 @@ from protoedit.cli.messages import say
 if TYPE_CHECKING:
     from protoedit.document import Document
     from protoedit.rewrites import RewriteReport
+
+
+@dataclass(frozen=True)
+class WeightsFiles:
+    """Where a rewrite that carries weights reads and writes them, and whether it proves
+    the result in Caffe (``check``) before writing anything."""
+
+    source: str
+    output: str
+    check: bool = False
 
 
 def rewrite_file(
@@ -28,6 +39,7 @@ def rewrite_file(
     lenient: bool = False,
     validate_options: Mapping[str, Any] | None = None,
     draw: str | None = None,
+    weights: WeightsFiles | None = None,
 ) -> int:
     """Load ``name`` (or stdin), apply ``rewrite``, write the result where asked.
 
@@ -44,6 +56,7 @@ def rewrite_file(
     from protoedit.files import read_source, write_atomic
 
     doc = None
+    checked: list[str] = []  # the verdict of --check
     try:
         text = read_source(name)
         doc = loads(text, schema=schema, lenient=lenient, path="<stdin>" if name == "-" else name)
@@ -53,7 +66,7 @@ def rewrite_file(
             try:
                 report = rewrite(doc)
             finally:
-                _say_warnings(caught)
+                say_warnings(caught)
         result = doc.dumps()
         shown = _result_name(name, output, in_place, diff)
         again = loads(result, schema=schema, lenient=lenient, path=shown)  # still a valid file
@@ -61,6 +74,13 @@ def rewrite_file(
             from protoedit.draw import draw_change
 
             draw_change(loads(text, schema=schema, lenient=lenient, path=name), doc, draw)
+        if weights is not None:
+            _refuse_overwrite(weights, in_place)
+            code, checked = _write_weights(text, doc, report, weights, schema)
+            if code:
+                _say_lines([*report.lines(), *checked])
+                say("protoedit: nothing written: the result does not compute what the input did")
+                return code
         if not diff and (output or in_place) and validate_options is None:
             write_atomic(output or name, result)  # first: a report into a closed pipe stops us
     except ProtoeditError:
@@ -68,8 +88,8 @@ def rewrite_file(
             say(f"warning: {doc.describe(warning)}")  # type: ignore[union-attr]
         raise
     _warn_surviving(doc, again, len(unknown))
-    for line in report.lines():
-        say(line)
+    _say_lines(report.lines())
+    _say_lines(checked)
     code = 0
     if validate_options is not None:
         code = _validate_text(
@@ -87,7 +107,7 @@ def rewrite_file(
     return code
 
 
-def _say_warnings(caught: list[warnings.WarningMessage]) -> None:
+def say_warnings(caught: list[warnings.WarningMessage]) -> None:
     """Our warnings as one line each on stderr (each once); any other as Python shows it."""
     from protoedit.errors import ProtoeditWarning
 
@@ -149,3 +169,51 @@ def _validate_text(text: str, folder: Path, **options: Any) -> int:
     if hint:
         say(f"hint: {hint}")
     return report.exit_code
+
+
+def _say_lines(lines: list[str]) -> None:
+    for line in lines:
+        say(line)
+
+
+def _refuse_overwrite(weights: WeightsFiles, in_place: bool) -> None:
+    """``--weights-out`` onto ``--weights`` only with ``-i``: the input is the only copy."""
+    from protoedit.errors import InvalidArgumentError
+
+    same = os.path.realpath(weights.source) == os.path.realpath(weights.output)
+    if same and not in_place:
+        raise InvalidArgumentError(
+            f"--weights-out {weights.output} would overwrite the input weights; give another "
+            "file, or -i to rewrite both in place",
+            "weights_out",
+        )
+
+
+def _write_weights(
+    text: str, doc: Document, report: Any, weights: WeightsFiles, schema: str | None
+) -> tuple[int, list[str]]:
+    """Save the rewrite's weights; with a check, beside the target first, and moved into
+    place only when Caffe finds the result equivalent.  The exit code (1: it does not) and
+    the check's verdict."""
+    import tempfile
+
+    from protoedit.document import loads
+    from protoedit.errors import ProtoeditError
+    from protoedit.validate.equivalence import check_rewrite
+    from protoedit.weights import save
+
+    if getattr(report, "weights", None) is None:
+        raise ProtoeditError("this rewrite does not carry weights")
+    if not weights.check:
+        save(report.weights, weights.output)
+        return 0, []
+    folder = Path(weights.output).resolve().parent
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".protoedit-") as tmp:
+        staged = Path(tmp) / "weights.caffemodel"
+        save(report.weights, staged)
+        original = loads(text, schema=schema)
+        verdict = check_rewrite(original, weights.source, doc, report, weights=staged)
+        if not verdict.ok:
+            return verdict.exit_code, verdict.lines()
+        os.replace(staged, Path(weights.output).resolve())
+    return 0, verdict.lines()

@@ -24,6 +24,7 @@ from protoedit.cli.options import (
     parse_size,
     positive,
 )
+from protoedit.cli.weight_rewrites import add_carrying, add_weight_rewrites, carrying, weights_files
 from protoedit.validate import DEFAULT_TIMEOUT, SMALLEST
 
 #: What a rewrite does to a document given the parsed arguments; returns its report.
@@ -32,6 +33,7 @@ Rewrite = Callable[[Any, argparse.Namespace], Any]
 #: The options of the NetState and the Input shape: library parameter -> option.
 _STATE = {"stages": "--stage S", "phase": "--phase P"}
 _SHAPE = {"shape": "--shape N,C,H,W", "batch": "--batch N"}
+_WEIGHTS = {"weights_out": "--weights-out OUT.caffemodel", "weights": "--weights IN.caffemodel"}
 
 
 def _command(commands: Commands, name: str, help: str, rewrite: Rewrite) -> argparse.ArgumentParser:
@@ -59,7 +61,10 @@ def _runner(rewrite: Rewrite) -> Callable[[argparse.Namespace], int]:
 
         validating = getattr(args, "validate", False)
         if hasattr(args, "random_weights") and not validating:
-            unused = [_VALIDATE_FLAGS[key] for key in _validate_options(args)]
+            given = _validate_options(args)
+            if args.weights_out:
+                given.pop("weights", None)  # the weights the new ones are taken from
+            unused = [_VALIDATE_FLAGS[key] for key in given]
             if unused:
                 raise ProtoeditError(f"{', '.join(unused)} only apply with --validate")
         return rewrite_file(
@@ -75,6 +80,7 @@ def _runner(rewrite: Rewrite) -> Callable[[argparse.Namespace], int]:
             if validating
             else None,
             draw=args.draw,
+            weights=weights_files(args),
         )
 
     return run
@@ -103,23 +109,26 @@ def add_rewrites(commands: Commands) -> None:
         commands,
         "to-deploy",
         "turn a train/val net into its deploy net",
-        lambda doc, args: _rewrites().to_deploy(
-            doc,
-            args.phase,
-            shape=args.shape,
-            input_channels=args.channels,
-            level=args.level,
-            stages=args.stage,
-            batch=args.batch,
+        carrying(
+            lambda doc, args: _rewrites().to_deploy(
+                doc,
+                args.phase,
+                shape=args.shape,
+                input_channels=args.channels,
+                level=args.level,
+                stages=args.stage,
+                batch=args.batch,
+            )
         ),
     )
+    add_carrying(cmd)
     add_state(cmd)
     cmd.add_argument("--shape", type=dims, metavar="N,C,H,W", help="the Input layer's shape")
     cmd.add_argument("--channels", type=int, metavar="C", help="channels, when not derivable")
     cmd.add_argument(
         "--batch", type=positive, metavar="N", help="batch size (default: the data layer's)"
     )
-    hints(cmd, {**_SHAPE, **_STATE, "input_channels": "--channels C"})
+    hints(cmd, {**_SHAPE, **_STATE, "input_channels": "--channels C", **_WEIGHTS})
 
     _command(
         commands,
@@ -141,8 +150,13 @@ def add_rewrites(commands: Commands) -> None:
         commands,
         "truncate",
         "keep exactly what computes a target",
-        lambda doc, args: _rewrites().truncate(doc, args.target, after_inplace=args.after_inplace),
+        carrying(
+            lambda doc, args: _rewrites().truncate(
+                doc, args.target, after_inplace=args.after_inplace
+            )
+        ),
     )
+    add_carrying(cmd)
     add_target(cmd, True, "a layer or blob name (layer:NAME / blob:NAME when both exist)")
     cmd.add_argument(
         "--after-inplace",
@@ -166,6 +180,7 @@ def add_rewrites(commands: Commands) -> None:
     add_head(cmd)
     hints(cmd, head_flags)
     _add_aux(commands)
+    add_weight_rewrites(commands, _command)
 
 
 def _aux(doc: Any, args: argparse.Namespace) -> Any:
@@ -185,7 +200,9 @@ def _aux(doc: Any, args: argparse.Namespace) -> Any:
 
 
 def _add_aux(commands: Commands) -> None:
-    cmd = _command(commands, "aux", "make the auxiliary net for one unit, in one step", _aux)
+    cmd = _command(
+        commands, "aux", "make the auxiliary net for one unit, in one step", carrying(_aux)
+    )
     add_target(cmd, True, "the layer (or blob) whose unit the loss head measures")
     add_head(cmd)
     cmd.add_argument(
@@ -212,6 +229,7 @@ def _add_aux(commands: Commands) -> None:
         "-i keeps the original when it fails)",
     )
     add_weights(check, required=False)
+    add_carrying(cmd, with_input=False)
     check.add_argument(
         "--random-weights", action="store_true", help="seeded random values for every parameter"
     )
@@ -229,6 +247,7 @@ def _add_aux(commands: Commands) -> None:
             **_SHAPE,
             **_STATE,
             "input_channels": "--input-channels C",
+            **_WEIGHTS,
         },
     )
 

@@ -15,11 +15,15 @@ from protoedit.validate.defaults import (
 
 if TYPE_CHECKING:
     from protoedit.caffe.fatal import FatalLog
+    from protoedit.validate.equivalence import EquivalenceReport, check_equivalence, check_rewrite
     from protoedit.validate.report import InputGradient, ValidationReport
     from protoedit.validate.runner import iter_validate, validate_files, validate_net
 
 #: Imported on first use: the CLI reads the defaults without loading the runner.
 _LAZY = {
+    "EquivalenceReport": "protoedit.validate.equivalence",
+    "check_equivalence": "protoedit.validate.equivalence",
+    "check_rewrite": "protoedit.validate.equivalence",
     "FatalLog": "protoedit.caffe.fatal",
     "InputGradient": "protoedit.validate.report",
     "ValidationReport": "protoedit.validate.report",
@@ -45,9 +49,12 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "EXTENTS",
     "SMALLEST",
+    "EquivalenceReport",
     "FatalLog",
     "InputGradient",
     "ValidationReport",
+    "check_equivalence",
+    "check_rewrite",
     "iter_validate",
     "validate_files",
     "validate_net",
