@@ -332,3 +332,43 @@ def test_the_command_exits_1_when_the_weights_differ(
     out = capsys.readouterr().out
     assert "! conv: the weights file holds 4x3x5x5, 4, the net declares 4x3x3x3, 4" in out
     assert "weights file: 304 parameters, 1 mismatch(es)" in out
+
+
+def test_diff_reports_the_change_in_parameters_and_flops(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from protoedit.diff import diff_docs
+
+    old = _net(CONV.replace(" pad: 1", ""), "dim: 1 dim: 3 dim: 8 dim: 8")
+    old += (
+        'layer { name: "fc" type: "InnerProduct" bottom: "conv" top: "fc" '
+        "inner_product_param { num_output: 2 } }\n"
+    )
+    new = old.replace("num_output: 4", "num_output: 8")
+    change = diff_docs(loads(old), loads(new), costs=True).costs
+    assert change is not None and not change.partial
+    # conv: 4·3·9 + 4 = 112 -> 8·3·9 + 8 = 224; fc reads 4·6·6 = 144 -> 288 values: 2·144 + 2
+    # = 290 -> 578.  FLOPs: conv 2·(6·6·4·27) + 144 biases = 7,920 -> 2·(6·6·8·27) + 288 =
+    # 15,840; fc 2·(144·2) + 2 = 578 -> 2·(288·2) + 2 = 1,154.
+    assert change.params == (112 + 290, 224 + 578)
+    assert change.flops == (7_920 + 578, 15_840 + 1_154)
+    assert [(c.layer, c.old_params, c.new_params) for c in change.layers] == [
+        ("conv", 112, 224),
+        ("fc", 290, 578),
+    ]
+    for name, text in (("old", old), ("new", new)):
+        (tmp_path / f"{name}.prototxt").write_text(text)
+    assert main(["diff", str(tmp_path / "old.prototxt"), str(tmp_path / "new.prototxt")]) == 1
+    out = capsys.readouterr().out
+    assert "cost: params 402 -> 802 (+400), FLOPs 8.5K -> 17K (+8.5K)" in out
+    assert "    conv: params 112 -> 224 (+112), FLOPs 7.92K -> 15.8K (+7.92K)" in out
+
+
+def test_draw_summary_puts_shapes_parameters_and_flops_on_the_nodes() -> None:
+    from protoedit.draw import net_graph
+
+    net = loads(_net(CONV + 'layer { name: "relu" type: "ReLU" bottom: "conv" top: "conv" }\n'))
+    node = net_graph(net, summary=True).nodes["conv"]
+    # The folded ReLU adds its 2·4·8·8 = 512 FLOPs to the convolution's 28,160.
+    assert node.params[-2:] == ["out 2x4x8x8", "params 112, FLOPs 28.7K"]
+    assert "out 2x4x8x8" not in net_graph(net).nodes["conv"].params

@@ -94,23 +94,6 @@ def run_summary(args: argparse.Namespace) -> int:
     return 1 if result.totals.mismatches else 0
 
 
-def amount(value: int | None, bytes_: bool = False) -> str:
-    """``25.6M``, ``3.87G``, ``588K`` (``?`` unknown); bytes in binary units (``2.3 MiB``)."""
-    if value is None:
-        return "?"
-    base, units = (
-        (1024, ("B", "KiB", "MiB", "GiB", "TiB")) if bytes_ else (1000, ("", "K", "M", "G", "T"))
-    )
-    scaled, unit = float(value), units[0]
-    for unit in units:
-        if abs(scaled) < base or unit == units[-1]:
-            break
-        scaled /= base
-    if unit == units[0]:
-        return f"{value}{' B' if bytes_ else ''}"
-    return f"{scaled:.3g}{' ' if bytes_ else ''}{unit}"
-
-
 def field_text(field: ReceptiveField | None) -> str:
     """``7/2/-3`` (size/stride/offset), per axis ``7x5/2x1/-3x-2`` when they differ."""
     if field is None:
@@ -127,14 +110,16 @@ def _shape(shape: list[int] | None) -> str:
 
 
 def _cells(row: LayerRow) -> list[str]:
+    from protoedit.net.summary import human
+
     return [
         row.name,
         row.type,
         ", ".join(_shape(s) for s in row.shapes) or "-",
-        amount(row.params),
-        amount(row.macs),
-        amount(row.flops),
-        amount(row.memory, bytes_=True),
+        human(row.params),
+        human(row.macs),
+        human(row.flops),
+        human(row.memory, bytes_=True),
         field_text(row.fields[0] if row.fields else None),
     ]
 
@@ -144,10 +129,12 @@ HEADER = ["layer", "type", "output", "params", "MACs", "FLOPs", "memory", "field
 
 def to_text(result: Summary) -> str:
     """The table, the totals, the convention and the reasons for every ``?``."""
+    from protoedit.net.summary import human
+
     t = result.totals
     table = [HEADER] + [_cells(row) for row in result.rows]
-    total = ["total", "", "", amount(t.params), amount(t.macs), amount(t.flops)]
-    table.append([*total, amount(t.memory, bytes_=True), ""])
+    total = ["total", "", "", human(t.params), human(t.macs), human(t.flops)]
+    table.append([*total, human(t.memory, bytes_=True), ""])
     widths = [max(len(r[i]) for r in table) for i in range(len(HEADER))]
     right = {3, 4, 5, 6}
     lines = [

@@ -26,15 +26,17 @@ class _Problem(ValueError):
     """A layer's parameters do not give a valid shape for its inputs (Caffe would refuse)."""
 
 
-def _spatial(param: Any, what: str, repeated: str, axes: int, default: int) -> list[int]:
+def _spatial(
+    fields: dict[str, Any], what: str, repeated: str, axes: int, default: int
+) -> list[int]:
     """Per-spatial-axis values from Caffe's repeated field or its ``_h``/``_w`` pair, which
     wins when either is set (Caffe asks ``has_..._h()``: a fork's schema may give them
-    defaults that an unset field must not mean)."""
-    if param.HasField(f"{what}_h") or param.HasField(f"{what}_w"):
+    defaults that an unset field must not mean).  ``fields``: the message's set fields."""
+    if f"{what}_h" in fields or f"{what}_w" in fields:
         if axes != 2:
             raise _Problem(f"{what}_h/{what}_w need a 4-D input, this one has {axes + 2} axes")
-        return [int(getattr(param, f"{what}_h")), int(getattr(param, f"{what}_w"))]
-    items = [int(v) for v in getattr(param, repeated)]
+        return [int(fields.get(f"{what}_h", 0)), int(fields.get(f"{what}_w", 0))]
+    items = [int(v) for v in fields.get(repeated, ())]
     if not items:
         return [default] * axes
     if len(items) not in (1, axes):
@@ -44,13 +46,11 @@ def _spatial(param: Any, what: str, repeated: str, axes: int, default: int) -> l
 
 def conv_window(param: Any, axes: int) -> tuple[list[int], list[int], list[int], list[int]]:
     """A convolution's kernel, stride, pad and dilation per spatial axis (``axes`` of them)."""
-    kernel = _spatial(param, "kernel", "kernel_size", axes, 0)
-    pad = _spatial(param, "pad", "pad", axes, 0)
-    stride = _spatial(param, "stride", "stride", axes, 1)
-    dilation = [int(d) for d in param.dilation] or [1]
-    if len(dilation) not in (1, axes):
-        raise _Problem(f"dilation has {len(dilation)} values for {axes} spatial axes")
-    dilation = dilation * axes if len(dilation) == 1 else dilation
+    fields = {fd.name: value for fd, value in param.ListFields()}
+    kernel = _spatial(fields, "kernel", "kernel_size", axes, 0)
+    pad = _spatial(fields, "pad", "pad", axes, 0)
+    stride = _spatial(fields, "stride", "stride", axes, 1)
+    dilation = _spatial(fields, "dilation", "dilation", axes, 1)
     if 0 in kernel or 0 in stride or 0 in dilation:
         raise _Problem("kernel size, stride and dilation must be positive")
     return kernel, stride, pad, dilation

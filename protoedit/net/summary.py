@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 from protoedit.errors import InputError
 from protoedit.net.costs import CONVENTION, Cost, Unknown, layer_cost, param_shapes
+from protoedit.net.inputs import header_shapes
 from protoedit.net.layers import layer_type
 from protoedit.net.receptive import Field, ReceptiveField, field_map, view_of
-from protoedit.net.shapes import Shape, forward_shapes
+from protoedit.net.shapes import Shape, forward_shapes, layer_shapes
 from protoedit.net.view import INPUT, BlobVersion, LayerInfo, NetView
 
 if TYPE_CHECKING:
@@ -169,16 +170,35 @@ def _dims(shape: Sequence[int]) -> str:
     return "x".join(map(str, shape))
 
 
+def human(value: int | None, bytes_: bool = False) -> str:
+    """``25.6M``, ``3.87G``, ``588K`` (``?`` unknown); bytes in binary units (``2.3 MiB``)."""
+    if value is None:
+        return "?"
+    base, units = (
+        (1024, ("B", "KiB", "MiB", "GiB", "TiB")) if bytes_ else (1000, ("", "K", "M", "G", "T"))
+    )
+    scaled, unit = float(value), units[0]
+    for unit in units:
+        if abs(scaled) < base or unit == units[-1]:
+            break
+        scaled /= base
+    if unit == units[0]:
+        return f"{value}{' B' if bytes_ else ''}"
+    return f"{scaled:.3g}{' ' if bytes_ else ''}{unit}"
+
+
 def _input_shapes(
     view: NetView, input_shape: Shape | Mapping[str, Shape] | None, batch: int | None
 ) -> dict[str, Shape]:
     """The input shapes to summarise at: the declared ones, ``input_shape`` (one shape for a
     net with one input, or shapes by input name), then ``batch`` on axis 0 of each."""
-    shapes = forward_shapes(view)
-    declared: dict[str, Shape | None] = {}
-    for version, shape in shapes.items():
-        if version.producer == INPUT or not view.by_index[version.producer].reads:
-            declared[version.blob] = shape
+    declared: dict[str, Shape | None] = dict.fromkeys(view.doc.message.input)
+    declared |= header_shapes(view.doc.message)
+    for info in view.layers:
+        if not info.reads:  # Input and data layers: only the Input rule reads no bottom
+            outs = layer_shapes(view, info, []) if info.type == "Input" else []
+            for nth, write in enumerate(info.writes):
+                declared[write.blob] = outs[nth] if nth < len(outs) else None
     given: dict[str, Shape] = {}
     if isinstance(input_shape, Mapping):
         for name, shape in input_shape.items():
@@ -193,10 +213,10 @@ def _input_shapes(
     if batch is not None:
         if batch < 1:
             raise InputError(f"the batch must be at least 1, got {batch}")
-        for name, shape in declared.items():
-            shape = given.get(name, shape)
-            if shape:
-                given[name] = [batch, *shape[1:]]
+        for name, known in declared.items():
+            current = given.get(name, known)
+            if current:
+                given[name] = [batch, *current[1:]]
     return given
 
 
@@ -253,10 +273,8 @@ def _layer_row(
     except Unknown as exc:
         if cause is None or not exc.shapes:
             unknown.append(f"FLOPs: {exc}")
-    in_place = [
-        nth < len(info.reads) and w.blob == info.reads[nth].blob
-        for nth, w in enumerate(info.writes)
-    ]
+    reads = info.reads
+    in_place = [nth < len(reads) and w.blob == reads[nth].blob for nth, w in enumerate(info.writes)]
     fresh = [s for s, same in zip(outs, in_place, strict=True) if not same]
     memory = None if None in fresh else sum(math.prod(s) for s in fresh if s) * BYTES_PER_VALUE
     field_list = [fields.get(w) for w in info.writes]
@@ -285,7 +303,7 @@ def _layer_row(
         None if cost is None else cost.flops,
         memory,
         tuple(f if isinstance(f, ReceptiveField) else None for f in field_list),
-        info.in_place,
+        any(in_place),  # Caffe's rule, as LayerInfo.in_place (from the tops, faster)
         tuple(unknown),
         stored_count,
         mismatch,
