@@ -71,10 +71,12 @@ class CostChange:
         ]
         lines = [f"{head}: " + ", ".join(parts)]
         for layer in self.layers:
-            lines.append(
-                f"    {layer.layer}: params {_pair((layer.old_params, layer.new_params))}, "
-                f"FLOPs {_pair((layer.old_flops, layer.new_flops))}"
+            pairs = (
+                ("params", layer.old_params, layer.new_params),
+                ("FLOPs", layer.old_flops, layer.new_flops),
             )
+            shown = [f"{what} {_pair((old, new))}" for what, old, new in pairs if old != new]
+            lines.append(f"    {layer.layer}: " + ", ".join(shown))
         return lines
 
 
@@ -109,6 +111,11 @@ def cost_change(old: Document, new: Document, phase: str | None = "TEST") -> Cos
     for name in dict.fromkeys([*was, *now]):
         old_params, old_flops = was.get(name, (None, None))
         new_params, new_flops = now.get(name, (None, None))
-        if (old_params, old_flops) != (new_params, new_flops):
+        both = name in was and name in now  # else it counts when it costs something
+        if (
+            (old_params, old_flops) != (new_params, new_flops)
+            if both
+            else (old_params or 0, old_flops or 0) != (new_params or 0, new_flops or 0)
+        ):
             change.layers.append(LayerCost(name, old_params, new_params, old_flops, new_flops))
     return change
