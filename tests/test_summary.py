@@ -9,6 +9,7 @@ an InnerProduct's are M · K · N; a multiply-add is 2 FLOPs.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -237,8 +238,8 @@ def test_weights_give_the_counts_and_a_mismatch_is_flagged() -> None:
     doc = loads(_net(CONV))
     fits = summary(doc, weights={"conv": [[4, 3, 3, 3], [4]]})
     assert fits.totals.mismatches == 0 and fits.totals.stored_params == 4 * 27 + 4
-    legacy = summary(doc, weights={"conv": [[4, 3, 3, 3], [1, 1, 1, 4]]})  # Caffe pads to 4-D
-    assert legacy.totals.mismatches == 0
+    shaped = summary(doc, weights={"conv": [[4, 3, 3, 3], [1, 1, 1, 4]]})  # not legacy 4-D
+    assert shaped.totals.mismatches == 1
     wrong = summary(doc, weights={"conv": [[4, 3, 5, 5], [4]], "gone": [[1]]})
     row = _rows(wrong)["conv"]
     assert row.params == row.stored_params == 4 * 75 + 4
@@ -325,9 +326,17 @@ def test_the_command_exits_1_when_the_weights_differ(
     model = builtin_schema().message_class("caffe.NetParameter")()
     layer = model.layer.add(name="conv", type="Convolution")
     for dims in ([4, 3, 5, 5], [4]):
-        layer.blobs.add().shape.dim.extend(dims)
+        blob = layer.blobs.add(data=[0.5] * math.prod(dims))
+        blob.shape.dim.extend(dims)
     weights = tmp_path / "net.caffemodel"
     weights.write_bytes(model.SerializeToString())
+    legacy = builtin_schema().message_class("caffe.NetParameter")()
+    old = legacy.layer.add(name="conv", type="Convolution")
+    old.blobs.add(num=4, channels=3, height=3, width=3, data=[0.5] * 108)
+    old.blobs.add(num=1, channels=1, height=1, width=4, data=[0.5] * 4)  # the bias, legacy 4-D
+    (tmp_path / "legacy.caffemodel").write_bytes(legacy.SerializeToString())
+    assert main(["summary", str(path), "--weights", str(tmp_path / "legacy.caffemodel")]) == 0
+    assert "weights file: 112 parameters, 0 mismatch(es)" in capsys.readouterr().out
     assert main(["summary", str(path), "--weights", str(weights)]) == 1
     out = capsys.readouterr().out
     assert "! conv: the weights file holds 4x3x5x5, 4, the net declares 4x3x3x3, 4" in out

@@ -14,12 +14,12 @@ from protoedit import ProtoeditError, load
 from protoedit.caffe import CaffeRunError, PythonLayersRefused, Session
 from protoedit.caffe.build import caffe_proto_path
 from protoedit.document import Document
-from protoedit.explain.weights import read_weights, stored_shapes
 from protoedit.net.layers import PYTHON, is_a, is_data_layer
 from protoedit.net.receptive import receptive_field
 from protoedit.net.state import NetState, layer_included
 from protoedit.net.summary import summary
 from protoedit.schema import Schema
+from protoedit.weights import stored_shapes
 
 from .assets.digits import TrainedDigits
 from .assets.models import CachedModel
@@ -111,7 +111,7 @@ def test_shapes_equal_caffes_on_every_corpus_net_it_loads(caffe_session: Session
 def _stored_counts(weights: Path) -> dict[str, int]:
     return {
         name: sum(math.prod(shape) for shape, _ in blobs)
-        for name, blobs in stored_shapes(read_weights(weights)).items()
+        for name, blobs in stored_shapes(weights).items()
     }
 
 

@@ -23,6 +23,7 @@ from protoedit.cli.setup_caffe import add_setup_caffe
 from protoedit.cli.summary import add_summary
 from protoedit.cli.sweep import EXIT_INTERRUPTED, add_sweep
 from protoedit.cli.validate import add_validate
+from protoedit.cli.weights import add_weights_commands
 from protoedit.errors import ProtoeditError
 from protoedit.files import STDIN
 
@@ -68,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_diff,
         add_summary,
         add_sweep,
+        add_weights_commands,
     ):
         add(commands)
     return parser

@@ -13,7 +13,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from protoedit.net.layers import ACCURACY, DATA, LOSS, layer_type, param_blobs, summary_rules
+from protoedit.net.layers import ACCURACY, DATA, LOSS, layer_type, summary_rules
+from protoedit.net.params import param_shapes as blob_shapes
 from protoedit.net.shapes import Shape, conv_window, pool_window
 from protoedit.net.view import LayerInfo
 
@@ -46,13 +47,6 @@ def _axis(axis: int, rank: int) -> int:
     return axis + rank if axis < 0 else axis
 
 
-def _scale_shape(param: Any, shape: Shape) -> Shape:
-    """The blob Scale and Bias learn: the input's axes from ``axis``, ``num_axes`` of them."""
-    first = _axis(param.axis, len(shape))
-    end = len(shape) if param.num_axes == -1 else first + param.num_axes
-    return list(shape[first:end])
-
-
 def _message(info: LayerInfo, field: str) -> Any:
     message = getattr(info.param, field, None)
     if message is None:
@@ -61,52 +55,22 @@ def _message(info: LayerInfo, field: str) -> Any:
 
 
 def param_shapes(info: LayerInfo, ins: list[Shape]) -> list[Shape]:
-    """The shapes of the parameter blobs Caffe gives the layer, in Caffe's order."""
-    roles = param_blobs(info.param)
+    """The shapes of the parameter blobs Caffe gives the layer, in Caffe's order (the rules
+    of :mod:`protoedit.net.params`); a type whose blobs the catalogue does not list counts
+    none only when it is known to have none (a summary row, a data, loss or accuracy type)."""
+    shapes = blob_shapes(info.param, ins or [None])
     entry = layer_type(info.type)
-    if roles is None or entry is None:
+    if shapes is None or entry is None:
         raise Unknown(f"{info.type} is not in the layer catalogue")
-    if not roles:
-        if summary_rules(info.type)[0] is None and not any(
-            entry.has(c) for c in (DATA, LOSS, ACCURACY)
-        ):
+    if not shapes and not entry.roles:
+        known = summary_rules(info.type)[0] is not None
+        if not known and not any(entry.has(c) for c in (DATA, LOSS, ACCURACY)):
             raise Unknown(f"the catalogue lists no parameter blobs for {info.type}")
-        return []
-    if not ins:
-        raise Unknown("its input shapes are unknown", shapes=True)
-    first = ins[0]
-    kind = info.type
-    if kind in ("Convolution", "Deconvolution", "DepthwiseConvolution"):
-        conv = _message(info, "convolution_param")
-        kernel = conv_window(conv, len(first) - 2)[0]
-        group, out = int(conv.group), int(conv.num_output)
-        weight = [first[1], out // group] if kind == "Deconvolution" else [out, first[1] // group]
-        shapes = [weight + kernel, [out]]
-    elif kind == "InnerProduct":
-        ip = _message(info, "inner_product_param")
-        k = math.prod(first[_axis(ip.axis, len(first)) :])
-        n = int(ip.num_output)
-        shapes = [[k, n] if ip.transpose else [n, k], [n]]
-    elif kind == "BatchNorm":
-        shapes = [[first[1]], [first[1]], [1]]
-    elif kind in ("Scale", "Bias"):
-        param = _message(info, f"{kind.lower()}_param")
-        blob = list(ins[1]) if len(ins) > 1 else _scale_shape(param, first)
-        shapes = [blob, blob]
-    elif kind in ("PReLU", "Normalize"):
-        param = _message(info, "prelu_param" if kind == "PReLU" else "norm_param")
-        shapes = [[1] if param.channel_shared else [first[1]]]
-    elif kind == "Embed":
-        embed = _message(info, "embed_param")
-        shapes = [[int(embed.input_dim), int(embed.num_output)], [int(embed.num_output)]]
-    elif kind == "BN":
-        shapes = [[1, first[1], 1, 1], [1, first[1], 1, 1]]
-    else:
-        raise Unknown(f"no parameter rule for {kind}")
-    by_role = dict(zip(entry.roles, shapes, strict=False))
-    if len(ins) > 1 and kind in ("Scale", "Bias"):
-        by_role = dict(zip(entry.roles[1:], shapes[1:], strict=False))
-    return [by_role[role] for role in roles]
+    if any(s is None for s in shapes):
+        if not ins:
+            raise Unknown("its input shapes are unknown", shapes=True)
+        raise Unknown(f"no parameter rule for {info.type}")
+    return [list(s) for s in shapes if s is not None]
 
 
 def _count(shape: Shape) -> int:

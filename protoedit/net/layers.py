@@ -168,7 +168,7 @@ ROIPooling    -             roi_pooling_param   chan                  -         
 SmoothL1Loss  -             smooth_l1_loss_param loss,labels          -           -
 
 [SegNet]
-BN            -             bn_param            same,extent           -           same
+BN            -             bn_param            same,extent           scale,shift same
 DenseImageData -            dense_image_data_param data               -           -
 Upsample      -             upsample_param      chan                  -           -
 

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 BYTES_PER_VALUE = 4
 #: Stored parameter shapes by layer name, as a weights file gives them.
 StoredShapes = Mapping[str, Sequence[Sequence[int]]]
+#: One stored blob: its shape and whether it is in the legacy 4-D form.
+Stored = tuple[Shape, bool]
 
 
 @dataclass(frozen=True)
@@ -139,30 +141,32 @@ class Summary:
         }
 
 
-def _stored(weights: str | os.PathLike[str] | StoredShapes | Any) -> dict[str, list[Shape]]:
-    """Parameter shapes by layer name from a weights file, a loaded weights object (layer ->
-    something with ``.blobs`` arrays) or a mapping of shapes."""
+def _stored(weights: str | os.PathLike[str] | StoredShapes | Any) -> dict[str, list[Stored]]:
+    """Each stored layer's blob shapes and whether each is in the legacy 4-D form, from a
+    weights file, a loaded :class:`protoedit.weights.Weights`, or shapes by layer name
+    (taken as stored with a ``shape``)."""
     if isinstance(weights, str | os.PathLike):
-        from protoedit.explain.weights import read_weights, stored_shapes
+        from protoedit.weights import stored_shapes
 
         return {
-            name: [list(shape) for shape, _ in blobs]
-            for name, blobs in stored_shapes(read_weights(weights)).items()
+            name: [(list(shape), legacy) for shape, legacy in blobs]
+            for name, blobs in stored_shapes(weights).items()
         }
-    found: dict[str, list[Shape]] = {}
+    found: dict[str, list[Stored]] = {}
     for name, value in weights.items():
-        blobs = getattr(value, "blobs", value)
-        found[name] = [list(getattr(b, "shape", b)) for b in blobs]
+        if hasattr(value, "shapes"):  # a LayerWeights knows how each blob was stored
+            found[name] = [(list(shape), legacy) for shape, legacy in value.shapes()]
+        else:
+            found[name] = [(list(shape), False) for shape in value]
     return found
 
 
-def _fits(stored: list[Shape], declared: list[Shape]) -> bool:
-    """Caffe's rule: equal shapes, or a legacy 4-D blob equal to the shape padded with 1s."""
-    if len(stored) != len(declared):
-        return False
-    return all(
-        s == d or (len(s) == 4 and len(d) <= 4 and s == [1] * (4 - len(d)) + d)
-        for s, d in zip(stored, declared, strict=True)
+def _fits(stored: list[Stored], declared: list[Shape]) -> bool:
+    """Caffe's rule, blob by blob (:func:`protoedit.weights.fit.fits`)."""
+    from protoedit.weights.fit import fits
+
+    return len(stored) == len(declared) and all(
+        fits(tuple(d), tuple(s), legacy) for (s, legacy), d in zip(stored, declared, strict=True)
     )
 
 
@@ -248,7 +252,7 @@ def _layer_row(
     shapes: Mapping[BlobVersion, Shape | None],
     causes: Mapping[BlobVersion, str],
     fields: Mapping[BlobVersion, Field],
-    stored: dict[str, list[Shape]] | None,
+    stored: dict[str, list[Stored]] | None,
 ) -> LayerRow:
     """The row of one layer."""
     ins = [shapes.get(r) for r in info.reads]
@@ -285,12 +289,11 @@ def _layer_row(
     if stored is not None:
         blobs = stored.get(info.name)
         if blobs is not None:
-            stored_count = sum(math.prod(s) for s in blobs)
+            stored_count = sum(math.prod(s) for s, _ in blobs)
             if declared is not None and not _fits(blobs, declared):
-                mismatch = (
-                    f"the weights file holds {', '.join(map(_dims, blobs)) or 'no blobs'}, "
-                    f"the net declares {', '.join(map(_dims, declared)) or 'none'}"
-                )
+                held = ", ".join(_dims(s) for s, _ in blobs) or "no blobs"
+                wanted = ", ".join(map(_dims, declared)) or "none"
+                mismatch = f"the weights file holds {held}, the net declares {wanted}"
         elif params:
             mismatch = "not in the weights file (Caffe leaves its parameters as initialised)"
     return LayerRow(
