@@ -255,7 +255,8 @@ def _fork_schema() -> Schema:
     text = BUILTIN_PROTO.read_text().replace(
         "message LayerParameter {",
         "message LayerParameter {\n  optional PermuteParameter permute_param = 9001;\n"
-        "  optional PriorBoxParameter prior_box_param = 9002;",
+        "  optional PriorBoxParameter prior_box_param = 9002;\n"
+        "  optional NormalizeParameter norm_param = 9003;",
     )
     text = text.replace(
         "optional uint32 stride_h = 13;", "optional uint32 stride_h = 13 [default = 1];"
@@ -267,6 +268,8 @@ def _fork_schema() -> Schema:
         "\nmessage PermuteParameter { repeated uint32 order = 1; }\n"
         "message PriorBoxParameter { repeated float min_size = 1; repeated float max_size = 2;"
         " repeated float aspect_ratio = 3; optional bool flip = 4 [default = true]; }\n"
+        "message NormalizeParameter { optional bool across_spatial = 1 [default = true];"
+        " optional bool channel_shared = 3 [default = true]; }\n"
     )
     return Schema(text, "fork.proto")
 
@@ -278,7 +281,9 @@ def test_fork_rules_and_defaults_a_fork_gives_the_h_w_fields() -> None:
         'layer { name: "perm" type: "Permute" bottom: "conv" top: "perm" '
         "permute_param { order: 0 order: 2 order: 3 order: 1 } }\n"
         'layer { name: "prior" type: "PriorBox" bottom: "conv" bottom: "data" top: "prior" '
-        "prior_box_param { min_size: 30 max_size: 60 aspect_ratio: 2 aspect_ratio: 3 } }\n",
+        "prior_box_param { min_size: 30 max_size: 60 aspect_ratio: 2 aspect_ratio: 3 } }\n"
+        'layer { name: "norm" type: "Normalize" bottom: "conv" top: "norm" '
+        "norm_param { across_spatial: false channel_shared: false } }\n",
         "dim: 1 dim: 3 dim: 9 dim: 9",
     )
     rows = _rows(summary(loads(net, schema=_fork_schema())))
@@ -286,6 +291,10 @@ def test_fork_rules_and_defaults_a_fork_gives_the_h_w_fields() -> None:
     assert rows["perm"].shapes == ([1, 4, 4, 4],)
     # Ratios 1, 2, 1/2, 3, 1/3 for one min size, plus one max size: 6 priors of 4 numbers.
     assert rows["prior"].shapes == ([1, 2, 4 * 4 * 6 * 4],)
+    # Normalize: a scale per channel, 1 MAC and 2 other operations per element; across
+    # channels only, so each position keeps the convolution's receptive field.
+    assert (rows["norm"].params, rows["norm"].macs) == (4, 4 * 4 * 4)
+    assert rows["norm"].fields == rows["conv"].fields
 
 
 def test_the_command_prints_a_table_json_and_csv(
