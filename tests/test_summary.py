@@ -19,7 +19,7 @@ from protoedit.cli import main
 from protoedit.net.summary import LayerRow, Summary, summary
 from protoedit.schema import BUILTIN_PROTO, Schema, builtin_schema
 
-from .helpers import CORPUS
+from .helpers import CORPUS, one_error_line
 
 ALEXNET = "BVLC__caffe__models__bvlc_alexnet__deploy.prototxt"
 VGG16 = "ethereon__netscope__presets__vgg-16.prototxt"
@@ -325,6 +325,10 @@ def test_the_command_prints_a_table_json_and_csv(
     with pytest.raises(SystemExit):
         main(["summary", str(path), "--input-shape", "1,3,4,4", "--input-shape", "1,3,4,4"])
     assert "name the inputs" in capsys.readouterr().err
+    line = one_error_line(capsys, ["summary", str(path), "--input-shape", "x=1,3,4,4"])
+    assert line.endswith("'x' is not an input of the net (data) (--input-shape)")
+    line = one_error_line(capsys, ["summary", str(path), "--input", "conv"])
+    assert line.endswith("'conv' is not an input of the net (a blob no layer computes) (--input)")
 
 
 def test_the_command_exits_1_when_the_weights_differ(

@@ -10,7 +10,14 @@ import json
 import re
 from typing import TYPE_CHECKING
 
-from protoedit.cli.options import Commands, add_schema, add_weights, int_list, positive
+from protoedit.cli.options import (
+    Commands,
+    add_schema,
+    add_weights,
+    hints,
+    int_list,
+    positive,
+)
 from protoedit.files import STDIN
 
 if TYPE_CHECKING:
@@ -59,6 +66,7 @@ def add_summary(commands: Commands) -> None:
     form.add_argument("--json", action="store_true", help="print one JSON object")
     form.add_argument("--csv", action="store_true", help="print CSV, one row per layer")
     add_schema(cmd, lenient="tolerate fields the schema lacks")
+    hints(cmd, {"input_shape": "--input-shape", "batch": "--batch", "input": "--input BLOB"})
     cmd.set_defaults(run=run_summary, usage_error=cmd.error)
 
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from protoedit.errors import InputError
+from protoedit.errors import InputError, InvalidArgumentError
 from protoedit.net.costs import CONVENTION, Cost, Unknown, layer_cost, param_shapes
 from protoedit.net.inputs import header_shapes
 from protoedit.net.layers import layer_type
@@ -207,16 +207,21 @@ def _input_shapes(
     if isinstance(input_shape, Mapping):
         for name, shape in input_shape.items():
             if name not in declared:
-                raise InputError(f"'{name}' is not an input of the net ({', '.join(declared)})")
+                raise InvalidArgumentError(
+                    f"'{name}' is not an input of the net ({', '.join(declared)})", "input_shape"
+                )
             given[name] = list(shape)
     elif input_shape is not None:
         if len(declared) != 1:
             names = ", ".join(declared) or "none"
-            raise InputError(f"the net has {len(declared)} inputs ({names}): name the one to shape")
+            raise InvalidArgumentError(
+                f"the net has {len(declared)} inputs ({names}): name the one to shape",
+                "input_shape",
+            )
         given[next(iter(declared))] = list(input_shape)
     if batch is not None:
         if batch < 1:
-            raise InputError(f"the batch must be at least 1, got {batch}")
+            raise InvalidArgumentError(f"the batch must be at least 1, got {batch}", "batch")
         for name, known in declared.items():
             current = given.get(name, known)
             if current:
