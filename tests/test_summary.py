@@ -394,3 +394,21 @@ def test_draw_summary_puts_shapes_parameters_and_flops_on_the_nodes() -> None:
     # The folded ReLU adds its 2·4·8·8 = 512 FLOPs to the convolution's 28,160.
     assert node.params[-2:] == ["out 2x4x8x8", "params 112, FLOPs 28.7K"]
     assert "out 2x4x8x8" not in net_graph(net).nodes["conv"].params
+
+
+def test_shared_parameters_count_once_and_a_scalar_is_one_value() -> None:
+    shared = 'param { name: "w" } param { name: "b" } '
+    conv = CONV.replace("convolution_param", shared + "convolution_param")
+    net = _net(
+        conv
+        + conv.replace('name: "conv"', 'name: "twin"').replace('top: "conv"', 'top: "twin"')
+        + 'layer { name: "sum" type: "Reduction" bottom: "twin" top: "sum" '
+        + "reduction_param { axis: 0 } }\n"
+    )
+    result = summary(loads(net), weights={"conv": [[4, 3, 3, 3], [4]], "twin": [[4, 3, 3, 3], [4]]})
+    rows = _rows(result)
+    # Both layers use 4·3·3·3 + 4 = 112 parameters, which Caffe allocates once ("w", "b").
+    assert (rows["conv"].params, rows["twin"].params) == (112, 112)
+    assert (rows["conv"].shared, rows["twin"].shared) == (0, 112)
+    assert result.totals.params == result.totals.stored_params == 112
+    assert rows["sum"].shapes == ([],) and rows["sum"].memory == 4  # one float32

@@ -159,6 +159,11 @@ def to_text(result: Summary) -> str:
     if t.partial:
         lines.append(f"partial totals: {len(t.partial)} layer(s) with unknown numbers")
     lines += _reasons(result.rows)
+    lines += [
+        f"shared: {row.name} uses {row.shared:,} parameters of an earlier layer (counted once)"
+        for row in result.rows
+        if row.shared
+    ]
     if t.stored_params is not None:
         lines.append(f"weights file: {t.stored_params:,} parameters, {t.mismatches} mismatch(es)")
     lines += [f"! {row.name}: {row.mismatch}" for row in result.rows if row.mismatch]
