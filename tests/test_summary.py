@@ -412,3 +412,15 @@ def test_shared_parameters_count_once_and_a_scalar_is_one_value() -> None:
     assert (rows["conv"].shared, rows["twin"].shared) == (0, 112)
     assert result.totals.params == result.totals.stored_params == 112
     assert rows["sum"].shapes == ([],) and rows["sum"].memory == 4  # one float32
+
+
+def test_every_summary_rule_in_the_catalogue_is_a_type_with_an_implemented_rule() -> None:
+    from protoedit.net import layers
+
+    formulas = {"conv", "deconv", "inner_product", "pool", "eltwise", "scale", "lrn"}
+    formulas |= {"reduction", "free", "elementwise", "batchnorm", "axpy", "softmax", "normalize"}
+    fields = {"window", "deconv", "point", "crop", "global", "axis", "lrn", "normalize"}
+    for name, (formula, field) in layers._SUMMARY_RULES.items():
+        assert name in layers.CATALOGUE, name
+        assert formula is None or formula in formulas, (name, formula)
+        assert field is None or field in fields, (name, field)
