@@ -20,6 +20,7 @@ from protoedit.cli.format_check import add_check, add_format
 from protoedit.cli.messages import flags_of, print_error, print_internal_error, say, version
 from protoedit.cli.rewrites import add_rewrites
 from protoedit.cli.setup_caffe import add_setup_caffe
+from protoedit.cli.summary import add_summary
 from protoedit.cli.sweep import EXIT_INTERRUPTED, add_sweep
 from protoedit.cli.validate import add_validate
 from protoedit.cli.weights import add_weights_commands
@@ -66,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_visualize,
         add_draw,
         add_diff,
+        add_summary,
         add_sweep,
         add_weights_commands,
     ):

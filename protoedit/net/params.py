@@ -14,15 +14,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from protoedit.net.layers import layer_type, param_blobs
-from protoedit.net.shapes import _Problem, _spatial
+from protoedit.net.shapes import _Problem, conv_window
 
 Shape = tuple[int, ...]
 _Rule = Callable[[Any, Any, list[Sequence[int]]], dict[str, Shape]]
 
 
 def _kernel(param: Any, shape: Sequence[int]) -> list[int]:
-    axes = len(shape) - 2
-    return _spatial(param.kernel_size, param.kernel_h, param.kernel_w, axes, 0, "kernel")
+    return conv_window(param, len(shape) - 2)[0]
 
 
 def _conv(layer: Any, param: Any, ins: list[Sequence[int]]) -> dict[str, Shape]:
@@ -81,6 +80,17 @@ def _prelu(layer: Any, param: Any, ins: list[Sequence[int]]) -> dict[str, Shape]
     return {"slope": () if param.channel_shared else (_channels(ins),)}
 
 
+def _normalize(layer: Any, param: Any, ins: list[Sequence[int]]) -> dict[str, Shape]:
+    """SSD's Normalize: one scale, or one per channel."""
+    return {"scale": (1,) if param.channel_shared else (_channels(ins),)}
+
+
+def _bn(layer: Any, param: Any, ins: list[Sequence[int]]) -> dict[str, Shape]:
+    """SegNet's BN: a scale and a shift per channel, stored 1 x C x 1 x 1."""
+    shape = (1, _channels(ins), 1, 1)
+    return {"scale": shape, "shift": shape}
+
+
 #: Rules by the catalogue's shape rule name, then by the ``*_param`` field a type reads.
 _BY_SHAPE_RULE: dict[str, _Rule] = {
     "conv": _conv,
@@ -93,6 +103,8 @@ _BY_PARAM_FIELD: dict[str, _Rule] = {
     "scale_param": _scale_or_bias,
     "bias_param": _scale_or_bias,
     "prelu_param": _prelu,
+    "norm_param": _normalize,
+    "bn_param": _bn,
 }
 
 
