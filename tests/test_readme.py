@@ -1,5 +1,6 @@
-"""The README's examples run: console sessions (whole output, or cut with ``…`` lines, and
-exit codes) and Python blocks."""
+"""The examples of the README and of the docs site (``docs/**/*.md``) run: console sessions
+(whole output, or cut with ``…`` lines, and exit codes) and Python blocks, one test per block;
+TOML and YAML blocks parse. The layout notes of ARCHITECTURE.md name every module."""
 
 from __future__ import annotations
 
@@ -8,26 +9,53 @@ import re
 import shlex
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
+import yaml
 
 from .helpers import ROOT
 
 README = (ROOT / "README.md").read_text()
-BLOCK = re.compile(r"```(console|python)\n(.*?)```", re.DOTALL)
+#: Every Markdown file whose code blocks run: the README, then the docs site's sources.
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+BLOCK = re.compile(r"^```(\w*)\n(.*?)^```", re.DOTALL | re.MULTILINE)
+#: What a block may be: run (console, python), parsed (toml, yaml), or shown only: ``sh``
+#: for commands that change the machine (pip install, git config), ``text`` for a layout.
+KINDS = {"console", "python", "toml", "yaml", "sh", "text"}
 
 
 Example = tuple[str, list[str], int]
 
 
-def _console_sessions() -> list[list[Example]]:
+def _blocks(kind: str) -> list[tuple[str, str]]:
+    """``(where, body)`` of each block of ``kind``: ``where`` is the file and the block's
+    number among that file's blocks of the kind (``docs/tutorial.md#python-2``)."""
+    found = []
+    for page in PAGES:
+        bodies = [body for k, body in BLOCK.findall(page.read_text()) if k == kind]
+        name = page.relative_to(ROOT).as_posix()
+        found += [(f"{name}#{kind}-{i}", body) for i, body in enumerate(bodies)]
+    return found
+
+
+def test_every_block_is_of_a_kind_the_tests_know() -> None:
+    kinds = {(page.name, k) for page in PAGES for k, _ in BLOCK.findall(page.read_text())}
+    assert {k for _, k in kinds} <= KINDS, sorted(kinds)
+
+
+def test_blocks_are_found_in_the_docs() -> None:
+    # the docs hold the examples the README held; a broken pattern would find none
+    assert len(_blocks("console")) >= 15 and len(_blocks("python")) >= 8
+    assert any(where.startswith("docs/tutorial.md") for where, _ in _blocks("python"))
+
+
+def _console_sessions() -> list[tuple[str, list[Example]]]:
     """Each console block as a session: (command, expected output lines, expected exit code)
     for each `$ ` line, in order (a later command may read what an earlier one wrote)."""
     sessions = []
-    for kind, body in BLOCK.findall(README):
-        if kind != "console":
-            continue
+    for where, body in _blocks("console"):
         examples = []
         for chunk in body.split("$ ")[1:]:
             command, *rest = chunk.rstrip("\n").split("\n")
@@ -35,12 +63,8 @@ def _console_sessions() -> list[list[Example]]:
             expected = [line for line in rest if not line.startswith("# exit ")]
             code = int(exits[0].split()[-1]) if exits else 0
             examples.append((command, expected, code))
-        sessions.append(examples)
+        sessions.append((where, examples))
     return sessions
-
-
-def _python_blocks() -> list[str]:
-    return [body for kind, body in BLOCK.findall(README) if kind == "python"]
 
 
 def test_readme_starts_with_the_two_commands() -> None:
@@ -49,8 +73,10 @@ def test_readme_starts_with_the_two_commands() -> None:
 
 
 @pytest.mark.caffe
-@pytest.mark.parametrize("session", _console_sessions(), ids=lambda e: e[0][0])
-def test_console_session(session: list[Example]) -> None:
+@pytest.mark.parametrize(
+    ("where", "session"), _console_sessions(), ids=[w for w, _ in _console_sessions()]
+)
+def test_console_session(where: str, session: list[Example]) -> None:
     bindir = str(Path(sys.executable).parent)
     env = dict(os.environ, PATH=bindir + os.pathsep + os.environ.get("PATH", ""))
     for command, expected, code in session:
@@ -58,9 +84,9 @@ def test_console_session(session: list[Example]) -> None:
         assert argv[0] == "protoedit"
         proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, env=env, check=False)
         output = proc.stdout + proc.stderr
-        assert proc.returncode == code, f"$ {command}\n{output}"
+        assert proc.returncode == code, f"{where}: $ {command}\n{output}"
         assert shown_output_matches(expected, output.splitlines()), (
-            f"$ {command}\nREADME shows:\n"
+            f"$ {command}\n{where} shows:\n"
             + "\n".join(expected)
             + "\nthe command printed:\n"
             + output
@@ -89,16 +115,29 @@ def test_shown_output_is_whole_unless_cut_with_an_ellipsis() -> None:
 
 
 @pytest.mark.caffe
-@pytest.mark.parametrize("index", range(len(_python_blocks())))
-def test_python_example(index: int, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("where", "body"), _blocks("python"), ids=[w for w, _ in _blocks("python")]
+)
+def test_python_example(where: str, body: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
-    exec(compile(_python_blocks()[index], f"README.md python block {index}", "exec"), {})
+    exec(compile(body, where, "exec"), {})
+
+
+@pytest.mark.parametrize(
+    ("where", "body"),
+    _blocks("toml") + _blocks("yaml"),
+    ids=[w for w, _ in _blocks("toml") + _blocks("yaml")],
+)
+def test_configuration_blocks_parse(where: str, body: str) -> None:
+    parsed = tomllib.loads(body) if "#toml" in where else yaml.safe_load(body)
+    assert parsed, where
 
 
 def _layout() -> str:
-    """The README's layout notes: from ``Layout:`` to the import-graph sentence."""
-    start = README.index("Layout: `protoedit/` holds")
-    return README[start : README.index("`net/` never imports", start)]
+    """ARCHITECTURE.md's layout notes: from ``Layout:`` to the import-graph sentence."""
+    text = (ROOT / "ARCHITECTURE.md").read_text()
+    start = text.index("Layout: `protoedit/` holds")
+    return text[start : text.index("`net/` never imports", start)]
 
 
 def test_the_layout_notes_name_every_module_and_only_those() -> None:
