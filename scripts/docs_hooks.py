@@ -4,6 +4,7 @@ the CLI's parser (``protoedit.cli.reference``) at every build, with the hand-wri
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from mkdocs.config.defaults import MkDocsConfig
@@ -12,6 +13,10 @@ from mkdocs.structure.files import File, Files
 
 from protoedit.cli import build_parser
 from protoedit.cli.reference import commands, markdown_index, markdown_page, walk
+
+#: A Sphinx role left in rendered HTML by a docstring (``:class:`Document```): the API pages
+#: show the name alone, as code.
+SPHINX_ROLE = re.compile(r":(?:class|meth|func|mod|attr|data|exc|obj):\s*(?=<code>)")
 
 FOLDER = "reference/commands"
 PLACEHOLDER = f"{FOLDER}/"
@@ -64,3 +69,8 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
         )
     )
     return files
+
+
+def on_page_content(html: str, **_: Any) -> str:
+    """Sphinx roles in docstrings (``:class:`X```) read as the name alone."""
+    return SPHINX_ROLE.sub("", html)

@@ -93,6 +93,18 @@ def test_console_session(where: str, session: list[Example]) -> None:
         )
 
 
+def test_each_console_session_keeps_its_files_to_itself() -> None:
+    # Sessions run in any order, on any test worker: a file one writes under /tmp that
+    # another reads would make the second pass or fail by chance.
+    owners: dict[str, set[str]] = {}
+    for where, session in _console_sessions():
+        for command, _, _ in session:
+            for path in re.findall(r"/tmp/[\w./-]+", command):
+                owners.setdefault(path, set()).add(where)
+    shared = {path: sorted(ws) for path, ws in owners.items() if len(ws) > 1}
+    assert shared == {}
+
+
 #: A README output line that stands for lines left out (any number, maybe none).
 CUT = "…"
 

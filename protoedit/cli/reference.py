@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 #: Width of the usage lines the pages show (what ``--help`` prints on a wide terminal).
-USAGE_WIDTH = 88
+USAGE_WIDTH = 80
 
 
 @dataclass(frozen=True)
