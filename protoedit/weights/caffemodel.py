@@ -331,7 +331,9 @@ def _type_field(layer: LayerWeights, schema: Schema, number: int) -> bytes:
 def _blob_chunks(blob: Array, stored: StoredBlob | None, n: Numbers, blobs_no: int) -> list[Chunk]:
     """One ``blobs`` field: the values encoded as Caffe packs them, the rest as stored."""
     double = stored is not None and stored.double
-    array = np.ascontiguousarray(blob, dtype="<f8" if double else "<f4")
+    array = np.asarray(blob, dtype="<f8" if double else "<f4")
+    if not array.flags.c_contiguous:  # (not np.ascontiguousarray: it makes a 0-d blob 1-d)
+        array = np.ascontiguousarray(array)
     value_no = n.double_data if double else n.data
     values = memoryview(array.reshape(-1).data).cast("B")
     encoded: list[Chunk] = [wire.length_prefix(value_no, values.nbytes), values]
