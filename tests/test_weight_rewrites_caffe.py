@@ -45,10 +45,6 @@ def test_the_rewritten_net_computes_what_the_original_did(
         report = apply(case.parent.name, doc, Weights.from_arrays(weights), case_args(case))
         original: Any = _saved(weights, tmp_path / "original.caffemodel")
         written: Any = _saved(report.weights, tmp_path / "rewritten.caffemodel")
-        if any(b.ndim == 0 for blobs in weights.values() for b in blobs):
-            # A 0-d blob (Scale with num_axes: 0) is written with shape (1,) by
-            # protoedit.weights today, which Caffe refuses: hand Caffe the arrays instead.
-            original, written = weights, report.weights
         verdict = check_rewrite(
             loads(text), original, doc, report, weights=written, session=caffe_session
         )

@@ -208,6 +208,20 @@ def test_weights_built_in_memory_are_what_caffe_would_write(tmp_path: Path) -> N
     assert list(load(out).named()) == ["conv1/weight", "conv1/bias", "fc/blob0"]
 
 
+def test_a_scalar_blob_keeps_its_empty_shape(tmp_path: Path) -> None:
+    # A Scale with num_axes: 0 learns one multiplier of shape (): Caffe checks the stored
+    # shape against it, so a (1,) written for it would abort the load.
+    weights = Weights.from_arrays({"scale": [np.array(2.5)]}, types={"scale": "Scale"})
+    out = tmp_path / "scalar.caffemodel"
+    save(weights, out)
+    expected = _message()
+    blob = expected.layer.add(name="scale", type="Scale").blobs.add()
+    blob.shape.SetInParent()
+    blob.data.append(2.5)
+    assert out.read_bytes() == expected.SerializeToString()
+    assert load(out)["scale"].blobs[0].shape == ()
+
+
 def test_mapping_edits(tmp_path: Path) -> None:
     weights = load(_write(tmp_path / "tiny.caffemodel", _conv_model()))
     del weights["relu1"]
@@ -314,7 +328,7 @@ def test_writing_over_2_gib_warns_that_caffe_refuses(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     weights = load(_write(tmp_path / "tiny.caffemodel", _conv_model()))
-    monkeypatch.setattr(caffemodel, "MAX_MESSAGE", 64)
+    monkeypatch.setattr(caffemodel, "MAX_MESSAGE", 64)  # as save reads it
     with pytest.warns(WeightsWarning, match="over the 2 GiB .* Caffe will refuse this file"):
         save(weights, tmp_path / "big.caffemodel")
     with warnings.catch_warnings():

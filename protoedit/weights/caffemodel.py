@@ -24,11 +24,10 @@ from protoedit.files import write_atomic_bytes
 from protoedit.schema import Schema, load_schema
 from protoedit.weights import wire
 from protoedit.weights.errors import MIXED_FORMATS, WeightsError, WeightsWarning
+from protoedit.weights.fit import MAX_MESSAGE
 from protoedit.weights.model import Array, LayerWeights, Shape, StoredBlob, Weights
 from protoedit.weights.numbers import Numbers, numbers
 
-#: The largest binary message protobuf (and so Caffe) reads: ``INT_MAX`` bytes.
-MAX_MESSAGE = 2**31 - 1
 #: Bytes asked of the system per read call (Linux returns at most about 2 GiB per call).
 READ_CHUNK = 1 << 30
 
@@ -106,7 +105,7 @@ class _Reader:
                 (tail if layers else head).append(view[field.start : field.end])
         if not layers:
             raise self.error("not a Caffe weights file: it holds no layers")
-        return Weights(layers, path=self.path, schema=self.schema, head=head, tail=tail)
+        return Weights(layers, path=self.path, schema=self.schema, head=head, tail=tail, size=size)
 
     def _text(self, view: mmap.mmap, field: wire.Field) -> str:
         try:
@@ -332,7 +331,9 @@ def _type_field(layer: LayerWeights, schema: Schema, number: int) -> bytes:
 def _blob_chunks(blob: Array, stored: StoredBlob | None, n: Numbers, blobs_no: int) -> list[Chunk]:
     """One ``blobs`` field: the values encoded as Caffe packs them, the rest as stored."""
     double = stored is not None and stored.double
-    array = np.ascontiguousarray(blob, dtype="<f8" if double else "<f4")
+    array = np.asarray(blob, dtype="<f8" if double else "<f4")
+    if not array.flags.c_contiguous:  # (not np.ascontiguousarray: it makes a 0-d blob 1-d)
+        array = np.ascontiguousarray(array)
     value_no = n.double_data if double else n.data
     values = memoryview(array.reshape(-1).data).cast("B")
     encoded: list[Chunk] = [wire.length_prefix(value_no, values.nbytes), values]
