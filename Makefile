@@ -47,7 +47,7 @@ test-fast: $(STAMP)
 # build/man/protoedit.1; both read the command reference from the CLI's parser.
 docs: $(STAMP)
 	$(PY) -m protoedit.cli.reference man build/man/protoedit.1
-	$(PY) -m mkdocs build --strict --quiet
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --quiet
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check protoedit tests scripts bench

@@ -21,8 +21,9 @@ README = (ROOT / "README.md").read_text()
 #: Every Markdown file whose code blocks run: the README, then the docs site's sources.
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 BLOCK = re.compile(r"^```(\w*)\n(.*?)^```", re.DOTALL | re.MULTILINE)
-#: What a block may be: run (console, python), parsed (toml, yaml), or shown only: ``sh``
-#: for commands that change the machine (pip install, git config), ``text`` for a layout.
+#: What a block may be: run (console, python), parsed (toml, yaml), or ``sh``: the git
+#: driver's set-up runs in a scratch repository below, the wheel's ``pip install`` is what
+#: tests/test_wheel.py does; ``text`` is output shown, not a command.
 KINDS = {"console", "python", "toml", "yaml", "sh", "text"}
 
 
@@ -49,6 +50,29 @@ def test_blocks_are_found_in_the_docs() -> None:
     # the docs hold the examples the README held; a broken pattern would find none
     assert len(_blocks("console")) >= 15 and len(_blocks("python")) >= 8
     assert any(where.startswith("docs/tutorial.md") for where, _ in _blocks("python"))
+
+
+def test_the_git_driver_set_up_makes_git_diff_semantic(tmp_path: Path) -> None:
+    (block,) = [body for _, body in _blocks("sh") if "diff.protoedit.command" in body]
+    bindir = str(Path(sys.executable).parent)
+    env = dict(os.environ, PATH=bindir + os.pathsep + os.environ.get("PATH", ""))
+    env.update(GIT_CONFIG_GLOBAL=os.devnull, GIT_CONFIG_NOSYSTEM="1")
+
+    def run(*argv: str) -> str:
+        done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    run("git", "init", "-q")
+    run("bash", "-euc", block)  # the block as the page shows it
+    net = tmp_path / "net.prototxt"
+    net.write_bytes((ROOT / "fixtures" / "lenet_deploy.prototxt").read_bytes())
+    run("git", "add", "net.prototxt", ".gitattributes")
+    run("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "net")
+    net.write_bytes((ROOT / "fixtures" / "diff" / "lenet_deploy_v2.prototxt").read_bytes())
+    shown = run("git", "diff")
+    assert "~ layer 'conv2' (Convolution)    a/net.prototxt:29:1 -> b/net.prototxt:12:1" in shown
+    assert "1 removed, 2 added, 2 changed" in shown
 
 
 def _console_sessions() -> list[tuple[str, list[Example]]]:
