@@ -156,3 +156,29 @@ def test_the_man_page_renders(tmp_path: Path) -> None:
         check=False,
     )
     assert groff.stderr == ""  # no roff warnings
+
+
+def test_a_broken_link_or_reference_fails_the_build(tmp_path: Path) -> None:
+    # the site's own settings (strict, link validation, autorefs) on a one-page site
+    import yaml
+
+    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
+    config.update(docs_dir=str(tmp_path / "docs"), site_dir=str(tmp_path / "site"))
+    config["nav"] = ["index.md"]
+    config.pop("hooks")
+    config["plugins"][1]["mkdocstrings"]["handlers"]["python"]["paths"] = [str(ROOT)]
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "mkdocs.yml").write_text(yaml.safe_dump(config))
+
+    def build(text: str) -> subprocess.CompletedProcess[str]:
+        (tmp_path / "docs" / "index.md").write_text(f"# Page\n\n{text}\n")
+        command = [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", "mkdocs.yml"]
+        env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
+        return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, env=env)
+
+    broken = build("[a](missing.md), [b](#nowhere), [c][protoedit.nothing_here]")
+    assert broken.returncode != 0
+    for named in ("missing.md", "#nowhere", "protoedit.nothing_here"):  # each one is reported
+        assert named in broken.stdout + broken.stderr, (named, broken.stderr)
+    fine = build("[fine](#page), [`load`][protoedit.document.load]\n\n::: protoedit.document.load")
+    assert fine.returncode == 0, fine.stderr
