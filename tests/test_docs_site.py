@@ -83,7 +83,7 @@ def test_the_landing_page_shows_the_picture_and_the_way_in(site: str, browser: B
 
 
 def test_a_command_page_is_its_help(site: str, browser: Browser) -> None:
-    browser.open(site + "/reference/commands/validate/")
+    browser.open(site + "/reference/commands/validate.html")
     assert browser.evaluate("document.querySelector('h1').textContent").startswith(
         "protoedit validate"
     )
@@ -96,7 +96,7 @@ def test_a_command_page_is_its_help(site: str, browser: Browser) -> None:
 
 
 def test_the_api_page_of_document(site: str, browser: Browser) -> None:
-    browser.open(site + "/reference/api/document/")
+    browser.open(site + "/reference/api/document.html")
     heading = "document.getElementById('protoedit.document.Document')"
     assert browser.evaluate(f"{heading} !== null && {heading}.textContent.includes('Document')")
     text = browser.evaluate("document.querySelector('article').innerText")
@@ -108,10 +108,10 @@ def test_the_api_page_of_document(site: str, browser: Browser) -> None:
 
 
 def test_search_finds_a_command(site: str, browser: Browser) -> None:
-    browser.open(site + "/?q=fold")
+    browser.open(site + "/index.html?q=fold")
     assert browser.wait_for("document.querySelectorAll('.md-search-result__item').length") > 0
     first = browser.evaluate("document.querySelector('.md-search-result__item a').href")
-    assert "/reference/commands/fold-bn/" in first
+    assert "/reference/commands/fold-bn.html" in first
     SCREENSHOT.parent.mkdir(exist_ok=True)
     browser.screenshot(SCREENSHOT)
     assert SCREENSHOT.read_bytes().startswith(b"\x89PNG")
