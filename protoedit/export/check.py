@@ -265,16 +265,26 @@ def check(
     until: str | None = None,
     seed: int = 0,
     inputs: Mapping[str, np.ndarray] | None = None,
+    images: Sequence[str | os.PathLike[str]] = (),
+    preprocess: Any = None,
     odd_size: bool = True,
     batch2: bool = True,
     session: Any = None,
+    exported: Exported | None = None,
 ) -> CheckReport:
     """Export ``doc`` (as :func:`~protoedit.export.to_onnx`) and compare it with Caffe blob
-    by blob (see the module docstring).  ``inputs`` adds a run on given arrays (real
-    images); ``session`` is a warm ``protoedit.caffe.Session`` to reuse."""
-    exported = export(doc, weights, opset=opset, input_shape=input_shape, until=until, seed=seed)
+    by blob (see the module docstring).  ``inputs`` adds a run on given arrays, ``images``
+    one on image files (``preprocess``: a ``protoedit.explain.Preprocess``; the net must
+    have one input); ``session`` is a warm ``protoedit.caffe.Session`` to reuse;
+    ``exported``, the result of :func:`~protoedit.export.export` with the same arguments."""
+    if exported is None:
+        exported = export(
+            doc, weights, opset=opset, input_shape=input_shape, until=until, seed=seed
+        )
     report = CheckReport(doc.path)
     base = {k: list(v) for k, v in exported.built.inputs.items()}
+    if images:
+        inputs = {**(inputs or {}), **_image_inputs(base, images, preprocess)}
     runs: list[tuple[str, Exported | str, dict[str, np.ndarray]]] = [
         ("declared size", exported, _seeded(base, seed + 1))
     ]
@@ -318,6 +328,21 @@ def check(
     else:
         _run_all(report, exported, runs, weights, session)
     return report
+
+
+def _image_inputs(
+    base: Mapping[str, Sequence[int]], images: Sequence[str | os.PathLike[str]], preprocess: Any
+) -> dict[str, np.ndarray]:
+    """The images as a batch for the net's one input."""
+    from protoedit.errors import InputError
+    from protoedit.explain.preprocess import Preprocess, load_input
+
+    if len(base) != 1:
+        raise InputError(f"images need a net with one input; this one has {len(base)}")
+    name, shape = next(iter(base.items()))
+    pre = preprocess if preprocess is not None else Preprocess()
+    arrays = [load_input(path, (1, *shape[1:]), pre).reshape(shape[1:]) for path in images]
+    return {name: np.stack(arrays).astype(np.float32)}
 
 
 def _run_all(
