@@ -215,7 +215,10 @@ def _model(
         "in-place chain: BLOB@LAYER (the layer that wrote it)",
     }
     helper.set_model_props(model, meta)
-    _inferred_outputs(model)
+    try:
+        _inferred_outputs(model)
+    except onnx.shape_inference.InferenceError as exc:
+        raise AssertionError(f"protoedit wrote an invalid ONNX model: {exc}") from exc
     return model
 
 
