@@ -357,7 +357,7 @@ def _run_all(
     with tempfile.TemporaryDirectory(prefix="protoedit-export-") as folder:
         net_path = os.path.join(folder, "net.prototxt")
         with open(net_path, "w", encoding="utf-8", errors="surrogateescape") as handle:
-            handle.write(exported.prepared.doc.dumps())
+            handle.write(reference_text(exported))
         try:
             net_id = _load_reference(session, net_path, exported, weights)
         except CaffeRunError as exc:
@@ -373,6 +373,33 @@ def _run_all(
         finally:
             with contextlib.suppress(CaffeRunError):
                 session.request(_WORKER, "unload", net_id=net_id)
+
+
+def reference_text(exported: Exported) -> str:
+    """The prepared net as Caffe should load it: its Input layers at the export's shapes."""
+    from google.protobuf import text_format
+
+    net = exported.prepared.doc.message
+    changed = False
+    for layer in net.layer:
+        if layer.type != "Input":
+            continue
+        for k, top in enumerate(layer.top):
+            shape = exported.built.inputs.get(top)
+            declared = layer.input_param.shape
+            if shape is None or (len(declared) > k and list(declared[k].dim) == shape):
+                continue
+            changed = True
+    if not changed:
+        return exported.prepared.doc.dumps()
+    copy = type(net)()
+    copy.CopyFrom(net)
+    for layer in copy.layer:
+        if layer.type == "Input":
+            del layer.input_param.shape[:]
+            for top in layer.top:
+                layer.input_param.shape.add().dim.extend(exported.built.inputs[top])
+    return str(text_format.MessageToString(copy))
 
 
 def _load_reference(session: Any, net_path: str, exported: Exported, weights: WeightsLike) -> int:

@@ -22,12 +22,11 @@ from protoedit.export.mapping import (
 
 def _conv_geometry(p: Any, rank: int) -> dict[str, list[int]]:
     axes = rank - 2
-    kernel = spatial(p.kernel_size, p.kernel_h, p.kernel_w, axes, 0)
     return {
-        "kernel": kernel,
-        "pad": spatial(p.pad, p.pad_h, p.pad_w, axes, 0),
-        "stride": spatial(p.stride, p.stride_h, p.stride_w, axes, 1),
-        "dilation": spatial(p.dilation, 0, 0, axes, 1),
+        "kernel": spatial(p, "kernel", axes, 0),
+        "pad": spatial(p, "pad", axes, 0),
+        "stride": spatial(p, "stride", axes, 1),
+        "dilation": spatial(p, "dilation", axes, 1),
     }
 
 
@@ -49,21 +48,27 @@ def _conv_params(depthwise: bool, deconv: bool) -> Any:
     return params
 
 
-def _conv_shape(depthwise: bool) -> Any:
+def _conv_shape(depthwise: bool, deconv: bool = False) -> Any:
     def shape(p: Any, ins: list[Shape], tops: int) -> list[Shape]:
         g = _conv_geometry(p, len(ins[0]))
         out = []
-        for size, k, pad, s, d in zip(
-            ins[0][2:], g["kernel"], g["pad"], g["stride"], g["dilation"], strict=True
-        ):
-            out.append((size + 2 * pad - (d * (k - 1) + 1)) // s + 1)
-        return [[ins[0][0], int(p.num_output), *out]]
+        geometry = zip(ins[0][2:], g["kernel"], g["pad"], g["stride"], g["dilation"], strict=True)
+        for size, k, pad, s, d in geometry:
+            extent = d * (k - 1) + 1
+            out.append(
+                s * (size - 1) + extent - 2 * pad if deconv else (size + 2 * pad - extent) // s + 1
+            )
+        if min(out, default=1) < 1:
+            raise LayerRefused(f"the output would be {out}")
+        return [[ins[0][0], int(p.num_output), *out] for _ in range(tops)]
 
     return shape
 
 
 def _emit_conv(layer: Layer, depthwise: bool, deconv: bool) -> list[str]:
     p = layer.param
+    if len(layer.inputs) != 1:
+        raise LayerRefused("a convolution of several bottoms has no ONNX form here")
     channels = layer.shapes[0][1]
     group = _groups(p, channels, depthwise)
     if channels % group or int(p.num_output) % group:
@@ -87,7 +92,7 @@ def _emit_conv(layer: Layer, depthwise: bool, deconv: bool) -> list[str]:
     ]
 
 
-mapping("Convolution", params=_conv_params(False, False), init="weight")(
+mapping("Convolution", params=_conv_params(False, False), shape=_conv_shape(False), init="weight")(
     lambda layer: _emit_conv(layer, False, False)
 )
 # Fork types: a convolution with one group per channel (MobileNet forks), whatever ``group`` says.
@@ -99,9 +104,9 @@ mapping(
     init="weight",
 )(lambda layer: _emit_conv(layer, True, False))
 # Caffe's Deconvolution keeps its weights as [inputs, outputs / group, kh, kw]: ONNX's layout.
-mapping("Deconvolution", params=_conv_params(False, True), init="weight")(
-    lambda layer: _emit_conv(layer, False, True)
-)
+mapping(
+    "Deconvolution", params=_conv_params(False, True), shape=_conv_shape(True, True), init="weight"
+)(lambda layer: _emit_conv(layer, False, True))
 
 
 def _ip_params(p: Any, ins: list[Shape]) -> list[Shape]:
@@ -149,9 +154,10 @@ def _pool_geometry(p: Any, shape: Shape) -> tuple[list[int], list[int], list[int
         raise LayerRefused(f"pooling needs a 4-D input, this one has {len(shape)} axes")
     if p.global_pooling:
         return list(shape[2:]), [0, 0], [1, 1], [1, 1]
-    kernel = [p.kernel_h, p.kernel_w] if p.kernel_h else [p.kernel_size] * 2
-    pad = [p.pad_h, p.pad_w] if p.pad_h or p.pad_w else [p.pad] * 2
-    stride = [p.stride_h, p.stride_w] if p.stride_h else [p.stride] * 2
+    # Caffe asks has_kernel_size() first, has_pad_h() and has_stride_h() (not their values).
+    kernel = [p.kernel_size] * 2 if p.HasField("kernel_size") else [p.kernel_h, p.kernel_w]
+    pad = [p.pad_h, p.pad_w] if p.HasField("pad_h") or p.HasField("pad_w") else [p.pad] * 2
+    stride = [p.stride_h, p.stride_w] if p.HasField("stride_h") else [p.stride] * 2
     floor = p.HasField("round_mode") and p.round_mode == 1 if hasattr(p, "round_mode") else False
     if hasattr(p, "ceil_mode") and p.HasField("ceil_mode"):
         floor = not p.ceil_mode  # the ceil_mode forks

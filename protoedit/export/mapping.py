@@ -177,11 +177,15 @@ def axis_of(axis: int, rank: int) -> int:
     return axis + rank if axis < 0 else axis
 
 
-def spatial(values: Any, h: int, w: int, axes: int, default: int) -> list[int]:
-    """Per-spatial-axis values from a repeated field or its ``_h``/``_w`` pair."""
-    if h or w:
-        return [int(h), int(w)]
-    items = [int(v) for v in values]
+def spatial(param: Any, what: str, axes: int, default: int) -> list[int]:
+    """Per-spatial-axis values of ``what`` (``kernel``, ``pad``, ``stride``): its ``_h``/``_w``
+    pair when set (Caffe asks ``has_``: a fork may give them defaults), else the repeated
+    ``kernel_size``/``pad``/``stride`` field (one value for every axis, or one each)."""
+    h, w = f"{what}_h", f"{what}_w"
+    fields = param.DESCRIPTOR.fields_by_name
+    if h in fields and (param.HasField(h) or param.HasField(w)):
+        return [int(getattr(param, h)), int(getattr(param, w))]
+    items = [int(v) for v in getattr(param, "kernel_size" if what == "kernel" else what)]
     if not items:
         return [default] * axes
     return items * axes if len(items) == 1 else items
