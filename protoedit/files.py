@@ -67,9 +67,8 @@ def source_name(name: str | os.PathLike[str], stdin_name: str | None = None) -> 
     return (stdin_name or STDIN_NAME) if str(name) == STDIN else str(name)
 
 
-def write_atomic(target: str | os.PathLike[str], text: str | bytes) -> None:
-    """Replace ``target`` with ``text`` (bytes are written as they are) so that a reader never
-    sees a half-written file.
+def write_atomic(target: str | os.PathLike[str], text: str) -> None:
+    """Replace ``target`` with ``text`` so that a reader never sees a half-written file.
 
     A symlink is followed: the file it points to is replaced and the link stays.  The new
     content goes to a temporary file beside the real target (same file system), is flushed to
@@ -111,14 +110,8 @@ def write_atomic_with(target: str | os.PathLike[str], write: Callable[[Path], No
     fd, tmp = _create_temporary(path, mode, shown)
     os.close(fd)
     try:
-<<<<<<< HEAD
-        with open(fd, "wb") as handle:
-            handle.write(text if isinstance(text, bytes) else encode(text))
-            handle.flush()
-=======
         write(tmp)
         with open(tmp, "rb+") as handle:
->>>>>>> weights-io
             os.fsync(handle.fileno())
         if mode is not None:
             os.chmod(tmp, mode)

@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     _refuse_unused(args)
     import protoedit
     from protoedit.export import DEFAULT_OPSET, check, export
-    from protoedit.files import write_atomic
+    from protoedit.files import write_atomic_bytes
 
     doc = protoedit.load(args.file, args.proto)
     shape: Any = None
@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     }
     exported = export(doc, args.weights, **options)
     if args.output is not None:
-        write_atomic(args.output, exported.model.SerializeToString())
+        write_atomic_bytes(args.output, [exported.model.SerializeToString()])
         if not args.quiet:
             layers = len(exported.built.layers)
             say(f"wrote {args.output}: {layers} layers, {len(exported.model.graph.node)} nodes")

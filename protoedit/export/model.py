@@ -76,34 +76,10 @@ def _blobs_of(weights: Mapping[str, Any]) -> dict[str, list[np.ndarray]]:
 
 
 def load_weights(path: str | os.PathLike[str]) -> dict[str, list[np.ndarray]]:
-    """A ``.caffemodel`` read without Caffe, as layer -> blobs."""
-    try:
-        from protoedit.weights import load  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:  # before the weights package: today's reader
-        return _read_caffemodel(path)
+    """A ``.caffemodel`` read without Caffe (:func:`protoedit.weights.load`), as layer -> blobs."""
+    from protoedit.weights import load
+
     return _blobs_of(load(path))
-
-
-def _read_caffemodel(path: str | os.PathLike[str]) -> dict[str, list[np.ndarray]]:
-    from protoedit.explain.weights import read_weights
-
-    message = read_weights(path)
-    out = {}
-    for layer in list(message.layer) or list(message.layers):
-        arrays = []
-        for blob in layer.blobs:
-            shape = (
-                list(blob.shape.dim)
-                if blob.HasField("shape")
-                else [blob.num, blob.channels, blob.height, blob.width]
-            )
-            data = np.asarray(
-                blob.double_data if len(blob.double_data) else blob.data, dtype=np.float32
-            )
-            arrays.append(data.reshape(shape))
-        if arrays:
-            out[layer.name] = arrays
-    return out
 
 
 def sha256(data: bytes) -> str:
