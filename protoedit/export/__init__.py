@@ -4,7 +4,7 @@
   layer type (``layers_*.py``), the graph builder (``graph.py``), calibrated random weights
   when none are given (``random.py``);
 - :func:`check`: Caffe (in the worker) and onnxruntime on the same seeded inputs, every blob
-  compared within a float32 tolerance (``check.py``).
+  compared within a float32 tolerance (``caffe_check.py``; not ``check.py``, whose import would shadow the function ``check``).
 
 onnx and onnxruntime are the ``onnx`` extra; they load when a name here is first used.
 """
@@ -15,14 +15,14 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from protoedit.export.check import BlobResult, CheckReport, check
+    from protoedit.export.caffe_check import BlobResult, CheckReport, check
     from protoedit.export.mapping import ExportError
     from protoedit.export.model import DEFAULT_OPSET, export, to_onnx
 
 _LAZY = {
-    "BlobResult": "protoedit.export.check",
-    "CheckReport": "protoedit.export.check",
-    "check": "protoedit.export.check",
+    "BlobResult": "protoedit.export.caffe_check",
+    "CheckReport": "protoedit.export.caffe_check",
+    "check": "protoedit.export.caffe_check",
     "ExportError": "protoedit.export.mapping",
     "DEFAULT_OPSET": "protoedit.export.model",
     "export": "protoedit.export.model",

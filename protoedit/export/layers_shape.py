@@ -170,7 +170,13 @@ def _chain(layer: Layer, op: str, terms: list[str]) -> str:
     return acc
 
 
-@mapping("Tile")
+def _tile_shape(p: Any, ins: list[Shape], tops: int) -> list[Shape]:
+    out = list(ins[0])
+    out[axis_of(p.axis, len(out))] *= int(p.tiles)
+    return [out]
+
+
+@mapping("Tile", shape=_tile_shape)
 def _tile(layer: Layer) -> list[str]:
     p = layer.param
     axis = axis_of(p.axis, len(layer.shapes[0]))

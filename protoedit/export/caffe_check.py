@@ -405,9 +405,9 @@ def reference_text(exported: Exported) -> str:
 def _load_reference(session: Any, net_path: str, exported: Exported, weights: WeightsLike) -> int:
     """Load the net in the Caffe worker with the very weights the export used."""
     if isinstance(weights, (str, os.PathLike)):
-        from protoedit.explain.weights import read_weights, stored_shapes
+        from protoedit.weights import stored_shapes
 
-        stored = stored_shapes(read_weights(weights))
+        stored = stored_shapes(weights)
         answer = session.request(
             _WORKER, "load", net=net_path, weights=os.fspath(weights), stored_shapes=stored
         )
