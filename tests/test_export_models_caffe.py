@@ -182,38 +182,7 @@ def test_a_net_caffe_cannot_load_is_exported_and_the_check_says_why(reference: S
     assert "could not run" in report.lines()[0]
 
 
-FORKS = """
-layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 3 dim: 10 dim: 10 } } }
-layer { name: "conv" type: "Convolution" bottom: "data" top: "conv" convolution_param { num_output: 6 kernel_size: 3 pad: 1 } }
-layer { name: "relu6" type: "ReLU6" bottom: "conv" top: "relu6" }
-layer { name: "hswish" type: "HardSwish" bottom: "conv" top: "hswish" }
-layer { name: "hsig" type: "HardSigmoid" bottom: "conv" top: "hsig" }
-layer { name: "norm" type: "Normalize" bottom: "conv" top: "norm" norm_param { across_spatial: false channel_shared: false eps: 0.001 } }
-layer { name: "norm_all" type: "Normalize" bottom: "conv" top: "norm_all" norm_param { across_spatial: true channel_shared: true } }
-layer { name: "up" type: "Upsample" bottom: "conv" top: "up" upsample_param { scale: 2 } }
-layer { name: "perm" type: "Permute" bottom: "conv" top: "perm" permute_param { order: 0 order: 2 order: 3 order: 1 } }
-layer { name: "prior" type: "PriorBox" bottom: "conv" bottom: "data" top: "prior" prior_box_param { min_size: 4 max_size: 8 aspect_ratio: 2 flip: true clip: true variance: 0.1 variance: 0.1 variance: 0.2 variance: 0.2 } }
-layer { name: "mvn" type: "MVN" bottom: "conv" top: "mvn" mvn_param { across_channels: true eps: 0.01 } }
-layer { name: "elu" type: "ELU" bottom: "conv" top: "elu" elu_param { alpha: 0.7 } }
-layer { name: "power" type: "Power" bottom: "relu6" top: "power" power_param { power: 1.5 scale: 0.5 shift: 1 } }
-layer { name: "exp" type: "Exp" bottom: "conv" top: "exp" exp_param { base: 2 scale: 0.3 } }
-layer { name: "absval" type: "AbsVal" bottom: "conv" top: "absval" }
-layer { name: "log" type: "Log" bottom: "exp" top: "log" log_param { base: 10 } }
-layer { name: "bnll" type: "BNLL" bottom: "conv" top: "bnll" }
-layer { name: "thr" type: "Threshold" bottom: "conv" top: "thr" threshold_param { threshold: 0.2 } }
-layer { name: "tile" type: "Tile" bottom: "conv" top: "tile" tile_param { axis: 1 tiles: 2 } }
-layer { name: "red" type: "Reduction" bottom: "conv" top: "red" reduction_param { operation: SUMSQ axis: 2 coeff: 0.5 } }
-layer { name: "argmax" type: "ArgMax" bottom: "conv" top: "argmax" argmax_param { axis: 1 } }
-layer { name: "max" type: "Eltwise" bottom: "conv" bottom: "elu" top: "max" eltwise_param { operation: MAX } }
-layer { name: "prod" type: "Eltwise" bottom: "conv" bottom: "elu" top: "prod" eltwise_param { operation: PROD } }
-layer { name: "bias" type: "Bias" bottom: "conv" top: "bias" }
-layer { name: "scale2" type: "Scale" bottom: "conv" bottom: "bias" top: "scale2" scale_param { axis: 0 } }
-"""
-
-
-def test_fork_and_element_wise_layers(reference: Session, tmp_path: Path) -> None:
-    path = tmp_path / "forks.prototxt"
-    path.write_text(FORKS)
-    report = _check(path, reference, _proto())
+def test_fork_and_element_wise_layers(reference: Session) -> None:
+    report = _check(FIXTURES / "export" / "forks.prototxt", reference, _proto())
     compared = {b.blob for b in report.runs[0].blobs}
     assert {"relu6", "norm", "up", "perm", "prior", "argmax", "scale2"} <= compared

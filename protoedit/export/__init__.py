@@ -4,7 +4,8 @@
   layer type (``layers_*.py``), the graph builder (``graph.py``), calibrated random weights
   when none are given (``random.py``);
 - :func:`check`: Caffe (in the worker) and onnxruntime on the same seeded inputs, every blob
-  compared within a float32 tolerance (``caffe_check.py``; not ``check.py``, whose import would shadow the function ``check``).
+  compared within a float32 tolerance (``caffe_check.py``: a module ``check`` would shadow
+  the function once imported).
 
 onnx and onnxruntime are the ``onnx`` extra; they load when a name here is first used.
 """
