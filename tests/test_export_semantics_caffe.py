@@ -436,8 +436,7 @@ def test_prelu_slope_broadcasts_over_channels(caffe_session: Session) -> None:
 
 def test_dropout_is_identity(caffe_session: Session) -> None:
     text = _net(
-        CONV
-        + 'layer { name: "drop" type: "Dropout" bottom: "conv" top: "d" '
+        CONV + 'layer { name: "drop" type: "Dropout" bottom: "conv" top: "d" '
         "dropout_param { dropout_ratio: 0.3 } }\n"
     )
     _assert_exact(text, caffe_session)
