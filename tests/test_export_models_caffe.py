@@ -16,7 +16,7 @@ import pytest
 from protoedit import load
 from protoedit.caffe import Session, session
 from protoedit.caffe.build import caffe_proto_path
-from protoedit.export import CheckReport, check
+from protoedit.export import CheckReport, check, export
 
 from .helpers import CORPUS, FIXTURES, corpus_dir, report_lines
 
@@ -186,3 +186,30 @@ def test_fork_and_element_wise_layers(reference: Session) -> None:
     report = _check(FIXTURES / "export" / "forks.prototxt", reference, _proto())
     compared = {b.blob for b in report.runs[0].blobs}
     assert {"relu6", "norm", "up", "perm", "prior", "argmax", "scale2"} <= compared
+
+
+def test_recurrent_lstm(reference: Session) -> None:
+    from protoedit.export.mapping import MAPPINGS, Layer, Mapping
+
+    path = FIXTURES / "export" / "lstm.prototxt"
+    frames = np.random.default_rng(3).standard_normal([5, 2, 3, 4, 4]).astype(np.float32)
+    cont = np.ones([5, 2], dtype=np.float32)
+    cont[0] = cont[3, 1] = 0  # sequences start at t = 0, and again at t = 3 in sample 1
+    report = _check(path, reference, inputs={"frames": frames, "cont": cont})
+    assert "lstm" in {b.blob for b in report.runs[0].blobs}
+    weights = export(load(path)).weights  # given: no calibration run of the wrong mapping
+    original = MAPPINGS["LSTM"]
+
+    def without_cont(layer: Layer) -> list[str]:  # ONNX's LSTM: no sequence restarts
+        layer.inputs[1] = layer.graph.const(np.ones(layer.shapes[1]), "ones")
+        return original.emit(layer)
+
+    MAPPINGS["LSTM"] = Mapping(without_cont, original.params, original.shape, init=original.init)
+    try:
+        wrong = check(
+            load(path), weights, session=reference, inputs={"frames": frames, "cont": cont}
+        )
+    finally:
+        MAPPINGS["LSTM"] = original
+    found = wrong.first_divergence
+    assert found is not None and found[1].blob == "lstm"

@@ -308,7 +308,9 @@ def check(
                 if not isinstance(exc, ProtoeditError):
                     raise
                 runs.append(("odd size", f"the net does not reshape: {exc.message}", {}))
-    if batch2:
+    if batch2 and not exported.dynamic_batch:
+        runs.append(("batch 2", "axis 0 is time (a recurrent net): the batch is fixed", {}))
+    elif batch2:
         runs.append(
             ("batch 2", exported, _seeded({k: [2, *v[1:]] for k, v in base.items()}, seed + 3))
         )

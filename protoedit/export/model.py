@@ -29,6 +29,8 @@ from protoedit.export.random import RandomWeights
 #: The opset written unless asked otherwise, and the range the mappings support.
 DEFAULT_OPSET = 17
 MIN_OPSET = 13
+#: Types whose inputs are time-major (axis 0 is time, not the batch).
+RECURRENT = ("LSTM", "RNN")
 #: The batch axis of every input is this symbolic dimension unless ``dynamic_batch=False``.
 BATCH = "N"
 
@@ -43,6 +45,7 @@ class Exported:
     built: Built
     prepared: Prepared
     weights: dict[str, list[np.ndarray]]  # the parameter blobs used, by layer
+    dynamic_batch: bool = True  # axis 0 of every input is the symbolic batch
 
     def with_outputs(self, names: Sequence[str]) -> onnx.ModelProto:
         """The model with ``names`` as extra outputs (the check compares every value)."""
@@ -115,6 +118,7 @@ def export(
         given: dict[str, list[np.ndarray]] | None = load_weights(weights)
     else:
         given = _blobs_of(weights) if weights is not None else None
+    recurrent = any(i.type in RECURRENT for i in prepared.layers)
     if given is not None:
         held = given
 
@@ -123,12 +127,14 @@ def export(
 
         built = build(prepared, supply, opset=opset)
     else:
-        random = RandomWeights(prepared.inputs, seed)
+        random = RandomWeights(prepared.inputs, seed, batch_one=not recurrent)
         built = build(prepared, random, opset=opset, after=random.after)
         sources["weights"] = f"random (seed {seed}, calibrated to unit spread)"
-    model = _model(built, opset, dynamic_batch, sources)
+    # A recurrent layer's inputs are time-major (T x N x ...) and unrolled: no dynamic axis 0.
+    dynamic = dynamic_batch and not recurrent
+    model = _model(built, opset, dynamic, sources)
     verify(model)
-    return Exported(model, built, prepared, built.params)
+    return Exported(model, built, prepared, built.params, dynamic)
 
 
 def to_onnx(

@@ -69,10 +69,14 @@ class RandomWeights:
     """The blob supplier of :func:`protoedit.export.graph.build` for calibrated random weights
     (and the ``after`` hook that runs each layer to know what the next one sees)."""
 
-    def __init__(self, inputs: dict[str, Shape], seed: int = 0) -> None:
+    def __init__(self, inputs: dict[str, Shape], seed: int = 0, batch_one: bool = True) -> None:
+        """``inputs``: their shapes; ``batch_one``: calibrate on one sample (axis 0 is the
+        batch; not so for a recurrent net's time-major inputs)."""
         self.rng = np.random.default_rng(seed)
         self.values: dict[str, np.ndarray] = {
-            name: self.rng.standard_normal([1, *shape[1:]]).astype(np.float32)
+            name: self.rng.standard_normal([1, *shape[1:]] if batch_one else shape).astype(
+                np.float32
+            )
             for name, shape in inputs.items()
         }
 
@@ -105,6 +109,11 @@ class RandomWeights:
             return [rng.uniform(2.0, 20.0, wanted[0]).astype(np.float32)]
         if init == "weight":
             return self._weight(layer, wanted)
+        if init == "recurrent":  # fan-in scaled matrices, a small bias: no gate saturates
+            return [
+                rng.normal(0, 1 / np.sqrt(s[1]) if len(s) > 1 else 0.2, s).astype(np.float32)
+                for s in wanted
+            ]
         return [rng.standard_normal(s).astype(np.float32) for s in wanted]
 
     def _batch_norm(self, x: Any, wanted: list[Shape]) -> list[np.ndarray]:
