@@ -202,3 +202,66 @@ def test_cli_refusals(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     line = one_error_line(capsys, ["export", str(bad), "-o", str(tmp_path / "m.onnx")])
     assert "bad.prototxt:12:1: layer 'ax' (Axpy): no ONNX mapping" in line
     assert not (tmp_path / "m.onnx").exists()
+
+
+def _fork_schema(tmp_path: Path) -> Path:
+    """The built-in caffe.proto plus the parameters of ShuffleNet's ShuffleChannel and
+    DeepLab's Interp (fork types the bundled Caffe lacks)."""
+    text = (
+        Path(__file__).resolve().parent.parent / "protoedit" / "schema" / "caffe.proto"
+    ).read_text()
+    text = text.replace(
+        "message LayerParameter {",
+        "message LayerParameter {\n"
+        "  optional ShuffleChannelParameter shuffle_channel_param = 9001;\n"
+        "  optional InterpParameter interp_param = 9002;",
+        1,
+    )
+    text += (
+        "\nmessage ShuffleChannelParameter { optional uint32 group = 1 [default = 1]; }\n"
+        "message InterpParameter { optional int32 height = 1; optional int32 width = 2;\n"
+        "  optional int32 zoom_factor = 3 [default = 1];\n"
+        "  optional int32 shrink_factor = 4 [default = 1];\n"
+        "  optional int32 pad_beg = 5; optional int32 pad_end = 6; }\n"
+    )
+    path = tmp_path / "fork.proto"
+    path.write_text(text)
+    return path
+
+
+FORK_NET = """
+layer { name: "data" type: "Input" top: "data"
+  input_param { shape { dim: 2 dim: 6 dim: 3 dim: 4 } } }
+layer { name: "shuffle" type: "ShuffleChannel" bottom: "data" top: "shuffle"
+  shuffle_channel_param { group: 2 } }
+layer { name: "dw" type: "ConvolutionDepthwise" bottom: "data" top: "dw"
+  convolution_param { num_output: 6 kernel_size: 3 pad: 1 bias_term: false } }
+layer { name: "interp" type: "Interp" bottom: "data" top: "interp" interp_param { zoom_factor: 2 } }
+"""
+
+
+def test_fork_types_caffe_here_lacks_match_their_definitions(tmp_path: Path) -> None:
+    doc = loads(FORK_NET, _fork_schema(tmp_path))
+    exported = export(doc)
+    values = _values(exported.model, [2, 6, 3, 4])
+    data = np.random.default_rng(5).standard_normal([2, 6, 3, 4]).astype(np.float32)
+    # ShuffleChannel: channel k of group g goes to k * groups + g
+    assert np.array_equal(
+        values["shuffle"], data.reshape(2, 2, 3, 3, 4).transpose(0, 2, 1, 3, 4).reshape(2, 6, 3, 4)
+    )
+    # ConvolutionDepthwise: one 3x3 filter per channel whatever group says
+    weight = exported.weights["dw"][0]
+    assert weight.shape == (6, 1, 3, 3)
+    padded = np.pad(data, [(0, 0), (0, 0), (1, 1), (1, 1)])
+    expected = np.zeros(data.shape)
+    bound = np.zeros(data.shape)  # 9 products summed: 9 roundings of at most eps * sum |terms|
+    for y in range(3):
+        for x in range(4):
+            window = padded[:, :, y : y + 3, x : x + 3].astype(np.float64)
+            expected[:, :, y, x] = np.einsum("ncij,cij->nc", window, weight[:, 0])
+            bound[:, :, y, x] = np.einsum("ncij,cij->nc", abs(window), abs(weight[:, 0]))
+    eps = float(np.finfo(np.float32).eps)
+    assert np.all(np.abs(values["dw"] - expected) <= 9 * eps * bound)
+    # Interp: zoom 2 -> (H - 1) * 2 + 1, corners aligned (the corners are the input's)
+    assert values["interp"].shape == (2, 6, 5, 7)
+    assert np.array_equal(values["interp"][:, :, ::2, ::2], data)
