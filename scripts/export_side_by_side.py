@@ -85,7 +85,13 @@ NETS: list[tuple[str, Path, list[int] | None, str | None, bool]] = [
     ),
     ("DenseNet (tiny)", ROOT / "fixtures" / "export" / "densenet.prototxt", None, None, False),
     ("FCN (tiny)", ROOT / "fixtures" / "export" / "fcn.prototxt", None, None, False),
-    ("ShuffleNet v2 (tiny)", ROOT / "fixtures" / "export" / "shufflenet.prototxt", None, None, True),
+    (
+        "ShuffleNet v2 (tiny)",
+        ROOT / "fixtures" / "export" / "shufflenet.prototxt",
+        None,
+        None,
+        True,
+    ),
     ("LSTM (tiny)", ROOT / "fixtures" / "export" / "lstm.prototxt", None, None, False),
 ]
 _WORKER = "protoedit.explain.worker"
