@@ -5,6 +5,7 @@ check.  One warm Caffe worker (``caffe_session``) serves the whole module."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -465,3 +466,22 @@ def test_split_and_silence_vanish(caffe_session: Session) -> None:
     model = to_onnx(loads(text))
     assert [n.op_type for n in model.graph.node] == ["Conv", "Relu"]
     assert [o.name for o in model.graph.output] == ["r"]
+
+
+def test_the_command_checks_and_exits_1_when_the_reference_cannot_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from protoedit.cli import main
+
+    good = tmp_path / "good.prototxt"
+    good.write_text(_net(POOL_AVE, "1 3 6 6"))
+    assert main(["export", str(good), "--check", "-q", "-o", str(tmp_path / "good.onnx")]) == 0
+    assert capsys.readouterr().out == ""
+    # BVLC's round_mode: the bundled Caffe's schema has a bool ceil_mode in its place.
+    bad = tmp_path / "bad.prototxt"
+    bad.write_text(_net(POOL_AVE.replace("pad: 1", "round_mode: FLOOR"), "1 3 6 6"))
+    assert main(["export", str(bad), "--check", "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is False and report["reference_error"]
