@@ -70,7 +70,9 @@ def add_export(commands: Commands) -> None:
     )
     add_preprocess(cmd)
     add_timeout(cmd, None, "limit for each Caffe request of --check, in seconds")
-    cmd.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    cmd.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress bar; print only errors"
+    )
     hints(cmd, _FLAGS)
     cmd.set_defaults(run=run)
 
@@ -116,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
         "until": args.until,
         "seed": args.seed,
     }
-    exported = export(doc, args.weights, **options)
+    progress = False if args.quiet else None
+    exported = export(doc, args.weights, **options, progress=progress)
     if args.output is not None:
         write_atomic_bytes(args.output, [exported.model.SerializeToString()])
         if not args.quiet:
@@ -135,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
             preprocess=preprocess(args) if args.image else None,
             session=opened,
             exported=exported,
+            progress=progress,
         )
     if args.json:
         print(json.dumps(report.to_dict(), default=float))

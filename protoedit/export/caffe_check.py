@@ -271,6 +271,7 @@ def check(
     batch2: bool = True,
     session: Any = None,
     exported: Exported | None = None,
+    progress: bool | None = False,
 ) -> CheckReport:
     """Export ``doc`` (as :func:`~protoedit.export.to_onnx`) and compare it with Caffe blob
     by blob (see the module docstring).  ``inputs`` adds a run on given arrays, ``images``
@@ -294,7 +295,7 @@ def check(
             runs.append(("odd size", "the inputs have no height and width", {}))
         else:
             try:
-                again = export(
+                again = export(  # progress: the first export showed it
                     doc,
                     exported.weights,
                     opset=opset,
@@ -326,9 +327,9 @@ def check(
         from protoedit.caffe import session as open_session
 
         with open_session() as opened:
-            _run_all(report, exported, runs, weights, opened)
+            _run_all(report, exported, runs, weights, opened, progress)
     else:
-        _run_all(report, exported, runs, weights, session)
+        _run_all(report, exported, runs, weights, session, progress)
     return report
 
 
@@ -353,8 +354,10 @@ def _run_all(
     runs: list[tuple[str, Exported | str, dict[str, np.ndarray]]],
     weights: WeightsLike,
     session: Any,
+    progress: bool | None = False,
 ) -> None:
     from protoedit.caffe import CaffeRunError
+    from protoedit.progress import progress_bar
 
     with tempfile.TemporaryDirectory(prefix="protoedit-export-") as folder:
         net_path = os.path.join(folder, "net.prototxt")
@@ -366,12 +369,14 @@ def _run_all(
             report.reference_error = exc.message
             return
         try:
-            for name, model, arrays in runs:
-                shapes = {k: list(v.shape) for k, v in arrays.items()}
-                if isinstance(model, str):
-                    report.runs.append(Run(name, shapes, skipped=model))
-                    continue
-                report.runs.append(_compare(session, net_id, model, name, arrays))
+            with progress_bar(len(runs), unit="run", enabled=progress, desc="check") as bar:
+                for name, model, arrays in runs:
+                    bar.update()
+                    shapes = {k: list(v.shape) for k, v in arrays.items()}
+                    if isinstance(model, str):
+                        report.runs.append(Run(name, shapes, skipped=model))
+                        continue
+                    report.runs.append(_compare(session, net_id, model, name, arrays))
         finally:
             with contextlib.suppress(CaffeRunError):
                 session.request(_WORKER, "unload", net_id=net_id)

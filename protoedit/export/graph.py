@@ -108,13 +108,17 @@ def build(
     *,
     opset: int,
     after: After | None = None,
+    tick: Callable[[], Any] | None = None,
 ) -> Built:
-    """Write every layer's nodes; ``blobs`` gives each layer its parameters."""
+    """Write every layer's nodes; ``blobs`` gives each layer its parameters; ``tick`` is
+    called after each layer (a progress bar)."""
     graph = Graph(opset)
     names = value_names(prepared, graph)
     shapes: dict[str, Shape] = {}
     built = Built(graph, names, shapes, {}, [], {})
     for info in prepared.layers:
+        if tick is not None:
+            tick()
         param = param_message(info)
         if info.type == "Input":
             for write in info.writes:

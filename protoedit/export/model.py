@@ -106,8 +106,12 @@ def export(
     until: str | None = None,
     dynamic_batch: bool = True,
     seed: int = 0,
+    progress: bool | None = False,
 ) -> Exported:
-    """:func:`to_onnx`, keeping what :func:`protoedit.export.check` needs."""
+    """:func:`to_onnx`, keeping what :func:`protoedit.export.check` needs; ``progress``
+    shows a bar over the layers (``None``: on a terminal)."""
+    from protoedit.progress import progress_bar
+
     if not MIN_OPSET <= opset <= max_opset():
         raise ExportError(f"opset {opset} is not supported: use {MIN_OPSET} to {max_opset()}")
     prepared = prepare(doc, input_shape=input_shape, until=until)
@@ -125,10 +129,12 @@ def export(
         def supply(layer: Layer, wanted: list[Shape]) -> list[np.ndarray]:
             return check_weights(prepared, layer, wanted, held)
 
-        built = build(prepared, supply, opset=opset)
+        with progress_bar(len(prepared.layers), unit="layer", enabled=progress) as bar:
+            built = build(prepared, supply, opset=opset, tick=bar.update)
     else:
         random = RandomWeights(prepared.inputs, seed, batch_one=not recurrent)
-        built = build(prepared, random, opset=opset, after=random.after)
+        with progress_bar(len(prepared.layers), unit="layer", enabled=progress) as bar:
+            built = build(prepared, random, opset=opset, after=random.after, tick=bar.update)
         sources["weights"] = f"random (seed {seed}, calibrated to unit spread)"
     # A recurrent layer's inputs are time-major (T x N x ...) and unrolled: no dynamic axis 0.
     dynamic = dynamic_batch and not recurrent
