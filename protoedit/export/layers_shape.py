@@ -26,7 +26,10 @@ def _split(layer: Layer) -> list[str]:
 
 @mapping("Dropout", alias=True)
 def _dropout(layer: Layer) -> list[str]:
-    """Identity in the TEST phase (Caffe scales at training time, not at test time)."""
+    """Identity in the TEST phase (Caffe scales at training time, not at test time); the
+    Bayesian SegNet fork's ``sample_weights_test`` samples at test time too: refused."""
+    if getattr(layer.param, "sample_weights_test", False):
+        raise LayerRefused("sample_weights_test drops units at random at test time")
     return [layer.inputs[0]]
 
 
