@@ -48,11 +48,9 @@ def _classes(prepared: Prepared) -> dict[BlobVersion, BlobVersion]:
     for info in prepared.layers:
         for read in info.reads:
             rep.setdefault(read, read)
-        alias = MAPPINGS[info.type].alias
-        for k, write in enumerate(info.writes):
-            source = info.reads[0] if alias and info.reads else write
-            rep[write] = rep.get(source, source) if alias else write
-            del k
+        alias = MAPPINGS[info.type].alias and bool(info.reads)
+        for write in info.writes:
+            rep[write] = rep.get(info.reads[0], info.reads[0]) if alias else write
     return rep
 
 

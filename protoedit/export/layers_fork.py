@@ -153,14 +153,14 @@ def _interp_size(p: Any, shape: Shape) -> tuple[int, int]:
 def _interp(layer: Layer) -> list[str]:
     """DeepLab's bilinear resize, corners aligned (its ``caffe_cpu_interp2``)."""
     size = _interp_size(layer.param, layer.shapes[0])
-    sizes = layer.graph.ints([*layer.shapes[0][:2], *size], layer.hint("sizes"))
-    shape = layer.graph.one("Shape", [layer.inputs[0]], layer.hint("shape"))
-    start = layer.graph.ints([0], layer.hint("s0"))
-    two = layer.graph.ints([2], layer.hint("s2"))
-    lead = layer.graph.one("Slice", [shape, start, two], layer.hint("lead"))
-    tail = layer.graph.const(np.asarray(size, dtype=np.int64), layer.hint("hw"), np.int64)
-    del sizes
-    full = layer.graph.one("Concat", [lead, tail], layer.hint("sizes"), axis=0)
+    g = layer.graph
+    shape = g.one("Shape", [layer.inputs[0]], layer.hint("shape"))  # N and C as they come
+    lead = g.one(
+        "Slice",
+        [shape, g.ints([0], layer.hint("s0")), g.ints([2], layer.hint("s2"))],
+        layer.hint("lead"),
+    )
+    full = g.one("Concat", [lead, g.ints(size, layer.hint("hw"))], layer.hint("sizes"), axis=0)
     return [
         layer.one(
             "Resize",
