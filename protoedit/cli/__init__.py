@@ -16,6 +16,7 @@ from typing import Any
 
 from protoedit.cli.draw_diff import add_diff, add_draw
 from protoedit.cli.explain import add_grad, add_saliency, add_visualize
+from protoedit.cli.export import add_export
 from protoedit.cli.format_check import add_check, add_format
 from protoedit.cli.messages import flags_of, print_error, print_internal_error, say, version
 from protoedit.cli.rewrites import add_rewrites
@@ -70,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_summary,
         add_sweep,
         add_weights_commands,
+        add_export,
     ):
         add(commands)
     return parser

@@ -183,6 +183,10 @@ Axpy          -             -                   -                     -         
 
 [MobileNet]
 DepthwiseConvolution -      convolution_param   extent                weight,bias conv
+ConvolutionDepthwise -      convolution_param   extent                weight,bias conv
+
+[ShuffleNet]
+ShuffleChannel -            shuffle_channel_param same,extent         -           same
 
 [brocolli]
 BatchNormKyle -             batch_norm_param    same,inplace,extent   -           same
