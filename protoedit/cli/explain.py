@@ -55,9 +55,17 @@ def add_grad(commands: Commands) -> None:
         description="Rewrite NET in memory for a loss (an activation head on --target, or the "
         "net's own --loss blob), run one forward and backward in Caffe in a child process, and "
         "print layer, role, shape, |grad| and |grad|/|param| for every learnable blob and "
-        "input. -o writes them as .npz (keys LAYER/ROLE and input/BLOB). Exit 0, 2 on error.",
+        "input (and the blobs --blobs names). -o writes them as .npz (keys LAYER/ROLE, "
+        "input/BLOB, blob/NAME; a blob written in place has blob/NAME/before and "
+        "blob/NAME/after its in-place layers). NET may be a solver: its training net runs in "
+        "phase TRAIN. Exit 0, 2 on error.",
     )
     cmd.add_argument("net", metavar="NET.prototxt")
+    cmd.add_argument(
+        "--blobs",
+        metavar="NAMES",
+        help="also the gradients of these blobs of the data stream: conv1,pool2 or all",
+    )
     cmd.add_argument(
         "--input",
         action="append",
@@ -95,6 +103,15 @@ def _grad_inputs(given: list[str]) -> Any:
     return pairs
 
 
+def _blob_list(text: str | None) -> list[str] | str:
+    """``--blobs``: ``all`` or comma-separated names."""
+    if text is None:
+        return []
+    if text.strip() == "all":
+        return "all"
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
 def run_grad(args: argparse.Namespace) -> int:
     """Compute the gradients, print the report and the table, write the .npz."""
     from protoedit.explain import gradients
@@ -109,6 +126,7 @@ def run_grad(args: argparse.Namespace) -> int:
         preprocess=preprocess(args),
         after_inplace=args.after_inplace,
         target_channels=args.channels,
+        blobs=_blob_list(args.blobs),
         timeout=args.timeout,
         allow_python_layers=args.allow_python_layers,
     )

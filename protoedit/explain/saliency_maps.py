@@ -65,6 +65,8 @@ class Saliency:
     requests: int = 0  # forward/backward requests the worker served
     path_value: float | None = None
     target: str = ""
+    layer: str = ""  # Grad-CAM's layer
+    layer_map: Array | None = None  # Grad-CAM's map at the layer's resolution
     preprocess: Preprocess = field(default_factory=Preprocess)
     warnings: list[str] = field(default_factory=list)
     report: RewriteReport = field(default_factory=RewriteReport)

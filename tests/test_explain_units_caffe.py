@@ -1,0 +1,222 @@
+"""Grad-CAM, guided backpropagation, the deconvnet and the data stream's gradients on the
+trained digits net, against pycaffe's own backward and an independent numpy net."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+from protoedit.caffe import Session
+from protoedit.explain import CaffeSession, gradients
+from protoedit.explain.cam import (
+    Deconvnet,
+    GradCAM,
+    GuidedBackprop,
+    GuidedGradCAM,
+    upsample,
+)
+from protoedit.rewrites import LossHead
+
+from . import digits_numpy
+from .assets.digits import TrainedDigits
+from .helpers import ROOT
+
+EPS32 = float(np.finfo(np.float32).eps)
+BLOBS = ["data", "conv1", "pool1", "conv2", "pool2", "ip1", "ip2"]
+
+
+@pytest.fixture(scope="module")
+def worker() -> Iterator[Session]:
+    """One warm worker for the module, able to import the reference handler in tests/."""
+    preload = ("protoedit.explain.worker", "tests.units_in_caffe")
+    with Session(pythonpath=[str(ROOT)], preload=preload) as opened:
+        yield opened
+
+
+@pytest.fixture(scope="module")
+def held_out(digits_model: TrainedDigits) -> tuple[Any, Any]:
+    split = np.load(digits_model.split)
+    return split["images"], split["labels"]
+
+
+def _close(got: Any, want: Any, terms: int) -> None:
+    """Equal to float32 rounding: sums of ``terms`` products, each rounded at most a few
+    times, err by ``4 eps32 sqrt(terms)`` of the largest magnitude in play."""
+    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+    assert got.shape == want.shape
+    scale = max(float(np.abs(want).max()), 1e-30)
+    np.testing.assert_allclose(got, want, rtol=0, atol=4 * EPS32 * np.sqrt(terms) * scale)
+
+
+@pytest.mark.caffe
+def test_blob_gradients_equal_pycaffe_backward_diffs(
+    digits_model: TrainedDigits, held_out: tuple[Any, Any], worker: Session, tmp_path: Any
+) -> None:
+    images, labels = held_out
+    inputs = {"data": images[:4], "label": labels[:4].astype(np.float32)}
+    ours = gradients(
+        digits_model.train_net,
+        weights=digits_model.weights,
+        inputs=inputs,
+        loss="loss",
+        blobs="all",
+        session=worker,
+    )
+    names = ["data", "label", "conv1", "pool1", "conv2", "pool2", "ip1", "ip2", "loss"]
+    forced = tmp_path / "train.prototxt"  # pycaffe's own net, asked for input gradients too
+    forced.write_text("force_backward: true\n" + digits_model.train_net.read_text())
+    reference = worker.request(
+        "tests.units_in_caffe",
+        "backward",
+        net=str(forced),
+        phase="TEST",
+        weights=str(digits_model.weights),
+        inputs=inputs,
+        names=names,
+    )["diffs"]
+    inplace = {"conv1", "conv2", "ip1"}
+    want = {(f"{n}/before" if n in inplace else n): reference[n] for n in names}
+    want.update({f"{n}/after": reference[f"{n}/after"] for n in inplace})
+    assert sorted(ours.blobs) == sorted(want)
+    for key, value in want.items():
+        assert np.abs(value).max() > 0 or key == "label"
+        np.testing.assert_array_equal(ours.blobs[key], value)  # the same Caffe, the same order
+    flat = ours.flat()
+    assert {"blob/conv1/before", "blob/conv1/after", "blob/pool1"} <= set(flat)
+    # the after-value is not the before-value: the ReLU's mask lies between them
+    assert not np.array_equal(flat["blob/conv1/before"], flat["blob/conv1/after"])
+    assert np.array_equal(flat["blob/data"], flat["input/data"])
+
+
+@pytest.mark.caffe
+def test_a_solver_stands_for_its_training_net_in_phase_train(
+    digits_model: TrainedDigits, held_out: tuple[Any, Any], worker: Session
+) -> None:
+    images, labels = held_out
+    inputs = {"data": images[:2], "label": labels[:2].astype(np.float32)}
+    solver = digits_model.folder / "solver.prototxt"
+    ours = gradients(
+        solver,
+        weights=digits_model.weights,
+        inputs=inputs,
+        loss="loss",
+        blobs=["pool2"],
+        session=worker,
+    )
+    reference = worker.request(
+        "tests.units_in_caffe",
+        "backward",
+        net=str(digits_model.train_net),
+        phase="TRAIN",
+        weights=str(digits_model.weights),
+        inputs=inputs,
+        names=["pool2"],
+    )["diffs"]
+    assert list(ours.blobs) == ["pool2"]
+    np.testing.assert_array_equal(ours.blobs["pool2"], reference["pool2"])
+
+
+def _params(session: CaffeSession) -> dict[str, dict[str, Any]]:
+    return session.get_params()
+
+
+@pytest.mark.caffe
+@pytest.mark.parametrize("rule", ["plain", "guided", "deconvnet"])
+def test_relu_rules_equal_numpy_layer_by_layer(
+    digits_model: TrainedDigits, held_out: tuple[Any, Any], worker: Session, rule: str
+) -> None:
+    images, labels = held_out
+    method = {"plain": GradCAM, "guided": GuidedBackprop, "deconvnet": Deconvnet}[rule]
+    options = {"layer": "conv2"} if rule == "plain" else {}
+    checked = 0
+    for index in range(6):
+        logit = int(labels[index])
+        with method(
+            digits_model.deploy,
+            weights=digits_model.weights,
+            head=LossHead(kind="logit", channel=logit),
+            session=worker,
+            **options,
+        ) as explained:
+            session = explained.session()
+            params = _params(session)
+            if digits_numpy.near_ties(params, images[index]) > 0:
+                continue  # float32 and float64 may pick another maximum or sign there
+            answer = session.run(
+                {"data": images[index : index + 1]}, param_grads=False, relu=rule, diffs=BLOBS
+            )
+            reference = digits_numpy.backward(params, images[index], logit, rule)
+            assert sorted(answer["diffs"]) == sorted(reference)
+            for key, want in reference.items():
+                _close(answer["diffs"][key][0], want, 16 * 9 * 4)
+            if rule != "plain":
+                result = explained.attribute(images[index])
+                _close(result.gradient, reference["data"], 16 * 9 * 4)
+                np.testing.assert_array_equal(result.map, np.abs(result.gradient).max(axis=0))
+            checked += 1
+    assert checked >= 4
+
+
+@pytest.mark.caffe
+@pytest.mark.parametrize("plus", [False, True])
+def test_gradcam_equals_numpy_from_grad_outputs(
+    digits_model: TrainedDigits, held_out: tuple[Any, Any], worker: Session, plus: bool
+) -> None:
+    images, labels = held_out
+    head = LossHead(kind="logit", channel=int(labels[0]))
+    grads = gradients(
+        digits_model.deploy,
+        weights=digits_model.weights,
+        inputs=images[:1],
+        target="ip2",
+        head=head,
+        blobs=["conv2"],
+        session=worker,
+    )
+    with CaffeSession(
+        digits_model.deploy.read_text(), weights=digits_model.weights, session=worker
+    ) as plain:
+        activation = plain.run({"data": images[:1]}, backward=False, blobs=("conv2",))
+    a = activation["blobs"]["conv2"][0].astype(np.float64)
+    g = grads.flat()["blob/conv2/after"][0].astype(np.float64)
+    if plus:
+        share = g**2 / np.where(g != 0, 2 * g**2 + a.sum(axis=(1, 2))[:, None, None] * g**3, 1)
+        alpha = (share * np.maximum(g, 0)).sum(axis=(1, 2))
+    else:
+        alpha = g.mean(axis=(1, 2))
+    want = np.maximum((alpha[:, None, None] * a).sum(axis=0), 0)
+    with GradCAM(
+        digits_model.deploy,
+        weights=digits_model.weights,
+        head=head,
+        layer="conv2",
+        plus=plus,
+        session=worker,
+    ) as cam:
+        result = cam.attribute(images[0])
+    assert result.layer == "conv2" and result.layer_map is not None
+    assert result.method == ("gradcam++" if plus else "gradcam")
+    _close(result.layer_map, want, 32 * 16)
+    assert want.max() > 0
+    np.testing.assert_allclose(result.map, upsample(result.layer_map, 8, 8), rtol=1e-6)
+    np.testing.assert_array_equal(result.gradient, grads.inputs["data"][0])
+
+
+@pytest.mark.caffe
+def test_guided_gradcam_is_the_product(
+    digits_model: TrainedDigits, held_out: tuple[Any, Any], worker: Session
+) -> None:
+    images, labels = held_out
+    head = LossHead(kind="logit", channel=int(labels[1]))
+    common: dict[str, Any] = {"weights": digits_model.weights, "head": head, "session": worker}
+    with GuidedGradCAM(digits_model.deploy, layer="conv1", **common) as both:
+        product = both.attribute(images[1])
+    with GuidedBackprop(digits_model.deploy, **common) as guided:
+        g = guided.attribute(images[1]).gradient
+    with GradCAM(digits_model.deploy, layer="conv1", **common) as cam:
+        c = cam.attribute(images[1]).map
+    np.testing.assert_allclose(product.gradient, g * c[None], rtol=4 * EPS32)
+    assert product.method == "guided-gradcam"
