@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pytest
 
 from protoedit.explain.cam import class_activation_map, upsample
+
+from .assets.digits import FIXTURES
+from .helpers import one_error_line
+
+DEPLOY = FIXTURES / "deploy.prototxt"
 
 
 def test_upsample_is_bilinear_with_pixel_centres_aligned() -> None:
@@ -28,3 +36,55 @@ def test_gradcam_weights_are_mean_gradients_and_the_map_is_rectified() -> None:
     np.testing.assert_allclose(
         class_activation_map(activation, gradient, plus=True), w * activation[1]
     )
+
+
+def test_rank_correlation_is_spearman_with_mean_ranks_for_ties() -> None:
+    from protoedit.explain.sanity import rank_correlation, ranks
+
+    np.testing.assert_array_equal(ranks([10, 30, 20, 20]), [0, 3, 1.5, 1.5])
+    assert rank_correlation([1, 2, 3, 4], [10, 20, 30, 400]) == 1.0
+    assert rank_correlation([1, 2, 3, 4], [4, 3, 2, 1]) == -1.0
+    assert rank_correlation([1, 2, 3], [5, 5, 5]) == 0.0  # a constant map keeps no ranking
+    # Pearson of the ranks [0, 1.5, 1.5] and [0, 1, 2]: 1.5 / sqrt(1.5 * 2)
+    assert abs(rank_correlation([1, 2, 2], [1, 2, 3]) - 1.5 / np.sqrt(3.0)) < 1e-12
+
+
+def test_saliency_refuses_layer_for_other_methods_and_needs_it_for_gradcam(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    np.save(tmp_path / "x.npy", np.zeros((1, 8, 8), np.float32))
+    argv = ["saliency", str(DEPLOY), "--weights", "w", "--image", str(tmp_path / "x.npy")]
+    argv += ["--class", "3", "-o", str(tmp_path / "m.png")]
+    line = one_error_line(capsys, [*argv, "--layer", "conv1"])
+    assert "layer applies to the gradcam, gradcam++, guided-gradcam methods only" in line
+    from protoedit.cli import main
+
+    assert main([*argv, "--method", "gradcam"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "protoedit: error: gradcam needs the layer whose maps it weighs",
+        "hint: pass --layer LAYER",
+    ]
+
+
+def test_grad_refuses_a_blob_the_loss_does_not_reach(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    np.save(tmp_path / "x.npy", np.zeros((1, 8, 8), np.float32))
+    argv = ["grad", str(DEPLOY), "--weights", "w", "--input", str(tmp_path / "x.npy")]
+    line = one_error_line(capsys, [*argv, "--target", "conv2", "--blobs", "ip1"])
+    assert "no blob 'ip1' in the net made for the loss" in line
+
+
+def test_the_cli_offers_every_method() -> None:
+    import argparse
+
+    from protoedit.cli.saliency import add_saliency
+    from protoedit.explain.saliency_maps import METHODS
+
+    parser = argparse.ArgumentParser()
+    add_saliency(parser.add_subparsers())
+    sub = parser.parse_args(["saliency", "n", "--weights", "w", "--image", "i", "-o", "m.png"])
+    assert sub.method == "gradient"
+    actions = parser._subparsers._group_actions[0].choices["saliency"]._actions  # type: ignore[union-attr]
+    choices = next(a.choices for a in actions if a.dest == "method")
+    assert tuple(choices) == METHODS

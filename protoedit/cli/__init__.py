@@ -15,10 +15,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from protoedit.cli.draw_diff import add_diff, add_draw
-from protoedit.cli.explain import add_grad, add_saliency, add_visualize
+from protoedit.cli.explain import add_grad, add_visualize
 from protoedit.cli.format_check import add_check, add_format
 from protoedit.cli.messages import flags_of, print_error, print_internal_error, say, version
 from protoedit.cli.rewrites import add_rewrites
+from protoedit.cli.saliency import add_saliency
 from protoedit.cli.setup_caffe import add_setup_caffe
 from protoedit.cli.sweep import EXIT_INTERRUPTED, add_sweep
 from protoedit.cli.validate import add_validate

@@ -13,13 +13,15 @@ from protoedit.explain.attribution import (
     Gradient,
     IntegratedGradients,
     SmoothGrad,
-    saliency,
 )
+from protoedit.explain.cam import Deconvnet, GradCAM, GuidedBackprop, GuidedGradCAM
 from protoedit.explain.layer_gradients import Gradients, LayerGradients, gradients, prepare
 from protoedit.explain.maximisation import Visualizer, visualize
+from protoedit.explain.methods import method_object, saliency
 from protoedit.explain.objectives import Objective, Unit, direction
 from protoedit.explain.preprocess import Preprocess, load_input
 from protoedit.explain.saliency_maps import Saliency
+from protoedit.explain.sanity import SanityReport, sanity
 from protoedit.explain.session import CaffeRunError, CaffeSession
 from protoedit.explain.settings import PRESETS, Settings
 from protoedit.explain.visualization import ObjectiveResult, Visualization
@@ -30,14 +32,19 @@ __all__ = [
     "Attribution",
     "CaffeRunError",
     "CaffeSession",
+    "Deconvnet",
+    "GradCAM",
     "Gradient",
     "Gradients",
+    "GuidedBackprop",
+    "GuidedGradCAM",
     "IntegratedGradients",
     "LayerGradients",
     "Objective",
     "ObjectiveResult",
     "Preprocess",
     "Saliency",
+    "SanityReport",
     "Settings",
     "SmoothGrad",
     "Unit",
@@ -47,7 +54,9 @@ __all__ = [
     "direction",
     "gradients",
     "load_input",
+    "method_object",
     "prepare",
     "saliency",
+    "sanity",
     "visualize",
 ]
