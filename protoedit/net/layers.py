@@ -210,6 +210,52 @@ multinomial_logistic_loss MULTINOMIAL_LOGISTIC_LOSS   sigmoid SIGMOID      softm
 softmax_loss SOFTMAX_LOSS  split SPLIT                tanh TANH            window_data WINDOW_DATA
 """
 
+#: What ``protoedit summary`` counts per type: type | FLOPs formula | receptive-field rule.
+#: The formulas (:mod:`protoedit.net.costs`, per output element unless said; MAC =
+#: multiply-add = 2 FLOPs, ``op`` = 1 FLOP): conv = (C_in/group)·k_h·k_w MACs + 1 op (bias);
+#: deconv = the same per input element, the bias per output; inner_product = K MACs + 1 op;
+#: pool = k_h·k_w ops (global: the input's size); elementwise = 1 op; batchnorm = 2 ops;
+#: scale = 1 MAC (1 op without a bias); axpy = 1 MAC; eltwise = (inputs-1) ops (SUM with
+#: coefficients: inputs more); lrn = local_size MACs (WITHIN_CHANNEL: local_size²) + 2 ops;
+#: softmax = 3 ops; normalize = 1 MAC + 2 ops; reduction = 1 op per input element; free = 0.
+#: Field rules (:mod:`protoedit.net.receptive`): window (a kernel, stride, pad, dilation),
+#: deconv, point (each output position sees the same positions of its inputs), crop, global
+#: (every input position), axis (point when its axis is 0 or 1), lrn, normalize.  A type
+#: without a row (or a "-") has no rule: its summary says "unknown", never a guess.
+_SUMMARY_TABLE = """
+AbsVal elementwise point            Accuracy - -              ArgMax - -
+BNLL elementwise point              BatchNorm batchnorm point Bias elementwise point
+Clip elementwise point              Concat free axis          Convolution conv window
+Crop free crop                      Deconvolution deconv deconv Dropout free point
+ELU elementwise point               Eltwise eltwise point     Embed free -
+Exp elementwise point               Flatten free global       InnerProduct inner_product global
+Input free -                        LRN lrn lrn               Log elementwise point
+MVN - global                        PReLU elementwise point   Pooling pool window
+Power elementwise point             ReLU elementwise point    Reduction reduction global
+Reshape free global                 Scale scale point         Sigmoid elementwise point
+Silence free -                      Slice free axis           Softmax softmax axis
+Split free point                    Swish elementwise point   TanH elementwise point
+Threshold elementwise point         Normalize normalize normalize Permute free -
+BN scale point                      Axpy axpy point           DepthwiseConvolution conv window
+BatchNormKyle batchnorm point       HardSigmoid elementwise point HardSwish elementwise point
+ReLU6 elementwise point             Upsample free -           Interp - -
+"""
+
+
+def _summary_rules(table: str) -> dict[str, tuple[str | None, str | None]]:
+    """:data:`_SUMMARY_TABLE` as type -> (FLOPs formula, receptive-field rule)."""
+    words = table.split()
+    return {
+        name: (_none(cost), _none(field))
+        for name, cost, field in zip(words[::3], words[1::3], words[2::3], strict=True)
+    }
+
+
+def summary_rules(name: str) -> tuple[str | None, str | None]:
+    """A type's FLOPs formula and receptive-field rule (``None``: it has none)."""
+    return _SUMMARY_RULES.get(name, (None, None))
+
+
 _SHORT = {
     "same": SAME_SHAPE,
     "chan": SAME_CHANNELS,
@@ -295,6 +341,8 @@ class Catalogue:
         """This catalogue plus ``types`` it does not hold yet."""
         return Catalogue([*self, *(t for t in types if t.name not in self)])
 
+
+_SUMMARY_RULES = _summary_rules(_SUMMARY_TABLE)
 
 #: Every type we know: BVLC Caffe master's, then the forks'.
 CATALOGUE = Catalogue(_rows(_TABLE, _V0_TABLE))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from protoedit.errors import InputError
@@ -22,7 +22,7 @@ from protoedit.net.view import INPUT, BlobVersion, NetView
 Shape = list[int]
 
 
-class _Problem(Exception):
+class _Problem(ValueError):
     """A layer's parameters do not give a valid shape for its inputs (Caffe would refuse)."""
 
 
@@ -40,14 +40,19 @@ def _spatial(values: Any, h: int, w: int, axes: int, default: int, what: str) ->
     return items * axes if len(items) == 1 else items
 
 
-def _conv(param: Any, shape: Shape, deconv: bool) -> Shape:
-    axes = len(shape) - 2
+def conv_window(param: Any, axes: int) -> tuple[list[int], list[int], list[int], list[int]]:
+    """A convolution's kernel, stride, pad and dilation per spatial axis (``axes`` of them)."""
     kernel = _spatial(param.kernel_size, param.kernel_h, param.kernel_w, axes, 0, "kernel")
     pad = _spatial(param.pad, param.pad_h, param.pad_w, axes, 0, "pad")
     stride = _spatial(param.stride, param.stride_h, param.stride_w, axes, 1, "stride")
     dilation = _spatial(param.dilation, 0, 0, axes, 1, "dilation")
     if 0 in kernel or 0 in stride or 0 in dilation:
         raise _Problem("kernel size, stride and dilation must be positive")
+    return kernel, stride, pad, dilation
+
+
+def _conv(param: Any, shape: Shape, deconv: bool) -> Shape:
+    kernel, stride, pad, dilation = conv_window(param, len(shape) - 2)
     out = []
     for size, k, p, s, d in zip(shape[2:], kernel, pad, stride, dilation, strict=True):
         extent = d * (k - 1) + 1
@@ -55,16 +60,22 @@ def _conv(param: Any, shape: Shape, deconv: bool) -> Shape:
     return [shape[0], int(param.num_output), *out]
 
 
-def _pool(param: Any, shape: Shape) -> Shape:
-    if len(shape) != 4:
-        raise _Problem(f"pooling needs a 4-D input, this one has {len(shape)} axes")
-    if param.global_pooling:
-        return [*shape[:2], 1, 1]
+def pool_window(param: Any) -> tuple[list[int], list[int], list[int]]:
+    """A (not global) pooling's kernel, stride and pad on its two spatial axes."""
     kh, kw = (param.kernel_h, param.kernel_w) if param.kernel_h else (param.kernel_size,) * 2
     ph, pw = (param.pad_h, param.pad_w) if param.pad_h or param.pad_w else (param.pad,) * 2
     sh, sw = (param.stride_h, param.stride_w) if param.stride_h else (param.stride,) * 2
     if 0 in (kh, kw, sh, sw):
         raise _Problem("kernel size and stride must be positive")
+    return [kh, kw], [sh, sw], [ph, pw]
+
+
+def _pool(param: Any, shape: Shape) -> Shape:
+    if len(shape) != 4:
+        raise _Problem(f"pooling needs a 4-D input, this one has {len(shape)} axes")
+    if param.global_pooling:
+        return [*shape[:2], 1, 1]
+    (kh, kw), (sh, sw), (ph, pw) = pool_window(param)
     floor = param.HasField("round_mode") and param.round_mode == 1  # FLOOR
     out = []
     for size, k, p, s in ((shape[2], kh, ph, sh), (shape[3], kw, pw, sw)):
@@ -273,3 +284,26 @@ def infer_shapes(view: NetView) -> dict[BlobVersion, Shape | None]:
     inferred when first asked for.  A layer whose parameters give no valid shape raises a
     located :class:`InputError` ("cannot infer the shape of layer X: ...")."""
     return _LazyShapes(view)
+
+
+def forward_shapes(
+    view: NetView, inputs: Mapping[str, Shape] | None = None
+) -> dict[BlobVersion, Shape | None]:
+    """Every value's shape, layer by layer in one pass (a whole net at once, where
+    :func:`infer_shapes` answers one value at a time); ``inputs`` replaces the declared shape
+    of the input blobs it names (a legacy header's or an Input layer's tops).  ``None`` where a
+    shape cannot be known; a layer whose parameters give no valid shape raises as
+    :func:`layer_shapes` does."""
+    given = dict(inputs or {})
+    header = {**header_shapes(view.doc.message), **given}
+    found: dict[BlobVersion, Shape | None] = {}
+    for name in view.doc.message.input:
+        found[BlobVersion(name, INPUT)] = header.get(name)
+    for info in view.layers:
+        ins = [found.get(r) if r.producer != INPUT else header.get(r.blob) for r in info.reads]
+        known = [s for s in ins if s is not None]
+        outs = layer_shapes(view, info, known) if len(known) == len(ins) else []
+        for nth, write in enumerate(info.writes):
+            shape = given.get(write.blob) if info.type == "Input" else None
+            found[write] = shape or (outs[nth] if nth < len(outs) else None)
+    return found
