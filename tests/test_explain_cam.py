@@ -88,3 +88,30 @@ def test_the_cli_offers_every_method() -> None:
     actions = parser._subparsers._group_actions[0].choices["saliency"]._actions  # type: ignore[union-attr]
     choices = next(a.choices for a in actions if a.dest == "method")
     assert tuple(choices) == METHODS
+
+
+def test_topk_streaming_equals_one_sort_ties_to_the_earlier_image() -> None:
+    from protoedit.explain.top_images import TopK
+
+    rng = np.random.default_rng(0)
+    acts = rng.integers(0, 6, size=(50, 3, 2, 3)).astype(np.float32)  # many ties
+    top = TopK(3, 4, 2)
+    states = []
+    for start in range(0, 50, 7):
+        top.add(acts[start : start + 7], start)
+        states.append(top.state())
+    flat = acts.reshape(50, 3, -1)
+    for channel in range(3):
+        best = flat[:, channel].max(axis=1)
+        want = sorted(range(50), key=lambda n: (-best[n], n))[:4]
+        assert top.indices[channel].tolist() == want
+        np.testing.assert_array_equal(top.values[channel], best[want])
+        for rank, n in enumerate(want):
+            y, x = top.positions[channel, rank]
+            assert flat[n, channel].argmax() == y * 3 + x
+    assert top.values.shape == (3, 4) and top.seen == 50  # the state never grows
+    resumed = TopK.resume(states[2], 4)
+    for start in range(resumed.seen, 50, 7):
+        resumed.add(acts[start : start + 7], start)
+    np.testing.assert_array_equal(resumed.indices, top.indices)
+    np.testing.assert_array_equal(resumed.positions, top.positions)

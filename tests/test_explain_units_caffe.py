@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from protoedit.caffe import Session
+from protoedit.document import load
 from protoedit.explain import CaffeSession, gradients
 from protoedit.explain.cam import (
     Deconvnet,
@@ -354,3 +355,70 @@ def test_cli_gradcam_sanity_and_blob_gradients(
     }
     table = capsys.readouterr().out
     assert "conv1  blob, after in-place" in table and "pool2  blob " in table
+
+
+@pytest.mark.caffe
+def test_top9_over_the_digits_equals_numpy_and_patches_lie_in_the_field(
+    digits_model: TrainedDigits, worker: Session, tmp_path: Any
+) -> None:
+    from sklearn.datasets import load_digits  # type: ignore[import-untyped]
+
+    from protoedit.explain.top_images import TopImagesFinder
+    from protoedit.explain.top_pictures import unit_pictures
+    from protoedit.net.receptive import receptive_field
+
+    digits = (load_digits().images / 16.0).astype(np.float32)[:, None]
+    assert len(digits) == 1797
+    with CaffeSession(
+        digits_model.deploy.read_text(), weights=digits_model.weights, session=worker
+    ) as plain:
+        acts = plain.run({"data": digits}, backward=False, blobs=("conv2",))["blobs"]["conv2"]
+    states: list[dict[str, Any]] = []
+    with TopImagesFinder(
+        digits_model.deploy,
+        weights=digits_model.weights,
+        target="conv2",
+        after_inplace=True,  # the deploy net's conv2 blob holds the value after relu2
+        session=worker,
+    ) as finder:
+        result = finder.find(digits, k=9, batch=100, on_batch=states.append)
+        resumed = finder.find(digits, k=9, batch=100, resume=states[7])
+    flat = acts.reshape(1797, 32, -1)
+    field = receptive_field(load(digits_model.deploy), "conv2")  # the summary's numbers
+    assert field.size == (8, 8) and field.stride == (2, 2) and field.offset == (-3, -3)
+    for unit in range(32):
+        best = flat[:, unit].max(axis=1)
+        want = np.lexsort((np.arange(1797), -best.astype(np.float64)))[:9]
+        assert result.indices[unit].tolist() == want.tolist()
+        np.testing.assert_array_equal(result.values[unit], best[want])
+        for rank, index in enumerate(want):
+            y, x = result.positions[unit, rank]
+            assert flat[index, unit, y * 4 + x] == best[index]
+            box = result.box(unit, rank)
+            assert box is not None
+            low = [o + p * s for o, p, s in zip(field.offset, (y, x), field.stride, strict=True)]
+            for axis in range(2):
+                assert max(low[axis], 0) == box.begin[axis]
+                assert box.end[axis] == min(low[axis] + field.size[axis], 8)
+    np.testing.assert_array_equal(resumed.indices, result.indices)
+    assert len(states) == 18 and states[-1]["seen"] == 1797
+    # the field is the truth: outside the box, the unit's gradient on its top image is zero
+    unit, rank = 5, 0
+    y, x = map(int, result.positions[unit, rank])
+    image = digits[int(result.indices[unit, rank])]
+    grads = gradients(
+        digits_model.deploy,
+        weights=digits_model.weights,
+        inputs=image,
+        target="conv2",
+        head=LossHead(kind="unit", channel=unit, position=(y, x)),
+        session=worker,
+    )
+    box = result.box(unit, rank)
+    assert box is not None
+    inside = np.zeros((8, 8), bool)
+    inside[box.slices] = True
+    g = grads.inputs["data"][0, 0]
+    assert np.abs(g[inside]).max() > 0 and not g[~inside].any()
+    written = unit_pictures(result, finder.stream(digits), tmp_path)
+    assert len(written) == 1 + 2 * 32

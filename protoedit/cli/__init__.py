@@ -22,6 +22,7 @@ from protoedit.cli.rewrites import add_rewrites
 from protoedit.cli.saliency import add_saliency
 from protoedit.cli.setup_caffe import add_setup_caffe
 from protoedit.cli.sweep import EXIT_INTERRUPTED, add_sweep
+from protoedit.cli.units import add_top_images
 from protoedit.cli.validate import add_validate
 from protoedit.errors import ProtoeditError
 from protoedit.files import STDIN
@@ -64,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_grad,
         add_saliency,
         add_visualize,
+        add_top_images,
         add_draw,
         add_diff,
         add_sweep,
