@@ -110,8 +110,14 @@ def test_topk_streaming_equals_one_sort_ties_to_the_earlier_image() -> None:
             y, x = top.positions[channel, rank]
             assert flat[n, channel].argmax() == y * 3 + x
     assert top.values.shape == (3, 4) and top.seen == 50  # the state never grows
+    scores = flat.max(axis=2).astype(np.float64)
+    stats = top.stats()
+    np.testing.assert_allclose(stats["mean"], scores.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(stats["std"], scores.std(axis=0), rtol=1e-9)
+    np.testing.assert_array_equal(stats["active"], (scores > 0).mean(axis=0))
     resumed = TopK.resume(states[2], 4)
     for start in range(resumed.seen, 50, 7):
         resumed.add(acts[start : start + 7], start)
     np.testing.assert_array_equal(resumed.indices, top.indices)
     np.testing.assert_array_equal(resumed.positions, top.positions)
+    np.testing.assert_allclose(resumed.stats()["mean"], stats["mean"], rtol=1e-12)

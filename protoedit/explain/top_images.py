@@ -40,10 +40,14 @@ ImagesSource = str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | npt.N
 
 
 class TopK:
-    """The running k best (value, image index, position) of each of ``channels`` units."""
+    """The running k best (value, image index, position) of each of ``channels`` units, and
+    the sums that give each unit's statistics over all images (of its per-image score)."""
 
     def __init__(self, channels: int, k: int, spatial: int) -> None:
         self.k = k
+        self.total = np.zeros(channels, np.float64)
+        self.squares = np.zeros(channels, np.float64)
+        self.positive = np.zeros(channels, np.int64)
         self.values = np.zeros((channels, 0), np.float32)
         self.indices = np.zeros((channels, 0), np.int64)
         self.positions = np.zeros((channels, 0, spatial), np.int64)
@@ -57,6 +61,10 @@ class TopK:
         where = flat.argmax(axis=2)
         best = np.take_along_axis(flat, where[..., None], axis=2)[..., 0]
         place = np.stack(np.unravel_index(where, spatial), axis=-1) if spatial else None
+        scores = best.astype(np.float64)
+        self.total += scores.sum(axis=0)
+        self.squares += (scores**2).sum(axis=0)
+        self.positive += (scores > 0).sum(axis=0)
         values = np.concatenate([self.values, best.T.astype(np.float32)], axis=1)
         numbers = np.broadcast_to(np.arange(start, start + batch), (channels, batch))
         indices = np.concatenate([self.indices, numbers], axis=1)
@@ -70,13 +78,24 @@ class TopK:
         self.seen = max(self.seen, start + batch)
 
     def state(self) -> dict[str, Any]:
-        """What resuming needs (arrays and the count of images folded in)."""
+        """What resuming needs (arrays and the count of images folded in), a copy."""
         return {
             "values": self.values,
             "indices": self.indices,
             "positions": self.positions,
             "seen": self.seen,
+            "total": self.total.copy(),
+            "squares": self.squares.copy(),
+            "positive": self.positive.copy(),
         }
+
+    def stats(self) -> dict[str, npt.NDArray[np.float64]]:
+        """Per unit, over the images seen: the ``mean`` and ``std`` of its score and the
+        ``active`` fraction (score above 0)."""
+        count = max(self.seen, 1)
+        mean = self.total / count
+        spread = np.sqrt(np.maximum(self.squares / count - mean**2, 0))
+        return {"mean": mean, "std": spread, "active": self.positive / count}
 
     @classmethod
     def resume(cls, state: dict[str, Any], k: int) -> TopK:
@@ -87,6 +106,9 @@ class TopK:
         top.values, top.positions = values, positions
         top.indices = np.asarray(state["indices"], np.int64)
         top.seen = int(state["seen"])
+        top.total = np.asarray(state["total"], np.float64)
+        top.squares = np.asarray(state["squares"], np.float64)
+        top.positive = np.asarray(state["positive"], np.int64)
         return top
 
 
@@ -170,6 +192,7 @@ class TopImages:
     names: list[str]
     receptive: ReceptiveField | None = None
     field_reason: str = ""
+    stats: dict[str, npt.NDArray[np.float64]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
     def box(self, channel: int, rank: int) -> Box | None:
@@ -193,7 +216,8 @@ class TopImages:
                         "box": None if box is None else [list(box.begin), list(box.end)],
                     }
                 )
-            out.append({"unit": channel, "top": entries})
+            stats = {name: float(values[channel]) for name, values in self.stats.items()}
+            out.append({"unit": channel, "top": entries, "stats": stats})
         return out
 
 
@@ -280,6 +304,7 @@ class TopImagesFinder(Explainer):
             names=stream.names,
             receptive=self.field,
             field_reason=self.field_reason,
+            stats=top.stats(),
             warnings=self.warnings(),
         )
 

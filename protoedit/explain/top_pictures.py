@@ -56,7 +56,7 @@ def unit_pictures(
             cache[index] = normalised(stream.item(index), bgr=bgr)
         return cache[index]
 
-    written = [write_json(result, out / "top-images.json")]
+    written: list[Path] = []
     channels, k = result.values.shape
     last_use = {int(i): c for c, row in enumerate(result.indices) for i in row}
     for channel in range(channels):
@@ -87,4 +87,5 @@ def unit_pictures(
         for index in set(result.indices[channel].tolist()):
             if last_use[index] == channel:
                 cache.pop(index, None)
+    written.append(write_json(result, out / "top-images.json"))  # last: says all is there
     return written
