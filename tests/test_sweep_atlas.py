@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import html.parser
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -26,18 +25,13 @@ from protoedit.sweep.examples import EXAMPLES, STATE, images_key, run_examples
 from protoedit.sweep.plan import expand
 from protoedit.sweep.store import Store, UnitOutput
 
+from . import test_sweep_report as sweep_report_tests
 from .assets.digits import TrainedDigits
-from .test_sweep_report import CHROMIUM, _browse
+from .test_sweep_report import _browse
 
-
-@pytest.fixture(scope="module")
-def browser() -> str:
-    """Debian's chromium (the atlas test must run in CI, as the contact sheet's does)."""
-    if not os.access(CHROMIUM, os.X_OK):
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("chromium is not installed (CI=true: the browser test must run)")
-        pytest.skip("chromium is not installed (apt-get install chromium)")
-    return CHROMIUM
+#: The contact sheet's fixture (Debian's chromium; in CI the browser tests must run),
+#: shared (pytest finds a fixture by the name it is bound to here).
+chromium = sweep_report_tests.chromium
 
 
 class _Links(html.parser.HTMLParser):
@@ -90,7 +84,7 @@ def _add(store: Path, config: str, layer: str, description: dict[str, Any], n: i
 
 @pytest.mark.caffe
 def test_atlas_of_the_digits_net(
-    browser: str, digits_model: TrainedDigits, caffe_session: Session, tmp_path: Path
+    chromium: str, digits_model: TrainedDigits, caffe_session: Session, tmp_path: Path
 ) -> None:
     from sklearn.datasets import load_digits  # type: ignore[import-untyped]
 
@@ -137,13 +131,13 @@ def test_atlas_of_the_digits_net(
     started = time.perf_counter()
     index = write_report(store, atlas)
     seconds = time.perf_counter() - started
-    dom = _parse(_browse(browser, index, tmp_path / "profile", "--dump-dom"))
+    dom = _parse(_browse(chromium, index, tmp_path / "profile", "--dump-dom"))
     (link,) = dom.having("a", **{"class": "swept"})
     assert link["href"] == layer_page(job.config)
     body = dom.having("body")[0]
     assert body["data-images"] == "8/8"
     page = atlas / link["href"]
-    layer = _parse(_browse(browser, page, tmp_path / "profile", "--dump-dom"))
+    layer = _parse(_browse(chromium, page, tmp_path / "profile", "--dump-dom"))
     units = [a for t, a in layer.elements if t == "div" and "unit" in a.get("class", "").split()]
     assert [u["data-channel"] for u in units] == [str(c) for c in range(8)]
     images = layer.having("img")
@@ -156,7 +150,7 @@ def test_atlas_of_the_digits_net(
     # which Chromium drops from a file address on its command line)
     launcher = atlas / "units" / "launch.html"
     launcher.write_text(f'<script>location.replace("{job.config}.html#3")</script>')
-    unit = _parse(_browse(browser, launcher, tmp_path / "profile", "--dump-dom"))
+    unit = _parse(_browse(chromium, launcher, tmp_path / "profile", "--dump-dom"))
     assert unit.having("body")[0]["data-unit"] == "3"
     shown = {img["alt"]: img["src"] for img in unit.having("img")}
     assert set(shown) == {"optimised image", "top patches", "top images"}
@@ -165,7 +159,7 @@ def test_atlas_of_the_digits_net(
     cells = [a for t, a in unit.elements if t == "code"]
     assert len(cells) == len(job.description) + 1  # every setting, and the unit's record
     shot = tmp_path / "layer.png"
-    _browse(browser, page, tmp_path / "profile", f"--screenshot={shot}", "--window-size=1000,700")
+    _browse(chromium, page, tmp_path / "profile", f"--screenshot={shot}", "--window-size=1000,700")
     with Image.open(shot) as picture:
         pixels_shown = np.asarray(picture.convert("L"))
     assert pixels_shown.std() > 30  # pictures, not a blank page
@@ -173,7 +167,7 @@ def test_atlas_of_the_digits_net(
 
 
 @pytest.mark.slow  # writing the store of 2000 units (fsync per image) takes most of it
-def test_atlas_of_2000_units_on_one_layer(browser: str, tmp_path: Path) -> None:
+def test_atlas_of_2000_units_on_one_layer(chromium: str, tmp_path: Path) -> None:
     store = tmp_path / "store"
     _add(store, "cfg-big", "conv", {"settings": {"steps": 5}, "batch": 8}, 2000)
     started = time.perf_counter()
@@ -181,7 +175,7 @@ def test_atlas_of_2000_units_on_one_layer(browser: str, tmp_path: Path) -> None:
     built = time.perf_counter() - started
     page = tmp_path / "atlas" / layer_page("cfg-big")
     started = time.perf_counter()
-    layer = _parse(_browse(browser, page, tmp_path / "profile", "--dump-dom"))
+    layer = _parse(_browse(chromium, page, tmp_path / "profile", "--dump-dom"))
     opened = time.perf_counter() - started
     units = [a for t, a in layer.elements if t == "div" and "unit" in a.get("class", "").split()]
     assert len(units) == 2000
