@@ -2,8 +2,10 @@
 
 The public API: :func:`load` / :func:`loads` give a :class:`Document` (lossless tree plus
 typed message, editable by path); :func:`format_text` and :func:`check_text` (and their
-``_file`` forms) are ``protoedit format`` and ``protoedit check``; :func:`validate_net` runs a
-net in Caffe (:mod:`protoedit.validate` holds the rest); every error is a
+``_file`` forms) are ``protoedit format`` and ``protoedit check``; :func:`summary` tabulates a
+net's shapes, parameters, FLOPs and receptive fields without Caffe; :func:`validate_net` runs a
+net in Caffe (:mod:`protoedit.validate` holds the rest); :mod:`protoedit.weights` reads and
+writes ``.caffemodel`` files without Caffe and matches them to a net; every error is a
 :class:`ProtoeditError` carrying ``path:line:col``.
 """
 
@@ -21,9 +23,12 @@ from protoedit.errors import (
 )
 
 if TYPE_CHECKING:
+    from protoedit import weights as weights
     from protoedit.document import Document, load, loads
     from protoedit.files import format_file
     from protoedit.lint import Finding, check_file, check_text
+    from protoedit.net.receptive import receptive_fields
+    from protoedit.net.summary import summary
     from protoedit.paths import PathError
     from protoedit.rewrites.basic import UnknownStageWarning
     from protoedit.schema import Schema, SchemaError, builtin_schema
@@ -44,6 +49,8 @@ _LAZY = {
     "check_file": "protoedit.lint",
     "check_text": "protoedit.lint",
     "PathError": "protoedit.paths",
+    "receptive_fields": "protoedit.net.receptive",
+    "summary": "protoedit.net.summary",
     "UnknownStageWarning": "protoedit.rewrites.basic",
     "Schema": "protoedit.schema",
     "SchemaError": "protoedit.schema",
@@ -100,5 +107,7 @@ __all__ = [
     "load",
     "loads",
     "parse_fields",
+    "receptive_fields",
+    "summary",
     "validate_net",
 ]

@@ -294,8 +294,10 @@ def test_json_has_every_kind_with_places() -> None:
         "changed",
         "moved",
         "text",
+        "cost",
     }
     assert data["same"] is False
+    assert data["cost"] is None  # counted only when asked for (costs=True, as the command does)
     [change] = data["changed"]
     assert change["fields"] == [
         {

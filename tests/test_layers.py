@@ -426,4 +426,4 @@ def test_a_fork_type_the_catalogue_marks_shape_keeping_gets_its_inputs_shape() -
     )
     shapes = infer_shapes(view)
     assert shapes[view.final["n"]] == [2, 3, 5, 5]  # SSD's Normalize keeps the shape
-    assert shapes[view.final["p"]] is None  # Permute has no rule: unknown, not guessed
+    assert shapes[view.final["p"]] is None  # no permute_param here: unknown, not guessed

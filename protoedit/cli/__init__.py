@@ -21,9 +21,11 @@ from protoedit.cli.messages import flags_of, print_error, print_internal_error, 
 from protoedit.cli.rewrites import add_rewrites
 from protoedit.cli.saliency import add_saliency
 from protoedit.cli.setup_caffe import add_setup_caffe
+from protoedit.cli.summary import add_summary
 from protoedit.cli.sweep import EXIT_INTERRUPTED, add_sweep
 from protoedit.cli.units import add_top_images
 from protoedit.cli.validate import add_validate
+from protoedit.cli.weights import add_weights_commands
 from protoedit.errors import ProtoeditError
 from protoedit.files import STDIN
 
@@ -68,7 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
         add_top_images,
         add_draw,
         add_diff,
+        add_summary,
         add_sweep,
+        add_weights_commands,
     ):
         add(commands)
     return parser

@@ -42,6 +42,11 @@ def add_draw(commands: Commands) -> None:
         type=str.upper,
         help="top to bottom (default) or left to right",
     )
+    cmd.add_argument(
+        "--summary",
+        action="store_true",
+        help="also show each node's output shape, parameters and FLOPs (as protoedit summary)",
+    )
     _add_phase(cmd, "draw only the layers Caffe builds in this phase (default: every layer)")
     add_schema(cmd, lenient="tolerate fields the schema lacks (not drawn)")
     cmd.set_defaults(run=run_draw, usage_error=cmd.error)
@@ -65,9 +70,9 @@ def run_draw(args: argparse.Namespace) -> int:
         return loads(read_source(name), schema=args.proto, lenient=args.lenient, path=path)
 
     if change:
-        graph = change_graph(load(args.before), load(args.after), args.phase)
+        graph = change_graph(load(args.before), load(args.after), args.phase, summary=args.summary)
     else:
-        graph = net_graph(load(args.net), args.phase)
+        graph = net_graph(load(args.net), args.phase, summary=args.summary)
     picture = render(graph, fmt, args.rankdir)
     if args.output:
         from pathlib import Path
@@ -133,7 +138,7 @@ def run_diff(args: argparse.Namespace) -> int:
             loads(text, schema=args.proto, lenient=args.lenient, path=shown)
             for text, (_, shown) in zip(texts, sources, strict=True)
         )
-        result = diff_docs(old, new, text=args.text, phase=args.phase)
+        result = diff_docs(old, new, text=args.text, phase=args.phase, costs=True)
     except ProtoeditError as exc:
         if not args.git:
             raise

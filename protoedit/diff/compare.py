@@ -13,6 +13,7 @@ from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import Any
 
+from protoedit.diff.costs import CostChange
 from protoedit.diff.leaves import (
     Leaves,
     Path,
@@ -140,6 +141,7 @@ class NetDiff:
     changed: list[LayerChange] = field(default_factory=list)
     moved: list[Move] = field(default_factory=list)
     text: list[TextChange] = field(default_factory=list)
+    costs: CostChange | None = None  # parameters and FLOPs, when asked for
 
     @property
     def same(self) -> bool:
@@ -249,12 +251,22 @@ def _longest_increasing(values: list[int]) -> set[int]:
 
 
 def diff_docs(
-    old: Document, new: Document, text: bool = False, phase: str | None = None
+    old: Document,
+    new: Document,
+    text: bool = False,
+    phase: str | None = None,
+    *,
+    costs: bool = False,
 ) -> NetDiff:
     """Compare two documents; with ``text`` also report layout and comment changes; with
-    ``phase`` (``TRAIN``/``TEST``) only the layers Caffe builds in that phase."""
+    ``phase`` (``TRAIN``/``TEST``) only the layers Caffe builds in that phase; with
+    ``costs`` the change in parameters and FLOPs (as built in ``phase``, default TEST)."""
     a, b = _Side(prepare(old), phase), _Side(prepare(new), phase)
     result = NetDiff(a.doc.path, b.doc.path)
+    if costs and a.is_net and b.is_net:
+        from protoedit.diff.costs import cost_change
+
+        result.costs = cost_change(a.doc, b.doc, phase or "TEST")
     skip = frozenset(["layer", "layers"]) if a.is_net else frozenset()
     top_a, top_b = leaves(a.message, skip), leaves(b.message, skip)
     for path, _, was, now, was_json, now_json in _compare(a.message, b.message, top_a, top_b):

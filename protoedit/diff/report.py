@@ -50,6 +50,7 @@ def format_text(diff: NetDiff) -> str:
             f"> layer '{move.layer}' moved: {was} -> {now}    {move.old_at} -> {move.new_at}"
         )
     lines += [f"= text of {t.what} differs    {t.old_at} -> {t.new_at}" for t in diff.text]
+    lines += diff.costs.lines() if diff.costs is not None else []
     lines.append(summary(diff))
     return "\n".join(lines) + "\n"
 
@@ -67,6 +68,7 @@ def to_json(diff: NetDiff) -> str:
             "changed": [c.to_json() for c in diff.changed],
             "moved": [m.to_json() for m in diff.moved],
             "text": [t.to_json() for t in diff.text],
+            "cost": diff.costs.to_json() if diff.costs is not None else None,
         },
         indent=2,
     )

@@ -9,16 +9,27 @@ from protoedit.draw.graph import ADDED, DROPPED, KEPT, Edge, NetGraph, Node, mer
 from protoedit.draw.render import FORMATS, GraphvizError, output_format, render, write_picture
 
 
-def change_graph(before: Document, after: Document, phase: str | None = None) -> NetGraph:
-    """One graph of ``before`` turned into ``after``: kept, dropped and added layers."""
-    return merge(net_graph(before, phase), net_graph(after, phase))
+def change_graph(
+    before: Document, after: Document, phase: str | None = None, *, summary: bool = False
+) -> NetGraph:
+    """One graph of ``before`` turned into ``after``: kept, dropped and added layers (with
+    ``summary``, each node's shapes, parameters and FLOPs)."""
+    return merge(
+        net_graph(before, phase, summary=summary), net_graph(after, phase, summary=summary)
+    )
 
 
 def draw_net(
-    doc: Document, path: str | Path, rankdir: str = "TB", phase: str | None = None
+    doc: Document,
+    path: str | Path,
+    rankdir: str = "TB",
+    phase: str | None = None,
+    *,
+    summary: bool = False,
 ) -> None:
-    """Draw ``doc`` into ``path`` (``.svg``, ``.png``, ``.pdf``, or ``.dot`` source)."""
-    write_picture(net_graph(doc, phase), path, rankdir)
+    """Draw ``doc`` into ``path`` (``.svg``, ``.png``, ``.pdf``, or ``.dot`` source); with
+    ``summary`` each node shows its output shape, parameters and FLOPs."""
+    write_picture(net_graph(doc, phase, summary=summary), path, rankdir)
 
 
 def draw_change(

@@ -187,12 +187,39 @@ def _in_place_source(info: LayerInfo) -> BlobVersion | None:
     return None
 
 
-def net_graph(doc: Document, phase: str | None = None) -> NetGraph:
-    """The graph of ``doc`` (legacy files upgraded in memory), for one phase or all layers."""
+def _layer_costs(view: NetView) -> dict[int, tuple[str, int | None, int | None]]:
+    """Per layer index: its output shapes, parameters and FLOPs; ``{}`` when the net's
+    shapes are invalid (the drawing never fails for a summary)."""
+    from protoedit.net.summary import summarise_view
+
+    try:
+        rows = summarise_view(view).rows
+    except ProtoeditError:
+        return {}
+    rows = rows[len(rows) - len(view.layers) :]  # after a legacy header's input rows
+    return {
+        info.index: (
+            ", ".join("?" if s is None else _dims(s) for s in row.shapes),
+            row.params,
+            row.flops,
+        )
+        for info, row in zip(view.layers, rows, strict=True)
+    }
+
+
+def _add(a: int | None, b: int | None) -> int | None:
+    return None if a is None or b is None else a + b
+
+
+def net_graph(doc: Document, phase: str | None = None, *, summary: bool = False) -> NetGraph:
+    """The graph of ``doc`` (legacy files upgraded in memory), for one phase or all layers;
+    with ``summary`` each node also shows its parameters and FLOPs (in-place layers
+    included) and each edge its shape."""
     if not doc.message_type.endswith(".NetParameter"):
         raise InputError(f"{doc.path} holds a {doc.message_type}, not a net: nothing to draw")
     view = NetView(prepare(doc), NetState(phase) if phase else None)
     shapes = _shapes(view)
+    costs = _layer_costs(view) if summary else {}
     graph = NetGraph()
     owner: dict[int, str] = {}  # layer index -> the node that draws it
     keys = layer_keys([info.name for info in view.layers])
@@ -206,6 +233,15 @@ def net_graph(doc: Document, phase: str | None = None) -> NetGraph:
         else:
             graph.nodes[key] = Node(key, info.type, key_params(info))
             owner[info.index] = key
+    totals: dict[str, tuple[str, int | None, int | None]] = {}
+    for index, (shape, params, flops) in costs.items():  # in-place layers add to their host
+        key = owner[index]
+        _, was_params, was_flops = totals.get(key, ("", 0, 0))
+        totals[key] = (shape, _add(was_params, params), _add(was_flops, flops))
+    from protoedit.net.summary import human
+
+    for key, (shape, params, flops) in totals.items():
+        graph.nodes[key].params += [f"out {shape}", f"params {human(params)}, FLOPs {human(flops)}"]
     for info in view.layers:
         head = owner[info.index]
         for read in info.reads:

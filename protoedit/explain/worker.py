@@ -18,8 +18,8 @@ from typing import Any
 
 from protoedit.caffe.child import Handler, Note, Refused
 from protoedit.explain.backward_steps import RULES, stepped_backward, user_blobs
-from protoedit.explain.weights import misfits
 from protoedit.net.layers import param_roles
+from protoedit.weights.fit import misfits
 
 
 class LoadedNet:

@@ -1,7 +1,9 @@
 """Caffe's net facts: the layer catalogue (:mod:`~protoedit.net.layers`), the ``FilterNet``
 rules (:mod:`~protoedit.net.state`), the legacy input header (:mod:`~protoedit.net.inputs`),
-the net view (layers, versioned blobs and data flow over a loaded document) and static shape
-inference (:mod:`~protoedit.net.shapes`).
+the net view (layers, versioned blobs and data flow over a loaded document), static shape
+inference (:mod:`~protoedit.net.shapes`) and the summary built on it: parameters and FLOPs
+(:mod:`~protoedit.net.costs`), receptive fields (:mod:`~protoedit.net.receptive`), the table
+(:mod:`~protoedit.net.summary`).
 
 The view's names are imported on first use, so ``protoedit.net.layers`` loads without
 protobuf or Lark: the Caffe child reads the catalogue (PEP 562)."""

@@ -159,8 +159,8 @@ DetectionEvaluate -         detection_evaluate_param labels,noback    -         
 DetectionOutput -           detection_output_param noback             -           -
 MultiBoxLoss  -             multibox_loss_param loss,labels           -           -
 Normalize     -             norm_param          same,extent           scale       same
-Permute       -             permute_param       -                     -           -
-PriorBox      -             prior_box_param     -                     -           -
+Permute       -             permute_param       -                     -           permute
+PriorBox      -             prior_box_param     -                     -           prior_box
 VideoData     -             video_data_param    data                  -           -
 
 [py-faster-rcnn]
@@ -168,7 +168,7 @@ ROIPooling    -             roi_pooling_param   chan                  -         
 SmoothL1Loss  -             smooth_l1_loss_param loss,labels          -           -
 
 [SegNet]
-BN            -             bn_param            same,extent           -           same
+BN            -             bn_param            same,extent           scale,shift same
 DenseImageData -            dense_image_data_param data               -           -
 Upsample      -             upsample_param      chan                  -           -
 
@@ -179,7 +179,7 @@ SegAccuracy   SEG_ACCURACY  seg_accuracy_param  accuracy,labels,noback -        
 MatWrite      MAT_WRITE     mat_write_param     noback                -           -
 
 [SENet]
-Axpy          -             -                   -                     -           -
+Axpy          -             -                   -                     -           second
 
 [MobileNet]
 DepthwiseConvolution -      convolution_param   extent                weight,bias conv
@@ -239,6 +239,7 @@ Threshold elementwise point         Normalize normalize normalize Permute free -
 BN scale point                      Axpy axpy point           DepthwiseConvolution conv window
 BatchNormKyle batchnorm point       HardSigmoid elementwise point HardSwish elementwise point
 ReLU6 elementwise point             Upsample free -           Interp - -
+PriorBox free -                     DetectionOutput - -
 """
 
 

@@ -207,8 +207,8 @@ def _layer_fields(
             )
         return [cropped] * tops
     if rule == "global":
-        spread = [
-            f.whole(_spatial_of(s, f, r.blob))
+        spread = [  # an input without spatial axes already sees all it can
+            f if s is not None and len(s) <= 2 else f.whole(_spatial_of(s, f, r.blob))
             for f, s, r in zip(ins, shapes, info.reads, strict=True)
             if isinstance(f, ReceptiveField)
         ]
@@ -294,7 +294,7 @@ def _source(view: NetView, name: str) -> BlobVersion:
     raise InputError(f"'{name}' is not an input of the net (a blob no layer computes)")
 
 
-def _view(doc: Document, phase: str | None) -> NetView:
+def view_of(doc: Document, phase: str | None) -> NetView:
     """The view of ``doc`` (upgraded in memory when legacy) for ``phase``."""
     from protoedit.diff.compare import prepare
     from protoedit.net.state import NetState
@@ -313,7 +313,7 @@ def receptive_fields(
     respect to ``input`` (default: the net's first input); ``input_shape`` overrides declared
     input shapes by blob name (the extent only matters for clipping and global layers).
     Blobs without a field are left out: :func:`receptive_field` says why."""
-    view = _view(doc, phase)
+    view = view_of(doc, phase)
     shapes = forward_shapes(view, input_shape)
     _, fields = field_map(view, shapes, input)
     return {
@@ -334,7 +334,7 @@ def receptive_field(
     """The receptive field of ``target`` (``layer:NAME``, ``blob:NAME`` or a bare name, as
     :meth:`NetView.resolve` reads it); a located :class:`InputError` saying why when it has
     none."""
-    view = _view(doc, phase)
+    view = view_of(doc, phase)
     version = view.resolve(target)
     shapes = forward_shapes(view, input_shape)
     start, fields = field_map(view, shapes, input)

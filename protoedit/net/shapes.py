@@ -26,13 +26,17 @@ class _Problem(ValueError):
     """A layer's parameters do not give a valid shape for its inputs (Caffe would refuse)."""
 
 
-def _spatial(values: Any, h: int, w: int, axes: int, default: int, what: str) -> list[int]:
-    """Per-spatial-axis values from Caffe's repeated field plus its _h/_w variants."""
-    if h or w:
+def _spatial(
+    fields: dict[str, Any], what: str, repeated: str, axes: int, default: int
+) -> list[int]:
+    """Per-spatial-axis values from Caffe's repeated field or its ``_h``/``_w`` pair, which
+    wins when either is set (Caffe asks ``has_..._h()``: a fork's schema may give them
+    defaults that an unset field must not mean).  ``fields``: the message's set fields."""
+    if f"{what}_h" in fields or f"{what}_w" in fields:
         if axes != 2:
             raise _Problem(f"{what}_h/{what}_w need a 4-D input, this one has {axes + 2} axes")
-        return [h, w]
-    items = list(values)
+        return [int(fields.get(f"{what}_h", 0)), int(fields.get(f"{what}_w", 0))]
+    items = [int(v) for v in fields.get(repeated, ())]
     if not items:
         return [default] * axes
     if len(items) not in (1, axes):
@@ -42,10 +46,11 @@ def _spatial(values: Any, h: int, w: int, axes: int, default: int, what: str) ->
 
 def conv_window(param: Any, axes: int) -> tuple[list[int], list[int], list[int], list[int]]:
     """A convolution's kernel, stride, pad and dilation per spatial axis (``axes`` of them)."""
-    kernel = _spatial(param.kernel_size, param.kernel_h, param.kernel_w, axes, 0, "kernel")
-    pad = _spatial(param.pad, param.pad_h, param.pad_w, axes, 0, "pad")
-    stride = _spatial(param.stride, param.stride_h, param.stride_w, axes, 1, "stride")
-    dilation = _spatial(param.dilation, 0, 0, axes, 1, "dilation")
+    fields = {fd.name: value for fd, value in param.ListFields()}
+    kernel = _spatial(fields, "kernel", "kernel_size", axes, 0)
+    pad = _spatial(fields, "pad", "pad", axes, 0)
+    stride = _spatial(fields, "stride", "stride", axes, 1)
+    dilation = _spatial(fields, "dilation", "dilation", axes, 1)
     if 0 in kernel or 0 in stride or 0 in dilation:
         raise _Problem("kernel size, stride and dilation must be positive")
     return kernel, stride, pad, dilation
@@ -62,9 +67,10 @@ def _conv(param: Any, shape: Shape, deconv: bool) -> Shape:
 
 def pool_window(param: Any) -> tuple[list[int], list[int], list[int]]:
     """A (not global) pooling's kernel, stride and pad on its two spatial axes."""
-    kh, kw = (param.kernel_h, param.kernel_w) if param.kernel_h else (param.kernel_size,) * 2
-    ph, pw = (param.pad_h, param.pad_w) if param.pad_h or param.pad_w else (param.pad,) * 2
-    sh, sw = (param.stride_h, param.stride_w) if param.stride_h else (param.stride,) * 2
+    has = param.HasField
+    kh, kw = (param.kernel_size,) * 2 if has("kernel_size") else (param.kernel_h, param.kernel_w)
+    ph, pw = (param.pad_h, param.pad_w) if has("pad_h") else (param.pad,) * 2
+    sh, sw = (param.stride_h, param.stride_w) if has("stride_h") else (param.stride,) * 2
     if 0 in (kh, kw, sh, sw):
         raise _Problem("kernel size and stride must be positive")
     return [kh, kw], [sh, sw], [ph, pw]
@@ -184,6 +190,29 @@ def _inner_product(param: Any, ins: list[Shape], tops: int) -> list[Shape | None
     return [[*ins[0][:axis], int(param.num_output)]]
 
 
+def _permute(param: Any, ins: list[Shape], tops: int) -> list[Shape | None]:
+    """SSD's Permute: the listed axes first, then the others in their order."""
+    order = [_axis(int(a), len(ins[0])) for a in param.order]
+    if len(set(order)) != len(order):
+        raise _Problem(f"order {list(param.order)} repeats an axis")
+    order += [a for a in range(len(ins[0])) if a not in order]
+    return [[ins[0][a] for a in order]]
+
+
+def _prior_box(param: Any, ins: list[Shape], tops: int) -> list[Shape | None]:
+    """SSD's PriorBox: ``1 x 2 x (H·W·priors·4)`` for the first input's H x W, where the
+    priors are each min size times each aspect ratio (1 first, then each new ratio, and its
+    inverse with ``flip``) plus one per max size."""
+    ratios = [1.0]
+    for ratio in param.aspect_ratio:
+        if all(abs(ratio - r) >= 1e-6 for r in ratios):
+            ratios += [ratio, 1 / ratio] if param.flip else [ratio]
+    if not len(param.min_size):
+        raise _Problem("PriorBox needs a min_size")
+    priors = len(ratios) * len(param.min_size) + len(param.max_size)
+    return [[1, 2, ins[0][2] * ins[0][3] * priors * 4]]
+
+
 #: Shape rules by the name the layer catalogue gives (:mod:`protoedit.net.layers`): each
 #: takes the layer's ``*_param`` message, the input shapes and the number of tops.
 RULES: dict[str, Callable[[Any, list[Shape], int], list[Shape | None]]] = {
@@ -199,6 +228,9 @@ RULES: dict[str, Callable[[Any, list[Shape], int], list[Shape | None]]] = {
     "slice": lambda p, ins, tops: _slice(p, ins[0], tops),
     "crop": _crop,
     "reduction": lambda p, ins, tops: [ins[0][: _axis(p.axis, len(ins[0]))]],
+    "permute": _permute,
+    "prior_box": _prior_box,
+    "second": lambda p, ins, tops: [list(ins[1])],
 }
 #: Rules whose outputs have no empty axis (Caffe checks it).
 _POSITIVE = ("conv", "deconv", "pool")
@@ -217,6 +249,8 @@ def _layer_shapes(info: Any, ins: list[Shape]) -> list[Shape | None]:
     if rule is None or (not ins and rule != "input"):
         return [None] * tops
     param = getattr(info.param, field, None) if field is not None else None
+    if param is None and field is not None and rule != "same":
+        return [None] * tops  # the schema lacks the type's parameters (a fork's type)
     return RULES[rule](param, ins, tops)
 
 
@@ -290,10 +324,10 @@ def forward_shapes(
     view: NetView, inputs: Mapping[str, Shape] | None = None
 ) -> dict[BlobVersion, Shape | None]:
     """Every value's shape, layer by layer in one pass (a whole net at once, where
-    :func:`infer_shapes` answers one value at a time); ``inputs`` replaces the declared shape
-    of the input blobs it names (a legacy header's or an Input layer's tops).  ``None`` where a
-    shape cannot be known; a layer whose parameters give no valid shape raises as
-    :func:`layer_shapes` does."""
+    :func:`infer_shapes` answers one value at a time); ``inputs`` gives the shape of the
+    input blobs it names (a legacy header's, or the tops of a layer without bottoms: Input,
+    Data).  ``None`` where a shape cannot be known; a layer whose parameters give no valid
+    shape raises as :func:`layer_shapes` does."""
     given = dict(inputs or {})
     header = {**header_shapes(view.doc.message), **given}
     found: dict[BlobVersion, Shape | None] = {}
@@ -304,6 +338,6 @@ def forward_shapes(
         known = [s for s in ins if s is not None]
         outs = layer_shapes(view, info, known) if len(known) == len(ins) else []
         for nth, write in enumerate(info.writes):
-            shape = given.get(write.blob) if info.type == "Input" else None
+            shape = given.get(write.blob) if not info.reads else None
             found[write] = shape or (outs[nth] if nth < len(outs) else None)
     return found
