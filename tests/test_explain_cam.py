@@ -121,3 +121,23 @@ def test_topk_streaming_equals_one_sort_ties_to_the_earlier_image() -> None:
     np.testing.assert_array_equal(resumed.indices, top.indices)
     np.testing.assert_array_equal(resumed.positions, top.positions)
     np.testing.assert_allclose(resumed.stats()["mean"], stats["mean"], rtol=1e-12)
+
+
+def test_a_solver_names_its_training_net_by_path_or_inline(tmp_path: Path) -> None:
+    from protoedit.document import load
+    from protoedit.errors import InputError
+    from protoedit.explain.inputs import is_solver, solver_train_net
+
+    (tmp_path / "train.prototxt").write_text(DEPLOY.read_text())
+    solver = tmp_path / "solver.prototxt"
+    solver.write_text('train_net: "train.prototxt"\nbase_lr: 0.1\n')
+    doc = load(solver)
+    assert is_solver(doc) and not is_solver(load(DEPLOY))
+    assert solver_train_net(doc).message.name == "DigitsNet"  # found beside the solver
+    inline = tmp_path / "inline.prototxt"
+    inline.write_text('net_param { name: "Inline" layer { name: "d" type: "Input" top: "d" } }\n')
+    assert solver_train_net(load(inline)).message.name == "Inline"
+    missing = tmp_path / "missing.prototxt"
+    missing.write_text('net: "nowhere.prototxt"\n')
+    with pytest.raises(InputError, match="the solver's net 'nowhere.prototxt' is not a file"):
+        solver_train_net(load(missing))
