@@ -141,3 +141,20 @@ def test_a_solver_names_its_training_net_by_path_or_inline(tmp_path: Path) -> No
     missing.write_text('net: "nowhere.prototxt"\n')
     with pytest.raises(InputError, match="the solver's net 'nowhere.prototxt' is not a file"):
         solver_train_net(load(missing))
+
+
+def test_the_cascade_randomises_layers_with_weights_top_first() -> None:
+    from types import SimpleNamespace
+    from typing import Any, cast
+
+    from protoedit.explain.sanity import parameter_layers
+
+    params = {
+        "conv1": {"weight": [1], "bias": [1]},
+        "bn1": {"mean": [1], "variance": [1], "scale_factor": [1]},
+        "scale1": {"scale": [1], "bias": [1]},
+        "fc": {"weight": [1]},
+        "protoedit_aux_picked": {"weight": [1]},
+    }
+    session = cast(Any, SimpleNamespace(info={"params": params}))
+    assert parameter_layers(session) == ["fc", "conv1"]

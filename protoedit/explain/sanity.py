@@ -1,6 +1,7 @@
 """The model-randomisation sanity check of Adebayo et al. 2018, cascading: the layers with
-parameters are randomised one after another from the top, and after each the saliency maps
-of the same images are compared with the originals by Spearman's rank correlation.
+weights (convolutions, inner products) are randomised one after another from the top, and
+after each the saliency maps of the same images are compared with the originals by
+Spearman's rank correlation.
 
 A method whose maps stay alike once the ``top`` layers are random (the mean correlation of
 that step and every later one, the cascade going on downwards, at least ``threshold``) does
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -25,6 +26,7 @@ from protoedit.errors import InputError
 from protoedit.explain.inputs import InputSource
 from protoedit.explain.saliency_maps import Saliency
 from protoedit.explain.session import CaffeSession
+from protoedit.net.layers import STATISTICS
 from protoedit.rewrites.add_loss import HEAD_PREFIX
 
 #: The paper's reading: below this the maps have changed.
@@ -79,10 +81,13 @@ class SanityReport:
     def lines(self) -> list[str]:
         """One line per step, then the verdict."""
         out = [
-            f"randomised {', '.join(step.randomised)}: rank correlation {step.correlation:.3f}"
+            f"randomised {step.randomised[-1]} (and {len(step.randomised) - 1} above): rank "
+            f"correlation {step.correlation:.3f}"
+            if len(step.randomised) > 1
+            else f"randomised {step.randomised[0]}: rank correlation {step.correlation:.3f}"
             for step in self.steps
         ]
-        layers = ", ".join(self.verdict_steps[0].randomised)
+        layers = _named(self.verdict_steps[0].randomised)
         mean = f"mean rank correlation {self.correlation:.3f} from there down"
         if self.insensitive:
             out.append(
@@ -120,9 +125,22 @@ def rank_correlation(a: npt.ArrayLike, b: npt.ArrayLike) -> float:
 
 
 def parameter_layers(session: CaffeSession) -> list[str]:
-    """The net's layers with parameters, top first (the head protoedit added left out)."""
-    names = [name for name in session.info["params"] if not name.startswith(HEAD_PREFIX)]
+    """The layers the cascade randomises, top first: those with weights (convolutions, inner
+    products: the catalogue's ``weight`` role), the head protoedit added left out."""
+    params: dict[str, dict[str, Any]] = session.info["params"]
+    names = [
+        name
+        for name, roles in params.items()
+        if "weight" in roles and not name.startswith(HEAD_PREFIX)
+    ]
     return names[::-1]
+
+
+def _named(layers: list[str]) -> str:
+    """``a, b, c`` for a few layers; the count, the first and the last for many."""
+    if len(layers) <= 4:
+        return ", ".join(layers)
+    return f"the top {len(layers)} layers ({layers[0]} ... {layers[-1]})"
 
 
 def sanity(
@@ -134,10 +152,10 @@ def sanity(
     seed: int = 0,
     threshold: float = DEFAULT_THRESHOLD,
 ) -> SanityReport:
-    """Randomise ``layers`` (default: every layer with parameters, top first) one after
-    another and compare ``method``'s maps of ``images`` with the originals after each.
-    The verdict reads the step where ``top`` layers (default: half of them, rounded up)
-    are random."""
+    """Randomise ``layers`` (default: every layer with weights, top first; their learnt
+    blobs, never BatchNorm's statistics) one after another and compare ``method``'s maps of
+    ``images`` with the originals after each.  The verdict reads the step where ``top``
+    layers (default: half of them, rounded up) are random."""
     if not images:
         raise InputError("the sanity check needs at least one image")
     session = method.session()
@@ -153,7 +171,11 @@ def sanity(
     top = (len(order) + 1) // 2 if top is None else top
     if not 1 <= top <= len(order):
         raise InputError(f"top must count 1 to {len(order)} layers, not {top}")
-    originals = session.get_params({name: list(session.info["params"][name]) for name in order})
+    learnt = {
+        name: [role for role in session.info["params"][name] if role not in STATISTICS]
+        for name in order
+    }
+    originals = session.get_params(learnt)
     rng = np.random.default_rng(seed)
     before = [method.attribute(image).map for image in images]
     steps: list[SanityStep] = []
