@@ -139,7 +139,7 @@ def test_a_solver_names_its_training_net_by_path_or_inline(tmp_path: Path) -> No
     assert solver_train_net(load(inline)).message.name == "Inline"
     missing = tmp_path / "missing.prototxt"
     missing.write_text('net: "nowhere.prototxt"\n')
-    with pytest.raises(InputError, match="the solver's net 'nowhere.prototxt' is not a file"):
+    with pytest.raises(InputError, match=r"the solver's net 'nowhere\.prototxt' is not a file"):
         solver_train_net(load(missing))
 
 
