@@ -37,7 +37,7 @@ OPTIONS = {"smoothgrad": {"samples": 16}, "integrated": {"steps": 24}}
 def main() -> int:
     from skimage import data
 
-    out = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs" / "saliency-methods.png"
+    out = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs" / "saliency-methods.jpg"
     model = open_nsfw()
     photo = Path(tempfile.mkdtemp()) / "chelsea.png"
     Image.fromarray(data.chelsea()).save(photo)
