@@ -422,3 +422,33 @@ def test_top9_over_the_digits_equals_numpy_and_patches_lie_in_the_field(
     assert np.abs(g[inside]).max() > 0 and not g[~inside].any()
     written = unit_pictures(result, finder.stream(digits), tmp_path)
     assert len(written) == 1 + 2 * 32
+
+
+@pytest.mark.caffe
+def test_cli_top_images_writes_pictures_and_the_ranking(
+    digits_model: TrainedDigits,
+    held_out: tuple[Any, Any],
+    tmp_path: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import json
+
+    from PIL import Image
+
+    from protoedit.cli import main
+
+    images, _ = held_out
+    folder = tmp_path / "digits"
+    folder.mkdir()
+    for n in range(12):
+        pixels = (images[n, 0] * 255).round().astype(np.uint8)
+        Image.fromarray(pixels).save(folder / f"d{n:02d}.png")
+    argv = ["top-images", str(digits_model.deploy), "--weights", str(digits_model.weights)]
+    argv += ["--target", "pool1", "--images", str(folder), "-k", "3", "--scale", repr(1 / 255)]
+    assert main([*argv, "-q", "--batch", "5", "-o", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 16 and out[0].startswith("unit 0: ")
+    ranking = json.loads((tmp_path / "out" / "top-images.json").read_text())
+    assert ranking["field"] == {"size": [4, 4], "stride": [2, 2], "offset": [-1, -1]}
+    assert len(ranking["units"]) == 16 and all(len(u["top"]) == 3 for u in ranking["units"])
+    assert len(list((tmp_path / "out").glob("unit-*-patches.png"))) == 16

@@ -182,3 +182,10 @@ def test_atlas_of_2000_units_on_one_layer(chromium: str, tmp_path: Path) -> None
     assert len(list((tmp_path / "atlas" / "units").glob("*.html"))) == 1  # one units' page
     assert index.is_file()
     print(f"2000 units: report built in {built:.2f} s, layer page opened in {opened:.2f} s")
+
+
+def test_sweep_refuses_k_without_images(capsys: pytest.CaptureFixture[str]) -> None:
+    from protoedit.cli import main
+
+    assert main(["sweep", "--net", "n", "--weights", "w", "--layers", "a", "-k", "3"]) == 2
+    assert "-k applies with --images only" in capsys.readouterr().err
