@@ -2,10 +2,13 @@
 
 Each method is an object prepared once for a net, its weights, a target and what to measure
 (:class:`LayerGradients`, :class:`Gradient`, :class:`IntegratedGradients`,
-:class:`SmoothGrad` over either, :class:`Visualizer`), reused for image after image in one
-Caffe worker (:class:`CaffeSession`); :func:`gradients`, :func:`saliency` and
-:func:`visualize` are one call of one of them.  The net is rewritten in memory with
-:mod:`protoedit.rewrites`; images are preprocessed by :mod:`protoedit.explain.preprocess`.
+:class:`SmoothGrad` over either, :class:`GradCAM`, :class:`GuidedBackprop`,
+:class:`Deconvnet`, :class:`GuidedGradCAM`, :class:`Visualizer`, :class:`TopImagesFinder`),
+reused for image after image in one Caffe worker (:class:`CaffeSession`); :func:`gradients`,
+:func:`saliency`, :func:`visualize` and :func:`top_images` are one call of one of them, and
+:func:`sanity` checks a saliency method by randomising the net.  The net is rewritten in
+memory with :mod:`protoedit.rewrites`; images are preprocessed by
+:mod:`protoedit.explain.preprocess`.
 """
 
 from protoedit.explain.attribution import (
@@ -24,6 +27,7 @@ from protoedit.explain.saliency_maps import Saliency
 from protoedit.explain.sanity import SanityReport, sanity
 from protoedit.explain.session import CaffeRunError, CaffeSession
 from protoedit.explain.settings import PRESETS, Settings
+from protoedit.explain.top_images import TopImages, TopImagesFinder, top_images
 from protoedit.explain.visualization import ObjectiveResult, Visualization
 from protoedit.weights.errors import WeightsError
 
@@ -47,6 +51,8 @@ __all__ = [
     "SanityReport",
     "Settings",
     "SmoothGrad",
+    "TopImages",
+    "TopImagesFinder",
     "Unit",
     "Visualization",
     "Visualizer",
@@ -58,5 +64,6 @@ __all__ = [
     "prepare",
     "saliency",
     "sanity",
+    "top_images",
     "visualize",
 ]
