@@ -452,3 +452,65 @@ def test_cli_top_images_writes_pictures_and_the_ranking(
     assert ranking["field"] == {"size": [4, 4], "stride": [2, 2], "offset": [-1, -1]}
     assert len(ranking["units"]) == 16 and all(len(u["top"]) == 3 for u in ranking["units"])
     assert len(list((tmp_path / "out").glob("unit-*-patches.png"))) == 16
+
+
+@pytest.mark.caffe
+@pytest.mark.slow  # open_nsfw's ResNet-50 on six photographs at 224 x 224
+def test_top_images_of_photographs_on_open_nsfw(
+    nsfw_model: Any, caffe_session: Session, tmp_path: Any
+) -> None:
+    from PIL import Image
+    from skimage import data
+
+    from protoedit.explain.preprocess import Preprocess, load_input
+    from protoedit.explain.top_images import TopImagesFinder
+    from protoedit.explain.top_pictures import unit_pictures
+
+    from .assets.models import NSFW_MEAN
+
+    names = (
+        "astronaut",
+        "chelsea",
+        "coffee",
+        "rocket",
+        "immunohistochemistry",
+        "hubble_deep_field",
+    )
+    files = []
+    for name in names:
+        files.append(tmp_path / f"{name}.png")
+        Image.fromarray(getattr(data, name)()).save(files[-1])
+    pre = Preprocess(mean=NSFW_MEAN)
+    with TopImagesFinder(
+        nsfw_model.deploy,
+        weights=nsfw_model.weights,
+        target="relu_stage1_block3",
+        preprocess=pre,
+        session=caffe_session,
+    ) as finder:
+        result = finder.find(files, k=3, batch=4)
+    blobs = np.concatenate([load_input(f, (1, 3, 224, 224), pre) for f in files])
+    with CaffeSession(
+        nsfw_model.deploy.read_text(), weights=nsfw_model.weights, session=caffe_session
+    ) as plain:
+        acts = plain.run({"data": blobs}, backward=False, blobs=("eltwise_stage1_block3",))
+    stage = acts["blobs"]["eltwise_stage1_block3"]  # after relu_stage1_block3, in place
+    flat = stage.reshape(len(files), stage.shape[1], -1)
+    side = int(np.sqrt(flat.shape[2]))
+    field = result.receptive
+    assert field is not None and field.size == (99, 99) and field.stride == (8, 8)
+    for unit in range(0, flat.shape[1], 7):
+        best = flat[:, unit].max(axis=1)
+        want = np.lexsort((np.arange(len(files)), -best.astype(np.float64)))[:3]
+        assert result.indices[unit].tolist() == want.tolist()
+        for rank in range(3):
+            y, x = map(int, result.positions[unit, rank])
+            assert flat[want[rank], unit, y * side + x] == best[want[rank]]
+            box = result.box(unit, rank)
+            assert box is not None
+            for axis, at in enumerate((y, x)):
+                start = field.offset[axis] + at * field.stride[axis]
+                assert max(start, 0) == box.begin[axis] < box.end[axis]
+                assert box.end[axis] == min(start + field.size[axis], 224)
+    written = unit_pictures(result, finder.stream(files), tmp_path / "out")
+    assert len(written) == 1 + 2 * flat.shape[1]
