@@ -514,3 +514,20 @@ def test_top_images_of_photographs_on_open_nsfw(
                 assert box.end[axis] == min(start + field.size[axis], 224)
     written = unit_pictures(result, finder.stream(files), tmp_path / "out")
     assert len(written) == 1 + 2 * flat.shape[1]
+
+
+@pytest.mark.caffe
+def test_guided_warns_on_a_net_without_relu(worker: Session) -> None:
+    from protoedit.document import loads
+
+    net = loads(
+        'layer { name: "data" type: "Input" top: "data" '
+        "input_param { shape { dim: 1 dim: 1 dim: 4 dim: 4 } } }\n"
+        'layer { name: "fc" type: "InnerProduct" bottom: "data" top: "fc" '
+        'inner_product_param { num_output: 3 weight_filler { type: "gaussian" std: 1 } } }\n'
+    )
+    with GuidedBackprop(
+        net, weights=None, head=LossHead(kind="logit", channel=1), session=worker
+    ) as guided:
+        result = guided.attribute(np.ones((1, 4, 4), np.float32))
+    assert any("no ReLU layer on the path to 'fc'" in w for w in result.warnings)

@@ -154,10 +154,24 @@ class GradCAM(Attribution):
 
 class GuidedBackprop(Gradient):
     """Guided backpropagation: the input gradient with each ReLU passing only positive
-    gradients where its input was positive."""
+    gradients where its input was positive.  Only layers of type ReLU change (a net without
+    any gets a warning: the map is then the plain gradient's)."""
 
     name = "guided"
     rule = "guided"
+
+    def warnings(self) -> list[str]:
+        """The weights' warnings, and one when no ReLU lies on the path."""
+        from protoedit.document import loads
+
+        out = super().warnings()
+        doc = self.doc if self.doc is not None else loads(self.net_text)
+        if not any(info.type == "ReLU" for info in NetView(doc).layers):
+            out.append(
+                f"no ReLU layer on the path to '{self.target}': {self.name} changes nothing, "
+                "the map is the plain gradient's"
+            )
+        return out
 
     def _explain(
         self, session: CaffeSession, name: str, x: Array, prepared: Array | None, first: bool
