@@ -144,7 +144,7 @@ def test_atlas_of_the_digits_net(
     strips = [img["src"] for img in images if "strip" in img.get("class", "")]
     assert len(strips) == 8 and all((page.parent / src).is_file() for src in strips)
     assert all("patches" in src for src in strips)  # conv2 is spatial: patches shown
-    for img in images:
+    for img in images:  # the first rows' images load with the page
         assert (page.parent / img["src"]).is_file()
     # the units' page shows the unit its address names (a launcher keeps the fragment,
     # which Chromium drops from a file address on its command line)
@@ -179,9 +179,17 @@ def test_atlas_of_2000_units_on_one_layer(chromium: str, tmp_path: Path) -> None
     opened = time.perf_counter() - started
     units = [a for t, a in layer.elements if t == "div" and "unit" in a.get("class", "").split()]
     assert len(units) == 2000
+    # images load as they come near the window: the first rows have theirs, the last not
+    images = layer.having("img")
+    assert len(images) == 2000 and "src" in images[0] and "data-src" not in images[0]
+    assert "src" not in images[-1] and (page.parent / images[-1]["data-src"]).is_file()
+    loaded = layer.having("body")[0]["data-load-ms"]
     assert len(list((tmp_path / "atlas" / "units").glob("*.html"))) == 1  # one units' page
     assert index.is_file()
-    print(f"2000 units: report built in {built:.2f} s, layer page opened in {opened:.2f} s")
+    print(
+        f"2000 units: report built in {built:.2f} s, layer page loaded in {loaded} ms "
+        f"({opened:.2f} s with Chromium's start)"
+    )
 
 
 def test_sweep_refuses_k_without_images(capsys: pytest.CaptureFixture[str]) -> None:
