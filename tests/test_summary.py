@@ -19,7 +19,7 @@ from protoedit.cli import main
 from protoedit.net.summary import LayerRow, Summary, summary
 from protoedit.schema import BUILTIN_PROTO, Schema, builtin_schema
 
-from .helpers import CORPUS
+from .helpers import CORPUS, one_error_line
 
 ALEXNET = "BVLC__caffe__models__bvlc_alexnet__deploy.prototxt"
 VGG16 = "ethereon__netscope__presets__vgg-16.prototxt"
@@ -325,6 +325,10 @@ def test_the_command_prints_a_table_json_and_csv(
     with pytest.raises(SystemExit):
         main(["summary", str(path), "--input-shape", "1,3,4,4", "--input-shape", "1,3,4,4"])
     assert "name the inputs" in capsys.readouterr().err
+    line = one_error_line(capsys, ["summary", str(path), "--input-shape", "x=1,3,4,4"])
+    assert line.endswith("'x' is not an input of the net (data) (--input-shape)")
+    line = one_error_line(capsys, ["summary", str(path), "--input", "conv"])
+    assert line.endswith("'conv' is not an input of the net (a blob no layer computes) (--input)")
 
 
 def test_the_command_exits_1_when_the_weights_differ(
@@ -390,3 +394,33 @@ def test_draw_summary_puts_shapes_parameters_and_flops_on_the_nodes() -> None:
     # The folded ReLU adds its 2·4·8·8 = 512 FLOPs to the convolution's 28,160.
     assert node.params[-2:] == ["out 2x4x8x8", "params 112, FLOPs 28.7K"]
     assert "out 2x4x8x8" not in net_graph(net).nodes["conv"].params
+
+
+def test_shared_parameters_count_once_and_a_scalar_is_one_value() -> None:
+    shared = 'param { name: "w" } param { name: "b" } '
+    conv = CONV.replace("convolution_param", shared + "convolution_param")
+    net = _net(
+        conv
+        + conv.replace('name: "conv"', 'name: "twin"').replace('top: "conv"', 'top: "twin"')
+        + 'layer { name: "sum" type: "Reduction" bottom: "twin" top: "sum" '
+        + "reduction_param { axis: 0 } }\n"
+    )
+    result = summary(loads(net), weights={"conv": [[4, 3, 3, 3], [4]], "twin": [[4, 3, 3, 3], [4]]})
+    rows = _rows(result)
+    # Both layers use 4·3·3·3 + 4 = 112 parameters, which Caffe allocates once ("w", "b").
+    assert (rows["conv"].params, rows["twin"].params) == (112, 112)
+    assert (rows["conv"].shared, rows["twin"].shared) == (0, 112)
+    assert result.totals.params == result.totals.stored_params == 112
+    assert rows["sum"].shapes == ([],) and rows["sum"].memory == 4  # one float32
+
+
+def test_every_summary_rule_in_the_catalogue_is_a_type_with_an_implemented_rule() -> None:
+    from protoedit.net import layers
+
+    formulas = {"conv", "deconv", "inner_product", "pool", "eltwise", "scale", "lrn"}
+    formulas |= {"reduction", "free", "elementwise", "batchnorm", "axpy", "softmax", "normalize"}
+    fields = {"window", "deconv", "point", "crop", "global", "axis", "lrn", "normalize"}
+    for name, (formula, field) in layers._SUMMARY_RULES.items():
+        assert name in layers.CATALOGUE, name
+        assert formula is None or formula in formulas, (name, formula)
+        assert field is None or field in fields, (name, field)

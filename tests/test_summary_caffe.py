@@ -52,12 +52,14 @@ def _static_skip(doc: Document) -> str | None:
 
 
 def _ours(doc: Document) -> dict[str, Any]:
-    """Each blob's shape (its final value) and each layer's parameter count, from the summary."""
+    """Each blob's shape (its final value) and why it is unknown, and the rows."""
     result = summary(doc)
     shapes: dict[str, Any] = {}
+    reasons: dict[str, tuple[str, ...]] = {}
     for row in result.rows:
         shapes.update(zip(row.tops, row.shapes, strict=True))
-    return {"shapes": shapes, "rows": result.rows}
+        reasons.update((top, row.unknown) for top in row.tops)
+    return {"shapes": shapes, "rows": result.rows, "reasons": reasons}
 
 
 @pytest.mark.slow
@@ -72,7 +74,9 @@ def test_shapes_equal_caffes_on_every_corpus_net_it_loads(caffe_session: Session
             doc = _load(path)
         except ProtoeditError as exc:
             first = str(exc).splitlines()[0]
-            skipped.append(f"{path.name}: neither schema (nor so this Caffe) reads it: {first}")
+            skipped.append(
+                f"{path.name}: neither the built-in schema nor this Caffe's reads it: {first}"
+            )
             continue
         reason = _static_skip(doc)
         if reason is not None:
@@ -89,8 +93,10 @@ def test_shapes_equal_caffes_on_every_corpus_net_it_loads(caffe_session: Session
             if blob not in ours["shapes"]:
                 assert "_split_" in blob, (path.name, blob)  # Caffe's own Split copies
                 continue
-            if ours["shapes"][blob] is None:
-                unknown.append(f"{path.name}: {blob}")
+            if ours["shapes"][blob] is None:  # said, with the type that has no rule
+                [reason] = [r for r in ours["reasons"][blob] if r.startswith("shape: ")]
+                assert "has no shape rule" in reason, (path.name, blob, reason)
+                unknown.append(f"{path.name}: {blob} ({reason})")
                 continue
             assert ours["shapes"][blob] == shape, (path.name, blob)
             checked += 1

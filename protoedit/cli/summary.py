@@ -10,7 +10,14 @@ import json
 import re
 from typing import TYPE_CHECKING
 
-from protoedit.cli.options import Commands, add_schema, add_weights, int_list, positive
+from protoedit.cli.options import (
+    Commands,
+    add_schema,
+    add_weights,
+    hints,
+    int_list,
+    positive,
+)
 from protoedit.files import STDIN
 
 if TYPE_CHECKING:
@@ -59,6 +66,7 @@ def add_summary(commands: Commands) -> None:
     form.add_argument("--json", action="store_true", help="print one JSON object")
     form.add_argument("--csv", action="store_true", help="print CSV, one row per layer")
     add_schema(cmd, lenient="tolerate fields the schema lacks")
+    hints(cmd, {"input_shape": "--input-shape", "batch": "--batch", "input": "--input BLOB"})
     cmd.set_defaults(run=run_summary, usage_error=cmd.error)
 
 
@@ -151,6 +159,11 @@ def to_text(result: Summary) -> str:
     if t.partial:
         lines.append(f"partial totals: {len(t.partial)} layer(s) with unknown numbers")
     lines += _reasons(result.rows)
+    lines += [
+        f"shared: {row.name} uses {row.shared:,} parameters of an earlier layer (counted once)"
+        for row in result.rows
+        if row.shared
+    ]
     if t.stored_params is not None:
         lines.append(f"weights file: {t.stored_params:,} parameters, {t.mismatches} mismatch(es)")
     lines += [f"! {row.name}: {row.mismatch}" for row in result.rows if row.mismatch]

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from protoedit.errors import InputError
+from protoedit.errors import InputError, InvalidArgumentError
 from protoedit.net.layers import summary_rules
 from protoedit.net.shapes import Shape, conv_window, forward_shapes, pool_window
 from protoedit.net.view import INPUT, BlobVersion, LayerInfo, NetView
@@ -291,7 +291,9 @@ def _source(view: NetView, name: str) -> BlobVersion:
             for write in info.writes:
                 if write.blob == name:
                     return write
-    raise InputError(f"'{name}' is not an input of the net (a blob no layer computes)")
+    raise InvalidArgumentError(
+        f"'{name}' is not an input of the net (a blob no layer computes)", "input"
+    )
 
 
 def view_of(doc: Document, phase: str | None) -> NetView:

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from protoedit.errors import InputError
+from protoedit.errors import InputError, InvalidArgumentError
 from protoedit.net.costs import CONVENTION, Cost, Unknown, layer_cost, param_shapes
 from protoedit.net.inputs import header_shapes
 from protoedit.net.layers import layer_type
@@ -43,7 +43,9 @@ class LayerRow:
     number.  ``memory`` is the bytes of the values the layer adds (an in-place layer adds
     none).  ``fields`` is each top's receptive field (``None``: it does not depend on the
     input, or it is unknown).  ``stored_params`` is the count in the weights file, and
-    ``mismatch`` says how the file differs from the net (with ``weights`` only).
+    ``mismatch`` says how the file differs from the net (with ``weights`` only).  ``shared``
+    is how many of ``params`` an earlier layer owns (Caffe's ``param { name: ... }``): the
+    totals count them once.
     """
 
     name: str
@@ -59,6 +61,7 @@ class LayerRow:
     unknown: tuple[str, ...] = ()
     stored_params: int | None = None
     mismatch: str | None = None
+    shared: int = 0
 
     @property
     def param_bytes(self) -> int | None:
@@ -87,6 +90,7 @@ class LayerRow:
             "unknown": list(self.unknown),
             "stored_params": self.stored_params,
             "mismatch": self.mismatch,
+            "shared": self.shared,
         }
 
 
@@ -207,16 +211,21 @@ def _input_shapes(
     if isinstance(input_shape, Mapping):
         for name, shape in input_shape.items():
             if name not in declared:
-                raise InputError(f"'{name}' is not an input of the net ({', '.join(declared)})")
+                raise InvalidArgumentError(
+                    f"'{name}' is not an input of the net ({', '.join(declared)})", "input_shape"
+                )
             given[name] = list(shape)
     elif input_shape is not None:
         if len(declared) != 1:
             names = ", ".join(declared) or "none"
-            raise InputError(f"the net has {len(declared)} inputs ({names}): name the one to shape")
+            raise InvalidArgumentError(
+                f"the net has {len(declared)} inputs ({names}): name the one to shape",
+                "input_shape",
+            )
         given[next(iter(declared))] = list(input_shape)
     if batch is not None:
         if batch < 1:
-            raise InputError(f"the batch must be at least 1, got {batch}")
+            raise InvalidArgumentError(f"the batch must be at least 1, got {batch}", "batch")
         for name, known in declared.items():
             current = given.get(name, known)
             if current:
@@ -253,8 +262,10 @@ def _layer_row(
     causes: Mapping[BlobVersion, str],
     fields: Mapping[BlobVersion, Field],
     stored: dict[str, list[Stored]] | None,
+    owners: set[str],
 ) -> LayerRow:
-    """The row of one layer."""
+    """The row of one layer; ``owners`` holds the shared parameter names (``param { name }``)
+    seen so far, whose blobs a later layer uses but does not own."""
     ins = [shapes.get(r) for r in info.reads]
     outs = [shapes.get(w) for w in info.writes]
     known_ins = [s for s in ins if s is not None] if None not in ins else []
@@ -271,6 +282,11 @@ def _layer_row(
     except Unknown as exc:
         if cause is None or not exc.shapes:
             unknown.append(f"params: {exc}")
+    shared = 0
+    for k, spec in enumerate(info.param.param):
+        if spec.name and spec.name in owners and declared is not None and k < len(declared):
+            shared += math.prod(declared[k])
+        owners.update([spec.name] if spec.name else [])
     cost: Cost | None = None
     try:
         cost = layer_cost(info, known_ins, known_outs)
@@ -280,7 +296,8 @@ def _layer_row(
     reads = info.reads
     in_place = [nth < len(reads) and w.blob == reads[nth].blob for nth, w in enumerate(info.writes)]
     fresh = [s for s, same in zip(outs, in_place, strict=True) if not same]
-    memory = None if None in fresh else sum(math.prod(s) for s in fresh if s) * BYTES_PER_VALUE
+    values = [math.prod(s) for s in fresh if s is not None]  # a scalar ([]) is one value
+    memory = None if len(values) < len(fresh) else sum(values) * BYTES_PER_VALUE
     field_list = [fields.get(w) for w in info.writes]
     reasons = [f for f in field_list if isinstance(f, str)]
     if reasons:
@@ -310,6 +327,7 @@ def _layer_row(
         tuple(unknown),
         stored_count,
         mismatch,
+        shared,
     )
 
 
@@ -349,7 +367,8 @@ def summarise_view(
         for name in view.doc.message.input
     ]
     causes = shape_causes(view, shapes)
-    rows += [_layer_row(info, shapes, causes, fields, stored) for info in view.layers]
+    owners: set[str] = set()
+    rows += [_layer_row(info, shapes, causes, fields, stored, owners) for info in view.layers]
     if stored is not None:
         unused = sorted(set(stored) - {info.name for info in view.layers})
         if unused:
@@ -366,19 +385,25 @@ def _field(value: Field) -> ReceptiveField | None:
 
 
 def _totals(rows: list[LayerRow], with_weights: bool) -> Totals:
-    """The sums of the known numbers, and the rows with unknown ones."""
+    """The sums of the known numbers (shared parameters once), and the rows with unknown
+    ones."""
 
     def total(values: list[int | None]) -> int:
         return sum(v for v in values if v is not None)
 
+    def owned(values: list[int | None]) -> int:
+        return total(
+            [None if v is None else v - r.shared for v, r in zip(values, rows, strict=True)]
+        )
+
     partial = tuple(r.name for r in rows if None in (r.params, r.macs, r.flops, r.memory))
     return Totals(
-        total([r.params for r in rows]),
+        owned([r.params for r in rows]),
         total([r.macs for r in rows]),
         total([r.flops for r in rows]),
         total([r.memory for r in rows]),
         partial,
-        total([r.stored_params for r in rows]) if with_weights else None,
+        owned([r.stored_params for r in rows]) if with_weights else None,
         sum(1 for r in rows if r.mismatch),
     )
 
