@@ -166,7 +166,14 @@ class GuidedBackprop(Gradient):
 
         out = super().warnings()
         doc = self.doc if self.doc is not None else loads(self.net_text)
-        if not any(info.type == "ReLU" for info in NetView(doc).layers):
+        relus = [info for info in NetView(doc).layers if info.type == "ReLU"]
+        leaky = [info.name for info in relus if info.param.relu_param.negative_slope]
+        if leaky:
+            out.append(
+                f"ReLU layer '{leaky[0]}' is leaky (negative_slope): {self.name} keeps its "
+                "slope for negative inputs"
+            )
+        if not relus:
             out.append(
                 f"no ReLU layer on the path to '{self.target}': {self.name} changes nothing, "
                 "the map is the plain gradient's"
