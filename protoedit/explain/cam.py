@@ -168,7 +168,7 @@ class GuidedBackprop(Gradient):
         doc = self.doc if self.doc is not None else loads(self.net_text)
         relus = [info for info in NetView(doc).layers if info.type == "ReLU"]
         leaky = [info.name for info in relus if info.param.relu_param.negative_slope]
-        if leaky:
+        if leaky and self.rule == "guided":  # the deconvnet rule ignores the slope
             out.append(
                 f"ReLU layer '{leaky[0]}' is leaky (negative_slope): {self.name} keeps its "
                 "slope for negative inputs"
