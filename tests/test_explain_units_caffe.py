@@ -531,3 +531,12 @@ def test_guided_warns_on_a_net_without_relu(worker: Session) -> None:
     ) as guided:
         result = guided.attribute(np.ones((1, 4, 4), np.float32))
     assert any("no ReLU layer on the path to 'fc'" in w for w in result.warnings)
+    leaky = loads(
+        net.dumps() + 'layer { name: "r" type: "ReLU" bottom: "fc" top: "r" '
+        "relu_param { negative_slope: 0.1 } }\n"
+    )
+    head = LossHead(kind="logit", channel=1)
+    for method, warned in ((GuidedBackprop, True), (Deconvnet, False)):
+        with method(leaky, weights=None, head=head, target="r", session=worker) as explained:
+            notes = explained.attribute(np.ones((1, 4, 4), np.float32)).warnings
+        assert any("ReLU layer 'r' is leaky" in w for w in notes) == warned
