@@ -149,7 +149,7 @@ def test_every_timeout_must_be_positive(
     ("command", "library"),
     [
         ("grad", "protoedit.explain.gradients"),
-        ("saliency", "protoedit.explain.attribution.saliency"),
+        ("saliency", "protoedit.explain.methods.method_object"),
         ("visualize", "protoedit.explain.maximisation.visualize"),
         ("sweep", "protoedit.sweep.run_sweep"),
     ],

@@ -68,8 +68,9 @@ _DEBIAN_TOOLS = {"make": "make", "g++": "g++"}
 #: Programs protoedit itself runs, not Caffe (program -> Debian package): `dot` for
 #: ``protoedit draw``.  Set up with Caffe, checked even when the build is cached.
 RUNTIME_PROGRAMS = {"dot": "graphviz"}
-#: Programs only the test suite runs: the headless browser of the sweep contact-sheet test.
-TEST_PROGRAMS = {"chromium": "chromium"}
+#: Programs only the test suite runs: the headless browser of the sweep contact-sheet and
+#: atlas tests, and its WebDriver (for browser drivers that take an installed Chromium).
+TEST_PROGRAMS = {"chromium": "chromium", "chromedriver": "chromium-driver"}
 
 _BUILT_STAMP = ".protoedit-built"
 

@@ -15,14 +15,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from protoedit.cli.draw_diff import add_diff, add_draw
-from protoedit.cli.explain import add_grad, add_saliency, add_visualize
+from protoedit.cli.explain import add_grad, add_visualize
 from protoedit.cli.export import add_export
 from protoedit.cli.format_check import add_check, add_format
 from protoedit.cli.messages import flags_of, print_error, print_internal_error, say, version
 from protoedit.cli.rewrites import add_rewrites
+from protoedit.cli.saliency import add_saliency
 from protoedit.cli.setup_caffe import add_setup_caffe
 from protoedit.cli.summary import add_summary
 from protoedit.cli.sweep import EXIT_INTERRUPTED, add_sweep
+from protoedit.cli.units import add_top_images
 from protoedit.cli.validate import add_validate
 from protoedit.cli.weights import add_weights_commands
 from protoedit.errors import ProtoeditError
@@ -66,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_grad,
         add_saliency,
         add_visualize,
+        add_top_images,
         add_draw,
         add_diff,
         add_summary,

@@ -1,4 +1,5 @@
-"""``protoedit grad``, ``saliency`` and ``visualize``: what a net's output owes its input."""
+"""``protoedit grad`` and ``visualize``: what a net's output owes its input (``saliency`` is in
+:mod:`protoedit.cli.saliency`)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from protoedit.cli.options import (
     add_target,
     add_timeout,
     add_weights,
-    floats,
     head,
     head_flags,
     hints,
@@ -36,6 +36,8 @@ def _explain_flags(args: argparse.Namespace) -> dict[str, str]:
         "target": "--target LAYER",
         "inputs": "--input BLOB=FILE",
         "weights": "--weights MODEL.caffemodel",
+        "blobs": "--blobs NAMES",
+        "layer": "--layer LAYER",
     }
 
 
@@ -55,9 +57,17 @@ def add_grad(commands: Commands) -> None:
         description="Rewrite NET in memory for a loss (an activation head on --target, or the "
         "net's own --loss blob), run one forward and backward in Caffe in a child process, and "
         "print layer, role, shape, |grad| and |grad|/|param| for every learnable blob and "
-        "input. -o writes them as .npz (keys LAYER/ROLE and input/BLOB). Exit 0, 2 on error.",
+        "input (and the blobs --blobs names). -o writes them as .npz (keys LAYER/ROLE, "
+        "input/BLOB, blob/NAME; a blob written in place has blob/NAME/before and "
+        "blob/NAME/after its in-place layers). NET may be a solver: its training net runs in "
+        "phase TRAIN. Exit 0, 2 on error.",
     )
     cmd.add_argument("net", metavar="NET.prototxt")
+    cmd.add_argument(
+        "--blobs",
+        metavar="NAMES",
+        help="also the gradients of these blobs of the data stream: conv1,pool2 or all",
+    )
     cmd.add_argument(
         "--input",
         action="append",
@@ -95,6 +105,15 @@ def _grad_inputs(given: list[str]) -> Any:
     return pairs
 
 
+def _blob_list(text: str | None) -> list[str] | str:
+    """``--blobs``: ``all`` or comma-separated names."""
+    if text is None:
+        return []
+    if text.strip() == "all":
+        return "all"
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
 def run_grad(args: argparse.Namespace) -> int:
     """Compute the gradients, print the report and the table, write the .npz."""
     from protoedit.explain import gradients
@@ -109,6 +128,7 @@ def run_grad(args: argparse.Namespace) -> int:
         preprocess=preprocess(args),
         after_inplace=args.after_inplace,
         target_channels=args.channels,
+        blobs=_blob_list(args.blobs),
         timeout=args.timeout,
         allow_python_layers=args.allow_python_layers,
     )
@@ -128,117 +148,6 @@ def run_grad(args: argparse.Namespace) -> int:
     print(f"loss: {result.loss:.9g}")
     if args.output:
         say(f"wrote {args.output}")
-    return 0
-
-
-def _fraction(text: str) -> float:
-    value = floats(text)
-    if len(value) != 1 or not value[0] >= 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {text!r}")
-    return value[0]
-
-
-def add_saliency(commands: Commands) -> None:
-    """``protoedit saliency``."""
-    # Defaults live in protoedit.explain.saliency_maps (not imported here: numpy and the rewrites
-    # would load for every command); a test checks that this help states them.
-    cmd = commands.add_parser(
-        "saliency",
-        help="a saliency map of one image: gradient, SmoothGrad or integrated gradients",
-        description="Rewrite NET in memory for a head (--class K on the net's class scores, or "
-        "a head on --target), run it in Caffe in a child process, and write a picture "
-        "(-o MAP.png: the input, the map, the map over the input) with the raw H x W map "
-        "beside it (MAP.npy; integrated also writes the per-channel attributions, "
-        "MAP-attributions.npy). The noisy copies and "
-        "the integration steps run as batches of --chunk items. Exit 0, 2 on error.",
-    )
-    cmd.add_argument("net", metavar="NET.prototxt")
-    cmd.add_argument("--image", required=True, metavar="FILE", help="an image or a .npy")
-    add_target(
-        cmd,
-        False,
-        "the layer the head measures (default with --class: the net's class scores, the input "
-        "of a final Softmax)",
-    )
-    add_head(cmd)
-    cmd.add_argument(
-        "--method",
-        choices=["gradient", "smoothgrad", "integrated"],
-        default="gradient",
-        help="max |gradient| over channels (the default), its mean over noisy copies, or "
-        "integrated gradients from a baseline",
-    )
-    cmd.add_argument(
-        "--samples", type=positive, metavar="N", help="smoothgrad: noisy copies (default 50)"
-    )
-    cmd.add_argument(
-        "--noise",
-        type=_fraction,
-        metavar="F",
-        help="smoothgrad: noise std as a fraction of the input's range (default 0.15)",
-    )
-    cmd.add_argument("--seed", type=int, help="smoothgrad: noise seed (default 0)")
-    cmd.add_argument(
-        "--steps", type=positive, metavar="N", help="integrated: midpoint-rule steps (default 64)"
-    )
-    cmd.add_argument(
-        "--baseline", metavar="FILE", help="integrated: an image or .npy (default black)"
-    )
-    cmd.add_argument(
-        "--chunk", type=positive, metavar="N", help="batch items per forward/backward (default 32)"
-    )
-    add_output(cmd, "MAP.png", "the heat map (the map's .npy files go beside it)", required=True)
-    _common(cmd)
-    hints(cmd, _explain_flags)
-    cmd.set_defaults(run=run_saliency)
-
-
-def run_saliency(args: argparse.Namespace) -> int:
-    """Compute the map, write the pictures, print what was computed and written."""
-    from protoedit.errors import ProtoeditError
-    from protoedit.explain.attribution import saliency
-
-    if args.target is None and args.logit is None:
-        raise ProtoeditError("give --class K, or --target LAYER with a head")
-    if not args.output.lower().endswith(".png"):
-        raise ProtoeditError(f"-o names the heat map, a .png file, not {args.output!r}")
-    result = saliency(
-        args.net,
-        weights=args.weights,
-        image=args.image,
-        target=args.target,
-        head=head(args),
-        method=args.method,
-        baseline=args.baseline,
-        preprocess=preprocess(args),
-        after_inplace=args.after_inplace,
-        target_channels=args.channels,
-        timeout=args.timeout,
-        **{
-            name: getattr(args, name)
-            for name in ("samples", "noise", "seed", "steps", "chunk")
-            if getattr(args, name) is not None
-        },
-        allow_python_layers=args.allow_python_layers,
-    )
-    written = result.save(args.output)
-    for line in result.report.lines():
-        say(line)
-    for warning in result.warnings:
-        say(f"warning: {warning}")
-    print(f"{result.method} saliency of '{result.target}': f(image) = {result.value:.6g}")
-    gap = result.completeness_gap
-    if gap is not None and result.baseline_value is not None:
-        delta = result.value - result.baseline_value
-        share = f" ({abs(gap) / abs(delta):.2%})" if delta else ""
-        print(
-            f"f(baseline) = {result.baseline_value:.6g}; attributions sum to "
-            f"{delta + gap:.6g}, f(image) - f(baseline) = {delta:.6g}, gap {gap:.3g}{share}"
-        )
-    print(f"{result.requests} forward/backward requests")
-    what = ["input, map, map over the input", "map, H x W", "attributions, C x H x W"]
-    for path, description in zip(written, what, strict=False):
-        print(f"wrote {path} ({description})")
     return 0
 
 

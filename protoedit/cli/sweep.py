@@ -60,6 +60,13 @@ def add_sweep(commands: Commands) -> None:
         "--steps", type=positive, metavar="N", help="iterations (default: the preset's)"
     )
     cmd.add_argument("--seed", type=int, help="the noise and jitter seed")
+    cmd.add_argument(
+        "--images",
+        metavar="DIR",
+        help="also rank this folder's images for every unit (top-k images and patches, "
+        "resumable; shown by sweep report)",
+    )
+    cmd.add_argument("-k", type=positive, metavar="K", help="--images: images per unit (9)")
     add_preprocess(cmd, crop=False)
     add_python_layers(cmd)
     cmd.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -104,6 +111,8 @@ def run_sweep(args: argparse.Namespace) -> int:
     from protoedit.sweep import run_sweep as sweep
     from protoedit.sweep.plan import make_settings
 
+    if args.k is not None and not args.images:
+        raise ProtoeditError("-k applies with --images only")
     given = _plan_file(args)
     overrides = {
         k: v
@@ -136,6 +145,19 @@ def run_sweep(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     for line in summary.lines():
         print(line)
+    if args.images:
+        from protoedit.sweep.examples import run_examples
+        from protoedit.sweep.plan import expand
+
+        for line in run_examples(
+            expand(plan),
+            store,
+            args.images,
+            k=args.k or 9,
+            progress=False if args.quiet else None,
+            allow_python_layers=args.allow_python_layers,
+        ):
+            print(line)
     return 1 if summary.failed else 0
 
 

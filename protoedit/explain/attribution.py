@@ -16,14 +16,14 @@ included), for one image.
 
 Path points and noisy copies run as batches (the worker reshapes the input blob to each),
 ``chunk`` at a time to bound memory.  :func:`saliency` is one call of one of them, by name;
-an option that does not apply to the method named is refused.
+an option that does not apply to the method named is refused (in
+:mod:`protoedit.explain.methods`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -39,7 +39,6 @@ from protoedit.explain.saliency_maps import (
     DEFAULT_NOISE,
     DEFAULT_SAMPLES,
     DEFAULT_STEPS,
-    METHODS,
     Saliency,
     baseline_blob,
     logits_target,
@@ -342,77 +341,16 @@ class SmoothGrad:
         path_value = ends / self.samples
         return inner._result(self.name, x, value, total, session, path_value=path_value)
 
+    def session(self) -> CaffeSession:
+        """The wrapped method's worker."""
+        return self.method.session()
+
     def close(self) -> None:
         """Stop the wrapped method's worker."""
         self.method.close()
 
+    def __enter__(self) -> SmoothGrad:
+        return self
 
-def saliency(
-    net: NetSource,
-    *,
-    weights: WeightsSource,
-    image: InputSource,
-    head: LossHead | Unit,
-    target: str | None = None,
-    method: str = "gradient",
-    samples: int | None = None,
-    noise: float | None = None,
-    seed: int | None = None,
-    steps: int | None = None,
-    baseline: InputSource | None = None,
-    chunk: int = DEFAULT_CHUNK,
-    preprocess: Preprocess | None = None,
-    after_inplace: bool = False,
-    target_channels: int | None = None,
-    timeout: float = DEFAULT_TIMEOUT,
-    session: SessionSource | None = None,
-    allow_python_layers: bool = False,
-) -> Saliency:
-    """The saliency map of ``image`` for ``head`` on ``target`` by ``method`` (``gradient``,
-    ``smoothgrad``: SmoothGrad over the gradient, ``integrated``): one call of
-    :class:`Gradient`, :class:`SmoothGrad` or :class:`IntegratedGradients`.
-
-    ``image`` is an image file (pixels, preprocessed by ``preprocess``), or a ``.npy`` or
-    array holding the blob as fed to the net (C x H x W or 1 x C x H x W, already
-    preprocessed).  ``samples``, ``noise`` and ``seed`` apply to smoothgrad, ``steps`` and
-    ``baseline`` to integrated: given to another method they are refused.
-    """
-    if method not in METHODS:
-        raise InputError(f"unknown method {method!r}: one of {', '.join(METHODS)}")
-    options: dict[str, object] = {"samples": samples, "noise": noise, "seed": seed}
-    options.update({"steps": steps, "baseline": baseline})
-    owner = {"samples": "smoothgrad", "noise": "smoothgrad", "seed": "smoothgrad"}
-    owner.update({"steps": "integrated", "baseline": "integrated"})
-    for option, value in options.items():
-        if value is not None and owner[option] != method:
-            raise InputError(
-                f"{option} applies to the {owner[option]} method only, not to {method}"
-            )
-    common: dict[str, Any] = {
-        "weights": weights,
-        "head": head,
-        "target": target,
-        "after_inplace": after_inplace,
-        "target_channels": target_channels,
-        "preprocess": preprocess,
-        "chunk": chunk,
-        "timeout": timeout,
-        "session": session,
-        "allow_python_layers": allow_python_layers,
-    }
-    if method == "integrated":
-        integrated = IntegratedGradients(
-            net, steps=DEFAULT_STEPS if steps is None else steps, baseline=baseline, **common
-        )
-        with integrated:
-            return integrated.attribute(image)
-    with Gradient(net, **common) as gradient:
-        if method == "gradient":
-            return gradient.attribute(image)
-        smooth = SmoothGrad(
-            gradient,
-            samples=DEFAULT_SAMPLES if samples is None else samples,
-            noise=DEFAULT_NOISE if noise is None else noise,
-            seed=0 if seed is None else seed,
-        )
-        return smooth.attribute(image)
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -40,7 +40,9 @@ class Explainer:
         timeout: float = DEFAULT_TIMEOUT,
         session: SessionSource | None = None,
         allow_python_layers: bool = False,
+        phase: str = "TEST",
     ) -> None:
+        self.phase = phase
         self.doc: Document | None = doc
         self.report = report
         self.weights = weights
@@ -66,6 +68,7 @@ class Explainer:
                 timeout=self.timeout,
                 allow_python_layers=self.allow_python_layers,
                 session=self._worker,
+                phase=self.phase,
             )
             self._own = True
         return self._session

@@ -92,3 +92,36 @@ def load_inputs(
             )
         arrays[name] = array
     return arrays
+
+
+def is_solver(doc: Document) -> bool:
+    """Whether ``doc`` holds a SolverParameter (a solver file given where a net is expected)."""
+    return doc.message_type.rpartition(".")[2] == "SolverParameter"
+
+
+def solver_train_net(doc: Document) -> Document:
+    """The training net a solver names, as ``caffe.SGDSolver`` finds it: ``net`` or
+    ``train_net`` (a path: from the working directory, as Caffe reads it, else beside the
+    solver), or the inline ``net_param`` or ``train_net_param``."""
+    from pathlib import Path
+
+    message = doc.message
+    for inline in ("net_param", "train_net_param"):
+        if message.HasField(inline):
+            block = next(f.value for f in doc.tree.fields if f.name.text == inline)
+            return private_copy(doc.nested(block, "NetParameter"))  # type: ignore[arg-type]
+    for field in ("net", "train_net"):
+        if message.HasField(field):
+            named = Path(getattr(message, field))
+            beside = Path(doc.path).parent / named
+            path = named if named.is_file() or named.is_absolute() else beside
+            if not path.is_file():
+                raise InputError(
+                    f"the solver's {field} '{named}' is not a file (looked in the working "
+                    f"directory and beside the solver)",
+                    Location(doc.path),
+                )
+            return load(path)
+    raise InputError(
+        "the solver names no training net (net, train_net, net_param)", Location(doc.path)
+    )

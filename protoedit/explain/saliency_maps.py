@@ -14,7 +14,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -34,8 +34,19 @@ from protoedit.rewrites.report import RewriteReport
 from protoedit.rewrites.upgrade import needs_upgrade, upgrade
 
 Array = npt.NDArray[np.float32]
-Method = Literal["gradient", "smoothgrad", "integrated"]
-METHODS: tuple[Method, ...] = ("gradient", "smoothgrad", "integrated")
+Method = Literal[
+    "gradient",
+    "smoothgrad",
+    "integrated",
+    "gradcam",
+    "gradcam++",
+    "guided",
+    "deconvnet",
+    "guided-gradcam",
+]
+METHODS: tuple[Method, ...] = get_args(Method)
+#: The methods that read a layer's activations (``layer=``, ``--layer``).
+LAYER_METHODS = ("gradcam", "gradcam++", "guided-gradcam")
 
 #: Defaults: SmoothGrad's paper finds 10-20 % noise and ~50 samples enough; 64 midpoint steps
 #: keep integrated gradients' completeness gap well inside 5 % (IG's paper: 20-300 steps).
@@ -65,6 +76,8 @@ class Saliency:
     requests: int = 0  # forward/backward requests the worker served
     path_value: float | None = None
     target: str = ""
+    layer: str = ""  # Grad-CAM's layer
+    layer_map: Array | None = None  # Grad-CAM's map at the layer's resolution
     preprocess: Preprocess = field(default_factory=Preprocess)
     warnings: list[str] = field(default_factory=list)
     report: RewriteReport = field(default_factory=RewriteReport)

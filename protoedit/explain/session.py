@@ -13,7 +13,7 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ class CaffeSession:
     worker to load the net on (it stays open after :meth:`close`); without one, the net
     gets a worker of its own.  A net with Python layers runs only with
     ``allow_python_layers=True`` (or a ``session`` opened so), always in a worker of its own
-    (their modules stay imported).
+    (their modules stay imported).  ``phase`` (TEST or TRAIN) is the phase Caffe builds it in.
     """
 
     def __init__(
@@ -54,6 +54,7 @@ class CaffeSession:
         timeout: float = DEFAULT_TIMEOUT,
         allow_python_layers: bool = False,
         session: Session | None = None,
+        phase: str = "TEST",
     ) -> None:
         self.net_path = net_path
         self.weights_path = str(weights) if weights is not None else ""
@@ -80,6 +81,7 @@ class CaffeSession:
                 weights=str(Path(weights).resolve()) if weights is not None else None,
                 stored_shapes=stored,
                 seed=seed,
+                phase=phase,
             )
             self._pid = self._session.pid
             self._net_id = self.info["net_id"]
@@ -138,10 +140,14 @@ class CaffeSession:
         blobs: tuple[str, ...] = (),
         param_grads: bool = True,
         param_norms: bool = False,
+        diffs: Sequence[str] = (),
+        relu: str = "plain",
     ) -> dict[str, Any]:
         """Forward (and backward) once: ``loss``, ``losses``; with backward ``inputs`` (blob ->
         gradient) and, unless ``param_grads`` is false (an input-only loop), ``params`` (layer
-        -> role -> gradient); ``blobs``: those blobs' data after forward."""
+        -> role -> gradient); ``blobs``: those blobs' data after forward.  ``diffs`` (blob
+        names, ``("*",)`` for all) and ``relu`` (``guided``, ``deconvnet``) step the backward
+        layer by layer (:mod:`protoedit.explain.backward_steps`); ``diffs`` in the answer."""
         arrays = {name: np.ascontiguousarray(a, dtype=np.float32) for name, a in inputs.items()}
         return self.request(
             "run",
@@ -150,6 +156,8 @@ class CaffeSession:
             blobs=list(blobs),
             param_grads=param_grads,
             param_norms=param_norms,
+            diffs=list(diffs),
+            relu=relu,
         )
 
     def get_params(

@@ -3,7 +3,9 @@ worker of :mod:`protoedit.caffe`, which may hold several nets, each under the id
 returned.
 
 Requests: ``load`` (net file, weights, stored blob shapes), ``run`` (inputs; forward,
-optionally backward; loss, parameter and input gradients, chosen blobs), ``get_params`` /
+optionally backward, stepped layer by layer for blob gradients (``diffs``, ``["*"]``: every
+blob) or a ReLU rule (:mod:`protoedit.explain.backward_steps`); loss, parameter and input
+gradients, chosen blobs), ``get_params`` /
 ``set_params`` (by layer and role), ``ascend`` (gradient-ascent steps on the input,
 :mod:`protoedit.explain.ascent`), ``unload``.  Every request but ``load`` names its
 ``net_id``.
@@ -15,6 +17,7 @@ import itertools
 from typing import Any
 
 from protoedit.caffe.child import Handler, Note, Refused
+from protoedit.explain.backward_steps import RULES, stepped_backward, user_blobs
 from protoedit.net.layers import param_roles
 from protoedit.weights.fit import misfits
 
@@ -31,11 +34,13 @@ class LoadedNet:
         self.roles: dict[str, list[str]] = {}
 
     def load(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Build the net (no weights yet), check the stored shapes fit, then copy the weights."""
+        """Build the net in its ``phase`` (no weights yet), check the stored shapes fit, then
+        copy the weights."""
         caffe = self.caffe
         caffe.set_mode_cpu()
         caffe.set_random_seed(int(request.get("seed", 0)))
-        net = caffe.Net(request["net"], caffe.TEST)
+        phase = caffe.TRAIN if request.get("phase", "TEST") == "TRAIN" else caffe.TEST
+        net = caffe.Net(request["net"], phase)
         names = list(net._layer_names)
         self.layers, self.roles, expected = {}, {}, {}
         for name, layer in zip(names, net.layers, strict=True):
@@ -100,7 +105,19 @@ class LoadedNet:
                 for layer in net.layers:  # Caffe accumulates parameter diffs: start from zero
                     for blob in layer.blobs:
                         blob.diff[...] = 0
-            net.backward()
+            rule = request.get("relu", "plain")
+            diffs: list[str] = request.get("diffs", [])
+            if rule not in RULES:
+                raise Refused(f"no ReLU rule {rule!r}; the rules: {', '.join(RULES)}", "internal")
+            if diffs == ["*"]:
+                diffs = user_blobs(net)
+            absent = [b for b in diffs if b not in net.blobs]
+            if absent:
+                raise Refused(f"no blob named {', '.join(map(repr, absent))}")
+            if diffs or rule != "plain":
+                result["diffs"] = stepped_backward(net, diffs, rule)
+            else:
+                net.backward()
             result["inputs"] = {name: net.blobs[name].diff.copy() for name in net.inputs}
         if request.get("backward", True) and request.get("param_grads", True):
             result["params"] = {

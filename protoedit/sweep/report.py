@@ -1,4 +1,4 @@
-"""The contact sheet: a static HTML page of a store's results, opened from disk.
+"""The contact sheet and atlas: static HTML pages of a store's results, opened from disk.
 
 ``index.html`` has one section per (model, layer, config): a grid of unit images with their
 final activations, sortable by channel or activation (a few lines of JavaScript;
@@ -6,7 +6,8 @@ final activations, sortable by channel or activation (a few lines of JavaScript;
 and a JSON file with the unit's settings, timing and versions.  The images are copied
 beside the page, so the folder can be moved or shared.  On load the page counts the images
 that decoded and shows the count (``data-images`` on ``<body>``: ``loaded/total``), so a
-broken sheet says so.
+broken sheet says so.  Above the grids, the drawing of each net links its swept layers to
+their pages, and each unit to its own (:mod:`protoedit.sweep.atlas`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from protoedit.errors import InputError, Location
+from protoedit.sweep.atlas import layer_page, net_drawings, write_layer
 from protoedit.sweep.store import Row, open_store
 
 #: CSS pixels of one tile's image (small images are scaled up without smoothing).
@@ -87,6 +89,7 @@ def write_report(store: str | os.PathLike[str], output: str | os.PathLike[str]) 
     try:
         (out / "images").mkdir(parents=True, exist_ok=True)
         (out / "units").mkdir(exist_ok=True)
+        (out / "layers").mkdir(exist_ok=True)
     except OSError as exc:
         raise InputError(
             f"cannot create the report folder: {exc.strerror}", Location(str(out))
@@ -117,10 +120,12 @@ def write_report(store: str | os.PathLike[str], output: str | os.PathLike[str]) 
                 f'alt="{_e(row.layer)} channel {row.channel}" loading="eager"></a>'
                 f"<figcaption><span>#{row.channel}{dead}</span>"
                 f'<span title="final activation">{row.activation_end:.4g}</span>'
-                f'<a href="units/{_e(name)}.json" title="settings">&#9881;</a></figcaption>'
+                f'<a href="units/{config}.html#{row.channel}" title="settings">&#9881;</a>'
+                "</figcaption>"
                 "</figure>"
             )
         first = members[0]
+        write_layer(out, config, members, description, Path(store))
         settings = description.get("settings", {})
         meta = (
             f"config {config} &middot; {len(members)} units &middot; "
@@ -130,8 +135,9 @@ def write_report(store: str | os.PathLike[str], output: str | os.PathLike[str]) 
             f"protoedit {_e(first.protoedit_version)}, {_e(first.caffe_version)}"
         )
         sections.append(
-            f'<section data-config="{config}"><h2>{_e(first.model)} &middot; '
-            f'{_e(first.layer)}</h2><div class="meta">{meta}</div>'
+            f'<section data-config="{config}"><h2><a href="{layer_page(config)}">'
+            f"{_e(first.model)} &middot; {_e(first.layer)}</a></h2>"
+            f'<div class="meta">{meta}</div>'
             "<div>sort by <button onclick=\"sortGrid(this, 'channel')\">channel</button>"
             f"{_BY_ACTIVATION}</div>"
             f'<div class="grid">{"".join(cells)}</div></section>'
@@ -143,6 +149,7 @@ def write_report(store: str | os.PathLike[str], output: str | os.PathLike[str]) 
         f"<script>{_SCRIPT}</script></head>\n<body><h1>protoedit sweep</h1>"
         f'<div class="meta">{len(rows)} units in {len(groups)} layers{failed} &middot; '
         '<span id="status">images loading</span></div>\n'
+        + net_drawings(Path(store), configs, {c: m[0].layer for c, m in groups.items()})
         + "\n".join(sections)
         + "\n</body></html>\n"
     )

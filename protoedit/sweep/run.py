@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from protoedit.progress import progress_bar
+from protoedit.sweep.atlas import keep_net
 from protoedit.sweep.compute import Outcome
 from protoedit.sweep.engines import Pool, make_pool, ray_module
 from protoedit.sweep.plan import Plan, WorkItem, expand, unit_count, work_items
@@ -93,6 +94,7 @@ def run_sweep(
         db.remove_stale_files()
         for job in jobs:
             db.add_config(job.config, job.model.name, job.layer, job.description)
+            keep_net(store, job.model.net, job.description["net_sha256"])  # for the atlas
         done = db.done([job.config for job in jobs])
         summary.already = sum(1 for j in jobs for c in j.channels if (j.config, c) in done)
         items = work_items(jobs, done)

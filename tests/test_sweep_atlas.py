@@ -1,0 +1,199 @@
+"""The atlas of ``sweep report``: the net's drawing links the swept layers to their pages,
+each layer page shows every unit with its optimised image, its top images and patches and
+its statistics, each unit has a settings page; opened from disk in headless Chromium.  Dataset
+examples come from ``sweep --images`` (resumable in the store)."""
+
+from __future__ import annotations
+
+import html.parser
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from protoedit.caffe import Session
+from protoedit.explain.preprocess import Preprocess
+from protoedit.explain.settings import Settings
+from protoedit.explain.top_images import TopImagesFinder
+from protoedit.sweep import Plan, Target, make_model, write_report
+from protoedit.sweep.atlas import keep_net, layer_page
+from protoedit.sweep.examples import EXAMPLES, STATE, images_key, run_examples
+from protoedit.sweep.plan import expand
+from protoedit.sweep.store import Store, UnitOutput
+
+from . import test_sweep_report as sweep_report_tests
+from .assets.digits import TrainedDigits
+from .test_sweep_report import _browse
+
+#: The contact sheet's fixture (Debian's chromium; in CI the browser tests must run),
+#: shared (pytest finds a fixture by the name it is bound to here).
+chromium = sweep_report_tests.chromium
+
+
+class _Links(html.parser.HTMLParser):
+    """Every element's tag and attributes, in document order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.elements: list[tuple[str, dict[str, str]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.elements.append((tag, {k: v or "" for k, v in attrs}))
+
+    def having(self, tag: str, **wanted: str) -> list[dict[str, str]]:
+        return [
+            a
+            for t, a in self.elements
+            if t == tag and all(wanted[k] in a.get(k, "").split() for k in wanted)
+        ]
+
+
+def _parse(text: str) -> _Links:
+    parsed = _Links()
+    parsed.feed(text)
+    return parsed
+
+
+def _outputs(channels: range, size: int = 8) -> list[UnitOutput]:
+    rng = np.random.default_rng(0)
+    out = []
+    for channel in channels:
+        picture = rng.integers(0, 255, (size, size, 1), dtype=np.uint8)
+        array = picture.transpose(2, 0, 1).astype(np.float32)
+        out.append(UnitOutput(channel, array, picture, 0.0, float(channel), 5, False))
+    return out
+
+
+def _add(store: Path, config: str, layer: str, description: dict[str, Any], n: int) -> None:
+    with Store(store) as db:
+        db.add_config(config, "digits", layer, description)
+        db.add_results(
+            config,
+            layer,
+            _outputs(range(n)),
+            seconds=0.1,
+            worker="w",
+            sweep="s",
+            versions=("0.1.0", "caffe-x"),
+        )
+
+
+@pytest.mark.caffe
+def test_atlas_of_the_digits_net(
+    chromium: str, digits_model: TrainedDigits, caffe_session: Session, tmp_path: Path
+) -> None:
+    from sklearn.datasets import load_digits  # type: ignore[import-untyped]
+
+    folder = tmp_path / "digits"
+    folder.mkdir()
+    pixels = load_digits().images[:40] * 16
+    for n, image in enumerate(pixels):
+        Image.fromarray(image.clip(0, 255).astype(np.uint8)).save(folder / f"d{n:02d}.png")
+    model = make_model(
+        digits_model.deploy,
+        digits_model.weights,
+        name="digits",
+        preprocess=Preprocess(scale=1 / 255),
+    )
+    plan = Plan((Target(model, ("conv2",), tuple(range(8))),), settings=Settings(steps=5))
+    (job,) = expand(plan)
+    store = tmp_path / "store"
+    _add(store, job.config, "conv2", job.description, 8)
+    keep_net(store, job.model.net, job.description["net_sha256"])
+    # a sweep killed after 16 images left its state: the next run resumes there
+    files = sorted(folder.glob("*.png"))
+    partial = store / EXAMPLES / f"{job.config}-{images_key(files, 4)}"
+    partial.mkdir(parents=True)
+    states: list[dict[str, Any]] = []
+    with TopImagesFinder(
+        model.net,
+        weights=model.weights,
+        target="conv2",
+        preprocess=model.preprocess,
+        session=caffe_session,
+    ) as finder:
+        whole = finder.find(files, k=4, batch=8, on_batch=states.append)
+    np.savez(partial / STATE, **states[1])
+    lines = run_examples([job], store, folder, k=4, batch=8, session=caffe_session)
+    assert lines == ["examples of digits conv2: 40 images ranked, resumed at image 16"]
+    ranked = json.loads((partial / "top-images.json").read_text())
+    assert [u["top"][0]["image"] for u in ranked["units"]] == [
+        str(files[i]) for i in whole.indices[:, 0]
+    ]
+    again = run_examples([job], store, folder, k=4, session=caffe_session)
+    assert again == ["examples of digits conv2: already ranked"]
+
+    atlas = tmp_path / "atlas"
+    started = time.perf_counter()
+    index = write_report(store, atlas)
+    seconds = time.perf_counter() - started
+    dom = _parse(_browse(chromium, index, tmp_path / "profile", "--dump-dom"))
+    (link,) = dom.having("a", **{"class": "swept"})
+    assert link["href"] == layer_page(job.config)
+    body = dom.having("body")[0]
+    assert body["data-images"] == "8/8"
+    page = atlas / link["href"]
+    layer = _parse(_browse(chromium, page, tmp_path / "profile", "--dump-dom"))
+    units = [a for t, a in layer.elements if t == "div" and "unit" in a.get("class", "").split()]
+    assert [u["data-channel"] for u in units] == [str(c) for c in range(8)]
+    images = layer.having("img")
+    strips = [img["src"] for img in images if "strip" in img.get("class", "")]
+    assert len(strips) == 8 and all((page.parent / src).is_file() for src in strips)
+    assert all("patches" in src for src in strips)  # conv2 is spatial: patches shown
+    for img in images:  # the first rows' images load with the page
+        assert (page.parent / img["src"]).is_file()
+    # the units' page shows the unit its address names (a launcher keeps the fragment,
+    # which Chromium drops from a file address on its command line)
+    launcher = atlas / "units" / "launch.html"
+    launcher.write_text(f'<script>location.replace("{job.config}.html#3")</script>')
+    unit = _parse(_browse(chromium, launcher, tmp_path / "profile", "--dump-dom"))
+    assert unit.having("body")[0]["data-unit"] == "3"
+    shown = {img["alt"]: img["src"] for img in unit.having("img")}
+    assert set(shown) == {"optimised image", "top patches", "top images"}
+    assert shown["optimised image"] == f"../images/{job.config}_c3.png"
+    assert all((launcher.parent / src).is_file() for src in shown.values())
+    cells = [a for t, a in unit.elements if t == "code"]
+    assert len(cells) == len(job.description) + 1  # every setting, and the unit's record
+    shot = tmp_path / "layer.png"
+    _browse(chromium, page, tmp_path / "profile", f"--screenshot={shot}", "--window-size=1000,700")
+    with Image.open(shot) as picture:
+        pixels_shown = np.asarray(picture.convert("L"))
+    assert pixels_shown.std() > 30  # pictures, not a blank page
+    assert seconds < 60
+
+
+@pytest.mark.slow  # writing the store of 2000 units (fsync per image) takes most of it
+def test_atlas_of_2000_units_on_one_layer(chromium: str, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    _add(store, "cfg-big", "conv", {"settings": {"steps": 5}, "batch": 8}, 2000)
+    started = time.perf_counter()
+    index = write_report(store, tmp_path / "atlas")
+    built = time.perf_counter() - started
+    page = tmp_path / "atlas" / layer_page("cfg-big")
+    started = time.perf_counter()
+    layer = _parse(_browse(chromium, page, tmp_path / "profile", "--dump-dom"))
+    opened = time.perf_counter() - started
+    units = [a for t, a in layer.elements if t == "div" and "unit" in a.get("class", "").split()]
+    assert len(units) == 2000
+    # images load as they come near the window: the first rows have theirs, the last not
+    images = layer.having("img")
+    assert len(images) == 2000 and "src" in images[0] and "data-src" not in images[0]
+    assert "src" not in images[-1] and (page.parent / images[-1]["data-src"]).is_file()
+    loaded = layer.having("body")[0]["data-load-ms"]
+    assert len(list((tmp_path / "atlas" / "units").glob("*.html"))) == 1  # one units' page
+    assert index.is_file()
+    print(
+        f"2000 units: report built in {built:.2f} s, layer page loaded in {loaded} ms "
+        f"({opened:.2f} s with Chromium's start)"
+    )
+
+
+def test_sweep_refuses_k_without_images(capsys: pytest.CaptureFixture[str]) -> None:
+    from protoedit.cli import main
+
+    assert main(["sweep", "--net", "n", "--weights", "w", "--layers", "a", "-k", "3"]) == 2
+    assert "-k applies with --images only" in capsys.readouterr().err
