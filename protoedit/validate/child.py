@@ -286,10 +286,12 @@ def run(request: dict[str, Any], note: Note) -> dict[str, Any]:
 
     gradients = []
     save_dir = request.get("save_gradients")
+    saved = []
     for name in net.inputs:
         diff = net.blobs[name].diff
         if save_dir:
             _save_gradient(Path(save_dir), name, diff)
+            saved.append(f"{name} {'x'.join(map(str, diff.shape))}")
         finite = bool(np.isfinite(diff).all())
         norm = float(np.linalg.norm(diff.astype(np.float64))) if finite else math.inf
         gradients.append(
@@ -299,6 +301,7 @@ def run(request: dict[str, Any], note: Note) -> dict[str, Any]:
         "blobs": shapes,
         "losses": losses,
         "input_gradients": gradients,
+        "saved_gradients": f"{save_dir}: {', '.join(saved)}" if save_dir else "",
     }
     bad_losses = [name for name, value in losses.items() if not math.isfinite(value)]
     not_finite = [g["blob"] for g in gradients if not g["finite"]]

@@ -303,10 +303,24 @@ def _read_outcome(
             fatal = last_fatal(outcome.retried.stderr)
             why = f"Caffe aborted ({fatal.message})" if fatal else "the worker died"
             report.extent_note = f"declared extent kept: at the smallest extent {why}"
+        if outcome.rechecked is not None:
+            report.extent_note = _recheck_note(outcome.rechecked)
         return
     _explain_crash(report, reply.returncode or 0, outcome.stage, reply.stderr, memory_limit)
     if not report.cause and outcome.data_layers:  # Caffe aborted, most likely reading the data
         _set_cause(report, "data_layers", ", ".join(outcome.data_layers))
+
+
+def _recheck_note(first: dict[str, Any]) -> str:
+    """Why the verdict is the declared extent's: what the smallest extent gave first."""
+    ran = ", ".join(
+        f"{name} {'x'.join(map(str, dims))}" for name, dims in dict(first["extent"]).items()
+    )
+    reason = str(first.get("reason", "")).partition(":")[0]
+    return (
+        f"declared, which gave the verdict: at the smallest extent ({ran}) the {reason}, so "
+        "the net ran again at the declared one"
+    )
 
 
 def _set_cause(report: ValidationReport, cause: str, detail: str = "") -> None:
@@ -333,6 +347,10 @@ def _fill_from_result(report: ValidationReport, result: dict[str, object]) -> No
     report.declared_extent = result.get("declared_extent", {})  # type: ignore[assignment]
     report.extent_note = str(result.get("extent_note", ""))
     report.param_gradients = str(result.get("param_gradients", ""))
+    report.saved_gradients = str(result.get("saved_gradients", ""))
+    if report.extent:
+        reduced = report.extent != report.declared_extent
+        report.verdict_extent = "smallest" if reduced else "declared"
 
 
 def _solver_net(net: str) -> str | None:
