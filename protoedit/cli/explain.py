@@ -20,6 +20,7 @@ from protoedit.cli.options import (
     head,
     head_flags,
     hints,
+    index,
     positive,
     preprocess,
     unit,
@@ -47,6 +48,20 @@ def _common(cmd: argparse.ArgumentParser, crop: bool = True) -> None:
     add_timeout(cmd, DEFAULT_TIMEOUT, _TIMEOUT)
 
 
+def _quiet(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument(
+        "-q", "--quiet", action="store_true", help="no report of the in-memory rewrite"
+    )
+
+
+def _rewrite_report(args: argparse.Namespace, result: Any) -> None:
+    """What the in-memory rewrite did (unless -q), then the warnings (always)."""
+    for line in [] if args.quiet else result.report.lines(fold=True):
+        say(line)
+    for warning in result.warnings:
+        say(f"warning: {warning}")
+
+
 def add_grad(commands: Commands) -> None:
     """``protoedit grad``."""
     cmd = commands.add_parser(
@@ -71,6 +86,7 @@ def add_grad(commands: Commands) -> None:
     what.add_argument("--loss", metavar="BLOB", help="the net's own loss blob instead")
     add_head(cmd)
     add_output(cmd, "GRADS.npz", "write every gradient here")
+    _quiet(cmd)
     _common(cmd)
     hints(cmd, _explain_flags)
     cmd.set_defaults(run=run_grad)
@@ -114,10 +130,7 @@ def run_grad(args: argparse.Namespace) -> int:
     )
     if args.output:
         result.save(args.output)
-    for line in result.report.lines():
-        say(line)
-    for warning in result.warnings:
-        say(f"warning: {warning}")
+    _rewrite_report(args, result)
     rows = [("layer", "role", "shape", "|grad|", "|grad|/|param|")]
     for layer, role, shape, norm, ratio in result.rows():
         dims = "x".join(map(str, shape))
@@ -177,7 +190,7 @@ def add_saliency(commands: Commands) -> None:
         metavar="F",
         help="smoothgrad: noise std as a fraction of the input's range (default 0.15)",
     )
-    cmd.add_argument("--seed", type=int, help="smoothgrad: noise seed (default 0)")
+    cmd.add_argument("--seed", type=index, help="smoothgrad: noise seed (default 0)")
     cmd.add_argument(
         "--steps", type=positive, metavar="N", help="integrated: midpoint-rule steps (default 64)"
     )
@@ -188,6 +201,7 @@ def add_saliency(commands: Commands) -> None:
         "--chunk", type=positive, metavar="N", help="batch items per forward/backward (default 32)"
     )
     add_output(cmd, "MAP.png", "the heat map (the map's .npy files go beside it)", required=True)
+    _quiet(cmd)
     _common(cmd)
     hints(cmd, _explain_flags)
     cmd.set_defaults(run=run_saliency)
@@ -222,10 +236,7 @@ def run_saliency(args: argparse.Namespace) -> int:
         allow_python_layers=args.allow_python_layers,
     )
     written = result.save(args.output)
-    for line in result.report.lines():
-        say(line)
-    for warning in result.warnings:
-        say(f"warning: {warning}")
+    _rewrite_report(args, result)
     print(f"{result.method} saliency of '{result.target}': f(image) = {result.value:.6g}")
     gap = result.completeness_gap
     if gap is not None and result.baseline_value is not None:
@@ -263,7 +274,7 @@ def add_visualize(commands: Commands) -> None:
     what.add_argument(
         "--class",
         dest="logit",
-        type=int,
+        type=index,
         metavar="K",
         help="one class of a classifier (the target defaults to the last Softmax's input)",
     )
@@ -276,7 +287,7 @@ def add_visualize(commands: Commands) -> None:
     cmd.add_argument(
         "--steps", type=positive, metavar="N", help="iterations (default: the preset's)"
     )
-    cmd.add_argument("--seed", type=int, default=0, help="the noise and jitter seed")
+    cmd.add_argument("--seed", type=index, default=0, help="the noise and jitter seed")
     cmd.add_argument("--octaves", type=positive, metavar="N", help="image scales, coarse to fine")
     cmd.add_argument("--batch", type=positive, default=16, help="units optimised together")
     cmd.add_argument("--start", metavar="FILE", help="begin from this image or .npy, not noise")

@@ -115,7 +115,7 @@ def add_rewrites(commands: Commands) -> None:
     )
     add_state(cmd)
     cmd.add_argument("--shape", type=dims, metavar="N,C,H,W", help="the Input layer's shape")
-    cmd.add_argument("--channels", type=int, metavar="C", help="channels, when not derivable")
+    cmd.add_argument("--channels", type=positive, metavar="C", help="channels, when not derivable")
     cmd.add_argument(
         "--batch", type=positive, metavar="N", help="batch size (default: the data layer's)"
     )
@@ -196,7 +196,7 @@ def _add_aux(commands: Commands) -> None:
     )
     cmd.add_argument(
         "--input-channels",
-        type=int,
+        type=positive,
         metavar="C",
         help="input channels, when a train/val net's data layer does not tell",
     )

@@ -13,6 +13,7 @@ from protoedit.cli.options import (
     add_python_layers,
     add_weights,
     hints,
+    index,
     positive,
     preprocess,
 )
@@ -59,7 +60,7 @@ def add_sweep(commands: Commands) -> None:
     cmd.add_argument(
         "--steps", type=positive, metavar="N", help="iterations (default: the preset's)"
     )
-    cmd.add_argument("--seed", type=int, help="the noise and jitter seed")
+    cmd.add_argument("--seed", type=index, help="the noise and jitter seed")
     add_preprocess(cmd, crop=False)
     add_python_layers(cmd)
     cmd.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

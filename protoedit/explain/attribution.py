@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from protoedit.arguments import number, whole
 from protoedit.errors import InputError
 from protoedit.explain.explainer import Explainer, SessionSource, WeightsSource
 from protoedit.explain.inputs import InputSource, NetSource
@@ -55,8 +56,7 @@ Float64 = npt.NDArray[np.float64]
 
 def _at_least_one(**given: int) -> None:
     for name, value in given.items():
-        if value < 1:
-            raise InputError(f"{name} must be at least 1, not {value}")
+        whole(value, name, 1)
 
 
 @dataclass
@@ -289,8 +289,8 @@ class SmoothGrad:
                 f"SmoothGrad smooths a Gradient or IntegratedGradients, not {method!r}"
             )
         _at_least_one(samples=samples)
-        if not noise >= 0:
-            raise InputError(f"the noise level must be a non-negative fraction, not {noise}")
+        number(noise, "noise", low=0.0)
+        whole(seed, "seed", 0)
         self.method = method
         self.samples = samples
         self.noise = noise

@@ -16,6 +16,7 @@ import os
 from types import TracebackType
 from typing import Any, Self
 
+from protoedit.arguments import seconds
 from protoedit.caffe.session import Session
 from protoedit.document import Document
 from protoedit.explain.inputs import input_shapes
@@ -45,7 +46,7 @@ class Explainer:
         self.report = report
         self.weights = weights
         self.seed = seed
-        self.timeout = timeout
+        self.timeout = seconds(timeout)
         self.allow_python_layers = allow_python_layers
         self.net_text = doc.dumps()
         self.net_path = doc.path

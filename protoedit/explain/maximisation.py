@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from protoedit.arguments import whole
 from protoedit.errors import InputError
 from protoedit.explain.explainer import Explainer, SessionSource, WeightsSource
 from protoedit.explain.inputs import NetSource
@@ -88,8 +89,8 @@ class Visualizer(Explainer):
         self.target = target
         self.head = head
         self.preprocess = preprocess or Preprocess()
-        self.batch = max(1, batch)
-        self.chunk = max(1, chunk)
+        self.batch = whole(batch, "batch", 1)
+        self.chunk = whole(chunk, "chunk", 1)
 
     def _plan(self, objectives: list[AnyObjective], start: StartSource | None) -> _Plan:
         head, pre = self.head, self.preprocess

@@ -17,6 +17,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from protoedit.arguments import number
 from protoedit.errors import InputError, Location
 from protoedit.schema import read_binary
 
@@ -34,6 +35,12 @@ class Preprocess:
     mean_file: str | None = None
     scale: float = 1.0
     fit: Literal["resize", "crop"] = "resize"
+
+    def __post_init__(self) -> None:
+        """A scale of 0 would feed a blank input; NaN or infinity, a non-finite one."""
+        number(self.scale, "scale", nonzero=True)
+        for value in self.mean or ():
+            number(value, "mean")
 
 
 def read_mean_file(path: str | os.PathLike[str]) -> Array:

@@ -1,0 +1,92 @@
+"""Pins for the new user's report of 2026-12-06 (../shared/reviews/new-user-2026-12-06.md)
+that no other module's tests hold: one-line usage errors, an unreachable Ray cluster, folded
+report lines."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from protoedit.cli import main
+from protoedit.errors import InvalidArgumentError
+from protoedit.rewrites.report import RewriteReport
+
+from .helpers import FIXTURES
+
+DIGITS = FIXTURES / "digits" / "deploy.prototxt"
+
+
+def test_a_usage_error_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["visualize", str(DIGITS), "--batch", "0"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert err.splitlines() == [
+        "protoedit visualize: error: argument --batch: values must be at least 1, got '0' "
+        "(see protoedit visualize -h)"
+    ]
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_an_unreachable_ray_address_is_one_line_before_the_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("ray")
+    weights = tmp_path / "w.caffemodel"
+    weights.write_bytes(b"")
+    store = tmp_path / "store"
+    address = f"127.0.0.1:{_closed_port()}"
+    argv = ["sweep", "--net", str(DIGITS), "--weights", str(weights), "--layers", "conv1"]
+    argv += ["--store", str(store), "--engine", "ray", "--address", address]
+    started = time.monotonic()
+    assert main(argv) == 2
+    assert time.monotonic() - started < 30  # Ray alone retries for ever
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        f"protoedit: error: cannot reach a Ray cluster at {address}: "
+    ), lines
+    assert lines[0].endswith("(--address)")
+    assert not store.exists()
+
+
+def test_a_ray_address_that_does_not_answer_is_refused_after_the_connect_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from protoedit.sweep import engines
+
+    waited: list[float] = []
+
+    def silent(address: tuple[str, int], timeout: float) -> socket.socket:
+        waited.append(timeout)
+        raise TimeoutError
+
+    monkeypatch.setattr(socket, "create_connection", silent)
+    with pytest.raises(InvalidArgumentError, match="no answer") as error:
+        engines.reach_ray("ray://10.0.0.1:10001")
+    assert error.value.argument == "address" and waited == [engines.CONNECT_TIMEOUT]
+    engines.reach_ray("auto")  # Ray's own discovery: not probed
+    assert len(waited) == 1
+
+
+def test_the_same_change_to_many_layers_folds_into_one_line() -> None:
+    same = "BatchNorm's three param specs removed"
+    report = RewriteReport(
+        changed=["force_backward: true"]
+        + [f'layer "bn{i}": {same}' for i in range(53)]
+        + ['layer "a": other', 'layer "b": other']
+    )
+    assert report.lines(fold=True) == [
+        "changed: force_backward: true",
+        f'changed: 53 layers ("bn0", "bn1", "bn2", ... 50 more): {same}',
+        'changed: layer "a": other',
+        'changed: layer "b": other',
+    ]
+    assert len(report.lines()) == 56  # a rewrite of a file lists each change
