@@ -90,3 +90,48 @@ def test_the_same_change_to_many_layers_folds_into_one_line() -> None:
         'changed: layer "b": other',
     ]
     assert len(report.lines()) == 56  # a rewrite of a file lists each change
+
+
+def test_a_16_bit_grey_png_is_read_at_its_depth(tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from protoedit.explain.preprocess import load_input
+
+    levels = np.array([[0, 1000, 30000, 65535]], dtype=np.uint16)
+    path = tmp_path / "deep.png"
+    Image.fromarray(levels).save(path)
+    assert Image.open(path).mode.startswith("I;16")
+    blob = load_input(path, (1, 1, 1, 4))
+    expected = levels.astype(np.float64) * 255 / 65535
+    # float32 of values up to 255: a few ulps of 255
+    np.testing.assert_allclose(blob[0, 0], expected, rtol=0, atol=4 * 255 * 2**-24)
+    assert len(np.unique(blob)) == 4  # not clipped to white
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_non_finite_input_is_an_error_naming_it(bad: float, tmp_path: Path) -> None:
+    import numpy as np
+
+    from protoedit.errors import InputError
+    from protoedit.explain.inputs import load_inputs
+    from protoedit.explain.preprocess import Preprocess
+
+    array = np.zeros((1, 8, 8), np.float32)
+    array[0, 3, 3] = bad
+    path = tmp_path / "x.npy"
+    np.save(path, array)
+    declared = {"data": (1, 1, 8, 8)}
+    with pytest.raises(InputError, match="holds 1 non-finite values") as error:
+        load_inputs(declared, str(path), Preprocess())
+    assert error.value.location is not None and error.value.location.path == str(path)
+    with pytest.raises(InputError, match="input 'data' holds 1 non-finite"):
+        load_inputs(declared, array, Preprocess())
+
+
+def test_a_folder_given_as_an_image_says_so(tmp_path: Path) -> None:
+    from protoedit.errors import InputError
+    from protoedit.explain.preprocess import load_input
+
+    with pytest.raises(InputError, match="a folder, not an image"):
+        load_input(tmp_path, (1, 1, 8, 8))

@@ -29,7 +29,7 @@ from protoedit.explain.objectives import (
     as_objective,
     check_objective,
 )
-from protoedit.explain.preprocess import Preprocess
+from protoedit.explain.preprocess import Preprocess, finite_input
 from protoedit.explain.preprocess import load_input as load_image_input
 from protoedit.explain.schedule import bounds, resize, schedule, start_batch, tiled
 from protoedit.explain.session import DEFAULT_TIMEOUT, CaffeSession
@@ -107,7 +107,7 @@ class Visualizer(Explainer):
             if isinstance(start, str | os.PathLike):
                 start_array = load_image_input(start, shape, pre)
             else:
-                start_array = np.asarray(start, dtype=np.float32)
+                start_array = finite_input(np.asarray(start, dtype=np.float32), "the start")
             if start_array.ndim == len(shape):
                 start_array = start_array[0]
             if tuple(start_array.shape) != tuple(shape[1:]):

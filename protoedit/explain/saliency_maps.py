@@ -26,7 +26,7 @@ from protoedit.explain.inputs import (
     load_inputs,
     private_copy,
 )
-from protoedit.explain.preprocess import Preprocess, image_to_blob, load_input
+from protoedit.explain.preprocess import Preprocess, finite_input, image_to_blob, load_input
 from protoedit.net.layers import READS_SCORES, is_a, no_backward
 from protoedit.net.view import INPUT, NetView
 from protoedit.rewrites import LossHead, filter_net
@@ -187,7 +187,7 @@ def baseline_blob(
     if isinstance(source, str | os.PathLike):
         array = load_input(source, (1, *shape), pre)
     else:
-        array = np.asarray(source, dtype=np.float32)
+        array = finite_input(np.asarray(source, dtype=np.float32), "the baseline")
     if array.ndim == len(shape) + 1 and array.shape[0] == 1:
         array = array[0]
     if tuple(array.shape) != shape:
