@@ -7,6 +7,7 @@ from __future__ import annotations
 import socket
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -135,3 +136,36 @@ def test_a_folder_given_as_an_image_says_so(tmp_path: Path) -> None:
 
     with pytest.raises(InputError, match="a folder, not an image"):
         load_input(tmp_path, (1, 1, 8, 8))
+
+
+@pytest.mark.caffe
+def test_integrated_gradients_double_the_steps_until_the_gap_is_within_tolerance(
+    digits_model: Any, caffe_session: Any
+) -> None:
+    import numpy as np
+
+    from protoedit.explain.attribution import IntegratedGradients
+    from protoedit.rewrites import LossHead
+
+    image = np.load(digits_model.split)["images"][3]
+    options: dict[str, Any] = {"weights": digits_model.weights, "head": LossHead("logit", 1)}
+    with IntegratedGradients(
+        digits_model.deploy, steps=1, max_steps=64, session=caffe_session, **options
+    ) as method:
+        result = method.attribute(image)
+    [(first, share), *_, (last, final)] = result.steps_tried
+    assert first == 1 and share is not None and share > 0.05  # one step is far off
+    assert result.steps == last <= 64 and final is not None and final <= 0.05
+    assert [steps for steps, _ in result.steps_tried] == [
+        2**k for k in range(len(result.steps_tried))
+    ]
+    assert not any("completeness gap" in w for w in result.warnings)
+    with IntegratedGradients(
+        digits_model.deploy, steps=1, session=caffe_session, **options
+    ) as fixed:
+        kept = fixed.attribute(image)
+    assert kept.steps == 1 and len(kept.steps_tried) == 1
+    assert any(
+        w.startswith("the completeness gap is ") and w.endswith("try 2 steps or more")
+        for w in kept.warnings
+    ), kept.warnings
