@@ -169,3 +169,65 @@ def test_integrated_gradients_double_the_steps_until_the_gap_is_within_tolerance
         w.startswith("the completeness gap is ") and w.endswith("try 2 steps or more")
         for w in kept.warnings
     ), kept.warnings
+
+
+#: A net whose every forward/backward request of 32 items takes seconds.
+_HEAVY = """
+layer { name: "data" type: "Input" top: "data"
+        input_param { shape { dim: 1 dim: 3 dim: 256 dim: 256 } } }
+layer { name: "c1" type: "Convolution" bottom: "data" top: "c1"
+        convolution_param { num_output: 16 kernel_size: 5 pad: 2 weight_filler { type: "msra" } } }
+layer { name: "c2" type: "Convolution" bottom: "c1" top: "c2"
+        convolution_param { num_output: 16 kernel_size: 5 pad: 2 weight_filler { type: "msra" } } }
+"""
+
+
+@pytest.mark.caffe
+@pytest.mark.parametrize("command", ["saliency", "visualize"])
+def test_ctrl_c_stops_within_a_second_while_caffe_is_busy(command: str, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from protoedit.schema import builtin_schema
+
+    net = tmp_path / "heavy.prototxt"
+    net.write_text(_HEAVY)
+    model = builtin_schema().message_class("NetParameter")()
+    rng = np.random.default_rng(0)
+    for name, shapes in (("c1", [[16, 3, 5, 5], [16]]), ("c2", [[16, 16, 5, 5], [16]])):
+        layer = model.layer.add(name=name, type="Convolution")
+        for shape in shapes:
+            blob = layer.blobs.add()
+            blob.shape.dim.extend(shape)
+            blob.data.extend(rng.standard_normal(int(np.prod(shape))).astype(float) * 0.1)
+    weights = tmp_path / "heavy.caffemodel"
+    weights.write_bytes(model.SerializeToString())
+    image = tmp_path / "x.npy"
+    np.save(image, np.random.default_rng(0).standard_normal((3, 256, 256)).astype(np.float32))
+    common = [str(net), "--weights", str(weights), "--target", "c2", "-o", str(tmp_path / "o.png")]
+    argv = {
+        "saliency": [
+            *("--channel", "0", "--image", str(image), "--method", "smoothgrad"),
+            *("--samples", "100000", "--chunk", "32", "-q"),
+        ],
+        "visualize": ["--channels", "0-15", "--batch", "16", "--steps", "100000", "-q"],
+    }[command]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "protoedit.cli", command, *common, *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(10)  # Caffe imported, the net loaded, a long request in flight
+    assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    code = proc.wait(timeout=60)
+    waited = time.monotonic() - sent
+    err = proc.stderr.read() if proc.stderr else ""
+    assert code == 130, err
+    assert err.strip().splitlines()[-1] == "protoedit: error: interrupted"
+    assert waited < 1.0, waited  # a polite close would wait for the request (10 s)

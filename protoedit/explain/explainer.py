@@ -98,7 +98,15 @@ class Explainer:
         value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        if kind is not None and issubclass(kind, KeyboardInterrupt):
+            self.interrupt()
         self.close()
+
+    def interrupt(self) -> None:
+        """Ctrl-C: kill this object's own worker now (a request in flight may run for
+        seconds, and closing politely would wait for it); a worker handed in stays."""
+        if self._session is not None and self._own:
+            self._session.kill()
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled without the worker (a copy in another process opens its own) and without
