@@ -231,3 +231,38 @@ def test_ctrl_c_stops_within_a_second_while_caffe_is_busy(command: str, tmp_path
     assert code == 130, err
     assert err.strip().splitlines()[-1] == "protoedit: error: interrupted"
     assert waited < 1.0, waited  # a polite close would wait for the request (10 s)
+
+
+@pytest.mark.parametrize("command", ["check", "format", "draw", "validate"])
+def test_a_binary_file_given_as_a_net_says_so(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from .helpers import one_error_line
+
+    model = tmp_path / "weights.caffemodel"
+    model.write_bytes(b"\n\x05LeNet\x12\x1a\n\x05conv1\x1a\x0bConvolution" + bytes(range(256)))
+    line = one_error_line(capsys, [command, str(model)])
+    assert line.startswith(f"protoedit: error: {model}: a binary file, not a text .prototxt")
+
+
+def test_an_empty_file_is_a_finding_of_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = tmp_path / "empty.prototxt"
+    empty.write_text("# nothing yet\n")
+    assert main(["check", "--strict", str(empty)]) == 1
+    assert capsys.readouterr().out == f"{empty}:1:1: W205 the file is empty: no net to build\n"
+
+
+@pytest.mark.caffe
+def test_validate_refuses_a_net_without_layers(tmp_path: Path, caffe_session: Any) -> None:
+    from protoedit.validate import validate_net
+
+    for text in ("", 'name: "nothing"\n'):
+        net = tmp_path / "empty.prototxt"
+        net.write_text(text)
+        report = validate_net(net, session=caffe_session)
+        assert (report.status, report.reason) == (
+            "error",
+            "the net has no layers: Caffe has nothing to run",
+        )

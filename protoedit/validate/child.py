@@ -191,6 +191,8 @@ def run(request: dict[str, Any], note: Note) -> dict[str, Any]:
     net_path = request["net"]
     text = Path(net_path).read_text(encoding="utf-8", errors="replace")
     param = _parse(text, caffe_pb2)
+    if param is not None and not len(param.layer) and not len(param.layers):
+        return {"status": "error", "reason": "the net has no layers: Caffe has nothing to run"}
     facts = _scan_net(text, param, request["phase"])
     note("scan", {"data_layers": facts["data_layers"]})
     force_backward = facts["force_backward"]

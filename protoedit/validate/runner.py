@@ -21,6 +21,7 @@ from protoedit.caffe.fatal import last_fatal
 from protoedit.caffe.session import Session
 from protoedit.document import Document, detect_type
 from protoedit.errors import InputError, ProtoeditError
+from protoedit.files import BINARY, looks_binary
 from protoedit.schema import builtin_schema
 from protoedit.syntax.parser import parse
 from protoedit.validate.defaults import (
@@ -39,12 +40,15 @@ _MEMORY_SIGNS = ("host allocation of size", "std::bad_alloc", "MemoryError", "Ca
 
 
 def _unreadable(path: str, what: str) -> str:
-    """Empty if ``path`` is a readable file, else a one-line reason."""
+    """Empty if ``path`` is a readable file (a text one for the net), else a one-line
+    reason."""
     try:
         with open(path, "rb") as handle:
-            handle.read(1)
+            head = handle.read(8192)
     except OSError as exc:
         return f"cannot read {what} {path}: {exc.strerror or exc}"
+    if what == "net file" and looks_binary(head):
+        return f"{path}: {BINARY}"
     return ""
 
 
