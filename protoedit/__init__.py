@@ -3,7 +3,8 @@
 The public API: :func:`load` / :func:`loads` give a :class:`Document` (lossless tree plus
 typed message, editable by path); :func:`format_text` and :func:`check_text` (and their
 ``_file`` forms) are ``protoedit format`` and ``protoedit check``; :func:`validate_net` runs a
-net in Caffe (:mod:`protoedit.validate` holds the rest); every error is a
+net in Caffe (:mod:`protoedit.validate` holds the rest); :mod:`protoedit.weights` reads and
+writes ``.caffemodel`` files without Caffe and matches them to a net; every error is a
 :class:`ProtoeditError` carrying ``path:line:col``.
 """
 
@@ -21,6 +22,7 @@ from protoedit.errors import (
 )
 
 if TYPE_CHECKING:
+    from protoedit import weights as weights
     from protoedit.document import Document, load, loads
     from protoedit.files import format_file
     from protoedit.lint import Finding, check_file, check_text

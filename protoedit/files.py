@@ -12,6 +12,7 @@ import contextlib
 import os
 import secrets
 import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from protoedit.errors import InputError, Location
@@ -94,6 +95,26 @@ def write_atomic(target: str | os.PathLike[str], text: str) -> None:
     disk, takes over the target's permissions (a new file gets what the umask allows), and is
     renamed over it; on any failure the temporary file is removed and the target is untouched.
     """
+    write_atomic_bytes(target, [encode(text)])
+
+
+def write_atomic_bytes(
+    target: str | os.PathLike[str], chunks: Iterable[bytes | memoryview]
+) -> None:
+    """:func:`write_atomic` for binary content given in pieces (a large file is written
+    from its parts, never joined in memory first)."""
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
+            for chunk in chunks:
+                handle.write(chunk)
+
+    write_atomic_with(target, write)
+
+
+def write_atomic_with(target: str | os.PathLike[str], write: Callable[[Path], None]) -> None:
+    """:func:`write_atomic` for a writer that needs a path (a library that opens the file
+    itself): ``write(tmp)`` fills the temporary file, which then replaces ``target``."""
     shown = str(target)
     path = Path(os.path.realpath(target))
     if path.is_dir():
@@ -107,10 +128,10 @@ def write_atomic(target: str | os.PathLike[str], text: str) -> None:
     except OSError as exc:
         raise InputError(f"cannot write: {exc.strerror}", Location(shown)) from None
     fd, tmp = _create_temporary(path, mode, shown)
+    os.close(fd)
     try:
-        with open(fd, "wb") as handle:
-            handle.write(encode(text))
-            handle.flush()
+        write(tmp)
+        with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         if mode is not None:
             os.chmod(tmp, mode)
@@ -181,4 +202,6 @@ __all__ = [
     "read_text",
     "source_name",
     "write_atomic",
+    "write_atomic_bytes",
+    "write_atomic_with",
 ]

@@ -18,10 +18,12 @@ import pytest
 from protoedit import load, loads
 from protoedit.caffe import Session
 from protoedit.explain import CaffeSession, gradients, prepare
-from protoedit.explain.weights import read_weights, stored_shapes
 from protoedit.net.layers import layer_type
 from protoedit.net.view import NetView
 from protoedit.rewrites import LossHead
+from protoedit.weights import load as load_weights
+from protoedit.weights import save as save_weights
+from protoedit.weights import stored_shapes
 
 from .assets.digits import TrainedDigits
 
@@ -197,8 +199,8 @@ def test_keys_are_the_nets_layer_names_and_roles(
     assert set(result.flat()) == _expected_keys(doc) | {"input/data"}
     assert set(result) == {"conv1", "conv2", "ip1", "ip2"}
     stored = {
-        layer.name: [tuple(b.shape.dim) for b in layer.blobs]
-        for layer in read_weights(digits_model.weights).layer
+        layer.name: [blob.shape for blob in layer.blobs]
+        for layer in load_weights(digits_model.weights).layers
     }
     for layer, roles in result.items():
         assert [g.shape for g in roles.values()] == stored[layer]
@@ -212,12 +214,11 @@ def _bias_free(digits: TrainedDigits, tmp_path: Path) -> tuple[Any, Path]:
     assert text.count('bias_filler { type: "constant" value: 0 }') == 4
     text = text.replace('bias_filler { type: "constant" value: 0 }', "bias_term: false")
     doc = loads(text, path=str(tmp_path / "bias_free.prototxt"))
-    model = read_weights(digits.weights)
-    for layer in model.layer:
-        while len(layer.blobs) > 1:
-            del layer.blobs[-1]
+    model = load_weights(digits.weights)
+    for layer in model.layers:
+        del layer.blobs[1:]
     path = tmp_path / "bias_free.caffemodel"
-    path.write_bytes(model.SerializeToString())
+    save_weights(model, path)
     return doc, path
 
 
@@ -232,7 +233,7 @@ def test_euler_theorem_holds_exactly_on_the_bias_free_net(
     """
     doc, weights = _bias_free(digits_model, tmp_path)
     x, labels = _held_out(digits_model, 4)
-    chain = _chain([blobs[0][0] for blobs in stored_shapes(read_weights(weights)).values()])
+    chain = _chain([blobs[0][0] for blobs in stored_shapes(weights).values()])
     for item in range(len(x)):
         for cls in (int(labels[item]), (int(labels[item]) + 1) % 10):
             result = gradients(

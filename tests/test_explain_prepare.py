@@ -9,10 +9,10 @@ import pytest
 from protoedit import load
 from protoedit.errors import InputError
 from protoedit.explain import prepare
-from protoedit.explain.weights import read_weights, stored_shapes
 from protoedit.net.view import NetView
 from protoedit.rewrites import LOSS_TOP, LossHead
 from protoedit.schema import builtin_schema
+from protoedit.weights import stored_shapes
 
 from .assets.digits import FIXTURES
 
@@ -58,6 +58,7 @@ def test_v1_weights_files_are_read_by_layer_name(tmp_path: Path) -> None:
     layer = net.layers.add(name="conv1")
     blob = layer.blobs.add()
     blob.num, blob.channels, blob.height, blob.width = 16, 1, 3, 3
+    blob.data.extend([0.0] * 16 * 3 * 3)
     path = tmp_path / "v1.caffemodel"
     path.write_bytes(net.SerializeToString())
-    assert stored_shapes(read_weights(path)) == {"conv1": [((16, 1, 3, 3), True)]}
+    assert stored_shapes(path) == {"conv1": [((16, 1, 3, 3), True)]}

@@ -16,9 +16,10 @@ from protoedit.explain.preprocess import (
     load_input,
     read_mean_file,
 )
-from protoedit.explain.weights import WeightsError, misfits, read_weights, stored_shapes
 from protoedit.net.layers import param_roles
 from protoedit.schema import builtin_schema
+from protoedit.weights import WeightsError, load, stored_shapes
+from protoedit.weights.fit import misfits
 
 
 def _png(path: Path, rgb: np.ndarray) -> Path:
@@ -123,12 +124,13 @@ def _model(path: Path, blobs: dict[str, list[list[int]]], legacy: bool = False) 
                 blob.num, blob.channels, blob.height, blob.width = [1] * (4 - len(shape)) + shape
             else:
                 blob.shape.dim.extend(shape)
+            blob.data.extend([0.0] * int(np.prod(shape)))
     path.write_bytes(net.SerializeToString())
     return path
 
 
 def test_misfits_name_the_layer_and_both_shapes(tmp_path: Path) -> None:
-    stored = stored_shapes(read_weights(_model(tmp_path / "m", {"conv1": [[8, 1, 5, 5], [8]]})))
+    stored = stored_shapes(_model(tmp_path / "m", {"conv1": [[8, 1, 5, 5], [8]]}))
     roles = {"conv1": ["weight", "bias"]}
     fits = misfits({"conv1": [(8, 1, 5, 5), (8,)]}, stored, roles)
     assert fits == []
@@ -146,7 +148,7 @@ def test_misfits_name_the_layer_and_both_shapes(tmp_path: Path) -> None:
 
 def test_legacy_blob_shapes_fit_as_caffe_pads_them(tmp_path: Path) -> None:
     path = _model(tmp_path / "old", {"ip": [[10, 64], [10]]}, legacy=True)
-    stored = stored_shapes(read_weights(path))
+    stored = stored_shapes(path)
     assert stored["ip"] == [((1, 1, 10, 64), True), ((1, 1, 1, 10), True)]
     roles = {"ip": ["weight", "bias"]}
     assert misfits({"ip": [(10, 64), (10,)]}, stored, roles) == []
@@ -155,10 +157,10 @@ def test_legacy_blob_shapes_fit_as_caffe_pads_them(tmp_path: Path) -> None:
 
 def test_weights_file_errors(tmp_path: Path) -> None:
     with pytest.raises(WeightsError, match="cannot read weights file"):
-        read_weights(tmp_path / "absent.caffemodel")
+        load(tmp_path / "absent.caffemodel")
     (tmp_path / "junk").write_bytes(b"\xff\xff\xff\xff")
     with pytest.raises(WeightsError, match="not a Caffe weights file"):
-        read_weights(tmp_path / "junk")
+        load(tmp_path / "junk")
     (tmp_path / "empty").write_bytes(b"")
     with pytest.raises(WeightsError, match="holds no layers"):
-        read_weights(tmp_path / "empty")
+        load(tmp_path / "empty")

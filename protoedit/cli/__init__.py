@@ -22,6 +22,7 @@ from protoedit.cli.rewrites import add_rewrites
 from protoedit.cli.setup_caffe import add_setup_caffe
 from protoedit.cli.sweep import EXIT_INTERRUPTED, add_sweep
 from protoedit.cli.validate import add_validate
+from protoedit.cli.weights import add_weights_commands
 from protoedit.errors import ProtoeditError
 from protoedit.files import STDIN
 
@@ -73,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_draw,
         add_diff,
         add_sweep,
+        add_weights_commands,
     ):
         add(commands)
     return parser

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import sys
+from typing import Any
 
 from protoedit.cli.messages import print_error, say
 from protoedit.cli.options import Commands, add_exclude, hints
@@ -124,21 +125,30 @@ def add_check(commands: Commands) -> None:
         help="the file's message type (default: NetParameter or SolverParameter by content)",
     )
     cmd.add_argument("--stdin-filename", metavar="NAME", help="name to use for stdin in messages")
+    cmd.add_argument(
+        "--weights",
+        metavar="MODEL.caffemodel",
+        help="also check that these weights fit the net (one net): E3xx/W3xx findings",
+    )
     add_exclude(cmd)
     hints(cmd, {"message_type": "--type MESSAGE"})
-    cmd.set_defaults(run=run_check)
+    cmd.set_defaults(run=run_check, usage_error=cmd.error)
 
 
 def run_check(args: argparse.Namespace) -> int:
     """Find the files and check them."""
     from protoedit.discover import net_files
 
+    files = net_files(args.files, args.exclude)
+    if args.weights is not None and len(files) != 1:
+        args.usage_error(f"--weights checks one net, not {len(files)} files")
     return check_files(
-        net_files(args.files, args.exclude),
+        files,
         strict=args.strict,
         schema=args.proto,
         message_type=args.message_type,
         stdin_name=args.stdin_filename,
+        weights=args.weights,
     )
 
 
@@ -149,10 +159,12 @@ def check_files(
     schema: str | None = None,
     message_type: str | None = None,
     stdin_name: str | None = None,
+    weights: str | None = None,
 ) -> int:
     """Print every finding of every file (``-``: stdin); exit 1 on errors (warnings too with
     ``strict``), 2 when a file cannot be read.  A schema or a message type that cannot be
-    read is an error for the boundary (``message_type``'s names ``--type``)."""
+    read is an error for the boundary (``message_type``'s names ``--type``).  ``weights``: a
+    ``.caffemodel`` the (one) net is checked against too, when the net itself has no errors."""
     from protoedit.errors import InputError, InvalidArgumentError, ProtoeditError
     from protoedit.files import read_source, source_name
     from protoedit.lint import check_text
@@ -175,7 +187,10 @@ def check_files(
             print_error(exc, {})
             unreadable += 1
             continue
-        for finding in check_text(text, name=shown, schema=resolved, message_type=message_type):
+        findings = check_text(text, name=shown, schema=resolved, message_type=message_type)
+        if weights is not None and not any(f.severity == "error" for f in findings):
+            findings += _weights_findings(text, shown, resolved, weights)
+        for finding in findings:
             print(finding)
             if finding.code == "E205" and finding.subject:
                 unknown_types.add(finding.subject)
@@ -188,6 +203,16 @@ def check_files(
     if unreadable:
         return 2
     return 1 if errors or (strict and warnings) else 0
+
+
+def _weights_findings(text: str, shown: str, schema: Any, weights: str) -> list[Any]:
+    """How the weights meet the net (read without their values: cheap on any size)."""
+    from protoedit.document import loads
+    from protoedit.weights import load
+    from protoedit.weights.findings import weights_findings
+
+    doc = loads(text, schema=schema, path=shown)
+    return list(weights_findings(doc, load(weights, schema=schema, values=False)))
 
 
 def _suggest_installed_schema(unknown: set[str]) -> None:

@@ -53,7 +53,7 @@ def rewrite_file(
             try:
                 report = rewrite(doc)
             finally:
-                _say_warnings(caught)
+                say_warnings(caught)
         result = doc.dumps()
         shown = _result_name(name, output, in_place, diff)
         again = loads(result, schema=schema, lenient=lenient, path=shown)  # still a valid file
@@ -87,7 +87,7 @@ def rewrite_file(
     return code
 
 
-def _say_warnings(caught: list[warnings.WarningMessage]) -> None:
+def say_warnings(caught: list[warnings.WarningMessage]) -> None:
     """Our warnings as one line each on stderr (each once); any other as Python shows it."""
     from protoedit.errors import ProtoeditWarning
 

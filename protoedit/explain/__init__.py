@@ -23,7 +23,7 @@ from protoedit.explain.saliency_maps import Saliency
 from protoedit.explain.session import CaffeRunError, CaffeSession
 from protoedit.explain.settings import PRESETS, Settings
 from protoedit.explain.visualization import ObjectiveResult, Visualization
-from protoedit.explain.weights import WeightsError
+from protoedit.weights.errors import WeightsError
 
 __all__ = [
     "PRESETS",

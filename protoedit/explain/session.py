@@ -23,7 +23,8 @@ import numpy.typing as npt
 from protoedit.caffe.gate import mentions_python_layers
 from protoedit.caffe.session import DEFAULT_REQUEST_TIMEOUT, CaffeRefused, CaffeRunError, Session
 from protoedit.errors import InputError, Location
-from protoedit.explain.weights import WeightsError, read_weights, stored_shapes
+from protoedit.weights.caffemodel import stored_shapes
+from protoedit.weights.errors import WeightsError
 
 DEFAULT_TIMEOUT = DEFAULT_REQUEST_TIMEOUT
 _HANDLER = "protoedit.explain.worker"
@@ -60,7 +61,7 @@ class CaffeSession:
         self._closed = False
         stored = None
         if weights is not None:
-            stored = stored_shapes(read_weights(weights))  # raises before any process starts
+            stored = stored_shapes(weights)  # raises before any process starts
         allow = allow_python_layers or (session is not None and session.allow_python_layers)
         self._own = session is None or mentions_python_layers(net_text)
         self._session: Session = (

@@ -15,8 +15,8 @@ import itertools
 from typing import Any
 
 from protoedit.caffe.child import Handler, Note, Refused
-from protoedit.explain.weights import misfits
 from protoedit.net.layers import param_roles
+from protoedit.weights.fit import misfits
 
 
 class LoadedNet:
