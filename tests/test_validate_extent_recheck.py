@@ -56,8 +56,8 @@ def test_a_failure_at_the_reduced_extent_runs_again_at_the_declared_one() -> Non
 
 @pytest.mark.parametrize(
     "answer",
-    [_SMALL | _VALID, _FULL | _ZERO],
-    ids=["valid at the reduced extent", "failed at the declared extent"],
+    [_SMALL | _VALID, _FULL | _ZERO, _SMALL | _ZERO | {"cause": "no_loss"}],
+    ids=["valid at the reduced extent", "failed at the declared extent", "a known cause"],
 )
 def test_no_second_run_when_the_verdict_already_stands(answer: dict[str, Any]) -> None:
     worker = _Worker({"smallest": answer})

@@ -127,6 +127,7 @@ def run_grad(args: argparse.Namespace) -> int:
         target_channels=args.channels,
         timeout=args.timeout,
         allow_python_layers=args.allow_python_layers,
+        strict_weights=args.strict_weights,
     )
     if args.output:
         result.save(args.output)
@@ -238,6 +239,7 @@ def run_saliency(args: argparse.Namespace) -> int:
             if getattr(args, name) is not None
         },
         allow_python_layers=args.allow_python_layers,
+        strict_weights=args.strict_weights,
     )
     written = result.save(args.output)
     _rewrite_report(args, result)
@@ -369,6 +371,7 @@ def run_visualize(args: argparse.Namespace) -> int:
         progress=False if args.quiet else None,
         timeout=args.timeout,
         allow_python_layers=args.allow_python_layers,
+        strict_weights=args.strict_weights,
     )
     written = result.save(args.output)
     for result_unit in result.results:

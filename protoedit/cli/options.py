@@ -113,9 +113,20 @@ def hints(cmd: argparse.ArgumentParser, flags: Any) -> None:
 
 
 def add_weights(cmd: argparse.ArgumentParser | Any, required: bool = True) -> None:
-    """``--weights MODEL.caffemodel``."""
+    """``--weights MODEL.caffemodel`` and ``--strict-weights``: the weights meet the net by
+    the one rule of :mod:`protoedit.weights` (none of its layers that learn stored: an
+    error; some: one warning, or an error with ``--strict-weights``)."""
     cmd.add_argument(
-        "--weights", required=required, metavar="MODEL.caffemodel", help="the trained weights"
+        "--weights",
+        required=required,
+        metavar="MODEL.caffemodel",
+        help="the trained weights (a file that holds none of the net's layers that learn is "
+        "refused; layers missing from it are named in one warning)",
+    )
+    cmd.add_argument(
+        "--strict-weights",
+        action="store_true",
+        help="every layer of the net that learns must be in the weights file",
     )
 
 

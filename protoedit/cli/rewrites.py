@@ -240,6 +240,7 @@ def _validate_options(args: argparse.Namespace) -> dict[str, Any]:
         "random_weights": args.random_weights or None,
         "memory_limit": args.memory_limit,
         "timeout": args.timeout,
+        "strict_weights": args.strict_weights or None,
     }
     return {key: value for key, value in given.items() if value is not None}
 
@@ -250,4 +251,5 @@ _VALIDATE_FLAGS = {
     "random_weights": "--random-weights",
     "memory_limit": "--memory-limit",
     "timeout": "--timeout",
+    "strict_weights": "--strict-weights",
 }

@@ -148,6 +148,7 @@ def run_validate(args: argparse.Namespace) -> int:
         batch=args.batch,
         extent=args.extent,
         skip_param_gradients=not args.param_gradients,
+        strict_weights=args.strict_weights,
     )
     reports: list[ValidationReport | None] = [None] * len(args.nets)
     many = len(reports) > 1

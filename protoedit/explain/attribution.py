@@ -93,6 +93,7 @@ class Attribution(Explainer):
         timeout: float = DEFAULT_TIMEOUT,
         session: SessionSource | None = None,
         allow_python_layers: bool = False,
+        strict_weights: bool = False,
     ) -> None:
         _at_least_one(chunk=chunk)
         self.head = as_head(head)
@@ -115,6 +116,7 @@ class Attribution(Explainer):
             timeout=timeout,
             session=session,
             allow_python_layers=allow_python_layers,
+            strict_weights=strict_weights,
         )
         self.preprocess = preprocess or Preprocess()
         self.chunk = chunk
@@ -234,6 +236,7 @@ class IntegratedGradients(Attribution):
         timeout: float = DEFAULT_TIMEOUT,
         session: SessionSource | None = None,
         allow_python_layers: bool = False,
+        strict_weights: bool = False,
     ) -> None:
         _at_least_one(steps=steps)
         super().__init__(
@@ -248,6 +251,7 @@ class IntegratedGradients(Attribution):
             timeout=timeout,
             session=session,
             allow_python_layers=allow_python_layers,
+            strict_weights=strict_weights,
         )
         if max_steps is not None:
             whole(max_steps, "max_steps", steps)
@@ -425,6 +429,7 @@ def saliency(
     timeout: float = DEFAULT_TIMEOUT,
     session: SessionSource | None = None,
     allow_python_layers: bool = False,
+    strict_weights: bool = False,
 ) -> Saliency:
     """The saliency map of ``image`` for ``head`` on ``target`` by ``method`` (``gradient``,
     ``smoothgrad``: SmoothGrad over the gradient, ``integrated``): one call of
@@ -457,6 +462,7 @@ def saliency(
         "timeout": timeout,
         "session": session,
         "allow_python_layers": allow_python_layers,
+        "strict_weights": strict_weights,
     }
     if method == "integrated":  # steps not given: as many as the gap needs, within a cap
         integrated = IntegratedGradients(

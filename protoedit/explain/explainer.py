@@ -22,6 +22,7 @@ from protoedit.document import Document
 from protoedit.explain.inputs import input_shapes
 from protoedit.explain.session import DEFAULT_TIMEOUT, CaffeSession
 from protoedit.rewrites.report import RewriteReport
+from protoedit.weights.given import check_weights
 
 WeightsSource = str | os.PathLike[str] | None
 #: What ``session=`` takes: a warm worker to load the net on, or a session holding the net.
@@ -41,6 +42,7 @@ class Explainer:
         timeout: float = DEFAULT_TIMEOUT,
         session: SessionSource | None = None,
         allow_python_layers: bool = False,
+        strict_weights: bool = False,
     ) -> None:
         self.doc: Document | None = doc
         self.report = report
@@ -48,6 +50,10 @@ class Explainer:
         self.seed = seed
         self.timeout = seconds(timeout)
         self.allow_python_layers = allow_python_layers
+        # The one rule for weights (protoedit.weights): checked here, before any worker starts.
+        self.weights_warning = (
+            check_weights(doc, weights, strict=strict_weights) if weights is not None else ""
+        )
         self.net_text = doc.dumps()
         self.net_path = doc.path
         self.inputs = input_shapes(doc)
@@ -72,12 +78,8 @@ class Explainer:
         return self._session
 
     def warnings(self) -> list[str]:
-        """What the weights leave at their fillers (asks the worker)."""
-        missing: list[str] = self.session().info["missing"]
-        out = [
-            f"layer '{name}' is not in the weights file: its parameters keep their fillers"
-            for name in missing
-        ]
+        """What the weights leave at their fillers: the one summarised warning."""
+        out = [self.weights_warning] if self.weights_warning else []
         if self.weights is None:
             out.append("no weights given: every parameter has its filler's initial value")
         return out

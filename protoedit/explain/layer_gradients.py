@@ -136,6 +136,7 @@ class LayerGradients(Explainer):
         timeout: float = DEFAULT_TIMEOUT,
         session: SessionSource | None = None,
         allow_python_layers: bool = False,
+        strict_weights: bool = False,
     ) -> None:
         doc, report = prepare(
             net,
@@ -152,6 +153,7 @@ class LayerGradients(Explainer):
             timeout=timeout,
             session=session,
             allow_python_layers=allow_python_layers,
+            strict_weights=strict_weights,
         )
         self.preprocess = preprocess or Preprocess()
 
@@ -184,6 +186,7 @@ def gradients(
     timeout: float = DEFAULT_TIMEOUT,
     session: SessionSource | None = None,
     allow_python_layers: bool = False,
+    strict_weights: bool = False,
 ) -> Gradients:
     """One forward/backward of ``net`` rewritten for ``head`` on ``target`` (or for its own
     ``loss`` blob), in a Caffe worker: :meth:`LayerGradients.compute` once.  Weights are
@@ -200,5 +203,6 @@ def gradients(
         timeout=timeout,
         session=session,
         allow_python_layers=allow_python_layers,
+        strict_weights=strict_weights,
     ) as method:
         return method.compute(inputs)

@@ -74,6 +74,7 @@ class Visualizer(Explainer):
         timeout: float = DEFAULT_TIMEOUT,
         session: SessionSource | None = None,
         allow_python_layers: bool = False,
+        strict_weights: bool = False,
     ) -> None:
         self.settings = settings or Settings()
         doc, head, report = visualization_net(net, target, after_inplace=after_inplace)
@@ -85,6 +86,7 @@ class Visualizer(Explainer):
             timeout=timeout,
             session=session,
             allow_python_layers=allow_python_layers,
+            strict_weights=strict_weights,
         )
         self.target = target
         self.head = head
@@ -233,6 +235,7 @@ def visualize(
     timeout: float = DEFAULT_TIMEOUT,
     session: SessionSource | None = None,
     allow_python_layers: bool = False,
+    strict_weights: bool = False,
 ) -> Visualization:
     """Maximise each of ``objectives`` (channel numbers for their means, :class:`Unit` or
     sums of them) on ``target`` by gradient ascent on the input: one
@@ -249,5 +252,6 @@ def visualize(
         timeout=timeout,
         session=session,
         allow_python_layers=allow_python_layers,
+        strict_weights=strict_weights,
     ) as visualizer:
         return visualizer.run(objectives, start=start, progress=progress)

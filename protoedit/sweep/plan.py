@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import tomllib
+import warnings
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -25,6 +26,7 @@ from protoedit.explain.objectives import parse_channels
 from protoedit.explain.preprocess import Preprocess
 from protoedit.explain.settings import PRESETS, Settings
 from protoedit.explain.vis_net import visualization_net
+from protoedit.weights.errors import WeightsWarning
 
 #: Bump when the way results are computed changes and old results must not be reused.
 RESULT_VERSION = 1
@@ -98,17 +100,25 @@ def _sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-def expand(plan: Plan) -> list[LayerJob]:
+def expand(plan: Plan, *, strict_weights: bool = False) -> list[LayerJob]:
     """Every (model, layer) of the plan with its config hash and channels (``all``: counted
-    from the net), in plan order; a channel out of range is an error here, before any run."""
+    from the net), in plan order; a channel out of range is an error here, before any run.
+    Each model's weights meet its net by the one rule of :mod:`protoedit.weights`, once: an
+    error here, or one :class:`WeightsWarning` a model."""
     arguments.whole(plan.batch, "batch", 1)
     jobs: list[LayerJob] = []
     hashes: dict[str, str] = {}
+    checked: set[tuple[str, str]] = set()
     for target in plan.targets:
         model = target.model
         for path in (model.net, model.weights):
             if path not in hashes:
                 hashes[path] = _sha256(path)
+        if (model.net, model.weights) not in checked:
+            checked.add((model.net, model.weights))
+            note = _weights_note(model, strict_weights)
+            if note:
+                warnings.warn(WeightsWarning(f"{model.name}: {note}"), stacklevel=2)
         for layer in target.layers:
             _, head, _ = visualization_net(model.net, layer, after_inplace=plan.after_inplace)
             channels = target.channels or tuple(range(head.target_channels))
@@ -180,6 +190,14 @@ _PLAN_KEYS = {
     "workers",
 }
 _MODEL_KEYS = {"name", "net", "weights", "layers", "channels", "mean", "scale", "rgb", "mean_file"}
+
+
+def _weights_note(model: Model, strict: bool) -> str:
+    """The model's weights against its net (the one rule): its warning, "" if none."""
+    from protoedit.document import load
+    from protoedit.weights.given import check_weights
+
+    return check_weights(load(model.net), model.weights, strict=strict)
 
 
 def make_settings(values: dict[str, Any], where: Location | None = None) -> Settings:

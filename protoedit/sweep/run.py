@@ -77,15 +77,19 @@ def run_sweep(
     progress: bool | None = None,
     pool: Pool | None = None,
     allow_python_layers: bool = False,
+    strict_weights: bool = False,
 ) -> Summary:
     """Compute every unit of ``plan`` missing from the store at ``store``.
 
     Nets with Python layers (which import code) run only with ``allow_python_layers``.
+    Each model's weights are checked once, before the store is touched (see
+    :func:`~protoedit.sweep.plan.expand`; ``strict_weights``: a layer missing is an error,
+    else a ``WeightsWarning``).
 
     ``pool``: workers to use instead of making them from ``engine`` (they stay open).
     Raises :class:`SweepInterrupted` (a ``KeyboardInterrupt``) on Ctrl-C, after stopping.
     """
-    jobs = expand(plan)
+    jobs = expand(plan, strict_weights=strict_weights)
     own = pool is None
     if engine == "ray" and own:
         ray_module()  # a missing Ray or an unreachable cluster: before the store is touched

@@ -88,10 +88,16 @@ def run_one(
     if outcome.result is None and outcome.reply.died and fallback:
         outcome = Outcome(call({**request, **fallback}), retried=outcome.reply)
     first = outcome.result
-    if first is not None and first.get("status") == "failed" and _reduced(first):
+    if (
+        first is not None
+        and first.get("status") == "failed"
+        and not first.get("cause")
+        and _reduced(first)
+    ):
         # A verdict against the net (a zero or non-finite gradient) may belong to the smaller
         # extent only (a dead ReLU path at 15x15 that 227x227 does not have): it stands only
-        # if the declared extent gives it too.
+        # if the declared extent gives it too.  A known cause (no loss, no force_backward,
+        # zero weights) does not depend on the extent.
         again = Outcome(call({**request, "extent": "declared"}), retried=outcome.retried)
         again.rechecked, again.recheck_seconds = first, outcome.reply.seconds
         outcome = again

@@ -102,6 +102,8 @@ class ValidationReport:
     extent_note: str = ""
     #: Under force_backward: ``skipped``, or ``computed: WHY`` (Caffe could not skip them).
     param_gradients: str = ""
+    #: The weights' one warning: layers that learn and are not stored ("" if none).
+    weights_note: str = ""
     #: The extent that gave the verdict: ``smallest`` (reduced) or ``declared``.
     verdict_extent: str = ""
     #: Where the input gradients went and their shapes, as run (``DIR: data 1x1x13x13``).
@@ -157,6 +159,8 @@ class ValidationReport:
             lines.append(f"extent: {ran}, which gave the verdict")
         elif self.extent_note:
             lines.append(f"extent: {self.extent_note}")
+        if self.weights_note:
+            lines.append(f"weights: {self.weights_note}")
         if self.param_gradients:
             lines.append(f"parameter gradients: {self.param_gradients}")
         if self.blobs:

@@ -70,6 +70,7 @@ def validate_net(
     batch: Batch = None,
     extent: str = DECLARED,
     skip_param_gradients: bool = True,
+    strict_weights: bool = False,
     session: Session | None = None,
 ) -> ValidationReport:
     """Instantiate ``net`` in Caffe in a child process, run forward and backward, report.
@@ -87,6 +88,9 @@ def validate_net(
     ``extent`` and ``extent_note`` say what ran); ``"declared"`` keeps the net's own.  Under
     ``force_backward`` the parameter gradients are skipped where Caffe allows it, unless
     ``skip_param_gradients`` is false (the report's ``param_gradients`` says what happened).
+    ``weights`` meet the net by the one rule of :mod:`protoedit.weights` before Caffe runs:
+    none of the layers that learn stored, or a wrong shape, is an error; some missing is the
+    report's ``weights_note`` (an error with ``strict_weights``).
 
     The report's status is ``valid`` when every input blob received a finite, non-zero
     gradient, ``failed`` when the net ran but the gradient is unusable, and ``error`` when it
@@ -116,6 +120,7 @@ def validate_net(
         batch=batch,
         extent=extent,
         skip_param_gradients=skip_param_gradients,
+        strict_weights=strict_weights,
     )[0]
 
 
@@ -178,10 +183,10 @@ def iter_validate(
                 yield index, _named(item, nets[index], files[index][0])
         if not pending:
             return
-        requests = [prepared[i] for i in pending]
+        requests = [item for item in prepared if not isinstance(item, ValidationReport)]
         workers = min(len(requests), jobs if jobs is not None else len(os.sched_getaffinity(0)))
         outcomes = run_requests(
-            requests,  # type: ignore[arg-type]
+            requests,
             jobs=workers,
             memory_limit=memory_limit,
             timeout=timeout,
@@ -194,6 +199,7 @@ def iter_validate(
             report = ValidationReport(net=str(path), phase=str(options.get("phase", "TEST")))
             report.phase = report.phase.upper()
             _read_outcome(report, outcome, timeout, memory_limit)
+            report.weights_note = str(requests[position].get("weights_note", ""))
             yield index, _named(report, nets[index], path)
 
 
@@ -238,6 +244,7 @@ def _prepare(
     batch: int | None,
     extent: str = DECLARED,
     skip_param_gradients: bool = True,
+    strict_weights: bool = False,
 ) -> ValidationReport | dict[str, Any]:
     """The child's request for one file, or the error report when it need not run at all."""
     phase = phase.upper()
@@ -268,7 +275,15 @@ def _prepare(
             )
             _set_cause(report, "over_budget")
             return report
+    note = ""
+    if weights is not None:
+        try:
+            note = _weights_note(net, weights, phase, strict_weights)
+        except ProtoeditError as exc:
+            report.reason = str(exc)
+            return report
     return {
+        "weights_note": note,
         "net": str(net.resolve()),
         "module_dir": module_dir,
         "weights": str(Path(weights).resolve()) if weights is not None else None,
@@ -282,6 +297,21 @@ def _prepare(
         "extent": extent,
         "skip_param_gradients": skip_param_gradients,
     }
+
+
+def _weights_note(net: Path, weights: str | os.PathLike[str], phase: str, strict: bool) -> str:
+    """The weights against the net as Caffe builds it in ``phase``: the one rule's warning
+    ("" if none); its errors raise.  A net protoedit cannot read is left to Caffe to refuse."""
+    from protoedit.document import load
+    from protoedit.net.state import NetState
+    from protoedit.net.view import NetView
+    from protoedit.weights.given import check_weights
+
+    try:
+        view = NetView(load(net, lenient=True), NetState(phase))
+    except ProtoeditError:
+        return ""
+    return check_weights(view, weights, strict=strict)
 
 
 def _read_outcome(
