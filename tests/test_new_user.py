@@ -41,8 +41,9 @@ def test_an_unreachable_ray_address_is_one_line_before_the_store(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     pytest.importorskip("ray")
-    weights = tmp_path / "w.caffemodel"
-    weights.write_bytes(b"")
+    from .test_weights_policy import SHAPES, _weights
+
+    weights = _weights(tmp_path / "w.caffemodel", {name: name for name in SHAPES})
     store = tmp_path / "store"
     address = f"127.0.0.1:{_closed_port()}"
     argv = ["sweep", "--net", str(DIGITS), "--weights", str(weights), "--layers", "conv1"]
@@ -266,3 +267,38 @@ def test_validate_refuses_a_net_without_layers(tmp_path: Path, caffe_session: An
             "error",
             "the net has no layers: Caffe has nothing to run",
         )
+
+
+def test_the_contact_sheet_counts_layers_not_configurations(tmp_path: Path) -> None:
+    import numpy as np
+
+    from protoedit.sweep import write_report
+    from protoedit.sweep.store import Store, UnitOutput
+
+    picture = np.zeros((4, 4, 1), np.uint8)
+    with Store(tmp_path / "store") as store:
+        for config, steps in (("a", 5), ("b", 9)):  # one layer under two settings
+            store.add_config(config, "toy", "conv1", {"settings": {"steps": steps}, "batch": 2})
+            units = [
+                UnitOutput(
+                    c, picture.transpose(2, 0, 1).astype(np.float32), picture, 0.0, 1.0, 5, False
+                )
+                for c in range(3)
+            ]
+            store.add_results(
+                config, "conv1", units, seconds=1.0, worker="w", sweep="s", versions=("0", "c")
+            )
+    page = write_report(tmp_path / "store", tmp_path / "atlas").read_text()
+    assert '<div class="meta">6 units in 1 layer (2 configurations) &middot; ' in page
+
+
+def test_draw_draws_the_test_phase_by_default(tmp_path: Path) -> None:
+    net = FIXTURES / "rewrites" / "to_deploy" / "train_val.in.prototxt"
+    drawn = {}
+    for phase in ([], ["--phase", "ALL"]):
+        out = tmp_path / f"net{len(phase)}.dot"
+        assert main(["draw", str(net), *phase, "-o", str(out)]) == 0
+        drawn[bool(phase)] = out.read_text()
+    assert 'id="layer:accuracy"' in drawn[False]  # a TEST-only layer
+    assert drawn[False].count('id="layer:data') == 1 and "batch 64" not in drawn[False]
+    assert drawn[True].count('id="layer:data') == 2  # the TRAIN data layer (batch 64) too

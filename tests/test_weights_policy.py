@@ -105,8 +105,11 @@ def test_layers_missing_are_one_warning_in_the_explain_methods(partial: Path) ->
         f"{partial}: 2 of 4 layers that learn are not in the weights file and keep their "
         "initial values: 'ip1', 'ip2'"
     ]
+    strict = Gradient(DIGITS, weights=partial, head=LossHead("logit", 1), strict_weights=True)
     with pytest.raises(WeightsError, match="2 of 4 layers"):
-        Gradient(DIGITS, weights=partial, head=LossHead("logit", 1), strict_weights=True)
+        strict.warnings()
+    with pytest.raises(WeightsError, match="2 of 4 layers"):
+        strict.session()  # before a worker starts (pycaffe is blocked here)
 
 
 def test_a_sweep_checks_each_model_once_up_front(partial: Path) -> None:

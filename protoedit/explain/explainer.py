@@ -50,10 +50,8 @@ class Explainer:
         self.seed = seed
         self.timeout = seconds(timeout)
         self.allow_python_layers = allow_python_layers
-        # The one rule for weights (protoedit.weights): checked here, before any worker starts.
-        self.weights_warning = (
-            check_weights(doc, weights, strict=strict_weights) if weights is not None else ""
-        )
+        self.strict_weights = strict_weights
+        self._weights_warning: str | None = None  # checked when first needed
         self.net_text = doc.dumps()
         self.net_path = doc.path
         self.inputs = input_shapes(doc)
@@ -65,6 +63,7 @@ class Explainer:
         """The net in a worker: the session given, or the net loaded now (on the warm worker
         given, else in a worker of its own) and kept until :meth:`close`."""
         if self._session is None:
+            self.weights_warning()  # the one rule for weights, before any worker starts
             self._session = CaffeSession(
                 self.net_text,
                 weights=self.weights,
@@ -77,9 +76,26 @@ class Explainer:
             self._own = True
         return self._session
 
+    def weights_warning(self) -> str:
+        """The weights against the rewritten net by the one rule of :mod:`protoedit.weights`
+        (checked once; an error raises): its warning, "" when every layer that learns is
+        stored or no weights were given."""
+        if self._weights_warning is None:
+            given = self.weights
+            strict = self.strict_weights
+            note = "" if given is None else check_weights(self._net(), given, strict=strict)
+            self._weights_warning = note
+        return self._weights_warning
+
+    def _net(self) -> Document:
+        from protoedit.document import loads
+
+        return self.doc if self.doc is not None else loads(self.net_text, path=self.net_path)
+
     def warnings(self) -> list[str]:
         """What the weights leave at their fillers: the one summarised warning."""
-        out = [self.weights_warning] if self.weights_warning else []
+        note = self.weights_warning()
+        out = [note] if note else []
         if self.weights is None:
             out.append("no weights given: every parameter has its filler's initial value")
         return out

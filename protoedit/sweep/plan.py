@@ -108,17 +108,11 @@ def expand(plan: Plan, *, strict_weights: bool = False) -> list[LayerJob]:
     arguments.whole(plan.batch, "batch", 1)
     jobs: list[LayerJob] = []
     hashes: dict[str, str] = {}
-    checked: set[tuple[str, str]] = set()
     for target in plan.targets:
         model = target.model
         for path in (model.net, model.weights):
             if path not in hashes:
                 hashes[path] = _sha256(path)
-        if (model.net, model.weights) not in checked:
-            checked.add((model.net, model.weights))
-            note = _weights_note(model, strict_weights)
-            if note:
-                warnings.warn(WeightsWarning(f"{model.name}: {note}"), stacklevel=2)
         for layer in target.layers:
             _, head, _ = visualization_net(model.net, layer, after_inplace=plan.after_inplace)
             channels = target.channels or tuple(range(head.target_channels))
@@ -155,6 +149,11 @@ def expand(plan: Plan, *, strict_weights: bool = False) -> list[LayerJob]:
                     description,
                 )
             )
+    models = {(target.model.net, target.model.weights): target.model for target in plan.targets}
+    for model in models.values():  # the weights of each model, once
+        note = _weights_note(model, strict_weights)
+        if note:
+            warnings.warn(WeightsWarning(f"{model.name}: {note}"), stacklevel=2)
     return jobs
 
 
