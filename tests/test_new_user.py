@@ -302,3 +302,44 @@ def test_draw_draws_the_test_phase_by_default(tmp_path: Path) -> None:
     assert 'id="layer:accuracy"' in drawn[False]  # a TEST-only layer
     assert drawn[False].count('id="layer:data') == 1 and "batch 64" not in drawn[False]
     assert drawn[True].count('id="layer:data') == 2  # the TRAIN data layer (batch 64) too
+
+
+def test_a_unit_given_twice_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    from .helpers import one_error_line
+
+    argv = ["visualize", str(DIGITS), "--weights", "w", "--target", "conv1", "-o", "g.png"]
+    line = one_error_line(capsys, [*argv, "--units", "3,2,2", "1", "3,2,2"])
+    assert line == "protoedit: error: conv1[3,2,2] is given twice (--units)"
+
+
+def test_the_saved_saliency_picture_has_a_title_and_a_colour_bar_with_its_scale() -> None:
+    import numpy as np
+    from matplotlib import colormaps
+
+    from protoedit.picture import DIVERGING, captioned, panels
+
+    values = np.linspace(-2.0, 2.0, 64).reshape(8, 8)
+    plain = panels(np.full((8, 8, 1), 128, np.uint8), values)
+    shown = captioned(plain, "integrated saliency of 'ip2'", values)
+    height, width = plain.shape[:2]
+    top = (shown.shape[0] - height) - (4 + 10 + 12 + 4)  # title strip above the panels
+    assert shown.shape[1] == width and top > 0
+    np.testing.assert_array_equal(shown[top : top + height], plain)
+    assert (shown[:top] < 100).any()  # the title's text
+    bar = shown[top + height + 4 + 5]  # the middle row of the colour bar
+    for end, x in ((0.0, 0), (1.0, width - 1)):
+        expected = np.round(np.array(colormaps[DIVERGING](end)[:3]) * 255)
+        np.testing.assert_allclose(bar[x], expected, atol=1)
+    assert (shown[top + height + 4 + 10 :] < 100).any()  # the scale's text
+
+
+def test_an_all_white_grid_tile_gets_a_frame() -> None:
+    import numpy as np
+
+    from protoedit.picture import _FRAME_GREY, _PAD, labelled_grid
+
+    white = np.full((96, 96, 1), 255, np.uint8)
+    grid = np.asarray(labelled_grid([white, white], ["a", "b"]))
+    assert (grid[_PAD - 1, _PAD - 1] == _FRAME_GREY).all()  # the frame's corner
+    assert (grid[_PAD + 40, _PAD - 1] == _FRAME_GREY).all()  # its left side
+    assert (grid[_PAD + 1 : _PAD + 95, _PAD : _PAD + 96] == 255).all()  # the tile untouched

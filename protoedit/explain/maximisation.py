@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from protoedit.arguments import whole
-from protoedit.errors import InputError
+from protoedit.errors import InputError, InvalidArgumentError
 from protoedit.explain.explainer import Explainer, SessionSource, WeightsSource
 from protoedit.explain.inputs import NetSource
 from protoedit.explain.objectives import (
@@ -138,8 +138,11 @@ class Visualizer(Explainer):
         wanted = [as_objective(item) for item in objectives]
         if not wanted:
             raise InputError("no objectives to visualise")
-        for objective in wanted:
+        labels = [objective.label(self.target) for objective in wanted]
+        for objective, label in zip(wanted, labels, strict=True):
             check_objective(objective, self.target, self.head.target_channels, self.head.shape)
+            if labels.count(label) > 1:  # one image each: the second would overwrite the first
+                raise InvalidArgumentError(f"{label} is given twice", "objectives")
         plan = self._plan(wanted, start)
         groups = [wanted[i : i + self.batch] for i in range(0, len(wanted), self.batch)]
         results: list[ObjectiveResult] = []

@@ -94,15 +94,17 @@ class Saliency:
         return panels(normalised(self.input, bgr=not self.preprocess.rgb), self.map)
 
     def save(self, path: str | os.PathLike[str]) -> list[Path]:
-        """Write the picture to ``path`` (a ``.png``), the map beside it as ``.npy`` and, for
+        """Write the picture to ``path`` (a ``.png``: with a title, and the colour bar with its
+        scale), the map beside it as ``.npy`` and, for
         integrated gradients, the per-channel attributions as ``-attributions.npy``."""
-        from protoedit.picture import write_png
+        from protoedit.picture import captioned, write_png
 
         png = Path(path)
         if png.suffix.lower() != ".png":
             raise InputError("the heat map is written as PNG: give a path ending in .png")
         written = [png, png.with_suffix(".npy")]
-        write_png(png, self.picture())
+        title = f"{self.method} saliency of '{self.target}': f(image) = {self.value:.6g}"
+        write_png(png, captioned(self.picture(), title, self.map))
         np.save(written[1], self.map)
         if self.attributions is not None:
             written.append(png.with_name(png.stem + "-attributions.npy"))
