@@ -100,11 +100,9 @@ def _sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-def expand(plan: Plan, *, strict_weights: bool = False) -> list[LayerJob]:
+def expand(plan: Plan) -> list[LayerJob]:
     """Every (model, layer) of the plan with its config hash and channels (``all``: counted
-    from the net), in plan order; a channel out of range is an error here, before any run.
-    Each model's weights meet its net by the one rule of :mod:`protoedit.weights`, once: an
-    error here, or one :class:`WeightsWarning` a model."""
+    from the net), in plan order; a channel out of range is an error here, before any run."""
     arguments.whole(plan.batch, "batch", 1)
     jobs: list[LayerJob] = []
     hashes: dict[str, str] = {}
@@ -149,11 +147,6 @@ def expand(plan: Plan, *, strict_weights: bool = False) -> list[LayerJob]:
                     description,
                 )
             )
-    models = {(target.model.net, target.model.weights): target.model for target in plan.targets}
-    for model in models.values():  # the weights of each model, once
-        note = _weights_note(model, strict_weights)
-        if note:
-            warnings.warn(WeightsWarning(f"{model.name}: {note}"), stacklevel=2)
     return jobs
 
 
@@ -191,12 +184,18 @@ _PLAN_KEYS = {
 _MODEL_KEYS = {"name", "net", "weights", "layers", "channels", "mean", "scale", "rgb", "mean_file"}
 
 
-def _weights_note(model: Model, strict: bool) -> str:
-    """The model's weights against its net (the one rule): its warning, "" if none."""
+def check_plan_weights(plan: Plan, *, strict: bool = False) -> None:
+    """Each model's weights against its net by the one rule of :mod:`protoedit.weights`,
+    once a model: an error raises, layers missing are one :class:`WeightsWarning` a model
+    (an error too when ``strict``)."""
     from protoedit.document import load
     from protoedit.weights.given import check_weights
 
-    return check_weights(load(model.net), model.weights, strict=strict)
+    models = {(target.model.net, target.model.weights): target.model for target in plan.targets}
+    for model in models.values():
+        note = check_weights(load(model.net), model.weights, strict=strict)
+        if note:
+            warnings.warn(WeightsWarning(f"{model.name}: {note}"), stacklevel=2)
 
 
 def make_settings(values: dict[str, Any], where: Location | None = None) -> Settings:

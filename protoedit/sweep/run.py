@@ -13,7 +13,7 @@ from typing import Any
 from protoedit.progress import progress_bar
 from protoedit.sweep.compute import Outcome
 from protoedit.sweep.engines import Pool, make_pool, ray_module, reach_ray
-from protoedit.sweep.plan import Plan, WorkItem, expand, unit_count, work_items
+from protoedit.sweep.plan import Plan, WorkItem, check_plan_weights, expand, unit_count, work_items
 from protoedit.sweep.store import Store
 
 #: Attempts per batch: the first and one retry.
@@ -82,18 +82,20 @@ def run_sweep(
     """Compute every unit of ``plan`` missing from the store at ``store``.
 
     Nets with Python layers (which import code) run only with ``allow_python_layers``.
-    Each model's weights are checked once, before the store is touched (see
-    :func:`~protoedit.sweep.plan.expand`; ``strict_weights``: a layer missing is an error,
-    else a ``WeightsWarning``).
+    Each model's weights are checked once, before the store is touched
+    (:func:`~protoedit.sweep.plan.check_plan_weights`; with ``strict_weights`` a layer missing
+    is an error, else a ``WeightsWarning``).
 
     ``pool``: workers to use instead of making them from ``engine`` (they stay open).
     Raises :class:`SweepInterrupted` (a ``KeyboardInterrupt``) on Ctrl-C, after stopping.
     """
-    jobs = expand(plan, strict_weights=strict_weights)
+    jobs = expand(plan)
     own = pool is None
     if engine == "ray" and own:
         ray_module()  # a missing Ray or an unreachable cluster: before the store is touched
         reach_ray(address)
+    check_plan_weights(plan, strict=strict_weights)  # once, before any batch or the store
+    if engine == "ray" and own:
         pool = make_pool(engine, workers, address, allow_python_layers=allow_python_layers)
     summary = Summary(sweep=uuid.uuid4().hex[:12], units=unit_count(jobs))
     try:
