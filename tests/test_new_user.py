@@ -343,3 +343,13 @@ def test_an_all_white_grid_tile_gets_a_frame() -> None:
     assert (grid[_PAD - 1, _PAD - 1] == _FRAME_GREY).all()  # the frame's corner
     assert (grid[_PAD + 40, _PAD - 1] == _FRAME_GREY).all()  # its left side
     assert (grid[_PAD + 1 : _PAD + 95, _PAD : _PAD + 96] == 255).all()  # the tile untouched
+
+
+def test_to_deploy_draw_marks_the_data_layer_it_changed(tmp_path: Path) -> None:
+    net = FIXTURES / "rewrites" / "to_deploy" / "train_val.in.prototxt"
+    picture = tmp_path / "change.dot"
+    argv = ["to-deploy", str(net), "--draw", str(picture), "-o", str(tmp_path / "d.prototxt")]
+    assert main(argv) == 0
+    text = picture.read_text()
+    assert 'class="layer changed" id="layer:data"' in text  # Data -> Input, same name
+    assert 'class="layer kept" id="layer:conv1"' in text
