@@ -247,3 +247,56 @@ def test_check_weights_takes_one_net(tmp_path: Path, capsys: pytest.CaptureFixtu
         main(["check", str(DEPLOY), str(DEPLOY), "--weights", str(model)])
     assert "--weights checks one net, not 2 files" in capsys.readouterr().err
     assert _check(capsys, DEPLOY, model) == (0, [])
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".h5", ".safetensors"])
+def test_layer_names_with_slashes_survive_every_format(tmp_path: Path, suffix: str) -> None:
+    """GoogLeNet names layers ``inception_3a/1x1``: the role is the last part of a key."""
+    from protoedit import loads
+    from protoedit.weights.formats import export_arrays, import_arrays
+
+    net = loads(
+        'layer { name: "data" type: "Input" top: "data" '
+        "input_param { shape { dim: 1 dim: 2 dim: 3 dim: 3 } } }\n"
+        'layer { name: "inception_3a/1x1" type: "Convolution" bottom: "data" top: "c" '
+        "convolution_param { num_output: 4 kernel_size: 1 } }\n",
+        path="inception.prototxt",
+    )
+    rng = np.random.default_rng(1)
+    blobs = [rng.standard_normal((4, 2, 1, 1), dtype=np.float32), np.arange(4, dtype=np.float32)]
+    arrays = tmp_path / f"inception{suffix}"
+    export_arrays(Weights.from_arrays({"inception_3a/1x1": blobs}), arrays, net=net)
+    back = import_arrays(arrays, net)["inception_3a/1x1"]
+    assert back.type == "Convolution"
+    for got, want in zip(back.blobs, blobs, strict=True):
+        assert np.array_equal(got, want)
+
+
+def test_import_refuses_values_float32_cannot_hold(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    full = dict(np.load(_export(tmp_path)))
+    full["ip2/bias"] = full["ip2/bias"].astype(np.float64) * 1e300
+    bad = tmp_path / "big.npz"
+    np.savez(bad, **full)
+    out = tmp_path / "o.caffemodel"
+    argv = ["weights", "import", str(bad), "--net", str(DEPLOY), "-o", str(out)]
+    assert "'ip2/bias' holds values too large for float32" in one_error_line(capsys, argv)
+    full["ip2/bias"] = np.array(["a"] * 10)
+    np.savez(bad, **full)
+    assert "'ip2/bias' holds <U1 values, not numbers" in one_error_line(capsys, argv)
+
+
+def test_other_warnings_are_shown_while_still_recording(capsys: pytest.CaptureFixture[str]) -> None:
+    """``say_warnings`` runs inside ``catch_warnings(record=True)`` (import, rewrites): a
+    warning not ours is written out, not re-recorded into the list being read (a hang)."""
+    import warnings
+
+    from protoedit.cli.rewrite_file import say_warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.warn("overflow somewhere", RuntimeWarning, stacklevel=1)
+        say_warnings(caught)
+        assert len(caught) == 1
+    assert "RuntimeWarning: overflow somewhere" in capsys.readouterr().err

@@ -314,7 +314,7 @@ def test_writing_over_2_gib_warns_that_caffe_refuses(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     weights = load(_write(tmp_path / "tiny.caffemodel", _conv_model()))
-    monkeypatch.setattr(caffemodel, "MAX_MESSAGE", 64)
+    monkeypatch.setattr(caffemodel, "MAX_MESSAGE", 64)  # as save reads it
     with pytest.warns(WeightsWarning, match="over the 2 GiB .* Caffe will refuse this file"):
         save(weights, tmp_path / "big.caffemodel")
     with warnings.catch_warnings():

@@ -4,6 +4,7 @@ duplicate names, counts and shapes by Caffe's legacy rule, and the policy comman
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -99,6 +100,22 @@ def test_weights_mixing_v1_and_current_layers_are_an_error() -> None:
     weights["conv1"].v1 = True
     assert match(_net(), weights).mixed
     with pytest.raises(WeightsError, match="mixes V1 'layers' and 'layer'"):
+        require_match(_net(), weights)
+
+
+def test_a_file_over_2_gib_is_refused_as_caffe_refuses_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read in full (nothing is cut at 2 GiB), but Caffe's protobuf reader refuses it."""
+    from protoedit.weights import fit, load, save
+
+    path = tmp_path / "model.caffemodel"
+    save(_weights(), path)
+    weights = load(path)
+    assert weights.size == path.stat().st_size
+    assert match(_net(), weights).oversize is None
+    monkeypatch.setattr(fit, "MAX_MESSAGE", weights.size - 1)
+    with pytest.raises(WeightsError, match=f"has {weights.size} bytes, over the .* \\(2 GiB\\)"):
         require_match(_net(), weights)
 
 

@@ -88,19 +88,26 @@ def rewrite_file(
 
 
 def say_warnings(caught: list[warnings.WarningMessage]) -> None:
-    """Our warnings as one line each on stderr (each once); any other as Python shows it."""
+    """Our warnings as one line each on stderr (each once); any other as Python shows it.
+
+    Called while ``caught`` still records (inside ``catch_warnings(record=True)``), so it
+    reads a copy and writes to stderr itself: ``warnings.showwarning`` would append to the
+    list being read, for ever.
+    """
     from protoedit.errors import ProtoeditWarning
 
     said: set[str] = set()
-    for warning in caught:
+    for warning in list(caught):
         if issubclass(warning.category, ProtoeditWarning):
             line = f"protoedit: warning: {warning.message}"
             if line not in said:
                 say(line)
             said.add(line)
         else:
-            warnings.showwarning(
-                warning.message, warning.category, warning.filename, warning.lineno
+            sys.stderr.write(
+                warnings.formatwarning(
+                    warning.message, warning.category, warning.filename, warning.lineno
+                )
             )
 
 

@@ -24,11 +24,10 @@ from protoedit.files import write_atomic_bytes
 from protoedit.schema import Schema, load_schema
 from protoedit.weights import wire
 from protoedit.weights.errors import MIXED_FORMATS, WeightsError, WeightsWarning
+from protoedit.weights.fit import MAX_MESSAGE
 from protoedit.weights.model import Array, LayerWeights, Shape, StoredBlob, Weights
 from protoedit.weights.numbers import Numbers, numbers
 
-#: The largest binary message protobuf (and so Caffe) reads: ``INT_MAX`` bytes.
-MAX_MESSAGE = 2**31 - 1
 #: Bytes asked of the system per read call (Linux returns at most about 2 GiB per call).
 READ_CHUNK = 1 << 30
 
@@ -106,7 +105,7 @@ class _Reader:
                 (tail if layers else head).append(view[field.start : field.end])
         if not layers:
             raise self.error("not a Caffe weights file: it holds no layers")
-        return Weights(layers, path=self.path, schema=self.schema, head=head, tail=tail)
+        return Weights(layers, path=self.path, schema=self.schema, head=head, tail=tail, size=size)
 
     def _text(self, view: mmap.mmap, field: wire.Field) -> str:
         try:

@@ -2,10 +2,11 @@
 
 Errors (Caffe aborts, or fills the wrong layer): ``E301`` a name given to several layers
 that learn, ``E302`` a wrong number of blobs, ``E303`` a wrong shape, ``E304`` a name
-stored twice, ``E305`` none of the net's layers that learn is stored, ``E306`` the file mixes
-V1 ``layers`` and ``layer``.  Warnings: ``W301`` a
-layer that learns is not stored (it keeps its initial values), ``W302`` a stored name
-matches no layer (with the nearest names: a renamed layer is the usual cause).
+stored twice, ``E305`` none of the net's layers that learn is stored, ``E306`` the file
+mixes V1 ``layers`` and ``layer``, ``E307`` the file is over 2 GiB (protobuf's limit).
+Warnings: ``W301`` a layer that learns is not stored (it keeps its initial values),
+``W302`` a stored name matches no layer (with the nearest names: a renamed layer is the
+usual cause).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING
 from protoedit.errors import Location
 from protoedit.lint import Finding
 from protoedit.weights.errors import MIXED_FORMATS
-from protoedit.weights.match import match
+from protoedit.weights.match import match, oversize_sentence
 
 if TYPE_CHECKING:
     from protoedit.document import Document
@@ -59,6 +60,8 @@ def weights_findings(doc: Document, weights: Weights) -> list[Finding]:
     ]
     if found.mixed:
         findings.append(Finding(stored, "E306", MIXED_FORMATS))
+    if found.oversize is not None:
+        findings.append(Finding(stored, "E307", oversize_sentence(found.oversize)))
     if found.learners and not found.found:
         findings.append(
             Finding(stored, "E305", "none of the net's layers that learn is in the weights file")

@@ -10,6 +10,9 @@ from collections.abc import Mapping, Sequence
 
 Shape = tuple[int, ...]
 
+#: The largest binary message protobuf (and so Caffe) reads: ``INT_MAX`` bytes.
+MAX_MESSAGE = 2**31 - 1
+
 
 def fits(expected: Shape, stored: Shape, legacy: bool) -> bool:
     """Caffe's rule (``Blob::ShapeEquals``): a blob stored in the legacy 4-D form matches the

@@ -129,7 +129,8 @@ def _as_float32(key: str, array: Array, shown: str) -> Array:
     """An imported array as Caffe stores it (float32); values float32 cannot hold refused."""
     if array.dtype.kind not in "fiu":
         raise WeightsError(f"'{key}' holds {array.dtype} values, not numbers", Location(shown))
-    values = np.asarray(array, dtype=np.float32)
+    with np.errstate(over="ignore"):  # found below, said as an error
+        values = np.asarray(array, dtype=np.float32)
     if array.dtype.kind == "f" and not np.array_equal(np.isfinite(values), np.isfinite(array)):
         raise WeightsError(f"'{key}' holds values too large for float32", Location(shown))
     return values

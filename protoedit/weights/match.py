@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from protoedit.errors import InputError, Location
 from protoedit.net.layers import param_blobs
 from protoedit.net.params import param_shapes
+from protoedit.weights import fit
 from protoedit.weights.errors import MIXED_FORMATS, WeightsError, WeightsWarning
 from protoedit.weights.fit import dims, fits
 from protoedit.weights.model import Shape, Weights
@@ -79,6 +80,7 @@ class WeightsMatch:
     counts: list[CountMismatch] = field(default_factory=list)
     mismatches: list[BlobMismatch] = field(default_factory=list)
     mixed: bool = False  # the file has both V1 'layers' and 'layer': Caffe refuses it
+    oversize: int | None = None  # the file's size when over protobuf's 2 GiB: Caffe refuses it
 
     @property
     def errors(self) -> list[str]:
@@ -94,6 +96,8 @@ class WeightsMatch:
         ]
         if self.mixed:
             found.append(MIXED_FORMATS)
+        if self.oversize is not None:
+            found.append(oversize_sentence(self.oversize))
         return found + [str(c) for c in self.counts] + [str(m) for m in self.mismatches]
 
     @property
@@ -118,6 +122,14 @@ class WeightsMatch:
         if self.missing:
             lines.append(missing_sentence(self))
         return lines + self.renamed_hints()
+
+
+def oversize_sentence(size: int) -> str:
+    """Why Caffe cannot read a file this large."""
+    return (
+        f"the weights file has {size} bytes, over the {fit.MAX_MESSAGE} (2 GiB) that "
+        "protobuf, and so Caffe, reads in one binary model"
+    )
 
 
 def listed(names: list[str]) -> str:
@@ -160,6 +172,8 @@ def match(net: Document | NetView, weights: Weights) -> WeightsMatch:
     shapes = infer_shapes(view)
     result = WeightsMatch(weights.path, stored_duplicates=weights.duplicates)
     result.mixed = len({layer.v1 for layer in weights.layers}) > 1
+    if weights.size is not None and weights.size > fit.MAX_MESSAGE:
+        result.oversize = weights.size
     named: dict[str, list[LayerInfo]] = {}
     for info in view.layers:
         named.setdefault(info.name, []).append(info)

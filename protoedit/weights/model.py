@@ -143,6 +143,7 @@ class Weights(MutableMapping[str, LayerWeights]):
     schema: Schema = field(default_factory=lambda: load_schema(None))
     head: list[bytes] = field(default_factory=list)  # NetParameter fields before the layers
     tail: list[bytes] = field(default_factory=list)  # and after them
+    size: int | None = None  # bytes of the file read (None: built in memory)
 
     def __post_init__(self) -> None:
         for layer in self.layers:
