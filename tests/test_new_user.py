@@ -353,3 +353,72 @@ def test_to_deploy_draw_marks_the_data_layer_it_changed(tmp_path: Path) -> None:
     text = picture.read_text()
     assert 'class="layer changed" id="layer:data"' in text  # Data -> Input, same name
     assert 'class="layer kept" id="layer:conv1"' in text
+
+
+@pytest.mark.parametrize("command", ["saliency", "grad"])
+def test_preprocessing_options_with_a_npy_input_are_refused(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import numpy as np
+
+    from .helpers import one_error_line
+
+    array = tmp_path / "x.npy"
+    np.save(array, np.zeros((1, 8, 8), np.float32))
+    argv = {
+        "saliency": ["--image", str(array), "-o", str(tmp_path / "m.png")],
+        "grad": ["--input", str(array), "--target", "ip2"],
+    }[command]
+    line = one_error_line(
+        capsys, [command, str(DIGITS), "--weights", "w", "--class", "1", *argv, "--scale", "0.5"]
+    )
+    assert line == (
+        "protoedit: error: --scale applies to image files; a .npy is the blob as fed to the "
+        "net, taken as it is"
+    )
+
+
+def test_quiet_leaves_out_the_rewrite_report_but_not_the_warnings(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import argparse
+
+    from protoedit.cli.explain import _rewrite_report
+
+    result = argparse.Namespace(
+        report=RewriteReport(changed=["force_backward: true"]), warnings=["layers missing"]
+    )
+    _rewrite_report(argparse.Namespace(quiet=True), result)
+    assert capsys.readouterr().err == "warning: layers missing\n"
+    _rewrite_report(argparse.Namespace(quiet=False), result)
+    assert capsys.readouterr().err == "changed: force_backward: true\nwarning: layers missing\n"
+    for command in ("grad", "saliency", "visualize"):
+        assert "-q, --quiet" in _help(command, capsys)
+
+
+def _help(command: str, capsys: pytest.CaptureFixture[str]) -> str:
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    return capsys.readouterr().out
+
+
+@pytest.mark.caffe
+def test_saved_gradients_state_the_extent_they_were_saved_at(
+    tmp_path: Path, caffe_session: Any
+) -> None:
+    import numpy as np
+
+    from protoedit.validate import validate_net
+
+    folder = tmp_path / "grads"
+    net = FIXTURES / "lenet_deploy.prototxt"
+    report = validate_net(
+        net, random_weights=True, extent="smallest", save_gradients=folder, session=caffe_session
+    )
+    assert report.extent == {"data": [25, 25]} and report.declared_extent == {"data": [28, 28]}
+    assert report.saved_gradients == f"{folder.resolve()}: data 2x1x25x25"
+    assert np.load(folder / "data.npy").shape == (2, 1, 25, 25)
+    assert (
+        f"gradients saved to {folder.resolve()}: data 2x1x25x25 (at the reduced extent: "
+        "--extent declared saves the declared)"
+    ) in report.format_text()

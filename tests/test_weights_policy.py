@@ -125,3 +125,17 @@ def test_a_sweep_checks_each_model_once_up_front(partial: Path) -> None:
         f"DigitsNet: {partial}: 2 of 4 layers that learn are not in the weights file and "
         "keep their initial values: 'ip1', 'ip2'"
     ]
+
+
+def test_a_damaged_weights_file_stops_the_sweep_before_its_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = _weights(tmp_path / "good.caffemodel", {name: name for name in SHAPES})
+    damaged = tmp_path / "damaged.caffemodel"
+    damaged.write_bytes(good.read_bytes()[:100])
+    store = tmp_path / "store"
+    argv = ["sweep", "--net", str(DIGITS), "--weights", str(damaged), "--layers", "conv1"]
+    assert main([*argv, "--store", str(store)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"protoedit: error: {damaged}: not a Caffe")
+    assert not store.exists()  # no batch tried, retried or stored

@@ -16,6 +16,7 @@ from protoedit.cli.options import (
     add_target,
     add_timeout,
     add_weights,
+    arrays_only,
     floats,
     head,
     head_flags,
@@ -115,6 +116,7 @@ def run_grad(args: argparse.Namespace) -> int:
     """Compute the gradients, print the report and the table, write the .npz."""
     from protoedit.explain import gradients
 
+    arrays_only(args, [text.partition("=")[2] or text for text in args.input])
     result = gradients(
         args.net,
         weights=args.weights,
@@ -221,6 +223,7 @@ def run_saliency(args: argparse.Namespace) -> int:
         raise ProtoeditError("give --class K, or --target LAYER with a head")
     if not args.output.lower().endswith(".png"):
         raise ProtoeditError(f"-o names the heat map, a .png file, not {args.output!r}")
+    arrays_only(args, [args.image] + ([args.baseline] if args.baseline else []))
     result = saliency(
         args.net,
         weights=args.weights,

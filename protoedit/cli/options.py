@@ -180,6 +180,35 @@ def preprocess(args: argparse.Namespace) -> Preprocess:
     )
 
 
+def arrays_only(args: argparse.Namespace, files: list[str]) -> None:
+    """Refuse the preprocessing options when every input is a ``.npy`` (the blob as fed:
+    they would be ignored)."""
+    from protoedit.errors import ProtoeditError
+
+    if not all(name.lower().endswith(".npy") for name in files):
+        return
+    given = [
+        flag
+        for flag, dest, default in _PREPROCESSING
+        if getattr(args, dest, default) not in (default, None)
+    ]
+    if given:
+        verb = "applies" if len(given) == 1 else "apply"
+        raise ProtoeditError(
+            f"{', '.join(given)} {verb} to image files; a .npy is the blob as fed to the net, "
+            "taken as it is"
+        )
+
+
+_PREPROCESSING = (
+    ("--rgb", "rgb", False),
+    ("--mean", "mean", None),
+    ("--mean-file", "mean_file", None),
+    ("--scale", "scale", 1.0),
+    ("--crop", "crop", False),
+)
+
+
 def add_state(cmd: argparse.ArgumentParser) -> None:
     """``--phase``, ``--level`` and ``--stage``: the NetState to build the net for."""
     cmd.add_argument(
