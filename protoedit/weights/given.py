@@ -9,9 +9,11 @@ import os
 import warnings
 from typing import TYPE_CHECKING
 
+# Through the package, ``match`` first: it binds the package's ``match`` to the function (a
+# first import of the submodule by its own name would leave the module there instead).
+from protoedit.weights import match, require_match  # noqa: F401 - match: see above
 from protoedit.weights.caffemodel import load
 from protoedit.weights.errors import WeightsError, WeightsWarning
-from protoedit.weights.match import require_match
 
 if TYPE_CHECKING:
     from protoedit.document import Document
