@@ -12,7 +12,17 @@ from pathlib import Path
 
 import graphviz
 
-from protoedit.draw.graph import ADDED, DROPPED, INPUT_NODE, KEPT, OUTPUT_NODE, Edge, NetGraph, Node
+from protoedit.draw.graph import (
+    ADDED,
+    CHANGED,
+    DROPPED,
+    INPUT_NODE,
+    KEPT,
+    OUTPUT_NODE,
+    Edge,
+    NetGraph,
+    Node,
+)
 from protoedit.errors import InputError, ProtoeditError
 from protoedit.net.layers import ACCURACY, DATA, LOSS, layer_type
 
@@ -61,13 +71,14 @@ _NODE_STYLE = {
         "fillcolor": "#fde68a",
         "penwidth": "3",
     },
+    CHANGED: {"style": "rounded,filled,bold", "color": "#2563eb", "penwidth": "3"},
 }
 _EDGE_STYLE = {
     KEPT: {"color": "#4b5563"},
     DROPPED: {"style": "dashed", "color": "#c0c4cc", "fontcolor": "#9ca3af"},
     ADDED: {"color": "#d97706", "penwidth": "2.5", "fontcolor": "#b45309"},
 }
-_FOLDED_COLOUR = {KEPT: "#374151", DROPPED: "#9ca3af", ADDED: "#b45309"}
+_FOLDED_COLOUR = {KEPT: "#374151", DROPPED: "#9ca3af", ADDED: "#b45309", CHANGED: "#374151"}
 
 
 class GraphvizError(ProtoeditError):
