@@ -82,6 +82,7 @@ OPTIONS: dict[str, dict[str, str]] = {
         "--batch": "count",
     },
     "sweep": {
+        "-k": "count",
         "--workers": "count",
         "--batch": "count",
         "--steps": "count",
@@ -99,6 +100,21 @@ OPTIONS: dict[str, dict[str, str]] = {
         "--timeout": "seconds",
     },
     "to-deploy": {"--shape": "dims", "--channels": "count", "--batch": "count"},
+    "top-images": {
+        "-k": "count",
+        "--batch": "count",
+        "--timeout": "seconds",
+        "--scale": "nonzero",
+        "--mean": "numbers",
+    },
+    "summary": {"--batch": "count"},
+    "export": {
+        "--opset": "count",
+        "--seed": "index",
+        "--timeout": "seconds",
+        "--scale": "nonzero",
+        "--mean": "numbers",
+    },
 }
 CASES = [(command, option) for command, options in OPTIONS.items() for option in options]
 
@@ -226,7 +242,7 @@ def test_visualize_refuses_a_batch_under_one(batch: int) -> None:
     ],
 )
 def test_saliency_refuses_values_out_of_range(options: dict[str, Any], argument: str) -> None:
-    from protoedit.explain.attribution import saliency
+    from protoedit.explain.methods import saliency
     from protoedit.rewrites import LossHead
 
     with pytest.raises(InvalidArgumentError) as error:

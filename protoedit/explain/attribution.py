@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import TracebackType
 
 import numpy as np
 import numpy.typing as npt
@@ -413,5 +414,11 @@ class SmoothGrad:
     def __enter__(self) -> SmoothGrad:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """As the wrapped method's: on Ctrl-C its worker is killed, not waited for."""
+        self.method.__exit__(kind, value, traceback)
