@@ -4,6 +4,8 @@ TOML and YAML blocks parse. The layout notes of ARCHITECTURE.md name every modul
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import os
 import re
 import shlex
@@ -183,3 +185,58 @@ def test_the_layout_notes_name_every_module_and_only_those() -> None:
     folders = {f"{p.name}/" for p in package.iterdir() if (p / "__init__.py").is_file()}
     assert named - files - folders == set()  # nothing named that is not there
     assert (files | folders) - named == {"__init__.py"}  # every module and package is named
+
+
+#: A call written out in the docs' prose: `name(param, param=default, ...)`.
+CALL = re.compile(r"`((?:protoedit\.)?[A-Za-z_][\w.]*)\(([^`()]*)\)`", re.DOTALL)
+#: Where a bare name in the prose is looked up, in this order.
+NAMESPACES = ("protoedit", "protoedit.explain", "protoedit.caffe", "protoedit.rewrites")
+
+
+def _resolve(name: str) -> object | None:
+    """The protoedit object a dotted name in the prose stands for, or None."""
+    parts = name.split(".")
+    if parts[0] == "protoedit":
+        for i in range(len(parts), 0, -1):
+            try:
+                found: object = importlib.import_module(".".join(parts[:i]))
+            except ImportError:
+                continue
+            for attribute in parts[i:]:
+                found = getattr(found, attribute, None)
+            return found
+        return None
+    for space in NAMESPACES:
+        found = getattr(importlib.import_module(space), parts[0], None)
+        for attribute in parts[1:]:
+            found = getattr(found, attribute, None)
+        if found is not None:
+            return found
+    return None
+
+
+def _unknown_parameters(name: str, arguments: str) -> list[str]:
+    """The parameters a written-out call names that the real signature lacks."""
+    found = _resolve(name)
+    if found is None or not callable(found):
+        return []
+    try:
+        parameters = inspect.signature(found).parameters
+    except (TypeError, ValueError):
+        return []
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return []
+    named = re.findall(r"(?:^|,)\s*\**([A-Za-z_]\w*)", arguments)
+    return [n for n in named if n not in parameters]
+
+
+def test_calls_written_out_in_the_docs_name_real_parameters() -> None:
+    # the README's prose once showed signatures that had drifted from the code
+    assert _unknown_parameters("protoedit.load", "path, schema=None, lenent=False") == ["lenent"]
+    drifted = [
+        (page.relative_to(ROOT).as_posix(), call.group(0), missing)
+        for page in PAGES
+        for call in CALL.finditer(page.read_text())
+        if (missing := _unknown_parameters(call.group(1), call.group(2)))
+    ]
+    assert drifted == []
