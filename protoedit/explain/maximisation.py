@@ -186,6 +186,7 @@ class Visualizer(Explainer):
             else (len(group), *(head.shape or ())[1:]),
             "settings": StepSettings.of(settings, settings.rate(0, 0) * scale, plan.low, plan.high),
             "seed": settings.seed,
+            "period": _stride(plan.shape, head.shape),
         }
         measured = session.ascend(x, dead=[False] * len(group), start=0, steps=0, **common)
         begin = list(measured["activation"])
@@ -202,7 +203,10 @@ class Visualizer(Explainer):
                 k = min(self.chunk, count - done)
                 rate = settings.rate(step, k) * scale
                 common["settings"] = StepSettings.of(settings, rate, plan.low, plan.high)
-                answer = session.ascend(x, dead=dead, start=step, steps=k, **common)
+                periodic = plan.tile > 1 and not repeat  # a tile, repeated afterwards
+                answer = session.ascend(
+                    x, dead=dead, start=step, steps=k, periodic=periodic, **common
+                )
                 x, dead = answer["x"], answer["dead"]
                 done, step = done + k, step + k
                 bar.update(k)
@@ -220,6 +224,14 @@ class Visualizer(Explainer):
             )
             for n, objective in enumerate(group)
         ]
+
+
+def _stride(image: tuple[int, ...], target: tuple[int, ...] | None) -> int:
+    """How many input pixels one step of the target's grid spans (224 -> 112: 2), so a tile
+    rolled by multiples of it keeps its pattern in phase with the net's strides."""
+    if target is None or len(target) != 4 or min(target[2:]) < 1:
+        return 1
+    return max(1, min(int(image[2]) // int(target[2]), int(image[3]) // int(target[3])))
 
 
 def visualize(

@@ -1,5 +1,5 @@
 """The weights a command was given, checked against its net before Caffe runs: the policy of
-:func:`~protoedit.weights.match.require_match` (no layer that learns found, a wrong shape: a
+:func:`~protoedit.weights.matching.require_match` (no layer that learns found, a wrong shape: a
 :class:`WeightsError`; some missing: one warning, an error when ``strict``), with the warning
 handed back as text for the command's own report instead of sent through ``warnings``."""
 
@@ -9,11 +9,9 @@ import os
 import warnings
 from typing import TYPE_CHECKING
 
-# Through the package, ``match`` first: it binds the package's ``match`` to the function (a
-# first import of the submodule by its own name would leave the module there instead).
-from protoedit.weights import match, require_match  # noqa: F401 - match: see above
 from protoedit.weights.caffemodel import load
 from protoedit.weights.errors import WeightsError, WeightsWarning
+from protoedit.weights.matching import require_match
 
 if TYPE_CHECKING:
     from protoedit.document import Document
