@@ -7,6 +7,8 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -30,7 +32,7 @@ class Browser:
     """One Chromium with a fresh profile and one page; ``with Browser() as b: b.open(url)``."""
 
     def __init__(self, width: int = 1280, height: int = 900) -> None:
-        self._profile = tempfile.TemporaryDirectory(prefix="protoedit-chromium-")
+        self._profile = Path(tempfile.mkdtemp(prefix="protoedit-chromium-"))
         to_child, self._send = os.pipe()
         self._receive, from_child = os.pipe()
 
@@ -42,12 +44,13 @@ class Browser:
             [
                 CHROMIUM,
                 *FLAGS,
-                f"--user-data-dir={self._profile.name}",
+                f"--user-data-dir={self._profile}",
                 f"--window-size={width},{height}",
                 "about:blank",
             ],
             preexec_fn=fds,
             pass_fds=(3, 4),
+            start_new_session=True,  # its helpers (zygote, crashpad) join its process group
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -76,12 +79,29 @@ class Browser:
         self.close()
 
     def close(self) -> None:
-        """Stop this Chromium (only the process it started) and remove its profile."""
-        self._process.kill()
+        """Stop this Chromium and its helper processes, then remove its profile.
+
+        Killing only the main process left helpers writing into the profile while it was being
+        removed (CI saw ``Directory not empty: 'Default'``), so the whole process group goes, and
+        the removal is retried until nothing writes any more."""
+        try:
+            os.killpg(self._process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         self._process.wait(timeout=30)
         os.close(self._send)
         os.close(self._receive)
-        self._profile.cleanup()
+        deadline = time.monotonic() + 10.0
+        while True:
+            try:
+                shutil.rmtree(self._profile)
+                return
+            except FileNotFoundError:
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
 
     def call(self, method: str, **params: Any) -> dict[str, Any]:
         """Send one protocol command and wait for its answer (events meanwhile are dropped)."""
