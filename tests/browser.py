@@ -5,6 +5,7 @@ no browser: Debian's ``chromium`` is the one ``make setup`` installs."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -84,10 +85,8 @@ class Browser:
         Killing only the main process left helpers writing into the profile while it was being
         removed (CI saw ``Directory not empty: 'Default'``), so the whole process group goes, and
         the removal is retried until nothing writes any more."""
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self._process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self._process.wait(timeout=30)
         os.close(self._send)
         os.close(self._receive)
