@@ -232,6 +232,26 @@ def test_floats_compare_by_value_and_print_as_float32() -> None:
     assert (field.old, field.new) == ("0.1", "0.2")
 
 
+def test_a_sub_message_one_side_lacks_shows_absent_not_its_defaults() -> None:
+    """A Data layer against an Input layer: the Input layer has no ``data_param``, so its side
+    reads ``(absent)`` (JSON null), not ``backend: LEVELDB``; spelt-out defaults against an
+    absent sub-message are still no change."""
+    data = NET.replace(
+        'type: "Input"', 'type: "Data"  data_param { source: "x" batch_size: 4 backend: LMDB }'
+    )
+    assert data != NET
+    result = diff_docs(loads(data, path="a"), loads(NET, path="b"))
+    [change] = result.changed
+    fields = {f.field: (f.old, f.new) for f in change.fields}
+    assert fields["data_param.backend"] == ("LMDB", "(absent)")
+    assert fields["data_param.batch_size"] == ("4", "(absent)")
+    [entry] = json.loads(to_json(result))["changed"]
+    backend = next(f for f in entry["fields"] if f["field"] == "data_param.backend")
+    assert (backend["old"], backend["new"]) == ("LMDB", None)
+    spelt = NET.replace("num_output: 2 }", "num_output: 2 weight_filler { type: 'constant' } }")
+    assert spelt != NET and diff_docs(loads(NET), loads(spelt)).same
+
+
 def test_added_removed_and_moved_layers() -> None:
     blocks = NET.split("layer {")
     header, data, conv, relu, fc = blocks

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from protoedit import InputError, cli, loads
-from protoedit.diff import prepare
 from protoedit.draw import change_graph, net_graph, render
 from protoedit.draw.render import to_graphviz
 from protoedit.net.view import INPUT, NetView
 from protoedit.rewrites import LossHead, aux
+from protoedit.rewrites.upgrade import as_loaded
 
 from .helpers import FIXTURES
 
@@ -64,7 +64,7 @@ def _flow(doc: object, phase: str | None = None) -> tuple[list[str], set[tuple[s
     layers starts at ``in:BLOB``, one leaving the net ends at ``out:BLOB``."""
     from protoedit.net.state import NetState
 
-    view = NetView(prepare(doc), NetState(phase) if phase else None)  # type: ignore[arg-type]
+    view = NetView(as_loaded(doc), NetState(phase) if phase else None)  # type: ignore[arg-type]
     owner: dict[int, int] = {}
     for info in view.layers:
         owner[info.index] = info.index

@@ -8,7 +8,6 @@ from protoedit.diff.compare import (
     NetDiff,
     TextChange,
     diff_docs,
-    prepare,
 )
 from protoedit.diff.report import SAME, format_text, summary, to_json
 
@@ -22,7 +21,6 @@ __all__ = [
     "TextChange",
     "diff_docs",
     "format_text",
-    "prepare",
     "summary",
     "to_json",
 ]

@@ -15,8 +15,10 @@ from typing import Any
 
 from protoedit.diff.costs import CostChange
 from protoedit.diff.leaves import (
+    ABSENT,
     Leaves,
     Path,
+    enclosed_absent,
     json_value,
     leaves,
     lookup,
@@ -27,7 +29,7 @@ from protoedit.diff.leaves import (
 from protoedit.document import Document
 from protoedit.errors import Location
 from protoedit.net.state import NetState, layer_included
-from protoedit.syntax import parse
+from protoedit.rewrites.upgrade import as_loaded
 from protoedit.syntax.printer import render_field, render_value
 from protoedit.syntax.split import element_pos
 from protoedit.syntax.tree import Block
@@ -276,18 +278,6 @@ def _pair(
     return pairs
 
 
-def prepare(doc: Document) -> Document:
-    """``doc`` itself when current; else an upgraded copy (legacy nets compare as Caffe loads
-    them).  The copy is parsed from the document's text, so places refer to that text."""
-    from protoedit.rewrites.upgrade import needs_upgrade, upgrade
-
-    if not doc.message_type.endswith(".NetParameter") or not needs_upgrade(doc):
-        return doc
-    copy = Document(parse(doc.dumps(), doc.path), doc.schema, doc.message_type, doc.lenient)
-    upgrade(copy)
-    return copy
-
-
 def _compare(
     old: Any, new: Any, old_leaves: Leaves, new_leaves: Leaves
 ) -> list[tuple[Path, Any, str, str, Any, Any]]:
@@ -298,6 +288,8 @@ def _compare(
         a = old_leaves[path][1] if path in old_leaves else lookup(old, path, fd)
         b = new_leaves[path][1] if path in new_leaves else lookup(new, path, fd)
         if a != b:
+            a = ABSENT if path not in old_leaves and enclosed_absent(old, path) else a
+            b = ABSENT if path not in new_leaves and enclosed_absent(new, path) else b
             shown = (show_value(a, fd), show_value(b, fd), json_value(a, fd), json_value(b, fd))
             out.append((path, fd, *shown))
     return out
@@ -336,7 +328,7 @@ def diff_docs(
     """Compare two documents; with ``text`` also report layout and comment changes; with
     ``phase`` (``TRAIN``/``TEST``) only the layers Caffe builds in that phase; with
     ``costs`` the change in parameters and FLOPs (as built in ``phase``, default TEST)."""
-    a, b = _Side(prepare(old), phase), _Side(prepare(new), phase)
+    a, b = _Side(as_loaded(old), phase), _Side(as_loaded(new), phase)
     keys_a, keys_b = pair_keys(a.layers, b.layers)
     a.set_keys(keys_a)
     b.set_keys(keys_b)

@@ -80,6 +80,22 @@ def lookup(message: Any, path: Path, fd: FieldDescriptor) -> Any:
     return tuple(value) if is_repeated(fd) else value
 
 
+def enclosed_absent(message: Any, path: Path) -> bool:
+    """Whether a sub-message on the way to ``path`` is unset in ``message``: the leaf then
+    reads its default, which shows as ``(absent)``: a Data layer's ``data_param.backend``
+    against an Input layer has no ``LEVELDB`` of its own."""
+    value = message
+    for segment in path[:-1]:
+        if segment.index is None and not value.HasField(segment.name):
+            return True
+        value = getattr(value, segment.name)
+        if segment.index is not None:
+            if segment.index < 0 or segment.index >= len(value):
+                return False  # an entry count, or an entry lookup() reports ABSENT
+            value = value[segment.index]
+    return False
+
+
 def show_path(path: Path) -> str:
     """``convolution_param.kernel_size``; an entry count reads ``param (entries)``."""
     text = ".".join(str(s) if s.index != -1 else s.name for s in path)

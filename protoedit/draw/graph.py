@@ -14,12 +14,13 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from protoedit.diff.compare import layer_keys, prepare
+from protoedit.diff.compare import layer_keys
 from protoedit.document import Document
 from protoedit.errors import InputError, ProtoeditError
 from protoedit.net.layers import layer_type
 from protoedit.net.state import NetState
 from protoedit.net.view import INPUT, BlobVersion, LayerInfo, NetView
+from protoedit.rewrites.upgrade import as_loaded
 
 KEPT, DROPPED, ADDED = "kept", "dropped", "added"
 CHANGED = "changed"  # a layer kept by name whose type or key parameters changed
@@ -218,7 +219,7 @@ def net_graph(doc: Document, phase: str | None = None, *, summary: bool = False)
     included) and each edge its shape."""
     if not doc.message_type.endswith(".NetParameter"):
         raise InputError(f"{doc.path} holds a {doc.message_type}, not a net: nothing to draw")
-    view = NetView(prepare(doc), NetState(phase) if phase else None)
+    view = NetView(as_loaded(doc), NetState(phase) if phase else None)
     shapes = _shapes(view)
     costs = _layer_costs(view) if summary else {}
     graph = NetGraph()

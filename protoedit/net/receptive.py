@@ -298,10 +298,10 @@ def _source(view: NetView, name: str) -> BlobVersion:
 
 def view_of(doc: Document, phase: str | None) -> NetView:
     """The view of ``doc`` (upgraded in memory when legacy) for ``phase``."""
-    from protoedit.diff.compare import prepare
     from protoedit.net.state import NetState
+    from protoedit.rewrites.upgrade import as_loaded  # upgrade rules sit above net/
 
-    return NetView(prepare(doc), NetState(phase) if phase else None)
+    return NetView(as_loaded(doc), NetState(phase) if phase else None)
 
 
 def receptive_fields(

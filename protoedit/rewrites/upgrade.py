@@ -26,6 +26,7 @@ from protoedit.rewrites.upgrade_v0 import is_v0, upgrade_v0
 from protoedit.schema import Schema
 from protoedit.schema.binding import is_repeated
 from protoedit.schema.values import quote
+from protoedit.syntax import parse
 from protoedit.syntax.edit import Style, indent_of, parse_fields
 from protoedit.syntax.split import elements, indent_block
 from protoedit.syntax.tree import Block, Field, Scalar
@@ -308,3 +309,14 @@ def _upgrade_batch_norm(doc: Document, report: RewriteReport) -> None:
             for gone in _named(block, "param"):
                 doc.remove(block, gone)
             report.changed.append(f"layer {_name(block)}: BatchNorm's three param specs removed")
+
+
+def as_loaded(doc: Document) -> Document:
+    """``doc`` itself when current; else an upgraded copy, the net as Caffe loads it (what
+    diff, draw and the receptive fields read).  The copy is parsed from the document's text,
+    so places refer to that text."""
+    if not doc.message_type.endswith(".NetParameter") or not needs_upgrade(doc):
+        return doc
+    copy = Document(parse(doc.dumps(), doc.path), doc.schema, doc.message_type, doc.lenient)
+    upgrade(copy)
+    return copy
