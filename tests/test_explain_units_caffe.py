@@ -288,6 +288,9 @@ def test_gradcam_mass_lies_on_the_ink(
 def test_gradcam_mass_on_ink_reaches_the_issue_s_80_percent(
     held_out: tuple[Any, Any], conv1_cam_on_ink: dict[str, list[float | None]]
 ) -> None:
+    """Measured (2026-12-07): 77.75 % over the 359 held-out digits (conv2: 58.6 %).  A map
+    that gives each conv1 unit the ink its 3x3 field holds gets 83.0 % (the ink mask so
+    blurred: 77.8 %): the field's one-pixel reach sets the bound, not the map's placement."""
     shares = [0.0 if s is None else s for s in conv1_cam_on_ink["ink"]]
     assert len(shares) == len(held_out[1])  # every held-out digit, a zero map counting 0
     assert float(np.mean(shares)) >= 0.80
