@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.protoedit-setup
 
-.PHONY: setup demo test test-fast lint bench clean fetch
+.PHONY: setup demo test test-fast lint bench clean fetch docs
 
 # `make setup` always runs (it re-links a cached build in seconds, and repairs a .venv whose
 # pycaffe went missing); the other targets set up only when the stamp is older than a file
@@ -42,6 +42,12 @@ test: $(STAMP) fetch
 # a quarter of each Hypothesis test's examples (tests/conftest.py).
 test-fast: $(STAMP)
 	PROTOEDIT_FUZZ_SECONDS=$${PROTOEDIT_FUZZ_SECONDS:-10} PROTOEDIT_HYPOTHESIS_SCALE=$${PROTOEDIT_HYPOTHESIS_SCALE:-0.25} $(PY) -m pytest -m "not caffe and not slow" -n auto --dist worksteal
+
+# The docs site (strict: a broken link or reference fails) into build/site, and the man page
+# build/man/protoedit.1; both read the command reference from the CLI's parser.
+docs: $(STAMP)
+	$(PY) -m protoedit.cli.reference man build/man/protoedit.1
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --quiet
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check protoedit tests scripts bench

@@ -27,14 +27,34 @@ _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 
 def decode(data: bytes, where: str) -> str:
-    """A file's bytes as text (see the module docstring); UTF-16 is refused with a fix."""
+    """A file's bytes as text (see the module docstring); UTF-16 and binary files are
+    refused with what they likely are."""
     if data.startswith(_UTF16_BOMS):
         raise InputError(
             "the file is UTF-16; protoedit reads UTF-8 (convert it with "
             "`iconv -f utf-16 -t utf-8`)",
             Location(where, 1, 1),
         )
+    if looks_binary(data):
+        raise InputError(BINARY, Location(where))
     return data.decode("utf-8", _ERRORS)
+
+
+#: What a binary file given for a text one is told.
+BINARY = (
+    "a binary file, not a text .prototxt (a .caffemodel? weights go to --weights, and "
+    "`protoedit check NET --weights FILE` reads them)"
+)
+
+
+def looks_binary(data: bytes) -> bool:
+    """True for bytes that are no text file: a NUL byte in the first 8 KiB, or more than one
+    byte in ten there that is not UTF-8 (a text file keeps a stray byte here and there)."""
+    head = data[:8192]
+    if b"\0" in head:
+        return True
+    stray = len(head.decode("utf-8", _ERRORS)) - len(head.decode("utf-8", "ignore"))
+    return stray > max(8, len(head) // 10)
 
 
 def encode(text: str) -> bytes:

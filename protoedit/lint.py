@@ -204,6 +204,9 @@ def _net_findings(
 ) -> Iterator[Diagnostic]:
     """:func:`net_findings` of one net: its message and the fields it was bound from."""
     fields = _first_fields(tree_fields, ("layers", *LEGACY_HEADER))
+    if not tree_fields:
+        yield Diagnostic("W205", "the file is empty: no net to build", 0, "warning")
+        return
     if len(net.layer) and len(net.layers):
         yield Diagnostic(
             "E201",

@@ -31,6 +31,8 @@ MIN_SIDE = 256
 MIN_TILE = 96
 _PAD = 4
 _LINE = 12
+_BAR = 10  # height of a colour bar
+_FRAME_GREY = 190  # the frame around each grid tile
 
 Floats = npt.NDArray[np.float64]
 Bytes = npt.NDArray[np.uint8]
@@ -167,6 +169,34 @@ def panels(image: Bytes, values: npt.ArrayLike) -> Bytes:
     return out
 
 
+def captioned(picture: Bytes, title: str, values: npt.ArrayLike) -> Bytes:
+    """``picture`` (from :func:`panels`) with ``title`` above it and, below it, the colour bar
+    of ``values`` with its scale: where colours saturate (:func:`limit`) and what the ends
+    mean (H'' x W x 3 uint8)."""
+    from matplotlib import colormaps
+    from PIL import Image, ImageDraw, ImageFont
+
+    data = np.asarray(values, dtype=np.float64)
+    at = limit(data)
+    signed = bool((data < 0).any())
+    height, width = picture.shape[:2]
+    ramp = np.linspace(0.0, 1.0, width)
+    bar = colormaps[DIVERGING if signed else SEQUENTIAL](ramp)[..., :3]
+    bar_rows = (np.repeat(bar[None], _BAR, axis=0) * 255.0 + 0.5).astype(np.uint8)
+    top, below = _LINE + 2 * _PAD, _PAD + _BAR + _LINE + _PAD
+    canvas = Image.new("RGB", (width, top + height + below), "white")
+    canvas.paste(Image.fromarray(np.ascontiguousarray(picture)), (0, top))
+    canvas.paste(Image.fromarray(bar_rows), (0, top + height + _PAD))
+    draw = ImageDraw.Draw(canvas)
+    font = ImageFont.load_default()
+    draw.text((_PAD, _PAD), title, fill="black", font=font)
+    low = f"{-at:.3g}" if signed else "0"
+    scale = f"{low} .. {at:.3g} (colours saturate at the 99th percentile of |map|)"
+    draw.text((_PAD, top + height + _PAD + _BAR + 1), scale, fill="black", font=font)
+    out: Bytes = np.asarray(canvas, dtype=np.uint8)
+    return out
+
+
 def labelled_grid(tiles: Sequence[Bytes], labels: Sequence[str], columns: int | None = None) -> Any:
     """An RGB ``PIL.Image``: the H x W x C uint8 ``tiles`` in rows, each ``label`` (lines
     split on newlines) printed under its tile."""
@@ -189,6 +219,9 @@ def labelled_grid(tiles: Sequence[Bytes], labels: Sequence[str], columns: int | 
         rgb = np.repeat(tile, 3, axis=2) if tile.shape[2] == 1 else tile
         left, top = col * cell_w + _PAD, row * cell_h + _PAD
         canvas.paste(Image.fromarray(np.ascontiguousarray(enlarge(rgb, zoom))), (left, top))
+        # a thin frame in the padding: an all-white tile stays visible on the white page
+        frame = (left - 1, top - 1, left + tile_w, top + tile_h)
+        draw.rectangle(frame, outline=(_FRAME_GREY,) * 3)
         for k, line in enumerate(label.split("\n")):
             draw.text((left, top + tile_h + 1 + k * _LINE), line, fill="black", font=font)
     return canvas

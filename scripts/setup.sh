@@ -33,6 +33,6 @@ if ! .venv/bin/python -m pip --version >/dev/null 2>&1; then
 fi
 echo "setup: installing protoedit and its Python dependencies into .venv" >&2
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[caffe,dev,ray,weights,onnx]'
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[caffe,dev,docs,onnx,ray,weights]'
 .venv/bin/python -m protoedit.caffe.build install
 .venv/bin/python -m protoedit.caffe.build test-tools

@@ -215,7 +215,7 @@ LABELMAP = 'item {\n  name: "none_of_the_above"\n  label: 0\n  display_name: "ba
 
 
 def test_the_check_hook_can_skip_a_labelmap_given_by_name(tmp_path: Path) -> None:
-    _tree(tmp_path, {"ssd/labelmap.prototxt": LABELMAP, "ssd/deploy.prototxt": ""})
+    _tree(tmp_path, {"ssd/labelmap.prototxt": LABELMAP, "ssd/deploy.prototxt": 'name: "ssd"\n'})
     names = ["ssd/labelmap.prototxt", "ssd/deploy.prototxt"]  # as pre-commit passes them
     entry = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())[1]["entry"].split()
     assert entry[:2] == ["protoedit", "check"]

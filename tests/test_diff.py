@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from protoedit import cli, loads
+from protoedit import cli, load, loads
 from protoedit.diff import diff_docs, format_text, to_json
 from protoedit.diff.compare import _longest_increasing
 from protoedit.rewrites import LossHead, aux, upgrade
 
-from .helpers import FIXTURES
+from .helpers import CORPUS, FIXTURES
 
 GOLDEN = FIXTURES / "diff"
 ALEXNET = "BVLC__caffe__models__bvlc_alexnet__{}.prototxt"
@@ -260,7 +260,8 @@ def test_moves_are_the_layers_outside_a_longest_increasing_run() -> None:
 
 
 def test_duplicate_names_match_in_order_and_phase_picks_one() -> None:
-    """Train/test twins share a name: they pair up by occurrence, or by phase with --phase."""
+    """Train/test twins share a name: a phase-less layer pairs with the TEST twin, or with the
+    twin of the phase given by --phase; the same-named layers otherwise pair in order."""
     twins = NET.replace(
         'layer {\n  name: "data"\n  type: "Input"',
         'layer {\n  name: "data"\n  type: "Input"\n  include { phase: TRAIN }',
@@ -272,13 +273,52 @@ def test_duplicate_names_match_in_order_and_phase_picks_one() -> None:
         1,
     )
     result = diff_docs(loads(twins, path="a"), loads(NET, path="b"))
-    assert [e.layer for e in result.removed] == ["data#2"]
+    # Without --phase the phase-less Input pairs with the TEST twin (a deploy net is the TEST
+    # net), not with the first by occurrence: the TRAIN twin, written first, is the one removed.
+    [removed] = result.removed
+    assert removed.layer == "data#2" and removed.at.line == 2
+    [paired] = [c for c in result.changed if c.layer == "data"]
+    assert ("input_param.shape[0].dim", "[2, 3, 8, 8]", "[1, 3, 8, 8]") in [
+        (f.field, f.old, f.new) for f in paired.fields
+    ]
     tested = diff_docs(loads(twins, path="a"), loads(NET, path="b"), phase="TEST")
     assert not tested.removed
     [change] = tested.changed
     assert ("input_param.shape[0].dim", "[2, 3, 8, 8]", "[1, 3, 8, 8]") in [
         (f.field, f.old, f.new) for f in change.fields
     ]
+
+
+def test_train_val_against_deploy_pairs_the_data_layers_by_phase() -> None:
+    """AlexNet's train_val against its deploy (report item 20): the TEST ``Data`` layer pairs
+    with the deploy's ``Input``; the TRAIN one (LMDB train set, mirror) is the one removed."""
+    base = CORPUS / "BVLC__caffe__models__bvlc_alexnet"
+    old = load(base.with_name(base.name + "__train_val.prototxt"))
+    new = load(base.with_name(base.name + "__deploy.prototxt"))
+    result = diff_docs(old, new)
+    [data] = [c for c in result.changed if c.layer == "data"]
+    shown = {f.field: (f.old, f.new) for f in data.fields}
+    assert shown["include[0].phase"] == ("TEST", "(absent)")
+    assert "transform_param.mirror" not in shown  # the TRAIN layer's field
+    assert shown["data_param.source"][0] == '"examples/imagenet/ilsvrc12_val_lmdb"'
+    removed = [e for e in result.removed if e.type == "Data"]
+    assert len(removed) == 1 and removed[0].at.line == 2
+
+
+def test_twins_of_both_phases_pair_phase_by_phase_whatever_their_order() -> None:
+    """TRAIN and TEST twins written in opposite orders pair TRAIN with TRAIN, TEST with TEST."""
+    twin = (
+        'layer {{ name: "d" type: "Input" top: "d" include {{ phase: {phase} }} '
+        "input_param {{ shape {{ dim: {n} dim: 1 }} }} }}\n"
+    )
+    a = twin.format(phase="TRAIN", n=4) + twin.format(phase="TEST", n=2)
+    b = twin.format(phase="TEST", n=2) + twin.format(phase="TRAIN", n=4)
+    result = diff_docs(loads(a, path="a"), loads(b, path="b"))
+    assert not result.changed and not result.removed and not result.added
+    assert [m.layer for m in result.moved]
+    only_train = diff_docs(loads(twin.format(phase="TRAIN", n=4), path="a"), loads(b, path="b"))
+    assert not only_train.changed and not only_train.removed
+    assert [(e.layer, e.type) for e in only_train.added] == [("d#2", "Input")]
 
 
 def test_json_has_every_kind_with_places() -> None:

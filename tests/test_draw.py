@@ -21,6 +21,8 @@ from protoedit.draw.render import to_graphviz
 from protoedit.net.view import INPUT, NetView
 from protoedit.rewrites import LossHead, aux
 
+from .helpers import FIXTURES
+
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is missing")
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -324,3 +326,44 @@ def test_a_solver_is_not_drawn() -> None:
     with pytest.raises(InputError) as error:
         net_graph(solver)
     assert "solver.prototxt holds a caffe.SolverParameter, not a net" in str(error.value)
+
+
+def _label_boxes(graph: object) -> list[tuple[int, float, float, float, float, str]]:
+    """(edge, left, right, bottom, top, text) of every line of every edge label, in points, from
+    ``dot``'s own layout (its JSON gives each text's anchor, width and font size)."""
+    import json
+
+    boxes = []
+    data = json.loads(render(graph, "json"))  # type: ignore[arg-type]
+    for n, edge in enumerate(data.get("edges", [])):
+        size = 0.0
+        for op in edge.get("_ldraw_", []):
+            if op["op"] == "F":
+                size = float(op["size"])
+            if op["op"] == "T":
+                (x, y), width = op["pt"], float(op["width"])
+                left = {"l": x, "c": x - width / 2, "r": x - width}[op["align"]]
+                boxes.append((n, left, left + width, y - 0.25 * size, y + 0.75 * size, op["text"]))
+    return boxes
+
+
+@needs_dot
+def test_labels_of_a_loss_heads_edges_keep_apart() -> None:
+    """``aux --channel 5``'s head: the Slice's three tops go to the loss and the Silence
+    (report item 20: "protoedit_aux_afterprotoedit_aux_before" ran together).  No two edge
+    labels come within half an em of each other, room for a viewer's font running wider."""
+    before = loads((FIXTURES / "digits" / "deploy.prototxt").read_text(), path="deploy")
+    after = loads(before.dumps(), path="deploy")
+    aux(after, "conv1", LossHead("channel", 5, "mean", 1.0))
+    graph = change_graph(before, loads(after.dumps()))
+    boxes = _label_boxes(graph)
+    texts = {b[5] for b in boxes}
+    assert {"protoedit_aux_picked", "protoedit_aux_after", "protoedit_aux_before"} <= texts
+    room = 0.5 * 9  # half an em of the edges' 9 pt font
+    for i, (edge, left, right, bottom, top, _) in enumerate(boxes):
+        for other, left2, right2, bottom2, top2, _ in boxes[i + 1 :]:
+            if other == edge:
+                continue
+            apart_x = left2 - right >= room or left - right2 >= room
+            apart_y = bottom2 - top >= room or bottom - top2 >= room
+            assert apart_x or apart_y, (edge, other, left, right, left2, right2)

@@ -1,6 +1,7 @@
 """Export and check, blob by blob against Caffe, one net per family: corpus nets with
 calibrated random weights (small inputs where the net allows), nets written for these
-tests where the corpus has none Caffe can run (DenseNet, ShuffleNet, FCN), and the trained
+tests where the corpus has none (DenseNet, ShuffleNet; a small FCN beside the corpus's
+FCN-8s, for the fast loop), and the trained
 digits and open_nsfw nets on real inputs.  One Caffe worker serves the module."""
 
 from __future__ import annotations
@@ -97,6 +98,12 @@ CORPUS_NETS = [
         "BVLC__caffe__models__bvlc_alexnet__deploy.prototxt",
         {"input_shape": [1, 3, 67, 67]},
         id="alexnet",
+        marks=pytest.mark.slow,
+    ),
+    pytest.param(  # 134M parameters: the cost is the weights, so the input is small
+        "shelhamer__fcn.berkeleyvision.org__voc-fcn8s__deploy.prototxt",
+        {"input_shape": [1, 3, 64, 64]},
+        id="fcn-8s",
         marks=pytest.mark.slow,
     ),
     pytest.param(

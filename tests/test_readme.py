@@ -1,33 +1,87 @@
-"""The README's examples run: console sessions (whole output, or cut with ``…`` lines, and
-exit codes) and Python blocks."""
+"""The examples of the README and of the docs site (``docs/**/*.md``) run: console sessions
+(whole output, or cut with ``…`` lines, and exit codes) and Python blocks, one test per block;
+TOML and YAML blocks parse. The layout notes of ARCHITECTURE.md name every module."""
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import os
 import re
 import shlex
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
+import yaml
 
 from .helpers import ROOT
 
 README = (ROOT / "README.md").read_text()
-BLOCK = re.compile(r"```(console|python)\n(.*?)```", re.DOTALL)
+#: Every Markdown file whose code blocks run: the README, then the docs site's sources.
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+BLOCK = re.compile(r"^```(\w*)\n(.*?)^```", re.DOTALL | re.MULTILINE)
+#: What a block may be: run (console, python), parsed (toml, yaml), or ``sh``: the git
+#: driver's set-up runs in a scratch repository below, the wheel's ``pip install`` is what
+#: tests/test_wheel.py does; ``text`` is output shown, not a command.
+KINDS = {"console", "python", "toml", "yaml", "sh", "text"}
 
 
 Example = tuple[str, list[str], int]
 
 
-def _console_sessions() -> list[list[Example]]:
+def _blocks(kind: str) -> list[tuple[str, str]]:
+    """``(where, body)`` of each block of ``kind``: ``where`` is the file and the block's
+    number among that file's blocks of the kind (``docs/tutorial.md#python-2``)."""
+    found = []
+    for page in PAGES:
+        bodies = [body for k, body in BLOCK.findall(page.read_text()) if k == kind]
+        name = page.relative_to(ROOT).as_posix()
+        found += [(f"{name}#{kind}-{i}", body) for i, body in enumerate(bodies)]
+    return found
+
+
+def test_every_block_is_of_a_kind_the_tests_know() -> None:
+    kinds = {(page.name, k) for page in PAGES for k, _ in BLOCK.findall(page.read_text())}
+    assert {k for _, k in kinds} <= KINDS, sorted(kinds)
+
+
+def test_blocks_are_found_in_the_docs() -> None:
+    # the docs hold the examples the README held; a broken pattern would find none
+    assert len(_blocks("console")) >= 15 and len(_blocks("python")) >= 8
+    assert any(where.startswith("docs/tutorial.md") for where, _ in _blocks("python"))
+
+
+def test_the_git_driver_set_up_makes_git_diff_semantic(tmp_path: Path) -> None:
+    (block,) = [body for _, body in _blocks("sh") if "diff.protoedit.command" in body]
+    bindir = str(Path(sys.executable).parent)
+    env = dict(os.environ, PATH=bindir + os.pathsep + os.environ.get("PATH", ""))
+    env.update(GIT_CONFIG_GLOBAL=os.devnull, GIT_CONFIG_NOSYSTEM="1")
+
+    def run(*argv: str) -> str:
+        done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    run("git", "init", "-q")
+    run("bash", "-euc", block)  # the block as the page shows it
+    net = tmp_path / "net.prototxt"
+    net.write_bytes((ROOT / "fixtures" / "lenet_deploy.prototxt").read_bytes())
+    run("git", "add", "net.prototxt", ".gitattributes")
+    run("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "net")
+    net.write_bytes((ROOT / "fixtures" / "diff" / "lenet_deploy_v2.prototxt").read_bytes())
+    shown = run("git", "diff")
+    assert "~ layer 'conv2' (Convolution)    a/net.prototxt:29:1 -> b/net.prototxt:12:1" in shown
+    assert "1 removed, 2 added, 2 changed" in shown
+
+
+def _console_sessions() -> list[tuple[str, list[Example]]]:
     """Each console block as a session: (command, expected output lines, expected exit code)
     for each `$ ` line, in order (a later command may read what an earlier one wrote)."""
     sessions = []
-    for kind, body in BLOCK.findall(README):
-        if kind != "console":
-            continue
+    for where, body in _blocks("console"):
         examples = []
         for chunk in body.split("$ ")[1:]:
             command, *rest = chunk.rstrip("\n").split("\n")
@@ -35,12 +89,8 @@ def _console_sessions() -> list[list[Example]]:
             expected = [line for line in rest if not line.startswith("# exit ")]
             code = int(exits[0].split()[-1]) if exits else 0
             examples.append((command, expected, code))
-        sessions.append(examples)
+        sessions.append((where, examples))
     return sessions
-
-
-def _python_blocks() -> list[str]:
-    return [body for kind, body in BLOCK.findall(README) if kind == "python"]
 
 
 def test_readme_starts_with_the_two_commands() -> None:
@@ -49,8 +99,10 @@ def test_readme_starts_with_the_two_commands() -> None:
 
 
 @pytest.mark.caffe
-@pytest.mark.parametrize("session", _console_sessions(), ids=lambda e: e[0][0])
-def test_console_session(session: list[Example]) -> None:
+@pytest.mark.parametrize(
+    ("where", "session"), _console_sessions(), ids=[w for w, _ in _console_sessions()]
+)
+def test_console_session(where: str, session: list[Example]) -> None:
     bindir = str(Path(sys.executable).parent)
     env = dict(os.environ, PATH=bindir + os.pathsep + os.environ.get("PATH", ""))
     for command, expected, code in session:
@@ -58,13 +110,25 @@ def test_console_session(session: list[Example]) -> None:
         assert argv[0] == "protoedit"
         proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, env=env, check=False)
         output = proc.stdout + proc.stderr
-        assert proc.returncode == code, f"$ {command}\n{output}"
+        assert proc.returncode == code, f"{where}: $ {command}\n{output}"
         assert shown_output_matches(expected, output.splitlines()), (
-            f"$ {command}\nREADME shows:\n"
+            f"$ {command}\n{where} shows:\n"
             + "\n".join(expected)
             + "\nthe command printed:\n"
             + output
         )
+
+
+def test_each_console_session_keeps_its_files_to_itself() -> None:
+    # Sessions run in any order, on any test worker: a file one writes under /tmp that
+    # another reads would make the second pass or fail by chance.
+    owners: dict[str, set[str]] = {}
+    for where, session in _console_sessions():
+        for command, _, _ in session:
+            for path in re.findall(r"/tmp/[\w./-]+", command):
+                owners.setdefault(path, set()).add(where)
+    shared = {path: sorted(ws) for path, ws in owners.items() if len(ws) > 1}
+    assert shared == {}
 
 
 #: A README output line that stands for lines left out (any number, maybe none).
@@ -89,16 +153,29 @@ def test_shown_output_is_whole_unless_cut_with_an_ellipsis() -> None:
 
 
 @pytest.mark.caffe
-@pytest.mark.parametrize("index", range(len(_python_blocks())))
-def test_python_example(index: int, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("where", "body"), _blocks("python"), ids=[w for w, _ in _blocks("python")]
+)
+def test_python_example(where: str, body: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
-    exec(compile(_python_blocks()[index], f"README.md python block {index}", "exec"), {})
+    exec(compile(body, where, "exec"), {})
+
+
+@pytest.mark.parametrize(
+    ("where", "body"),
+    _blocks("toml") + _blocks("yaml"),
+    ids=[w for w, _ in _blocks("toml") + _blocks("yaml")],
+)
+def test_configuration_blocks_parse(where: str, body: str) -> None:
+    parsed = tomllib.loads(body) if "#toml" in where else yaml.safe_load(body)
+    assert parsed, where
 
 
 def _layout() -> str:
-    """The README's layout notes: from ``Layout:`` to the import-graph sentence."""
-    start = README.index("Layout: `protoedit/` holds")
-    return README[start : README.index("`net/` never imports", start)]
+    """ARCHITECTURE.md's layout notes: from ``Layout:`` to the import-graph sentence."""
+    text = (ROOT / "ARCHITECTURE.md").read_text()
+    start = text.index("Layout: `protoedit/` holds")
+    return text[start : text.index("`net/` never imports", start)]
 
 
 def test_the_layout_notes_name_every_module_and_only_those() -> None:
@@ -108,3 +185,58 @@ def test_the_layout_notes_name_every_module_and_only_those() -> None:
     folders = {f"{p.name}/" for p in package.iterdir() if (p / "__init__.py").is_file()}
     assert named - files - folders == set()  # nothing named that is not there
     assert (files | folders) - named == {"__init__.py"}  # every module and package is named
+
+
+#: A call written out in the docs' prose: `name(param, param=default, ...)`.
+CALL = re.compile(r"`((?:protoedit\.)?[A-Za-z_][\w.]*)\(([^`()]*)\)`", re.DOTALL)
+#: Where a bare name in the prose is looked up, in this order.
+NAMESPACES = ("protoedit", "protoedit.explain", "protoedit.caffe", "protoedit.rewrites")
+
+
+def _resolve(name: str) -> object | None:
+    """The protoedit object a dotted name in the prose stands for, or None."""
+    parts = name.split(".")
+    if parts[0] == "protoedit":
+        for i in range(len(parts), 0, -1):
+            try:
+                found: object = importlib.import_module(".".join(parts[:i]))
+            except ImportError:
+                continue
+            for attribute in parts[i:]:
+                found = getattr(found, attribute, None)
+            return found
+        return None
+    for space in NAMESPACES:
+        found = getattr(importlib.import_module(space), parts[0], None)
+        for attribute in parts[1:]:
+            found = getattr(found, attribute, None)
+        if found is not None:
+            return found
+    return None
+
+
+def _unknown_parameters(name: str, arguments: str) -> list[str]:
+    """The parameters a written-out call names that the real signature lacks."""
+    found = _resolve(name)
+    if found is None or not callable(found):
+        return []
+    try:
+        parameters = inspect.signature(found).parameters
+    except (TypeError, ValueError):
+        return []
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return []
+    named = re.findall(r"(?:^|,)\s*\**([A-Za-z_]\w*)", arguments)
+    return [n for n in named if n not in parameters]
+
+
+def test_calls_written_out_in_the_docs_name_real_parameters() -> None:
+    # the README's prose once showed signatures that had drifted from the code
+    assert _unknown_parameters("protoedit.load", "path, schema=None, lenent=False") == ["lenent"]
+    drifted = [
+        (page.relative_to(ROOT).as_posix(), call.group(0), missing)
+        for page in PAGES
+        for call in CALL.finditer(page.read_text())
+        if (missing := _unknown_parameters(call.group(1), call.group(2)))
+    ]
+    assert drifted == []

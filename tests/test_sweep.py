@@ -622,10 +622,11 @@ def test_ray_engine_on_a_local_instance(digits_model: TrainedDigits, tmp_path: P
         )
 
 
-def test_the_readme_plan_reads(tmp_path: Path) -> None:
-    """The TOML plan shown in the README is a valid plan (its files stubbed by name)."""
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    text = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+def test_the_docs_plans_read(tmp_path: Path) -> None:
+    """The TOML plans the docs show (the sweep page's, the Ray how-to's) are valid plans
+    (their files stubbed by name)."""
+    page = (ROOT / "docs" / "reference" / "commands" / "sweep.md").read_text(encoding="utf-8")
+    text = page.split("```toml\n", 1)[1].split("```", 1)[0]
     for name in ("deploy.prototxt", "resnet_50_1by2_nsfw.caffemodel"):
         (tmp_path / name).write_bytes(b"")
     (tmp_path / "plan.toml").write_text(text)
@@ -635,3 +636,8 @@ def test_the_readme_plan_reads(tmp_path: Path) -> None:
     assert target.layers == ("conv_1", "conv_stage1_block0_branch2b")
     assert target.model.preprocess.mean == (104.0, 117.0, 123.0)
     assert given.store == str(tmp_path / "atlas-store") and given.plan.settings.steps == 200
+    howto = (ROOT / "docs" / "how-to" / "ray-sweep.md").read_text(encoding="utf-8")
+    (tmp_path / "plan.toml").write_text(howto.split("```toml\n", 1)[1].split("```", 1)[0])
+    on_ray = read_plan(tmp_path / "plan.toml")
+    assert on_ray.engine == "ray" and on_ray.address == "auto"
+    assert on_ray.store == "/local/disk/store" and on_ray.plan.targets[0].model.name == "open_nsfw"

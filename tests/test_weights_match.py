@@ -212,3 +212,20 @@ def test_parameter_shapes_follow_caffe(
 def test_unknown_types_have_no_parameter_shapes() -> None:
     message = loads('layer { name: "x" type: "FancyFork" }').message.layer[0]
     assert param_shapes(message, [(1, 2)]) is None
+
+
+def test_package_match_stays_the_function_after_every_submodule_is_imported() -> None:
+    """``protoedit.weights.match`` is a function, not shadowed by a submodule of that name
+    (the module was ``match.py``; importing it by name rebound the package attribute)."""
+    import importlib
+    import pkgutil
+
+    import protoedit.weights as package
+
+    for info in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"protoedit.weights.{info.name}")
+    from protoedit.weights import match as imported
+
+    assert callable(imported) and not isinstance(imported, type(package))
+    assert imported.__name__ == "match"
+    assert package.match is imported

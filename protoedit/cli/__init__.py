@@ -48,9 +48,16 @@ class _VersionAction(argparse.Action):
         parser.exit()
 
 
+class _Parser(argparse.ArgumentParser):
+    """A usage error is one line, as every other error (``-h`` shows the usage)."""
+
+    def error(self, message: str) -> Any:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
-    parser = argparse.ArgumentParser(
+    parser: argparse.ArgumentParser = _Parser(
         prog="protoedit",
         description="Parse, rewrite and validate Caffe .prototxt files.",
         epilog="Exit codes: 0 success, 1 check or validation failed, 2 error (bad input or "

@@ -47,7 +47,14 @@ def add_draw(commands: Commands) -> None:
         action="store_true",
         help="also show each node's output shape, parameters and FLOPs (as protoedit summary)",
     )
-    _add_phase(cmd, "draw only the layers Caffe builds in this phase (default: every layer)")
+    cmd.add_argument(
+        "--phase",
+        choices=["TEST", "TRAIN", "ALL"],
+        default="TEST",
+        type=str.upper,
+        help="draw the layers Caffe builds in this phase (default TEST, as the other commands; "
+        "ALL: every layer)",
+    )
     add_schema(cmd, lenient="tolerate fields the schema lacks (not drawn)")
     cmd.set_defaults(run=run_draw, usage_error=cmd.error)
 
@@ -69,10 +76,11 @@ def run_draw(args: argparse.Namespace) -> int:
         path = "<stdin>" if name == STDIN else name
         return loads(read_source(name), schema=args.proto, lenient=args.lenient, path=path)
 
+    phase = None if args.phase == "ALL" else args.phase
     if change:
-        graph = change_graph(load(args.before), load(args.after), args.phase, summary=args.summary)
+        graph = change_graph(load(args.before), load(args.after), phase, summary=args.summary)
     else:
-        graph = net_graph(load(args.net), args.phase, summary=args.summary)
+        graph = net_graph(load(args.net), phase, summary=args.summary)
     picture = render(graph, fmt, args.rankdir)
     if args.output:
         from pathlib import Path

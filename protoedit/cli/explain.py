@@ -17,9 +17,11 @@ from protoedit.cli.options import (
     add_target,
     add_timeout,
     add_weights,
+    arrays_only,
     head,
     head_flags,
     hints,
+    index,
     positive,
     preprocess,
     unit,
@@ -47,6 +49,20 @@ def _common(cmd: argparse.ArgumentParser, crop: bool = True) -> None:
     add_preprocess(cmd, crop=crop)
     add_python_layers(cmd)
     add_timeout(cmd, DEFAULT_TIMEOUT, _TIMEOUT)
+
+
+def _quiet(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument(
+        "-q", "--quiet", action="store_true", help="no report of the in-memory rewrite"
+    )
+
+
+def _rewrite_report(args: argparse.Namespace, result: Any) -> None:
+    """What the in-memory rewrite did (unless -q), then the warnings (always)."""
+    for line in [] if args.quiet else result.report.lines(fold=True):
+        say(line)
+    for warning in result.warnings:
+        say(f"warning: {warning}")
 
 
 def add_grad(commands: Commands) -> None:
@@ -81,6 +97,7 @@ def add_grad(commands: Commands) -> None:
     what.add_argument("--loss", metavar="BLOB", help="the net's own loss blob instead")
     add_head(cmd)
     add_output(cmd, "GRADS.npz", "write every gradient here")
+    _quiet(cmd)
     _common(cmd)
     hints(cmd, _explain_flags)
     cmd.set_defaults(run=run_grad)
@@ -118,6 +135,7 @@ def run_grad(args: argparse.Namespace) -> int:
     """Compute the gradients, print the report and the table, write the .npz."""
     from protoedit.explain import gradients
 
+    arrays_only(args, [text.partition("=")[2] or text for text in args.input])
     result = gradients(
         args.net,
         weights=args.weights,
@@ -131,13 +149,11 @@ def run_grad(args: argparse.Namespace) -> int:
         blobs=_blob_list(args.blobs),
         timeout=args.timeout,
         allow_python_layers=args.allow_python_layers,
+        strict_weights=args.strict_weights,
     )
     if args.output:
         result.save(args.output)
-    for line in result.report.lines():
-        say(line)
-    for warning in result.warnings:
-        say(f"warning: {warning}")
+    _rewrite_report(args, result)
     rows = [("layer", "role", "shape", "|grad|", "|grad|/|param|")]
     for layer, role, shape, norm, ratio in result.rows():
         dims = "x".join(map(str, shape))
@@ -172,7 +188,7 @@ def add_visualize(commands: Commands) -> None:
     what.add_argument(
         "--class",
         dest="logit",
-        type=int,
+        type=index,
         metavar="K",
         help="one class of a classifier (the target defaults to the last Softmax's input)",
     )
@@ -185,7 +201,7 @@ def add_visualize(commands: Commands) -> None:
     cmd.add_argument(
         "--steps", type=positive, metavar="N", help="iterations (default: the preset's)"
     )
-    cmd.add_argument("--seed", type=int, default=0, help="the noise and jitter seed")
+    cmd.add_argument("--seed", type=index, default=0, help="the noise and jitter seed")
     cmd.add_argument("--octaves", type=positive, metavar="N", help="image scales, coarse to fine")
     cmd.add_argument("--batch", type=positive, default=16, help="units optimised together")
     cmd.add_argument("--start", metavar="FILE", help="begin from this image or .npy, not noise")
@@ -257,6 +273,7 @@ def run_visualize(args: argparse.Namespace) -> int:
         progress=False if args.quiet else None,
         timeout=args.timeout,
         allow_python_layers=args.allow_python_layers,
+        strict_weights=args.strict_weights,
     )
     written = result.save(args.output)
     for result_unit in result.results:

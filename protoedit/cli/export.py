@@ -18,6 +18,8 @@ from protoedit.cli.options import (
     add_weights,
     dims,
     hints,
+    index,
+    positive,
     preprocess,
 )
 
@@ -51,7 +53,9 @@ def add_export(commands: Commands) -> None:
     add_output(cmd, "MODEL.onnx", "where to write the model (needed unless --check)")
     add_weights(cmd, required=False)
     add_schema(cmd)
-    cmd.add_argument("--opset", type=int, default=None, metavar="N", help="ONNX opset (default 17)")
+    cmd.add_argument(
+        "--opset", type=positive, default=None, metavar="N", help="ONNX opset (default 17)"
+    )
     cmd.add_argument(
         "--input-shape",
         type=_input_shape,
@@ -62,7 +66,7 @@ def add_export(commands: Commands) -> None:
         "inputs); the batch stays dynamic in the model",
     )
     cmd.add_argument("--until", metavar="LAYER", help="export the layers before LAYER only")
-    cmd.add_argument("--seed", type=int, default=0, help="seed of the random weights and inputs")
+    cmd.add_argument("--seed", type=index, default=0, help="seed of the random weights and inputs")
     cmd.add_argument("--check", action="store_true", help="compare with Caffe, blob by blob")
     cmd.add_argument("--json", action="store_true", help="print the check's report as JSON")
     cmd.add_argument(

@@ -4,6 +4,7 @@ timeout, Python layers, the NetState, the loss head), each spelt once."""
 from __future__ import annotations
 
 import argparse
+import math
 import re
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
@@ -46,14 +47,41 @@ def positive(text: str) -> int:
     return values[0]
 
 
+def index(text: str) -> int:
+    """One integer of at least 0 (a channel, a class, a seed)."""
+    values = int_list(text, 0, "K")
+    if len(values) != 1:
+        raise argparse.ArgumentTypeError(f"expected one integer, got {text!r}")
+    return values[0]
+
+
+def finite(text: str) -> float:
+    """A finite number."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def nonzero(text: str) -> float:
+    """A finite number other than 0 (a scale, a loss weight)."""
+    value = finite(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"must not be 0, got {text!r}")
+    return value
+
+
 def positive_seconds(text: str) -> float:
-    """A timeout: a positive number of seconds."""
+    """A timeout: a positive, finite number of seconds."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
     return value
 
 
@@ -68,11 +96,14 @@ def unit(text: str) -> list[int]:
 
 
 def floats(text: str) -> tuple[float, ...]:
-    """``B,G,R`` (or one value): numbers."""
+    """``B,G,R`` (or one value): finite numbers."""
     try:
-        return tuple(float(part) for part in text.split(","))
+        values = tuple(float(part) for part in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected numbers like 104,117,123: {text!r}") from None
+    if not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"expected finite numbers, got {text!r}")
+    return values
 
 
 def hints(cmd: argparse.ArgumentParser, flags: Any) -> None:
@@ -82,9 +113,20 @@ def hints(cmd: argparse.ArgumentParser, flags: Any) -> None:
 
 
 def add_weights(cmd: argparse.ArgumentParser | Any, required: bool = True) -> None:
-    """``--weights MODEL.caffemodel``."""
+    """``--weights MODEL.caffemodel`` and ``--strict-weights``: the weights meet the net by
+    the one rule of :mod:`protoedit.weights` (none of its layers that learn stored: an
+    error; some: one warning, or an error with ``--strict-weights``)."""
     cmd.add_argument(
-        "--weights", required=required, metavar="MODEL.caffemodel", help="the trained weights"
+        "--weights",
+        required=required,
+        metavar="MODEL.caffemodel",
+        help="the trained weights (a file that holds none of the net's layers that learn is "
+        "refused; layers missing from it are named in one warning)",
+    )
+    cmd.add_argument(
+        "--strict-weights",
+        action="store_true",
+        help="every layer of the net that learns must be in the weights file",
     )
 
 
@@ -118,7 +160,7 @@ def add_preprocess(cmd: argparse.ArgumentParser, crop: bool = True) -> None:
     mean.add_argument("--mean", type=floats, metavar="B,G,R", help="mean per channel")
     mean.add_argument("--mean-file", metavar="MEAN.binaryproto", help="a mean image")
     cmd.add_argument(
-        "--scale", type=float, default=1.0, help="multiplier after the mean (default 1: 0-255)"
+        "--scale", type=nonzero, default=1.0, help="multiplier after the mean (default 1: 0-255)"
     )
     if crop:
         cmd.add_argument(
@@ -136,6 +178,35 @@ def preprocess(args: argparse.Namespace) -> Preprocess:
     return Preprocess(
         rgb=args.rgb, mean=args.mean, mean_file=args.mean_file, scale=args.scale, fit=fit
     )
+
+
+def arrays_only(args: argparse.Namespace, files: list[str]) -> None:
+    """Refuse the preprocessing options when every input is a ``.npy`` (the blob as fed:
+    they would be ignored)."""
+    from protoedit.errors import ProtoeditError
+
+    if not all(name.lower().endswith(".npy") for name in files):
+        return
+    given = [
+        flag
+        for flag, dest, default in _PREPROCESSING
+        if getattr(args, dest, default) not in (default, None)
+    ]
+    if given:
+        verb = "applies" if len(given) == 1 else "apply"
+        raise ProtoeditError(
+            f"{', '.join(given)} {verb} to image files; a .npy is the blob as fed to the net, "
+            "taken as it is"
+        )
+
+
+_PREPROCESSING = (
+    ("--rgb", "rgb", False),
+    ("--mean", "mean", None),
+    ("--mean-file", "mean_file", None),
+    ("--scale", "scale", 1.0),
+    ("--crop", "crop", False),
+)
 
 
 def add_state(cmd: argparse.ArgumentParser) -> None:
@@ -165,8 +236,8 @@ def add_target(cmd: argparse.ArgumentParser | Any, required: bool, what: str) ->
 def add_head(cmd: argparse.ArgumentParser) -> None:
     """What a loss head measures on the target: a channel, a unit, a class logit, the norm."""
     what = cmd.add_mutually_exclusive_group()
-    what.add_argument("--channel", type=int, metavar="K", help="one channel (default 0)")
-    what.add_argument("--class", dest="logit", type=int, metavar="K", help="one class logit")
+    what.add_argument("--channel", type=index, metavar="K", help="one channel (default 0)")
+    what.add_argument("--class", dest="logit", type=index, metavar="K", help="one class logit")
     what.add_argument("--sumsq", action="store_true", help="the whole blob's squared norm")
     what.add_argument(
         "--unit",
@@ -180,10 +251,10 @@ def add_head(cmd: argparse.ArgumentParser) -> None:
         help="over the batch and positions (default mean; sum for --sumsq, where mean "
         "averages the squares)",
     )
-    cmd.add_argument("--weight", type=float, default=1.0, help="loss weight (negative: minimise)")
+    cmd.add_argument("--weight", type=nonzero, default=1.0, help="loss weight (negative: minimise)")
     cmd.add_argument(
         "--channels",
-        type=int,
+        type=positive,
         metavar="N",
         help="channels of the target when the layers do not tell",
     )

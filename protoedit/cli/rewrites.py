@@ -124,7 +124,7 @@ def add_rewrites(commands: Commands) -> None:
     add_carrying(cmd)
     add_state(cmd)
     cmd.add_argument("--shape", type=dims, metavar="N,C,H,W", help="the Input layer's shape")
-    cmd.add_argument("--channels", type=int, metavar="C", help="channels, when not derivable")
+    cmd.add_argument("--channels", type=positive, metavar="C", help="channels, when not derivable")
     cmd.add_argument(
         "--batch", type=positive, metavar="N", help="batch size (default: the data layer's)"
     )
@@ -213,7 +213,7 @@ def _add_aux(commands: Commands) -> None:
     )
     cmd.add_argument(
         "--input-channels",
-        type=int,
+        type=positive,
         metavar="C",
         help="input channels, when a train/val net's data layer does not tell",
     )
@@ -259,6 +259,7 @@ def _validate_options(args: argparse.Namespace) -> dict[str, Any]:
         "random_weights": args.random_weights or None,
         "memory_limit": args.memory_limit,
         "timeout": args.timeout,
+        "strict_weights": args.strict_weights or None,
     }
     return {key: value for key, value in given.items() if value is not None}
 
@@ -269,4 +270,5 @@ _VALIDATE_FLAGS = {
     "random_weights": "--random-weights",
     "memory_limit": "--memory-limit",
     "timeout": "--timeout",
+    "strict_weights": "--strict-weights",
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import warnings
 from typing import Any
 
 from protoedit.cli.messages import say
@@ -13,6 +14,7 @@ from protoedit.cli.options import (
     add_python_layers,
     add_weights,
     hints,
+    index,
     positive,
     preprocess,
 )
@@ -59,7 +61,7 @@ def add_sweep(commands: Commands) -> None:
     cmd.add_argument(
         "--steps", type=positive, metavar="N", help="iterations (default: the preset's)"
     )
-    cmd.add_argument("--seed", type=int, help="the noise and jitter seed")
+    cmd.add_argument("--seed", type=index, help="the noise and jitter seed")
     cmd.add_argument(
         "--images",
         metavar="DIR",
@@ -106,7 +108,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     """Make the plan (from the file or the flags, flags overriding), run what is missing."""
     from dataclasses import asdict, replace
 
-    from protoedit.errors import ProtoeditError
+    from protoedit.errors import ProtoeditError, ProtoeditWarning
     from protoedit.sweep import SweepInterrupted
     from protoedit.sweep import run_sweep as sweep
     from protoedit.sweep.plan import make_settings
@@ -130,15 +132,19 @@ def run_sweep(args: argparse.Namespace) -> int:
     if not store:
         raise ProtoeditError("name the results folder with --store DIR")
     try:
-        summary = sweep(
-            plan,
-            store,
-            engine=args.engine or given.engine or "local",
-            workers=args.workers or given.workers,
-            address=args.address or given.address,
-            progress=False if args.quiet else None,
-            allow_python_layers=args.allow_python_layers,
-        )
+        with warnings.catch_warnings():  # the weights' warning, as soon as they are checked
+            warnings.simplefilter("always", ProtoeditWarning)
+            warnings.showwarning = _say_warning
+            summary = sweep(
+                plan,
+                store,
+                engine=args.engine or given.engine or "local",
+                workers=args.workers or given.workers,
+                address=args.address or given.address,
+                progress=False if args.quiet else None,
+                allow_python_layers=args.allow_python_layers,
+                strict_weights=args.strict_weights,
+            )
     except SweepInterrupted as stop:  # Ctrl-C: what was done and what is left, then 130
         for line in stop.summary.lines():
             say(line)
@@ -159,6 +165,11 @@ def run_sweep(args: argparse.Namespace) -> int:
         ):
             print(line)
     return 1 if summary.failed else 0
+
+
+def _say_warning(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
+    """A warning as one line on stderr (protoedit's own without Python's file and line)."""
+    say(f"warning: {message}")
 
 
 def _plan_file(args: argparse.Namespace) -> Any:

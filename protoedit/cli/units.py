@@ -61,6 +61,7 @@ def run_top_images(args: argparse.Namespace) -> int:
         preprocess=preprocess(args),
         timeout=args.timeout,
         allow_python_layers=args.allow_python_layers,
+        strict_weights=args.strict_weights,
     ) as finder:
         stream = finder.stream(args.images if len(args.images) > 1 else args.images[0])
         result = finder.find(stream, k=args.k, batch=args.batch, progress=not args.quiet and None)

@@ -11,6 +11,7 @@ from protoedit.cli.options import (
     add_python_layers,
     add_timeout,
     add_weights,
+    index,
     parse_size,
     positive,
 )
@@ -101,7 +102,7 @@ def add_validate(commands: Commands) -> None:
         metavar="BLOB=FILE.npy",
         help="data for an input blob (others get seeded random data); repeatable",
     )
-    cmd.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
+    cmd.add_argument("--seed", type=index, default=0, help="seed of the random inputs (default 0)")
     add_timeout(cmd, DEFAULT_TIMEOUT, f"kill Caffe after this long (default {DEFAULT_TIMEOUT:g})")
     cmd.add_argument(
         "--memory-limit",
@@ -147,6 +148,7 @@ def run_validate(args: argparse.Namespace) -> int:
         batch=args.batch,
         extent=args.extent,
         skip_param_gradients=not args.param_gradients,
+        strict_weights=args.strict_weights,
     )
     reports: list[ValidationReport | None] = [None] * len(args.nets)
     many = len(reports) > 1

@@ -1,4 +1,4 @@
-"""The semantic diff of two nets: layers matched by name, fields compared by value.
+"""The semantic diff of two nets: layers matched by name (twins by phase), fields by value.
 
 Both sides are upgraded in memory first when legacy (V0/V1 layers, an ``input:`` header,
 old BatchNorm specs), so a V1 file and its exact upgrade compare equal.  Every step is a
@@ -167,8 +167,13 @@ class _Side:
             layers, nodes = [layers[i] for i in kept], [nodes[i] for i in kept]
         self.layers = layers
         self.nodes = nodes
-        self.keys = layer_keys([layer.name for layer in layers])
-        self.index = {key: i for i, key in enumerate(self.keys)}
+        self.keys: list[str] = []
+        self.index: dict[str, int] = {}
+
+    def set_keys(self, keys: list[str]) -> None:
+        """Name each layer by the key it is matched under."""
+        self.keys = keys
+        self.index = {key: i for i, key in enumerate(keys)}
 
     def at(self, pos: int) -> Location:
         """``path:line:col`` of a source offset (the path alone for text made by an edit)."""
@@ -199,6 +204,76 @@ def layer_keys(names: list[str]) -> list[str]:
         base = name or "(unnamed)"
         keys.append(base if count == 1 else f"{base}#{count}")
     return keys
+
+
+def _phase_class(layer: Any) -> str:
+    """``TRAIN`` or ``TEST`` for a layer Caffe builds in that phase only, else ``ANY``."""
+    built = [p for p in ("TRAIN", "TEST") if layer_included(layer, NetState(p))]
+    return built[0] if len(built) == 1 else "ANY"
+
+
+def pair_keys(old: list[Any], new: list[Any]) -> tuple[list[str], list[str]]:
+    """Keys for the layers of both sides, equal for the layers matched with each other.
+
+    Layers pair by name.  A repeated name (train/test twins) pairs layers of the same phase in
+    order; a layer built in one phase only then pairs with a phase-less one of the other side
+    (a TEST layer first: a deploy net is the TEST net).  A paired name keeps its name (then
+    ``#2`` ...); the rest are numbered on after the pairs, the old side's first."""
+    groups: dict[str, tuple[list[int], list[int]]] = {}
+    for side, layers in enumerate((old, new)):
+        for i, layer in enumerate(layers):
+            groups.setdefault(layer.name, ([], []))[side].append(i)
+    keys_old, keys_new = [""] * len(old), [""] * len(new)
+    for name, (ia, ib) in groups.items():
+        pairs = _pair(name, ia, ib, old, new)
+        base = name or "(unnamed)"
+        paired_a = {i for i, _ in pairs}
+        paired_b = {j for _, j in pairs}
+        rest_a = [i for i in ia if i not in paired_a]
+        rest_b = [j for j in ib if j not in paired_b]
+        pairs.sort(key=lambda pair: pair[1])
+        n = 0
+        for i, j in pairs:
+            n += 1
+            keys_old[i] = keys_new[j] = base if n == 1 else f"{base}#{n}"
+        for keys, rest in ((keys_old, rest_a), (keys_new, rest_b)):
+            for i in rest:
+                n += 1
+                keys[i] = base if n == 1 else f"{base}#{n}"
+    return keys_old, keys_new
+
+
+def _pair(
+    name: str, ia: list[int], ib: list[int], old: list[Any], new: list[Any]
+) -> list[tuple[int, int]]:
+    """The (old, new) index pairs among the layers called ``name`` (see :func:`pair_keys`)."""
+    if len(ia) == 1 and len(ib) == 1:
+        a, b = _phase_class(old[ia[0]]), _phase_class(new[ib[0]])
+        return [(ia[0], ib[0])] if a == b or "ANY" in (a, b) else []
+    cls_a = {i: _phase_class(old[i]) for i in ia}
+    cls_b = {j: _phase_class(new[j]) for j in ib}
+    pairs: list[tuple[int, int]] = []
+    free_a, free_b = list(ia), list(ib)
+    for phase in ("ANY", "TEST", "TRAIN"):  # same phase, in order
+        same_b = [j for j in free_b if cls_b[j] == phase]
+        for i, j in zip([i for i in free_a if cls_a[i] == phase], same_b, strict=False):
+            pairs.append((i, j))
+            free_a.remove(i)
+            free_b.remove(j)
+    for phase in ("TEST", "TRAIN"):  # one phase against phase-less
+        for i in [i for i in free_a if cls_a[i] == phase]:
+            any_b = [j for j in free_b if cls_b[j] == "ANY"]
+            if any_b:
+                pairs.append((i, any_b[0]))
+                free_a.remove(i)
+                free_b.remove(any_b[0])
+        for j in [j for j in free_b if cls_b[j] == phase]:
+            any_a = [i for i in free_a if cls_a[i] == "ANY"]
+            if any_a:
+                pairs.append((any_a[0], j))
+                free_a.remove(any_a[0])
+                free_b.remove(j)
+    return pairs
 
 
 def prepare(doc: Document) -> Document:
@@ -262,6 +337,9 @@ def diff_docs(
     ``phase`` (``TRAIN``/``TEST``) only the layers Caffe builds in that phase; with
     ``costs`` the change in parameters and FLOPs (as built in ``phase``, default TEST)."""
     a, b = _Side(prepare(old), phase), _Side(prepare(new), phase)
+    keys_a, keys_b = pair_keys(a.layers, b.layers)
+    a.set_keys(keys_a)
+    b.set_keys(keys_b)
     result = NetDiff(a.doc.path, b.doc.path)
     if costs and a.is_net and b.is_net:
         from protoedit.diff.costs import cost_change

@@ -22,6 +22,7 @@ from protoedit.net.state import NetState
 from protoedit.net.view import INPUT, BlobVersion, LayerInfo, NetView
 
 KEPT, DROPPED, ADDED = "kept", "dropped", "added"
+CHANGED = "changed"  # a layer kept by name whose type or key parameters changed
 #: Prefixes of the terminal nodes: blobs read from outside, and the net's outputs.
 INPUT_NODE, OUTPUT_NODE = "in:", "out:"
 
@@ -259,7 +260,8 @@ def net_graph(doc: Document, phase: str | None = None, *, summary: bool = False)
 
 def merge(before: NetGraph, after: NetGraph) -> NetGraph:
     """One graph of a change: ``after``'s nodes and edges (added where ``before`` lacks them)
-    plus ``before``'s that are gone, marked dropped.  Layers match by name."""
+    plus ``before``'s that are gone, marked dropped.  Layers match by name; one kept whose
+    type or key parameters differ is marked changed."""
     present_before = set(before.nodes) | set(before.host)
     present_after = set(after.nodes) | set(after.host)
     merged = NetGraph(host=dict(after.host))
@@ -268,6 +270,9 @@ def merge(before: NetGraph, after: NetGraph) -> NetGraph:
             Folded(f.key, f.type, KEPT if f.key in present_before else ADDED) for f in node.folded
         ]
         status = KEPT if key in present_before else ADDED
+        was = before.nodes.get(key)
+        if was is not None and (was.type, was.params) != (node.type, node.params):
+            status = CHANGED  # to-deploy's data layer, Data -> Input
         merged.nodes[key] = Node(key, node.type, node.params, folded, status)
     for key, node in before.nodes.items():
         gone = [Folded(f.key, f.type, DROPPED) for f in node.folded if f.key not in present_after]

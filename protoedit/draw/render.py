@@ -12,7 +12,17 @@ from pathlib import Path
 
 import graphviz
 
-from protoedit.draw.graph import ADDED, DROPPED, INPUT_NODE, KEPT, OUTPUT_NODE, Edge, NetGraph, Node
+from protoedit.draw.graph import (
+    ADDED,
+    CHANGED,
+    DROPPED,
+    INPUT_NODE,
+    KEPT,
+    OUTPUT_NODE,
+    Edge,
+    NetGraph,
+    Node,
+)
 from protoedit.errors import InputError, ProtoeditError
 from protoedit.net.layers import ACCURACY, DATA, LOSS, layer_type
 
@@ -61,13 +71,14 @@ _NODE_STYLE = {
         "fillcolor": "#fde68a",
         "penwidth": "3",
     },
+    CHANGED: {"style": "rounded,filled,bold", "color": "#2563eb", "penwidth": "3"},
 }
 _EDGE_STYLE = {
     KEPT: {"color": "#4b5563"},
     DROPPED: {"style": "dashed", "color": "#c0c4cc", "fontcolor": "#9ca3af"},
     ADDED: {"color": "#d97706", "penwidth": "2.5", "fontcolor": "#b45309"},
 }
-_FOLDED_COLOUR = {KEPT: "#374151", DROPPED: "#9ca3af", ADDED: "#b45309"}
+_FOLDED_COLOUR = {KEPT: "#374151", DROPPED: "#9ca3af", ADDED: "#b45309", CHANGED: "#374151"}
 
 
 class GraphvizError(ProtoeditError):
@@ -88,12 +99,22 @@ def _node_label(node: Node) -> str:
     return "<" + "<BR/>".join(rows) + ">"
 
 
+#: Points of room on each side of an edge label: ``dot`` places labels of neighbouring edges
+#: (a loss head's Slice tops) as little as 2 pt apart, and a viewer's font may run wider.
+LABEL_PAD = 4
+
+
 def _edge_label(edge: Edge) -> str:
-    """The shape, with the blob's name unless it is the name of the layer that writes it."""
+    """The shape, with the blob's name unless it is the name of the layer that writes it; an
+    HTML-like label padded by :data:`LABEL_PAD`, so neighbouring labels never touch."""
     shape = "" if edge.shape is None else "x".join(map(str, edge.shape)) or "scalar"
-    if edge.blob == edge.tail and shape:
-        return shape
-    return f"{edge.blob}\n{shape}" if shape else edge.blob
+    lines = [shape] if edge.blob == edge.tail and shape else [edge.blob, shape] if shape else []
+    lines = lines or [edge.blob]
+    text = "<BR/>".join(html.escape(line) for line in lines)
+    return (
+        f'<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="{LABEL_PAD}">'
+        f"<TR><TD>{text}</TD></TR></TABLE>>"
+    )
 
 
 def _tooltip(node: Node) -> str:

@@ -5,7 +5,8 @@ a per-element mask times the target (``post``) and, for objectives that are dead
 moment, a mask on the value before the target's ReLU (``pre``).  Element ``n`` of the batch
 optimises its own objective (a weighted sum of units) because its mask row weighs only
 those units.  Every step: jitter the
-image, forward, backward, undo the jitter on the gradient, normalise it by its mean absolute
+image (a tile to repeat: rolled anywhere, so it grows periodic), forward, backward, undo the
+jitter on the gradient, normalise it by its mean absolute
 value (per element), step, then the regularisers after Yosinski et al. (2015): L2 decay, a
 Gaussian blur every few steps, zeroing pixels of small norm or small contribution, and
 clipping to the valid pixel range.  Zero in blob space is the mean colour, so "zeroing" a
@@ -70,8 +71,11 @@ def _percentile_zero(x: Array, score: npt.NDArray[Any], percentile: float) -> No
     x *= (score >= threshold)[:, None].astype(np.float32)
 
 
-def regularise(x: Array, gradient: Array, step: int, settings: StepSettings) -> None:
-    """The regularisers after one step, in place: decay, blur, small norm/contribution, clip."""
+def regularise(
+    x: Array, gradient: Array, step: int, settings: StepSettings, *, periodic: bool = False
+) -> None:
+    """The regularisers after one step, in place: decay, blur, small norm/contribution, clip
+    (a ``periodic`` image, a tile to repeat, is blurred across its wrap)."""
     from scipy import ndimage  # type: ignore[import-untyped]
 
     decay = settings.decay
@@ -79,7 +83,8 @@ def regularise(x: Array, gradient: Array, step: int, settings: StepSettings) -> 
         x *= np.float32(1.0 - decay)
     radius, every = settings.blur_radius, settings.blur_every
     if radius > 0 and every > 0 and (step + 1) % every == 0 and x.ndim == 4:
-        x[...] = ndimage.gaussian_filter(x, sigma=(0, 0, radius, radius), mode="nearest")
+        mode = "wrap" if periodic else "nearest"
+        x[...] = ndimage.gaussian_filter(x, sigma=(0, 0, radius, radius), mode=mode)
     spatial = x.ndim == 4
     if spatial and settings.norm_percentile > 0:
         _percentile_zero(x, np.sqrt((x * x).sum(axis=1)), settings.norm_percentile)
@@ -152,6 +157,11 @@ def _set_inputs(net: Any, request: dict[str, Any], x: Array, dead: list[bool]) -
 def ascend(net: Any, request: dict[str, Any]) -> dict[str, Any]:
     """Run ``steps`` ascent steps from ``x``; the new image and each unit's activation.
 
+    ``periodic``: ``x`` is a tile to be repeated; each step rolls it by a random offset over
+    its whole extent, a multiple of ``period`` (the target's stride: the pattern stays in
+    phase with it), undone on the gradient, so the tile's wrap is seen inside the net's view
+    and the tile grows continuous across it (else the repeats show seams).
+
     ``dead`` flags the elements whose objective is zero everywhere: they follow the pre-activation
     (``pre``) while the unit stays dead.  With ``measure`` (or no steps) the final image is
     measured unjittered (one more forward); otherwise the activations are the last step's.
@@ -162,6 +172,8 @@ def ascend(net: Any, request: dict[str, Any]) -> dict[str, Any]:
     seed, start, steps = int(request["seed"]), int(request["start"]), int(request["steps"])
     jitter, rate, cap = settings.jitter, settings.step, settings.cap
     name, post, pre = request["input"], request["post"], request.get("pre")
+    periodic = bool(request.get("periodic", False))
+    period = max(1, int(request.get("period", 1)))  # a roll by multiples keeps stride phase
     shift = (len(x), *([1] * (x.ndim - 1)))
     values = pre_values = np.zeros(len(x))
     for step in range(start, start + steps):
@@ -172,6 +184,9 @@ def ascend(net: Any, request: dict[str, Any]) -> dict[str, Any]:
             if jitter and x.ndim == 4
             else (0, 0)
         )
+        if periodic and x.ndim == 4:  # the tile's wrap moves anywhere: no seam when repeated
+            dy += period * int(rng.integers(0, max(1, x.shape[2] // period)))
+            dx += period * int(rng.integers(0, max(1, x.shape[3] // period)))
         net.blobs[name].data[...] = np.roll(x, (dy, dx), axis=(2, 3)) if dy or dx else x
         net.forward()
         net.backward()
@@ -187,7 +202,7 @@ def ascend(net: Any, request: dict[str, Any]) -> dict[str, Any]:
         if cap > 0:  # a few pixels with huge gradients must not jump to the range's ends
             np.clip(normalised, -cap, cap, out=normalised)
         x += (rate * normalised).astype(np.float32)
-        regularise(x, gradient, step, settings)
+        regularise(x, gradient, step, settings, periodic=periodic)
     if request.get("measure", False) or not steps:
         mask = _set_inputs(net, request, x, dead)
         net.blobs[name].data[...] = x

@@ -24,10 +24,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import TracebackType
 
 import numpy as np
 import numpy.typing as npt
 
+from protoedit.arguments import number, whole
 from protoedit.errors import InputError
 from protoedit.explain.explainer import Explainer, SessionSource, WeightsSource
 from protoedit.explain.inputs import InputSource, NetSource
@@ -39,6 +41,7 @@ from protoedit.explain.saliency_maps import (
     DEFAULT_NOISE,
     DEFAULT_SAMPLES,
     DEFAULT_STEPS,
+    DEFAULT_TOLERANCE,
     Saliency,
     baseline_blob,
     logits_target,
@@ -54,8 +57,7 @@ Float64 = npt.NDArray[np.float64]
 
 def _at_least_one(**given: int) -> None:
     for name, value in given.items():
-        if value < 1:
-            raise InputError(f"{name} must be at least 1, not {value}")
+        whole(value, name, 1)
 
 
 @dataclass
@@ -90,6 +92,7 @@ class Attribution(Explainer):
         timeout: float = DEFAULT_TIMEOUT,
         session: SessionSource | None = None,
         allow_python_layers: bool = False,
+        strict_weights: bool = False,
     ) -> None:
         _at_least_one(chunk=chunk)
         self.head = as_head(head)
@@ -112,6 +115,7 @@ class Attribution(Explainer):
             timeout=timeout,
             session=session,
             allow_python_layers=allow_python_layers,
+            strict_weights=strict_weights,
         )
         self.preprocess = preprocess or Preprocess()
         self.chunk = chunk
@@ -204,7 +208,12 @@ class Gradient(Attribution):
 
 class IntegratedGradients(Attribution):
     """Integrated gradients from ``baseline`` (an image file, ``.npy`` or array like the
-    image; black when None) in ``steps`` midpoint-rule steps."""
+    image; black when None) in ``steps`` midpoint-rule steps.
+
+    The completeness gap is checked on every image: above ``tolerance`` (a fraction of
+    ``f(x) - f(baseline)``) the steps double, up to ``max_steps`` (None: ``steps`` is kept),
+    and a gap still above it is a warning naming the steps to try.  The result's ``steps``
+    says how many were used."""
 
     name = "integrated"
 
@@ -216,6 +225,8 @@ class IntegratedGradients(Attribution):
         head: LossHead | Unit,
         target: str | None = None,
         steps: int = DEFAULT_STEPS,
+        max_steps: int | None = None,
+        tolerance: float = DEFAULT_TOLERANCE,
         baseline: InputSource | None = None,
         after_inplace: bool = False,
         target_channels: int | None = None,
@@ -224,6 +235,7 @@ class IntegratedGradients(Attribution):
         timeout: float = DEFAULT_TIMEOUT,
         session: SessionSource | None = None,
         allow_python_layers: bool = False,
+        strict_weights: bool = False,
     ) -> None:
         _at_least_one(steps=steps)
         super().__init__(
@@ -238,23 +250,73 @@ class IntegratedGradients(Attribution):
             timeout=timeout,
             session=session,
             allow_python_layers=allow_python_layers,
+            strict_weights=strict_weights,
         )
+        if max_steps is not None:
+            whole(max_steps, "max_steps", steps)
         self.steps = steps
+        self.max_steps = max_steps
+        self.tolerance = number(tolerance, "tolerance", low=0.0, above=True)
         self.baseline = baseline
+
+    def attribute(self, image: InputSource) -> Saliency:
+        """The map of ``image`` (see :meth:`Attribution.attribute`), the steps doubled while
+        the completeness gap is above the tolerance and ``max_steps`` allows."""
+        name, x = self.blob(image)
+        prepared = self._prepare(image, x)
+        session = self.session()
+        steps = self.steps
+        value, explained = self._explain(session, name, x, prepared, first=True, steps=steps)
+        share = self._share(value, explained)
+        tried = [(steps, share)]
+        while share is not None and share > self.tolerance and self.max_steps is not None:
+            if 2 * steps > self.max_steps:
+                break
+            steps *= 2
+            more = self._explain(session, name, x, prepared, first=False, steps=steps)[1]
+            more.requests += explained.requests
+            more.baseline_value = explained.baseline_value
+            explained, share = more, self._share(value, more)
+            tried.append((steps, share))
+        result = self._result(self.name, x, value, explained, session)
+        result.steps = steps
+        result.steps_tried = tried
+        if share is not None and share > self.tolerance:
+            result.warnings.append(
+                f"the completeness gap is {share:.1%} of f(image) - f(baseline) at {steps} "
+                f"steps (over {self.tolerance:.0%}): the attributions are not to be trusted; "
+                f"try {2 * steps} steps or more"
+            )
+        return result
+
+    @staticmethod
+    def _share(value: float, explained: _Explained) -> float | None:
+        """|gap| / |f(x) - f(baseline)| (None when f does not change along the path)."""
+        assert explained.attributions is not None and explained.baseline_value is not None
+        delta = value - explained.baseline_value
+        if delta == 0:
+            return None
+        return abs(float(np.sum(explained.attributions)) - delta) / abs(delta)
 
     def _prepare(self, image: InputSource, x: Array) -> Array | None:
         shape = (int(x.shape[0]), int(x.shape[1]), int(x.shape[2]))
         return baseline_blob(self.baseline, image, shape, self.preprocess)
 
     def _explain(
-        self, session: CaffeSession, name: str, x: Array, prepared: Array | None, first: bool
+        self,
+        session: CaffeSession,
+        name: str,
+        x: Array,
+        prepared: Array | None,
+        first: bool,
+        steps: int | None = None,
     ) -> tuple[float, _Explained]:
         """f(x) by a forward pass, the path in chunks, and (once) f(baseline)."""
         assert prepared is not None
         base = prepared
         value = float(session.run({name: x[None]}, backward=False)["loss"])
         delta = x.astype(np.float64) - base
-        steps = self.steps
+        steps = self.steps if steps is None else steps
 
         def on_path(start: int, stop: int) -> Array:
             alphas = (np.arange(start, stop, dtype=np.float64) + 0.5) / steps
@@ -288,8 +350,8 @@ class SmoothGrad:
                 f"SmoothGrad smooths a Gradient or IntegratedGradients, not {method!r}"
             )
         _at_least_one(samples=samples)
-        if not noise >= 0:
-            raise InputError(f"the noise level must be a non-negative fraction, not {noise}")
+        number(noise, "noise", low=0.0)
+        whole(seed, "seed", 0)
         self.method = method
         self.samples = samples
         self.noise = noise
@@ -352,5 +414,11 @@ class SmoothGrad:
     def __enter__(self) -> SmoothGrad:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """As the wrapped method's: on Ctrl-C its worker is killed, not waited for."""
+        self.method.__exit__(kind, value, traceback)

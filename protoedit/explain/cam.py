@@ -95,6 +95,7 @@ class GradCAM(Attribution):
         timeout: float = DEFAULT_TIMEOUT,
         session: SessionSource | None = None,
         allow_python_layers: bool = False,
+        strict_weights: bool = False,
     ) -> None:
         super().__init__(
             net,
@@ -108,6 +109,7 @@ class GradCAM(Attribution):
             timeout=timeout,
             session=session,
             allow_python_layers=allow_python_layers,
+            strict_weights=strict_weights,
         )
         assert self.doc is not None
         try:

@@ -16,11 +16,13 @@ import os
 from types import TracebackType
 from typing import Any, Self
 
+from protoedit.arguments import seconds
 from protoedit.caffe.session import Session
 from protoedit.document import Document
 from protoedit.explain.inputs import input_shapes
 from protoedit.explain.session import DEFAULT_TIMEOUT, CaffeSession
 from protoedit.rewrites.report import RewriteReport
+from protoedit.weights.given import check_weights
 
 WeightsSource = str | os.PathLike[str] | None
 #: What ``session=`` takes: a warm worker to load the net on, or a session holding the net.
@@ -41,14 +43,17 @@ class Explainer:
         session: SessionSource | None = None,
         allow_python_layers: bool = False,
         phase: str = "TEST",
+        strict_weights: bool = False,
     ) -> None:
         self.phase = phase
         self.doc: Document | None = doc
         self.report = report
         self.weights = weights
         self.seed = seed
-        self.timeout = timeout
+        self.timeout = seconds(timeout)
         self.allow_python_layers = allow_python_layers
+        self.strict_weights = strict_weights
+        self._weights_warning: str | None = None  # checked when first needed
         self.net_text = doc.dumps()
         self.net_path = doc.path
         self.inputs = input_shapes(doc)
@@ -60,6 +65,7 @@ class Explainer:
         """The net in a worker: the session given, or the net loaded now (on the warm worker
         given, else in a worker of its own) and kept until :meth:`close`."""
         if self._session is None:
+            self.weights_warning()  # the one rule for weights, before any worker starts
             self._session = CaffeSession(
                 self.net_text,
                 weights=self.weights,
@@ -73,13 +79,26 @@ class Explainer:
             self._own = True
         return self._session
 
+    def weights_warning(self) -> str:
+        """The weights against the rewritten net by the one rule of :mod:`protoedit.weights`
+        (checked once; an error raises): its warning, "" when every layer that learns is
+        stored or no weights were given."""
+        if self._weights_warning is None:
+            given = self.weights
+            strict = self.strict_weights
+            note = "" if given is None else check_weights(self._net(), given, strict=strict)
+            self._weights_warning = note
+        return self._weights_warning
+
+    def _net(self) -> Document:
+        from protoedit.document import loads
+
+        return self.doc if self.doc is not None else loads(self.net_text, path=self.net_path)
+
     def warnings(self) -> list[str]:
-        """What the weights leave at their fillers (asks the worker)."""
-        missing: list[str] = self.session().info["missing"]
-        out = [
-            f"layer '{name}' is not in the weights file: its parameters keep their fillers"
-            for name in missing
-        ]
+        """What the weights leave at their fillers: the one summarised warning."""
+        note = self.weights_warning()
+        out = [note] if note else []
         if self.weights is None:
             out.append("no weights given: every parameter has its filler's initial value")
         return out
@@ -100,7 +119,15 @@ class Explainer:
         value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        if kind is not None and issubclass(kind, KeyboardInterrupt):
+            self.interrupt()
         self.close()
+
+    def interrupt(self) -> None:
+        """Ctrl-C: kill this object's own worker now (a request in flight may run for
+        seconds, and closing politely would wait for it); a worker handed in stays."""
+        if self._session is not None and self._own:
+            self._session.kill()
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled without the worker (a copy in another process opens its own) and without

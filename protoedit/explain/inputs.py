@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from protoedit.document import Document, load, loads
 from protoedit.errors import InputError, Location, MissingArgumentError
-from protoedit.explain.preprocess import Preprocess, load_input
+from protoedit.explain.preprocess import Preprocess, finite_input, load_input
 from protoedit.net.shapes import infer_shapes
 from protoedit.net.view import NetView
 
@@ -78,7 +78,7 @@ def load_inputs(
             array = load_input(source, shape, pre)
             where = Location(str(source))
         else:
-            array = np.asarray(source, dtype=np.float32)
+            array = finite_input(np.asarray(source, dtype=np.float32), f"input '{name}'")
             where = None
         if array.ndim == len(shape) - 1:
             array = array[None]

@@ -191,6 +191,7 @@ class LayerGradients(Explainer):
         timeout: float = DEFAULT_TIMEOUT,
         session: SessionSource | None = None,
         allow_python_layers: bool = False,
+        strict_weights: bool = False,
     ) -> None:
         source, phase = net_and_phase(net)
         wanted = [blobs] if isinstance(blobs, str) else list(blobs)
@@ -223,6 +224,7 @@ class LayerGradients(Explainer):
             session=session,
             allow_python_layers=allow_python_layers,
             phase=phase,
+            strict_weights=strict_weights,
         )
         self.preprocess = preprocess or Preprocess()
 
@@ -257,6 +259,7 @@ def gradients(
     timeout: float = DEFAULT_TIMEOUT,
     session: SessionSource | None = None,
     allow_python_layers: bool = False,
+    strict_weights: bool = False,
 ) -> Gradients:
     """One forward/backward of ``net`` rewritten for ``head`` on ``target`` (or for its own
     ``loss`` blob), in a Caffe worker: :meth:`LayerGradients.compute` once.  Weights are
@@ -274,5 +277,6 @@ def gradients(
         timeout=timeout,
         session=session,
         allow_python_layers=allow_python_layers,
+        strict_weights=strict_weights,
     ) as method:
         return method.compute(inputs)

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from protoedit.errors import InputError
+from protoedit.arguments import whole
+from protoedit.errors import InputError, InvalidArgumentError
 from protoedit.explain.explainer import Explainer, SessionSource, WeightsSource
 from protoedit.explain.inputs import NetSource
 from protoedit.explain.objectives import (
@@ -28,7 +29,7 @@ from protoedit.explain.objectives import (
     as_objective,
     check_objective,
 )
-from protoedit.explain.preprocess import Preprocess
+from protoedit.explain.preprocess import Preprocess, finite_input
 from protoedit.explain.preprocess import load_input as load_image_input
 from protoedit.explain.schedule import bounds, resize, schedule, start_batch, tiled
 from protoedit.explain.session import DEFAULT_TIMEOUT, CaffeSession
@@ -73,6 +74,7 @@ class Visualizer(Explainer):
         timeout: float = DEFAULT_TIMEOUT,
         session: SessionSource | None = None,
         allow_python_layers: bool = False,
+        strict_weights: bool = False,
     ) -> None:
         self.settings = settings or Settings()
         doc, head, report = visualization_net(net, target, after_inplace=after_inplace)
@@ -84,12 +86,13 @@ class Visualizer(Explainer):
             timeout=timeout,
             session=session,
             allow_python_layers=allow_python_layers,
+            strict_weights=strict_weights,
         )
         self.target = target
         self.head = head
         self.preprocess = preprocess or Preprocess()
-        self.batch = max(1, batch)
-        self.chunk = max(1, chunk)
+        self.batch = whole(batch, "batch", 1)
+        self.chunk = whole(chunk, "chunk", 1)
 
     def _plan(self, objectives: list[AnyObjective], start: StartSource | None) -> _Plan:
         head, pre = self.head, self.preprocess
@@ -106,7 +109,7 @@ class Visualizer(Explainer):
             if isinstance(start, str | os.PathLike):
                 start_array = load_image_input(start, shape, pre)
             else:
-                start_array = np.asarray(start, dtype=np.float32)
+                start_array = finite_input(np.asarray(start, dtype=np.float32), "the start")
             if start_array.ndim == len(shape):
                 start_array = start_array[0]
             if tuple(start_array.shape) != tuple(shape[1:]):
@@ -135,8 +138,11 @@ class Visualizer(Explainer):
         wanted = [as_objective(item) for item in objectives]
         if not wanted:
             raise InputError("no objectives to visualise")
-        for objective in wanted:
+        labels = [objective.label(self.target) for objective in wanted]
+        for objective, label in zip(wanted, labels, strict=True):
             check_objective(objective, self.target, self.head.target_channels, self.head.shape)
+            if labels.count(label) > 1:  # one image each: the second would overwrite the first
+                raise InvalidArgumentError(f"{label} is given twice", "objectives")
         plan = self._plan(wanted, start)
         groups = [wanted[i : i + self.batch] for i in range(0, len(wanted), self.batch)]
         results: list[ObjectiveResult] = []
@@ -180,6 +186,7 @@ class Visualizer(Explainer):
             else (len(group), *(head.shape or ())[1:]),
             "settings": StepSettings.of(settings, settings.rate(0, 0) * scale, plan.low, plan.high),
             "seed": settings.seed,
+            "period": _stride(plan.shape, head.shape),
         }
         measured = session.ascend(x, dead=[False] * len(group), start=0, steps=0, **common)
         begin = list(measured["activation"])
@@ -196,7 +203,10 @@ class Visualizer(Explainer):
                 k = min(self.chunk, count - done)
                 rate = settings.rate(step, k) * scale
                 common["settings"] = StepSettings.of(settings, rate, plan.low, plan.high)
-                answer = session.ascend(x, dead=dead, start=step, steps=k, **common)
+                periodic = plan.tile > 1 and not repeat  # a tile, repeated afterwards
+                answer = session.ascend(
+                    x, dead=dead, start=step, steps=k, periodic=periodic, **common
+                )
                 x, dead = answer["x"], answer["dead"]
                 done, step = done + k, step + k
                 bar.update(k)
@@ -216,6 +226,14 @@ class Visualizer(Explainer):
         ]
 
 
+def _stride(image: tuple[int, ...], target: tuple[int, ...] | None) -> int:
+    """How many input pixels one step of the target's grid spans (224 -> 112: 2), so a tile
+    rolled by multiples of it keeps its pattern in phase with the net's strides."""
+    if target is None or len(target) != 4 or min(target[2:]) < 1:
+        return 1
+    return max(1, min(int(image[2]) // int(target[2]), int(image[3]) // int(target[3])))
+
+
 def visualize(
     net: NetSource,
     *,
@@ -232,6 +250,7 @@ def visualize(
     timeout: float = DEFAULT_TIMEOUT,
     session: SessionSource | None = None,
     allow_python_layers: bool = False,
+    strict_weights: bool = False,
 ) -> Visualization:
     """Maximise each of ``objectives`` (channel numbers for their means, :class:`Unit` or
     sums of them) on ``target`` by gradient ascent on the input: one
@@ -248,5 +267,6 @@ def visualize(
         timeout=timeout,
         session=session,
         allow_python_layers=allow_python_layers,
+        strict_weights=strict_weights,
     ) as visualizer:
         return visualizer.run(objectives, start=start, progress=progress)

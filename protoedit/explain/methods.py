@@ -15,6 +15,7 @@ from protoedit.explain.objectives import Unit
 from protoedit.explain.preprocess import Preprocess
 from protoedit.explain.saliency_maps import (
     DEFAULT_CHUNK,
+    DEFAULT_MAX_STEPS,
     DEFAULT_NOISE,
     DEFAULT_SAMPLES,
     DEFAULT_STEPS,
@@ -46,6 +47,7 @@ def method_object(
     timeout: float = DEFAULT_TIMEOUT,
     session: SessionSource | None = None,
     allow_python_layers: bool = False,
+    strict_weights: bool = False,
 ) -> Attribution | SmoothGrad:
     """The method object for ``method`` (``gradient``,
     ``smoothgrad``: SmoothGrad over the gradient, ``integrated``; ``gradcam``, ``gradcam++``
@@ -55,7 +57,8 @@ def method_object(
 
     ``samples``, ``noise`` and ``seed`` apply to smoothgrad, ``steps`` and
     ``baseline`` to integrated, ``layer`` to the Grad-CAM methods: given to another method
-    they are refused.
+    they are refused.  Integrated gradients without ``steps`` take as many as the
+    completeness gap needs, from the default up to a cap.
     """
     if method not in METHODS:
         raise InputError(f"unknown method {method!r}: one of {', '.join(METHODS)}")
@@ -85,6 +88,7 @@ def method_object(
         "timeout": timeout,
         "session": session,
         "allow_python_layers": allow_python_layers,
+        "strict_weights": strict_weights,
     }
     if method in LAYER_METHODS:
         assert layer is not None
@@ -97,7 +101,11 @@ def method_object(
         return rule(net, **common)
     if method == "integrated":
         return IntegratedGradients(
-            net, steps=DEFAULT_STEPS if steps is None else steps, baseline=baseline, **common
+            net,
+            steps=DEFAULT_STEPS if steps is None else steps,
+            max_steps=DEFAULT_MAX_STEPS if steps is None else None,
+            baseline=baseline,
+            **common,
         )
     gradient = Gradient(net, **common)
     if method == "gradient":

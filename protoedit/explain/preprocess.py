@@ -17,6 +17,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from protoedit.arguments import number
 from protoedit.errors import InputError, Location
 from protoedit.schema import read_binary
 
@@ -34,6 +35,12 @@ class Preprocess:
     mean_file: str | None = None
     scale: float = 1.0
     fit: Literal["resize", "crop"] = "resize"
+
+    def __post_init__(self) -> None:
+        """A scale of 0 would feed a blank input; NaN or infinity, a non-finite one."""
+        number(self.scale, "scale", nonzero=True)
+        for value in self.mean or ():
+            number(value, "mean")
 
 
 def read_mean_file(path: str | os.PathLike[str]) -> Array:
@@ -54,12 +61,28 @@ def read_mean_file(path: str | os.PathLike[str]) -> Array:
     return values.reshape(shape)
 
 
+#: Pillow's modes of a 16-bit grey image (``convert("L")`` would clip them at 255).
+_DEEP_GREY = ("I;16", "I;16B", "I;16L", "I;16N")
+
+
+def finite_input(array: Array, what: str, where: Location | None = None) -> Array:
+    """``array``, refused when it holds NaN or infinity (the map would be NaN, with exit 0)."""
+    bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
+    if bad:
+        raise InputError(f"{what} holds {bad} non-finite values (NaN or infinity)", where)
+    return array
+
+
 def _decode(path: str | os.PathLike[str], channels: int) -> Array:
     """Decode to H x W x C float32 in RGB order (or grey for one channel), 0-255."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as image:
+            if image.mode in _DEEP_GREY:  # 16 bits a pixel: kept at depth, scaled to 0-255
+                deep = np.asarray(image, dtype=np.float32) * np.float32(255 / 65535)
+                grey = deep[:, :, None]
+                return grey if channels == 1 else np.repeat(grey, 3, axis=2)
             converted = image.convert("L" if channels == 1 else "RGB")
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         reason = (
@@ -158,10 +181,11 @@ def load_input(
             array = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise InputError(f"cannot read array: {exc}", where) from None
-        return np.asarray(array, dtype=np.float32)
+        return finite_input(np.asarray(array, dtype=np.float32), "the array", where)
     if len(shape) != 4:
         raise InputError(f"an image for an input of shape {list(shape)} (not N x C x H x W)", where)
     if not Path(path).is_file():
-        raise InputError("cannot read image: no such file", where)
+        what = "a folder, not an image" if Path(path).is_dir() else "no such file"
+        raise InputError(f"cannot read image: {what}", where)
     image = _decode(path, int(shape[1]))
     return image_to_blob(image, (int(shape[1]), int(shape[2]), int(shape[3])), pre)[None]

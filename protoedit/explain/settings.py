@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from protoedit.arguments import number, whole
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -33,6 +35,26 @@ class Settings:
     tile_fraction: float = 0.8
     init_std: float = 10.0
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        """Refuse a value out of range (an :class:`InvalidArgumentError` naming the field)."""
+        for name in ("steps", "octaves"):
+            whole(getattr(self, name), name, 1)
+        for name in ("blur_every", "jitter", "seed"):
+            whole(getattr(self, name), name, 0)
+        if self.tile is not None:
+            whole(self.tile, "tile", 1)
+        for name in ("step", "step_end"):
+            if getattr(self, name) is not None:
+                number(getattr(self, name), name, low=0.0, above=True)
+        number(self.cap, "cap", low=0.0, above=True)
+        number(self.octave_scale, "octave_scale", low=1.0, above=True)
+        for name in ("blur_radius", "init_std"):
+            number(getattr(self, name), name, low=0.0)
+        number(self.decay, "decay", low=0.0, high=1.0)
+        for name in ("norm_percentile", "contribution_percentile"):
+            number(getattr(self, name), name, low=0.0, high=100.0)
+        number(self.tile_fraction, "tile_fraction", low=0.0, high=1.0)
 
     def resolved(self, height: int, width: int) -> Settings:
         """Fill the size-dependent defaults.  A tiny image (8x8 digits) has few pixels, each

@@ -235,6 +235,7 @@ class TopImagesFinder(Explainer):
         timeout: float = DEFAULT_TIMEOUT,
         session: SessionSource | None = None,
         allow_python_layers: bool = False,
+        strict_weights: bool = False,
     ) -> None:
         original = private_copy(net)
         doc, report = prepare(original, target=target, head=LossHead(), after_inplace=after_inplace)
@@ -245,6 +246,7 @@ class TopImagesFinder(Explainer):
             timeout=timeout,
             session=session,
             allow_python_layers=allow_python_layers,
+            strict_weights=strict_weights,
         )
         self.target = target
         self.blob = NetView(doc).resolve(target).blob
@@ -323,6 +325,7 @@ def top_images(
     timeout: float = DEFAULT_TIMEOUT,
     session: SessionSource | None = None,
     allow_python_layers: bool = False,
+    strict_weights: bool = False,
 ) -> TopImages:
     """Each unit of ``target``'s ``k`` strongest ``images`` (a folder, files, or an
     N x C x H x W array as fed): :meth:`TopImagesFinder.find` once."""
@@ -335,6 +338,7 @@ def top_images(
         timeout=timeout,
         session=session,
         allow_python_layers=allow_python_layers,
+        strict_weights=strict_weights,
     ) as finder:
         return finder.find(images, k=k, batch=batch, progress=progress)
 

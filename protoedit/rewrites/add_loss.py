@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from google.protobuf import text_format
 
+from protoedit import arguments
 from protoedit.document import Document
 from protoedit.errors import InputError, InvalidArgumentError, MissingArgumentError
 from protoedit.net.layers import NUM_OUTPUT_RULES, SAME_CHANNELS, layer_type
@@ -71,8 +72,11 @@ class LossHead:
             object.__setattr__(self, "reduce", "sum" if kind == "sumsq" else "mean")
         elif self.reduce not in ("mean", "sum"):
             raise InputError(f"unknown reduction {self.reduce!r} (mean or sum)")
-        if not isinstance(self.channel, int) or self.channel < 0:
-            raise InputError(f"the channel must be an index (0 or more), not {self.channel!r}")
+        if isinstance(self.channel, bool) or not isinstance(self.channel, int) or self.channel < 0:
+            raise InvalidArgumentError(
+                f"the channel must be an index (0 or more), not {self.channel!r}", "head"
+            )
+        arguments.number(self.weight, "weight", nonzero=True)
         if self.position is not None and kind != "unit":
             raise InputError(f"a position applies to a unit head, not to a {kind} head")
         if self.position is not None and any(i < 0 for i in self.position):

@@ -120,6 +120,30 @@ def ray_module() -> Any:
     return ray
 
 
+#: Seconds to wait for a Ray cluster's port to accept a connection (Ray itself retries for ever).
+CONNECT_TIMEOUT = 5.0
+
+
+def reach_ray(address: str | None, timeout: float = CONNECT_TIMEOUT) -> None:
+    """Refuse a Ray ``address`` (``HOST:PORT`` or ``ray://HOST:PORT``) whose port does not
+    accept a connection within ``timeout`` seconds; ``auto``, ``local`` and None pass."""
+    import socket
+
+    if not address or address in ("auto", "local"):
+        return
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        return  # Ray's own forms; it says what is wrong with them
+    try:
+        socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout).close()
+    except OSError as exc:
+        why = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        raise InvalidArgumentError(
+            f"cannot reach a Ray cluster at {address}: {why} (waited up to {timeout:g} s)",
+            "address",
+        ) from None
+
+
 class RayPool:
     """``workers`` Ray actors (1 CPU each) on the instance at ``address`` (None: a local
     instance started here, or the one this process already joined)."""

@@ -14,16 +14,19 @@ import hashlib
 import json
 import os
 import tomllib
+import warnings
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from protoedit import arguments
 from protoedit.errors import InputError, InvalidArgumentError, Location, ProtoeditError
 from protoedit.explain.objectives import parse_channels
 from protoedit.explain.preprocess import Preprocess
 from protoedit.explain.settings import PRESETS, Settings
 from protoedit.explain.vis_net import visualization_net
+from protoedit.weights.errors import WeightsWarning
 
 #: Bump when the way results are computed changes and old results must not be reused.
 RESULT_VERSION = 1
@@ -100,8 +103,7 @@ def _sha256(path: str) -> str:
 def expand(plan: Plan) -> list[LayerJob]:
     """Every (model, layer) of the plan with its config hash and channels (``all``: counted
     from the net), in plan order; a channel out of range is an error here, before any run."""
-    if plan.batch < 1:
-        raise InvalidArgumentError("the batch size must be at least 1", "batch")
+    arguments.whole(plan.batch, "batch", 1)
     jobs: list[LayerJob] = []
     hashes: dict[str, str] = {}
     for target in plan.targets:
@@ -182,6 +184,20 @@ _PLAN_KEYS = {
 _MODEL_KEYS = {"name", "net", "weights", "layers", "channels", "mean", "scale", "rgb", "mean_file"}
 
 
+def check_plan_weights(plan: Plan, *, strict: bool = False) -> None:
+    """Each model's weights against its net by the one rule of :mod:`protoedit.weights`,
+    once a model: an error raises, layers missing are one :class:`WeightsWarning` a model
+    (an error too when ``strict``)."""
+    from protoedit.document import load
+    from protoedit.weights.given import check_weights
+
+    models = {(target.model.net, target.model.weights): target.model for target in plan.targets}
+    for model in models.values():
+        note = check_weights(load(model.net), model.weights, strict=strict)
+        if note:
+            warnings.warn(WeightsWarning(f"{model.name}: {note}"), stacklevel=2)
+
+
 def make_settings(values: dict[str, Any], where: Location | None = None) -> Settings:
     """Settings from a preset name (``preset``) and overrides of its fields."""
     values = dict(values)
@@ -192,10 +208,10 @@ def make_settings(values: dict[str, Any], where: Location | None = None) -> Sett
     unknown = sorted(set(values) - _SETTING_NAMES)
     if unknown:
         raise InputError(f"unknown setting {unknown[0]!r}", where)
-    settings = replace(PRESETS[preset], **values)
-    if settings.steps < 1:
-        raise InvalidArgumentError("the number of steps must be at least 1", "steps", where)
-    return settings
+    try:
+        return replace(PRESETS[preset], **values)
+    except InvalidArgumentError as exc:  # Settings checks each field: say where it was set
+        raise InvalidArgumentError(exc.message, exc.argument, where) from None
 
 
 def channel_list(value: Any, where: Location | None = None) -> tuple[int, ...] | None:
@@ -275,11 +291,13 @@ def read_plan(path: str | os.PathLike[str]) -> PlanFile:
         if not isinstance(layers, list) or not layers:
             raise InputError(f"model {number}: 'layers' names at least one layer", where)
         mean = entry.get("mean")
+        if mean is not None and not isinstance(mean, list):
+            mean = [mean]
         pre = Preprocess(
             rgb=bool(entry.get("rgb", False)),
-            mean=tuple(float(v) for v in mean) if isinstance(mean, list) else mean,
+            mean=tuple(arguments.number(v, "mean", where=where) for v in mean) if mean else None,
             mean_file=str(base / entry["mean_file"]) if "mean_file" in entry else None,
-            scale=float(entry.get("scale", 1.0)),
+            scale=arguments.number(entry.get("scale", 1.0), "scale", nonzero=True, where=where),
         )
         model = make_model(
             base / entry["net"], base / entry["weights"], name=entry.get("name"), preprocess=pre
@@ -288,7 +306,7 @@ def read_plan(path: str | os.PathLike[str]) -> PlanFile:
     plan = Plan(
         targets=tuple(targets),
         settings=make_settings(data.get("settings", {}), where),
-        batch=int(data.get("batch", DEFAULT_BATCH)),
+        batch=arguments.whole(data.get("batch", DEFAULT_BATCH), "batch", 1, where),
         after_inplace=bool(data.get("after_inplace", False)),
     )
     store = data.get("store")
@@ -297,7 +315,9 @@ def read_plan(path: str | os.PathLike[str]) -> PlanFile:
         store=str(base / store) if isinstance(store, str) else None,
         engine=data.get("engine"),
         address=data.get("address"),
-        workers=data.get("workers"),
+        workers=None
+        if data.get("workers") is None
+        else arguments.whole(data["workers"], "workers", 1, where),
     )
 
 

@@ -143,11 +143,15 @@ def write_report(store: str | os.PathLike[str], output: str | os.PathLike[str]) 
             f'<div class="grid">{"".join(cells)}</div></section>'
         )
     failed = f" &middot; {len(failures)} failed attempts recorded" if failures else ""
+    layers = len({(r.model, r.layer) for r in rows})
+    counted = f"{len(rows)} units in {layers} layer{'s' if layers != 1 else ''}"
+    if len(groups) != layers:  # a layer swept under several settings
+        counted += f" ({len(groups)} configurations)"
     page = (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>protoedit sweep: {len(rows)} units</title><style>{_STYLE}</style>"
         f"<script>{_SCRIPT}</script></head>\n<body><h1>protoedit sweep</h1>"
-        f'<div class="meta">{len(rows)} units in {len(groups)} layers{failed} &middot; '
+        f'<div class="meta">{counted}{failed} &middot; '
         '<span id="status">images loading</span></div>\n'
         + net_drawings(Path(store), configs, {c: m[0].layer for c, m in groups.items()})
         + "\n".join(sections)

@@ -13,8 +13,8 @@ from typing import Any
 from protoedit.progress import progress_bar
 from protoedit.sweep.atlas import keep_net
 from protoedit.sweep.compute import Outcome
-from protoedit.sweep.engines import Pool, make_pool, ray_module
-from protoedit.sweep.plan import Plan, WorkItem, expand, unit_count, work_items
+from protoedit.sweep.engines import Pool, make_pool, ray_module, reach_ray
+from protoedit.sweep.plan import Plan, WorkItem, check_plan_weights, expand, unit_count, work_items
 from protoedit.sweep.store import Store
 
 #: Attempts per batch: the first and one retry.
@@ -78,53 +78,80 @@ def run_sweep(
     progress: bool | None = None,
     pool: Pool | None = None,
     allow_python_layers: bool = False,
+    strict_weights: bool = False,
 ) -> Summary:
     """Compute every unit of ``plan`` missing from the store at ``store``.
 
     Nets with Python layers (which import code) run only with ``allow_python_layers``.
+    Each model's weights are checked once, before the store is touched
+    (:func:`~protoedit.sweep.plan.check_plan_weights`; with ``strict_weights`` a layer missing
+    is an error, else a ``WeightsWarning``).
 
     ``pool``: workers to use instead of making them from ``engine`` (they stay open).
     Raises :class:`SweepInterrupted` (a ``KeyboardInterrupt``) on Ctrl-C, after stopping.
     """
     jobs = expand(plan)
-    if engine == "ray" and pool is None:
-        ray_module()  # a missing Ray is an error before the store is touched
+    own = pool is None
+    if engine == "ray" and own:
+        ray_module()  # a missing Ray or an unreachable cluster: before the store is touched
+        reach_ray(address)
+    check_plan_weights(plan, strict=strict_weights)  # once, before any batch or the store
+    if engine == "ray" and own:
+        pool = make_pool(engine, workers, address, allow_python_layers=allow_python_layers)
     summary = Summary(sweep=uuid.uuid4().hex[:12], units=unit_count(jobs))
-    with Store(store) as db:
-        db.remove_stale_files()
-        for job in jobs:
-            db.add_config(job.config, job.model.name, job.layer, job.description)
-            keep_net(store, job.model.net, job.description["net_sha256"])  # for the atlas
-        done = db.done([job.config for job in jobs])
-        summary.already = sum(1 for j in jobs for c in j.channels if (j.config, c) in done)
-        items = work_items(jobs, done)
-        started = time.perf_counter()
-        if not items:
-            return summary
-        own = pool is None
-        live = pool or make_pool(engine, workers, address, allow_python_layers=allow_python_layers)
-        bar = progress_bar(
-            summary.units - summary.already,
-            unit="unit",
-            enabled=progress,
-            desc="sweep",
-            smoothing=0.1,
-            bar_format="{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} units "
-            "[{elapsed}, ETA {remaining}{postfix}]",
-        )
-        try:
-            _dispatch(live, items, db, summary, bar, done)
-        except KeyboardInterrupt:
-            summary.interrupted = True
-            live.stop()
-            own = False
-            raise SweepInterrupted(summary) from None
-        finally:
-            summary.seconds = time.perf_counter() - started
-            bar.close()
-            if own:
-                live.close()
+    try:
+        with Store(store) as db:
+            db.remove_stale_files()
+            for job in jobs:
+                db.add_config(job.config, job.model.name, job.layer, job.description)
+                keep_net(store, job.model.net, job.description["net_sha256"])  # for the atlas
+            done = db.done([job.config for job in jobs])
+            summary.already = sum(1 for j in jobs for c in j.channels if (j.config, c) in done)
+            items = work_items(jobs, done)
+            if items:
+                pool = pool or make_pool(
+                    engine, workers, address, allow_python_layers=allow_python_layers
+                )
+                try:
+                    _run_items(pool, items, db, summary, done, progress)
+                except SweepInterrupted:
+                    own = False  # stopped already
+                    raise
+    finally:
+        if own and pool is not None:
+            pool.close()
     return summary
+
+
+def _run_items(
+    pool: Pool,
+    items: list[WorkItem],
+    db: Store,
+    summary: Summary,
+    done: set[tuple[str, int]],
+    progress: bool | None,
+) -> None:
+    """Run ``items`` on ``pool`` with a progress bar; on Ctrl-C stop the pool and raise
+    :class:`SweepInterrupted`."""
+    started = time.perf_counter()
+    bar = progress_bar(
+        summary.units - summary.already,
+        unit="unit",
+        enabled=progress,
+        desc="sweep",
+        smoothing=0.1,
+        bar_format="{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} units "
+        "[{elapsed}, ETA {remaining}{postfix}]",
+    )
+    try:
+        _dispatch(pool, items, db, summary, bar, done)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+        pool.stop()
+        raise SweepInterrupted(summary) from None
+    finally:
+        summary.seconds = time.perf_counter() - started
+        bar.close()
 
 
 def _dispatch(

@@ -191,6 +191,8 @@ def run(request: dict[str, Any], note: Note) -> dict[str, Any]:
     net_path = request["net"]
     text = Path(net_path).read_text(encoding="utf-8", errors="replace")
     param = _parse(text, caffe_pb2)
+    if param is not None and not len(param.layer) and not len(param.layers):
+        return {"status": "error", "reason": "the net has no layers: Caffe has nothing to run"}
     facts = _scan_net(text, param, request["phase"])
     note("scan", {"data_layers": facts["data_layers"]})
     force_backward = facts["force_backward"]
@@ -286,10 +288,12 @@ def run(request: dict[str, Any], note: Note) -> dict[str, Any]:
 
     gradients = []
     save_dir = request.get("save_gradients")
+    saved = []
     for name in net.inputs:
         diff = net.blobs[name].diff
         if save_dir:
             _save_gradient(Path(save_dir), name, diff)
+            saved.append(f"{name} {'x'.join(map(str, diff.shape))}")
         finite = bool(np.isfinite(diff).all())
         norm = float(np.linalg.norm(diff.astype(np.float64))) if finite else math.inf
         gradients.append(
@@ -299,6 +303,7 @@ def run(request: dict[str, Any], note: Note) -> dict[str, Any]:
         "blobs": shapes,
         "losses": losses,
         "input_gradients": gradients,
+        "saved_gradients": f"{save_dir}: {', '.join(saved)}" if save_dir else "",
     }
     bad_losses = [name for name, value in losses.items() if not math.isfinite(value)]
     not_finite = [g["blob"] for g in gradients if not g["finite"]]

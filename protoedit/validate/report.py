@@ -102,6 +102,12 @@ class ValidationReport:
     extent_note: str = ""
     #: Under force_backward: ``skipped``, or ``computed: WHY`` (Caffe could not skip them).
     param_gradients: str = ""
+    #: The weights' one warning: layers that learn and are not stored ("" if none).
+    weights_note: str = ""
+    #: The extent that gave the verdict: ``smallest`` (reduced) or ``declared``.
+    verdict_extent: str = ""
+    #: Where the input gradients went and their shapes, as run (``DIR: data 1x1x13x13``).
+    saved_gradients: str = ""
 
     @property
     def ok(self) -> bool:
@@ -150,9 +156,11 @@ class ValidationReport:
                 for name, dims in self.extent.items()
                 if dims != self.declared_extent.get(name)
             )
-            lines.append(f"extent: {ran}")
+            lines.append(f"extent: {ran}, which gave the verdict")
         elif self.extent_note:
             lines.append(f"extent: {self.extent_note}")
+        if self.weights_note:
+            lines.append(f"weights: {self.weights_note}")
         if self.param_gradients:
             lines.append(f"parameter gradients: {self.param_gradients}")
         if self.blobs:
@@ -173,6 +181,10 @@ class ValidationReport:
             for grad in self.input_gradients:
                 state = "ok" if grad.ok else ("NOT FINITE" if not grad.finite else "ZERO")
                 lines.append(f"  {grad.blob}: |grad| = {grad.norm:.6g}  {state}")
+        if self.saved_gradients:
+            reduced = self.extent != self.declared_extent
+            at = " (at the reduced extent: --extent declared saves the declared)" if reduced else ""
+            lines.append(f"gradients saved to {self.saved_gradients}{at}")
         if self.fatal is not None and str(self.fatal) not in self.reason:
             lines.append(f"caffe aborted: {self.fatal}")
         if verdict:

@@ -21,6 +21,7 @@ from protoedit.caffe.fatal import last_fatal
 from protoedit.caffe.session import Session
 from protoedit.document import Document, detect_type
 from protoedit.errors import InputError, ProtoeditError
+from protoedit.files import BINARY, looks_binary
 from protoedit.schema import builtin_schema
 from protoedit.syntax.parser import parse
 from protoedit.validate.defaults import (
@@ -39,12 +40,15 @@ _MEMORY_SIGNS = ("host allocation of size", "std::bad_alloc", "MemoryError", "Ca
 
 
 def _unreadable(path: str, what: str) -> str:
-    """Empty if ``path`` is a readable file, else a one-line reason."""
+    """Empty if ``path`` is a readable file (a text one for the net), else a one-line
+    reason."""
     try:
         with open(path, "rb") as handle:
-            handle.read(1)
+            head = handle.read(8192)
     except OSError as exc:
         return f"cannot read {what} {path}: {exc.strerror or exc}"
+    if what == "net file" and looks_binary(head):
+        return f"{path}: {BINARY}"
     return ""
 
 
@@ -66,6 +70,7 @@ def validate_net(
     batch: Batch = None,
     extent: str = DECLARED,
     skip_param_gradients: bool = True,
+    strict_weights: bool = False,
     session: Session | None = None,
 ) -> ValidationReport:
     """Instantiate ``net`` in Caffe in a child process, run forward and backward, report.
@@ -83,6 +88,9 @@ def validate_net(
     ``extent`` and ``extent_note`` say what ran); ``"declared"`` keeps the net's own.  Under
     ``force_backward`` the parameter gradients are skipped where Caffe allows it, unless
     ``skip_param_gradients`` is false (the report's ``param_gradients`` says what happened).
+    ``weights`` meet the net by the one rule of :mod:`protoedit.weights` before Caffe runs:
+    none of the layers that learn stored, or a wrong shape, is an error; some missing is the
+    report's ``weights_note`` (an error with ``strict_weights``).
 
     The report's status is ``valid`` when every input blob received a finite, non-zero
     gradient, ``failed`` when the net ran but the gradient is unusable, and ``error`` when it
@@ -112,6 +120,7 @@ def validate_net(
         batch=batch,
         extent=extent,
         skip_param_gradients=skip_param_gradients,
+        strict_weights=strict_weights,
     )[0]
 
 
@@ -174,10 +183,10 @@ def iter_validate(
                 yield index, _named(item, nets[index], files[index][0])
         if not pending:
             return
-        requests = [prepared[i] for i in pending]
+        requests = [item for item in prepared if not isinstance(item, ValidationReport)]
         workers = min(len(requests), jobs if jobs is not None else len(os.sched_getaffinity(0)))
         outcomes = run_requests(
-            requests,  # type: ignore[arg-type]
+            requests,
             jobs=workers,
             memory_limit=memory_limit,
             timeout=timeout,
@@ -190,6 +199,7 @@ def iter_validate(
             report = ValidationReport(net=str(path), phase=str(options.get("phase", "TEST")))
             report.phase = report.phase.upper()
             _read_outcome(report, outcome, timeout, memory_limit)
+            report.weights_note = str(requests[position].get("weights_note", ""))
             yield index, _named(report, nets[index], path)
 
 
@@ -234,6 +244,7 @@ def _prepare(
     batch: int | None,
     extent: str = DECLARED,
     skip_param_gradients: bool = True,
+    strict_weights: bool = False,
 ) -> ValidationReport | dict[str, Any]:
     """The child's request for one file, or the error report when it need not run at all."""
     phase = phase.upper()
@@ -264,7 +275,15 @@ def _prepare(
             )
             _set_cause(report, "over_budget")
             return report
+    note = ""
+    if weights is not None:
+        try:
+            note = _weights_note(net, weights, phase, strict_weights)
+        except ProtoeditError as exc:
+            report.reason = str(exc)
+            return report
     return {
+        "weights_note": note,
         "net": str(net.resolve()),
         "module_dir": module_dir,
         "weights": str(Path(weights).resolve()) if weights is not None else None,
@@ -278,6 +297,21 @@ def _prepare(
         "extent": extent,
         "skip_param_gradients": skip_param_gradients,
     }
+
+
+def _weights_note(net: Path, weights: str | os.PathLike[str], phase: str, strict: bool) -> str:
+    """The weights against the net as Caffe builds it in ``phase``: the one rule's warning
+    ("" if none); its errors raise.  A net protoedit cannot read is left to Caffe to refuse."""
+    from protoedit.document import load
+    from protoedit.net.state import NetState
+    from protoedit.net.view import NetView
+    from protoedit.weights.given import check_weights
+
+    try:
+        view = NetView(load(net, lenient=True), NetState(phase))
+    except ProtoeditError:
+        return ""
+    return check_weights(view, weights, strict=strict)
 
 
 def _read_outcome(
@@ -303,10 +337,24 @@ def _read_outcome(
             fatal = last_fatal(outcome.retried.stderr)
             why = f"Caffe aborted ({fatal.message})" if fatal else "the worker died"
             report.extent_note = f"declared extent kept: at the smallest extent {why}"
+        if outcome.rechecked is not None:
+            report.extent_note = _recheck_note(outcome.rechecked)
         return
     _explain_crash(report, reply.returncode or 0, outcome.stage, reply.stderr, memory_limit)
     if not report.cause and outcome.data_layers:  # Caffe aborted, most likely reading the data
         _set_cause(report, "data_layers", ", ".join(outcome.data_layers))
+
+
+def _recheck_note(first: dict[str, Any]) -> str:
+    """Why the verdict is the declared extent's: what the smallest extent gave first."""
+    ran = ", ".join(
+        f"{name} {'x'.join(map(str, dims))}" for name, dims in dict(first["extent"]).items()
+    )
+    reason = str(first.get("reason", "")).partition(":")[0]
+    return (
+        f"declared, which gave the verdict: at the smallest extent ({ran}) the {reason}, so "
+        "the net ran again at the declared one"
+    )
 
 
 def _set_cause(report: ValidationReport, cause: str, detail: str = "") -> None:
@@ -333,6 +381,10 @@ def _fill_from_result(report: ValidationReport, result: dict[str, object]) -> No
     report.declared_extent = result.get("declared_extent", {})  # type: ignore[assignment]
     report.extent_note = str(result.get("extent_note", ""))
     report.param_gradients = str(result.get("param_gradients", ""))
+    report.saved_gradients = str(result.get("saved_gradients", ""))
+    if report.extent:
+        reduced = report.extent != report.declared_extent
+        report.verdict_extent = "smallest" if reduced else "declared"
 
 
 def _solver_net(net: str) -> str | None:

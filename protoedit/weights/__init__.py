@@ -19,7 +19,7 @@ from protoedit.weights.errors import WeightsError, WeightsWarning
 
 if TYPE_CHECKING:
     from protoedit.weights.caffemodel import load, save, stored_shapes
-    from protoedit.weights.match import (
+    from protoedit.weights.matching import (
         BlobMismatch,
         CountMismatch,
         WeightsMatch,
@@ -32,11 +32,11 @@ _LAZY = {
     "load": "protoedit.weights.caffemodel",
     "save": "protoedit.weights.caffemodel",
     "stored_shapes": "protoedit.weights.caffemodel",
-    "BlobMismatch": "protoedit.weights.match",
-    "CountMismatch": "protoedit.weights.match",
-    "WeightsMatch": "protoedit.weights.match",
-    "match": "protoedit.weights.match",
-    "require_match": "protoedit.weights.match",
+    "BlobMismatch": "protoedit.weights.matching",
+    "CountMismatch": "protoedit.weights.matching",
+    "WeightsMatch": "protoedit.weights.matching",
+    "match": "protoedit.weights.matching",
+    "require_match": "protoedit.weights.matching",
     "LayerWeights": "protoedit.weights.model",
     "Weights": "protoedit.weights.model",
 }

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from protoedit.errors import Location
 from protoedit.lint import Finding
 from protoedit.weights.errors import MIXED_FORMATS
-from protoedit.weights.match import match, oversize_sentence
+from protoedit.weights.matching import match, oversize_sentence
 
 if TYPE_CHECKING:
     from protoedit.document import Document

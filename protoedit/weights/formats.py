@@ -139,8 +139,8 @@ def _as_float32(key: str, array: Array, shown: str) -> Array:
 def import_arrays(path: str | os.PathLike[str], net: Document, *, strict: bool = False) -> Weights:
     """Weights for ``net`` from an array file keyed ``layer/role``: each layer's blobs in the
     net's order, its type from the net; checked by
-    :func:`~protoedit.weights.match.require_match` (``strict``: every layer that learns)."""
-    from protoedit.weights.match import require_match
+    :func:`~protoedit.weights.matching.require_match` (``strict``: every layer that learns)."""
+    from protoedit.weights.matching import require_match
 
     shown = str(path)
     groups: dict[str, dict[str, Array]] = {}
