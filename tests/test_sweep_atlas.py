@@ -264,5 +264,7 @@ def test_sweep_images_from_the_command_line_resumes_to_the_same_ranking(
     assert "examples of DigitsNet conv2: already ranked" in out
     assert main(["sweep", "report", str(store), "-o", str(tmp_path / "atlas")]) == 0
     page = (tmp_path / "atlas" / layer_page(folder.name.rsplit("-", 1)[0])).read_text()
-    assert "32 units ranked on dataset images" in page
+    # every channel is ranked but only the swept ones are on the page, and it says so
+    assert "3 units swept, shown here" in page
+    assert "32 units ranked on dataset images, top images of 3 of them shown" in page
     assert page.count('class="strip"') == 3  # the swept units show their top images
