@@ -265,6 +265,22 @@ def test_sweep_images_from_the_command_line_resumes_to_the_same_ranking(
     assert main(["sweep", "report", str(store), "-o", str(tmp_path / "atlas")]) == 0
     page = (tmp_path / "atlas" / layer_page(folder.name.rsplit("-", 1)[0])).read_text()
     # every channel is ranked but only the swept ones are on the page, and it says so
-    assert "3 units swept, shown here" in page
-    assert "32 units ranked on dataset images, top images of 3 of them shown" in page
+    assert (
+        "3 swept units shown &middot; 32 units ranked on dataset images, top images of the 3 shown"
+        in page
+    )
     assert page.count('class="strip"') == 3  # the swept units show their top images
+
+
+def test_layer_page_says_which_of_the_ranked_units_it_shows() -> None:
+    """The page shows the swept units; when the ranking holds more, the text says so."""
+    from types import SimpleNamespace
+
+    from protoedit.sweep.atlas import _ranked
+
+    rows: Any = [SimpleNamespace(channel=c) for c in (0, 2)]
+    assert _ranked(rows, {}) == "no dataset images"
+    assert _ranked(rows, {0: {}, 2: {}}) == "2 units ranked on dataset images"
+    everything: dict[int, dict[str, Any]] = {c: {} for c in range(32)}
+    want = "32 units ranked on dataset images, top images of the 2 shown"
+    assert _ranked(rows, everything) == want

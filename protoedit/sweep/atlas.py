@@ -151,7 +151,7 @@ def _ranked(members: Sequence[Row], examples: dict[int, dict[str, Any]]) -> str:
     ranked = f"{len(examples)} units ranked on dataset images"
     if shown == len(examples):
         return ranked
-    return f"{ranked}, top images of {shown} of them shown (the swept units)"
+    return f"{ranked}, top images of the {shown} shown"
 
 
 def write_layer(
@@ -182,8 +182,8 @@ def write_layer(
         )
     body = (
         f"<h1>{_e(first.model)} &middot; {_e(first.layer)}</h1>"
-        f'<div class="meta">config {_e(config)} &middot; {len(members)} units swept, shown '
-        f"here &middot; {_ranked(members, examples)}</div>"
+        f'<div class="meta">config {_e(config)} &middot; {len(members)} swept units shown '
+        f"&middot; {_ranked(members, examples)}</div>"
         + "\n".join(rows)
         + f"<script>{_ON_SIGHT}</script>"
     )
