@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from protoedit.document import load
 from protoedit.explain.cam import class_activation_map, upsample
 
 from .assets.digits import FIXTURES
@@ -23,6 +24,24 @@ def test_upsample_is_bilinear_with_pixel_centres_aligned() -> None:
     np.testing.assert_allclose(big[:, 0], [0, 2, 6, 8])
     np.testing.assert_allclose(upsample(np.full((3, 5), 7.0), 9, 10), 7.0)
     np.testing.assert_array_equal(upsample(small, 2, 2), small)
+
+
+def test_upsampling_puts_each_unit_at_its_receptive_field_centre() -> None:
+    """conv2 (4 x 4 over the 8 x 8 image): a unit's upsampled value peaks, equally on the
+    pixels either side, at its field's centre ``2y + 1/2`` (the summary's numbers); plain
+    corner-to-corner stretching would put unit 1 at 7/3 instead."""
+    from protoedit.net.receptive import receptive_field
+
+    field = receptive_field(load(DEPLOY), "conv2")
+    for unit in [(1, 1), (1, 2), (2, 1), (2, 2)]:  # the edge units are clamped outwards
+        one = np.zeros((4, 4))
+        one[unit] = 1.0
+        big = upsample(one, 8, 8)
+        peak = np.argwhere(big == big.max())
+        centre = field.center(*unit)
+        for axis in range(2):
+            want = {int(np.floor(centre[axis])), int(np.ceil(centre[axis]))} & set(range(8))
+            assert set(peak[:, axis].tolist()) == want, (unit, centre, peak)
 
 
 def test_gradcam_weights_are_mean_gradients_and_the_map_is_rectified() -> None:

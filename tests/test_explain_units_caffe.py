@@ -223,58 +223,80 @@ def test_guided_gradcam_is_the_product(
     assert product.method == "guided-gradcam"
 
 
-def _ink_share(result_map: Any, image: Any) -> float | None:
+def _ink_share(result_map: Any, where: Any) -> float | None:
     positive = np.maximum(np.asarray(result_map, np.float64), 0)
     total = positive.sum()
-    return float(positive[image[0] > 0].sum() / total) if total > 0 else None
+    return float(positive[where].sum() / total) if total > 0 else None
+
+
+@pytest.fixture(scope="module")
+def conv1_cam_on_ink(
+    digits_model: TrainedDigits, held_out: tuple[Any, Any], worker: Session
+) -> dict[str, list[float | None]]:
+    """Grad-CAM at conv1 of every held-out digit, for its own class: the positive map's share
+    on ink pixels (> 0), its share on units whose receptive field holds ink (the summary's
+    boxes), and the ink's share of the image (what a uniform map would get)."""
+    from protoedit.net.receptive import receptive_field
+
+    images, labels = held_out
+    field = receptive_field(load(digits_model.deploy), "conv1")
+    out: dict[str, list[float | None]] = {"ink": [], "seen": [], "area": []}
+    for digit in range(10):
+        head = LossHead(kind="logit", channel=digit)
+        common: dict[str, Any] = {"weights": digits_model.weights, "session": worker}
+        with GradCAM(digits_model.deploy, head=head, layer="conv1", **common) as cam:
+            for index in np.flatnonzero(labels == digit):
+                ink = images[index][0] > 0
+                result = cam.attribute(images[index])
+                assert result.layer_map is not None and result.layer_map.shape == ink.shape
+                seen = np.array(
+                    [[ink[field.box(y, x).slices].any() for x in range(8)] for y in range(8)]
+                )
+                out["ink"].append(_ink_share(result.map, ink))
+                out["seen"].append(_ink_share(result.layer_map, seen))
+                out["area"].append(float(np.mean(ink)))
+    return out
 
 
 @pytest.mark.caffe
 def test_gradcam_mass_lies_on_the_ink(
-    digits_model: TrainedDigits, held_out: tuple[Any, Any], worker: Session
+    held_out: tuple[Any, Any], conv1_cam_on_ink: dict[str, list[float | None]]
 ) -> None:
-    """Over every held-out digit, for its own class: the share of the positive map on ink
-    pixels (> 0), against the ink's share of the image (what a uniform map would get)."""
-    images, labels = held_out
-    shares, areas = [], []
-    for digit in range(10):
-        head = LossHead(kind="logit", channel=digit)
-        with GradCAM(
-            digits_model.deploy,
-            weights=digits_model.weights,
-            head=head,
-            layer="conv1",
-            session=worker,
-        ) as cam:
-            for index in np.flatnonzero(labels == digit):
-                share = _ink_share(cam.attribute(images[index]).map, images[index])
-                if share is not None:
-                    shares.append(share)
-                    areas.append(float(np.mean(images[index][0] > 0)))
-    assert len(shares) >= 0.95 * len(labels)
-    mean, area = float(np.mean(shares)), float(np.mean(areas))
-    # at least halfway from a uniform map (area) to a map wholly on the ink (1)
+    """At least halfway from a uniform map to a map wholly on the ink; and nearly all of it
+    on units that see ink (off them a unit holds only its bias's share)."""
+    shares = [s for s in conv1_cam_on_ink["ink"] if s is not None]
+    areas = [
+        a
+        for a, s in zip(conv1_cam_on_ink["area"], conv1_cam_on_ink["ink"], strict=True)
+        if s is not None
+    ]
+    assert len(shares) >= 0.95 * len(held_out[1])
+    mean, area = float(np.mean(shares)), float(np.mean([a for a in areas if a is not None]))
     assert mean >= (1 + area) / 2, (mean, area)
+    seen = float(np.mean([s for s in conv1_cam_on_ink["seen"] if s is not None]))
+    assert seen >= 0.95, seen
 
 
 @pytest.mark.caffe
-@pytest.mark.xfail(strict=True, reason="issue 22 asks 80 %; Grad-CAM at conv1 gives 78 %")
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 22 asks 80 %; plain Grad-CAM at conv1 puts 77.8 % on the ink over all 359 "
+    "held-out digits, 97 % on units whose 3x3 field holds ink: the rest of the mass sits on "
+    "the one-pixel ring around the strokes, which those units see (not an upsampling error: "
+    "conv1 is 8x8 with unit (y, x) centred on pixel (y, x)); Grad-CAM++: 77.6 %",
+)
 def test_gradcam_mass_on_ink_reaches_the_issue_s_80_percent(
-    digits_model: TrainedDigits, held_out: tuple[Any, Any], worker: Session
+    held_out: tuple[Any, Any], conv1_cam_on_ink: dict[str, list[float | None]]
 ) -> None:
-    images, labels = held_out
-    shares = []
-    for digit in range(10):
-        with GradCAM(
-            digits_model.deploy,
-            weights=digits_model.weights,
-            head=LossHead(kind="logit", channel=digit),
-            layer="conv1",
-            session=worker,
-        ) as cam:
-            for index in np.flatnonzero(labels == digit)[:10]:
-                share = _ink_share(cam.attribute(images[index]).map, images[index])
-                shares.append(0.0 if share is None else share)
+    """Measured (2026-12-07): 77.75 % over the 359 held-out digits for the true class's
+    logit (the predicted class's: 77.81 %; A and its gradient before relu1: 77.30 %;
+    Grad-CAM++, image by image: 77.64 %; conv2: 58.6 %; the net retrained with seeds 2 and 3:
+    78.7 % and 78.5 %, with conv1 unbiased: 79.2 %).  A map that gives each conv1 unit the
+    ink its 3x3 field holds gets 83.0 % (the ink mask so blurred: 77.8 %): the field's
+    one-pixel reach sets the bound, not the map's placement, the class score, the ReLU or
+    the training run."""
+    shares = [0.0 if s is None else s for s in conv1_cam_on_ink["ink"]]
+    assert len(shares) == len(held_out[1])  # every held-out digit, a zero map counting 0
     assert float(np.mean(shares)) >= 0.80
 
 

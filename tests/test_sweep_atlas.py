@@ -86,13 +86,8 @@ def _add(store: Path, config: str, layer: str, description: dict[str, Any], n: i
 def test_atlas_of_the_digits_net(
     chromium: str, digits_model: TrainedDigits, caffe_session: Session, tmp_path: Path
 ) -> None:
-    from sklearn.datasets import load_digits  # type: ignore[import-untyped]
-
     folder = tmp_path / "digits"
-    folder.mkdir()
-    pixels = load_digits().images[:40] * 16
-    for n, image in enumerate(pixels):
-        Image.fromarray(image.clip(0, 255).astype(np.uint8)).save(folder / f"d{n:02d}.png")
+    files = _digit_pngs(folder, 40)
     model = make_model(
         digits_model.deploy,
         digits_model.weights,
@@ -105,7 +100,6 @@ def test_atlas_of_the_digits_net(
     _add(store, job.config, "conv2", job.description, 8)
     keep_net(store, job.model.net, job.description["net_sha256"])
     # a sweep killed after 16 images left its state: the next run resumes there
-    files = sorted(folder.glob("*.png"))
     partial = store / EXAMPLES / f"{job.config}-{images_key(files, 4)}"
     partial.mkdir(parents=True)
     states: list[dict[str, Any]] = []
@@ -197,3 +191,96 @@ def test_sweep_refuses_k_without_images(capsys: pytest.CaptureFixture[str]) -> N
 
     assert main(["sweep", "--net", "n", "--weights", "w", "--layers", "a", "-k", "3"]) == 2
     assert "-k applies with --images only" in capsys.readouterr().err
+
+
+def _digit_pngs(folder: Path, n: int) -> list[Path]:
+    """The first ``n`` scikit-learn digits as 8-bit PNGs in ``folder`` (sorted names)."""
+    from sklearn.datasets import load_digits  # type: ignore[import-untyped]
+
+    folder.mkdir()
+    for index, image in enumerate(load_digits().images[:n] * 16):
+        Image.fromarray(image.clip(0, 255).astype(np.uint8)).save(folder / f"d{index:03d}.png")
+    return sorted(folder.glob("*.png"))
+
+
+@pytest.mark.caffe
+def test_sweep_images_from_the_command_line_resumes_to_the_same_ranking(
+    digits_model: TrainedDigits,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``sweep --images DIR``: interrupted after its first batch of images (64 of 70), run
+    again it resumes there, and its ranking equals that of a run never interrupted; a third
+    run does nothing; ``sweep report`` shows the examples."""
+    from protoedit.cli import EXIT_INTERRUPTED, main
+    from protoedit.sweep import examples
+
+    files = _digit_pngs(tmp_path / "digits", 70)
+    common = ["sweep", "--net", str(digits_model.deploy), "--weights", str(digits_model.weights)]
+    common += ["--scale", repr(1 / 255), "--layers", "conv2", "--channels", "0-2"]
+    common += ["--steps", "3", "--workers", "1", "--images", str(tmp_path / "digits")]
+    common += ["-k", "4", "-q"]
+
+    def ranked(store: Path) -> tuple[Path, dict[str, Any]]:
+        (found,) = (store / EXAMPLES).glob("*/top-images.json")
+        return found.parent, json.loads(found.read_text())
+
+    saves: list[Path] = []
+    write = examples._atomic_write
+
+    def interrupted(path: Path, writer: Any) -> None:  # Ctrl-C once the first batch is saved
+        write(path, writer)
+        saves.append(path)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(examples, "_atomic_write", interrupted)
+    store = tmp_path / "store"
+    assert main([*common, "--store", str(store)]) == EXIT_INTERRUPTED
+    monkeypatch.undo()
+    (state,) = saves
+    assert state.name == STATE and not (state.parent / "top-images.json").exists()
+    with np.load(state) as saved:
+        assert int(saved["seen"]) == 64
+    capsys.readouterr()
+
+    assert main([*common, "--store", str(store)]) == 0
+    out = capsys.readouterr().out
+    assert "examples of DigitsNet conv2: 70 images ranked, resumed at image 64" in out
+    folder, resumed = ranked(store)
+    assert folder == state.parent
+
+    straight = tmp_path / "straight"
+    assert main([*common, "--store", str(straight)]) == 0
+    assert "70 images ranked\n" in capsys.readouterr().out
+    assert ranked(straight)[1] == resumed  # the same images, values and patches
+    top = [[entry["image"] for entry in unit["top"]] for unit in resumed["units"]]
+    # every channel of the layer is ranked (one forward pass gives them all), 3 were swept
+    assert len(top) == 32 and all(len(t) == 4 and set(t) <= set(map(str, files)) for t in top)
+
+    assert main([*common, "--store", str(store)]) == 0
+    out = capsys.readouterr().out
+    assert "3 units: 3 already stored, 0 computed now" in out
+    assert "examples of DigitsNet conv2: already ranked" in out
+    assert main(["sweep", "report", str(store), "-o", str(tmp_path / "atlas")]) == 0
+    page = (tmp_path / "atlas" / layer_page(folder.name.rsplit("-", 1)[0])).read_text()
+    # every channel is ranked but only the swept ones are on the page, and it says so
+    assert (
+        "3 swept units shown &middot; 32 units ranked on dataset images, top images of the 3 shown"
+        in page
+    )
+    assert page.count('class="strip"') == 3  # the swept units show their top images
+
+
+def test_layer_page_says_which_of_the_ranked_units_it_shows() -> None:
+    """The page shows the swept units; when the ranking holds more, the text says so."""
+    from types import SimpleNamespace
+
+    from protoedit.sweep.atlas import _ranked
+
+    rows: Any = [SimpleNamespace(channel=c) for c in (0, 2)]
+    assert _ranked(rows, {}) == "no dataset images"
+    assert _ranked(rows, {0: {}, 2: {}}) == "2 units ranked on dataset images"
+    everything: dict[int, dict[str, Any]] = {c: {} for c in range(32)}
+    want = "32 units ranked on dataset images, top images of the 2 shown"
+    assert _ranked(rows, everything) == want

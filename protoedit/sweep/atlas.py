@@ -142,6 +142,18 @@ def _stats(row: Row, example: dict[str, Any] | None) -> str:
     return "<br>".join(lines)
 
 
+def _ranked(members: Sequence[Row], examples: dict[int, dict[str, Any]]) -> str:
+    """What the layer page says of the dataset ranking: one forward pass ranks every channel
+    of the layer, the page shows only the swept ones, and says so."""
+    if not examples:
+        return "no dataset images"
+    shown = sum(row.channel in examples for row in members)
+    ranked = f"{len(examples)} units ranked on dataset images"
+    if shown == len(examples):
+        return ranked
+    return f"{ranked}, top images of the {shown} shown"
+
+
 def write_layer(
     out: Path, config: str, members: Sequence[Row], description: dict[str, Any], store: Path
 ) -> None:
@@ -168,11 +180,12 @@ def write_layer(
             f'alt="{_e(row.layer)} channel {row.channel}"></a>'
             f'<div class="stats">{_stats(row, example)}</div>{strip}</div>'
         )
-    shown = f"{len(examples)} units ranked on dataset images" if examples else "no dataset images"
     body = (
         f"<h1>{_e(first.model)} &middot; {_e(first.layer)}</h1>"
-        f'<div class="meta">config {_e(config)} &middot; {len(members)} units &middot; '
-        f"{shown}</div>" + "\n".join(rows) + f"<script>{_ON_SIGHT}</script>"
+        f'<div class="meta">config {_e(config)} &middot; {len(members)} swept units shown '
+        f"&middot; {_ranked(members, examples)}</div>"
+        + "\n".join(rows)
+        + f"<script>{_ON_SIGHT}</script>"
     )
     (out / layer_page(config)).write_text(
         _page(f"{first.model} {first.layer}", body, "../index.html"), encoding="utf-8"
