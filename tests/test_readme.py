@@ -13,10 +13,12 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
+from .assets.models import NSFW_LINK, CachedModel, link_model
 from .helpers import ROOT
 
 README = (ROOT / "README.md").read_text()
@@ -30,6 +32,28 @@ KINDS = {"console", "python", "toml", "yaml", "sh", "text"}
 
 
 Example = tuple[str, list[str], int]
+
+#: A block that names this folder runs open_nsfw's ResNet-50 (the tutorial): it needs the
+#: model (``nsfw_model``: a failure under CI=true when missing, as every open_nsfw test) and
+#: is ``slow`` (each of its commands loads the ResNet-50 into a fresh Caffe, seconds each).
+NSFW = NSFW_LINK.as_posix()
+
+
+def _parameters(items: list[tuple[str, Any]]) -> list[Any]:
+    """``(where, block)`` as pytest parameters, the blocks that run open_nsfw marked slow."""
+    return [
+        pytest.param(
+            where, block, id=where, marks=[pytest.mark.slow] if NSFW in repr(block) else []
+        )
+        for where, block in items
+    ]
+
+
+def _needs_the_model(request: pytest.FixtureRequest, block: object) -> None:
+    """A block that names ``models/open_nsfw``: the cached model, linked there (as `make fetch`
+    does; the link is replaced atomically, so concurrent workers never see it missing)."""
+    if NSFW in repr(block):
+        link_model(request.getfixturevalue("nsfw_model"), ROOT / NSFW_LINK)
 
 
 def _blocks(kind: str) -> list[tuple[str, str]]:
@@ -99,10 +123,11 @@ def test_readme_starts_with_the_two_commands() -> None:
 
 
 @pytest.mark.caffe
-@pytest.mark.parametrize(
-    ("where", "session"), _console_sessions(), ids=[w for w, _ in _console_sessions()]
-)
-def test_console_session(where: str, session: list[Example]) -> None:
+@pytest.mark.parametrize(("where", "session"), _parameters(_console_sessions()))
+def test_console_session(
+    where: str, session: list[Example], request: pytest.FixtureRequest
+) -> None:
+    _needs_the_model(request, session)
     bindir = str(Path(sys.executable).parent)
     env = dict(os.environ, PATH=bindir + os.pathsep + os.environ.get("PATH", ""))
     for command, expected, code in session:
@@ -153,10 +178,11 @@ def test_shown_output_is_whole_unless_cut_with_an_ellipsis() -> None:
 
 
 @pytest.mark.caffe
-@pytest.mark.parametrize(
-    ("where", "body"), _blocks("python"), ids=[w for w, _ in _blocks("python")]
-)
-def test_python_example(where: str, body: str, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("where", "body"), _parameters(_blocks("python")))
+def test_python_example(
+    where: str, body: str, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    _needs_the_model(request, body)
     monkeypatch.chdir(ROOT)
     exec(compile(body, where, "exec"), {})
 
@@ -240,3 +266,79 @@ def test_calls_written_out_in_the_docs_name_real_parameters() -> None:
         if (missing := _unknown_parameters(call.group(1), call.group(2)))
     ]
     assert drifted == []
+
+
+#: A picture a page embeds: ``![alt](path)``.
+PICTURE = re.compile(r"!\[[^\]]*\]\(([^)\s]+)\)")
+#: The tutorial's pictures: what its commands write, shrunk by scripts/tutorial_pictures.py.
+TUTORIAL = ROOT / "docs" / "tutorial.md"
+TUTORIAL_PICTURES = ROOT / "docs" / "tutorial"
+#: Kept small: they are committed, and every clone carries them.
+MAX_PICTURE_BYTES = 150_000
+
+
+def _embedded(page: Path) -> list[Path]:
+    """The files of the pictures ``page`` embeds (paths are relative to the page)."""
+    return [(page.parent / found).resolve() for found in PICTURE.findall(page.read_text())]
+
+
+def test_every_picture_a_page_embeds_is_there() -> None:
+    assert _embedded(TUTORIAL)  # a broken pattern would find none
+    absent = [
+        (page.relative_to(ROOT).as_posix(), path.name)
+        for page in PAGES
+        for path in _embedded(page)
+        if not path.is_file()
+    ]
+    assert absent == []
+
+
+def test_the_tutorial_pictures_are_small_and_what_its_commands_write() -> None:
+    shown = _embedded(TUTORIAL)
+    pictures = [path for path in shown if path.parent == TUTORIAL_PICTURES]
+    assert len(pictures) >= 3  # the gradient, Grad-CAM and the visualised unit
+    assert {path.stat().st_size <= MAX_PICTURE_BYTES for path in pictures} == {True}, [
+        (path.name, path.stat().st_size) for path in pictures
+    ]
+    # each is the output of one of the page's commands (`-o /tmp/protoedit_tutorial_NAME`)
+    commands = [
+        command
+        for where, session in _console_sessions()
+        for command, _, _ in session
+        if where.startswith("docs/tutorial.md")
+    ]
+    written = {m for c in commands for m in re.findall(r"-o /tmp/protoedit_tutorial_(\S+)", c)}
+    assert {path.name for path in pictures} <= written, written
+
+
+def test_the_tutorial_runs_a_model_zoo_net_to_its_pictures() -> None:
+    # the issue's tutorial: open_nsfw read, checked, its gradients, two saliency maps and a
+    # visualised unit, each by a command of the page that the tests run
+    commands = [
+        command
+        for where, session in _console_sessions()
+        if where.startswith("docs/tutorial.md")
+        for command, _, _ in session
+    ]
+    on_the_model = [shlex.split(c)[1] for c in commands if f"{NSFW}/deploy.prototxt" in c]
+    assert on_the_model == ["summary", "check", "grad", "saliency", "saliency", "visualize"]
+    assert any("--method gradcam" in c for c in commands)
+    assert [where for where, body in _blocks("python") if NSFW in body] == [
+        "docs/tutorial.md#python-0"
+    ]
+    slow = [p.id for p in _parameters(_console_sessions()) if p.marks]
+    assert len(slow) == 6 and all(i.startswith("docs/tutorial.md") for i in slow), slow
+
+
+def test_the_model_link_is_made_and_replaced_in_place(tmp_path: Path) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    model = CachedModel(folder=first, deploy=first / "d", weights=first / "w", mean=(0.0,))
+    link = tmp_path / "models" / "open_nsfw"
+    assert link_model(model, link) == link and link.resolve() == first
+    assert link_model(model, link) == link  # again: the same link, nothing else left behind
+    moved = CachedModel(folder=second, deploy=second / "d", weights=second / "w", mean=(0.0,))
+    link_model(moved, link)  # a stale link (another cache) is replaced
+    assert link.resolve() == second
+    assert sorted(p.name for p in link.parent.iterdir()) == ["open_nsfw"]

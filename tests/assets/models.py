@@ -126,13 +126,38 @@ def open_nsfw(*, fetch: bool = True, timeout: float = 600.0) -> CachedModel:
     return model
 
 
-def main() -> int:
-    """``python -m tests.assets.models``: fetch open_nsfw and print where it is."""
+#: Where ``make fetch`` links open_nsfw in a checkout, so that the docs can name its files.
+NSFW_LINK = Path("models") / "open_nsfw"
+
+
+def link_model(model: CachedModel, link: Path) -> Path:
+    """Point the symbolic link ``link`` at ``model``'s folder (made or replaced atomically,
+    so concurrent test workers never see it missing); ``link``."""
+    if link.is_symlink() and link.resolve() == model.folder.resolve():
+        return link
+    link.parent.mkdir(parents=True, exist_ok=True)
+    fresh = link.with_name(f".{link.name}-{os.getpid()}")
+    fresh.unlink(missing_ok=True)
+    fresh.symlink_to(model.folder.resolve(), target_is_directory=True)
+    os.replace(fresh, link)
+    return link
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tests.assets.models [--link DIR]``: fetch open_nsfw, link it as DIR when
+    asked, and print where it is."""
+    args = sys.argv[1:] if argv is None else argv
     try:
         model = open_nsfw()
     except ProtoeditError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    if args[:1] == ["--link"] and len(args) == 2:
+        print(f"{link_model(model, Path(args[1]))} -> {model.folder}")
+        return 0
+    if args:
+        print("usage: python -m tests.assets.models [--link DIR]", file=sys.stderr)
+        return 2
     print(model.folder)
     return 0
 
