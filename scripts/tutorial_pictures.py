@@ -35,7 +35,8 @@ MAX_WIDTH = 900
 def picture_commands(page: Path) -> list[str]:
     """The page's console commands that write a picture under ``SCRATCH``."""
     blocks = re.findall(r"^```console\n(.*?)^```", page.read_text(), re.DOTALL | re.MULTILINE)
-    lines = [line[2:] for block in blocks for line in block.splitlines() if line[:2] == "$ "]
+    joined = [re.sub(r" *\\\n *", " ", block) for block in blocks]  # a command over lines
+    lines = [line[2:] for block in joined for line in block.splitlines() if line[:2] == "$ "]
     return [line for line in lines if re.search(rf"-o {SCRATCH}\S+\.png", line)]
 
 

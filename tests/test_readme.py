@@ -107,8 +107,10 @@ def _console_sessions() -> list[tuple[str, list[Example]]]:
     sessions = []
     for where, body in _blocks("console"):
         examples = []
-        for chunk in body.split("$ ")[1:]:
+        for chunk in ("\n" + body).split("\n$ ")[1:]:  # a prompt starts a line
             command, *rest = chunk.rstrip("\n").split("\n")
+            while command.endswith("\\") and rest:  # a long command over lines, as a shell reads it
+                command = command[:-1].rstrip() + " " + rest.pop(0).strip()
             exits = [line for line in rest if line.startswith("# exit ")]
             expected = [line for line in rest if not line.startswith("# exit ")]
             code = int(exits[0].split()[-1]) if exits else 0
@@ -142,6 +144,16 @@ def test_console_session(
             + "\nthe command printed:\n"
             + output
         )
+
+
+def test_a_command_written_over_lines_runs_as_one() -> None:
+    """Long commands in the docs continue with a backslash, as a shell reads them: each runs
+    as one command with its options, and none is left with a dangling backslash."""
+    commands = [c for _, session in _console_sessions() for c, _, _ in session]
+    assert not [c for c in commands if c.endswith("\\")]
+    grad = [c for c in commands if c.startswith("protoedit grad models/")]
+    assert grad and all("--class 0" in c and "\\" not in c for c in grad)
+    assert any(" \\\n    --" in body for _, body in _blocks("console"))
 
 
 def test_each_console_session_keeps_its_files_to_itself() -> None:
