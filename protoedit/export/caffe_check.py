@@ -368,6 +368,7 @@ def _run_all(
         except CaffeRunError as exc:
             report.reference_error = exc.message
             return
+        opened: dict[int, Any] = {}  # onnxruntime's session per model: runs share a model
         try:
             with progress_bar(len(runs), unit="run", enabled=progress, desc="check") as bar:
                 for name, model, arrays in runs:
@@ -376,7 +377,7 @@ def _run_all(
                     if isinstance(model, str):
                         report.runs.append(Run(name, shapes, skipped=model))
                         continue
-                    report.runs.append(_compare(session, net_id, model, name, arrays))
+                    report.runs.append(_compare(session, net_id, model, name, arrays, opened))
         finally:
             with contextlib.suppress(CaffeRunError):
                 session.request(_WORKER, "unload", net_id=net_id)
@@ -438,9 +439,16 @@ def _caffe_shaped(blob: np.ndarray, shape: Sequence[int] | None) -> np.ndarray:
 
 
 def _compare(
-    session: Any, net_id: int, model: Exported, name: str, arrays: dict[str, np.ndarray]
+    session: Any,
+    net_id: int,
+    model: Exported,
+    name: str,
+    arrays: dict[str, np.ndarray],
+    opened: dict[int, Any],
 ) -> Run:
-    """One run: Caffe's blobs and onnxruntime's values, compared in the net's order."""
+    """One run: Caffe's blobs and onnxruntime's values, compared in the net's order.
+    ``opened`` keeps the onnxruntime session of each model for the next run on it (a model
+    of FCN-8s's 134M parameters takes seconds to serialise and load)."""
     import onnxruntime
 
     from protoedit.caffe import CaffeRunError
@@ -457,11 +465,13 @@ def _compare(
         return run
     values = list(dict.fromkeys(built.blob_values[b] for b in blobs))
     try:
-        ort = onnxruntime.InferenceSession(
-            model.with_outputs(values).SerializeToString(),
-            session_options(),
-            providers=["CPUExecutionProvider"],
-        )
+        ort = opened.get(id(model))
+        if ort is None:
+            ort = opened[id(model)] = onnxruntime.InferenceSession(
+                model.with_outputs(values).SerializeToString(),
+                session_options(),
+                providers=["CPUExecutionProvider"],
+            )
         results = dict(zip(values, ort.run(values, arrays), strict=True))
     except Exception as exc:  # onnxruntime's errors have no common base we can name
         run.failed = f"onnxruntime could not run the model: {exc}"
