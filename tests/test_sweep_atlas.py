@@ -270,6 +270,9 @@ def test_sweep_images_from_the_command_line_resumes_to_the_same_ranking(
         in page
     )
     assert page.count('class="strip"') == 3  # the swept units show their top images
+    # conv2 is spatial: the two numbers measure different things and say which
+    assert page.count("optimised (mean over positions): ") == 3
+    assert page.count("top image (strongest position): ") == 3
 
 
 def test_layer_page_says_which_of_the_ranked_units_it_shows() -> None:
@@ -284,3 +287,23 @@ def test_layer_page_says_which_of_the_ranked_units_it_shows() -> None:
     everything: dict[int, dict[str, Any]] = {c: {} for c in range(32)}
     want = "32 units ranked on dataset images, top images of the 2 shown"
     assert _ranked(rows, everything) == want
+
+
+def test_unit_numbers_name_what_they_measure() -> None:
+    """On a spatial layer the ascent's number is the channel's mean over positions and the
+    ranking's the strongest position: each says so; on a vector (an InnerProduct) they are
+    the same measure and carry no qualifier."""
+    from types import SimpleNamespace
+
+    from protoedit.sweep.atlas import _stats
+
+    row: Any = SimpleNamespace(channel=4, dead_at_start=False, activation_start=0.1)
+    row.activation_end = 1.5
+    stats = {"mean": 2.0, "std": 0.5, "active": 1.0}
+    spatial = _stats(row, {"top": [{"value": 3.5, "position": [2, 1]}], "stats": stats})
+    assert "optimised (mean over positions): 0.1 &rarr; 1.5" in spatial
+    assert "top image (strongest position): 3.5" in spatial
+    assert "over the images (strongest position): mean 2, sd 0.5" in spatial
+    vector = _stats(row, {"top": [{"value": 3.5, "position": []}], "stats": stats})
+    assert "optimised: 0.1 &rarr; 1.5" in vector and "top image: 3.5" in vector
+    assert "position" not in vector

@@ -128,16 +128,24 @@ def _examples(store: Path, config: str, out: Path) -> dict[int, dict[str, Any]]:
 
 
 def _stats(row: Row, example: dict[str, Any] | None) -> str:
+    """A unit's numbers, each named for what it measures: the ascent maximises the channel's
+    mean over positions, while the dataset ranking scores an image by its strongest position
+    (the place its patch is cut from), so the two are not to be compared as they stand."""
     dead = " (dead at the start)" if row.dead_at_start else ""
+    spatial = bool(example and example["top"] and example["top"][0].get("position"))
     lines = [
         f"<b>#{row.channel}</b>",
-        f"optimised: {row.activation_start:.4g} &rarr; {row.activation_end:.4g}{dead}",
+        f"optimised{' (mean over positions)' if spatial else ''}: "
+        f"{row.activation_start:.4g} &rarr; {row.activation_end:.4g}{dead}",
     ]
     if example:
         stats, top = example.get("stats", {}), example["top"]
-        lines.append(f"top image: {top[0]['value']:.4g}" if top else "no images")
+        scored = " (strongest position)" if spatial else ""
+        lines.append(f"top image{scored}: {top[0]['value']:.4g}" if top else "no images")
         if stats:
-            lines.append(f"over the images: mean {stats['mean']:.4g}, sd {stats['std']:.4g}")
+            lines.append(
+                f"over the images{scored}: mean {stats['mean']:.4g}, sd {stats['std']:.4g}"
+            )
             lines.append(f"active on {stats['active']:.0%}")
     return "<br>".join(lines)
 
