@@ -24,6 +24,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the test assets of the checkout: tests/assets
 from tests.assets.models import NSFW_LINK, link_model, open_nsfw  # noqa: E402
+from tests.docs_blocks import blocks, console_examples  # noqa: E402
 
 PAGE = ROOT / "docs" / "tutorial.md"
 OUT = ROOT / "docs" / "tutorial"
@@ -33,11 +34,12 @@ MAX_WIDTH = 900
 
 
 def picture_commands(page: Path) -> list[str]:
-    """The page's console commands that write a picture under ``SCRATCH``."""
-    blocks = re.findall(r"^```console\n(.*?)^```", page.read_text(), re.DOTALL | re.MULTILINE)
-    joined = [re.sub(r" *\\\n *", " ", block) for block in blocks]  # a command over lines
-    lines = [line[2:] for block in joined for line in block.splitlines() if line[:2] == "$ "]
-    return [line for line in lines if re.search(rf"-o {SCRATCH}\S+\.png", line)]
+    """The page's console commands that write a picture under ``SCRATCH`` (read as the docs
+    tests read them)."""
+    commands = [
+        c for body in blocks(page.read_text(), "console") for c, _, _ in console_examples(body)
+    ]
+    return [c for c in commands if re.search(rf"-o {SCRATCH}\S+\.png", c)]
 
 
 def shrink(source: Path, dest: Path) -> int:

@@ -19,19 +19,17 @@ import pytest
 import yaml
 
 from .assets.models import NSFW_LINK, CachedModel, link_model
+from .docs_blocks import BLOCK, Example, blocks, console_examples
 from .helpers import ROOT
 
 README = (ROOT / "README.md").read_text()
 #: Every Markdown file whose code blocks run: the README, then the docs site's sources.
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
-BLOCK = re.compile(r"^```(\w*)\n(.*?)^```", re.DOTALL | re.MULTILINE)
 #: What a block may be: run (console, python), parsed (toml, yaml), or ``sh``: the git
 #: driver's set-up runs in a scratch repository below, the wheel's ``pip install`` is what
 #: tests/test_wheel.py does; ``text`` is output shown, not a command.
 KINDS = {"console", "python", "toml", "yaml", "sh", "text"}
 
-
-Example = tuple[str, list[str], int]
 
 #: A block that names this folder runs open_nsfw's ResNet-50 (the tutorial): it needs the
 #: model (``nsfw_model``: a failure under CI=true when missing, as every open_nsfw test) and
@@ -61,7 +59,7 @@ def _blocks(kind: str) -> list[tuple[str, str]]:
     number among that file's blocks of the kind (``docs/tutorial.md#python-2``)."""
     found = []
     for page in PAGES:
-        bodies = [body for k, body in BLOCK.findall(page.read_text()) if k == kind]
+        bodies = blocks(page.read_text(), kind)
         name = page.relative_to(ROOT).as_posix()
         found += [(f"{name}#{kind}-{i}", body) for i, body in enumerate(bodies)]
     return found
@@ -104,19 +102,7 @@ def test_the_git_driver_set_up_makes_git_diff_semantic(tmp_path: Path) -> None:
 def _console_sessions() -> list[tuple[str, list[Example]]]:
     """Each console block as a session: (command, expected output lines, expected exit code)
     for each `$ ` line, in order (a later command may read what an earlier one wrote)."""
-    sessions = []
-    for where, body in _blocks("console"):
-        examples = []
-        for chunk in ("\n" + body).split("\n$ ")[1:]:  # a prompt starts a line
-            command, *rest = chunk.rstrip("\n").split("\n")
-            while command.endswith("\\") and rest:  # a long command over lines, as a shell reads it
-                command = command[:-1].rstrip() + " " + rest.pop(0).strip()
-            exits = [line for line in rest if line.startswith("# exit ")]
-            expected = [line for line in rest if not line.startswith("# exit ")]
-            code = int(exits[0].split()[-1]) if exits else 0
-            examples.append((command, expected, code))
-        sessions.append((where, examples))
-    return sessions
+    return [(where, console_examples(body)) for where, body in _blocks("console")]
 
 
 def test_readme_starts_with_the_two_commands() -> None:
